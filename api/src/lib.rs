@@ -1,0 +1,1 @@
+//! tabby's resources and datastore layer.

@@ -1,0 +1,1 @@
+//! tabby's native BGP speaker.

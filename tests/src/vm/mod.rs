@@ -1,0 +1,84 @@
+//! Running tests inside a QEMU virtual machine with Debian's kernel.
+//!
+//! This host's kernel has no IPIP, so `tunl0` cannot exist here. Debian's generic
+//! kernel has it, and boots under QEMU with software emulation (TCG; KVM exists on
+//! these machines but crashes this guest) in a couple of seconds. The guest needs no
+//! disk image: a small busybox initramfs loads the virtio and 9p modules, mounts the
+//! host's `/` read-only over 9p as its root, mounts the workspace read-write at the
+//! same path (so test binaries, their compiled-in paths and their logs all work), binds
+//! the kernel's own module tree over `/lib/modules` (so `ip link add type ipip` loads
+//! modules as on a normal machine), and runs one command. Its exit status comes back on
+//! the serial console; the VM powers off and QEMU is killed if it overstays.
+//!
+//! A test uses [`run_test_in_vm`]: on the host it boots a VM that re-runs that same test
+//! binary with the same test name; inside the VM ([`in_vm`] is true) the test does the
+//! real work.
+
+mod boot;
+mod initramfs;
+mod kernel;
+
+pub use boot::{VmOutcome, run};
+pub use kernel::Kernel;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// Set in the guest's environment for the command the VM runs.
+pub const IN_VM_ENV: &str = "TABBY_IN_VM";
+
+/// True when this process runs inside the test VM.
+pub fn in_vm() -> bool {
+    std::env::var_os(IN_VM_ENV).is_some()
+}
+
+/// Where kernels, initramfs images and run scripts are cached: `<workspace>/target/vm`.
+pub fn cache_dir() -> PathBuf {
+    workspace_root().join("target").join("vm")
+}
+
+/// The workspace root, the directory the guest mounts read-write.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Runs the test `name` of the current test binary inside a VM and fails unless it
+/// passed there. Call it from the test itself when [`in_vm`] is false.
+pub fn run_test_in_vm(name: &str, timeout: Duration) -> Result<()> {
+    let exe = std::env::current_exe().context("locating the test binary")?;
+    let command = format!(
+        "{} --exact {} --nocapture --test-threads 1",
+        shell_quote(&exe.to_string_lossy()),
+        shell_quote(name)
+    );
+    let outcome = run(&command, timeout)?;
+    if outcome.exit_code != 0 {
+        bail!(
+            "test {name} failed inside the VM (exit {}); console:\n{}",
+            outcome.exit_code,
+            outcome.console
+        );
+    }
+    Ok(())
+}
+
+/// Quotes `s` for a POSIX shell.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_survives_single_quotes() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
