@@ -36,7 +36,10 @@ mod tests {
     #[test]
     fn names_match_calicos_scheme() {
         assert_eq!(host_veth_name("default", "nginx-5d7f9"), "cali8ce18e28dcb");
-        assert_eq!(host_veth_name("kube-system", "coredns-0"), "cali8c346e38bf4");
+        assert_eq!(
+            host_veth_name("kube-system", "coredns-0"),
+            "cali8c346e38bf4"
+        );
     }
 
     #[test]

@@ -70,6 +70,9 @@ mod tests {
     #[test]
     fn an_unknown_format_lists_the_known_ones() {
         let err = "xml".parse::<OutputFormat>().unwrap_err();
-        assert_eq!(err.to_string(), "unknown output format \"xml\": use one of table, wide, yaml, json");
+        assert_eq!(
+            err.to_string(),
+            "unknown output format \"xml\": use one of table, wide, yaml, json"
+        );
     }
 }

@@ -8,7 +8,11 @@ pub enum BlockError {
     #[error("blockSize /{block} is larger than the pool {pool}: it must be at least /{}", pool.prefix_len())]
     BlockLargerThanPool { pool: IpNet, block: u8 },
     #[error("blockSize /{block} is longer than a {family} address allows (max /{max})")]
-    BlockTooLong { block: u8, family: &'static str, max: u8 },
+    BlockTooLong {
+        block: u8,
+        family: &'static str,
+        max: u8,
+    },
 }
 
 /// Every block of prefix length `block` inside `pool`, lowest address first.
@@ -43,7 +47,13 @@ mod tests {
         let blocks: Vec<_> = blocks_of(net("10.0.0.0/24"), 26).unwrap().collect();
         assert_eq!(
             blocks,
-            ["10.0.0.0/26", "10.0.0.64/26", "10.0.0.128/26", "10.0.0.192/26"].map(net)
+            [
+                "10.0.0.0/26",
+                "10.0.0.64/26",
+                "10.0.0.128/26",
+                "10.0.0.192/26"
+            ]
+            .map(net)
         );
     }
 
@@ -74,6 +84,13 @@ mod tests {
     #[test]
     fn a_block_longer_than_the_address_is_an_error() {
         let err = blocks_of(net("10.0.0.0/24"), 33).err().unwrap();
-        assert_eq!(err, BlockError::BlockTooLong { block: 33, family: "IPv4", max: 32 });
+        assert_eq!(
+            err,
+            BlockError::BlockTooLong {
+                block: 33,
+                family: "IPv4",
+                max: 32
+            }
+        );
     }
 }

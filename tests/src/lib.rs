@@ -1,1 +1,30 @@
-//! tests
+//! The multi-node test harness: machines as network namespaces on one host, real BGP
+//! peers and etcd started from generated configs, and everything removed when the
+//! test ends, also when it panics.
+//!
+//! - [`Lab`]: an underlay of subnets (bridges in their own namespace), nodes, a router
+//!   joining the subnets, pod namespaces.
+//! - [`netns::Netns`], [`process::Process`], [`process::exec`]: run programs and Rust
+//!   code ([`in_netns`]) inside a namespace, output logged per test ([`logs::LogDir`]).
+//! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
+//! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports.
+//! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
+//! - [`require_root`], [`sweep`]: the root guard and the leftover sweep.
+
+pub mod etcd;
+pub mod lab;
+pub mod logs;
+pub mod names;
+pub mod netns;
+pub mod peers;
+pub mod process;
+pub mod registry;
+pub mod root;
+pub mod vm;
+pub mod wait;
+
+pub use lab::{Lab, LabBuilder, Node};
+pub use netns::{Netns, in_netns};
+pub use registry::sweep;
+pub use root::require_root;
+pub use wait::wait_until;

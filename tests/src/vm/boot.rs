@@ -55,7 +55,16 @@ pub fn run(command: &str, timeout: Duration) -> Result<VmOutcome> {
         modprobe.display()
     );
     let mut qemu = Command::new(QEMU)
-        .args(["-accel", "tcg", "-m", "2048", "-smp", "2", "-nodefaults", "-no-reboot"])
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "2048",
+            "-smp",
+            "2",
+            "-nodefaults",
+            "-no-reboot",
+        ])
         .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
         .arg("-kernel")
         .arg(&kernel.vmlinuz)
@@ -73,7 +82,10 @@ pub fn run(command: &str, timeout: Duration) -> Result<VmOutcome> {
     let (lines_tx, lines) = mpsc::channel();
     let stdout = qemu.stdout.take().context("QEMU stdout")?;
     let stderr = qemu.stderr.take().context("QEMU stderr")?;
-    for stream in [Box::new(stdout) as Box<dyn std::io::Read + Send>, Box::new(stderr)] {
+    for stream in [
+        Box::new(stdout) as Box<dyn std::io::Read + Send>,
+        Box::new(stderr),
+    ] {
         let tx = lines_tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -123,10 +135,17 @@ pub fn run(command: &str, timeout: Duration) -> Result<VmOutcome> {
 /// A 9p share: QEMU's `-fsdev` plus the virtio device the guest mounts by tag.
 fn nine_p_share(tag: &str, path: &Path, readonly: bool) -> [String; 4] {
     // The host root spans several filesystems; remap keeps their inode numbers apart.
-    let ro = if readonly { ",readonly=on,multidevs=remap" } else { "" };
+    let ro = if readonly {
+        ",readonly=on,multidevs=remap"
+    } else {
+        ""
+    };
     [
         "-fsdev".into(),
-        format!("local,id={tag},path={},security_model=none{ro}", path.display()),
+        format!(
+            "local,id={tag},path={},security_model=none{ro}",
+            path.display()
+        ),
         "-device".into(),
         format!("virtio-9p-pci,fsdev={tag},mount_tag={tag}"),
     ]
@@ -143,7 +162,10 @@ fn modprobe_wrapper(kernel: &Kernel, cache: &Path) -> Result<PathBuf> {
     let bin = cache.join("bin");
     fs::create_dir_all(&bin)?;
     let path = bin.join("modprobe");
-    let text = format!("#!/bin/sh\nexec /sbin/modprobe -d {} \"$@\"\n", package_root.display());
+    let text = format!(
+        "#!/bin/sh\nexec /sbin/modprobe -d {} \"$@\"\n",
+        package_root.display()
+    );
     fs::write(&path, text)?;
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
     Ok(path)

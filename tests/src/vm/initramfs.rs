@@ -55,7 +55,11 @@ pub(super) fn build(kernel: &Kernel, cache: &Path) -> Result<PathBuf> {
     // Keyed by what goes in, so a changed `/init` never boots a stale image.
     let mut key = std::hash::DefaultHasher::new();
     (INIT, BOOT_MODULES, &kernel.version).hash(&mut key);
-    let image = cache.join(format!("initramfs-{}-{:016x}.cpio", kernel.version, key.finish()));
+    let image = cache.join(format!(
+        "initramfs-{}-{:016x}.cpio",
+        kernel.version,
+        key.finish()
+    ));
     if image.exists() {
         return Ok(image);
     }
@@ -101,8 +105,8 @@ fn write_executable(path: &Path, text: &str) -> Result<()> {
 /// loads, dependencies first, as `modules.dep` describes them.
 fn load_order(modules: &Path, wanted: &[&str]) -> Result<Vec<PathBuf>> {
     let dep_file = modules.join("modules.dep");
-    let text = fs::read_to_string(&dep_file)
-        .with_context(|| format!("reading {}", dep_file.display()))?;
+    let text =
+        fs::read_to_string(&dep_file).with_context(|| format!("reading {}", dep_file.display()))?;
     let deps = parse_modules_dep(&text);
     let mut order = Vec::new();
     let mut seen = HashSet::new();
@@ -158,7 +162,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("modules.dep"), dep).unwrap();
         let order = load_order(dir.path(), &["9p"]).unwrap();
-        let names: Vec<_> = order.iter().map(|p| module_name(p.to_str().unwrap())).collect();
+        let names: Vec<_> = order
+            .iter()
+            .map(|p| module_name(p.to_str().unwrap()))
+            .collect();
         let pos = |n| names.iter().position(|x| *x == n).unwrap();
         assert_eq!(names.len(), 4);
         assert!(pos("fscache") < pos("netfs"));

@@ -71,7 +71,11 @@ impl Kernel {
 fn newest_package() -> Result<String> {
     let search = || -> Result<Option<String>> {
         let out = Command::new("apt-cache")
-            .args(["search", "--names-only", r"^linux-image-6\.1\.0-[0-9]+-amd64$"])
+            .args([
+                "search",
+                "--names-only",
+                r"^linux-image-6\.1\.0-[0-9]+-amd64$",
+            ])
             .output()
             .context("running apt-cache (is this Debian?)")?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -103,7 +107,9 @@ fn fetch_and_unpack(package: &str, dir: &Path) -> Result<()> {
     fs::create_dir_all(&download)?;
     // apt drops privileges to `_apt` when it can; as root into a root-owned dir it
     // warns and downloads anyway, which is fine here.
-    run(Command::new("apt-get").args(["download", "-qq", package]).current_dir(&download))?;
+    run(Command::new("apt-get")
+        .args(["download", "-qq", package])
+        .current_dir(&download))?;
     let deb = fs::read_dir(&download)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "deb"))
@@ -112,7 +118,10 @@ fn fetch_and_unpack(package: &str, dir: &Path) -> Result<()> {
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(dir))?;
     let kernel = Kernel::from_unpacked(dir)?;
     // The package ships no modules.dep (the postinst makes it); the guest needs it.
-    run(Command::new("depmod").arg("-b").arg(dir).arg(&kernel.version))?;
+    run(Command::new("depmod")
+        .arg("-b")
+        .arg(dir)
+        .arg(&kernel.version))?;
     fs::remove_dir_all(&download)?;
     fs::write(dir.join("ready"), package)?;
     Ok(())
@@ -122,7 +131,11 @@ fn fetch_and_unpack(package: &str, dir: &Path) -> Result<()> {
 pub(super) fn run(cmd: &mut Command) -> Result<()> {
     let out = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }

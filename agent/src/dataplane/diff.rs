@@ -1,0 +1,760 @@
+//! The pure diff: desired state and what the kernel holds in, minimal changes out.
+//!
+//! Only what tabby owns is ever changed: main-table routes carrying
+//! [`TABBY_PROTOCOL`](super::model::TABBY_PROTOCOL), the device `vxlan.tabby`, and
+//! the permanent neighbour and FDB entries on it. The reader (the netlink layer)
+//! normalises the kernel's answers into [`Observed`], so the comparison here is
+//! semantic: default tables, scopes and metrics never show up as differences.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::model::{DesiredState, Mac, Route, RouteTarget, VXLAN_DEVICE, VxlanDevice};
+
+/// What the reconciler read back from the kernel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Main-table routes carrying tabby's protocol. `None` marks a route whose shape
+    /// tabby never programs (say, changed to `unreachable` behind its back).
+    pub routes: BTreeMap<IpNet, Option<RouteTarget>>,
+    /// Destinations of main-table routes of other protocols: never touched.
+    pub foreign: BTreeSet<IpNet>,
+    /// The device named `vxlan.tabby`, if there is one.
+    pub vxlan: Option<ObservedVxlan>,
+    /// Permanent neighbour entries on `vxlan.tabby`.
+    pub neighbours: BTreeMap<IpAddr, Mac>,
+    /// Permanent FDB entries on `vxlan.tabby`; a MAC may have several remotes.
+    pub fdb: BTreeSet<(Mac, IpAddr)>,
+}
+
+/// The device named `vxlan.tabby` as the kernel reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedVxlan {
+    /// Its settings; `None` when it is not a VXLAN device at all.
+    pub device: Option<VxlanDevice>,
+    pub learning: bool,
+    pub up: bool,
+}
+
+/// A change to the VXLAN device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkChange {
+    Create(VxlanDevice),
+    /// VNI, port, local address or learning differ: these are fixed at creation.
+    Recreate(VxlanDevice),
+    /// MTU, MAC or administrative state differ: changed in place.
+    Update(VxlanDevice),
+    Delete,
+}
+
+/// A change to a neighbour or FDB entry on `vxlan.tabby`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NeighbourChange {
+    ReplaceNeighbour { address: IpAddr, mac: Mac },
+    DeleteNeighbour { address: IpAddr, mac: Mac },
+    ReplaceFdb { mac: Mac, underlay: IpAddr },
+    DeleteFdb { mac: Mac, underlay: IpAddr },
+}
+
+impl NeighbourChange {
+    pub fn is_delete(&self) -> bool {
+        matches!(self, Self::DeleteNeighbour { .. } | Self::DeleteFdb { .. })
+    }
+}
+
+/// A change to a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteChange {
+    /// Create, or update in place (NLM_F_REPLACE): never delete and re-add.
+    Replace(Route),
+    Delete(IpNet),
+}
+
+/// The changes that take the kernel to the desired state, in the order to apply
+/// them: the device first (neighbours and onlink routes need it), routes last.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub link: Option<LinkChange>,
+    pub neighbours: Vec<NeighbourChange>,
+    pub routes: Vec<RouteChange>,
+    /// Desired routes not programmed because another protocol's route holds the
+    /// destination: tabby does not overwrite what it did not create.
+    pub conflicts: Vec<Route>,
+}
+
+impl Plan {
+    /// The number of kernel changes (conflicts are not changes).
+    pub fn len(&self) -> usize {
+        usize::from(self.link.is_some()) + self.neighbours.len() + self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The minimal changes from `observed` to `desired`.
+pub fn diff(desired: &DesiredState, observed: &Observed) -> Plan {
+    let link = diff_link(desired.vxlan.as_ref(), observed.vxlan.as_ref());
+    // A new device starts empty, and the kernel flushes routes through a device it
+    // deletes: routes through `vxlan.tabby` are then programmed again (and refused,
+    // visibly, when no device is wanted).
+    let fresh_device = matches!(
+        link,
+        Some(LinkChange::Create(_) | LinkChange::Recreate(_) | LinkChange::Delete)
+    );
+    let neighbours = match &desired.vxlan {
+        Some(_) if fresh_device => diff_neighbours(desired, &Observed::default()),
+        Some(_) => diff_neighbours(desired, observed),
+        // Deleting the device deletes its entries.
+        None => Vec::new(),
+    };
+    let (routes, conflicts) = diff_routes(&desired.routes, observed, fresh_device);
+    Plan {
+        link,
+        neighbours,
+        routes,
+        conflicts,
+    }
+}
+
+fn diff_link(
+    desired: Option<&VxlanDevice>,
+    observed: Option<&ObservedVxlan>,
+) -> Option<LinkChange> {
+    match (desired, observed) {
+        (None, None) => None,
+        (None, Some(_)) => Some(LinkChange::Delete),
+        (Some(want), None) => Some(LinkChange::Create(want.clone())),
+        (Some(want), Some(got)) => {
+            let Some(have) = got.device.as_ref().filter(|_| !got.learning) else {
+                return Some(LinkChange::Recreate(want.clone()));
+            };
+            if (want.vni, want.port, want.local) != (have.vni, have.port, have.local) {
+                Some(LinkChange::Recreate(want.clone()))
+            } else if want.mtu != have.mtu || want.mac != have.mac || !got.up {
+                Some(LinkChange::Update(want.clone()))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn diff_neighbours(desired: &DesiredState, observed: &Observed) -> Vec<NeighbourChange> {
+    let mut changes = Vec::new();
+    let want_neighbours = desired.neighbours();
+    for (&address, &mac) in &want_neighbours {
+        if observed.neighbours.get(&address) != Some(&mac) {
+            changes.push(NeighbourChange::ReplaceNeighbour { address, mac });
+        }
+    }
+    for (&address, &mac) in &observed.neighbours {
+        if !want_neighbours.contains_key(&address) {
+            changes.push(NeighbourChange::DeleteNeighbour { address, mac });
+        }
+    }
+    let want_fdb = desired.fdb();
+    for (&mac, &underlay) in &want_fdb {
+        if !observed.fdb.contains(&(mac, underlay)) {
+            changes.push(NeighbourChange::ReplaceFdb { mac, underlay });
+        }
+    }
+    for &(mac, underlay) in &observed.fdb {
+        if want_fdb.get(&mac) != Some(&underlay) {
+            changes.push(NeighbourChange::DeleteFdb { mac, underlay });
+        }
+    }
+    changes
+}
+
+fn diff_routes(
+    desired: &BTreeMap<IpNet, RouteTarget>,
+    observed: &Observed,
+    fresh_device: bool,
+) -> (Vec<RouteChange>, Vec<Route>) {
+    let mut changes = Vec::new();
+    let mut conflicts = Vec::new();
+    for (&dst, target) in desired {
+        let route = || Route {
+            dst,
+            target: target.clone(),
+        };
+        match observed.routes.get(&dst) {
+            Some(Some(actual))
+                if target.is_satisfied_by(actual)
+                    && !(fresh_device && target.uses_device(VXLAN_DEVICE)) => {}
+            Some(_) => changes.push(RouteChange::Replace(route())),
+            None if observed.foreign.contains(&dst) => conflicts.push(route()),
+            None => changes.push(RouteChange::Replace(route())),
+        }
+    }
+    for dst in observed.routes.keys() {
+        if !desired.contains_key(dst) {
+            changes.push(RouteChange::Delete(*dst));
+        }
+    }
+    (changes, conflicts)
+}
+
+impl fmt::Display for LinkChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Create(d) => write!(f, "create {VXLAN_DEVICE} vni {} local {}", d.vni, d.local),
+            Self::Recreate(d) => {
+                write!(f, "recreate {VXLAN_DEVICE} vni {} local {}", d.vni, d.local)
+            }
+            Self::Update(d) => write!(
+                f,
+                "update {VXLAN_DEVICE} mtu {} address {} up",
+                d.mtu, d.mac
+            ),
+            Self::Delete => write!(f, "delete {VXLAN_DEVICE}"),
+        }
+    }
+}
+
+impl fmt::Display for NeighbourChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ReplaceNeighbour { address, mac } => {
+                write!(f, "replace neigh {address} lladdr {mac}")
+            }
+            Self::DeleteNeighbour { address, mac } => {
+                write!(f, "delete neigh {address} lladdr {mac}")
+            }
+            Self::ReplaceFdb { mac, underlay } => write!(f, "replace fdb {mac} dst {underlay}"),
+            Self::DeleteFdb { mac, underlay } => write!(f, "delete fdb {mac} dst {underlay}"),
+        }
+    }
+}
+
+impl fmt::Display for RouteChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Replace(route) => write!(f, "replace route {route}"),
+            Self::Delete(dst) => write!(f, "delete route {dst}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::model::NextHop;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+    const MAC_A: Mac = Mac([0x66, 0xee, 0, 0, 0, 1]);
+    const MAC_B: Mac = Mac([0x66, 0xee, 0, 0, 0, 2]);
+
+    fn workload(dst: &str, dev: &str) -> Route {
+        Route::workload(net(dst), dev).unwrap()
+    }
+
+    fn desired(routes: impl IntoIterator<Item = Route>) -> DesiredState {
+        let mut state = DesiredState::default();
+        routes.into_iter().for_each(|r| state.insert_route(r));
+        state
+    }
+
+    /// The kernel holding exactly `routes`, as the reader reports them.
+    fn observed(routes: impl IntoIterator<Item = Route>) -> Observed {
+        Observed {
+            routes: routes
+                .into_iter()
+                .map(|r| (r.dst, Some(r.target)))
+                .collect(),
+            ..Observed::default()
+        }
+    }
+
+    fn vxlan() -> VxlanDevice {
+        VxlanDevice::new(ip("192.0.2.10"), MAC_A, 1450)
+    }
+
+    fn observed_vxlan(device: VxlanDevice) -> ObservedVxlan {
+        ObservedVxlan {
+            device: Some(device),
+            learning: false,
+            up: true,
+        }
+    }
+
+    #[test]
+    fn an_empty_kernel_gets_every_desired_route() {
+        let want = [
+            workload("10.0.0.1/32", "cali1"),
+            Route::blackhole(net("10.0.0.0/26")),
+        ];
+        let plan = diff(&desired(want.clone()), &Observed::default());
+        assert_eq!(
+            plan.routes,
+            want.map(RouteChange::Replace)
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_kernel_that_already_matches_needs_no_changes() {
+        let want = [
+            workload("10.0.0.1/32", "cali1"),
+            workload("fd00::1/128", "cali1"),
+            Route::blackhole(net("10.0.0.0/26")),
+            Route::via(
+                net("10.0.1.0/26"),
+                [NextHop::onlink(ip("192.0.2.2"), "tunl0")],
+            )
+            .unwrap(),
+            Route::via(
+                net("10.0.2.0/26"),
+                [NextHop::via(ip("192.0.2.3")), NextHop::via(ip("192.0.2.4"))],
+            )
+            .unwrap(),
+        ];
+        let plan = diff(&desired(want.clone()), &observed(want));
+        assert!(plan.is_empty(), "{plan:?}");
+    }
+
+    #[test]
+    fn a_gateway_route_asked_without_a_device_matches_the_device_the_kernel_chose() {
+        let want = Route::via(net("10.0.1.0/26"), [NextHop::via(ip("192.0.2.2"))]).unwrap();
+        let mut got = want.clone();
+        got.target = RouteTarget::Gateway(NextHop {
+            device: Some("eth0".into()),
+            ..NextHop::via(ip("192.0.2.2"))
+        });
+        assert!(diff(&desired([want]), &observed([got])).is_empty());
+    }
+
+    #[test]
+    fn a_route_changed_behind_tabbys_back_is_replaced_in_place() {
+        let want = workload("10.0.0.1/32", "cali1");
+        let plan = diff(
+            &desired([want.clone()]),
+            &observed([workload("10.0.0.1/32", "cali2")]),
+        );
+        assert_eq!(plan.routes, vec![RouteChange::Replace(want)]);
+    }
+
+    #[test]
+    fn an_owned_route_of_a_shape_tabby_never_programs_is_replaced() {
+        let want = Route::blackhole(net("10.0.0.0/26"));
+        let kernel = Observed {
+            routes: [(want.dst, None)].into(),
+            ..Observed::default()
+        };
+        assert_eq!(
+            diff(&desired([want.clone()]), &kernel).routes,
+            vec![RouteChange::Replace(want)]
+        );
+    }
+
+    #[test]
+    fn a_route_removed_from_desired_is_deleted() {
+        let keep = workload("10.0.0.1/32", "cali1");
+        let gone = workload("10.0.0.2/32", "cali2");
+        let plan = diff(&desired([keep.clone()]), &observed([keep, gone.clone()]));
+        assert_eq!(plan.routes, vec![RouteChange::Delete(gone.dst)]);
+    }
+
+    #[test]
+    fn an_ecmp_route_that_lost_a_next_hop_is_replaced() {
+        let hops = [NextHop::via(ip("192.0.2.3")), NextHop::via(ip("192.0.2.4"))];
+        let want = Route::via(net("10.0.2.0/26"), hops.clone()).unwrap();
+        let got = Route::via(net("10.0.2.0/26"), [hops[0].clone()]).unwrap();
+        assert_eq!(
+            diff(&desired([want.clone()]), &observed([got])).routes,
+            vec![RouteChange::Replace(want)]
+        );
+    }
+
+    #[test]
+    fn onlink_and_plain_next_hops_differ() {
+        let want = Route::via(
+            net("10.0.1.0/26"),
+            [NextHop::onlink(ip("192.0.2.2"), "tunl0")],
+        )
+        .unwrap();
+        let mut got = want.clone();
+        got.target = RouteTarget::Gateway(NextHop {
+            onlink: false,
+            ..NextHop::onlink(ip("192.0.2.2"), "tunl0")
+        });
+        assert_eq!(
+            diff(&desired([want.clone()]), &observed([got])).routes,
+            vec![RouteChange::Replace(want)]
+        );
+    }
+
+    #[test]
+    fn a_destination_held_by_another_protocol_is_a_conflict_not_a_change() {
+        let want = workload("10.0.0.1/32", "cali1");
+        let kernel = Observed {
+            foreign: [want.dst].into(),
+            ..Observed::default()
+        };
+        let plan = diff(&desired([want.clone()]), &kernel);
+        assert!(plan.is_empty());
+        assert_eq!(plan.conflicts, vec![want]);
+    }
+
+    #[test]
+    fn foreign_routes_are_never_deleted() {
+        let kernel = Observed {
+            foreign: [net("10.9.0.0/16")].into(),
+            ..Observed::default()
+        };
+        assert!(diff(&DesiredState::default(), &kernel).is_empty());
+    }
+
+    #[test]
+    fn a_missing_vxlan_device_is_created_with_every_vtep() {
+        let mut want = desired([]);
+        want.vxlan = Some(vxlan());
+        want.vteps = vec![crate::dataplane::model::Vtep {
+            tunnel_address: ip("10.0.1.0"),
+            mac: MAC_B,
+            underlay: ip("192.0.2.2"),
+        }];
+        let plan = diff(&want, &Observed::default());
+        assert_eq!(plan.link, Some(LinkChange::Create(vxlan())));
+        assert_eq!(
+            plan.neighbours,
+            vec![
+                NeighbourChange::ReplaceNeighbour {
+                    address: ip("10.0.1.0"),
+                    mac: MAC_B
+                },
+                NeighbourChange::ReplaceFdb {
+                    mac: MAC_B,
+                    underlay: ip("192.0.2.2")
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_vxlan_device_with_another_vni_or_learning_on_is_recreated() {
+        let mut want = desired([]);
+        want.vxlan = Some(vxlan());
+        let other_vni = Observed {
+            vxlan: Some(observed_vxlan(VxlanDevice { vni: 1, ..vxlan() })),
+            ..Observed::default()
+        };
+        assert_eq!(
+            diff(&want, &other_vni).link,
+            Some(LinkChange::Recreate(vxlan()))
+        );
+        let learning = Observed {
+            vxlan: Some(ObservedVxlan {
+                learning: true,
+                ..observed_vxlan(vxlan())
+            }),
+            ..Observed::default()
+        };
+        assert_eq!(
+            diff(&want, &learning).link,
+            Some(LinkChange::Recreate(vxlan()))
+        );
+        let not_vxlan = Observed {
+            vxlan: Some(ObservedVxlan {
+                device: None,
+                learning: false,
+                up: true,
+            }),
+            ..Observed::default()
+        };
+        assert_eq!(
+            diff(&want, &not_vxlan).link,
+            Some(LinkChange::Recreate(vxlan()))
+        );
+    }
+
+    #[test]
+    fn a_vxlan_device_with_another_mtu_or_down_is_updated_in_place() {
+        let mut want = desired([]);
+        want.vxlan = Some(vxlan());
+        let mtu = Observed {
+            vxlan: Some(observed_vxlan(VxlanDevice {
+                mtu: 1500,
+                ..vxlan()
+            })),
+            ..Observed::default()
+        };
+        assert_eq!(diff(&want, &mtu).link, Some(LinkChange::Update(vxlan())));
+        let down = Observed {
+            vxlan: Some(ObservedVxlan {
+                up: false,
+                ..observed_vxlan(vxlan())
+            }),
+            ..Observed::default()
+        };
+        assert_eq!(diff(&want, &down).link, Some(LinkChange::Update(vxlan())));
+    }
+
+    #[test]
+    fn recreating_the_vxlan_device_reprograms_routes_through_it() {
+        let route = Route::via(
+            net("10.0.1.0/26"),
+            [NextHop::onlink(ip("10.0.1.0"), VXLAN_DEVICE)],
+        )
+        .unwrap();
+        let mut want = desired([route.clone()]);
+        want.vxlan = Some(vxlan());
+        let mut kernel = observed([route.clone()]);
+        kernel.vxlan = Some(observed_vxlan(VxlanDevice {
+            port: 8472,
+            ..vxlan()
+        }));
+        assert_eq!(
+            diff(&want, &kernel).routes,
+            vec![RouteChange::Replace(route)]
+        );
+    }
+
+    #[test]
+    fn a_vxlan_device_no_longer_wanted_is_deleted_without_touching_its_entries() {
+        let kernel = Observed {
+            vxlan: Some(observed_vxlan(vxlan())),
+            neighbours: [(ip("10.0.1.0"), MAC_B)].into(),
+            fdb: [(MAC_B, ip("192.0.2.2"))].into(),
+            ..Observed::default()
+        };
+        let plan = diff(&DesiredState::default(), &kernel);
+        assert_eq!(plan.link, Some(LinkChange::Delete));
+        assert!(plan.neighbours.is_empty());
+    }
+
+    #[test]
+    fn a_vtep_that_moved_gets_its_fdb_entry_replaced_and_the_stale_remote_deleted() {
+        let mut want = desired([]);
+        want.vxlan = Some(vxlan());
+        want.vteps = vec![crate::dataplane::model::Vtep {
+            tunnel_address: ip("10.0.1.0"),
+            mac: MAC_B,
+            underlay: ip("192.0.2.3"),
+        }];
+        let kernel = Observed {
+            vxlan: Some(observed_vxlan(vxlan())),
+            neighbours: [(ip("10.0.1.0"), MAC_B), (ip("10.0.9.0"), MAC_A)].into(),
+            fdb: [(MAC_B, ip("192.0.2.2"))].into(),
+            ..Observed::default()
+        };
+        assert_eq!(
+            diff(&want, &kernel).neighbours,
+            vec![
+                NeighbourChange::DeleteNeighbour {
+                    address: ip("10.0.9.0"),
+                    mac: MAC_A
+                },
+                NeighbourChange::ReplaceFdb {
+                    mac: MAC_B,
+                    underlay: ip("192.0.2.3")
+                },
+                NeighbourChange::DeleteFdb {
+                    mac: MAC_B,
+                    underlay: ip("192.0.2.2")
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn changes_print_like_ip_commands() {
+        let change = RouteChange::Replace(workload("10.0.0.1/32", "cali1"));
+        assert_eq!(
+            change.to_string(),
+            "replace route 10.0.0.1/32 dev cali1 scope link"
+        );
+        assert_eq!(
+            RouteChange::Delete(net("10.0.0.0/26")).to_string(),
+            "delete route 10.0.0.0/26"
+        );
+    }
+
+    /// Convergence: applying a plan to a simulated kernel leaves nothing to do.
+    mod convergence {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::dataplane::model::Vtep;
+
+        fn dst() -> impl Strategy<Value = IpNet> {
+            prop_oneof![
+                (0u8..6).prop_map(|i| net(&format!("10.0.0.{i}/32"))),
+                (0u8..3).prop_map(|i| net(&format!("10.1.{i}.0/26"))),
+            ]
+        }
+
+        fn hop() -> impl Strategy<Value = NextHop> {
+            prop_oneof![
+                (1u8..4).prop_map(|i| NextHop::via(ip(&format!("192.0.2.{i}")))),
+                (1u8..4).prop_map(|i| NextHop::onlink(ip(&format!("192.0.2.{i}")), "tunl0")),
+                Just(NextHop::onlink(ip("10.0.4.0"), VXLAN_DEVICE)),
+            ]
+        }
+
+        fn target() -> impl Strategy<Value = RouteTarget> {
+            prop_oneof![
+                prop_oneof![Just("cali1"), Just("cali2")]
+                    .prop_map(|d| RouteTarget::Workload { device: d.into() }),
+                Just(RouteTarget::Blackhole),
+                prop::collection::vec(hop(), 1..3).prop_map(|hops| Route::via(
+                    net("10.9.0.0/16"),
+                    hops
+                )
+                .unwrap()
+                .target),
+            ]
+        }
+
+        fn vxlan() -> impl Strategy<Value = Option<VxlanDevice>> {
+            prop::option::of(
+                (1400u32..1402, prop::bool::ANY).prop_map(|(mtu, other_vni)| {
+                    let vni = if other_vni { 7 } else { 4096 };
+                    VxlanDevice {
+                        vni,
+                        ..VxlanDevice::new(ip("192.0.2.10"), MAC_A, mtu)
+                    }
+                }),
+            )
+        }
+
+        fn vtep() -> impl Strategy<Value = (IpAddr, Mac, IpAddr)> {
+            (0u8..3, 0u8..3, 0u8..3).prop_map(|(t, m, u)| {
+                (
+                    ip(&format!("10.0.{t}.0")),
+                    Mac([0x66, 0, 0, 0, 0, m]),
+                    ip(&format!("192.0.2.{u}")),
+                )
+            })
+        }
+
+        fn desired() -> impl Strategy<Value = DesiredState> {
+            (
+                prop::collection::btree_map(dst(), target(), 0..8),
+                vxlan(),
+                prop::collection::vec(vtep(), 0..3),
+            )
+                .prop_map(|(routes, vxlan, vteps)| DesiredState {
+                    routes,
+                    vxlan,
+                    vteps: vteps
+                        .into_iter()
+                        .map(|(tunnel_address, mac, underlay)| Vtep {
+                            tunnel_address,
+                            mac,
+                            underlay,
+                        })
+                        .collect(),
+                })
+        }
+
+        fn observed() -> impl Strategy<Value = Observed> {
+            (
+                prop::collection::btree_map(dst(), prop::option::of(target()), 0..8),
+                prop::collection::btree_set(dst(), 0..3),
+                prop::option::of((vxlan(), prop::bool::ANY, prop::bool::ANY)),
+                prop::collection::vec(vtep(), 0..3),
+            )
+                .prop_map(|(routes, foreign, link, entries)| Observed {
+                    routes,
+                    foreign,
+                    vxlan: link.map(|(device, learning, up)| ObservedVxlan {
+                        device,
+                        learning,
+                        up,
+                    }),
+                    neighbours: entries.iter().map(|&(t, m, _)| (t, m)).collect(),
+                    fdb: entries.iter().map(|&(_, m, u)| (m, u)).collect(),
+                })
+        }
+
+        /// What the kernel does with `plan`, as far as tabby can see.
+        fn apply(plan: &Plan, mut kernel: Observed) -> Observed {
+            let flush = |kernel: &mut Observed| {
+                kernel.neighbours.clear();
+                kernel.fdb.clear();
+                kernel
+                    .routes
+                    .retain(|_, t| !t.as_ref().is_some_and(|t| t.uses_device(VXLAN_DEVICE)));
+            };
+            match &plan.link {
+                Some(LinkChange::Create(d) | LinkChange::Recreate(d)) => {
+                    flush(&mut kernel);
+                    kernel.vxlan = Some(ObservedVxlan {
+                        device: Some(d.clone()),
+                        learning: false,
+                        up: true,
+                    });
+                }
+                Some(LinkChange::Update(d)) => {
+                    kernel.vxlan = Some(ObservedVxlan {
+                        device: Some(d.clone()),
+                        learning: false,
+                        up: true,
+                    });
+                }
+                Some(LinkChange::Delete) => {
+                    flush(&mut kernel);
+                    kernel.vxlan = None;
+                }
+                None => {}
+            }
+            for change in &plan.neighbours {
+                match *change {
+                    NeighbourChange::ReplaceNeighbour { address, mac } => {
+                        kernel.neighbours.insert(address, mac);
+                    }
+                    NeighbourChange::DeleteNeighbour { address, .. } => {
+                        kernel.neighbours.remove(&address);
+                    }
+                    NeighbourChange::ReplaceFdb { mac, underlay } => {
+                        // Replace rewrites one remote of the MAC (the kernel's first).
+                        if let Some(first) = kernel.fdb.iter().find(|(m, _)| *m == mac).copied() {
+                            kernel.fdb.remove(&first);
+                        }
+                        kernel.fdb.insert((mac, underlay));
+                    }
+                    NeighbourChange::DeleteFdb { mac, underlay } => {
+                        kernel.fdb.remove(&(mac, underlay));
+                    }
+                }
+            }
+            for change in &plan.routes {
+                match change {
+                    RouteChange::Replace(route) => {
+                        kernel.routes.insert(route.dst, Some(route.target.clone()));
+                    }
+                    RouteChange::Delete(dst) => {
+                        kernel.routes.remove(dst);
+                    }
+                }
+            }
+            kernel
+        }
+
+        proptest! {
+            #[test]
+            fn one_plan_takes_any_kernel_to_the_desired_state(desired in desired(), kernel in observed()) {
+                let plan = diff(&desired, &kernel);
+                let after = apply(&plan, kernel.clone());
+                let again = diff(&desired, &after);
+                prop_assert!(again.is_empty(), "left over: {again:?}");
+                prop_assert_eq!(again.conflicts, plan.conflicts);
+                // Foreign routes are never changed, whatever the plan.
+                prop_assert_eq!(after.foreign, kernel.foreign);
+            }
+        }
+    }
+}

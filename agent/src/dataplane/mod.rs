@@ -1,0 +1,28 @@
+//! The kernel dataplane: routes, the VXLAN device and its VTEP entries.
+//!
+//! `desired = f(state)` is computed elsewhere as a [`DesiredState`]; the
+//! [`Reconciler`] reads back what tabby owns, [`diff`]s, and applies the minimal
+//! changes in pipelined netlink batches. tabby owns only main-table routes tagged
+//! [`TABBY_PROTOCOL`] and the device [`VXLAN_DEVICE`] with its permanent entries;
+//! everything else on the host is left alone.
+//!
+//! ```text
+//!  DesiredState ─┐
+//!                ├─ diff (pure) ─▶ Plan ─▶ netlink::{link,neigh,routes} (pure builders)
+//!  Observed ◀────┘                              │
+//!     ▲                                         ▼
+//!     └── netlink readers ◀── dumps ── socket (one sendmsg per batch, errors by seq)
+//! ```
+
+pub mod diff;
+pub mod model;
+pub mod netlink;
+pub mod reconcile;
+
+pub use diff::{Observed, Plan, diff};
+pub use model::{
+    DesiredState, Mac, ModelError, NextHop, Route, RouteTarget, TABBY_PROTOCOL, VXLAN_DEVICE, Vtep,
+    VxlanDevice,
+};
+pub use netlink::NetlinkError;
+pub use reconcile::{Failure, Reconciler, Report};

@@ -1,0 +1,142 @@
+//! A throwaway etcd in the host namespace: loopback only, ports picked free by the
+//! kernel, a temporary data directory; killed and removed on drop.
+//!
+//! ```no_run
+//! let logs = tests::logs::LogDir::new("my_test")?;
+//! let etcd = tests::etcd::Etcd::start(&logs)?;
+//! etcd.etcdctl(&["put", "k", "v"])?;
+//! let endpoint: String = etcd.endpoint(); // "http://127.0.0.1:<port>"
+//! # anyhow::Ok(())
+//! ```
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tempfile::TempDir;
+
+use crate::process::{self, Process};
+use crate::registry::Registration;
+use crate::wait::wait_until;
+
+/// Attempts when another process grabs a port between picking and binding it.
+const START_ATTEMPTS: usize = 5;
+const HEALTHY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running single-member etcd cluster.
+#[derive(Debug)]
+pub struct Etcd {
+    // Drop order: the process dies before its data directory and registration go.
+    process: Process,
+    _data: TempDir,
+    client_port: u16,
+    registration: Registration,
+}
+
+impl Etcd {
+    /// Starts etcd logging to `<log_dir>/etcd-<port>.log` and waits until it is healthy.
+    pub fn start(log_dir: impl AsRef<Path>) -> Result<Self> {
+        let log_dir = log_dir.as_ref();
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start(log_dir) {
+                Ok(etcd) => return Ok(etcd),
+                Err(e) if format!("{e:#}").contains("address already in use") => {
+                    last_error = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.expect("at least one attempt"))
+            .context("starting etcd: ports kept colliding")
+    }
+
+    fn try_start(log_dir: &Path) -> Result<Self> {
+        let registration = Registration::new()?;
+        let data = tempfile::Builder::new()
+            .prefix("tabby-etcd-")
+            .tempdir()
+            .context("creating etcd's data directory")?;
+        let (client_port, peer_port) = (free_port()?, free_port()?);
+        let client = format!("http://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        let mut command = Command::new("etcd");
+        command
+            .arg("--name=tabby-test")
+            .arg(format!("--data-dir={}", data.path().join("data").display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=tabby-test={peer}"))
+            .arg("--logger=zap")
+            .arg("--log-outputs=stderr");
+        let mut process = Process::spawn(command, log_dir, &format!("etcd-{client_port}"))?;
+        registration.record_pid(process.pid())?;
+        wait_until(HEALTHY_TIMEOUT, "etcd to become healthy", || {
+            process.check_running()?;
+            Ok(healthy(client_port))
+        })
+        .map_err(|e| match process.check_running() {
+            // Report the crash (with its log) rather than the timeout.
+            Err(crash) => crash,
+            Ok(()) => e,
+        })?;
+        Ok(Self {
+            process,
+            _data: data,
+            client_port,
+            registration,
+        })
+    }
+
+    /// The client URL, `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// Runs `etcdctl --endpoints <endpoint> <args>` (API v3); returns stdout.
+    pub fn etcdctl(&self, args: &[&str]) -> Result<String> {
+        process::exec(
+            Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg(format!("--endpoints={}", self.endpoint()))
+                .args(args),
+        )
+    }
+
+    /// The etcd process (pid, log).
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.process.kill();
+        self.registration.forget_pid(self.process.pid());
+    }
+}
+
+/// A loopback port the kernel considers free right now.
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("picking a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// True when `GET /health` answers `"health":"true"`.
+fn healthy(port: u16) -> bool {
+    let ask = || -> std::io::Result<String> {
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response)
+    };
+    ask().is_ok_and(|r| r.contains(r#""health":"true""#))
+}

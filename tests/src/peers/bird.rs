@@ -1,0 +1,238 @@
+//! BIRD2, queried with `birdc` (text: BIRD has no JSON output).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use tempfile::TempDir;
+
+use super::{BgpConfig, BgpPeer, Route, next_hop, role, socket_dir, write_config};
+use crate::netns::Netns;
+use crate::process::{self, Process};
+use crate::wait::wait_until;
+
+/// A running BIRD2 inside a namespace; killed on drop.
+#[derive(Debug)]
+pub struct Bird {
+    process: Process,
+    socket: PathBuf,
+    /// Protocol name of each neighbour's session.
+    protocols: BTreeMap<IpAddr, String>,
+    _sockets: TempDir,
+}
+
+impl Bird {
+    /// Starts BIRD in `netns` with `config` and waits for its control socket.
+    pub fn start(netns: &Netns, config: &BgpConfig) -> Result<Self> {
+        let sockets = socket_dir()?;
+        let socket = sockets.path().join("bird.ctl");
+        let (text, protocols) = render(config);
+        let file = write_config(netns, &format!("bird-{}.conf", role(netns)), &text)?;
+        let mut command = netns.command("bird");
+        command
+            .arg("-f")
+            .arg("-c")
+            .arg(&file)
+            .arg("-s")
+            .arg(&socket)
+            .arg("-P")
+            .arg(sockets.path().join("bird.pid"));
+        let process = Process::spawn(command, netns.logs(), &format!("bird-{}", role(netns)))?;
+        let mut bird = Self {
+            process,
+            socket,
+            protocols,
+            _sockets: sockets,
+        };
+        wait_until(Duration::from_secs(10), "birdc answers", || {
+            bird.process.check_running()?;
+            bird.birdc("show status").map(|_| true)
+        })?;
+        Ok(bird)
+    }
+
+    /// Runs a `birdc` command; returns its output.
+    pub fn birdc(&self, command: &str) -> Result<String> {
+        let output = process::exec(
+            Command::new("birdc")
+                .arg("-s")
+                .arg(&self.socket)
+                .args(command.split_whitespace()),
+        )?;
+        if output.contains("syntax error") {
+            bail!("birdc {command}: {output}");
+        }
+        Ok(output)
+    }
+
+    /// `birdc show protocols`.
+    pub fn show_protocols(&self) -> Result<String> {
+        self.birdc("show protocols")
+    }
+
+    /// The BIRD process (pid, log).
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl BgpPeer for Bird {
+    fn established(&self, neighbor: IpAddr) -> Result<bool> {
+        let Some(protocol) = self.protocols.get(&neighbor) else {
+            bail!("{neighbor} is not a configured neighbour");
+        };
+        let output = self.show_protocols()?;
+        Ok(output.lines().any(|line| {
+            let mut words = line.split_whitespace();
+            words.next() == Some(protocol.as_str()) && words.any(|w| w == "Established")
+        }))
+    }
+
+    fn routes(&self) -> Result<Vec<Route>> {
+        Ok(parse_routes(&self.birdc("show route all primary")?))
+    }
+}
+
+/// BIRD's config for `config`, and the protocol name of each neighbour.
+fn render(config: &BgpConfig) -> (String, BTreeMap<IpAddr, String>) {
+    let mut text = String::new();
+    let mut protocols = BTreeMap::new();
+    let _ = writeln!(
+        text,
+        "router id {};\nlog stderr all;\nprotocol device {{}}",
+        config.router_id
+    );
+    for (name, channel, routes) in [
+        ("static4", "ipv4", config.routes_v4().collect::<Vec<_>>()),
+        ("static6", "ipv6", config.routes_v6().collect()),
+    ] {
+        if !routes.is_empty() {
+            let _ = writeln!(text, "protocol static {name} {{\n  {channel};");
+            for route in routes {
+                let _ = writeln!(text, "  route {route} blackhole;");
+            }
+            text.push_str("}\n");
+        }
+    }
+    for (index, n) in config.neighbors.iter().enumerate() {
+        let name = format!("peer{index}");
+        let _ = writeln!(text, "protocol bgp {name} {{");
+        let _ = writeln!(
+            text,
+            "  local as {};\n  neighbor {} as {};",
+            config.asn, n.address, n.asn
+        );
+        if n.passive {
+            text.push_str("  passive on;\n");
+        }
+        if let Some(password) = &n.password {
+            let _ = writeln!(text, "  password \"{password}\";");
+        }
+        if let Some(ttl) = n.multihop {
+            let _ = writeln!(text, "  multihop {ttl};");
+        }
+        if n.rr_client {
+            text.push_str("  rr client;\n");
+        }
+        let channel = if n.address.is_ipv4() { "ipv4" } else { "ipv6" };
+        let _ = writeln!(text, "  {channel} {{ import all; export all; }};\n}}");
+        protocols.insert(n.address, name);
+    }
+    (text, protocols)
+}
+
+/// Parses `show route all primary`: a line per route starting with its prefix, then
+/// indented attribute lines (`via <next hop> on <dev>`, `BGP.as_path: ...`).
+fn parse_routes(output: &str) -> Vec<Route> {
+    let mut routes: Vec<Route> = Vec::new();
+    for line in output.lines() {
+        let indented = line.starts_with(char::is_whitespace);
+        let line = line.trim();
+        if !indented {
+            if let Some(prefix) = line.split_whitespace().next().and_then(|w| w.parse().ok()) {
+                routes.push(Route {
+                    prefix,
+                    next_hop: None,
+                    as_path: Vec::new(),
+                });
+            }
+            continue;
+        }
+        let Some(route) = routes.last_mut() else {
+            continue;
+        };
+        if let Some(rest) = line.strip_prefix("via ") {
+            route.next_hop = rest.split_whitespace().next().and_then(next_hop);
+        } else if let Some(path) = line.strip_prefix("BGP.as_path:") {
+            route.as_path = path
+                .split_whitespace()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+        }
+    }
+    routes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::Neighbor;
+
+    #[test]
+    fn config_names_a_protocol_per_neighbour_with_its_options() {
+        let config = BgpConfig::new(65001, "192.0.2.1".parse().unwrap())
+            .neighbor(
+                Neighbor::new("192.0.2.2".parse().unwrap(), 65002)
+                    .passive()
+                    .password("secret")
+                    .multihop(3)
+                    .rr_client(),
+            )
+            .route("10.1.0.0/24".parse().unwrap());
+        let (text, protocols) = render(&config);
+        assert_eq!(protocols[&"192.0.2.2".parse::<IpAddr>().unwrap()], "peer0");
+        for expected in [
+            "router id 192.0.2.1;",
+            "route 10.1.0.0/24 blackhole;",
+            "neighbor 192.0.2.2 as 65002;",
+            "passive on;",
+            "password \"secret\";",
+            "multihop 3;",
+            "rr client;",
+            "ipv4 { import all; export all; };",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn route_listing_yields_prefix_next_hop_and_as_path() {
+        let output = "BIRD 2.0.12 ready.\nTable master4:\n\
+            10.2.0.0/24          unicast [peer0 18:50:03.123] * (100) [AS65002i]\n\
+            \tvia 10.0.1.11 on eth0\n\
+            \tType: BGP univ\n\
+            \tBGP.as_path: 65002 65003\n\
+            10.1.0.0/24          blackhole [static4 18:50:01.000] * (200)\n\
+            \tType: static univ\n";
+        let routes = parse_routes(output);
+        assert_eq!(
+            routes,
+            [
+                Route {
+                    prefix: "10.2.0.0/24".parse().unwrap(),
+                    next_hop: Some("10.0.1.11".parse().unwrap()),
+                    as_path: vec![65002, 65003],
+                },
+                Route {
+                    prefix: "10.1.0.0/24".parse().unwrap(),
+                    next_hop: None,
+                    as_path: vec![],
+                },
+            ]
+        );
+    }
+}

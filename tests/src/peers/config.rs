@@ -1,0 +1,95 @@
+//! One configuration for every peer daemon; each daemon module renders it.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::IpNet;
+
+/// A BGP speaker's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpConfig {
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    pub neighbors: Vec<Neighbor>,
+    /// Prefixes the speaker originates.
+    pub routes: Vec<IpNet>,
+}
+
+impl BgpConfig {
+    pub fn new(asn: u32, router_id: Ipv4Addr) -> Self {
+        Self {
+            asn,
+            router_id,
+            neighbors: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+
+    pub fn neighbor(mut self, neighbor: Neighbor) -> Self {
+        self.neighbors.push(neighbor);
+        self
+    }
+
+    /// Originates `prefix`.
+    pub fn route(mut self, prefix: IpNet) -> Self {
+        self.routes.push(prefix.trunc());
+        self
+    }
+
+    /// The originated prefixes of one family.
+    pub(crate) fn routes_v4(&self) -> impl Iterator<Item = &IpNet> {
+        self.routes.iter().filter(|r| r.addr().is_ipv4())
+    }
+
+    pub(crate) fn routes_v6(&self) -> impl Iterator<Item = &IpNet> {
+        self.routes.iter().filter(|r| r.addr().is_ipv6())
+    }
+}
+
+/// A BGP neighbour. The session carries the address family of `address` (IPv4
+/// unicast over IPv4, IPv6 unicast over IPv6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbor {
+    pub address: IpAddr,
+    pub asn: u32,
+    /// Wait for the neighbour to connect.
+    pub passive: bool,
+    /// TCP MD5 signature password (RFC 2385).
+    pub password: Option<String>,
+    /// eBGP multihop with this TTL.
+    pub multihop: Option<u8>,
+    /// The neighbour is a route-reflector client of this speaker.
+    pub rr_client: bool,
+}
+
+impl Neighbor {
+    pub fn new(address: IpAddr, asn: u32) -> Self {
+        Self {
+            address,
+            asn,
+            passive: false,
+            password: None,
+            multihop: None,
+            rr_client: false,
+        }
+    }
+
+    pub fn passive(mut self) -> Self {
+        self.passive = true;
+        self
+    }
+
+    pub fn password(mut self, password: &str) -> Self {
+        self.password = Some(password.to_owned());
+        self
+    }
+
+    pub fn multihop(mut self, ttl: u8) -> Self {
+        self.multihop = Some(ttl);
+        self
+    }
+
+    pub fn rr_client(mut self) -> Self {
+        self.rr_client = true;
+        self
+    }
+}
