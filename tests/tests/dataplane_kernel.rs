@@ -37,6 +37,11 @@ fn node() -> Host {
     host
 }
 
+/// What a freshly started reconciler does to the node's kernel for `desired`.
+fn reconcile_once(ns: &Host, desired: &DesiredState) -> agent::dataplane::Report {
+    ns.run(async || Reconciler::new().unwrap().reconcile(desired).await.unwrap())
+}
+
 /// One of every route kind tabby programs.
 fn every_kind() -> DesiredState {
     let mut desired = DesiredState::default();
@@ -172,20 +177,8 @@ fn dataplane_a_restarted_reconciler_against_a_matching_kernel_issues_no_changes(
     }
     let ns = node();
     let desired = every_kind();
-    ns.run(async || {
-        Reconciler::new()
-            .unwrap()
-            .reconcile(&desired)
-            .await
-            .unwrap()
-    });
-    let restarted = ns.run(async || {
-        Reconciler::new()
-            .unwrap()
-            .reconcile(&desired)
-            .await
-            .unwrap()
-    });
+    reconcile_once(&ns, &desired);
+    let restarted = reconcile_once(&ns, &desired);
     assert_eq!(restarted.changes(), 0, "{restarted:?}");
     assert_eq!(ip_routes(&ns, "84"), lines(&EVERY_KIND));
 }
@@ -232,26 +225,14 @@ fn dataplane_routes_changed_or_removed_behind_tabbys_back_are_repaired() {
     }
     let ns = node();
     let desired = every_kind();
-    ns.run(async || {
-        Reconciler::new()
-            .unwrap()
-            .reconcile(&desired)
-            .await
-            .unwrap()
-    });
+    reconcile_once(&ns, &desired);
     ns.ip("route replace 10.0.0.1/32 dev cali2 proto 84");
     ns.ip("route replace 10.0.3.0/26 via 192.0.2.3 proto 84");
     ns.ip("route replace unreachable 10.0.0.0/26 proto 84");
     ns.ip("route delete fd00::1/128");
     ns.ip("route add 10.0.7.0/26 via 192.0.2.9 proto 84");
     ns.ip("-6 route replace fd00:1::/122 via fd00:ff::3 proto 84");
-    let repair = ns.run(async || {
-        Reconciler::new()
-            .unwrap()
-            .reconcile(&desired)
-            .await
-            .unwrap()
-    });
+    let repair = reconcile_once(&ns, &desired);
     assert_eq!(
         (repair.applied, repair.failures.len()),
         (6, 0),
@@ -295,13 +276,7 @@ fn dataplane_refused_changes_are_reported_one_by_one_and_the_rest_applied() {
     // No route covers 203.0.113.1 and it is not onlink: the kernel refuses it.
     desired
         .insert_route(Route::via(net("10.0.8.0/26"), [NextHop::via(ip("203.0.113.1"))]).unwrap());
-    let report = ns.run(async || {
-        Reconciler::new()
-            .unwrap()
-            .reconcile(&desired)
-            .await
-            .unwrap()
-    });
+    let report = reconcile_once(&ns, &desired);
     let failed: Vec<_> = report
         .failures
         .iter()
@@ -425,25 +400,13 @@ fn dataplane_a_vxlan_device_changed_behind_tabbys_back_is_repaired_in_place() {
     }
     let ns = node();
     let desired = vxlan_node_state("192.0.2.2");
-    ns.run(async || {
-        Reconciler::new()
-            .unwrap()
-            .reconcile(&desired)
-            .await
-            .unwrap()
-    });
+    reconcile_once(&ns, &desired);
     let index_before = ns.ip(&format!("-j link show {VXLAN_DEVICE}"));
     ns.ip(&format!(
         "link set {VXLAN_DEVICE} down mtu 1400 address 66:ee:00:00:00:99"
     ));
     // Down flushes the device's neighbours and the routes through it: all come back.
-    let repair = ns.run(async || {
-        Reconciler::new()
-            .unwrap()
-            .reconcile(&desired)
-            .await
-            .unwrap()
-    });
+    let repair = reconcile_once(&ns, &desired);
     assert_eq!(
         (repair.applied, repair.failures.len()),
         (3, 0),
@@ -488,13 +451,7 @@ fn dataplane_refusals_across_many_batches_are_matched_to_their_own_changes() {
         }
         desired.insert_route(Route::via(dst, [NextHop::via(ip(gateway))]).unwrap());
     }
-    let report = ns.run(async || {
-        Reconciler::new()
-            .unwrap()
-            .reconcile(&desired)
-            .await
-            .unwrap()
-    });
+    let report = reconcile_once(&ns, &desired);
     let failed: Vec<_> = report
         .failures
         .iter()
@@ -554,24 +511,12 @@ fn dataplane_a_vxlan_device_with_another_vni_is_recreated_with_its_entries_and_r
     }
     let ns = node();
     let desired = vxlan_node_state("192.0.2.2");
-    ns.run(async || {
-        Reconciler::new()
-            .unwrap()
-            .reconcile(&desired)
-            .await
-            .unwrap()
-    });
+    reconcile_once(&ns, &desired);
     ns.ip(&format!("link delete {VXLAN_DEVICE}"));
     ns.ip(&format!(
         "link add {VXLAN_DEVICE} type vxlan id 7 local 192.0.2.1 dstport 4789 nolearning"
     ));
-    let recreated = ns.run(async || {
-        Reconciler::new()
-            .unwrap()
-            .reconcile(&desired)
-            .await
-            .unwrap()
-    });
+    let recreated = reconcile_once(&ns, &desired);
     assert_eq!(recreated.failures, vec![]);
     assert_eq!(
         recreated.applied, 5,

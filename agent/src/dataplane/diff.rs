@@ -245,13 +245,8 @@ impl fmt::Display for RouteChange {
 mod tests {
     use super::*;
     use crate::dataplane::model::NextHop;
+    use crate::dataplane::parse::{ip, net};
 
-    fn net(s: &str) -> IpNet {
-        s.parse().unwrap()
-    }
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
     const MAC_A: Mac = Mac([0x66, 0xee, 0, 0, 0, 1]);
     const MAC_B: Mac = Mac([0x66, 0xee, 0, 0, 0, 2]);
 

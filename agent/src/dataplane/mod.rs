@@ -17,6 +17,8 @@
 pub mod diff;
 pub mod model;
 pub mod netlink;
+#[cfg(test)]
+mod parse;
 pub mod reconcile;
 
 pub use diff::{Observed, Plan, diff};

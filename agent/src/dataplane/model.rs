@@ -312,13 +312,7 @@ impl DesiredState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn net(s: &str) -> IpNet {
-        s.parse().unwrap()
-    }
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use crate::dataplane::parse::{ip, net};
 
     #[test]
     fn workload_routes_need_a_cali_device_and_a_host_prefix() {

@@ -227,13 +227,8 @@ pub(super) fn family(addr: IpAddr) -> AddressFamily {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::parse::{ip, net};
 
-    fn net(s: &str) -> IpNet {
-        s.parse().unwrap()
-    }
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
     fn links() -> Links {
         Links::from_pairs([(7, "cali1"), (8, "tunl0"), (9, "eth0")])
     }
