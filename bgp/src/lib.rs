@@ -1,1 +1,3 @@
 //! tabby's native BGP speaker.
+
+pub mod transport;

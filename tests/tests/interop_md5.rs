@@ -1,0 +1,117 @@
+//! TCP-MD5 (RFC 2385) against real BIRD, FRR and GoBGP: each is configured with a
+//! password for a tabby node; tabby's transport connects with the same key and gets
+//! the daemon's OPEN, and with another key gets nothing (the kernel drops the SYN).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bgp::transport::{Endpoint, TtlPolicy, connect};
+use tests::peers::{BgpConfig, Bird, Frr, GoBgp, Neighbor};
+use tests::{Lab, Node, require_root};
+use tokio::io::AsyncReadExt;
+
+const PASSWORD: &str = "tabby-md5";
+/// BGP header: 16-octet marker of ones, length, type 1 (OPEN).
+const OPEN_TYPE: u8 = 1;
+
+fn lab(test: &str) -> Lab {
+    Lab::new(test)
+        .subnet("a", "10.0.1.0/24")
+        .node("peer", "a")
+        .node("tabby", "a")
+        .build()
+        .unwrap()
+}
+
+/// The daemon's configuration: one passive neighbour, the tabby node, with the password.
+fn config(peer: &Node, tabby: &Node) -> BgpConfig {
+    BgpConfig::new(65001, peer.ipv4().unwrap()).neighbor(
+        Neighbor::new(tabby.address(), 65002)
+            .passive()
+            .password(PASSWORD),
+    )
+}
+
+/// From `tabby`, connects to `peer` port 179 signing with `key` and returns the type
+/// of the first message received, or `None` when nothing arrives within five seconds.
+fn first_message(tabby: &Node, peer: &Node, key: &str) -> Option<u8> {
+    let endpoint = Endpoint {
+        remote: SocketAddr::new(peer.address(), 179),
+        local: Some(tabby.address()),
+        md5_key: Some(key.as_bytes().to_vec()),
+        ttl: TtlPolicy::Hops(1),
+    };
+    tabby
+        .run(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let session = async {
+                    let mut stream = connect(&endpoint).await.ok()?;
+                    let mut header = [0u8; 19];
+                    stream.read_exact(&mut header).await.ok()?;
+                    assert_eq!(header[..16], [0xff; 16], "not a BGP marker: {header:?}");
+                    Some(header[18])
+                };
+                tokio::time::timeout(Duration::from_secs(5), session)
+                    .await
+                    .ok()
+                    .flatten()
+            })
+        })
+        .unwrap()
+}
+
+/// Waits for the daemon to listen, then checks both keys.
+fn check(tabby: &Node, peer: &Node) {
+    tests::wait_until(
+        Duration::from_secs(20),
+        "the peer listens on port 179",
+        || {
+            let sockets = peer.exec("ss", &["-Hltn", "sport", "= :179"])?;
+            Ok(if sockets.trim().is_empty() {
+                Err("nothing listens on :179".to_owned())
+            } else {
+                Ok(())
+            })
+        },
+    )
+    .unwrap();
+    assert_eq!(first_message(tabby, peer, "wrong-key"), None);
+    assert_eq!(first_message(tabby, peer, PASSWORD), Some(OPEN_TYPE));
+}
+
+#[test]
+fn interop_md5_bird_sends_open_only_over_a_correctly_signed_connection() {
+    if !require_root() {
+        return;
+    }
+    let lab = lab("interop_md5_bird_sends_open_only_over_a_correctly_signed_connection");
+    let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
+    let _bird = Bird::start(peer, &config(peer, tabby)).unwrap();
+    check(tabby, peer);
+}
+
+#[test]
+fn interop_md5_frr_sends_open_only_over_a_correctly_signed_connection() {
+    if !require_root() {
+        return;
+    }
+    let lab = lab("interop_md5_frr_sends_open_only_over_a_correctly_signed_connection");
+    let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
+    let _frr = Frr::start(peer, &config(peer, tabby)).unwrap();
+    check(tabby, peer);
+}
+
+#[test]
+fn interop_md5_gobgp_sends_open_only_over_a_correctly_signed_connection() {
+    if !require_root() {
+        return;
+    }
+    let lab = lab("interop_md5_gobgp_sends_open_only_over_a_correctly_signed_connection");
+    let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
+    let _gobgp = GoBgp::start(peer, &config(peer, tabby)).unwrap();
+    check(tabby, peer);
+}
