@@ -20,6 +20,7 @@ pub mod peers;
 pub mod process;
 pub mod registry;
 pub mod root;
+pub mod runtime;
 pub mod vm;
 pub mod wait;
 
@@ -27,4 +28,5 @@ pub use lab::{Lab, LabBuilder, Node};
 pub use netns::{Netns, in_netns};
 pub use registry::sweep;
 pub use root::require_root;
+pub use runtime::runtime;
 pub use wait::wait_until;

@@ -43,11 +43,7 @@ fn first_message(tabby: &Node, peer: &Node, key: &str) -> Option<u8> {
     };
     tabby
         .run(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
+            tests::runtime().block_on(async {
                 let session = async {
                     let mut stream = connect(&endpoint).await.ok()?;
                     let mut header = [0u8; 19];

@@ -52,12 +52,7 @@ impl Host {
     /// opens (the reconciler's) belong to the node.
     pub fn run<T: Send>(&self, f: impl AsyncFnOnce() -> T + Send) -> T {
         self.node()
-            .run(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                runtime.expect("tokio runtime").block_on(f())
-            })
+            .run(|| tests::runtime().block_on(f()))
             .expect("entering the node's namespace")
     }
 }
