@@ -1,7 +1,11 @@
 //! tabby-agent, the node agent, and the tabby-cni plugin.
 //!
-//! The first module names the host side of a pod's veth pair; the desired-state
-//! calculation, the kernel reconciler and the CNI plugin land with the agent issue.
+//! - [`veth`]: names of the host side of pod veth pairs, shared by plugin and agent.
+//! - [`dataplane`]: the kernel reconciler (routes, VXLAN) over batched rtnetlink.
+//! - [`cni`]: the `tabby-cni` plugin (veth, addresses, routes; IPAM delegated).
+//! - [`nat`]: NAT outgoing as tabby's own nftables tables.
 
+pub mod cni;
 pub mod dataplane;
+pub mod nat;
 pub mod veth;

@@ -13,10 +13,19 @@ pub const WORKLOAD_PREFIX: &str = "cali";
 
 /// Host-side veth name for pod `pod` in `namespace`: 15 characters, the kernel's limit.
 pub fn host_veth_name(namespace: &str, pod: &str) -> String {
-    let digest = Sha1::new()
-        .chain_update(namespace.as_bytes())
-        .chain_update(b".")
-        .chain_update(pod.as_bytes())
+    hashed_name(&[namespace.as_bytes(), b".", pod.as_bytes()])
+}
+
+/// Host-side veth name for a container a runtime attaches outside Kubernetes
+/// (no pod namespace and name in `CNI_ARGS`): the container id is its identity.
+pub fn container_veth_name(container_id: &str) -> String {
+    hashed_name(&[container_id.as_bytes()])
+}
+
+fn hashed_name(parts: &[&[u8]]) -> String {
+    let digest = parts
+        .iter()
+        .fold(Sha1::new(), |hash, part| hash.chain_update(part))
         .finalize();
     let mut name = String::with_capacity(15);
     name.push_str(WORKLOAD_PREFIX);
@@ -40,6 +49,12 @@ mod tests {
             host_veth_name("kube-system", "coredns-0"),
             "cali8c346e38bf4"
         );
+    }
+
+    // "cali" + hashlib.sha1(b"<container id>").hexdigest()[:11]
+    #[test]
+    fn container_names_hash_the_container_id() {
+        assert_eq!(container_veth_name("abc123"), "cali6367c48dd19");
     }
 
     #[test]

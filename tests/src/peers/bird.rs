@@ -28,6 +28,16 @@ pub struct Bird {
 impl Bird {
     /// Starts BIRD in `netns` with `config` and waits for its control socket.
     pub fn start(netns: &Netns, config: &BgpConfig) -> Result<Self> {
+        Self::spawn(netns, config, false)
+    }
+
+    /// Starts BIRD as a speaker restarting gracefully (`bird -R`): it announces the
+    /// restart bit and waits for its peers' End-of-RIB.
+    pub fn start_restarting(netns: &Netns, config: &BgpConfig) -> Result<Self> {
+        Self::spawn(netns, config, true)
+    }
+
+    fn spawn(netns: &Netns, config: &BgpConfig, restarting: bool) -> Result<Self> {
         let sockets = socket_dir()?;
         let socket = sockets.path().join("bird.ctl");
         let (text, protocols) = render(config);
@@ -41,6 +51,9 @@ impl Bird {
             .arg(&socket)
             .arg("-P")
             .arg(sockets.path().join("bird.pid"));
+        if restarting {
+            command.arg("-R");
+        }
         let process = Process::spawn(command, netns.logs(), &format!("bird-{}", role(netns)))?;
         let mut bird = Self {
             process,
@@ -77,6 +90,11 @@ impl Bird {
     /// The BIRD process (pid, log).
     pub fn process(&self) -> &Process {
         &self.process
+    }
+
+    /// SIGKILLs BIRD: no NOTIFICATION, its sessions just drop (a crash).
+    pub fn kill(&mut self) {
+        self.process.kill();
     }
 }
 
@@ -137,6 +155,16 @@ fn render(config: &BgpConfig) -> (String, BTreeMap<IpAddr, String>) {
         }
         if n.rr_client {
             text.push_str("  rr client;\n");
+        }
+        if let Some(time) = n.graceful_restart {
+            let _ = writeln!(
+                text,
+                "  graceful restart on;\n  graceful restart time {time};"
+            );
+        }
+        if n.asn == config.asn && n.multihop.is_none() {
+            // iBGP on a shared subnet: next hops resolve without an IGP.
+            text.push_str("  direct;\n");
         }
         let channel = if n.address.is_ipv4() { "ipv4" } else { "ipv6" };
         let _ = writeln!(text, "  {channel} {{ import all; export all; }};\n}}");

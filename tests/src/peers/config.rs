@@ -59,6 +59,8 @@ pub struct Neighbor {
     pub multihop: Option<u8>,
     /// The neighbour is a route-reflector client of this speaker.
     pub rr_client: bool,
+    /// Graceful restart (RFC 4724) with this restart time in seconds.
+    pub graceful_restart: Option<u16>,
 }
 
 impl Neighbor {
@@ -70,6 +72,7 @@ impl Neighbor {
             password: None,
             multihop: None,
             rr_client: false,
+            graceful_restart: None,
         }
     }
 
@@ -90,6 +93,11 @@ impl Neighbor {
 
     pub fn rr_client(mut self) -> Self {
         self.rr_client = true;
+        self
+    }
+
+    pub fn graceful_restart(mut self, restart_time: u16) -> Self {
+        self.graceful_restart = Some(restart_time);
         self
     }
 }

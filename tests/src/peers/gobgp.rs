@@ -190,8 +190,12 @@ fn parse_routes(rib: &Value) -> Vec<Route> {
                             .collect();
                     }
                     Some(3) => route.next_hop = attribute["nexthop"].as_str().and_then(next_hop),
+                    // GoBGP 3 writes "nexthop"; some versions "nexthops": [...].
                     Some(14) => {
-                        route.next_hop = attribute["nexthops"][0].as_str().and_then(next_hop)
+                        route.next_hop = attribute["nexthop"]
+                            .as_str()
+                            .or_else(|| attribute["nexthops"][0].as_str())
+                            .and_then(next_hop)
                     }
                     _ => {}
                 }
@@ -239,7 +243,7 @@ mod tests {
                     {"type": 2, "as_paths": [{"type": 2, "num": 2, "asns": [65001, 65005]}]},
                     {"type": 3, "nexthop": "10.0.1.10"}]}],
                 "fd01::/64": [{"best": true, "attrs": [
-                    {"type": 14, "nexthops": ["fd00::a"]}]}]}"#,
+                    {"type": 14, "nexthop": "fd00::a"}]}]}"#,
         )
         .unwrap();
         let mut routes = parse_routes(&rib);

@@ -61,6 +61,17 @@ pub trait BgpPeer {
         )
     }
 
+    /// Waits until the session with `neighbor` is no longer Established.
+    fn wait_down(&self, neighbor: IpAddr, timeout: Duration) -> Result<()> {
+        wait_until(timeout, &format!("session with {neighbor} down"), || {
+            Ok(if self.established(neighbor)? {
+                Err("still established".to_owned())
+            } else {
+                Ok(())
+            })
+        })
+    }
+
     /// Waits until the peer has a best route for `prefix`; returns it.
     fn wait_route(&self, prefix: IpNet, timeout: Duration) -> Result<Route> {
         wait_until(timeout, &format!("a route to {prefix}"), || {

@@ -1,10 +1,12 @@
 //! The kernel boundary: pure builders and readers of rtnetlink messages, one module
 //! per kernel object, and the socket that sends them in batches.
 
+pub mod address;
 pub mod link;
 pub mod neigh;
 pub mod routes;
 pub mod socket;
+pub mod veth;
 
 /// Failures of the netlink conversation itself (not of single changes, which the
 /// reconciler reports per change).

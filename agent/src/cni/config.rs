@@ -1,0 +1,211 @@
+//! The network configuration the runtime writes to stdin.
+//!
+//! Unknown keys are accepted on purpose (unlike tabby's own configs): runtimes add
+//! `runtimeConfig`, `args` and keys for other plugins of a chain, and the spec
+//! tells plugins to ignore what they do not use.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::{CniError, SUPPORTED_VERSIONS};
+use super::result::CniResult;
+
+/// Smallest MTU the kernel accepts for IPv4 (RFC 791); veths allow up to 65535.
+const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
+
+/// A checked network config: what tabby-cni uses of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetConf {
+    pub cni_version: String,
+    /// `ipam.type`: the IPAM plugin's binary name on `CNI_PATH`.
+    pub ipam_plugin: String,
+    /// Both ends of the veth; the kernel default (1500) when absent.
+    pub mtu: Option<u32>,
+    /// The ADD result, given to CHECK and DEL (DEL does not need it).
+    pub prev_result: Option<Value>,
+}
+
+/// The config as the runtime writes it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire {
+    cni_version: String,
+    name: String,
+    ipam: Option<Ipam>,
+    mtu: Option<u32>,
+    prev_result: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Ipam {
+    #[serde(rename = "type")]
+    plugin: String,
+}
+
+impl NetConf {
+    /// Parses and checks stdin.
+    pub fn parse(stdin: &[u8]) -> Result<Self, CniError> {
+        let wire: Wire = serde_json::from_slice(stdin).map_err(|e| {
+            if e.is_data() {
+                // Valid JSON of the wrong shape: a config mistake, not a decode error.
+                CniError::config("(top level)", e.to_string())
+            } else {
+                CniError::Decode(e)
+            }
+        })?;
+        if !SUPPORTED_VERSIONS.contains(&wire.cni_version.as_str()) {
+            return Err(CniError::IncompatibleVersion {
+                found: wire.cni_version,
+            });
+        }
+        if wire.name.is_empty() {
+            return Err(CniError::config("name", "is empty: name the network"));
+        }
+        let Some(ipam) = wire.ipam else {
+            return Err(CniError::config(
+                "ipam",
+                "is missing: add \"ipam\": {\"type\": \"tabby-ipam\"} (or another IPAM plugin)",
+            ));
+        };
+        if ipam.plugin.is_empty() || ipam.plugin.contains('/') || ipam.plugin.starts_with('.') {
+            return Err(CniError::config(
+                "ipam.type",
+                format!(
+                    "is {:?}: name an IPAM plugin binary on CNI_PATH, e.g. \"tabby-ipam\"",
+                    ipam.plugin
+                ),
+            ));
+        }
+        if let Some(mtu) = wire.mtu.filter(|mtu| !MTU_RANGE.contains(mtu)) {
+            return Err(CniError::config(
+                "mtu",
+                format!(
+                    "{mtu} is outside {}..={}: use the underlay MTU minus the encapsulation overhead",
+                    MTU_RANGE.start(),
+                    MTU_RANGE.end()
+                ),
+            ));
+        }
+        Ok(Self {
+            cni_version: wire.cni_version,
+            ipam_plugin: ipam.plugin,
+            mtu: wire.mtu,
+            prev_result: wire.prev_result,
+        })
+    }
+
+    /// `prevResult`, which CHECK requires.
+    pub fn prev_result(&self) -> Result<CniResult, CniError> {
+        let value = self.prev_result.clone().ok_or_else(|| {
+            CniError::config("prevResult", "is missing: CHECK needs the result of ADD")
+        })?;
+        serde_json::from_value(value).map_err(|e| CniError::config("prevResult", e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A network config as containerd passes it to the plugin, after it has
+    /// merged `runtimeConfig` and (for CHECK) `prevResult` in.
+    fn containerd_check() -> Value {
+        json!({
+            "cniVersion": "1.0.0",
+            "name": "k8s-pod-network",
+            "type": "tabby-cni",
+            "mtu": 1440,
+            "ipam": {"type": "tabby-ipam", "assign_ipv4": "true"},
+            "runtimeConfig": {"portMappings": [], "bandwidth": {}},
+            "args": {"cni": {"labels": []}},
+            "prevResult": {
+                "cniVersion": "1.0.0",
+                "interfaces": [{"name": "cali8ce18e28dcb", "mac": "ee:ee:ee:ee:ee:ee"}],
+                "ips": [{"address": "10.244.0.5/32", "interface": 1}]
+            }
+        })
+    }
+
+    fn parse(value: &Value) -> Result<NetConf, CniError> {
+        NetConf::parse(value.to_string().as_bytes())
+    }
+
+    #[test]
+    fn a_containerd_config_parses_with_its_extra_keys() {
+        let conf = parse(&containerd_check()).unwrap();
+        assert_eq!(conf.ipam_plugin, "tabby-ipam");
+        assert_eq!(conf.mtu, Some(1440));
+        assert_eq!(
+            conf.prev_result().unwrap().ips[0].address.to_string(),
+            "10.244.0.5/32"
+        );
+    }
+
+    /// The network configuration example of the CNI spec 1.0.0 (SPEC.md,
+    /// "Example configuration"), one plugin of the list.
+    #[test]
+    fn the_specs_example_config_parses() {
+        let conf = parse(&json!({
+            "cniVersion": "1.0.0",
+            "name": "dbnet",
+            "type": "bridge",
+            "bridge": "cni0",
+            "keyA": ["some more", "plugin specific", "configuration"],
+            "ipam": {"type": "host-local", "subnet": "10.1.0.0/16", "gateway": "10.1.0.1"},
+            "dns": {"nameservers": ["10.1.0.1"]}
+        }))
+        .unwrap();
+        assert_eq!(conf.ipam_plugin, "host-local");
+        assert_eq!(conf.mtu, None);
+        assert_eq!(conf.prev_result, None);
+    }
+
+    #[test]
+    fn older_spec_versions_runtimes_still_send_are_accepted() {
+        for version in ["0.3.1", "0.4.0"] {
+            let mut value = containerd_check();
+            value["cniVersion"] = json!(version);
+            assert_eq!(parse(&value).unwrap().cni_version, version);
+        }
+    }
+
+    #[test]
+    fn mistakes_name_the_field_and_the_fix() {
+        let cases = [
+            ("cniVersion", json!("0.2.0"), 1, "0.3.1, 0.4.0, 1.0.0"),
+            ("mtu", json!(70000), 7, "mtu: 70000 is outside"),
+            ("ipam", json!({"type": "../evil"}), 7, "ipam.type"),
+            (
+                "ipam",
+                Value::Null,
+                7,
+                "\"ipam\": {\"type\": \"tabby-ipam\"}",
+            ),
+            ("mtu", json!("1500"), 7, "invalid type"),
+        ];
+        for (key, value, code, needle) in cases {
+            let mut conf = containerd_check();
+            conf[key] = value;
+            let error = parse(&conf).unwrap_err();
+            assert_eq!(error.code(), code, "{error}");
+            assert!(error.to_string().contains(needle), "{error}");
+        }
+    }
+
+    #[test]
+    fn broken_json_is_a_decode_error() {
+        assert_eq!(NetConf::parse(b"{\"cniVersion\":").unwrap_err().code(), 6);
+    }
+
+    #[test]
+    fn check_without_prev_result_says_what_is_missing() {
+        let mut conf = containerd_check();
+        conf.as_object_mut().unwrap().remove("prevResult");
+        let error = parse(&conf).unwrap().prev_result().unwrap_err();
+        assert!(
+            error.to_string().contains("prevResult: is missing"),
+            "{error}"
+        );
+    }
+}

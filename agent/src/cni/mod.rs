@@ -1,0 +1,265 @@
+//! tabby-cni, the CNI plugin (spec 1.0.0; 0.4.0 and 0.3.1 configs too).
+//!
+//! ```text
+//!  runtime ── env + stdin ──▶ invoke ─┬─ ADD:   ipam ADD ─▶ plumbing::attach ─▶ result JSON
+//!                                     │         (failure: plumbing::detach, ipam DEL, error)
+//!                                     ├─ DEL:   plumbing::detach ─▶ ipam DEL (both idempotent)
+//!                                     ├─ CHECK: plumbing::check against prevResult ─▶ ipam CHECK
+//!                                     └─ VERSION; STATUS and GC (CNI 1.1) go to the IPAM plugin
+//! ```
+//!
+//! IPAM is whatever `ipam.type` names on `CNI_PATH` (`tabby-ipam`, or `host-local`),
+//! run with the same stdin and environment as the standard delegation asks.
+
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod ipam_delegate;
+pub mod plumbing;
+pub mod result;
+
+use std::fs::File;
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::Path;
+
+use ipnet::IpNet;
+
+use self::config::NetConf;
+use self::env::{Command, Env};
+use self::error::{CniError, SUPPORTED_VERSIONS};
+use self::plumbing::{HOST_MAC, Workload};
+use self::result::{CniResult, Interface, IpConfig, RouteEntry};
+use crate::dataplane::Mac;
+
+/// The newest spec version; also the version of errors raised before the config
+/// (and so its `cniVersion`) is known.
+const LATEST: &str = "1.0.0";
+
+/// What the binary prints to stdout, and whether it exits with success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub stdout: String,
+    pub success: bool,
+}
+
+/// One plugin call: the environment through `var`, the network config on `stdin`.
+pub fn invoke(var: impl Fn(&str) -> Option<String>, stdin: impl Read) -> Outcome {
+    let mut version = LATEST.to_owned();
+    match dispatch(var, stdin, &mut version) {
+        Ok(stdout) => Outcome {
+            stdout,
+            success: true,
+        },
+        Err(error) => Outcome {
+            stdout: error.to_json(&version),
+            success: false,
+        },
+    }
+}
+
+fn dispatch(
+    var: impl Fn(&str) -> Option<String>,
+    mut stdin: impl Read,
+    version: &mut String,
+) -> Result<String, CniError> {
+    let env = Env::read(var)?;
+    if env.command == Command::Version {
+        return Ok(serde_json::json!({
+            "cniVersion": LATEST,
+            "supportedVersions": SUPPORTED_VERSIONS,
+        })
+        .to_string());
+    }
+    let mut raw = Vec::new();
+    stdin
+        .read_to_end(&mut raw)
+        .map_err(CniError::io("reading the network config from stdin"))?;
+    let conf = NetConf::parse(&raw)?;
+    version.clone_from(&conf.cni_version);
+    let ipam = &conf.ipam_plugin;
+    match env.command {
+        Command::Add => add(&env, &conf, &raw),
+        Command::Del => {
+            plumbing::detach(&env.host_veth())?;
+            ipam_delegate::run(ipam, &env.path, Command::Del, &raw)?;
+            Ok(String::new())
+        }
+        Command::Check => check(&env, &conf, &raw).map(|()| String::new()),
+        // tabby-cni keeps no state of its own: readiness and stale attachments
+        // are the IPAM plugin's business, as CNI 1.1 asks of delegating plugins.
+        Command::Status | Command::Gc => {
+            ipam_delegate::run(ipam, &env.path, env.command, &raw)?;
+            Ok(String::new())
+        }
+        Command::Version => unreachable!("answered above"),
+    }
+}
+
+fn add(env: &Env, conf: &NetConf, raw: &[u8]) -> Result<String, CniError> {
+    // Opened before IPAM, so a pod without a namespace allocates nothing.
+    let (netns_path, netns) = open_netns(env)?;
+    let ipam = &conf.ipam_plugin;
+    let allocated = ipam_delegate::add(ipam, &env.path, raw)?;
+    let addresses: Vec<IpAddr> = allocated.ips.iter().map(|ip| ip.address.addr()).collect();
+    let host_veth = env.host_veth();
+    let workload = Workload {
+        host_veth: &host_veth,
+        ifname: &env.ifname,
+        netns: &netns,
+        mtu: conf.mtu,
+        addresses: &addresses,
+    };
+    let attached = if addresses.is_empty() {
+        Err(CniError::Ipam {
+            plugin: ipam.to_owned(),
+            command: "ADD",
+            code: 5,
+            msg: "returned no address: check the IPAM configuration's pools or ranges".into(),
+            details: String::new(),
+        })
+    } else {
+        plumbing::attach(&workload)
+    };
+    match attached {
+        Ok(pod_mac) => Ok(add_result(&workload, netns_path, pod_mac, allocated)
+            .for_version(&conf.cni_version)
+            .to_json()),
+        Err(error) => {
+            // Undo in reverse; the runtime needs the original error, and a
+            // failed undo is left to its DEL (which the spec has it send).
+            if let Err(undo) = plumbing::detach(&host_veth) {
+                eprintln!("tabby-cni: removing {host_veth} after a failed ADD: {undo}");
+            }
+            if let Err(undo) = ipam_delegate::run(ipam, &env.path, Command::Del, raw) {
+                eprintln!("tabby-cni: releasing the address after a failed ADD: {undo}");
+            }
+            Err(error)
+        }
+    }
+}
+
+fn add_result(
+    workload: &Workload<'_>,
+    netns_path: &Path,
+    pod_mac: Option<Mac>,
+    allocated: CniResult,
+) -> CniResult {
+    CniResult {
+        cni_version: LATEST.to_owned(),
+        interfaces: vec![
+            Interface {
+                name: workload.host_veth.to_owned(),
+                mac: HOST_MAC.to_string(),
+                sandbox: String::new(),
+            },
+            Interface {
+                name: workload.ifname.to_owned(),
+                mac: pod_mac.map(|m| m.to_string()).unwrap_or_default(),
+                sandbox: netns_path.display().to_string(),
+            },
+        ],
+        ips: workload
+            .addresses
+            .iter()
+            .map(|&ip| IpConfig {
+                version: None,
+                address: IpNet::from(ip),
+                gateway: None,
+                interface: Some(1),
+            })
+            .collect(),
+        routes: plumbing::default_routes(workload.addresses)
+            .into_iter()
+            .map(|(dst, gw)| RouteEntry { dst, gw: Some(gw) })
+            .collect(),
+        dns: allocated.dns,
+    }
+}
+
+fn check(env: &Env, conf: &NetConf, raw: &[u8]) -> Result<(), CniError> {
+    if conf.cni_version.starts_with("0.3.") {
+        return Err(CniError::UnsupportedCommand {
+            command: "CHECK",
+            version: conf.cni_version.clone(),
+        });
+    }
+    let prev = conf.prev_result()?;
+    let (_, netns) = open_netns(env)?;
+    let addresses: Vec<IpAddr> = prev.ips.iter().map(|ip| ip.address.addr()).collect();
+    let pod_mac = prev
+        .interfaces
+        .iter()
+        .find(|i| i.name == env.ifname && !i.sandbox.is_empty() && !i.mac.is_empty())
+        .map(|i| i.mac.as_str());
+    let host_veth = env.host_veth();
+    plumbing::check(
+        &Workload {
+            host_veth: &host_veth,
+            ifname: &env.ifname,
+            netns: &netns,
+            mtu: conf.mtu,
+            addresses: &addresses,
+        },
+        pod_mac,
+    )?;
+    ipam_delegate::run(&conf.ipam_plugin, &env.path, Command::Check, raw)?;
+    Ok(())
+}
+
+fn open_netns(env: &Env) -> Result<(&Path, File), CniError> {
+    let path = env.netns.as_deref().ok_or(CniError::Env {
+        name: "CNI_NETNS",
+        problem: "is not set".into(),
+    })?;
+    let file = File::open(path).map_err(|source| CniError::UnknownContainer {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok((path, file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(vars: &[(&str, &str)], stdin: &str) -> Outcome {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        invoke(
+            |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            stdin.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn version_lists_the_supported_spec_versions() {
+        let outcome = call(&[("CNI_COMMAND", "VERSION")], "");
+        assert!(outcome.success);
+        let json: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"cniVersion": "1.0.0", "supportedVersions": ["0.3.1", "0.4.0", "1.0.0"]})
+        );
+    }
+
+    #[test]
+    fn an_error_after_the_config_is_read_speaks_the_configs_version() {
+        let outcome = call(
+            &[
+                ("CNI_COMMAND", "CHECK"),
+                ("CNI_CONTAINERID", "c1"),
+                ("CNI_NETNS", "/nonexistent/netns"),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_PATH", "/nonexistent"),
+            ],
+            r#"{"cniVersion":"0.3.1","name":"k8s","type":"tabby-cni","ipam":{"type":"host-local"}}"#,
+        );
+        assert!(!outcome.success);
+        let json: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
+        assert_eq!(json["cniVersion"], "0.3.1");
+        assert_eq!(json["code"], 1);
+    }
+}

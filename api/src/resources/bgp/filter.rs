@@ -1,0 +1,170 @@
+//! `BGPFilter`: ordered import and export rules per address family; the first rule
+//! that matches decides.
+
+use serde::{Deserialize, Serialize};
+
+use crate::resources::{AsNumber, Cidr, Community, Object, Spec, ValidationError};
+
+pub type BGPFilter = Object<BGPFilterSpec>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BGPFilterSpec {
+    #[serde(default, rename = "exportV4", skip_serializing_if = "Vec::is_empty")]
+    pub export_v4: Vec<FilterRule>,
+    #[serde(default, rename = "importV4", skip_serializing_if = "Vec::is_empty")]
+    pub import_v4: Vec<FilterRule>,
+    #[serde(default, rename = "exportV6", skip_serializing_if = "Vec::is_empty")]
+    pub export_v6: Vec<FilterRule>,
+    #[serde(default, rename = "importV6", skip_serializing_if = "Vec::is_empty")]
+    pub import_v6: Vec<FilterRule>,
+}
+
+/// Matches when every condition given matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FilterRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<Cidr>,
+    /// How the route's prefix relates to `cidr`; required with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_operator: Option<MatchOperator>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_length: Option<PrefixLength>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_type: Option<PeerType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub communities: Option<CommunityMatch>,
+    pub action: FilterAction,
+    /// Applied to accepted routes, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<FilterOperation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatchOperator {
+    Equal,
+    NotEqual,
+    /// Within `cidr` (equal or more specific).
+    In,
+    NotIn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixLength {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerType {
+    #[serde(rename = "eBGP")]
+    External,
+    #[serde(rename = "iBGP")]
+    Internal,
+}
+
+/// Matches routes carrying any of `values`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunityMatch {
+    pub values: Vec<Community>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FilterAction {
+    Accept,
+    Reject,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum FilterOperation {
+    #[serde(rename = "addCommunity")]
+    AddCommunity { value: Community },
+    #[serde(rename = "prependASPath")]
+    PrependAsPath { prefix: Vec<AsNumber> },
+}
+
+impl Spec for BGPFilterSpec {
+    const KIND: &'static str = "BGPFilter";
+    const PLURAL: &'static str = "bgpfilters";
+
+    fn validate(&self, _name: &str) -> Result<(), ValidationError> {
+        let lists = [
+            ("exportV4", &self.export_v4, true),
+            ("importV4", &self.import_v4, true),
+            ("exportV6", &self.export_v6, false),
+            ("importV6", &self.import_v6, false),
+        ];
+        for (field, rules, ipv4) in lists {
+            for (i, rule) in rules.iter().enumerate() {
+                rule.validate(&format!("spec.{field}[{i}]"), ipv4)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FilterRule {
+    fn validate(&self, path: &str, ipv4: bool) -> Result<(), ValidationError> {
+        match (&self.cidr, &self.match_operator) {
+            (Some(cidr), Some(_)) => {
+                let cidr_path = format!("{path}.cidr");
+                cidr.require_masked(&cidr_path)?;
+                cidr.require_family(&cidr_path, ipv4)?;
+            }
+            (Some(cidr), None) => {
+                return Err(ValidationError::new(
+                    format!("{path}.matchOperator"),
+                    cidr.to_string(),
+                    "is required with cidr",
+                ));
+            }
+            (None, Some(operator)) => {
+                return Err(ValidationError::new(
+                    format!("{path}.cidr"),
+                    operator,
+                    "is required with matchOperator",
+                ));
+            }
+            (None, None) => {}
+        }
+        if let Some(PrefixLength { min, max }) = self.prefix_length {
+            let longest = if ipv4 { 32 } else { 128 };
+            for (bound, value) in [("min", min), ("max", max)] {
+                if let Some(value) = value.filter(|v| *v > longest) {
+                    return Err(ValidationError::new(
+                        format!("{path}.prefixLength.{bound}"),
+                        value,
+                        format!("is longer than /{longest}"),
+                    ));
+                }
+            }
+            if let (Some(min), Some(max)) = (min, max)
+                && min > max
+            {
+                return Err(ValidationError::new(
+                    format!("{path}.prefixLength.min"),
+                    min,
+                    format!("is greater than max {max}"),
+                ));
+            }
+        }
+        for (i, operation) in self.operations.iter().enumerate() {
+            if let FilterOperation::PrependAsPath { prefix } = operation
+                && prefix.is_empty()
+            {
+                return Err(ValidationError::new(
+                    format!("{path}.operations[{i}].prependASPath.prefix"),
+                    prefix,
+                    "is empty",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,181 @@
+use super::*;
+use crate::yaml::{self, YamlError};
+
+fn error_of<R: Resource>(text: &str) -> String {
+    match yaml::from_str::<R>(text) {
+        Ok(resource) => panic!("accepted {resource:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const POOL: &str = "apiVersion: tabby.dev/v1
+kind: IPPool
+metadata:
+  name: pool
+spec:
+  cidr: 10.0.0.0/16
+";
+
+#[test]
+fn defaults_are_applied_on_read() {
+    let pool: IPPool = yaml::from_str(POOL).unwrap();
+    assert_eq!(pool.spec.block_size, Some(26));
+    assert_eq!(pool.spec.node_selector, crate::selector::Selector::all());
+    assert_eq!(
+        pool.spec.allowed_uses,
+        [AllowedUse::Workload, AllowedUse::Tunnel]
+    );
+    let v6: IPPool = yaml::from_str(&POOL.replace("10.0.0.0/16", "fd00::/48")).unwrap();
+    assert_eq!(v6.spec.block_size, Some(122));
+
+    let config: BGPConfiguration = yaml::from_str(
+        "apiVersion: tabby.dev/v1\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {}\n",
+    )
+    .unwrap();
+    assert_eq!(config.spec.as_number, Some(AsNumber(64512)));
+    assert_eq!(config.spec.node_to_node_mesh_enabled, Some(true));
+}
+
+#[test]
+fn a_bad_cidr_is_reported_with_its_path_and_value() {
+    let error = error_of::<IPPool>(&POOL.replace("10.0.0.0/16", "10.0.0.0/33"));
+    assert!(
+        error.starts_with("spec.cidr: \"10.0.0.0/33\" is not a CIDR"),
+        "{error}"
+    );
+    assert_eq!(
+        error_of::<IPPool>(&POOL.replace("10.0.0.0/16", "10.0.0.1/16")),
+        "spec.cidr: \"10.0.0.1/16\" has host bits set; did you mean \"10.0.0.0/16\"?"
+    );
+}
+
+#[test]
+fn a_misspelt_field_is_rejected_not_ignored() {
+    let error = error_of::<IPPool>(&format!("{POOL}  natOutGoing: true\n"));
+    assert!(
+        error.starts_with("spec: unknown field `natOutGoing`"),
+        "{error}"
+    );
+    let error = error_of::<IPPool>(&POOL.replace("  name: pool", "  name: pool\n  lables: {}"));
+    assert!(
+        error.starts_with("metadata: unknown field `lables`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn calico_manifests_are_told_which_group_to_use() {
+    let calico = POOL.replace("tabby.dev/v1", "projectcalico.org/v3") + "  ipip: {enabled: true}\n";
+    assert_eq!(
+        error_of::<IPPool>(&calico),
+        "apiVersion: \"projectcalico.org/v3\" is Calico's API group: change it to \
+         \"tabby.dev/v1\" (tabby uses Calico's field names)"
+    );
+    assert_eq!(
+        error_of::<IPPool>(&POOL.replace("IPPool", "IPPools")),
+        "kind: \"IPPools\" is not \"IPPool\""
+    );
+}
+
+#[test]
+fn a_pool_cannot_use_ipip_and_vxlan_together() {
+    let both = format!("{POOL}  ipipMode: Always\n  vxlanMode: CrossSubnet\n");
+    assert_eq!(
+        error_of::<IPPool>(&both),
+        "spec.vxlanMode: CrossSubnet cannot be combined with ipipMode other than Never"
+    );
+    let v6 = format!(
+        "{}  ipipMode: Always\n",
+        POOL.replace("10.0.0.0/16", "fd00::/48")
+    );
+    assert_eq!(
+        error_of::<IPPool>(&v6),
+        "spec.ipipMode: Always is only possible for IPv4 pools"
+    );
+    let bad_block = format!("{POOL}  blockSize: 33\n");
+    assert_eq!(
+        error_of::<IPPool>(&bad_block),
+        "spec.blockSize: 33 is out of range 20..=32 for this family"
+    );
+}
+
+#[test]
+fn a_pools_cidr_and_block_size_cannot_change() {
+    let old: IPPool = yaml::from_str(POOL).unwrap();
+    let mut new = old.clone();
+    new.spec.nat_outgoing = true;
+    assert_eq!(new.validate_update(&old), Ok(()));
+    new.spec.block_size = Some(28);
+    assert_eq!(
+        new.validate_update(&old).unwrap_err().to_string(),
+        "spec.blockSize: 28 cannot change (was 26)"
+    );
+}
+
+#[test]
+fn a_node_override_cannot_set_cluster_wide_bgp_settings() {
+    let text = "apiVersion: tabby.dev/v1\nkind: BGPConfiguration\nmetadata: {name: node.worker-1}\n\
+                spec: {asNumber: 65001, listenPort: 1179}\n";
+    assert_eq!(
+        error_of::<BGPConfiguration>(text),
+        "spec.asNumber: \"set\" is cluster-wide: set it in the \"default\" BGPConfiguration"
+    );
+    let bad_name = text.replace("node.worker-1", "worker-1");
+    assert!(error_of::<BGPConfiguration>(&bad_name).starts_with("metadata.name: \"worker-1\""));
+}
+
+#[test]
+fn a_peer_needs_an_address_and_an_as() {
+    let head = "apiVersion: tabby.dev/v1\nkind: BGPPeer\nmetadata: {name: tor}\n";
+    assert_eq!(
+        error_of::<BGPPeer>(&format!("{head}spec: {{peerIP: 192.0.2.1}}\n")),
+        "spec.asNumber: \"192.0.2.1\" is required with peerIP"
+    );
+    assert_eq!(
+        error_of::<BGPPeer>(&format!("{head}spec: {{node: a}}\n")),
+        "spec: \"\" needs peerIP (with asNumber) or peerSelector"
+    );
+    let error = error_of::<BGPPeer>(&format!(
+        "{head}spec: {{peerSelector: 'rr == ', asNumber: 1}}\n"
+    ));
+    assert!(
+        error.contains("spec.peerSelector: selector \"rr == \": at column 7"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_block_is_named_after_its_cidr() {
+    let text = "apiVersion: tabby.dev/v1\nkind: IPAMBlock\nmetadata: {name: 10-0-0-0-30}\n\
+                spec: {cidr: 10.0.0.0/30}\n";
+    let block: IPAMBlock = yaml::from_str(text).unwrap();
+    assert_eq!(block.spec.allocations, [None; 4]);
+    assert_eq!(block.spec.unallocated, [0, 1, 2, 3]);
+    assert_eq!(
+        error_of::<IPAMBlock>(&text.replace("10-0-0-0-30", "block")),
+        "metadata.name: \"block\" does not match spec.cidr (expected \"10-0-0-0-30\")"
+    );
+}
+
+#[test]
+fn invalid_names_and_labels_are_rejected() {
+    let error = error_of::<IPPool>(&POOL.replace("name: pool", "name: Pool_1"));
+    assert!(error.starts_with("metadata.name: \"Pool_1\" is not a DNS subdomain"));
+    let labelled = POOL.replace("name: pool", "name: pool\n  labels: {zone: 'east west'}");
+    assert_eq!(
+        error_of::<IPPool>(&labelled),
+        "metadata.labels[\"zone\"]: \"east west\" is not a label value"
+    );
+}
+
+#[test]
+fn yaml_errors_are_syntax_or_invalid() {
+    assert!(matches!(
+        yaml::from_str::<IPPool>("spec: ["),
+        Err(YamlError::Syntax(_))
+    ));
+    assert!(matches!(
+        yaml::from_str::<IPPool>(&format!("{POOL}  blockSize: 8\n")),
+        Err(YamlError::Invalid(_))
+    ));
+}

@@ -1,0 +1,13 @@
+//! BGP sessions: configuration, the sans-IO state machine, OPEN negotiation and
+//! collision resolution. The tokio driver feeds it; the RIB consumes its updates.
+
+pub mod collision;
+pub mod config;
+pub mod driver;
+pub mod fsm;
+pub mod negotiate;
+
+pub use config::{GracefulRestartConfig, SessionConfig};
+pub use driver::{Command, Event, SessionHandle, spawn};
+pub use fsm::{DownReason, Input, Output, Session, State, Timer};
+pub use negotiate::{Negotiated, negotiate};

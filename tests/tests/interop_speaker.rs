@@ -1,0 +1,277 @@
+//! tabby's speaker (sessions, RIB, import and export) exchanging routes with real
+//! BIRD, FRR and GoBGP, over eBGP (IPv4 and IPv6) and iBGP: the daemon learns the
+//! block tabby originates with the right AS path and next hop, tabby learns the
+//! daemon's route as a best path, and a withdrawal reaches the daemon. Then tabby
+//! as a route reflector between clients.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bgp::rib::Change;
+use bgp::speaker::{self, Notice, PeerConfig, Policy, Request, SpeakerConfig};
+use ipnet::IpNet;
+use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
+use tests::{Lab, Node, require_root};
+
+const PEER_AS: u32 = 65001;
+const TABBY_AS: u32 = 65002;
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+/// One cell of the matrix: the session's address family and whether it is iBGP.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    ipv6: bool,
+    internal: bool,
+}
+
+impl Case {
+    fn peer_as(self) -> u32 {
+        if self.internal { TABBY_AS } else { PEER_AS }
+    }
+
+    fn address(self, node: &Node) -> IpAddr {
+        if self.ipv6 {
+            node.address6().unwrap()
+        } else {
+            node.address()
+        }
+    }
+
+    /// (the daemon's route, tabby's block)
+    fn prefixes(self) -> (IpNet, IpNet) {
+        if self.ipv6 {
+            (net("fd00:100:1::/48"), net("fd00:244:5::/122"))
+        } else {
+            (net("10.100.1.0/24"), net("10.244.5.0/26"))
+        }
+    }
+}
+
+fn lab(test: &str) -> Lab {
+    Lab::new(test)
+        .subnet("a", "10.0.1.0/24")
+        .ipv6("a", "fd00:1::/64")
+        .node("peer", "a")
+        .node("tabby", "a")
+        .build()
+        .unwrap()
+}
+
+fn peer_config(case: Case, peer: &Node, tabby: &Node) -> BgpConfig {
+    BgpConfig::new(case.peer_as(), peer.ipv4().unwrap())
+        .neighbor(Neighbor::new(case.address(tabby), TABBY_AS))
+        .route(case.prefixes().0)
+}
+
+/// Polls the daemon's table from inside the async test without a blocking wait
+/// (the speaker shares this thread).
+async fn daemon_route(daemon: &(dyn BgpPeer + Sync), prefix: IpNet) -> tests::peers::Route {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let routes = daemon.routes().unwrap_or_default();
+        if let Some(route) = routes.into_iter().find(|r| r.prefix == prefix) {
+            return route;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the daemon never learned {prefix}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn exchange(case: Case, tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync)) {
+    let (theirs, block) = case.prefixes();
+    let tabby_address = case.address(tabby);
+    let peer_address = case.address(peer);
+    let router_id = tabby.ipv4().unwrap();
+    tabby
+        .run(|| {
+            tests::runtime().block_on(async {
+                let mut handle = speaker::start(SpeakerConfig::new(TABBY_AS, router_id)).unwrap();
+                let requests = &handle.requests;
+                requests
+                    .send(Request::AddPeer(PeerConfig {
+                        import: Some(Policy::Accept),
+                        export: Some(Policy::Accept),
+                        ..PeerConfig::new(peer_address, Some(case.peer_as()))
+                    }))
+                    .unwrap();
+                requests.send(Request::Originate(block)).unwrap();
+
+                let learned = tokio::time::timeout(TIMEOUT, async {
+                    loop {
+                        match handle.notices.recv().await.expect("speaker running") {
+                            Notice::Best(Change::Best { prefix, paths }) if prefix == theirs => {
+                                return paths;
+                            }
+                            _ => {}
+                        }
+                    }
+                })
+                .await
+                .expect("tabby never learned the daemon's route");
+                assert_eq!(learned[0].next_hop, peer_address);
+                assert_eq!(learned[0].source.remote_as, case.peer_as());
+                assert_eq!(learned[0].source.internal, case.internal);
+
+                let at_daemon = daemon_route(daemon, block).await;
+                assert_eq!(at_daemon.next_hop, Some(tabby_address));
+                let expected_path: &[u32] = if case.internal { &[] } else { &[TABBY_AS] };
+                assert_eq!(at_daemon.as_path, expected_path);
+
+                // Withdrawing the block removes it from the daemon's table.
+                requests.send(Request::Withdraw(block)).unwrap();
+                let deadline = tokio::time::Instant::now() + TIMEOUT;
+                while daemon
+                    .routes()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|r| r.prefix == block)
+                {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "withdrawal not seen"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                let (reply, status) = tokio::sync::oneshot::channel();
+                requests.send(Request::Status(reply)).unwrap();
+                let status = status.await.unwrap();
+                assert_eq!(status.len(), 1);
+                assert!(status[0].established);
+                assert_eq!(status[0].prefixes_received, 1);
+            })
+        })
+        .unwrap();
+}
+
+/// One test per daemon and case, named `interop_speaker_<case>_with_<daemon>`.
+macro_rules! matrix {
+    ($($name:ident: $daemon:ident, ipv6 = $ipv6:expr, internal = $internal:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            if !require_root() {
+                return;
+            }
+            let case = Case { ipv6: $ipv6, internal: $internal };
+            let lab = lab(stringify!($name));
+            let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
+            let daemon = $daemon::start(peer, &peer_config(case, peer, tabby)).unwrap();
+            exchange(case, tabby, peer, &daemon);
+
+        }
+    )*};
+}
+
+matrix! {
+    interop_speaker_ebgp_ipv4_with_bird: Bird, ipv6 = false, internal = false;
+    interop_speaker_ebgp_ipv4_with_frr: Frr, ipv6 = false, internal = false;
+    interop_speaker_ebgp_ipv4_with_gobgp: GoBgp, ipv6 = false, internal = false;
+    interop_speaker_ebgp_ipv6_with_bird: Bird, ipv6 = true, internal = false;
+    interop_speaker_ebgp_ipv6_with_frr: Frr, ipv6 = true, internal = false;
+    interop_speaker_ebgp_ipv6_with_gobgp: GoBgp, ipv6 = true, internal = false;
+    interop_speaker_ibgp_ipv4_with_bird: Bird, ipv6 = false, internal = true;
+    interop_speaker_ibgp_ipv4_with_frr: Frr, ipv6 = false, internal = true;
+    interop_speaker_ibgp_ipv4_with_gobgp: GoBgp, ipv6 = false, internal = true;
+}
+
+#[test]
+fn interop_speaker_reflects_a_bird_clients_route_to_a_gobgp_client() {
+    if !require_root() {
+        return;
+    }
+    const AS: u32 = 64512;
+    let lab = Lab::new("interop_speaker_reflects_a_bird_clients_route_to_a_gobgp_client")
+        .subnet("a", "10.0.1.0/24")
+        .node("rr", "a")
+        .node("c1", "a")
+        .node("c2", "a")
+        .build()
+        .unwrap();
+    let (rr, c1, c2) = (lab.node("rr"), lab.node("c1"), lab.node("c2"));
+    let route = net("10.100.7.0/24");
+    let _bird = Bird::start(
+        c1,
+        &BgpConfig::new(AS, c1.ipv4().unwrap())
+            .neighbor(Neighbor::new(rr.address(), AS))
+            .route(route),
+    )
+    .unwrap();
+    let gobgp = GoBgp::start(
+        c2,
+        &BgpConfig::new(AS, c2.ipv4().unwrap()).neighbor(Neighbor::new(rr.address(), AS)),
+    )
+    .unwrap();
+    let router_id = rr.ipv4().unwrap();
+    let (c1_address, c2_address) = (c1.address(), c2.address());
+    rr.run(|| {
+        tests::runtime().block_on(async {
+            let handle = speaker::start(SpeakerConfig {
+                cluster_id: Some(router_id),
+                ..SpeakerConfig::new(AS, router_id)
+            })
+            .unwrap();
+            for client in [c1_address, c2_address] {
+                let peer = PeerConfig {
+                    rr_client: true,
+                    ..PeerConfig::new(client, Some(AS))
+                };
+                handle.requests.send(Request::AddPeer(peer)).unwrap();
+            }
+            let reflected = daemon_route(&gobgp, route).await;
+            // Reflection keeps the originator's next hop and adds no AS.
+            assert_eq!(reflected.next_hop, Some(c1_address));
+            assert!(reflected.as_path.is_empty(), "{reflected:?}");
+        })
+    })
+    .unwrap();
+}
+
+#[test]
+fn interop_speaker_resets_a_bird_session_over_its_prefix_limit() {
+    if !require_root() {
+        return;
+    }
+    let lab = lab("interop_speaker_resets_a_bird_session_over_its_prefix_limit");
+    let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
+    let mut config = BgpConfig::new(PEER_AS, peer.ipv4().unwrap())
+        .neighbor(Neighbor::new(tabby.address(), TABBY_AS));
+    for prefix in ["10.100.1.0/24", "10.100.2.0/24", "10.100.3.0/24"] {
+        config = config.route(net(prefix));
+    }
+    let bird = Bird::start(peer, &config).unwrap();
+    let (peer_address, router_id) = (peer.address(), tabby.ipv4().unwrap());
+    tabby
+        .run(|| {
+            tests::runtime().block_on(async {
+                let mut handle = speaker::start(SpeakerConfig::new(TABBY_AS, router_id)).unwrap();
+                let limited = PeerConfig {
+                    import: Some(Policy::Accept),
+                    max_prefixes: Some(2),
+                    ..PeerConfig::new(peer_address, Some(PEER_AS))
+                };
+                handle.requests.send(Request::AddPeer(limited)).unwrap();
+                let reason = tokio::time::timeout(TIMEOUT, async {
+                    loop {
+                        if let Some(Notice::PeerDown { reason, .. }) = handle.notices.recv().await {
+                            return reason;
+                        }
+                    }
+                })
+                .await
+                .expect("the session was never reset");
+                assert_eq!(reason, "sent NOTIFICATION 6/1");
+            })
+        })
+        .unwrap();
+    let status = bird.show_protocols().unwrap();
+    assert!(
+        status.contains("Maximum number of prefixes reached"),
+        "BIRD does not report the reason:\n{status}"
+    );
+}
