@@ -1,0 +1,200 @@
+//! Datastore doubles around a real backend: one that injects write conflicts (a
+//! competing writer bumps the object's revision just before the caller's
+//! compare-and-swap lands), one that counts calls. Both pass everything else through.
+
+#![allow(dead_code)] // each test binary uses part of this module
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use api::datastore::{
+    Backend, Datastore, Kind, List, ListOptions, MemoryStore, Record, Result, WatchStream,
+};
+use api::resources::{Cidr, IPAMConfig, IPAMConfigSpec, IPPool, IPPoolSpec, Resource, Revision};
+use async_trait::async_trait;
+use serde_json::Value;
+
+/// Injects a real conflict into one in `every` CAS writes (updates and deletes at a
+/// revision): the object is rewritten unchanged first, so its revision moves on.
+#[derive(Debug)]
+pub struct Conflicting<B> {
+    inner: B,
+    every: u64,
+    writes: AtomicU64,
+    pub injected: AtomicU64,
+}
+
+impl<B: Backend> Conflicting<B> {
+    pub fn new(inner: B, every: u64) -> Self {
+        Self {
+            inner,
+            every,
+            writes: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
+        }
+    }
+
+    async fn maybe_conflict(&self, kind: Kind, name: &str) {
+        if self.writes.fetch_add(1, Ordering::Relaxed) % self.every != self.every - 1 {
+            return;
+        }
+        if let Ok(current) = self.inner.get_record(kind, name).await
+            && self
+                .inner
+                .update_record(kind, name, current.value, current.revision)
+                .await
+                .is_ok()
+        {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Backend for Conflicting<B> {
+    async fn get_record(&self, kind: Kind, name: &str) -> Result<Record> {
+        self.inner.get_record(kind, name).await
+    }
+    async fn list_records(&self, kind: Kind, options: &ListOptions) -> Result<List<Record>> {
+        self.inner.list_records(kind, options).await
+    }
+    async fn create_record(&self, kind: Kind, name: &str, value: Value) -> Result<Record> {
+        self.inner.create_record(kind, name, value).await
+    }
+    async fn update_record(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: Value,
+        expected: Revision,
+    ) -> Result<Record> {
+        self.maybe_conflict(kind, name).await;
+        self.inner.update_record(kind, name, value, expected).await
+    }
+    async fn delete_record(
+        &self,
+        kind: Kind,
+        name: &str,
+        expected: Option<Revision>,
+    ) -> Result<Record> {
+        if expected.is_some() {
+            self.maybe_conflict(kind, name).await;
+        }
+        self.inner.delete_record(kind, name, expected).await
+    }
+    async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>> {
+        self.inner.watch_records(kind, from).await
+    }
+}
+
+/// Counts backend calls by operation and kind (`"get ipamblocks"`).
+#[derive(Debug)]
+pub struct Counting<B> {
+    inner: B,
+    calls: Mutex<BTreeMap<String, usize>>,
+}
+
+impl<B: Backend> Counting<B> {
+    pub fn new(inner: B) -> Self {
+        Self {
+            inner,
+            calls: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The calls so far, and zero them.
+    pub fn take(&self) -> BTreeMap<String, usize> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    fn count(&self, op: &str, kind: Kind) {
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry(format!("{op} {}", kind.plural))
+            .or_default() += 1;
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Backend for Counting<B> {
+    async fn get_record(&self, kind: Kind, name: &str) -> Result<Record> {
+        self.count("get", kind);
+        self.inner.get_record(kind, name).await
+    }
+    async fn list_records(&self, kind: Kind, options: &ListOptions) -> Result<List<Record>> {
+        self.count("list", kind);
+        self.inner.list_records(kind, options).await
+    }
+    async fn create_record(&self, kind: Kind, name: &str, value: Value) -> Result<Record> {
+        self.count("create", kind);
+        self.inner.create_record(kind, name, value).await
+    }
+    async fn update_record(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: Value,
+        expected: Revision,
+    ) -> Result<Record> {
+        self.count("update", kind);
+        self.inner.update_record(kind, name, value, expected).await
+    }
+    async fn delete_record(
+        &self,
+        kind: Kind,
+        name: &str,
+        expected: Option<Revision>,
+    ) -> Result<Record> {
+        self.count("delete", kind);
+        self.inner.delete_record(kind, name, expected).await
+    }
+    async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>> {
+        self.inner.watch_records(kind, from).await
+    }
+}
+
+pub fn memory() -> Arc<dyn Backend> {
+    Arc::new(MemoryStore::new())
+}
+
+/// Creates pool `name` with `cidr` and block size `block`, edited by `edit`.
+pub async fn pool(
+    store: &dyn Backend,
+    name: &str,
+    cidr: &str,
+    block: u8,
+    edit: impl FnOnce(&mut IPPoolSpec),
+) -> IPPool {
+    let mut spec = IPPoolSpec::new(cidr.parse::<Cidr>().unwrap());
+    spec.block_size = Some(block);
+    edit(&mut spec);
+    store.create(&IPPool::new(name, spec)).await.unwrap()
+}
+
+/// Writes the IPAMConfig, edited from the defaults.
+pub async fn ipam_config(store: &dyn Backend, edit: impl FnOnce(&mut IPAMConfigSpec)) {
+    let mut spec = IPAMConfigSpec::default();
+    edit(&mut spec);
+    match store.get::<IPAMConfig>("default").await {
+        Ok(mut config) => {
+            config.spec = spec;
+            store.update(&config).await.unwrap();
+        }
+        Err(_) => {
+            store
+                .create(&IPAMConfig::new("default", spec))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Re-reads `resource` and applies `edit` with a CAS write.
+pub async fn edit<R: Resource>(store: &dyn Backend, name: &str, edit: impl FnOnce(&mut R)) {
+    let mut current: R = store.get(name).await.unwrap();
+    edit(&mut current);
+    store.update(&current).await.unwrap();
+}
