@@ -55,14 +55,7 @@ pub fn check_handle_id(id: &str) -> Result<()> {
 /// distinct containers apart.
 pub fn cni_handle_id(network: &str, container_id: &str) -> String {
     let raw = format!("{network}.{container_id}");
-    let mut id: String = raw
-        .chars()
-        .map(|c| match c {
-            'a'..='z' | '0'..='9' | '-' | '.' => c,
-            'A'..='Z' => c.to_ascii_lowercase(),
-            _ => '-',
-        })
-        .collect();
+    let mut id = format!("{}{}", cni_handle_prefix(network), sanitized(container_id));
     let trimmed = id.trim_matches(|c| c == '-' || c == '.').len() != id.len();
     if id != raw || trimmed || id.len() > MAX_NAME {
         let digest = Sha1::digest(raw.as_bytes());
@@ -71,6 +64,22 @@ pub fn cni_handle_id(network: &str, container_id: &str) -> String {
         id = format!("{}-{hash}", id.trim_matches(|c| c == '-' || c == '.'));
     }
     id
+}
+
+/// What every handle of a network's attachments starts with.
+pub fn cni_handle_prefix(network: &str) -> String {
+    format!("{}.", sanitized(network))
+}
+
+/// Lower case, and `-` for every character an object name cannot hold.
+fn sanitized(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '-' | '.' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '-',
+        })
+        .collect()
 }
 
 /// The handle of a node's tunnel address, as Calico names it.

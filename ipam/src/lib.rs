@@ -17,6 +17,7 @@ pub mod blocks;
 pub mod cas;
 pub mod check;
 pub mod claim;
+pub mod cni;
 pub mod error;
 pub mod explicit;
 pub mod handles;

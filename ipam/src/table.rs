@@ -20,7 +20,6 @@ pub mod attr {
     pub const NODE: &str = "node";
     pub const CONTAINER_ID: &str = "containerID";
     pub const INTERFACE: &str = "interface";
-    pub const TIMESTAMP: &str = "timestamp";
     /// What a tunnel address is for (`ipipTunnelAddress`, `vxlanTunnelAddress`, ...).
     pub const TYPE: &str = "type";
 }

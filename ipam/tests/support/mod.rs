@@ -198,3 +198,64 @@ pub async fn edit<R: Resource>(store: &dyn Backend, name: &str, edit: impl FnOnc
     edit(&mut current);
     store.update(&current).await.unwrap();
 }
+
+/// What [`churn`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Churned {
+    pub assigned: usize,
+    pub released: usize,
+    pub borrowed: usize,
+}
+
+/// Every allocator runs `rounds` steps at once: assign one IPv4 address to a new
+/// handle, or (at random, and always once `live` are held) release one it holds.
+/// Every address handed out is checked against every address held anywhere at
+/// that moment: a duplicate fails at once. At the end everything is released.
+pub async fn churn(allocators: Vec<Arc<ipam::Allocator>>, rounds: usize, live: usize) -> Churned {
+    use rand::Rng;
+    let held: Arc<Mutex<BTreeMap<std::net::IpAddr, String>>> = Arc::default();
+    let tasks = allocators.into_iter().enumerate().map(|(i, allocator)| {
+        let held = held.clone();
+        tokio::spawn(async move {
+            let mut mine: Vec<(String, std::net::IpAddr)> = Vec::new();
+            let mut done = Churned::default();
+            for round in 0..rounds + live {
+                let release = round >= rounds
+                    || mine.len() >= live
+                    || (!mine.is_empty() && rand::rng().random_bool(0.3));
+                if release {
+                    let Some((handle, ip)) = mine.pop() else {
+                        break;
+                    };
+                    // Forget it before it is freed: from then on another may get it.
+                    held.lock().unwrap().remove(&ip);
+                    let freed = allocator.release_handle(&handle).await.unwrap();
+                    assert_eq!(freed.len(), 1, "{handle} held {ip}");
+                    done.released += 1;
+                } else {
+                    let handle = format!("a{i}-{round}");
+                    let got = allocator
+                        .auto_assign(&ipam::AssignRequest::new(&handle, 1, 0))
+                        .await
+                        .unwrap_or_else(|e| panic!("{handle}: {e}"));
+                    let address = &got.addresses[0];
+                    if let Some(other) = held.lock().unwrap().insert(address.ip, handle.clone()) {
+                        panic!("{} handed to {handle} while {other} holds it", address.ip);
+                    }
+                    done.borrowed += usize::from(address.borrowed);
+                    mine.push((handle, address.ip));
+                    done.assigned += 1;
+                }
+            }
+            done
+        })
+    });
+    let mut total = Churned::default();
+    for task in futures::future::join_all(tasks).await {
+        let done = task.unwrap();
+        total.assigned += done.assigned;
+        total.released += done.released;
+        total.borrowed += done.borrowed;
+    }
+    total
+}
