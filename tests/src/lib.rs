@@ -9,8 +9,10 @@
 //! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
 //! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports.
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
+//! - [`bgperf`]: the route-reflector benchmark behind `tabby-bgperf`.
 //! - [`require_root`], [`sweep`]: the root guard and the leftover sweep.
 
+pub mod bgperf;
 pub mod etcd;
 pub mod lab;
 pub mod logs;
