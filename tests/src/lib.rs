@@ -10,8 +10,10 @@
 //! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports.
 //! - [`conformance`]: the datastore contract, run against every backend.
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
+//! - [`bgperf`]: the route-reflector benchmark behind `tabby-bgperf`.
 //! - [`require_root`], [`sweep`]: the root guard and the leftover sweep.
 
+pub mod bgperf;
 pub mod conformance;
 pub mod etcd;
 pub mod lab;
