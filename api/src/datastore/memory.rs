@@ -95,9 +95,12 @@ impl State {
                 (record, event)
             }
             None => {
-                let mut record = self.objects.remove(&key).expect("deleting a stored object");
-                record.revision = Revision(self.revision);
-                (record.clone(), WatchEvent::Deleted(record))
+                let record = self.objects.remove(&key).expect("deleting a stored object");
+                let deleted = Record {
+                    revision: Revision(self.revision),
+                    ..record.clone()
+                };
+                (record, WatchEvent::Deleted(deleted))
             }
         };
         self.watchers
@@ -122,7 +125,7 @@ impl State {
                 kind: kind.name,
                 name: name.to_owned(),
                 expected,
-                actual,
+                actual: Some(actual),
             });
         }
         Ok(())
@@ -147,13 +150,14 @@ impl Backend for MemoryStore {
         let state = self.lock();
         // Pages continue from the current state, not a snapshot: objects that exist
         // throughout are still listed exactly once, which is the contract.
-        // Without a token, start at the kind's first key: an unbounded start would
-        // begin at another kind's objects and `take_while` would stop right there.
         let start = match &options.continue_token {
-            Some(token) => Bound::Excluded((kind.plural, ContinueToken::decode(token)?.after)),
-            None => Bound::Included((kind.plural, String::new())),
+            Some(token) => Bound::Excluded(ContinueToken::decode(token)?.after),
+            None => Bound::Included(String::new()),
         };
-        let range = (start, Bound::Unbounded::<(&'static str, String)>);
+        let range = (
+            start.map(|name| (kind.plural, name)),
+            Bound::Unbounded::<(&'static str, String)>,
+        );
         let limit = options.limit.unwrap_or(usize::MAX);
         let mut matching = state
             .objects

@@ -167,17 +167,6 @@ impl Spec for IPAMBlockSpec {
         }
         Ok(())
     }
-
-    fn validate_update(&self, old: &Self) -> Result<(), ValidationError> {
-        if self.cidr != old.cidr {
-            return Err(ValidationError::new(
-                "spec.cidr",
-                self.cidr.to_string(),
-                format!("cannot change (was \"{}\")", old.cidr),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// A node's claim on a block, named `<node>-<block name>`.
@@ -220,17 +209,6 @@ impl Spec for BlockAffinitySpec {
         }
         Ok(())
     }
-
-    fn validate_update(&self, old: &Self) -> Result<(), ValidationError> {
-        if (&self.node, self.cidr) != (&old.node, old.cidr) {
-            return Err(ValidationError::new(
-                "spec",
-                format!("{} {}", self.node, self.cidr),
-                "cannot change node or cidr; only state",
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// What one holder (a pod's container, a tunnel) has allocated, per block.
@@ -267,17 +245,6 @@ impl Spec for IPAMHandleSpec {
             if *count == 0 {
                 return Err(ValidationError::new(path, count, "is not a positive count"));
             }
-        }
-        Ok(())
-    }
-
-    fn validate_update(&self, old: &Self) -> Result<(), ValidationError> {
-        if self.handle_id != old.handle_id {
-            return Err(ValidationError::new(
-                "spec.handleID",
-                &self.handle_id,
-                "cannot change",
-            ));
         }
         Ok(())
     }
