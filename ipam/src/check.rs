@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::cas::list_all;
 use crate::error::Result;
 use crate::handles::tunnel_handle_id;
-use crate::inventory::{Inventory, Owner, Workload};
+use crate::inventory::{Owner, owner_alive};
 use crate::pools::pool_holding;
 use crate::table::AllocationTable;
 use crate::tunnel::recorded_tunnel_addresses;
@@ -126,12 +126,13 @@ impl Report {
     }
 }
 
-/// Reads the datastore and checks it; with an inventory, leaks are looked for too.
-pub async fn check(store: &dyn Backend, inventory: Option<&dyn Inventory>) -> Result<Report> {
+/// Reads the datastore and checks it; with `leaks`, every allocation's owner is
+/// asked after too (a read per allocation).
+pub async fn check(store: &dyn Backend, with_leaks: bool) -> Result<Report> {
     let snapshot = Snapshot::read(store).await?;
     let mut report = check_snapshot(&snapshot);
-    if let Some(inventory) = inventory {
-        report.problems.extend(leaks(&snapshot, inventory).await?);
+    if with_leaks {
+        report.problems.extend(leaks(store, &snapshot).await?);
     }
     Ok(report)
 }
@@ -311,13 +312,32 @@ fn addresses(snapshot: &Snapshot, problems: &mut Vec<Problem>) {
     }
 }
 
-/// Allocations whose owner the inventory says is gone.
-pub async fn leaks(snapshot: &Snapshot, inventory: &dyn Inventory) -> Result<Vec<Problem>> {
+/// Allocations whose owner is gone, and tunnel addresses their node no longer
+/// records.
+pub async fn leaks(store: &dyn Backend, snapshot: &Snapshot) -> Result<Vec<Problem>> {
     let mut found = Vec::new();
     for block in &snapshot.blocks {
         for allocation in block.spec.allocations() {
             let owner = Owner::of(&allocation);
-            if !owner_alive(&owner, allocation.ip, snapshot, inventory).await? {
+            let recorded = match &owner {
+                Owner::Tunnel {
+                    node,
+                    tunnel,
+                    family,
+                } => snapshot
+                    .nodes
+                    .iter()
+                    .find(|n| n.metadata.name == *node)
+                    .is_some_and(|n| {
+                        recorded_tunnel_addresses(&n.spec).contains(&(
+                            *tunnel,
+                            *family,
+                            allocation.ip,
+                        ))
+                    }),
+                _ => true,
+            };
+            if !recorded || !owner_alive(store, &owner, allocation.ip).await? {
                 found.push(Problem::Leak {
                     ip: allocation.ip,
                     handle: allocation.handle.map(str::to_owned),
@@ -327,47 +347,4 @@ pub async fn leaks(snapshot: &Snapshot, inventory: &dyn Inventory) -> Result<Vec
         }
     }
     Ok(found)
-}
-
-/// Whether an allocation's owner still exists; `Unknown` owners always count as
-/// alive (nothing says they are not).
-pub async fn owner_alive(
-    owner: &Owner,
-    ip: IpAddr,
-    snapshot: &Snapshot,
-    inventory: &dyn Inventory,
-) -> Result<bool> {
-    Ok(match owner {
-        Owner::Pod {
-            namespace,
-            pod,
-            container_id,
-            ..
-        } => {
-            inventory
-                .workload_exists(&Workload {
-                    namespace,
-                    pod,
-                    container_id: container_id.as_deref(),
-                    ip,
-                })
-                .await?
-        }
-        Owner::Tunnel {
-            node,
-            tunnel,
-            family,
-        } => {
-            let recorded = snapshot
-                .nodes
-                .iter()
-                .find(|n| n.metadata.name == *node)
-                .is_some_and(|n| {
-                    recorded_tunnel_addresses(&n.spec).contains(&(*tunnel, *family, ip))
-                });
-            recorded && inventory.node_exists(node).await?
-        }
-        Owner::Node { node } => inventory.node_exists(node).await?,
-        Owner::Unknown => true,
-    })
 }

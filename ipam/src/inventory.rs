@@ -1,10 +1,9 @@
 //! Who an allocation belongs to, and whether that owner still exists: the questions
 //! the controller asks before it reclaims anything.
 
-use std::fmt::Debug;
 use std::net::IpAddr;
 
-use async_trait::async_trait;
+use api::datastore::{Backend, Datastore};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -12,7 +11,7 @@ use crate::pools::{Family, Tunnel};
 use crate::table::{Allocation, attr};
 
 /// What an allocation is for, from its handle and attributes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Owner {
     /// A pod's address.
@@ -76,22 +75,18 @@ impl Owner {
     }
 }
 
-/// The workload a pod allocation was made for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Workload<'a> {
-    pub namespace: &'a str,
-    pub pod: &'a str,
-    /// The sandbox the address was allocated for; a pod recreated under the same
-    /// name has another one.
-    pub container_id: Option<&'a str>,
-    pub ip: IpAddr,
-}
-
-/// Answers whether nodes and workloads exist. Errors mean "unknown", and nothing
-/// is reclaimed on an unknown answer.
-#[async_trait]
-pub trait Inventory: Send + Sync + Debug {
-    async fn node_exists(&self, node: &str) -> Result<bool>;
-    /// True while the workload that holds `workload.ip` exists.
-    async fn workload_exists(&self, workload: &Workload<'_>) -> Result<bool>;
+/// Whether an allocation's owner still exists, asked of the datastore (core Pods
+/// and Nodes on Kubernetes; WorkloadEndpoints and tabby Nodes on etcd). A pod that
+/// exists but holds other addresses is a later incarnation under the same name:
+/// this allocation was its predecessor's. A pod that holds none yet is being set up
+/// and counts as alive. `Unknown` owners always count as alive.
+pub async fn owner_alive(store: &dyn Backend, owner: &Owner, ip: IpAddr) -> Result<bool> {
+    Ok(match owner {
+        Owner::Pod { namespace, pod, .. } => match store.workload(namespace, pod).await? {
+            None => false,
+            Some(workload) => workload.ips.is_empty() || workload.ips.contains(&ip),
+        },
+        Owner::Tunnel { node, .. } | Owner::Node { node } => store.node_exists(node).await?,
+        Owner::Unknown => true,
+    })
 }

@@ -9,8 +9,9 @@
 //!   confirmed).
 //! - [`assign`], [`release`]: the node allocator: auto-assign, explicit assignment,
 //!   release by handle and by address; [`tunnel`]: tunnel addresses on the Node.
-//! - [`check`]: the consistency checker; [`inventory`]: who owns an allocation and
-//!   whether it still exists.
+//! - [`check`]: the consistency checker; [`gc`]: the controller's garbage collector;
+//!   [`inventory`]: who owns an allocation and whether it still exists.
+//! - [`cni`]: the `tabby-ipam` CNI plugin.
 
 pub mod assign;
 pub mod blocks;
@@ -18,8 +19,11 @@ pub mod cas;
 pub mod check;
 pub mod claim;
 pub mod cni;
+pub mod connect;
+pub mod controller;
 pub mod error;
 pub mod explicit;
+pub mod gc;
 pub mod handles;
 pub mod inventory;
 pub mod pools;

@@ -43,7 +43,7 @@ impl fmt::Display for Family {
 }
 
 /// The encapsulation a tunnel address is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Tunnel {
     Ipip,
     Vxlan,

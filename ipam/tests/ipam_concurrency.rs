@@ -29,7 +29,7 @@ async fn ipam_concurrent_allocators_with_injected_conflicts_hand_out_no_address_
         "nodes without a block borrowed: {done:?}"
     );
     assert!(conflicting.injected.load(Ordering::Relaxed) > 100);
-    let report = check(&*store, None).await.unwrap();
+    let report = check(&*store, false).await.unwrap();
     assert!(report.is_consistent(), "{:#?}", report.problems);
     assert_eq!(
         (report.allocations, report.handles),

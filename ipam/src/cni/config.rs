@@ -24,6 +24,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::error::CniError;
+pub use crate::connect::DatastoreConf;
 
 /// Versions of the CNI spec whose configs and results tabby-ipam speaks.
 pub const SUPPORTED_VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -51,13 +52,6 @@ pub struct Attachment {
     #[serde(rename = "containerID")]
     pub container_id: String,
     pub ifname: String,
-}
-
-/// Which datastore to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatastoreConf {
-    Etcd { endpoints: Vec<String> },
-    Kubernetes { kubeconfig: Option<PathBuf> },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +94,8 @@ struct WireIpam {
     datastore_type: Option<String>,
     #[serde(default)]
     etcd_endpoints: Option<String>,
+    #[serde(default)]
+    etcd_prefix: Option<String>,
     #[serde(default)]
     kubeconfig: Option<PathBuf>,
     #[serde(default)]
@@ -214,7 +210,16 @@ impl IpamConf {
                         format!("{bad:?} is not an http:// or https:// URL"),
                     ));
                 }
-                DatastoreConf::Etcd { endpoints }
+                if let Some(prefix) = wire.etcd_prefix.as_deref().filter(|p| !p.starts_with('/')) {
+                    return Err(CniError::config(
+                        "ipam.etcd_prefix",
+                        format!("{prefix:?} does not start with '/'"),
+                    ));
+                }
+                DatastoreConf::Etcd {
+                    endpoints,
+                    prefix: wire.etcd_prefix,
+                }
             }
             "kubernetes" => DatastoreConf::Kubernetes {
                 kubeconfig: wire.kubeconfig,
@@ -295,7 +300,8 @@ mod tests {
         assert_eq!(
             conf.ipam.datastore,
             DatastoreConf::Etcd {
-                endpoints: vec!["http://10.0.0.1:2379".into(), "http://10.0.0.2:2379".into()]
+                endpoints: vec!["http://10.0.0.1:2379".into(), "http://10.0.0.2:2379".into()],
+                prefix: None,
             }
         );
         assert!(conf.ipam.assign_ipv4 && conf.ipam.assign_ipv6);

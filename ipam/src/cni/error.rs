@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::config::SUPPORTED_VERSIONS;
+use crate::connect::ConnectError;
 use crate::error::IpamError;
 
 /// No address can be given: pools exhausted or none usable.
@@ -33,8 +34,8 @@ pub enum CniError {
     Decode(serde_json::Error),
     #[error("network config: {field}: {problem}")]
     Config { field: String, problem: String },
-    #[error("cannot reach the datastore ({what}): {problem}; the runtime retries")]
-    Unavailable { what: String, problem: String },
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
     #[error("{0}")]
     Ipam(#[from] IpamError),
     #[error("CHECK: {0}")]
@@ -51,7 +52,8 @@ impl CniError {
             Self::Io { .. } => 5,
             Self::Decode(_) => 6,
             Self::Config { .. } => 7,
-            Self::Unavailable { .. } => 11,
+            Self::Connect(ConnectError::Unreachable { .. }) => 11,
+            Self::Connect(ConnectError::KubernetesUnavailable) => 7,
             Self::Ipam(error) if error.is_transient() => 11,
             Self::Ipam(IpamError::Exhausted(_) | IpamError::NoPool { .. }) => CODE_NO_ADDRESS,
             Self::Ipam(
@@ -78,6 +80,9 @@ impl CniError {
                 Some("create or enable an IPPool whose nodeSelector selects this node")
             }
             Self::Ipam(e) if e.is_transient() => Some("the runtime retries"),
+            Self::Connect(ConnectError::Unreachable { .. }) => {
+                Some("check ipam.etcd_endpoints and that etcd is up; the runtime retries")
+            }
             _ => None,
         }
     }

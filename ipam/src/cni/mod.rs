@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use api::datastore::Backend;
 use api::resources::IPPool;
+use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use self::config::{DatastoreConf, NetConf, SUPPORTED_VERSIONS};
@@ -36,6 +37,7 @@ use self::result::IpamResult;
 use self::state_file::NodeLock;
 use crate::assign::{Allocator, AssignRequest, ExistingHandle};
 use crate::cas::list_all;
+use crate::connect::ConnectError;
 use crate::error::IpamError;
 use crate::handles::{addresses_of, cni_handle_id, cni_handle_prefix};
 use crate::table::{AllocationTable, attr};
@@ -43,9 +45,17 @@ use crate::table::{AllocationTable, attr};
 /// The newest spec version: for VERSION and errors before a config is read.
 const LATEST: &str = "1.0.0";
 
-/// Opens the datastore a config names.
-pub type Connect =
-    dyn Fn(&DatastoreConf) -> BoxFuture<'static, Result<Arc<dyn Backend>, CniError>> + Send + Sync;
+/// Opens the datastore a config names: [`connect`] in the binary, a memory store in
+/// tests.
+pub type Connect = dyn Fn(&DatastoreConf) -> BoxFuture<'static, Result<Arc<dyn Backend>, ConnectError>>
+    + Send
+    + Sync;
+
+/// The binary's [`Connect`].
+pub fn connect(conf: &DatastoreConf) -> BoxFuture<'static, Result<Arc<dyn Backend>, ConnectError>> {
+    let conf = conf.clone();
+    async move { crate::connect::connect(&conf).await }.boxed()
+}
 
 /// What the binary prints and whether it exits with success.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -259,3 +259,16 @@ pub async fn churn(allocators: Vec<Arc<ipam::Allocator>>, rounds: usize, live: u
     }
     total
 }
+
+/// A handle that counts an address its block never got (a crash between writes).
+pub async fn empty_handle(store: &dyn Backend, id: &str) {
+    let spec = api::resources::IPAMHandleSpec {
+        handle_id: id.to_owned(),
+        block: BTreeMap::from([("10.0.0.0/26".to_owned(), 1)]),
+        deleted: false,
+    };
+    store
+        .create(&api::resources::IPAMHandle::new(id, spec))
+        .await
+        .unwrap();
+}
