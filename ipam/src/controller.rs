@@ -19,12 +19,13 @@ use proto::metrics::{Exposition, MetricType};
 use crate::gc::{Collector, Report, Target, describe};
 
 /// Every kind of candidate, so each gauge is present from the first scrape.
-const KINDS: [&str; 7] = [
+const KINDS: [&str; 8] = [
     "pod_address",
     "tunnel_address",
     "node_address",
     "node_block",
     "pending_affinity",
+    "unconfirmed_affinity",
     "empty_block",
     "handle",
 ];

@@ -8,7 +8,9 @@
 //!   number), so an address freed and handed out again meanwhile is never touched;
 //! - blocks and affinities of deleted nodes (blocks still holding addresses lose
 //!   their affinity and keep the addresses until those are reclaimed);
-//! - affinities left pending by a claim that lost or was cut short;
+//! - affinities left pending by a claim that lost or was cut short (and, as a
+//!   repair, affinities of blocks a node does own that a cut-short claim or release
+//!   left unconfirmed);
 //! - empty blocks a node does not need (it has another in the pool, or the pool no
 //!   longer serves it), and empty blocks of no node;
 //! - handles that hold no address.
@@ -27,7 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::cas::{self, Edit, read};
 use crate::check::Snapshot;
-use crate::claim::{BlockRelease, affinity_name, delete_affinity, release_block};
+use crate::claim::{
+    BlockRelease, affinity_name, delete_affinity, release_block, set_affinity_state,
+};
 use crate::error::{IpamError, Result};
 use crate::handles::addresses_of;
 use crate::inventory::{Owner, owner_alive};
@@ -53,6 +57,10 @@ pub enum Target {
     NodeBlock { node: String, block: Cidr },
     #[serde(rename_all = "camelCase")]
     PendingAffinity { node: String, block: Cidr },
+    /// A block a live node owns whose affinity is missing or not confirmed (a claim
+    /// or release cut short): repaired, not reclaimed.
+    #[serde(rename_all = "camelCase")]
+    UnconfirmedAffinity { node: String, block: Cidr },
     /// An empty block; `node` is the one it is affine to, if any.
     #[serde(rename_all = "camelCase")]
     EmptyBlock { node: Option<String>, block: Cidr },
@@ -75,6 +83,7 @@ impl Target {
             Self::Address { .. } => "node_address",
             Self::NodeBlock { .. } => "node_block",
             Self::PendingAffinity { .. } => "pending_affinity",
+            Self::UnconfirmedAffinity { .. } => "unconfirmed_affinity",
             Self::EmptyBlock { .. } => "empty_block",
             Self::Handle { .. } => "handle",
         }
@@ -289,10 +298,30 @@ fn blocks_and_affinities(
                     format!("node {node} does not exist"),
                 );
             }
-            Some(node) => per_pool
-                .entry((node.to_owned(), pool.map(|p| p.metadata.name.clone())))
-                .or_default()
-                .push(block),
+            Some(node) => {
+                let state = snapshot
+                    .affinities
+                    .iter()
+                    .find(|a| a.spec.cidr == cidr && a.spec.node == node)
+                    .map(|a| a.spec.state);
+                if state != Some(AffinityState::Confirmed) {
+                    let why = match state {
+                        None => "the node's affinity for it is missing".to_owned(),
+                        Some(state) => format!("the node's affinity for it is {state:?}"),
+                    };
+                    found.insert(
+                        Target::UnconfirmedAffinity {
+                            node: node.to_owned(),
+                            block: cidr,
+                        },
+                        why,
+                    );
+                }
+                per_pool
+                    .entry((node.to_owned(), pool.map(|p| p.metadata.name.clone())))
+                    .or_default()
+                    .push(block)
+            }
             None if block.spec.is_empty() => {
                 found.insert(
                     Target::EmptyBlock {
@@ -436,6 +465,16 @@ async fn reclaim(store: &dyn Backend, target: &Target) -> Result<bool> {
             delete_affinity(store, &name, affinity.revision()).await?;
             Ok(true)
         }
+        Target::UnconfirmedAffinity { node, block } => {
+            let owned = read::<IPAMBlock>(store, &cidr_name(block))
+                .await?
+                .is_some_and(|b| b.spec.affine_node() == Some(node.as_str()));
+            if !owned || !store.node_exists(node).await? {
+                return Ok(false);
+            }
+            set_affinity_state(store, node, *block, AffinityState::Confirmed).await?;
+            Ok(true)
+        }
         Target::EmptyBlock {
             node: Some(node),
             block,
@@ -479,6 +518,9 @@ pub fn describe(target: &Target) -> String {
         Target::NodeBlock { node, block } => format!("block {block} of deleted node {node}"),
         Target::PendingAffinity { node, block } => {
             format!("pending affinity of {node} for {block}")
+        }
+        Target::UnconfirmedAffinity { node, block } => {
+            format!("unconfirmed affinity of {node} for its block {block}")
         }
         Target::EmptyBlock { node, block } => format!(
             "empty block {block}{}",

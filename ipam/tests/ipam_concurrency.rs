@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use api::datastore::{Backend, MemoryStore};
 use ipam::Allocator;
 use ipam::check::check;
-use support::{Conflicting, churn, pool};
+use support::{Conflicting, HeldHere, churn, pool};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipam_concurrent_allocators_with_injected_conflicts_hand_out_no_address_twice_and_leak_none()
@@ -20,7 +20,7 @@ async fn ipam_concurrent_allocators_with_injected_conflicts_hand_out_no_address_
     let allocators: Vec<Arc<Allocator>> = (0..24)
         .map(|i| Arc::new(Allocator::new(store.clone(), format!("n{}", i % 12))))
         .collect();
-    let done = churn(allocators, 200, 16).await;
+    let done = churn(allocators, 200, 16, "mem", Arc::new(HeldHere::default())).await;
 
     assert_eq!(done.assigned, done.released);
     assert!(done.assigned >= 2000, "thousands of addresses: {done:?}");

@@ -79,10 +79,11 @@ impl CniError {
             Self::Ipam(IpamError::NoPool { .. }) => {
                 Some("create or enable an IPPool whose nodeSelector selects this node")
             }
-            Self::Ipam(e) if e.is_transient() => Some("the runtime retries"),
-            Self::Connect(ConnectError::Unreachable { .. }) => {
+            Self::Ipam(IpamError::Datastore(api::datastore::Error::Etcd(_)))
+            | Self::Connect(ConnectError::Unreachable { .. }) => {
                 Some("check ipam.etcd_endpoints and that etcd is up; the runtime retries")
             }
+            Self::Ipam(e) if e.is_transient() => Some("the runtime retries"),
             _ => None,
         }
     }

@@ -207,15 +207,75 @@ pub struct Churned {
     pub borrowed: usize,
 }
 
+/// Who holds which address right now, as the allocators' callers see it: a second
+/// holder of one address is a duplicate.
+pub trait Holders: Send + Sync {
+    /// Records `handle` holding `ip`; the other holder when there is one.
+    fn hold(&self, ip: std::net::IpAddr, handle: &str) -> Result<(), String>;
+    /// Called before the address is freed: from then on another may get it.
+    fn forget(&self, ip: std::net::IpAddr);
+}
+
+/// Holders within one process.
+#[derive(Debug, Default)]
+pub struct HeldHere(Mutex<BTreeMap<std::net::IpAddr, String>>);
+
+impl Holders for HeldHere {
+    fn hold(&self, ip: std::net::IpAddr, handle: &str) -> Result<(), String> {
+        match self.0.lock().unwrap().insert(ip, handle.to_owned()) {
+            Some(other) => Err(other),
+            None => Ok(()),
+        }
+    }
+    fn forget(&self, ip: std::net::IpAddr) {
+        self.0.lock().unwrap().remove(&ip);
+    }
+}
+
+/// Holders across processes: one file per held address in a shared directory,
+/// created exclusively, so a second holder anywhere fails to create it.
+#[derive(Debug)]
+pub struct HeldInDir(pub std::path::PathBuf);
+
+impl Holders for HeldInDir {
+    fn hold(&self, ip: std::net::IpAddr, handle: &str) -> Result<(), String> {
+        use std::io::Write;
+        let path = self.0.join(ip.to_string());
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                file.write_all(handle.as_bytes()).unwrap();
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(std::fs::read_to_string(&path).unwrap_or_default())
+            }
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
+    fn forget(&self, ip: std::net::IpAddr) {
+        std::fs::remove_file(self.0.join(ip.to_string())).unwrap();
+    }
+}
+
 /// Every allocator runs `rounds` steps at once: assign one IPv4 address to a new
-/// handle, or (at random, and always once `live` are held) release one it holds.
-/// Every address handed out is checked against every address held anywhere at
-/// that moment: a duplicate fails at once. At the end everything is released.
-pub async fn churn(allocators: Vec<Arc<ipam::Allocator>>, rounds: usize, live: usize) -> Churned {
+/// handle (as pod `churn/<handle>`), or (at random, and always once `live` are
+/// held) release one it holds. Every address handed out is recorded in `held`,
+/// which fails on a duplicate. At the end everything is released.
+pub async fn churn(
+    allocators: Vec<Arc<ipam::Allocator>>,
+    rounds: usize,
+    live: usize,
+    tag: &str,
+    held: Arc<dyn Holders>,
+) -> Churned {
     use rand::Rng;
-    let held: Arc<Mutex<BTreeMap<std::net::IpAddr, String>>> = Arc::default();
     let tasks = allocators.into_iter().enumerate().map(|(i, allocator)| {
         let held = held.clone();
+        let tag = tag.to_owned();
         tokio::spawn(async move {
             let mut mine: Vec<(String, std::net::IpAddr)> = Vec::new();
             let mut done = Churned::default();
@@ -227,19 +287,24 @@ pub async fn churn(allocators: Vec<Arc<ipam::Allocator>>, rounds: usize, live: u
                     let Some((handle, ip)) = mine.pop() else {
                         break;
                     };
-                    // Forget it before it is freed: from then on another may get it.
-                    held.lock().unwrap().remove(&ip);
+                    held.forget(ip);
                     let freed = allocator.release_handle(&handle).await.unwrap();
                     assert_eq!(freed.len(), 1, "{handle} held {ip}");
                     done.released += 1;
                 } else {
-                    let handle = format!("a{i}-{round}");
+                    let handle = format!("{tag}-a{i}-{round}");
+                    let mut request = ipam::AssignRequest::new(&handle, 1, 0);
+                    request.attrs = BTreeMap::from([
+                        ("namespace".to_owned(), "churn".to_owned()),
+                        ("pod".to_owned(), handle.clone()),
+                        ("node".to_owned(), allocator.node().to_owned()),
+                    ]);
                     let got = allocator
-                        .auto_assign(&ipam::AssignRequest::new(&handle, 1, 0))
+                        .auto_assign(&request)
                         .await
                         .unwrap_or_else(|e| panic!("{handle}: {e}"));
                     let address = &got.addresses[0];
-                    if let Some(other) = held.lock().unwrap().insert(address.ip, handle.clone()) {
+                    if let Err(other) = held.hold(address.ip, &handle) {
                         panic!("{} handed to {handle} while {other} holds it", address.ip);
                     }
                     done.borrowed += usize::from(address.borrowed);
@@ -271,4 +336,31 @@ pub async fn empty_handle(store: &dyn Backend, id: &str) {
         .create(&api::resources::IPAMHandle::new(id, spec))
         .await
         .unwrap();
+}
+
+/// A real etcd for one test, and the etcd backend on it.
+pub struct EtcdStoreFixture {
+    pub store: Arc<api::datastore::EtcdStore>,
+    pub etcd: tests::etcd::Etcd,
+}
+
+impl EtcdStoreFixture {
+    /// Starts etcd (needs a multi-threaded runtime: the start blocks).
+    pub async fn start(test: &str) -> Self {
+        let etcd = tokio::task::block_in_place(|| {
+            let logs = tests::logs::LogDir::new(test).expect("a log directory");
+            tests::etcd::Etcd::start(&logs).expect("etcd starts")
+        });
+        let store = api::datastore::EtcdStore::connect(&[etcd.endpoint()])
+            .await
+            .expect("connecting to etcd");
+        Self {
+            store: Arc::new(store),
+            etcd,
+        }
+    }
+
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        self.store.clone()
+    }
 }
