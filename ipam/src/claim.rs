@@ -118,17 +118,17 @@ pub async fn claim_block(store: &dyn Backend, node: &str, cidr: Cidr) -> Result<
             state: AffinityState::Pending,
         },
     );
-    let affinity = match store.create(&pending).await {
-        Ok(created) => created,
+    match store.create(&pending).await {
+        Ok(_) => {}
         Err(DsError::AlreadyExists { .. }) => match read::<BlockAffinity>(store, &name).await? {
             Some(existing) if existing.spec.state == AffinityState::PendingDeletion => {
                 return Ok(None);
             }
-            Some(existing) => existing,
+            Some(_) => {}
             None => return Box::pin(claim_block(store, node, cidr)).await,
         },
         Err(e) => return Err(e.into()),
-    };
+    }
     let block = match store.create(&new_block(cidr, Some(node))).await {
         Ok(block) => block,
         Err(DsError::AlreadyExists { .. }) => {
@@ -136,7 +136,9 @@ pub async fn claim_block(store: &dyn Backend, node: &str, cidr: Cidr) -> Result<
                 Some(block) if block.spec.affine_node() == Some(node) => block,
                 _ => {
                     // Another node's block (or one being deleted): withdraw our claim.
-                    delete_affinity(store, &name, affinity.revision()).await?;
+                    // Unconditionally: only this node writes this affinity, and the
+                    // block says it is not ours.
+                    delete_affinity(store, &name, None).await?;
                     return Ok(None);
                 }
             }
@@ -237,14 +239,16 @@ pub async fn set_affinity_state(
     })
 }
 
-/// Deletes an affinity (at `revision`, when given); gone already is fine.
+/// Deletes an affinity (at `revision`, when given); false when it is gone already
+/// or (at a revision) changed.
 pub async fn delete_affinity(
     store: &dyn Backend,
     name: &str,
     revision: Option<api::resources::Revision>,
-) -> Result<()> {
+) -> Result<bool> {
     match store.delete::<BlockAffinity>(name, revision).await {
-        Ok(_) | Err(DsError::NotFound { .. }) | Err(DsError::Conflict { .. }) => Ok(()),
+        Ok(_) => Ok(true),
+        Err(DsError::NotFound { .. } | DsError::Conflict { .. }) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

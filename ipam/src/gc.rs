@@ -462,8 +462,7 @@ async fn reclaim(store: &dyn Backend, target: &Target) -> Result<bool> {
             if affinity.spec.state != AffinityState::Pending || ours {
                 return Ok(false);
             }
-            delete_affinity(store, &name, affinity.revision()).await?;
-            Ok(true)
+            delete_affinity(store, &name, affinity.revision()).await
         }
         Target::UnconfirmedAffinity { node, block } => {
             let owned = read::<IPAMBlock>(store, &cidr_name(block))
