@@ -364,3 +364,80 @@ impl EtcdStoreFixture {
         self.store.clone()
     }
 }
+
+/// Counts datastore round trips as a caller waits for them: the longest chain of
+/// calls each issued after the previous one answered. A call's depth is one more
+/// than the deepest call answered before it started, so calls issued together
+/// share a depth, and with every round trip equally long the deepest call is the
+/// caller's latency in round trips. Every call yields once before it is served, so
+/// calls joined in one future all start before the first answers.
+#[derive(Debug)]
+pub struct Rounds<B> {
+    inner: Counting<B>,
+    /// (deepest answered, deepest started)
+    depth: Mutex<(usize, usize)>,
+}
+
+impl<B: Backend> Rounds<B> {
+    pub fn new(inner: B) -> Self {
+        Self {
+            inner: Counting::new(inner),
+            depth: Mutex::new((0, 0)),
+        }
+    }
+
+    /// Round trips and calls since the last take.
+    pub fn take(&self) -> (usize, BTreeMap<String, usize>) {
+        let (_, deepest) = std::mem::take(&mut *self.depth.lock().unwrap());
+        (deepest, self.inner.take())
+    }
+
+    async fn call<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        let depth = {
+            let mut state = self.depth.lock().unwrap();
+            let depth = state.0 + 1;
+            state.1 = state.1.max(depth);
+            depth
+        };
+        tokio::task::yield_now().await;
+        let result = call.await;
+        let mut state = self.depth.lock().unwrap();
+        state.0 = state.0.max(depth);
+        result
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Backend for Rounds<B> {
+    async fn get_record(&self, kind: Kind, name: &str) -> Result<Record> {
+        self.call(self.inner.get_record(kind, name)).await
+    }
+    async fn list_records(&self, kind: Kind, options: &ListOptions) -> Result<List<Record>> {
+        self.call(self.inner.list_records(kind, options)).await
+    }
+    async fn create_record(&self, kind: Kind, name: &str, value: Value) -> Result<Record> {
+        self.call(self.inner.create_record(kind, name, value)).await
+    }
+    async fn update_record(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: Value,
+        expected: Revision,
+    ) -> Result<Record> {
+        self.call(self.inner.update_record(kind, name, value, expected))
+            .await
+    }
+    async fn delete_record(
+        &self,
+        kind: Kind,
+        name: &str,
+        expected: Option<Revision>,
+    ) -> Result<Record> {
+        self.call(self.inner.delete_record(kind, name, expected))
+            .await
+    }
+    async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>> {
+        self.inner.watch_records(kind, from).await
+    }
+}
