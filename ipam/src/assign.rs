@@ -36,6 +36,7 @@ use crate::handles::{Assignment, addresses_of, check_handle_id};
 use crate::pools::{Family, PoolQuery, Purpose, Reserved, pool_holding};
 use crate::state::{NodeState, Settings, node_blocks};
 use crate::table::AllocationTable;
+use crate::watch::SettingsWatch;
 
 /// Rounds of planning and writing before giving up; each round either makes
 /// progress or refreshes a stale view.
@@ -122,6 +123,8 @@ pub struct Allocator {
     store: Arc<dyn Backend>,
     node: String,
     state: tokio::sync::Mutex<NodeState>,
+    /// Settings followed by watches (long-lived allocators), instead of re-read.
+    watch: Option<SettingsWatch>,
 }
 
 /// Addresses to take from one block.
@@ -164,6 +167,18 @@ impl Allocator {
             store,
             node: state.node.clone(),
             state: tokio::sync::Mutex::new(state),
+            watch: None,
+        }
+    }
+
+    /// A long-lived allocator: settings are followed by watches, so a warm
+    /// assignment is its block write and its handle write, nothing else.
+    pub fn watching(store: Arc<dyn Backend>, node: impl Into<String>) -> Self {
+        let node = node.into();
+        let watch = SettingsWatch::start(store.clone(), &node);
+        Self {
+            watch: Some(watch),
+            ..Self::new(store, node)
         }
     }
 
@@ -173,6 +188,11 @@ impl Allocator {
 
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The watches following the settings, for a [`Allocator::watching`] one.
+    pub fn settings_watch(&self) -> Option<&SettingsWatch> {
+        self.watch.as_ref()
     }
 
     /// The current view, to save for the next process.
@@ -230,6 +250,10 @@ impl Allocator {
         progress: &mut Progress,
     ) -> Result<Option<Vec<Assignment>>> {
         for _ in 0..ROUNDS {
+            if let Some(watched) = self.watch.as_ref().and_then(SettingsWatch::current) {
+                state.settings = Some(watched);
+                progress.fresh = true;
+            }
             if state.settings.is_none() || !state.listed {
                 self.refresh(state).await?;
                 progress.fresh = true;
@@ -286,10 +310,12 @@ impl Allocator {
             plan.iter()
                 .map(|take| take_from(store, &node, take, &holder)),
         );
+        let cached = state.settings.clone();
         let verify = async {
-            match progress.fresh {
-                true => None,
-                false => Some(Settings::read(store, &node).await),
+            match (progress.fresh, &cached) {
+                (false, Some(cached)) => Some(cached.reread(store, &node).await),
+                (false, None) => Some(Settings::read(store, &node).await),
+                (true, _) => None,
             }
         };
         let handle = async {

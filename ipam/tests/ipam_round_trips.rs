@@ -14,13 +14,17 @@ fn calls(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
-/// The settings re-read alongside a write to a cached block.
+/// The settings read by a cold allocator.
 const SETTINGS: [(&str, usize); 4] = [
     ("get ipamconfigs", 1),
     ("get nodes", 1),
     ("list ippools", 1),
     ("list ipreservations", 1),
 ];
+
+/// What a warm allocator re-reads alongside its block write (the IPAMConfig and
+/// node labels are trusted for a while).
+const POOLS: [(&str, usize); 2] = [("list ippools", 1), ("list ipreservations", 1)];
 
 #[tokio::test]
 async fn ipam_a_warm_assignment_is_one_round_trip_with_one_block_write_and_no_block_read() {
@@ -38,15 +42,45 @@ async fn ipam_a_warm_assignment_is_one_round_trip_with_one_block_write_and_no_bl
         .unwrap();
     let (count, made) = rounds.take();
     let mut expected = calls(&[("update ipamblocks", 1), ("create ipamhandles", 1)]);
-    expected.extend(calls(&SETTINGS));
+    expected.extend(calls(&POOLS));
     assert_eq!(
         made, expected,
         "no block read: the cached copy is written at its revision"
     );
     assert_eq!(
         count, 1,
-        "block write, handle create and settings read go at once"
+        "block write, handle create and pool reads go at once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipam_a_warm_allocator_that_watches_its_settings_only_writes_block_and_handle() {
+    let rounds = Arc::new(Rounds::new(MemoryStore::new()));
+    let store: Arc<dyn Backend> = rounds.clone();
+    pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
+    let n1 = Allocator::watching(store.clone(), "n1");
+    tokio::task::block_in_place(|| {
+        tests::wait_until(
+            std::time::Duration::from_secs(10),
+            "the settings watches",
+            || Ok(n1.settings_watch().unwrap().current().is_some()),
+        )
+    })
+    .unwrap();
+    n1.auto_assign(&AssignRequest::new("first", 1, 0))
+        .await
+        .unwrap();
+    rounds.take();
+
+    n1.auto_assign(&AssignRequest::new("second", 1, 0))
+        .await
+        .unwrap();
+    let (count, made) = rounds.take();
+    assert_eq!(
+        made,
+        calls(&[("update ipamblocks", 1), ("create ipamhandles", 1)])
+    );
+    assert_eq!(count, 1);
 }
 
 #[tokio::test]
