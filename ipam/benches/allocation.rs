@@ -62,8 +62,8 @@ enum Settings {
 /// `n` allocators on `n` nodes, each warmed by one allocation (its block claimed,
 /// its view cached), then `per` timed allocations each, all at once.
 async fn allocations(store: Arc<dyn Backend>, settings: Settings, n: usize, per: usize) -> Figures {
-    let mut spec = IPPoolSpec::new("10.0.0.0/12".parse().unwrap());
-    spec.block_size = Some(24);
+    // Calico's default blocks of 64: an allocator claims a new one every 64 calls.
+    let spec = IPPoolSpec::new("10.0.0.0/12".parse().unwrap());
     store.create(&IPPool::new("bench", spec)).await.unwrap();
     let mut allocators = Vec::new();
     for node in 0..n {
@@ -159,8 +159,15 @@ fn main() {
     let total = calls();
     runtime.block_on(async {
         let client = Client::connect([etcd.endpoint()], None).await.unwrap();
-        // A block's JSON as the allocator writes it: the raw CAS writes as much.
-        let block = ipam::claim::new_block("10.0.0.0/24".parse().unwrap(), Some("node-0"));
+        // A half-full block's JSON as the allocator writes it: the raw CAS writes as much.
+        let mut block = ipam::claim::new_block("10.0.0.0/26".parse().unwrap(), Some("node-0"));
+        for i in 0..32 {
+            let holder = api::resources::AllocationAttribute {
+                handle_id: Some(format!("pod-0-{i}")),
+                secondary: Default::default(),
+            };
+            block.spec.take_free(1, &holder, &|_| false);
+        }
         let value = serde_json::to_string(&block).unwrap();
         println!(
             "| concurrency | etcd raw CAS txn/s | etcd, settings watched | ratio to raw | \

@@ -306,8 +306,10 @@ impl Allocator {
                 .map(|t| (t.block.spec.cidr.to_string(), t.count)),
         );
         let holder = request.holder();
+        let targets: Vec<(String, bool)> =
+            plan.iter().map(|t| (t.name.clone(), t.borrowed)).collect();
         let takes = join_all(
-            plan.iter()
+            plan.into_iter()
                 .map(|take| take_from(store, &node, take, &holder)),
         );
         let cached = state.settings.clone();
@@ -332,11 +334,11 @@ impl Allocator {
         let (takes, verified, handle) = futures::join!(takes, verify, handle);
 
         let mut failure = None;
-        for (take, edited) in plan.iter().zip(takes) {
+        for ((name, borrowed), edited) in targets.into_iter().zip(takes) {
             match edited {
                 Ok(Edited { block, value }) => {
-                    if !take.borrowed {
-                        state.record(&take.name, block);
+                    if !borrowed {
+                        state.record(&name, block);
                     }
                     progress.got.extend(value.unwrap_or_default());
                 }
@@ -652,17 +654,24 @@ fn take_of(
 async fn take_from(
     store: &dyn Backend,
     node: &str,
-    take: &Take,
+    take: Take,
     holder: &AllocationAttribute,
 ) -> Result<Edited<Vec<Assignment>>> {
-    let cidr = take.block.spec.cidr;
-    cas::edit_block(store, &take.name, Some(take.block.clone()), |spec| {
+    let Take {
+        name,
+        block,
+        count,
+        reserved,
+        borrowed,
+    } = take;
+    let cidr = block.spec.cidr;
+    cas::edit_block(store, &name, Some(block), |spec| {
         let owned = spec.affine_node() == Some(node);
-        if owned == take.borrowed {
+        if owned == borrowed {
             // Ownership changed under us: plan again.
             return Edit::Keep(Vec::new());
         }
-        let taken = spec.take_free(take.count, holder, &|o| take.reserved.contains(o));
+        let taken = spec.take_free(count, holder, &|o| reserved.contains(o));
         let assigned: Vec<Assignment> = taken
             .into_iter()
             .filter_map(|(ordinal, sequence)| {
@@ -670,7 +679,7 @@ async fn take_from(
                     ip: crate::blocks::address_at(cidr.0, ordinal)?,
                     block: cidr,
                     sequence: Some(sequence),
-                    borrowed: take.borrowed,
+                    borrowed,
                 })
             })
             .collect();
