@@ -227,6 +227,8 @@ impl Allocator {
                 reused: false,
             }),
             Err(error) => {
+                // Blocks planned but not written left the cache: list them again.
+                state.listed = false;
                 let undone = async {
                     self.give_back(&mut state, &progress.got).await?;
                     if let HandleWrite::Created(counts) = &progress.handle {
@@ -312,12 +314,12 @@ impl Allocator {
             plan.into_iter()
                 .map(|take| take_from(store, &node, take, &holder)),
         );
-        let cached = state.settings.clone();
+        let cached = (!progress.fresh).then(|| state.settings.clone());
         let verify = async {
-            match (progress.fresh, &cached) {
-                (false, Some(cached)) => Some(cached.reread(store, &node).await),
-                (false, None) => Some(Settings::read(store, &node).await),
-                (true, _) => None,
+            match cached {
+                Some(Some(cached)) => Some(cached.reread(store, &node).await),
+                Some(None) => Some(Settings::read(store, &node).await),
+                None => None,
             }
         };
         let handle = async {
@@ -593,9 +595,10 @@ fn shortfall(request: &AssignRequest, got: &[Assignment]) -> Vec<(Family, usize)
         .collect()
 }
 
-/// Takes from the node's cached blocks in usable pools, in pool order.
+/// Takes from the node's cached blocks in usable pools, in pool order. The chosen
+/// blocks move out of the cache into the plan; their writes put them back.
 fn plan_owned(
-    state: &NodeState,
+    state: &mut NodeState,
     request: &AssignRequest,
     family: Family,
     count: usize,
@@ -616,18 +619,39 @@ fn plan_owned(
         .collect();
     candidates.sort_by_key(|(rank, name, _)| (*rank, *name));
     let mut left = count;
-    let mut takes = Vec::new();
+    let mut chosen = Vec::new();
     for (_, name, block) in candidates {
         if left == 0 {
             break;
         }
-        let take = take_of(name.clone(), block.clone(), left, settings, false);
-        if take.count > 0 {
-            left -= take.count;
-            takes.push(take);
+        let (reserved, free) = free_in(block, settings);
+        if free > 0 {
+            let take = free.min(left);
+            left -= take;
+            chosen.push((name.clone(), take, reserved));
         }
     }
-    takes
+    chosen
+        .into_iter()
+        .filter_map(|(name, count, reserved)| {
+            let block = state.blocks.remove(&name)?;
+            Some(Take {
+                name,
+                block,
+                count,
+                reserved,
+                borrowed: false,
+            })
+        })
+        .collect()
+}
+
+/// A block's reserved ordinals and how many free addresses it has besides.
+fn free_in(block: &IPAMBlock, settings: &Settings) -> (Reserved, usize) {
+    let pool = pool_holding(&settings.pools, &block.spec.cidr.0);
+    let reserved = Reserved::for_block(block.spec.cidr.0, pool, &settings.reservations);
+    let free = block.spec.free_count(&|o| reserved.contains(o));
+    (reserved, free)
 }
 
 /// Up to `count` addresses of `block`, as far as its free unreserved ones go.
@@ -638,9 +662,8 @@ fn take_of(
     settings: &Settings,
     borrowed: bool,
 ) -> Take {
-    let pool = pool_holding(&settings.pools, &block.spec.cidr.0);
-    let reserved = Reserved::for_block(block.spec.cidr.0, pool, &settings.reservations);
-    let count = count.min(block.spec.free_count(&|o| reserved.contains(o)));
+    let (reserved, free) = free_in(&block, settings);
+    let count = count.min(free);
     Take {
         name,
         block,
