@@ -6,33 +6,22 @@ mod support;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use api::datastore::{Backend, Datastore};
+use api::datastore::Datastore;
 use api::resources::{
     AffinityState, AllowedUse, BlockAffinity, BlockAffinitySpec, EncapsulationMode, IPAMBlock,
-    IPAMHandle, IPPool, Node, NodeBgpSpec, NodeSpec,
+    IPAMHandle, IPPool, Node, NodeSpec,
 };
 use ipam::check::{Problem, check};
 use ipam::claim::new_block;
 use ipam::table::{AllocationTable, attr};
 use ipam::{Allocator, AssignRequest, Family, Tunnel};
-use support::{edit, memory, pool};
+use support::{edit, memory, node, pool};
 
 fn holder(handle: &str) -> api::resources::AllocationAttribute {
     api::resources::AllocationAttribute {
         handle_id: Some(handle.into()),
         secondary: BTreeMap::new(),
     }
-}
-
-async fn node(store: &dyn Backend, name: &str, bgp: bool) {
-    let spec = NodeSpec {
-        bgp: bgp.then(|| NodeBgpSpec {
-            ipv4_address: Some("192.0.2.1/24".parse().unwrap()),
-            ..NodeBgpSpec::default()
-        }),
-        ..NodeSpec::default()
-    };
-    store.create(&Node::new(name, spec)).await.unwrap();
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use api::datastore::{Backend, Datastore, EtcdStore};
-use api::resources::{Cidr, Node, NodeSpec, WorkloadEndpointSpec};
+use api::resources::{Cidr, WorkloadEndpointSpec};
 use ipam::check::{Problem, check};
 use ipam::{Allocator, AssignRequest};
 use rand::Rng;
@@ -68,15 +68,6 @@ fn spawn_worker(test: &str, work: &Work, logs: &Path) -> Child {
         .stderr(log)
         .spawn()
         .expect("the worker starts")
-}
-
-async fn nodes(store: &dyn Backend, names: &[&str]) {
-    for name in names {
-        store
-            .create(&Node::new(*name, NodeSpec::default()))
-            .await
-            .unwrap();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,7 +215,9 @@ async fn ipam_etcd_killed_allocators_leave_nothing_owned_twice_and_the_controlle
     let endpoint = fixture.etcd.endpoint();
     // Small blocks, so claims (and kills during claims) are frequent.
     pool(&*store, "p", "10.2.0.0/22", 28, |_| {}).await;
-    nodes(&*store, &["n1", "n2", "n3", "n4"]).await;
+    for name in ["n1", "n2", "n3", "n4"] {
+        support::node(&*store, name, false).await;
+    }
     let state = tempfile::tempdir().unwrap();
     let logs = tests::logs::LogDir::new(TEST).unwrap();
 

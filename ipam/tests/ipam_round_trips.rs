@@ -14,6 +14,23 @@ fn calls(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
+/// A memory datastore with a pool, its calls and round trips counted.
+async fn counted() -> (Arc<Rounds<MemoryStore>>, Arc<dyn Backend>) {
+    let rounds = Arc::new(Rounds::new(MemoryStore::new()));
+    let store: Arc<dyn Backend> = rounds.clone();
+    pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
+    (rounds, store)
+}
+
+/// One assignment to `handle` on `allocator`, uncounted.
+async fn warm(rounds: &Rounds<MemoryStore>, allocator: &Allocator, handle: &str) {
+    allocator
+        .auto_assign(&AssignRequest::new(handle, 1, 0))
+        .await
+        .unwrap();
+    rounds.take();
+}
+
 /// The settings read by a cold allocator.
 const SETTINGS: [(&str, usize); 4] = [
     ("get ipamconfigs", 1),
@@ -28,14 +45,9 @@ const POOLS: [(&str, usize); 2] = [("list ippools", 1), ("list ipreservations", 
 
 #[tokio::test]
 async fn ipam_a_warm_assignment_is_one_round_trip_with_one_block_write_and_no_block_read() {
-    let rounds = Arc::new(Rounds::new(MemoryStore::new()));
-    let store: Arc<dyn Backend> = rounds.clone();
-    pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
+    let (rounds, store) = counted().await;
     let n1 = Allocator::new(store.clone(), "n1");
-    n1.auto_assign(&AssignRequest::new("first", 1, 0))
-        .await
-        .unwrap();
-    rounds.take();
+    warm(&rounds, &n1, "first").await;
 
     n1.auto_assign(&AssignRequest::new("second", 1, 0))
         .await
@@ -55,9 +67,7 @@ async fn ipam_a_warm_assignment_is_one_round_trip_with_one_block_write_and_no_bl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipam_a_warm_allocator_that_watches_its_settings_only_writes_block_and_handle() {
-    let rounds = Arc::new(Rounds::new(MemoryStore::new()));
-    let store: Arc<dyn Backend> = rounds.clone();
-    pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
+    let (rounds, store) = counted().await;
     let n1 = Allocator::watching(store.clone(), "n1");
     tokio::task::block_in_place(|| {
         tests::wait_until(
@@ -67,10 +77,7 @@ async fn ipam_a_warm_allocator_that_watches_its_settings_only_writes_block_and_h
         )
     })
     .unwrap();
-    n1.auto_assign(&AssignRequest::new("first", 1, 0))
-        .await
-        .unwrap();
-    rounds.take();
+    warm(&rounds, &n1, "first").await;
 
     n1.auto_assign(&AssignRequest::new("second", 1, 0))
         .await
@@ -85,22 +92,18 @@ async fn ipam_a_warm_allocator_that_watches_its_settings_only_writes_block_and_h
 
 #[tokio::test]
 async fn ipam_a_stale_cached_block_costs_a_reread_and_a_second_write() {
-    let rounds = Arc::new(Rounds::new(MemoryStore::new()));
-    let store: Arc<dyn Backend> = rounds.clone();
-    pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
-    let warm = Allocator::new(store.clone(), "n1");
-    warm.auto_assign(&AssignRequest::new("a", 1, 0))
+    let (rounds, store) = counted().await;
+    let cached = Allocator::new(store.clone(), "n1");
+    cached
+        .auto_assign(&AssignRequest::new("a", 1, 0))
         .await
         .unwrap();
     // Another process of the node writes the block behind the warm allocator's back.
     let other = Allocator::new(store.clone(), "n1");
-    other
-        .auto_assign(&AssignRequest::new("b", 1, 0))
-        .await
-        .unwrap();
-    rounds.take();
+    warm(&rounds, &other, "b").await;
 
-    warm.auto_assign(&AssignRequest::new("c", 1, 0))
+    cached
+        .auto_assign(&AssignRequest::new("c", 1, 0))
         .await
         .unwrap();
     let (count, made) = rounds.take();
@@ -111,9 +114,7 @@ async fn ipam_a_stale_cached_block_costs_a_reread_and_a_second_write() {
 
 #[tokio::test]
 async fn ipam_a_cold_allocator_reads_settings_affinities_and_its_block_before_writing() {
-    let rounds = Arc::new(Rounds::new(MemoryStore::new()));
-    let store: Arc<dyn Backend> = rounds.clone();
-    pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
+    let (rounds, store) = counted().await;
     Allocator::new(store.clone(), "n1")
         .auto_assign(&AssignRequest::new("a", 1, 0))
         .await
@@ -142,14 +143,9 @@ async fn ipam_a_cold_allocator_reads_settings_affinities_and_its_block_before_wr
 
 #[tokio::test]
 async fn ipam_a_warm_release_is_two_round_trips() {
-    let rounds = Arc::new(Rounds::new(MemoryStore::new()));
-    let store: Arc<dyn Backend> = rounds.clone();
-    pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
+    let (rounds, store) = counted().await;
     let n1 = Allocator::new(store.clone(), "n1");
-    n1.auto_assign(&AssignRequest::new("a", 1, 0))
-        .await
-        .unwrap();
-    rounds.take();
+    warm(&rounds, &n1, "a").await;
 
     n1.release_handle("a").await.unwrap();
     let (count, made) = rounds.take();
@@ -168,9 +164,7 @@ async fn ipam_a_warm_release_is_two_round_trips() {
 #[tokio::test]
 async fn ipam_a_cni_add_in_a_new_process_is_one_round_trip_thanks_to_the_saved_view() {
     use futures::FutureExt;
-    let rounds = Arc::new(Rounds::new(MemoryStore::new()));
-    let store: Arc<dyn Backend> = rounds.clone();
-    pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
+    let (rounds, store) = counted().await;
     let state = tempfile::tempdir().unwrap();
     let conf = serde_json::json!({
         "cniVersion": "1.0.0",

@@ -1,6 +1,7 @@
 //! Datastore doubles around a real backend: one that injects write conflicts (a
 //! competing writer bumps the object's revision just before the caller's
-//! compare-and-swap lands), one that counts calls. Both pass everything else through.
+//! compare-and-swap lands), one that counts calls and round trips. Both pass
+//! everything else through. And what the IPAM tests share: pools, nodes, churn.
 
 #![allow(dead_code)] // each test binary uses part of this module
 
@@ -88,72 +89,19 @@ impl<B: Backend> Backend for Conflicting<B> {
     }
 }
 
-/// Counts backend calls by operation and kind (`"get ipamblocks"`).
-#[derive(Debug)]
-pub struct Counting<B> {
-    inner: B,
-    calls: Mutex<BTreeMap<String, usize>>,
-}
-
-impl<B: Backend> Counting<B> {
-    pub fn new(inner: B) -> Self {
-        Self {
-            inner,
-            calls: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    /// The calls so far, and zero them.
-    pub fn take(&self) -> BTreeMap<String, usize> {
-        std::mem::take(&mut *self.calls.lock().unwrap())
-    }
-
-    fn count(&self, op: &str, kind: Kind) {
-        *self
-            .calls
-            .lock()
-            .unwrap()
-            .entry(format!("{op} {}", kind.plural))
-            .or_default() += 1;
-    }
-}
-
-#[async_trait]
-impl<B: Backend> Backend for Counting<B> {
-    async fn get_record(&self, kind: Kind, name: &str) -> Result<Record> {
-        self.count("get", kind);
-        self.inner.get_record(kind, name).await
-    }
-    async fn list_records(&self, kind: Kind, options: &ListOptions) -> Result<List<Record>> {
-        self.count("list", kind);
-        self.inner.list_records(kind, options).await
-    }
-    async fn create_record(&self, kind: Kind, name: &str, value: Value) -> Result<Record> {
-        self.count("create", kind);
-        self.inner.create_record(kind, name, value).await
-    }
-    async fn update_record(
-        &self,
-        kind: Kind,
-        name: &str,
-        value: Value,
-        expected: Revision,
-    ) -> Result<Record> {
-        self.count("update", kind);
-        self.inner.update_record(kind, name, value, expected).await
-    }
-    async fn delete_record(
-        &self,
-        kind: Kind,
-        name: &str,
-        expected: Option<Revision>,
-    ) -> Result<Record> {
-        self.count("delete", kind);
-        self.inner.delete_record(kind, name, expected).await
-    }
-    async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>> {
-        self.inner.watch_records(kind, from).await
-    }
+/// Creates node `name`, with a BGP address when `bgp` (IPIP needs one).
+pub async fn node(store: &dyn Backend, name: &str, bgp: bool) {
+    let spec = api::resources::NodeSpec {
+        bgp: bgp.then(|| api::resources::NodeBgpSpec {
+            ipv4_address: Some("192.0.2.1/24".parse().unwrap()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    store
+        .create(&api::resources::Node::new(name, spec))
+        .await
+        .unwrap();
 }
 
 pub fn memory() -> Arc<dyn Backend> {
@@ -373,26 +321,35 @@ impl EtcdStoreFixture {
 /// calls joined in one future all start before the first answers.
 #[derive(Debug)]
 pub struct Rounds<B> {
-    inner: Counting<B>,
+    inner: B,
     /// (deepest answered, deepest started)
     depth: Mutex<(usize, usize)>,
+    /// Calls by operation and kind (`"get ipamblocks"`).
+    calls: Mutex<BTreeMap<String, usize>>,
 }
 
 impl<B: Backend> Rounds<B> {
     pub fn new(inner: B) -> Self {
         Self {
-            inner: Counting::new(inner),
+            inner,
             depth: Mutex::new((0, 0)),
+            calls: Mutex::new(BTreeMap::new()),
         }
     }
 
     /// Round trips and calls since the last take.
     pub fn take(&self) -> (usize, BTreeMap<String, usize>) {
         let (_, deepest) = std::mem::take(&mut *self.depth.lock().unwrap());
-        (deepest, self.inner.take())
+        (deepest, std::mem::take(&mut *self.calls.lock().unwrap()))
     }
 
-    async fn call<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+    async fn call<T>(&self, op: &str, kind: Kind, call: impl std::future::Future<Output = T>) -> T {
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry(format!("{op} {}", kind.plural))
+            .or_default() += 1;
         let depth = {
             let mut state = self.depth.lock().unwrap();
             let depth = state.0 + 1;
@@ -410,13 +367,16 @@ impl<B: Backend> Rounds<B> {
 #[async_trait]
 impl<B: Backend> Backend for Rounds<B> {
     async fn get_record(&self, kind: Kind, name: &str) -> Result<Record> {
-        self.call(self.inner.get_record(kind, name)).await
+        self.call("get", kind, self.inner.get_record(kind, name))
+            .await
     }
     async fn list_records(&self, kind: Kind, options: &ListOptions) -> Result<List<Record>> {
-        self.call(self.inner.list_records(kind, options)).await
+        self.call("list", kind, self.inner.list_records(kind, options))
+            .await
     }
     async fn create_record(&self, kind: Kind, name: &str, value: Value) -> Result<Record> {
-        self.call(self.inner.create_record(kind, name, value)).await
+        self.call("create", kind, self.inner.create_record(kind, name, value))
+            .await
     }
     async fn update_record(
         &self,
@@ -425,8 +385,12 @@ impl<B: Backend> Backend for Rounds<B> {
         value: Value,
         expected: Revision,
     ) -> Result<Record> {
-        self.call(self.inner.update_record(kind, name, value, expected))
-            .await
+        self.call(
+            "update",
+            kind,
+            self.inner.update_record(kind, name, value, expected),
+        )
+        .await
     }
     async fn delete_record(
         &self,
@@ -434,8 +398,12 @@ impl<B: Backend> Backend for Rounds<B> {
         name: &str,
         expected: Option<Revision>,
     ) -> Result<Record> {
-        self.call(self.inner.delete_record(kind, name, expected))
-            .await
+        self.call(
+            "delete",
+            kind,
+            self.inner.delete_record(kind, name, expected),
+        )
+        .await
     }
     async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>> {
         self.inner.watch_records(kind, from).await
