@@ -177,9 +177,16 @@ async fn ipam_gc_releases_a_deleted_nodes_blocks_affinities_and_tunnel_address()
         .await
         .unwrap();
     assert!(tunnel.is_some());
+    // An explicit address in another block than the tunnel's: two blocks of n2.
+    let tunnel_block = ipam::blocks::block_of(tunnel.unwrap(), 26).unwrap();
+    let elsewhere = if tunnel_block.contains(&"10.0.0.200".parse::<IpAddr>().unwrap()) {
+        "10.0.0.10"
+    } else {
+        "10.0.0.200"
+    };
     let extra = n2
         .assign_ip(
-            "10.0.0.200".parse().unwrap(),
+            elsewhere.parse().unwrap(),
             "static-n2",
             BTreeMap::from([(attr::NODE.to_owned(), "n2".to_owned())]),
         )
@@ -222,11 +229,16 @@ async fn ipam_gc_removes_stale_pending_affinities_surplus_empty_blocks_and_empty
     for i in 0..20 {
         n1.release_handle(&format!("h{i}")).await.unwrap();
     }
-    // A claim cut short: pending affinity, block never written.
-    let cidr: Cidr = "10.0.0.240/28".parse().unwrap();
+    // A claim cut short: pending affinity, block never written (in a block nobody has).
+    let blocks: Vec<IPAMBlock> = ipam::cas::list_all(&*store).await.unwrap();
+    let cidr = ipam::blocks::blocks_of("10.0.0.0/24".parse().unwrap(), 28)
+        .unwrap()
+        .map(Cidr)
+        .find(|c| blocks.iter().all(|b| b.spec.cidr != *c))
+        .unwrap();
     store
         .create(&BlockAffinity::new(
-            "n1-10-0-0-240-28",
+            ipam::claim::affinity_name("n1", &cidr),
             BlockAffinitySpec {
                 node: "n1".into(),
                 cidr,
