@@ -38,7 +38,11 @@ pub struct BGPPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_security: Option<u8>,
     /// How often our own AS may appear in a received AS path (allowas-in).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "numAllowedLocalASNumbers",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub num_allowed_local_as_numbers: Option<u8>,
     /// Names of `BGPFilter`s, applied in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
