@@ -128,15 +128,19 @@ pub async fn handle(
     }
 }
 
-fn parse_object(body: &Bytes) -> Result<Value, Response<Body>> {
+/// A 400 Bad Request, built into a response where it is answered.
+struct BadRequest(String);
+
+impl BadRequest {
+    fn response(self) -> Response<Body> {
+        status(StatusCode::BAD_REQUEST, "BadRequest", self.0, json!({}))
+    }
+}
+
+fn parse_object(body: &Bytes) -> Result<Value, BadRequest> {
     match serde_json::from_slice::<Value>(body) {
         Ok(value) if value.is_object() => Ok(value),
-        _ => Err(status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "the body is not a JSON object".into(),
-            json!({}),
-        )),
+        _ => Err(BadRequest("the body is not a JSON object".into())),
     }
 }
 
@@ -159,7 +163,7 @@ fn invalid(target: &Target, name: &str, field: &str, message: &str) -> Response<
 fn create(shared: &Shared, target: &Target, body: &Bytes) -> Response<Body> {
     let mut object = match parse_object(body) {
         Ok(object) => object,
-        Err(response) => return response,
+        Err(bad) => return bad.response(),
     };
     let Some(name) = metadata_str(&object, "name").map(str::to_owned) else {
         return invalid(
@@ -200,7 +204,7 @@ fn create(shared: &Shared, target: &Target, body: &Bytes) -> Response<Body> {
 fn replace(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Response<Body> {
     let mut object = match parse_object(body) {
         Ok(object) => object,
-        Err(response) => return response,
+        Err(bad) => return bad.response(),
     };
     if metadata_str(&object, "name") != Some(name) {
         return status(
@@ -279,9 +283,8 @@ fn delete(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Respons
     json_response(StatusCode::OK, &last)
 }
 
-fn selector_of(query: &BTreeMap<String, String>) -> Result<LabelSelector, Response<Body>> {
-    LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
-        .map_err(|e| status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})))
+fn selector_of(query: &BTreeMap<String, String>) -> Result<LabelSelector, BadRequest> {
+    LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str)).map_err(BadRequest)
 }
 
 /// A continue token as the API server writes them: base64 of
@@ -303,7 +306,7 @@ fn decode_continue(token: &str) -> Option<(u64, String)> {
 fn list(shared: &Shared, target: &Target, query: &BTreeMap<String, String>) -> Response<Body> {
     let selector = match selector_of(query) {
         Ok(selector) => selector,
-        Err(response) => return response,
+        Err(bad) => return bad.response(),
     };
     let limit = query
         .get("limit")
@@ -374,7 +377,7 @@ fn list(shared: &Shared, target: &Target, query: &BTreeMap<String, String>) -> R
 fn watch(shared: &Shared, target: &Target, query: &BTreeMap<String, String>) -> Response<Body> {
     let selector = match selector_of(query) {
         Ok(selector) => selector,
-        Err(response) => return response,
+        Err(bad) => return bad.response(),
     };
     let revision = match query.get("resourceVersion").map(String::as_str) {
         None | Some("") => 0,
