@@ -196,7 +196,9 @@ impl Open {
             }
         };
         let short_len: usize = groups.iter().map(|g| 2 + g.len()).sum();
-        let fits_short = short_len < usize::from(EXTENDED_LENGTH)
+        // 255 is still the short form: the extended one needs a first type of 255,
+        // and capabilities are type 2.
+        let fits_short = short_len <= usize::from(EXTENDED_LENGTH)
             && groups.iter().all(|g| g.len() <= usize::from(u8::MAX));
         if fits_short {
             // Checked just above: both lengths fit one octet.
