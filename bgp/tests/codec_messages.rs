@@ -155,6 +155,7 @@ fn open_with_every_known_capability_in_one_parameter() {
             },
         ],
         layout: ParameterLayout::OneParameter,
+        extended_form: false,
     };
     both_ways(&message(1, &bytes), &Message::Open(open.clone()), &plain());
     assert_eq!(open.asn(), 4_200_000_000);
@@ -213,6 +214,7 @@ fn unknown_capabilities_are_kept_as_bytes_and_one_parameter_per_capability_survi
             Capability::RouteRefresh,
         ],
         layout: ParameterLayout::ParameterPerCapability,
+        extended_form: false,
     };
     both_ways(&bytes, &Message::Open(open), &plain());
 }
@@ -235,6 +237,30 @@ fn optional_parameters_over_255_bytes_use_the_rfc_9072_extended_form() {
     assert_eq!(bytes[32], 2);
     assert_eq!(&bytes[33..35], &hex("0194"));
     assert_eq!(decode(&bytes, &plain()), Message::Open(open));
+}
+
+#[test]
+fn short_parameters_in_the_rfc_9072_extended_form_are_kept_in_that_form() {
+    // Non-Ext OP Len 255, Non-Ext OP Type 255, Extended Opt. Parm. Length 6, one
+    // capabilities parameter with a 2-byte length holding route refresh.
+    let mut body = hex("04 fde9 005a c0000201 ff ff 0005 02 0002 0200");
+    let open = Open {
+        extended_form: true,
+        ..Open::new(
+            65001,
+            90,
+            Ipv4Addr::new(192, 0, 2, 1),
+            vec![Capability::RouteRefresh],
+        )
+    };
+    both_ways(&message(1, &body), &Message::Open(open.clone()), &plain());
+    // The short form of the same OPEN.
+    body.splice(9.., hex("04 02 02 0200"));
+    let short = Open {
+        extended_form: false,
+        ..open
+    };
+    both_ways(&message(1, &body), &Message::Open(short), &plain());
 }
 
 #[test]

@@ -13,7 +13,7 @@ use bgp::codec::{
     decode_message,
 };
 use bytes::BytesMut;
-use common::to_hex;
+use common::{sender_view, to_hex};
 use ipnet::{Ipv4Net, Ipv6Net};
 use proptest::collection::vec;
 use proptest::option;
@@ -37,21 +37,6 @@ fn context() -> impl Strategy<Value = SessionContext> {
             external: false,
         },
     )
-}
-
-/// The same session from the other end: what one side sends with path ids the
-/// other receives with them.
-fn peer_view(ctx: &SessionContext) -> SessionContext {
-    let a = ctx.add_path;
-    SessionContext {
-        add_path: AddPath {
-            receive_ipv4: a.send_ipv4,
-            receive_ipv6: a.send_ipv6,
-            send_ipv4: a.receive_ipv4,
-            send_ipv6: a.receive_ipv6,
-        },
-        ..*ctx
-    }
 }
 
 fn nlri(afi: Afi, ctx: SessionContext) -> impl Strategy<Value = Nlri> {
@@ -297,18 +282,22 @@ fn open() -> impl Strategy<Value = Open> {
         1..=u32::MAX,
         vec(capability(), 0..12),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(my_as, hold_time, id, capabilities, per)| Open {
-            my_as,
-            hold_time,
-            bgp_id: Ipv4Addr::from(id),
-            layout: if per && capabilities.len() > 1 {
-                ParameterLayout::ParameterPerCapability
-            } else {
-                ParameterLayout::OneParameter
+        .prop_map(
+            |(my_as, hold_time, id, capabilities, per, extended_form)| Open {
+                my_as,
+                hold_time,
+                bgp_id: Ipv4Addr::from(id),
+                layout: if per && capabilities.len() > 1 {
+                    ParameterLayout::ParameterPerCapability
+                } else {
+                    ParameterLayout::OneParameter
+                },
+                capabilities,
+                extended_form,
             },
-            capabilities,
-        })
+        )
 }
 
 fn message(ctx: SessionContext) -> impl Strategy<Value = Message> {
@@ -367,7 +356,7 @@ fn encode_path(path: &AsPath, asn_len: usize) -> Vec<u8> {
 fn round_trip(ctx: &SessionContext, message: &Message) -> Result<(), TestCaseError> {
     let mut out = BytesMut::new();
     message.encode(ctx, &mut out).unwrap();
-    let (decoded, len) = decode_message(&out, &peer_view(ctx))
+    let (decoded, len) = decode_message(&out, &sender_view(ctx))
         .unwrap_or_else(|e| panic!("{e}: {}", to_hex(&out)))
         .unwrap();
     prop_assert_eq!(len, out.len());
