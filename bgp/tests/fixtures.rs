@@ -13,7 +13,7 @@ use bgp::codec::{
     SegmentKind, SessionContext, Update, UpdatePacker,
 };
 use bytes::BytesMut;
-use common::{assert_bytes, decode, encode, hex, sender_view, to_hex};
+use common::{assert_bytes, decode, encode, hex, to_hex};
 
 /// One captured message: who sent it, its bytes, and the context its receiver had.
 struct Captured {
@@ -162,7 +162,7 @@ fn every_captured_message_re_encodes_to_its_bytes_or_for_updates_its_attributes(
                     update.malformed
                 );
             }
-            let again = encode(&message, &sender_view(&c.ctx));
+            let again = encode(&message, &c.ctx.peer_view());
             assert_eq!(decode(&again, &c.ctx), message, "{what}");
             if again == c.bytes {
                 exact += 1;

@@ -13,7 +13,7 @@ use bgp::codec::{
     decode_message,
 };
 use bytes::BytesMut;
-use common::{sender_view, to_hex};
+use common::to_hex;
 use ipnet::{Ipv4Net, Ipv6Net};
 use proptest::collection::vec;
 use proptest::option;
@@ -356,7 +356,7 @@ fn encode_path(path: &AsPath, asn_len: usize) -> Vec<u8> {
 fn round_trip(ctx: &SessionContext, message: &Message) -> Result<(), TestCaseError> {
     let mut out = BytesMut::new();
     message.encode(ctx, &mut out).unwrap();
-    let (decoded, len) = decode_message(&out, &sender_view(ctx))
+    let (decoded, len) = decode_message(&out, &ctx.peer_view())
         .unwrap_or_else(|e| panic!("{e}: {}", to_hex(&out)))
         .unwrap();
     prop_assert_eq!(len, out.len());

@@ -446,3 +446,83 @@ fn errors_the_session_survives_carry_offsets_from_the_start_of_the_message() {
     let (_, error) = recovered(&update("", &format!("{BASE} | 80 04 02 0001"), "18 0a0000"));
     assert_eq!(error.offset, 19 + 4 + 18);
 }
+
+#[test]
+fn as_path_with_a_single_octet_after_the_last_segment_is_treat_as_withdraw() {
+    let error = withdrawn(
+        &BASE.replace("40 02 04 02 01 fde9", "40 02 05 02 01 fde9 02"),
+        11,
+    );
+    assert_eq!(
+        error.reason,
+        Reason::Truncated {
+            field: "AS_PATH segment"
+        }
+    );
+}
+
+#[test]
+fn an_mp_reach_nlri_too_short_for_its_header_resets_the_session() {
+    let error = reset(&update("", &format!("{BASE} | 80 0e 02 0002"), ""));
+    assert_eq!(
+        (error.notification.code, error.notification.subcode),
+        (3, 9)
+    );
+}
+
+#[test]
+fn an_ipv6_prefix_longer_than_128_bits_in_mp_reach_resets_the_session() {
+    let error = reset(&update(
+        "",
+        &format!("{BASE} | 80 0e 16 0002 01 10 20010db8000000000000000000000001 00 81 20"),
+        "",
+    ));
+    assert_eq!(
+        error.reason,
+        Reason::BadPrefixLength {
+            length: 129,
+            max: 128
+        }
+    );
+    assert_eq!(error.notification.subcode, 10);
+}
+
+#[test]
+fn wrong_flags_on_an_mp_attribute_reset_the_session() {
+    // MP_UNREACH_NLRI sent as optional transitive.
+    let error = reset(&update("", "c0 0f 03 0002 01", ""));
+    assert_eq!(
+        (error.notification.code, error.notification.subcode),
+        (3, 4)
+    );
+}
+
+#[test]
+fn a_path_id_cut_short_resets_the_session() {
+    let ctx = SessionContext {
+        add_path: bgp::codec::AddPath::BOTH,
+        ..ctx()
+    };
+    let error = decode_message(&update("", BASE, "00000001 18 0a0000 0000"), &ctx).unwrap_err();
+    assert_eq!(error.outcome, Outcome::SessionReset);
+    assert_eq!(error.reason, Reason::Truncated { field: "path id" });
+}
+
+#[test]
+fn of_several_errors_the_strongest_outcome_applies() {
+    // RFC 7606 3 h: a discarded ATOMIC_AGGREGATE and a malformed MED withdraw.
+    let recovered = survives(&update(
+        "",
+        &format!("{BASE} | 80 04 02 0001 | 40 06 01 00"),
+        "18 0a0000",
+    ));
+    assert_eq!(recovered.malformed.len(), 2);
+    assert!(recovered.treat_as_withdraw());
+    // A malformed MED before a bad MP_REACH_NLRI: the reset wins.
+    let error = reset(&update(
+        "",
+        &format!("{BASE} | 80 04 02 0001 | 80 0e 09 0002 01 03 000000 00 00"),
+        "",
+    ));
+    assert_eq!(error.notification.subcode, 9);
+}

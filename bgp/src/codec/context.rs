@@ -24,7 +24,7 @@ pub struct SessionContext {
     pub add_path: AddPath,
     /// The peer is in another AS (eBGP): LOCAL_PREF, ORIGINATOR_ID and CLUSTER_LIST
     /// from it are discarded (RFC 7606 7.5, 7.9, 7.10), and confederation segments
-    /// in its AS_PATH make the UPDATE treat-as-withdraw (RFC 5065 5.3; tabby is
+    /// in its AS_PATH make the UPDATE treat-as-withdraw (RFC 5065 5; tabby is
     /// never a confederation member).
     pub external: bool,
 }
@@ -68,6 +68,20 @@ impl SessionContext {
             MAX_EXTENDED_MESSAGE_LEN
         } else {
             MAX_MESSAGE_LEN
+        }
+    }
+
+    /// The same session seen from the peer: its sends are our receives (ADD-PATH).
+    pub fn peer_view(&self) -> Self {
+        let a = self.add_path;
+        Self {
+            add_path: AddPath {
+                receive_ipv4: a.send_ipv4,
+                receive_ipv6: a.send_ipv6,
+                send_ipv4: a.receive_ipv4,
+                send_ipv6: a.receive_ipv6,
+            },
+            ..*self
         }
     }
 

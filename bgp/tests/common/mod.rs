@@ -1,7 +1,7 @@
 //! Helpers shared by the codec's integration tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use bgp::codec::{AddPath, Message, SessionContext, decode_message};
+use bgp::codec::{Message, SessionContext, decode_message};
 use bytes::BytesMut;
 
 /// Bytes from hex text; whitespace and `|` (field separators in tests) are ignored.
@@ -96,17 +96,3 @@ pub const BASE_ATTRIBUTES_2: &str = "40 01 01 00 | 40 02 04 02 01 fde9 | 40 03 0
 /// The same with a 4-octet AS_PATH.
 pub const BASE_ATTRIBUTES_4: &str = "40 01 01 00 | 40 02 06 02 01 0000fde9 | 40 03 04 c0000201";
 
-/// The same session from the other end: what one side sends with path ids the
-/// other receives with them.
-pub fn sender_view(ctx: &SessionContext) -> SessionContext {
-    let a = ctx.add_path;
-    SessionContext {
-        add_path: AddPath {
-            receive_ipv4: a.send_ipv4,
-            receive_ipv6: a.send_ipv6,
-            send_ipv4: a.receive_ipv4,
-            send_ipv6: a.receive_ipv6,
-        },
-        ..*ctx
-    }
-}

@@ -270,7 +270,7 @@ fn decode_one(
             let path = AsPath::decode(value, asn_len)
                 .map_err(|reason| attribute_error(code, MALFORMED_AS_PATH, raw, reason))?;
             if ctx.external && path.segments.iter().any(|s| s.kind.is_confederation()) {
-                // RFC 5065 5.3: a malformed AS_PATH, treat-as-withdraw (RFC 7606 3 e).
+                // RFC 5065 5: a malformed AS_PATH, treat-as-withdraw (RFC 7606 3 e).
                 return Err(attribute_error(
                     code,
                     MALFORMED_AS_PATH,
