@@ -8,6 +8,8 @@ pub mod fsm;
 pub mod negotiate;
 
 pub use config::{GracefulRestartConfig, SessionConfig};
-pub use driver::{Command, Event, SessionHandle, spawn};
+pub use driver::{
+    Command, Event, EventSink, Outgoing, SessionHandle, SessionStats, spawn, spawn_into,
+};
 pub use fsm::{DownReason, Input, Output, Session, State, Timer};
 pub use negotiate::{Negotiated, negotiate};
