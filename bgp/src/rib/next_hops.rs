@@ -1,12 +1,11 @@
 //! Next hops by number: a table holds millions of paths but few distinct next hops
 //! (one per peer, mostly), so each path keeps a 4-byte number instead of an address.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 #[derive(Debug, Default)]
 pub(crate) struct NextHops {
-    ids: HashMap<IpAddr, u32>,
+    ids: hashbrown::HashMap<IpAddr, u32>,
     /// The address and the number of paths using it, by number.
     entries: Vec<(IpAddr, usize)>,
     free: Vec<u32>,

@@ -4,7 +4,7 @@
 //! packed into as few UPDATEs as the session allows, and the chunk queued for the
 //! session only while its queue has room.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
