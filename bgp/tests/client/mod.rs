@@ -340,3 +340,32 @@ pub async fn status(handle: &SpeakerHandle) -> Vec<speaker::PeerStatus> {
     handle.requests.send(Request::Status(reply)).unwrap();
     status.await.unwrap()
 }
+
+impl Client {
+    /// A client on a connection taken by hand (to look at the speaker's OPEN
+    /// first); [`Client::finish_handshake`] completes it.
+    pub fn raw(stream: TcpStream, address: IpAddr, asn: u32) -> Client {
+        Client {
+            stream,
+            context: SessionContext::default(),
+            buf: BytesMut::new(),
+            address,
+            asn,
+            listener: None,
+            routes: BTreeMap::new(),
+            updates: 0,
+            end_of_rib: 0,
+        }
+    }
+
+    /// Answers the speaker's OPEN (already read) and comes up.
+    pub async fn finish_handshake(&mut self, theirs: Open) {
+        let id = Ipv4Addr::new(10, 9, 9, 8);
+        let ours = Open::new(self.asn, 90, id, vec![Capability::FourOctetAs(self.asn)]);
+        self.context = SessionContext::negotiate(&ours, &theirs);
+        self.send_with(Message::Open(ours), SessionContext::default())
+            .await;
+        self.send(Message::Keepalive).await;
+        assert_eq!(self.read().await, Some(Message::Keepalive));
+    }
+}
