@@ -502,12 +502,12 @@ impl State {
     }
 
     /// True when every configured peer is up and sent End-of-RIB, or cannot
-    /// (it is up without graceful restart).
+    /// (it is up without graceful restart). Without configured peers (the owner
+    /// adds them just after the start) the bound decides.
     fn all_tables_complete(&self) -> bool {
-        self.peers
-            .values()
-            .filter(|p| p.range.is_none())
-            .all(|p| match &p.up {
+        let mut configured = self.peers.values().filter(|p| p.range.is_none()).peekable();
+        configured.peek().is_some()
+            && configured.all(|p| match &p.up {
                 Some(up) => up.table_complete() || up.negotiated.peer_graceful_restart.is_none(),
                 None => false,
             })

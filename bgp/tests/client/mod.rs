@@ -369,3 +369,18 @@ impl Client {
         assert_eq!(self.read().await, Some(Message::Keepalive));
     }
 }
+
+impl Client {
+    /// [`Client::finish_handshake`] offering `capabilities` too.
+    pub async fn finish_handshake_with(&mut self, theirs: Open, capabilities: Vec<Capability>) {
+        let id = Ipv4Addr::new(10, 9, 9, 7);
+        let mut all = vec![Capability::FourOctetAs(self.asn)];
+        all.extend(capabilities);
+        let ours = Open::new(self.asn, 90, id, all);
+        self.context = SessionContext::negotiate(&ours, &theirs);
+        self.send_with(Message::Open(ours), SessionContext::default())
+            .await;
+        self.send(Message::Keepalive).await;
+        assert_eq!(self.read().await, Some(Message::Keepalive));
+    }
+}
