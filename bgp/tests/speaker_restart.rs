@@ -39,7 +39,10 @@ fn offer() -> client::Offer {
 /// Joins a client, checking the speaker's OPEN announces the restart.
 async fn join(handle: &SpeakerHandle, host: u8) -> Client {
     let pending = Pending::new(5, host, SPEAKER_AS).await;
-    handle.requests.send(Request::AddPeer(pending.peer())).unwrap();
+    handle
+        .requests
+        .send(Request::AddPeer(pending.peer()))
+        .unwrap();
     let (stream, _) = pending.listener.accept().await.unwrap();
     let mut c = Client::raw(stream, pending.address, SPEAKER_AS);
     let Some(Message::Open(open)) = c.read().await else {
@@ -51,7 +54,10 @@ async fn join(handle: &SpeakerHandle, host: u8) -> Client {
     });
     let gr = gr.expect("no graceful restart capability");
     assert!(gr.restarting, "the R bit");
-    assert!(gr.families.iter().all(|&(_, forwarding)| forwarding), "the F bits");
+    assert!(
+        gr.families.iter().all(|&(_, forwarding)| forwarding),
+        "the F bits"
+    );
     c.finish_handshake_with(open, offer().capabilities).await;
     c
 }
@@ -67,29 +73,42 @@ async fn a_restarting_speaker_holds_its_table_back_until_every_peer_sent_end_of_
     handle.requests.send(Request::Originate(block)).unwrap();
     // B is configured from the start but comes up late.
     let b_pending = Pending::new(5, 3, SPEAKER_AS).await;
-    handle.requests.send(Request::AddPeer(b_pending.peer())).unwrap();
+    handle
+        .requests
+        .send(Request::AddPeer(b_pending.peer()))
+        .unwrap();
     let mut a = join(&handle, 2).await;
-    a.announce(&[net("10.1.0.0/24")], &internal(100), hop(2)).await;
+    a.announce(&[net("10.1.0.0/24")], &internal(100), hop(2))
+        .await;
     a.end_of_rib().await;
     a.never(block, Duration::from_millis(300)).await;
     assert_eq!(a.end_of_rib, 0);
-    assert!(handle.notices.try_recv().is_err(), "the owner was told early");
+    assert!(
+        handle.notices.try_recv().is_err(),
+        "the owner was told early"
+    );
     let (stream, _) = b_pending.listener.accept().await.unwrap();
     let mut b = Client::raw(stream, b_pending.address, SPEAKER_AS);
     let Some(Message::Open(open)) = b.read().await else {
         panic!("no OPEN")
     };
     b.finish_handshake_with(open, offer().capabilities).await;
-    b.announce(&[net("10.2.0.0/24")], &internal(100), hop(3)).await;
+    b.announce(&[net("10.2.0.0/24")], &internal(100), hop(3))
+        .await;
     a.never(block, Duration::from_millis(200)).await;
     b.end_of_rib().await;
     // Now both get the whole table, then End-of-RIB.
-    a.until("the table and End-of-RIB", |c| c.end_of_rib == 1).await;
+    a.until("the table and End-of-RIB", |c| c.end_of_rib == 1)
+        .await;
     assert!(a.routes.contains_key(&block));
-    b.until("the table and End-of-RIB", |c| c.end_of_rib == 1).await;
+    b.until("the table and End-of-RIB", |c| c.end_of_rib == 1)
+        .await;
     assert!(b.routes.contains_key(&block));
     let notice = handle.notices.recv().await;
-    assert!(matches!(notice, Some(Notice::PeerUp { .. } | Notice::Best(_))), "{notice:?}");
+    assert!(
+        matches!(notice, Some(Notice::PeerUp { .. } | Notice::Best(_))),
+        "{notice:?}"
+    );
 }
 
 #[tokio::test]
@@ -99,7 +118,12 @@ async fn the_deferral_ends_after_its_short_bound_without_every_end_of_rib() {
     handle.requests.send(Request::Originate(block)).unwrap();
     let started = Instant::now();
     let mut a = join(&handle, 2).await;
-    a.until("the table after the bound", |c| c.end_of_rib == 1).await;
+    a.until("the table after the bound", |c| c.end_of_rib == 1)
+        .await;
     assert!(a.routes.contains_key(&block));
-    assert!(started.elapsed() >= Duration::from_millis(700), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -6,6 +6,8 @@ pub mod config;
 pub mod driver;
 pub mod fsm;
 pub mod negotiate;
+#[cfg(test)]
+mod transitions;
 
 pub use config::{GracefulRestartConfig, SessionConfig};
 pub use driver::{
