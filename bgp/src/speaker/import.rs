@@ -34,12 +34,14 @@ pub(crate) fn routes(update: &Update) -> (Vec<Announced>, Vec<(IpNet, Option<u32
         .map(|n| (n.prefix, n.path_id))
         .collect();
     let mut announced = Vec::new();
-    if let Some(next_hop) = update.next_hop {
-        announced.extend(update.nlri.iter().map(|n| Announced {
+    match update.next_hop {
+        Some(next_hop) => announced.extend(update.nlri.iter().map(|n| Announced {
             prefix: n.prefix,
             path_id: n.path_id,
             next_hop: IpAddr::V4(next_hop),
-        }));
+        })),
+        // NEXT_HOP missing or malformed: no usable route (RFC 7606 3 d, 7.3).
+        None => withdrawn.extend(update.nlri.iter().map(|n| (n.prefix, n.path_id))),
     }
     if let Some(reach) = &update.mp_reach {
         let next_hop = match reach.next_hop {
