@@ -9,11 +9,25 @@ pub(crate) struct NextHops {
     /// The address and the number of paths using it, by number.
     entries: Vec<(IpAddr, usize)>,
     free: Vec<u32>,
+    /// The last address acquired: the routes of one UPDATE share their next hop.
+    last: Option<(IpAddr, u32)>,
 }
 
 impl NextHops {
     /// The number of `address`, counting one more user.
     pub fn acquire(&mut self, address: IpAddr) -> u32 {
+        if let Some((last, id)) = self.last
+            && last == address
+        {
+            self.entries[id as usize].1 += 1;
+            return id;
+        }
+        let id = self.lookup(address);
+        self.last = Some((address, id));
+        id
+    }
+
+    fn lookup(&mut self, address: IpAddr) -> u32 {
         if let Some(&id) = self.ids.get(&address) {
             self.entries[id as usize].1 += 1;
             return id;
@@ -39,6 +53,9 @@ impl NextHops {
         if entry.1 == 0 {
             self.ids.remove(&entry.0);
             self.free.push(id);
+            if self.last.is_some_and(|(_, last)| last == id) {
+                self.last = None;
+            }
         }
     }
 

@@ -344,8 +344,14 @@ impl Rib {
             path_id: path_id.unwrap_or(0),
             flags: if path_id.is_some() { HAS_PATH_ID } else { 0 },
         };
-        let Some(slot) = self.find(&prefix) else {
-            let slot = self.allocate(prefix, stored);
+        let hash = self.hash(&prefix);
+        let slots = &self.slots;
+        let found = self
+            .index
+            .find(hash, |&s| slots[s as usize].prefix == prefix)
+            .copied();
+        let Some(slot) = found else {
+            let slot = self.allocate(hash, prefix, stored);
             self.count(source, 1);
             self.journal.push(Touched::Best(slot));
             return;
@@ -591,7 +597,7 @@ impl Rib {
             .copied()
     }
 
-    fn allocate(&mut self, prefix: IpNet, path: Stored) -> SlotId {
+    fn allocate(&mut self, hash: u64, prefix: IpNet, path: Stored) -> SlotId {
         let slot = Slot {
             prefix,
             paths: Paths::One(path),
@@ -607,9 +613,8 @@ impl Rib {
             }
         };
         let (slots, seed) = (&self.slots, self.seed);
-        self.index.insert_unique(self.hash(&prefix), id, |&s| {
-            prefix_hash(seed, &slots[s as usize].prefix)
-        });
+        self.index
+            .insert_unique(hash, id, |&s| prefix_hash(seed, &slots[s as usize].prefix));
         id
     }
 

@@ -36,6 +36,7 @@ struct Key {
     source: u32,
     next_hop: u32,
     decision: Decision,
+    ipv4: bool,
 }
 
 /// A path with the attributes an export filter gave it.
@@ -69,13 +70,53 @@ impl Candidate for Rewritten<'_> {
 /// Routes sent together: the same exported attributes, next hop and family.
 type GroupKey = (usize, IpAddr, Afi);
 
-/// Per-call scratch, kept to avoid allocating per chunk.
+/// What decides how a path is exported to a peer, apart from the peer's own
+/// address (split horizon is checked first): peers of one class share the
+/// export computation of each distinct path within a round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExportClass {
+    rules: crate::rib::Speaker,
+    internal: bool,
+    rr_client: bool,
+    remote_as: u32,
+    local: IpAddr,
+    next_hop: crate::rib::NextHopMode,
+    extended_next_hop: bool,
+    policy: Option<Policy>,
+    filter: Option<crate::rib::Filter>,
+}
+
+impl ExportClass {
+    pub fn of(config: &PeerConfig, up: &Up) -> Self {
+        Self {
+            rules: up.rules.clone(),
+            internal: up.source.internal,
+            rr_client: up.source.rr_client,
+            remote_as: up.source.remote_as,
+            local: up.local,
+            next_hop: config.next_hop,
+            extended_next_hop: up.negotiated.context.extended_next_hop,
+            policy: config.export,
+            filter: config.export_filter.clone(),
+        }
+    }
+}
+
+/// Scratch kept across calls to avoid allocating per chunk; the memo lives for
+/// one round of flushes (while the RIB does not change).
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     slots: Vec<SlotId>,
-    memo: HashMap<Key, Exported>,
+    memo: HashMap<(u32, Key), Exported>,
     groups: HashMap<GroupKey, (Arc<Attributes>, Vec<Nlri>)>,
     withdraw: Vec<Nlri>,
+}
+
+impl Scratch {
+    /// Forgets the memo: the RIB may change before the next round.
+    pub fn end_round(&mut self) {
+        self.memo.clear();
+    }
 }
 
 /// Queues chunks of UPDATEs for `up` until its outbox is clean or its session's
@@ -127,7 +168,6 @@ fn chunk(
     hooks: &Hooks,
     scratch: &mut Scratch,
 ) -> (BytesMut, u64) {
-    scratch.memo.clear();
     scratch.groups.clear();
     scratch.withdraw.clear();
     let gone = up.outbox.withdrawals.len().min(BATCH);
@@ -197,6 +237,10 @@ fn exported(
     prefix: IpNet,
     best: PathRef<'_>,
 ) -> Exported {
+    // Never back to where it came from (RFC 4271 9.1.3; RFC 4456 8 for clients).
+    if best.source().peer.is_some() && best.source().peer == up.source.peer {
+        return None;
+    }
     let decision = match &config.export_filter {
         Some(filter) => filter.decide(&prefix, best.attributes()),
         None => match PeerConfig::effective(config.export, up.source.internal) {
@@ -212,12 +256,14 @@ fn exported(
         source: best.source_id(),
         next_hop: best.next_hop_id(),
         decision,
+        ipv4: prefix.addr().is_ipv4(),
     };
-    let result = match scratch.memo.get(&key) {
+    let family = prefix.addr().is_ipv4();
+    let result = match scratch.memo.get(&(up.class, key)) {
         Some(result) => result.clone(),
         None => {
-            let result = export_path(config, up, best, decision, prefix);
-            scratch.memo.insert(key, result.clone());
+            let result = export_path(config, up, best, decision, family);
+            scratch.memo.insert((up.class, key), result.clone());
             result
         }
     };
@@ -237,7 +283,7 @@ fn export_path(
     up: &Up,
     best: PathRef<'_>,
     decision: Decision,
-    prefix: IpNet,
+    ipv4: bool,
 ) -> Exported {
     let rewritten = match (decision, &config.export_filter) {
         (Decision::Accept { term: Some(term) }, Some(filter)) => {
@@ -258,10 +304,10 @@ fn export_path(
         ),
         None => export(&up.rules, &best, &up.source, up.local, config.next_hop),
     }?;
-    let next_hop = match (prefix, next_hop) {
-        (IpNet::V4(_), IpAddr::V6(_)) if !up.negotiated.context.extended_next_hop => return None,
+    let next_hop = match (ipv4, next_hop) {
+        (true, IpAddr::V6(_)) if !up.negotiated.context.extended_next_hop => return None,
         // An IPv6 route over an IPv4 session: the IPv4-mapped address (as FRR).
-        (IpNet::V6(_), IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
+        (false, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
         (_, next_hop) => next_hop,
     };
     Some((Arc::new(attributes), next_hop))

@@ -45,6 +45,8 @@ pub(crate) struct Up {
     /// This end's address on the session: the next hop when it is "self".
     pub local: IpAddr,
     pub packer: UpdatePacker,
+    /// Its export class (see `export::ExportClass`).
+    pub class: u32,
     pub epoch: u64,
     pub updates: mpsc::Sender<Outgoing>,
     pub stats: Arc<SessionStats>,

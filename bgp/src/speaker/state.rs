@@ -21,7 +21,7 @@ use crate::session::{self, Command, Event, EventSink};
 use crate::transport::{self, TtlPolicy};
 
 use super::config::{PeerConfig, SpeakerConfig};
-use super::export::{self, Scratch};
+use super::export::{self, ExportClass, Scratch};
 use super::hooks::Hooks;
 use super::notices::Notices;
 use super::outbox::Outbox;
@@ -50,6 +50,7 @@ pub(super) struct State {
     notices: Notices,
     pub hooks: Hooks,
     scratch: Scratch,
+    classes: Vec<ExportClass>,
     /// Restarting (RFC 4724 4.1): best paths are held back until then, or until
     /// every peer has sent End-of-RIB.
     deferral: Option<Instant>,
@@ -88,6 +89,7 @@ impl State {
             notices: Notices::new(notices),
             hooks,
             scratch: Scratch::default(),
+            classes: Vec::new(),
             deferral,
             removed: 0,
         }
@@ -226,6 +228,7 @@ impl State {
                     || old.export_filter != peer.config.export_filter
                     || old.next_hop != peer.config.next_hop
                 {
+                    up.class = class_id(&mut self.classes, ExportClass::of(&peer.config, up));
                     for (slot, _) in self.rib.prefixes() {
                         up.outbox.mark(slot);
                     }
@@ -366,8 +369,9 @@ impl State {
         for (slot, _) in self.rib.prefixes() {
             outbox.mark(slot);
         }
-        peer.up = Some(Up {
+        let mut up = Up {
             packer: UpdatePacker::new(negotiated.context),
+            class: 0,
             rules: Speaker {
                 local_as,
                 ..self.rules.clone()
@@ -381,7 +385,9 @@ impl State {
             outbox,
             end_of_rib_due: true,
             end_of_rib_seen: Vec::new(),
-        });
+        };
+        up.class = class_id(&mut self.classes, ExportClass::of(&peer.config, &up));
+        peer.up = Some(up);
     }
 
     fn down(&mut self, address: IpAddr, reason: String) {
@@ -499,6 +505,7 @@ impl State {
             }
         }
         self.notices.flush(&self.rib, permit);
+        self.scratch.end_round();
     }
 
     /// True when every configured peer is up and sent End-of-RIB, or cannot
@@ -606,6 +613,18 @@ impl State {
         peers.sort_by_key(|p| p.address);
         peers
     }
+}
+
+/// The number of `class`, added when new.
+fn class_id(classes: &mut Vec<ExportClass>, class: ExportClass) -> u32 {
+    let at = match classes.iter().position(|c| *c == class) {
+        Some(at) => at,
+        None => {
+            classes.push(class);
+            classes.len() - 1
+        }
+    };
+    u32::try_from(at).expect("fewer than 2^32 export classes")
 }
 
 /// Asks the peer to send its routes again (after an import policy change), or
