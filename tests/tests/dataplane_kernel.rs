@@ -13,7 +13,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use agent::dataplane::{
-    DesiredState, Mac, NextHop, Reconciler, Route, VXLAN_DEVICE, Vtep, VxlanDevice,
+    DesiredState, IPIP_DEVICE, IpipDevice, Mac, NextHop, Reconciler, Route, VXLAN_DEVICE, Vtep,
+    VxlanDevice,
 };
 use ipnet::IpNet;
 use serde_json::Value;
@@ -390,6 +391,71 @@ fn dataplane_the_vxlan_device_and_its_vtep_entries_match_ip_and_bridge() {
     assert_eq!(
         entries,
         vec![("66:ee:00:00:00:02", "192.0.2.3", "permanent")]
+    );
+}
+
+/// `ip -j addr show dev DEVICE` as `address/len`, link-local left out.
+fn addresses(ns: &Host, device: &str) -> Vec<String> {
+    let json: Value = serde_json::from_str(&ns.ip(&format!("-j addr show dev {device}"))).unwrap();
+    json[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["scope"] != "link")
+        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+        .collect()
+}
+
+#[test]
+fn dataplane_the_vxlan_tunnel_address_is_set_and_stray_addresses_removed() {
+    if !tests::require_root() {
+        return;
+    }
+    let ns = node();
+    let mut desired = vxlan_node_state("192.0.2.2");
+    desired.tunnel_addresses = [(VXLAN_DEVICE.to_owned(), ip("10.0.9.1"))].into();
+    let first = reconcile_once(&ns, &desired);
+    assert_eq!(first.failures, vec![]);
+    assert_eq!(addresses(&ns, VXLAN_DEVICE), ["10.0.9.1/32"]);
+    ns.ip(&format!("addr add 10.9.9.9/24 dev {VXLAN_DEVICE}"));
+    let repair = reconcile_once(&ns, &desired);
+    assert_eq!(
+        (repair.applied, repair.failures.len()),
+        (1, 0),
+        "{repair:?}"
+    );
+    assert_eq!(addresses(&ns, VXLAN_DEVICE), ["10.0.9.1/32"]);
+    assert_eq!(reconcile_once(&ns, &desired).changes(), 0);
+}
+
+#[test]
+fn dataplane_tunl0_on_a_kernel_without_ipip_is_one_reported_failure_and_the_rest_applies() {
+    if !tests::require_root() {
+        return;
+    }
+    // A node without the veth stand-in: `tunl0` really is missing here.
+    let ns = Host::new(&tests::root::current_test_name());
+    ns.veth("cali1", "pod1");
+    let mut desired = DesiredState {
+        ipip: Some(IpipDevice { mtu: 1480 }),
+        tunnel_addresses: [(IPIP_DEVICE.to_owned(), ip("10.0.9.1"))].into(),
+        ..DesiredState::default()
+    };
+    desired.insert_route(Route::workload(net("10.0.0.1/32"), "cali1").unwrap());
+    let report = reconcile_once(&ns, &desired);
+    let failed: Vec<&str> = report.failures.iter().map(|f| f.change.as_str()).collect();
+    assert_eq!(
+        failed,
+        [
+            "create tunl0 type ipip mtu 1480 up",
+            "set tunl0 mtu 1480 up",
+            "add address 10.0.9.1/32 dev tunl0"
+        ],
+        "{report:?}"
+    );
+    assert_eq!(
+        ip_routes(&ns, "84"),
+        lines(&["10.0.0.1/32 dev cali1 scope link"])
     );
 }
 
