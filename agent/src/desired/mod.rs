@@ -20,7 +20,7 @@ pub mod import;
 mod local;
 mod remote;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::collections::BTreeMap;
 
