@@ -6,11 +6,13 @@
 //! - [`dataplane`]: the kernel reconciler (routes, tunnels) over batched rtnetlink.
 //! - [`cni`]: the `tabby-cni` plugin (veth, addresses, routes; IPAM delegated).
 //! - [`nat`]: NAT outgoing as tabby's own nftables tables.
+//! - [`node`]: BGP address autodetection and the node's registration.
 //! - [`peering`]: the BGP sessions this node should have, and the speaker wiring.
 
 pub mod cni;
 pub mod dataplane;
 pub mod desired;
 pub mod nat;
+pub mod node;
 pub mod peering;
 pub mod veth;
