@@ -550,7 +550,8 @@ fn dataplane_the_running_reconciler_follows_desired_state_and_repairs_on_resync(
     ns.run(async || {
         let (desired, updates) = watch::channel(every_kind());
         let reconciler = Reconciler::new().unwrap();
-        let task = tokio::spawn(reconciler.run(updates, Duration::from_millis(50)));
+        let task =
+            tokio::spawn(reconciler.run(updates, Duration::from_millis(50), Reconciler::log));
         let all = lines(&EVERY_KIND);
         wait_for("the first state", || ip_routes(&ns, "84") == all).await;
 

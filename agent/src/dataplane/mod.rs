@@ -16,6 +16,8 @@
 //! ```
 
 pub mod diff;
+mod driver;
+mod grace;
 pub mod model;
 pub mod netlink;
 #[cfg(test)]
@@ -23,6 +25,7 @@ mod parse;
 pub mod reconcile;
 
 pub use diff::{Observed, Plan, diff};
+pub use driver::Pass;
 pub use model::{
     DesiredState, IPIP_DEVICE, IpipDevice, Mac, ModelError, NextHop, Route, RouteTarget,
     TABBY_PROTOCOL, VXLAN_DEVICE, Vtep, VxlanDevice,

@@ -3,15 +3,14 @@
 
 use std::fmt;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netlink_packet_route::RouteNetlinkMessage;
-use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
 
 use ipnet::IpNet;
 
 use super::diff::{AddressChange, IpipChange, LinkChange, Observed, Plan, RouteChange, diff};
+use super::grace::Grace;
 use super::model::{DesiredState, IPIP_DEVICE, Route, VXLAN_DEVICE};
 use super::netlink::link::{self, Links, MissingDevice, Tunnels};
 use super::netlink::routes::{self, Seen};
@@ -76,6 +75,7 @@ pub struct Kernel {
 #[derive(Debug)]
 pub struct Reconciler {
     socket: Socket,
+    pub(super) grace: Grace,
 }
 
 impl Reconciler {
@@ -83,7 +83,15 @@ impl Reconciler {
     pub fn new() -> Result<Self, NetlinkError> {
         Ok(Self {
             socket: Socket::open()?,
+            grace: Grace::new(Duration::ZERO),
         })
+    }
+
+    /// Deletes a workload route only once it has been unwanted for `grace`: the CNI
+    /// plugin programs a new pod's route before the agent may have seen the pod.
+    pub fn with_workload_grace(mut self, grace: Duration) -> Self {
+        self.grace = Grace::new(grace);
+        self
     }
 
     /// Reads back links, main-table routes, the entries on `vxlan.tabby` and the
@@ -160,47 +168,12 @@ impl Reconciler {
         Ok(Links::read(&links))
     }
 
-    /// Keeps the kernel at the latest desired state until the sender is dropped:
-    /// reconciles on every new state, and every `resync` to repair changes made
-    /// behind tabby's back. A failed pass is logged and retried on the next one.
-    pub async fn run(mut self, mut desired: watch::Receiver<DesiredState>, resync: Duration) {
-        let mut timer = tokio::time::interval(resync);
-        timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                changed = desired.changed() => if changed.is_err() { return },
-                _ = timer.tick() => {}
-            }
-            // Cloned so the sender is never blocked while netlink work is under way.
-            let state = desired.borrow_and_update().clone();
-            match self.reconcile(&state).await {
-                Ok(report) => {
-                    for failure in &report.failures {
-                        tracing::warn!(%failure, "kernel refused a change");
-                    }
-                    for route in &report.conflicts {
-                        tracing::warn!(%route, "another protocol holds this destination; not programmed");
-                    }
-                    if report.changes() > 0 {
-                        tracing::info!(
-                            applied = report.applied,
-                            failed = report.failures.len(),
-                            "dataplane reconciled"
-                        );
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "dataplane reconciliation failed; retrying at the next resync")
-                }
-            }
-        }
-    }
-
     /// Reads the kernel back, diffs, and applies the difference. A kernel that
     /// already matches gets no requests at all.
     pub async fn reconcile(&mut self, desired: &DesiredState) -> Result<Report, NetlinkError> {
         let kernel = self.read().await?;
-        let plan = diff(desired, &kernel.observed);
+        let mut plan = diff(desired, &kernel.observed);
+        self.grace.hold(&mut plan, &kernel.observed, Instant::now());
         self.apply(plan, kernel).await
     }
 
