@@ -149,7 +149,8 @@ impl Backend for MemoryStore {
         // throughout are still listed exactly once, which is the contract.
         let after = match &options.continue_token {
             Some(token) => Bound::Excluded(ContinueToken::decode(token)?.after),
-            None => Bound::Unbounded,
+            // The kind's first name: the map holds every kind, in plural order.
+            None => Bound::Included(String::new()),
         };
         let range = (
             after.map(|name| (kind.plural, name)),
@@ -238,5 +239,42 @@ impl Backend for MemoryStore {
         }
         state.watchers.push((kind, tx));
         Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(plural: &'static str) -> Kind {
+        Kind {
+            name: plural,
+            plural,
+        }
+    }
+
+    #[test]
+    fn a_kind_lists_its_objects_when_another_kind_sorts_before_it() {
+        let store = MemoryStore::new();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let value = serde_json::json!({});
+            store
+                .create_record(kind("blockaffinities"), "a", value.clone())
+                .await
+                .unwrap();
+            store
+                .create_record(kind("ipamblocks"), "b", value)
+                .await
+                .unwrap();
+            let listed = store
+                .list_records(kind("ipamblocks"), &ListOptions::default())
+                .await
+                .unwrap();
+            let names: Vec<&str> = listed.items.iter().map(|r| r.name.as_str()).collect();
+            assert_eq!(names, ["b"]);
+        });
     }
 }
