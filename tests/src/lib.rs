@@ -8,6 +8,7 @@
 //!   code ([`in_netns`]) inside a namespace, output logged per test ([`logs::LogDir`]).
 //! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
 //! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports.
+//! - [`routes::routes`]: a namespace's kernel routes as normalised lines.
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
 //! - [`require_root`], [`sweep`]: the root guard and the leftover sweep.
 
@@ -20,6 +21,7 @@ pub mod peers;
 pub mod process;
 pub mod registry;
 pub mod root;
+pub mod routes;
 pub mod runtime;
 pub mod vm;
 pub mod wait;

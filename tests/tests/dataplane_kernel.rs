@@ -19,6 +19,7 @@ use agent::dataplane::{
 use ipnet::IpNet;
 use serde_json::Value;
 use support::Host;
+use tests::routes::lines;
 use tokio::sync::watch;
 
 fn net(s: &str) -> IpNet {
@@ -90,63 +91,9 @@ const EVERY_KIND: [&str; 9] = [
     "fd00:1::/122 nexthop via fd00:ff::3 dev eth0 nexthop via fd00:ff::4 dev eth0",
 ];
 
-/// Routes of `protocol` in the main table, per `ip -j route`, one line each.
+/// Routes of `protocol` in the node's main table, one line each.
 fn ip_routes(ns: &Host, protocol: &str) -> BTreeSet<String> {
-    let mut lines = BTreeSet::new();
-    for family in ["-4", "-6"] {
-        let json: Value =
-            serde_json::from_str(&ns.ip(&format!("-j {family} route show proto {protocol}")))
-                .unwrap();
-        for route in json.as_array().unwrap() {
-            lines.insert(describe(route, family));
-        }
-    }
-    lines
-}
-
-fn describe(route: &Value, family: &str) -> String {
-    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
-    let mut dst = text(route, "dst").unwrap();
-    if !dst.contains('/') {
-        dst.push_str(if family == "-4" { "/32" } else { "/128" });
-    }
-    let mut line = match text(route, "type").as_deref() {
-        Some("blackhole") => format!("blackhole {dst}"),
-        _ => dst,
-    };
-    let hop = |line: &mut String, hop: &Value| {
-        if let Some(gateway) = text(hop, "gateway") {
-            line.push_str(&format!(" via {gateway}"));
-        }
-        if let Some(dev) =
-            text(hop, "dev").filter(|_| text(route, "type").as_deref() != Some("blackhole"))
-        {
-            line.push_str(&format!(" dev {dev}"));
-        }
-        let flags = hop
-            .get("flags")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if flags.iter().any(|f| f == "onlink") {
-            line.push_str(" onlink");
-        }
-    };
-    match route.get("nexthops").and_then(Value::as_array) {
-        Some(hops) => hops.iter().for_each(|h| {
-            line.push_str(" nexthop");
-            hop(&mut line, h);
-        }),
-        None => hop(&mut line, route),
-    }
-    if text(route, "scope").as_deref() == Some("link") {
-        line.push_str(" scope link");
-    }
-    line
-}
-
-fn lines(expected: &[&str]) -> BTreeSet<String> {
-    expected.iter().map(|s| s.to_string()).collect()
+    tests::routes::routes(ns.node(), protocol).unwrap()
 }
 
 #[test]

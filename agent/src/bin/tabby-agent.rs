@@ -42,7 +42,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let store = open(&flags)?;
-        agent::daemon::run(options, store, shutdown())
+        let (status, _) = tokio::sync::watch::channel(agent::daemon::Status::default());
+        agent::daemon::run(options, store, status, shutdown())
             .await
             .map_err(|e| e.to_string())
     });

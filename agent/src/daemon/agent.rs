@@ -25,6 +25,7 @@ use tokio::time::MissedTickBehavior;
 use super::Options;
 use super::novelty::Novelty;
 use super::speaker::Bgp;
+use super::status::{PassSummary, Status};
 use super::sync::BgpSync;
 use super::watch::{KINDS, Update};
 use crate::dataplane::{DesiredState, Pass, Reconciler};
@@ -50,6 +51,10 @@ pub(super) struct Agent {
     mtu_written: Option<u32>,
     rejected: Novelty,
     problems: Novelty,
+    status: watch::Sender<Status>,
+    /// Each reconciliation pass, from the reconciler task: (outcome, preserving).
+    passes: mpsc::UnboundedReceiver<(PassSummary, bool)>,
+    pass_sender: mpsc::UnboundedSender<(PassSummary, bool)>,
 }
 
 impl Agent {
@@ -58,8 +63,13 @@ impl Agent {
         settings: NodeSettings,
         reconciler: Reconciler,
         restarted: bool,
+        status: watch::Sender<Status>,
     ) -> Self {
+        let (pass_sender, passes) = mpsc::unbounded_channel();
         Self {
+            status,
+            passes,
+            pass_sender,
             sync: BgpSync::new(restarted, options.bgp_sync_timeout, Instant::now()),
             options,
             settings,
@@ -99,6 +109,7 @@ impl Agent {
                         self.notice(notice);
                     }
                 }
+                Some((pass, preserving)) = self.passes.recv() => self.pass(pass, preserving),
                 () = sleep_until(recheck), if recheck.is_some() => {}
                 _ = resync.tick() => {
                     // Repair what changed behind tabby's back; routes are the
@@ -121,6 +132,14 @@ impl Agent {
         // Exit without a Cease: peers keep this node's routes (graceful restart),
         // and the kernel keeps everything, for the next agent to find.
         self.bgp.detach();
+    }
+
+    fn pass(&mut self, pass: PassSummary, preserving: bool) {
+        self.status.send_modify(|status| {
+            status.passes += 1;
+            status.reconciled |= pass.ok && !preserving;
+            status.last_pass = Some(pass);
+        });
     }
 
     fn update(&mut self, update: Update) {
@@ -186,7 +205,18 @@ impl Agent {
                 "BGP routes re-learned; reconciling every route"
             );
         }
-        self.report(&desired, problems);
+        self.report(&desired, &problems);
+        let peers = self.bgp.peers();
+        self.status.send_modify(|status| {
+            status.listed = true;
+            status.bgp_synced = self.sync.synced();
+            status.desired_routes = desired.dataplane.routes.len();
+            status.bgp_prefixes = self.best.len();
+            status.exported = desired.export.len();
+            status.rejected = desired.rejected.iter().map(ToString::to_string).collect();
+            status.problems = problems;
+            status.peers = peers;
+        });
 
         let mut state = desired.dataplane;
         state.preserve_gateways = !self.sync.synced();
@@ -220,13 +250,14 @@ impl Agent {
                     return;
                 };
                 let (sender, receiver) = watch::channel(state);
-                tokio::spawn(reconciler.run(receiver, self.options.resync, observer()));
+                let observe = observer(self.pass_sender.clone());
+                tokio::spawn(reconciler.run(receiver, self.options.resync, observe));
                 self.desired = Some(sender);
             }
         }
     }
 
-    fn report(&mut self, desired: &desired::Desired, problems: Vec<String>) {
+    fn report(&mut self, desired: &desired::Desired, problems: &[String]) {
         let (refused, accepted) = self
             .rejected
             .update(desired.rejected.iter().map(ToString::to_string));
@@ -236,7 +267,7 @@ impl Agent {
         for rejection in accepted {
             tracing::info!(%rejection, "BGP route no longer refused");
         }
-        let (appeared, resolved) = self.problems.update(problems);
+        let (appeared, resolved) = self.problems.update(problems.iter().cloned());
         for problem in appeared {
             tracing::warn!(%problem, "configuration problem");
         }
@@ -246,10 +277,24 @@ impl Agent {
     }
 }
 
-/// Logs each reconciliation's refused changes once, when they start.
-fn observer() -> impl FnMut(Pass) + Send {
+/// Logs each reconciliation's refused changes once, when they start, and tells
+/// the loop about the pass.
+fn observer(passes: mpsc::UnboundedSender<(PassSummary, bool)>) -> impl FnMut(Pass) + Send {
     let mut failures = Novelty::default();
-    move |pass: Pass| match &pass.result {
+    move |pass: Pass| {
+        let summary = PassSummary {
+            ok: pass.result.is_ok(),
+            applied: pass.result.as_ref().map_or(0, |r| r.applied),
+            failed: pass.result.as_ref().map_or(0, |r| r.failures.len()),
+            took: pass.took,
+        };
+        let _ = passes.send((summary, pass.preserving));
+        log_pass(&mut failures, &pass);
+    }
+}
+
+fn log_pass(failures: &mut Novelty, pass: &Pass) {
+    match &pass.result {
         Ok(report) => {
             let (new, _) = failures.update(report.failures.iter().map(ToString::to_string));
             for failure in new {

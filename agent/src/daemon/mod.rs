@@ -5,6 +5,7 @@
 mod agent;
 mod novelty;
 mod speaker;
+pub mod status;
 mod sync;
 pub mod watch;
 
@@ -78,13 +79,35 @@ pub enum DaemonError {
     Register(#[from] Box<RegisterError>),
     #[error("reading the kernel's routes back: {0}")]
     Kernel(NetlinkError),
+    #[error("enabling IP forwarding ({key}): {source}")]
+    Forwarding {
+        key: &'static str,
+        source: std::io::Error,
+    },
 }
 
-/// Runs the agent until `shutdown` completes. Must run on a tokio runtime in the
-/// node's network namespace.
+/// Routing pods' traffic is forwarding; per-interface settings on the pods' veths
+/// (set by tabby-cni) cover only what arrives from pods.
+fn enable_forwarding(ipv6: bool) -> Result<(), DaemonError> {
+    let mut keys = vec!["ipv4/ip_forward"];
+    if ipv6 {
+        keys.push("ipv6/conf/all/forwarding");
+    }
+    for key in keys {
+        std::fs::write(format!("/proc/sys/net/{key}"), "1")
+            .map_err(|source| DaemonError::Forwarding { key, source })?;
+    }
+    Ok(())
+}
+
+pub use status::Status;
+
+/// Runs the agent until `shutdown` completes, publishing its state to `status`.
+/// Must run on a tokio runtime in the node's network namespace.
 pub async fn run(
     options: Options,
     store: Arc<dyn Backend>,
+    status: tokio::sync::watch::Sender<Status>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let mut socket = Socket::open().map_err(DaemonError::Interfaces)?;
@@ -113,6 +136,7 @@ pub async fn run(
         as_number: options.as_number,
         labels: options.labels.clone(),
     };
+    enable_forwarding(identity.ipv6.is_some())?;
     node::register(&*store, &identity).await.map_err(Box::new)?;
     tracing::info!(node = %options.node_name, "node registered");
 
@@ -135,7 +159,7 @@ pub async fn run(
     };
     let (updates, receiver) = mpsc::unbounded_channel();
     let watchers = watch::follow_all(store, updates);
-    agent::Agent::new(options, settings, reconciler, restarted)
+    agent::Agent::new(options, settings, reconciler, restarted, status)
         .run(receiver, shutdown)
         .await;
     for watcher in watchers {

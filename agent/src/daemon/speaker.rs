@@ -9,7 +9,8 @@ use std::time::Instant;
 use bgp::speaker::{self, Notice, Request, SpeakerHandle};
 use ipnet::IpNet;
 
-use crate::peering::{Plan, Step, Wiring};
+use super::status::PeerState;
+use crate::peering::{PeerKind, Plan, Step, Wiring};
 
 /// A session's state as the notices report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +18,8 @@ pub struct Session {
     pub up: bool,
     pub since: Instant,
     pub last_error: Option<String>,
+    pub kind: PeerKind,
+    pub source: String,
 }
 
 #[derive(Debug, Default)]
@@ -57,11 +60,22 @@ impl Bgp {
                 }
                 Step::AddPeer(config) => {
                     tracing::info!(peer = %config.address, remote_as = ?config.remote_as, "BGP peer configured");
-                    self.sessions.entry(config.address).or_insert(Session {
-                        up: false,
-                        since: Instant::now(),
-                        last_error: None,
-                    });
+                    let (kind, source) = plan
+                        .peers
+                        .get(&config.address)
+                        .map(|p| (p.kind, p.source.clone()))
+                        .unwrap_or((PeerKind::Global, String::new()));
+                    // Reconfigured sessions restart.
+                    self.sessions.insert(
+                        config.address,
+                        Session {
+                            up: false,
+                            since: Instant::now(),
+                            last_error: None,
+                            kind,
+                            source,
+                        },
+                    );
                     Request::AddPeer(config)
                 }
                 Step::RemovePeer(address) => {
@@ -120,6 +134,21 @@ impl Bgp {
     /// Whether every configured session is established.
     pub fn all_up(&self) -> bool {
         self.sessions.values().all(|s| s.up)
+    }
+
+    /// The sessions for the status.
+    pub fn peers(&self) -> Vec<PeerState> {
+        self.sessions
+            .iter()
+            .map(|(address, s)| PeerState {
+                address: *address,
+                kind: s.kind,
+                source: s.source.clone(),
+                established: s.up,
+                since: s.since,
+                last_error: s.last_error.clone(),
+            })
+            .collect()
     }
 
     /// Leaves the speaker's sessions to die with the process, without a Cease: the

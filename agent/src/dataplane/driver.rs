@@ -17,6 +17,8 @@ pub struct Pass {
     pub result: Result<Report, NetlinkError>,
     /// From the first read to the last answer.
     pub took: Duration,
+    /// The state it reconciled to kept gateway routes as they were.
+    pub preserving: bool,
 }
 
 impl Reconciler {
@@ -46,6 +48,7 @@ impl Reconciler {
             observe(Pass {
                 result,
                 took: start.elapsed(),
+                preserving: state.preserve_gateways,
             });
         }
     }

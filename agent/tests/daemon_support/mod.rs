@@ -1,0 +1,185 @@
+//! Agents run in-process on lab nodes against one shared in-memory datastore, and
+//! an IPAM double that writes what tabby's IPAM writes (blocks claimed with a
+//! confirmed affinity, one allocation per pod with its node, namespace and name).
+//!
+//! The double stands in until the ipam crate's allocator lands; the end-to-end
+//! tests (`e2e_*`) use the real one through `tabby-ipam` and etcd.
+
+#![allow(dead_code)] // each test file uses part of it
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use std::time::Duration;
+
+use agent::daemon::{self, Options, Status};
+use api::datastore::{Backend, Datastore, Error, MemoryStore};
+use api::resources::{
+    AffinityState, AllocationAttribute, BlockAffinity, BlockAffinitySpec, Cidr, IPAMBlock,
+    IPAMBlockSpec, Resource, cidr_name,
+};
+use ipnet::IpNet;
+use tests::Node;
+use tokio::sync::{oneshot, watch};
+
+/// An agent running on a thread inside a node's namespace.
+pub struct RunningAgent {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+    pub status: watch::Receiver<Status>,
+}
+
+impl RunningAgent {
+    pub fn start(node: &Node, store: Arc<MemoryStore>, options: Options) -> Self {
+        let netns = std::fs::File::open(node.path()).expect("the node's namespace");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (status_sender, status) = watch::channel(Status::default());
+        let thread = std::thread::spawn(move || {
+            nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("entering the node's namespace: {e}"))?;
+            let store: Arc<dyn Backend> = store;
+            tests::runtime()
+                .block_on(daemon::run(options, store, status_sender, async {
+                    let _ = stopped.await;
+                }))
+                .map_err(|e| e.to_string())
+        });
+        Self {
+            stop: Some(stop),
+            thread: Some(thread),
+            status,
+        }
+    }
+
+    /// Waits until the agent is ready (listed, BGP re-learned, kernel reconciled).
+    pub fn wait_ready(&self) {
+        tests::wait_until(Duration::from_secs(30), "the agent to be ready", || {
+            let status = self.status.borrow().clone();
+            anyhow::Ok(if status.ready() {
+                Ok(())
+            } else {
+                Err(format!("{status:?}"))
+            })
+        })
+        .unwrap();
+    }
+
+    /// Stops the agent as SIGTERM does: sessions drop without a Cease.
+    pub fn stop(mut self) -> Result<(), String> {
+        self.halt()
+    }
+
+    fn halt(&mut self) -> Result<(), String> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(thread) => thread.join().map_err(|_| "the agent panicked".to_owned())?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        let _ = self.halt();
+    }
+}
+
+/// Options for an agent on `node`, speaking from its lab address, with quick
+/// resyncs so tests see repairs soon.
+pub fn options(node: &Node) -> Options {
+    let mut options = Options::new(node.name());
+    let address = format!("{}/24", node.address()).parse().unwrap();
+    options.ipv4 = agent::node::AddressChoice::Explicit(address);
+    options.resync = std::time::Duration::from_secs(2);
+    options
+}
+
+pub fn run<T>(future: impl Future<Output = T>) -> T {
+    tests::runtime().block_on(future)
+}
+
+/// Claims `cidr` for `node` as IPAM does: the block, then the confirmed affinity.
+pub fn claim_block(store: &MemoryStore, node: &str, cidr: &str) {
+    let cidr = Cidr(cidr.parse().unwrap());
+    let block = IPAMBlock::new(
+        cidr_name(&cidr),
+        IPAMBlockSpec {
+            cidr,
+            affinity: Some(format!("host:{node}")),
+            allocations: Vec::new(),
+            unallocated: Vec::new(),
+            attributes: Vec::new(),
+            deleted: false,
+        },
+    );
+    let affinity = BlockAffinity::new(
+        format!("{node}-{}", cidr_name(&cidr)),
+        BlockAffinitySpec {
+            node: node.into(),
+            cidr,
+            state: AffinityState::Confirmed,
+        },
+    );
+    run(async {
+        store.create(&block).await.unwrap();
+        store.create(&affinity).await.unwrap();
+    });
+}
+
+/// Records `address` as held by pod `namespace/pod` on `node`.
+pub fn record_pod(store: &MemoryStore, address: IpAddr, node: &str, namespace: &str, pod: &str) {
+    let attribute = AllocationAttribute {
+        handle_id: Some(format!("k8s-pod-network.ctr-{pod}")),
+        secondary: BTreeMap::from([
+            ("node".to_owned(), node.to_owned()),
+            ("namespace".to_owned(), namespace.to_owned()),
+            ("pod".to_owned(), pod.to_owned()),
+        ]),
+    };
+    update_block(store, address, |spec, ordinal| {
+        spec.allocations[ordinal] = Some(spec.attributes.len());
+        spec.unallocated.retain(|o| *o != ordinal);
+        spec.attributes.push(attribute.clone());
+    });
+}
+
+/// Frees `address` in its block.
+pub fn release(store: &MemoryStore, address: IpAddr) {
+    update_block(store, address, |spec, ordinal| {
+        spec.allocations[ordinal] = None;
+        spec.unallocated.push(ordinal);
+    });
+}
+
+/// Changes the block holding `address`, retrying on conflict as IPAM does.
+fn update_block(store: &MemoryStore, address: IpAddr, change: impl Fn(&mut IPAMBlockSpec, usize)) {
+    run(async {
+        loop {
+            let blocks = store.list::<IPAMBlock>(&Default::default()).await.unwrap();
+            let mut block = blocks
+                .items
+                .into_iter()
+                .find(|b| b.spec.cidr.0.contains(&address))
+                .unwrap_or_else(|| panic!("no block holds {address}"));
+            let ordinal = offset(block.spec.cidr.0, address);
+            change(&mut block.spec, ordinal);
+            match store.update(&block).await {
+                Ok(_) => return,
+                Err(Error::Conflict { .. }) => continue,
+                Err(other) => panic!("updating block {}: {other}", block.name()),
+            }
+        }
+    });
+}
+
+fn offset(block: IpNet, address: IpAddr) -> usize {
+    match (block.addr(), address) {
+        (IpAddr::V4(base), IpAddr::V4(a)) => (u32::from(a) - u32::from(base)) as usize,
+        (IpAddr::V6(base), IpAddr::V6(a)) => (u128::from(a) - u128::from(base)) as usize,
+        _ => panic!("{address} is not in {block}"),
+    }
+}
