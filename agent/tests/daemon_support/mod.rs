@@ -24,67 +24,96 @@ use ipnet::IpNet;
 use tests::Node;
 use tokio::sync::{oneshot, watch};
 
-/// An agent running on a thread inside a node's namespace.
-pub struct RunningAgent {
+/// Async work running on its own thread inside a node's namespace until stopped.
+pub struct Background<T: Send + 'static> {
     stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Result<(), String>>>,
+    thread: Option<JoinHandle<Result<T, String>>>,
+}
+
+impl<T: Send + 'static> Background<T> {
+    /// Runs `work(stopped)` in `node`; `stopped` completes when [`Self::stop`] is
+    /// called or the value drops.
+    pub fn start<F>(
+        node: &Node,
+        work: impl FnOnce(oneshot::Receiver<()>) -> F + Send + 'static,
+    ) -> Self
+    where
+        F: Future<Output = Result<T, String>>,
+    {
+        let netns = std::fs::File::open(node.path()).expect("the node's namespace");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("entering the node's namespace: {e}"))?;
+            tests::runtime().block_on(work(stopped))
+        });
+        Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the work and waits for it.
+    pub fn stop(mut self) -> Result<T, String> {
+        self.halt().expect("stopped once")
+    }
+
+    fn halt(&mut self) -> Option<Result<T, String>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let thread = self.thread.take()?;
+        Some(thread.join().unwrap_or_else(|_| Err("it panicked".into())))
+    }
+}
+
+impl<T: Send + 'static> Drop for Background<T> {
+    fn drop(&mut self) {
+        let _ = self.halt();
+    }
+}
+
+/// An agent running on a lab node.
+pub struct RunningAgent {
+    work: Background<()>,
     pub status: watch::Receiver<Status>,
 }
 
 impl RunningAgent {
     pub fn start(node: &Node, store: Arc<MemoryStore>, options: Options) -> Self {
-        let netns = std::fs::File::open(node.path()).expect("the node's namespace");
-        let (stop, stopped) = oneshot::channel::<()>();
         let (status_sender, status) = watch::channel(Status::default());
-        let thread = std::thread::spawn(move || {
-            nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| format!("entering the node's namespace: {e}"))?;
+        let work = Background::start(node, move |stopped| async move {
             let store: Arc<dyn Backend> = store;
-            tests::runtime()
-                .block_on(daemon::run(options, store, status_sender, async {
-                    let _ = stopped.await;
-                }))
-                .map_err(|e| e.to_string())
+            daemon::run(options, store, status_sender, async {
+                let _ = stopped.await;
+            })
+            .await
+            .map_err(|e| e.to_string())
         });
-        Self {
-            stop: Some(stop),
-            thread: Some(thread),
-            status,
-        }
+        Self { work, status }
+    }
+
+    /// Stops the agent as SIGTERM does: sessions drop without a Cease.
+    pub fn stop(self) -> Result<(), String> {
+        self.work.stop()
     }
 
     /// Waits until the agent is ready (listed, BGP re-learned, kernel reconciled).
     pub fn wait_ready(&self) {
-        tests::wait_until(Duration::from_secs(30), "the agent to be ready", || {
+        self.wait("the agent to be ready", Status::ready);
+    }
+
+    /// Waits until the agent's status satisfies `condition`.
+    pub fn wait(&self, what: &str, condition: impl Fn(&Status) -> bool) {
+        tests::wait_until(Duration::from_secs(30), what, || {
             let status = self.status.borrow().clone();
-            anyhow::Ok(if status.ready() {
+            anyhow::Ok(if condition(&status) {
                 Ok(())
             } else {
                 Err(format!("{status:?}"))
             })
         })
         .unwrap();
-    }
-
-    /// Stops the agent as SIGTERM does: sessions drop without a Cease.
-    pub fn stop(mut self) -> Result<(), String> {
-        self.halt()
-    }
-
-    fn halt(&mut self) -> Result<(), String> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.thread.take() {
-            Some(thread) => thread.join().map_err(|_| "the agent panicked".to_owned())?,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for RunningAgent {
-    fn drop(&mut self) {
-        let _ = self.halt();
     }
 }
 
