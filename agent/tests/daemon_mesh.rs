@@ -12,17 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::datastore::{Datastore, MemoryStore};
-use api::resources::{
-    Cidr, EncapsulationMode, IPPool, IPPoolSpec, Node as NodeResource, NodeBgpSpec, NodeSpec,
-};
+use api::resources::{Cidr, EncapsulationMode, Node as NodeResource, NodeBgpSpec, NodeSpec};
 use bgp::speaker::{self, PeerConfig, Request, SpeakerConfig};
-use cni_support::{Runtime, pod_ip};
-use daemon_support::{Background, RunningAgent, claim_block, options, record_pod, run};
-use serde_json::json;
+use cni_support::Runtime;
+use daemon_support::{
+    Background, RunningAgent, block_range, claim_block, options, pod, pool, release, release_block,
+    run, wait_for_routes,
+};
 use tests::routes::routes;
 use tests::{Lab, Netns, Node};
-
-const WAIT: Duration = Duration::from_secs(30);
 
 /// Subnet a: n1 (10.0.1.10), n2 (10.0.1.11) and n3 (10.0.1.12, without an agent);
 /// the router gives each a default route, which proxy ARP for the pods' gateway
@@ -36,42 +34,6 @@ fn lab(test: &str) -> Lab {
         .router()
         .build()
         .unwrap()
-}
-
-fn pool(store: &MemoryStore, cidr: &str, ipip: EncapsulationMode) {
-    let mut spec = IPPoolSpec::new(Cidr(cidr.parse().unwrap()));
-    spec.ipip_mode = ipip;
-    run(store.create(&IPPool::new("pool", spec))).unwrap();
-}
-
-/// A pod on `node` with an address from `block`, attached by tabby-cni and
-/// recorded in IPAM as tabby-ipam records it.
-fn pod(
-    store: &MemoryStore,
-    runtime: &Runtime<'_>,
-    node: &Node,
-    name: &str,
-    netns: &Netns,
-) -> IpAddr {
-    let address = pod_ip(&runtime.add(name, netns), 0);
-    record_pod(store, address, node.name(), runtime.namespace(), name);
-    address
-}
-
-fn block_range(block: &str) -> serde_json::Value {
-    json!([[{"subnet": block}]])
-}
-
-fn wait_for_routes(node: &Node, expected: &BTreeSet<String>) {
-    tests::wait_until(WAIT, &format!("{}'s routes", node.name()), || {
-        let actual = routes(node, "84")?;
-        anyhow::Ok(if &actual == expected {
-            Ok(())
-        } else {
-            Err(format!("{actual:#?}"))
-        })
-    })
-    .unwrap();
 }
 
 /// Two mesh nodes with a pod each: web on n1 (block 10.244.1.0/26), db on n2
@@ -94,7 +56,12 @@ impl Mesh {
         let lab = lab(test);
         let (n1, n2) = (lab.node("n1"), lab.node("n2"));
         let store = Arc::new(MemoryStore::new());
-        pool(&store, "10.244.0.0/16", EncapsulationMode::Never);
+        pool(
+            &store,
+            "10.244.0.0/16",
+            EncapsulationMode::Never,
+            EncapsulationMode::Never,
+        );
         claim_block(&store, "n1", "10.244.1.0/26");
         claim_block(&store, "n2", "10.244.2.0/26");
         let agents = vec![
@@ -201,7 +168,7 @@ fn daemon_a_restarted_agent_changes_no_route_and_loses_no_ping() {
     mesh.agents[0].take().unwrap().stop().unwrap();
     let restarted = RunningAgent::start(n1, mesh.store.clone(), options(n1));
     restarted.wait_ready();
-    tests::wait_until(WAIT, "the pings to finish", || {
+    tests::wait_until(Duration::from_secs(30), "the pings to finish", || {
         anyhow::Ok(!ping.is_running())
     })
     .unwrap();
@@ -280,4 +247,52 @@ fn daemon_a_node_announcing_another_nodes_block_is_refused() {
     assert_eq!(routes(n1, "84").unwrap(), mesh.n1_table());
     mesh.web.ping(mesh.db_ip).unwrap();
     drop(rogue);
+}
+
+#[test]
+fn daemon_a_deleted_pod_and_its_released_block_leave_no_route_anywhere() {
+    if !tests::require_root() {
+        return;
+    }
+    let mesh = Mesh::new("daemon_pod_delete");
+    let (n1, n2) = (mesh.n1(), mesh.n2());
+    // DEL as the runtime sends it, then IPAM frees the address, finds the block
+    // empty and releases it.
+    let r1 = Runtime::new(&mesh.lab, n1, block_range("10.244.1.0/26"));
+    assert!(r1.del("web", Some(&mesh.web)).success);
+    release(&mesh.store, mesh.web_ip);
+    release_block(&mesh.store, "n1", "10.244.1.0/26");
+    wait_for_routes(
+        n1,
+        &BTreeSet::from(["10.244.2.0/26 via 10.0.1.11 dev eth0".to_owned()]),
+    );
+    wait_for_routes(
+        n2,
+        &BTreeSet::from([
+            format!("{}/32 dev {} scope link", mesh.db_ip, mesh.db_veth),
+            "blackhole 10.244.2.0/26".into(),
+        ]),
+    );
+}
+
+#[test]
+fn daemon_a_removed_node_leaves_the_mesh_and_its_routes_are_withdrawn() {
+    if !tests::require_root() {
+        return;
+    }
+    let mesh = Mesh::new("daemon_node_removed");
+    run(mesh.store.delete::<NodeResource>("n2", None)).unwrap();
+    wait_for_routes(
+        mesh.n1(),
+        &BTreeSet::from([
+            format!("{}/32 dev {} scope link", mesh.web_ip, mesh.web_veth),
+            "blackhole 10.244.1.0/26".into(),
+        ]),
+    );
+    mesh.agents[0]
+        .as_ref()
+        .unwrap()
+        .wait("n1 to drop its session to n2", |status| {
+            status.peers.is_empty()
+        });
 }

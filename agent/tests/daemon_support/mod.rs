@@ -7,7 +7,7 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,11 +17,15 @@ use std::time::Duration;
 use agent::daemon::{self, Options, Status};
 use api::datastore::{Backend, Datastore, Error, MemoryStore};
 use api::resources::{
-    AffinityState, AllocationAttribute, BlockAffinity, BlockAffinitySpec, Cidr, IPAMBlock,
-    IPAMBlockSpec, Resource, cidr_name,
+    AffinityState, AllocationAttribute, BlockAffinity, BlockAffinitySpec, Cidr, EncapsulationMode,
+    IPAMBlock, IPAMBlockSpec, IPPool, IPPoolSpec, MacAddress, Node as NodeResource, Resource,
+    cidr_name,
 };
 use ipnet::IpNet;
-use tests::Node;
+use tests::routes::routes;
+use tests::{Netns, Node};
+
+use crate::cni_support::{Runtime, pod_ip};
 use tokio::sync::{oneshot, watch};
 
 /// Async work running on its own thread inside a node's namespace until stopped.
@@ -127,6 +131,50 @@ pub fn options(node: &Node) -> Options {
     options
 }
 
+/// Pool `pool` with the given encapsulation modes.
+pub fn pool(store: &MemoryStore, cidr: &str, ipip: EncapsulationMode, vxlan: EncapsulationMode) {
+    let mut spec = IPPoolSpec::new(Cidr(cidr.parse().unwrap()));
+    spec.ipip_mode = ipip;
+    spec.vxlan_mode = vxlan;
+    run(store.create(&IPPool::new("pool", spec))).unwrap();
+}
+
+/// A pod on `node`, attached by tabby-cni and recorded in IPAM as tabby-ipam
+/// records it.
+pub fn pod(
+    store: &MemoryStore,
+    runtime: &Runtime<'_>,
+    node: &Node,
+    name: &str,
+    netns: &Netns,
+) -> IpAddr {
+    let address = pod_ip(&runtime.add(name, netns), 0);
+    record_pod(store, address, node.name(), runtime.namespace(), name);
+    address
+}
+
+/// host-local's ranges for addresses of one block.
+pub fn block_range(block: &str) -> serde_json::Value {
+    serde_json::json!([[{"subnet": block}]])
+}
+
+/// Waits until `node`'s tabby routes are exactly `expected`.
+pub fn wait_for_routes(node: &Node, expected: &BTreeSet<String>) {
+    tests::wait_until(
+        Duration::from_secs(30),
+        &format!("{}'s routes", node.name()),
+        || {
+            let actual = routes(node, "84")?;
+            anyhow::Ok(if &actual == expected {
+                Ok(())
+            } else {
+                Err(format!("{actual:#?}"))
+            })
+        },
+    )
+    .unwrap();
+}
+
 pub fn run<T>(future: impl Future<Output = T>) -> T {
     tests::runtime().block_on(future)
 }
@@ -181,6 +229,34 @@ pub fn release(store: &MemoryStore, address: IpAddr) {
     update_block(store, address, |spec, ordinal| {
         spec.allocations[ordinal] = None;
         spec.unallocated.push(ordinal);
+    });
+}
+
+/// Gives node `node` its VXLAN tunnel address and MAC once it has registered, as
+/// the agent's tunnel allocation will.
+pub fn set_vtep(store: &MemoryStore, node: &str, address: &str, mac: [u8; 6]) {
+    let address = address.parse().unwrap();
+    tests::wait_until(Duration::from_secs(30), &format!("{node}'s VTEP"), || {
+        let mut resource: NodeResource = run(store.get(node))?;
+        resource.spec.ipv4_vxlan_tunnel_addr = Some(address);
+        resource.spec.vxlan_tunnel_mac_addr = Some(MacAddress(mac));
+        anyhow::Ok(run(store.update(&resource)).is_ok())
+    })
+    .unwrap();
+}
+
+/// Releases an empty block as IPAM does: the affinity, then the block.
+pub fn release_block(store: &MemoryStore, node: &str, cidr: &str) {
+    let cidr = Cidr(cidr.parse().unwrap());
+    run(async {
+        store
+            .delete::<BlockAffinity>(&format!("{node}-{}", cidr_name(&cidr)), None)
+            .await
+            .unwrap();
+        store
+            .delete::<IPAMBlock>(&cidr_name(&cidr), None)
+            .await
+            .unwrap();
     });
 }
 
