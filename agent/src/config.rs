@@ -54,6 +54,9 @@ pub struct Flags {
         default_value = "http://127.0.0.1:2379"
     )]
     pub etcd_endpoints: Vec<String>,
+    /// The key prefix of tabby's resources in etcd
+    #[arg(long, env = "TABBY_ETCD_PREFIX", default_value = api::datastore::ETCD_DEFAULT_PREFIX)]
+    pub etcd_prefix: String,
     /// kubeconfig for the kubernetes datastore [default: in-cluster]
     #[arg(long, env = "TABBY_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,

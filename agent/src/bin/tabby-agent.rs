@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use agent::config::{DatastoreKind, Flags};
-use api::datastore::Backend;
+use api::datastore::{Backend, EtcdStore};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let store = open(&flags)?;
+        let store = open(&flags).await?;
         let (status, _) = tokio::sync::watch::channel(agent::daemon::Status::default());
         agent::daemon::run(options, store, status, shutdown())
             .await
@@ -59,14 +59,21 @@ fn main() -> ExitCode {
 }
 
 /// The datastore the flags name.
-fn open(flags: &Flags) -> Result<Arc<dyn Backend>, String> {
+async fn open(flags: &Flags) -> Result<Arc<dyn Backend>, String> {
     match flags.datastore {
-        // The etcd and kubernetes backends land with the api crate's datastore
-        // issue; until then the binary says so instead of pretending.
-        DatastoreKind::Etcd => Err(format!(
-            "--datastore etcd ({}): the etcd backend is not in this build yet",
-            flags.etcd_endpoints.join(",")
-        )),
+        DatastoreKind::Etcd => {
+            let store = EtcdStore::connect(&flags.etcd_endpoints)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "--etcd-endpoints (TABBY_ETCD_ENDPOINTS) {}: {e}",
+                        flags.etcd_endpoints.join(",")
+                    )
+                })?;
+            Ok(Arc::new(store.with_prefix(&flags.etcd_prefix)))
+        }
+        // The kubernetes backend lands with the api crate's kubernetes issue; until
+        // then the binary says so instead of pretending.
         DatastoreKind::Kubernetes => {
             Err("--datastore kubernetes: the kubernetes backend is not in this build yet".into())
         }
