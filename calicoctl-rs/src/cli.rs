@@ -1,0 +1,208 @@
+//! The command line: every command, flag and example `--help` shows.
+
+use std::path::PathBuf;
+
+use api::selector::Selector;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::DatastoreArgs;
+use crate::kinds::ResourceKind;
+use crate::output::OutputFormat;
+
+const EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs apply -f pools.yaml              create or update what the file holds
+  calicoctl-rs get ippools -o wide              pools with their encapsulation and NAT
+  calicoctl-rs convert -f calico-pools.yaml     Calico v3 YAML in tabby's form
+  calicoctl-rs --datastore etcd --etcd-endpoints http://10.0.0.1:2379 get bgppeers
+
+Datastore: flags, then TABBY_* variables, then -c FILE (default
+/etc/tabby/calicoctl.yaml, calicoctl's CalicoAPIConfig format), then defaults.
+
+Exit codes: 0 done, nothing wrong; 1 a problem was found or the request failed;
+2 the command line or configuration is wrong.";
+
+/// calicoctl-rs: manage tabby's IP pools, BGP peers and configuration.
+#[derive(Debug, Parser)]
+#[command(name = "calicoctl-rs", version, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub datastore: DatastoreArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show resources as a table, YAML or JSON
+    #[command(after_help = GET_EXAMPLES)]
+    Get(GetArgs),
+    /// Create resources from files; fails, writing nothing, if any exists
+    #[command(after_help = CREATE_EXAMPLES)]
+    Create(CreateArgs),
+    /// Create resources, or update those that exist
+    #[command(after_help = APPLY_EXAMPLES)]
+    Apply(FileArgs),
+    /// Replace existing resources; fails, writing nothing, if any is missing
+    #[command(after_help = REPLACE_EXAMPLES)]
+    Replace(FileArgs),
+    /// Delete resources by name or as listed in files
+    #[command(after_help = DELETE_EXAMPLES)]
+    Delete(DeleteArgs),
+    /// Change a resource with a JSON merge patch (RFC 7386)
+    #[command(after_help = PATCH_EXAMPLES)]
+    Patch(PatchArgs),
+    /// Add, change or remove a resource's labels
+    #[command(after_help = LABEL_EXAMPLES)]
+    Label(LabelArgs),
+    /// Print resources (Calico's projectcalico.org/v3 among them) in tabby's form
+    #[command(after_help = CONVERT_EXAMPLES)]
+    Convert(ConvertArgs),
+    /// Print a shell completion script
+    #[command(after_help = COMPLETION_EXAMPLES)]
+    Completion(CompletionArgs),
+}
+
+const GET_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs get ippools
+  calicoctl-rs get ippool default-ipv4-ippool -o yaml
+  calicoctl-rs get bgppeers -l 'rack == \"a\"' -o wide
+  calicoctl-rs get nodes -o json";
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Kind: ippools, ipreservations, ipamconfigs, bgpconfigurations, bgppeers,
+    /// bgpfilters, nodes (calicoctl's aliases work: pool, bgpp, no, ...)
+    #[arg(value_enum, ignore_case = true, hide_possible_values = true)]
+    pub kind: ResourceKind,
+    /// Names; all resources of the kind when none is given
+    pub names: Vec<String>,
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Only resources whose labels match this selector
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<Selector>,
+}
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// YAML or JSON file, directory of them, or - for standard input; repeatable
+    #[arg(short = 'f', long = "filename", required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+const CREATE_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs create -f pool.yaml
+  calicoctl-rs create -f manifests/ --skip-exists
+  cat peers.yaml | calicoctl-rs create -f -";
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Leave resources that already exist as they are instead of failing
+    #[arg(long)]
+    pub skip_exists: bool,
+}
+
+const APPLY_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs apply -f pools.yaml
+  calicoctl-rs apply -f calico-export.yaml      Calico v3 YAML is converted first
+  calicoctl-rs get ippool p -o yaml | sed s/Never/Always/ | calicoctl-rs apply -f -";
+
+const REPLACE_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs get bgppeer tor-a -o yaml > tor-a.yaml   (edit it)
+  calicoctl-rs replace -f tor-a.yaml    fails if tor-a changed since it was read";
+
+const DELETE_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs delete bgppeer tor-a tor-b
+  calicoctl-rs delete -f peers.yaml --skip-not-found
+  calicoctl-rs delete ippool old-pool   refused while the pool holds addresses";
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Kind of the named resources (not with -f)
+    #[arg(value_enum, ignore_case = true, hide_possible_values = true)]
+    #[arg(required_unless_present = "files", conflicts_with = "files")]
+    pub kind: Option<ResourceKind>,
+    /// Names of the resources to delete
+    #[arg(requires = "kind")]
+    pub names: Vec<String>,
+    /// Delete the resources these files hold
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Report missing resources but do not fail on them
+    #[arg(long)]
+    pub skip_not_found: bool,
+    /// Delete IP pools even while they hold allocations
+    #[arg(long)]
+    pub force: bool,
+}
+
+const PATCH_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs patch ippool old-pool -p '{\"spec\":{\"disabled\":true}}'
+  calicoctl-rs patch bgpconfiguration default -p 'spec: {asNumber: 65010}'
+  calicoctl-rs patch bgppeer tor-a -p '{\"spec\":{\"password\":null}}'   null removes";
+
+#[derive(Debug, Args)]
+pub struct PatchArgs {
+    #[arg(value_enum, ignore_case = true, hide_possible_values = true)]
+    pub kind: ResourceKind,
+    pub name: String,
+    /// The merge patch, as JSON or YAML
+    #[arg(short, long, value_name = "PATCH")]
+    pub patch: String,
+}
+
+const LABEL_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs label nodes worker-1 rack=a
+  calicoctl-rs label ippool pool-a zone=east --overwrite
+  calicoctl-rs label bgppeer tor-a rack --remove";
+
+#[derive(Debug, Args)]
+pub struct LabelArgs {
+    #[arg(value_enum, ignore_case = true, hide_possible_values = true)]
+    pub kind: ResourceKind,
+    pub name: String,
+    /// KEY=VALUE to set, or KEY with --remove
+    #[arg(required = true, value_name = "LABEL")]
+    pub labels: Vec<String>,
+    /// Change labels that already have a value
+    #[arg(long, conflicts_with = "remove")]
+    pub overwrite: bool,
+    /// Remove the labels named
+    #[arg(long)]
+    pub remove: bool,
+}
+
+const CONVERT_EXAMPLES: &str = "\
+Examples:
+  calicoctl get ippools -o yaml > pools.yaml && calicoctl-rs convert -f pools.yaml
+  calicoctl-rs convert -f bgp.yaml -o json";
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// yaml or json
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+}
+
+const COMPLETION_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs completion bash > /etc/bash_completion.d/calicoctl-rs
+  calicoctl-rs completion zsh > \"${fpath[1]}/_calicoctl-rs\"";
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}

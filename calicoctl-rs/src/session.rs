@@ -1,0 +1,99 @@
+//! What a command runs with: its output streams, standard input, and the datastore,
+//! connected on first use (commands like `convert` never connect).
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use api::datastore::Backend;
+
+use crate::config::{self, DatastoreArgs, Target};
+use crate::error::CliError;
+
+pub struct Session<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    pub stdin: &'a mut dyn Read,
+    store: Store,
+}
+
+enum Store {
+    Connected(Arc<dyn Backend>),
+    Configured(DatastoreArgs),
+}
+
+impl std::fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let connected = matches!(self.store, Store::Connected(_));
+        f.debug_struct("Session")
+            .field("connected", &connected)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Session<'a> {
+    /// A session that connects as `datastore` says when a command needs it.
+    pub fn new(
+        out: &'a mut dyn Write,
+        err: &'a mut dyn Write,
+        stdin: &'a mut dyn Read,
+        datastore: DatastoreArgs,
+    ) -> Self {
+        Self {
+            out,
+            err,
+            stdin,
+            store: Store::Configured(datastore),
+        }
+    }
+
+    /// A session on a datastore already at hand (tests use the memory backend).
+    pub fn with_store(
+        out: &'a mut dyn Write,
+        err: &'a mut dyn Write,
+        stdin: &'a mut dyn Read,
+        store: Arc<dyn Backend>,
+    ) -> Self {
+        Self {
+            out,
+            err,
+            stdin,
+            store: Store::Connected(store),
+        }
+    }
+
+    pub async fn store(&mut self) -> Result<Arc<dyn Backend>, CliError> {
+        if let Store::Configured(args) = &self.store {
+            let target = config::resolve(args, &|name| std::env::var(name).ok())?;
+            self.store = Store::Connected(connect(&target).await?);
+        }
+        match &self.store {
+            Store::Connected(store) => Ok(store.clone()),
+            Store::Configured(_) => unreachable!("connected above"),
+        }
+    }
+
+    /// Writes to standard output.
+    pub fn print(&mut self, text: &str) -> Result<(), CliError> {
+        self.out
+            .write_all(text.as_bytes())
+            .map_err(CliError::io("writing to standard output"))
+    }
+
+    /// Writes one line to standard error.
+    pub fn warn(&mut self, line: &str) -> Result<(), CliError> {
+        writeln!(self.err, "{line}").map_err(CliError::io("writing to standard error"))
+    }
+}
+
+/// A backend for `target`.
+async fn connect(target: &Target) -> Result<Arc<dyn Backend>, CliError> {
+    // The etcd and kubernetes backends are being written in the api crate; until they
+    // land, say so rather than pretend.
+    let name = match target {
+        Target::Kubernetes(_) => "kubernetes",
+        Target::Etcd(_) => "etcd",
+    };
+    Err(CliError::Connect(format!(
+        "the {name} datastore backend is not in this build of calicoctl-rs yet"
+    )))
+}
