@@ -147,12 +147,12 @@ impl Backend for MemoryStore {
         let state = self.lock();
         // Pages continue from the current state, not a snapshot: objects that exist
         // throughout are still listed exactly once, which is the contract.
-        let after = match &options.continue_token {
+        let start = match &options.continue_token {
             Some(token) => Bound::Excluded(ContinueToken::decode(token)?.after),
-            None => Bound::Unbounded,
+            None => Bound::Included(String::new()),
         };
         let range = (
-            after.map(|name| (kind.plural, name)),
+            start.map(|name| (kind.plural, name)),
             Bound::Unbounded::<(&'static str, String)>,
         );
         let limit = options.limit.unwrap_or(usize::MAX);
