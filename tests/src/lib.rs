@@ -8,9 +8,13 @@
 //!   code ([`in_netns`]) inside a namespace, output logged per test ([`logs::LogDir`]).
 //! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
 //! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports.
+//! - [`conformance`]: the datastore contract, run against every backend.
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
+//! - [`bgperf`]: the route-reflector benchmark behind `tabby-bgperf`.
 //! - [`require_root`], [`sweep`]: the root guard and the leftover sweep.
 
+pub mod bgperf;
+pub mod conformance;
 pub mod etcd;
 pub mod lab;
 pub mod logs;
@@ -21,6 +25,7 @@ pub mod process;
 pub mod registry;
 pub mod root;
 pub mod runtime;
+pub mod tcp_proxy;
 pub mod vm;
 pub mod wait;
 

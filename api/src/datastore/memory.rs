@@ -95,9 +95,12 @@ impl State {
                 (record, event)
             }
             None => {
-                let mut record = self.objects.remove(&key).expect("deleting a stored object");
-                record.revision = Revision(self.revision);
-                (record.clone(), WatchEvent::Deleted(record))
+                let record = self.objects.remove(&key).expect("deleting a stored object");
+                let deleted = Record {
+                    revision: Revision(self.revision),
+                    ..record.clone()
+                };
+                (record, WatchEvent::Deleted(deleted))
             }
         };
         self.watchers
@@ -122,7 +125,7 @@ impl State {
                 kind: kind.name,
                 name: name.to_owned(),
                 expected,
-                actual,
+                actual: Some(actual),
             });
         }
         Ok(())

@@ -1,0 +1,4 @@
+//! The datastore conformance suite against every backend: `conformance_<backend>::<case>`.
+
+tests::conformance_suite!(conformance_memory, tests::conformance::MemoryFixture::start);
+tests::conformance_suite!(conformance_etcd, tests::conformance::EtcdFixture::start);
