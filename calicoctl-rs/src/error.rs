@@ -12,7 +12,7 @@ pub enum CliError {
     /// A file given with `-f` cannot be used; nothing was written.
     #[error(transparent)]
     Input(#[from] InputError),
-    #[error(transparent)]
+    #[error("{}", datastore_message(.0))]
     Datastore(#[from] api::datastore::Error),
     /// The datastore named by the configuration cannot be reached or built.
     #[error("{0}")]
@@ -39,5 +39,22 @@ impl CliError {
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
         let context = context.into();
         move |source| CliError::Io { context, source }
+    }
+}
+
+/// The datastore's error; a failed etcd request as its status message and innermost
+/// cause (the refused connection, the timeout), not the whole gRPC chain.
+fn datastore_message(error: &api::datastore::Error) -> String {
+    let api::datastore::Error::Etcd(etcd_client::Error::GRpcStatus(status)) = error else {
+        return error.to_string();
+    };
+    let mut cause: &dyn std::error::Error = status;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    if std::ptr::addr_eq(cause, status as &dyn std::error::Error) {
+        format!("etcd: {}", status.message())
+    } else {
+        format!("etcd: {}: {cause}", status.message())
     }
 }

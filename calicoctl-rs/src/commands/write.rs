@@ -107,7 +107,9 @@ async fn replace_one<R: CliResource>(
     match store.update(&resource).await {
         Ok(_) => Ok(Outcome::Configured),
         Err(Error::Conflict { actual, .. }) => {
-            let now = actual.map(|a| format!(" (it is at {a})")).unwrap_or_default();
+            let now = actual
+                .map(|a| format!(" (it is at {a})"))
+                .unwrap_or_default();
             Err(CliError::Refused(format!(
                 "{} {:?} changed since resourceVersion {read_at} was read{now}: get it again \
                  and redo the change, or drop metadata.resourceVersion to replace whatever is \
