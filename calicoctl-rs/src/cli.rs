@@ -58,6 +58,9 @@ pub enum Command {
     /// Print resources (Calico's projectcalico.org/v3 among them) in tabby's form
     #[command(after_help = CONVERT_EXAMPLES)]
     Convert(ConvertArgs),
+    /// This node's BGP sessions and routes, from its tabby-agent
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Print a shell completion script
     #[command(after_help = COMPLETION_EXAMPLES)]
     Completion(CompletionArgs),
@@ -205,4 +208,56 @@ Examples:
 pub struct CompletionArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// Where tabby-agent serves its status API on a node.
+pub const DEFAULT_AGENT_SOCKET: &str = "/var/run/tabby/agent.sock";
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// BGP peers, as calicoctl node status shows them; exit 1 unless all are up
+    #[command(after_help = NODE_STATUS_EXAMPLES)]
+    Status(StatusArgs),
+    /// Routes in the node's BGP RIB, every path per prefix, best first
+    #[command(after_help = NODE_ROUTES_EXAMPLES)]
+    Routes(RoutesArgs),
+}
+
+const NODE_STATUS_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs node status
+  calicoctl-rs node status --socket /var/run/tabby/reflector.sock
+
+SINCE is in UTC: the time of day for changes within a day, the date before.";
+
+const NODE_ROUTES_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs node routes
+  calicoctl-rs node routes --prefix 10.244.1.0/26 -o wide
+  calicoctl-rs node routes --peer 10.0.0.1";
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The daemon's status socket
+    #[arg(long, env = "TABBY_AGENT_SOCKET", default_value = DEFAULT_AGENT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RoutesArgs {
+    /// The daemon's status socket
+    #[arg(long, env = "TABBY_AGENT_SOCKET", default_value = DEFAULT_AGENT_SOCKET)]
+    pub socket: PathBuf,
+    /// Only this prefix (exact match)
+    #[arg(long, value_name = "CIDR")]
+    pub prefix: Option<api::resources::Cidr>,
+    /// Only paths learned from this peer
+    #[arg(long, value_name = "IP")]
+    pub peer: Option<std::net::IpAddr>,
+    /// At most this many prefixes
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// table or wide
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }

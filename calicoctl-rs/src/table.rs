@@ -1,5 +1,6 @@
-//! Tables as calicoctl prints them (Go's tabwriter with a minimum cell width of 5 and
-//! 3 spaces of padding), without trailing spaces.
+//! Tables as calicoctl prints them: resource lists as Go's tabwriter lays them out
+//! (a minimum cell width of 5 and 3 spaces of padding, no trailing spaces), and the
+//! boxed tables of `node status`.
 
 use api::resources::AsNumber;
 
@@ -41,20 +42,29 @@ impl Table {
         self.rows.push(row);
     }
 
+    /// The widest cell of each column, headers included.
+    fn widths(&self) -> Vec<usize> {
+        (0..self.headers.len())
+            .map(|column| {
+                self.rows
+                    .iter()
+                    .map(|row| row[column].chars().count())
+                    .chain([self.headers[column].chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
     pub fn render(&self) -> String {
         let header: Vec<String> = self.headers.iter().map(|h| (*h).to_owned()).collect();
         let lines: Vec<&[String]> = std::iter::once(header.as_slice())
             .chain(self.rows.iter().map(Vec::as_slice))
             .collect();
-        let widths: Vec<usize> = (0..self.headers.len())
-            .map(|column| {
-                let longest = lines
-                    .iter()
-                    .map(|line| line[column].chars().count())
-                    .max()
-                    .unwrap_or(0);
-                (longest + PADDING).max(MIN_WIDTH)
-            })
+        let widths: Vec<usize> = self
+            .widths()
+            .into_iter()
+            .map(|w| (w + PADDING).max(MIN_WIDTH))
             .collect();
         let mut text = String::new();
         for line in lines {
@@ -65,6 +75,40 @@ impl Table {
             text.push_str(rendered.trim_end());
             text.push('\n');
         }
+        text
+    }
+}
+
+impl Table {
+    /// With borders, headers centred, as calicoctl's `node status` prints BIRD's peers.
+    pub fn render_boxed(&self) -> String {
+        let widths = self.widths();
+        let rule: String = widths
+            .iter()
+            .map(|w| format!("+{}", "-".repeat(w + 2)))
+            .collect::<String>()
+            + "+\n";
+        let line = |cells: Vec<String>| {
+            let mut text: String = cells.iter().map(|c| format!("| {c} ")).collect();
+            text.push_str("|\n");
+            text
+        };
+        let header = self
+            .headers
+            .iter()
+            .zip(&widths)
+            .map(|(h, w)| format!("{h:^w$}"))
+            .collect();
+        let mut text = format!("{rule}{}{rule}", line(header));
+        for row in &self.rows {
+            text.push_str(&line(
+                row.iter()
+                    .zip(&widths)
+                    .map(|(cell, w)| format!("{cell:<w$}"))
+                    .collect(),
+            ));
+        }
+        text.push_str(&rule);
         text
     }
 }
@@ -83,6 +127,20 @@ mod tests {
             "NAME       CIDR          SELECTOR\n\
              a          10.0.0.0/16   all()\n\
              pool-two   fd00::/48\n"
+        );
+    }
+
+    #[test]
+    fn a_boxed_table_centres_its_headers() {
+        let mut table = Table::new(vec!["PEER ADDRESS", "STATE"]);
+        table.push(vec!["10.0.0.1".into(), "up".into()]);
+        assert_eq!(
+            table.render_boxed(),
+            "+--------------+-------+\n\
+             | PEER ADDRESS | STATE |\n\
+             +--------------+-------+\n\
+             | 10.0.0.1     | up    |\n\
+             +--------------+-------+\n"
         );
     }
 

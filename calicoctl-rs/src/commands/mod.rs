@@ -4,6 +4,7 @@ mod convert;
 mod delete;
 mod get;
 mod modify;
+mod node;
 mod retry;
 mod write;
 
@@ -26,6 +27,7 @@ pub async fn run(command: Command, session: &mut Session<'_>) -> Result<i32, Cli
         Command::Patch(args) => modify::patch(session, args).await,
         Command::Label(args) => modify::label(session, args).await,
         Command::Convert(args) => convert::convert(session, args),
+        Command::Node(command) => node::node(session, command).await,
         Command::Completion(args) => {
             let mut script = Vec::new();
             clap_complete::generate(args.shell, &mut Cli::command(), "calicoctl-rs", &mut script);
