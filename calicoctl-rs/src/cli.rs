@@ -58,6 +58,9 @@ pub enum Command {
     /// Print resources (Calico's projectcalico.org/v3 among them) in tabby's form
     #[command(after_help = CONVERT_EXAMPLES)]
     Convert(ConvertArgs),
+    /// IP address management: configuration, allocations, consistency
+    #[command(subcommand)]
+    Ipam(IpamCommand),
     /// This node's BGP sessions and routes, from its tabby-agent
     #[command(subcommand)]
     Node(NodeCommand),
@@ -260,4 +263,30 @@ pub struct RoutesArgs {
     /// table or wide
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IpamCommand {
+    /// Change the cluster's IPAM configuration (the IPAMConfig "default")
+    #[command(after_help = IPAM_CONFIGURE_EXAMPLES)]
+    Configure(ConfigureArgs),
+}
+
+const IPAM_CONFIGURE_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs ipam configure --strictaffinity=true
+  calicoctl-rs ipam configure --max-blocks-per-host 4 --autoallocateblocks=true";
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("settings").required(true).multiple(true))]
+pub struct ConfigureArgs {
+    /// Never borrow addresses from another node's block
+    #[arg(long, group = "settings", value_name = "BOOL")]
+    pub strictaffinity: Option<bool>,
+    /// Blocks one node may hold; 0 for no limit
+    #[arg(long, group = "settings", value_name = "N")]
+    pub max_blocks_per_host: Option<u32>,
+    /// Claim new blocks when a node's are full
+    #[arg(long, group = "settings", value_name = "BOOL")]
+    pub autoallocateblocks: Option<bool>,
 }

@@ -542,3 +542,27 @@ fn completions_are_generated_for_each_shell() {
     let script = shell.run(&["completion", "bash"]).ok();
     assert!(script.contains("ippools"), "kinds are completed");
 }
+
+#[test]
+fn ipam_configure_creates_then_changes_the_default_config() {
+    let shell = Shell::new();
+    assert_eq!(
+        shell
+            .run(&["ipam", "configure", "--strictaffinity=true"])
+            .ok(),
+        "ipamconfig/default created: strictAffinity=true maxBlocksPerHost=0 autoAllocateBlocks=true\n"
+    );
+    assert_eq!(
+        shell
+            .run(&["ipam", "configure", "--max-blocks-per-host", "4"])
+            .ok(),
+        "ipamconfig/default configured: strictAffinity=true maxBlocksPerHost=4 autoAllocateBlocks=true\n"
+    );
+    let table = shell.run(&["get", "ipamconfigs", "-o", "wide"]).ok();
+    assert!(
+        table.contains("default   true             true                 4"),
+        "{table}"
+    );
+    let nothing = shell.run(&["ipam", "configure"]);
+    assert_eq!(nothing.code, 2, "{nothing:?}");
+}

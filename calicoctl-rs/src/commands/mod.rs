@@ -3,6 +3,7 @@
 mod convert;
 mod delete;
 mod get;
+mod ipam;
 mod modify;
 mod node;
 mod retry;
@@ -27,6 +28,7 @@ pub async fn run(command: Command, session: &mut Session<'_>) -> Result<i32, Cli
         Command::Patch(args) => modify::patch(session, args).await,
         Command::Label(args) => modify::label(session, args).await,
         Command::Convert(args) => convert::convert(session, args),
+        Command::Ipam(command) => ipam::ipam(session, command).await,
         Command::Node(command) => node::node(session, command).await,
         Command::Completion(args) => {
             let mut script = Vec::new();
