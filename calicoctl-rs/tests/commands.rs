@@ -80,7 +80,11 @@ fn malformed_yaml_unknown_kinds_and_fields_are_one_line_errors() {
         ),
         (
             "apiVersion: tabby.dev/v1\nkind: IPPol\nmetadata: {name: p}\nspec: {}\n",
-            "error: <stdin>, IPPol \"p\": kind: \"IPPol\" is not a tabby kind: use one of IPPool, \
+            "error: <stdin>, IPPol \"p\": kind: \"IPPol\" is not a tabby kind: did you mean IPPool?",
+        ),
+        (
+            "apiVersion: tabby.dev/v1\nkind: Router\nmetadata: {name: p}\nspec: {}\n",
+            "error: <stdin>, Router \"p\": kind: \"Router\" is not a tabby kind: use one of IPPool, \
              IPReservation, IPAMConfig, BGPConfiguration, BGPPeer, BGPFilter, Node",
         ),
         (

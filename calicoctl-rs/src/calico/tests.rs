@@ -193,3 +193,27 @@ fn server_set_metadata_is_accepted_and_dropped() {
     assert_eq!(pool.metadata.annotations.len(), 1);
     assert_eq!(pool.metadata.annotations["team"], "net");
 }
+
+#[test]
+fn a_kubectl_list_of_calico_crds_converts_item_by_item() {
+    let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: crd.projectcalico.org/v1\n  \
+                kind: IPPool\n  metadata:\n    name: a\n    generation: 2\n    annotations:\n      \
+                projectcalico.org/metadata: '{}'\n  spec:\n    cidr: 10.1.0.0/16\n    \
+                vxlanMode: CrossSubnet\n- apiVersion: crd.projectcalico.org/v1\n  kind: IPPool\n  \
+                metadata: {name: b}\n  spec: {cidr: 10.2.0.0/16, natOutgoing: yes}\n";
+    let message = refusal(text);
+    assert!(
+        message.starts_with("calico.yaml, items[1], IPPool \"b\": spec.natOutgoing: invalid type"),
+        "{message}"
+    );
+    let documents = read_text(
+        "list.yaml",
+        &text.replace("natOutgoing: yes", "natOutgoing: true"),
+    )
+    .unwrap();
+    assert_eq!(documents.len(), 2);
+    assert_eq!(
+        documents[0].notes,
+        ["metadata.annotations[\"projectcalico.org/metadata\"] dropped (bookkeeping)"]
+    );
+}

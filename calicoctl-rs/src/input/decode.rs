@@ -98,6 +98,22 @@ fn unknown_kind(kind: &str) -> String {
     if let Some((_, why)) = NOT_WRITTEN_HERE.iter().find(|(k, _)| *k == kind) {
         return format!("kind: {kind:?} cannot be written with calicoctl-rs: {why}");
     }
-    let known = ResourceKind::kind_names().join(", ");
-    format!("kind: {kind:?} is not a tabby kind: use one of {known}")
+    let names = ResourceKind::kind_names();
+    let closest = names
+        .iter()
+        .map(|name| {
+            (
+                strsim::levenshtein(&kind.to_lowercase(), &name.to_lowercase()),
+                *name,
+            )
+        })
+        .filter(|(distance, _)| *distance <= 2)
+        .min();
+    match closest {
+        Some((_, name)) => format!("kind: {kind:?} is not a tabby kind: did you mean {name}?"),
+        None => format!(
+            "kind: {kind:?} is not a tabby kind: use one of {}",
+            names.join(", ")
+        ),
+    }
 }
