@@ -53,7 +53,7 @@ pub struct DatastoreArgs {
     )]
     #[arg(value_name = "URLS")]
     pub etcd_endpoints: Vec<String>,
-    /// CA certificate for etcd's TLS
+    /// CA certificate for etcd's TLS (TLS is not in this build yet: refused)
     #[arg(
         long,
         env = "TABBY_ETCD_CA_CERT_FILE",
@@ -61,10 +61,10 @@ pub struct DatastoreArgs {
         value_name = "FILE"
     )]
     pub etcd_ca_cert_file: Option<PathBuf>,
-    /// Client certificate for etcd
+    /// Client certificate for etcd (refused, as above)
     #[arg(long, env = "TABBY_ETCD_CERT_FILE", global = true, value_name = "FILE")]
     pub etcd_cert_file: Option<PathBuf>,
-    /// Client key for etcd
+    /// Client key for etcd (refused, as above)
     #[arg(long, env = "TABBY_ETCD_KEY_FILE", global = true, value_name = "FILE")]
     pub etcd_key_file: Option<PathBuf>,
     /// etcd user; the password comes from TABBY_ETCD_PASSWORD or the file, never argv
