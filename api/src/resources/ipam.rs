@@ -42,6 +42,14 @@ pub struct IPAMBlockSpec {
     /// Set while the block is being released, so no new allocation lands in it.
     #[serde(default)]
     pub deleted: bool,
+    /// The sequence number the next allocation gets; it only grows.
+    #[serde(default)]
+    pub sequence_number: u64,
+    /// Per allocated ordinal (as a string, like Calico): the sequence number it was
+    /// allocated with, so a stale release (of an address since freed and reused)
+    /// can be told apart and refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sequence_number_for_allocation: BTreeMap<String, u64>,
 }
 
 /// Who holds an allocation: the handle, plus free-form details (pod, namespace, node).
@@ -132,6 +140,30 @@ impl Spec for IPAMBlockSpec {
                     return Err(ValidationError::new(path, ordinal, "is listed twice"));
                 }
                 Some(None) => seen[*ordinal] = true,
+            }
+        }
+        for (ordinal, sequence) in &self.sequence_number_for_allocation {
+            let path = format!("spec.sequenceNumberForAllocation[{ordinal:?}]");
+            let allocated = ordinal
+                .parse::<usize>()
+                .ok()
+                .and_then(|o| self.allocations.get(o).copied().flatten());
+            if allocated.is_none() {
+                return Err(ValidationError::new(
+                    path,
+                    ordinal,
+                    "is not an allocated ordinal",
+                ));
+            }
+            if *sequence >= self.sequence_number {
+                return Err(ValidationError::new(
+                    path,
+                    sequence,
+                    format!(
+                        "is not below spec.sequenceNumber ({})",
+                        self.sequence_number
+                    ),
+                ));
             }
         }
         Ok(())

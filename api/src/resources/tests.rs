@@ -158,6 +158,27 @@ fn a_block_is_named_after_its_cidr() {
 }
 
 #[test]
+fn a_blocks_sequence_numbers_belong_to_allocated_ordinals() {
+    let block = |extra: &str| {
+        format!(
+            "apiVersion: tabby.dev/v1\nkind: IPAMBlock\nmetadata: {{name: 10-0-0-0-31}}\n\
+             spec: {{cidr: 10.0.0.0/31, allocations: [0, null], unallocated: [1],\n\
+             attributes: [{{handleID: h}}], sequenceNumber: 5{extra}}}\n"
+        )
+    };
+    let ok: IPAMBlock = yaml::from_str(&block(", sequenceNumberForAllocation: {'0': 4}")).unwrap();
+    assert_eq!(ok.spec.sequence_number_for_allocation["0"], 4);
+    assert_eq!(
+        error_of::<IPAMBlock>(&block(", sequenceNumberForAllocation: {'1': 4}")),
+        "spec.sequenceNumberForAllocation[\"1\"]: \"1\" is not an allocated ordinal"
+    );
+    assert_eq!(
+        error_of::<IPAMBlock>(&block(", sequenceNumberForAllocation: {'0': 5}")),
+        "spec.sequenceNumberForAllocation[\"0\"]: 5 is not below spec.sequenceNumber (5)"
+    );
+}
+
+#[test]
 fn invalid_names_and_labels_are_rejected() {
     let error = error_of::<IPPool>(&POOL.replace("name: pool", "name: Pool_1"));
     assert!(error.starts_with("metadata.name: \"Pool_1\" is not a DNS subdomain"));
