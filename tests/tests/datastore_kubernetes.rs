@@ -38,6 +38,8 @@ async fn kubernetes_an_allocation_is_two_requests_read_the_block_and_swap_it() {
         unallocated: Vec::new(),
         attributes: Vec::new(),
         deleted: false,
+        sequence_number: 0,
+        sequence_number_for_allocation: BTreeMap::new(),
     };
     store
         .create(&Object::new(cidr_name(&cidr), spec))
