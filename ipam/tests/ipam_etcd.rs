@@ -310,7 +310,8 @@ async fn ipam_etcd_killed_allocators_leave_nothing_owned_twice_and_the_controlle
     for _ in 0..4 {
         let output = tokio::task::block_in_place(|| {
             Command::new(env!("CARGO_BIN_EXE_tabby-ipam-controller"))
-                .args(["--etcd-endpoints", &endpoint, "--once", "--grace", "0s"])
+                .args(["--datastore-type", "etcdv3", "--etcd-endpoints", &endpoint])
+                .args(["--once", "--grace", "0s"])
                 .output()
                 .unwrap()
         });

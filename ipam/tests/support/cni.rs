@@ -1,0 +1,88 @@
+//! tabby-ipam run as a container runtime runs it, and the CNI spec's reply formats.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use ipnet::IpNet;
+use serde_json::Value;
+
+/// What a plugin call printed and how it exited.
+#[derive(Debug)]
+pub struct Reply {
+    pub success: bool,
+    pub stdout: String,
+    pub json: Value,
+}
+
+/// Runs the plugin with `CNI_COMMAND=command` for container `container` (pod
+/// `default/pod-<container>`), `conf` on stdin, nothing else in its environment.
+pub fn call(command: &str, container: &str, conf: &Value) -> Reply {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tabby-ipam"))
+        .env_clear()
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", container)
+        .env("CNI_NETNS", format!("/var/run/netns/cni-{container}"))
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", "/opt/cni/bin")
+        .env(
+            "CNI_ARGS",
+            format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-{container}"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tabby-ipam starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(conf.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let json = match stdout.trim() {
+        "" => Value::Null,
+        text => serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text:?}")),
+    };
+    Reply {
+        success: output.status.success(),
+        stdout,
+        json,
+    }
+}
+
+/// The spec's ADD result for an IPAM plugin: `cniVersion`, `ips` of `address`
+/// (and, before 1.0.0, `version`), nothing else here.
+pub fn addresses_of_result(reply: &Reply, version: &str) -> Vec<IpNet> {
+    assert!(reply.success, "{reply:?}");
+    let object = reply.json.as_object().expect("a JSON object");
+    let keys: Vec<&String> = object.keys().collect();
+    assert_eq!(keys, ["cniVersion", "ips"], "{reply:?}");
+    assert_eq!(reply.json["cniVersion"], version);
+    reply.json["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ip| {
+            let fields: Vec<&String> = ip.as_object().unwrap().keys().collect();
+            if version.starts_with("0.") {
+                assert_eq!(fields, ["address", "version"], "{ip}");
+            } else {
+                assert_eq!(fields, ["address"], "{ip}");
+            }
+            ip["address"].as_str().unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+/// The spec's error reply: its code and message.
+pub fn error_of(reply: &Reply) -> (u64, String) {
+    assert!(!reply.success, "{reply:?}");
+    let object = reply.json.as_object().expect("an error object");
+    assert!(object.contains_key("cniVersion"), "{reply:?}");
+    (
+        reply.json["code"].as_u64().unwrap(),
+        reply.json["msg"].as_str().unwrap().to_owned(),
+    )
+}
