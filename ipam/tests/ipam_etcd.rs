@@ -8,7 +8,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -159,29 +158,8 @@ fn cni_add(endpoint: &str, state: &Path, node: &str, container: &str) -> Child {
             "state_dir": state,
         }
     });
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tabby-ipam"))
-        .env_clear()
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_CONTAINERID", container)
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_NETNS", "/var/run/netns/x")
-        .env("CNI_PATH", "/opt/cni/bin")
-        .env(
-            "CNI_ARGS",
-            format!("K8S_POD_NAMESPACE=crash;K8S_POD_NAME={container}"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tabby-ipam starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    child
+    let cni_args = format!("K8S_POD_NAMESPACE=crash;K8S_POD_NAME={container}");
+    support::cni::start("ADD", container, &cni_args, &conf)
 }
 
 fn kill(child: &mut Child) {

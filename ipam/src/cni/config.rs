@@ -208,14 +208,8 @@ impl IpamConf {
                         "is empty: list the etcd client URLs, e.g. \"http://10.0.0.1:2379\"",
                     ));
                 }
-                if let Some(bad) = endpoints
-                    .iter()
-                    .find(|e| !(e.starts_with("http://") || e.starts_with("https://")))
-                {
-                    return Err(CniError::config(
-                        "ipam.etcd_endpoints",
-                        format!("{bad:?} is not an http:// or https:// URL"),
-                    ));
+                for endpoint in &endpoints {
+                    http_url("ipam.etcd_endpoints", endpoint)?;
                 }
                 if let Some(prefix) = wire.etcd_prefix.as_deref().filter(|p| !p.starts_with('/')) {
                     return Err(CniError::config(
@@ -283,19 +277,23 @@ fn kubernetes(
             "and ipam.kubeconfig are both set: keep one",
         ));
     }
-    if let Some(url) = api_root
-        .as_deref()
-        .filter(|url| !(url.starts_with("http://") || url.starts_with("https://")))
-    {
-        return Err(CniError::config(
-            "ipam.k8s_api_root",
-            format!("{url:?} is not an http:// or https:// URL"),
-        ));
+    if let Some(url) = &api_root {
+        http_url("ipam.k8s_api_root", url)?;
     }
     Ok(DatastoreConf::Kubernetes {
         kubeconfig,
         api_root,
     })
+}
+
+fn http_url(field: &str, url: &str) -> Result<(), CniError> {
+    match url.starts_with("http://") || url.starts_with("https://") {
+        true => Ok(()),
+        false => Err(CniError::config(
+            field,
+            format!("{url:?} is not an http:// or https:// URL"),
+        )),
+    }
 }
 
 /// `10.0.0.5` or `10.0.0.5/24` (the capability's form).

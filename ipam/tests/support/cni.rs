@@ -1,7 +1,7 @@
 //! tabby-ipam run as a container runtime runs it, and the CNI spec's reply formats.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use ipnet::IpNet;
 use serde_json::Value;
@@ -14,9 +14,9 @@ pub struct Reply {
     pub json: Value,
 }
 
-/// Runs the plugin with `CNI_COMMAND=command` for container `container` (pod
-/// `default/pod-<container>`), `conf` on stdin, nothing else in its environment.
-pub fn call(command: &str, container: &str, conf: &Value) -> Reply {
+/// Starts the plugin with `CNI_COMMAND=command` for container `container`, `cni_args`
+/// as `CNI_ARGS` and `conf` on stdin, nothing else in its environment.
+pub fn start(command: &str, container: &str, cni_args: &str, conf: &Value) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tabby-ipam"))
         .env_clear()
         .env("CNI_COMMAND", command)
@@ -24,10 +24,7 @@ pub fn call(command: &str, container: &str, conf: &Value) -> Reply {
         .env("CNI_NETNS", format!("/var/run/netns/cni-{container}"))
         .env("CNI_IFNAME", "eth0")
         .env("CNI_PATH", "/opt/cni/bin")
-        .env(
-            "CNI_ARGS",
-            format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-{container}"),
-        )
+        .env("CNI_ARGS", cni_args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -39,6 +36,14 @@ pub fn call(command: &str, container: &str, conf: &Value) -> Reply {
         .unwrap()
         .write_all(conf.to_string().as_bytes())
         .unwrap();
+    child
+}
+
+/// Runs the plugin for container `container` of pod `default/pod-<container>`.
+pub fn call(command: &str, container: &str, conf: &Value) -> Reply {
+    let cni_args =
+        format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-{container}");
+    let child = start(command, container, &cni_args, conf);
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let json = match stdout.trim() {
