@@ -16,7 +16,7 @@ use crate::codec::{
     Afi, AsPath, Attributes, Message, Notification, Origin, RouteRefresh, RouteRefreshKind,
     UpdatePacker,
 };
-use crate::rib::{Interner, LOCAL, Rib, Source, Speaker, Touched};
+use crate::rib::{Interner, LOCAL, Rib, Source, Speaker};
 use crate::session::{self, Command, Event, EventSink};
 use crate::transport::{self, TtlPolicy};
 
@@ -54,7 +54,8 @@ pub(super) struct State {
     /// Restarting (RFC 4724 4.1): best paths are held back until then, or until
     /// every peer has sent End-of-RIB.
     deferral: Option<Instant>,
-    /// Paths removed since the interner last dropped unused sets.
+    /// RIB changes since the interner last dropped unused sets; it scans them all,
+    /// so only after a number of changes proportional to their count.
     removed: usize,
 }
 
@@ -471,9 +472,8 @@ impl State {
         let peers = &mut self.peers;
         let notices = &mut self.notices;
         for touched in self.rib.drain() {
-            if let Touched::Gone(..) = touched {
-                self.removed += 1;
-            }
+            // Any change may have left an attribute set unused.
+            self.removed += 1;
             for up in peers.values_mut().filter_map(|p| p.up.as_mut()) {
                 up.outbox.follow(touched);
             }
