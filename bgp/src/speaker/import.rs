@@ -25,40 +25,75 @@ pub(crate) struct Announced {
     pub next_hop: IpAddr,
 }
 
-/// (announced, withdrawn as prefix and path id)
-pub(crate) fn routes(update: &Update) -> (Vec<Announced>, Vec<(IpNet, Option<u32>)>) {
-    let mut withdrawn: Vec<(IpNet, Option<u32>)> = update
-        .withdrawn
-        .iter()
-        .chain(update.mp_unreach.iter().flat_map(|u| &u.nlri))
-        .map(|n| (n.prefix, n.path_id))
-        .collect();
-    let mut announced = Vec::new();
-    match update.next_hop {
-        Some(next_hop) => announced.extend(update.nlri.iter().map(|n| Announced {
-            prefix: n.prefix,
-            path_id: n.path_id,
-            next_hop: IpAddr::V4(next_hop),
-        })),
-        // NEXT_HOP missing or malformed: no usable route (RFC 7606 3 d, 7.3).
-        None => withdrawn.extend(update.nlri.iter().map(|n| (n.prefix, n.path_id))),
+/// The routes of one UPDATE, read in place.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Routes<'a> {
+    update: &'a Update,
+    /// False when RFC 7606 says the announcements are withdrawals.
+    usable: bool,
+}
+
+impl<'a> Routes<'a> {
+    pub fn of(update: &'a Update) -> Self {
+        Self {
+            update,
+            usable: !update.treat_as_withdraw(),
+        }
     }
-    if let Some(reach) = &update.mp_reach {
-        let next_hop = match reach.next_hop {
-            NextHop::V4(address) => IpAddr::V4(address),
-            NextHop::V6 { global, .. } => IpAddr::V6(global),
-        };
-        announced.extend(reach.nlri.iter().map(|n| Announced {
-            prefix: n.prefix,
-            path_id: n.path_id,
-            next_hop,
-        }));
+
+    /// The announcements with their next hops; none when treat-as-withdraw.
+    pub fn announced(self) -> impl Iterator<Item = Announced> + 'a {
+        let update = self.update;
+        let plain = update
+            .next_hop
+            .filter(|_| self.usable)
+            .into_iter()
+            .flat_map(move |next_hop| {
+                update.nlri.iter().map(move |n| Announced {
+                    prefix: n.prefix,
+                    path_id: n.path_id,
+                    next_hop: IpAddr::V4(next_hop),
+                })
+            });
+        let mp = update
+            .mp_reach
+            .iter()
+            .filter(move |_| self.usable)
+            .flat_map(|reach| {
+                let next_hop = match reach.next_hop {
+                    NextHop::V4(address) => IpAddr::V4(address),
+                    NextHop::V6 { global, .. } => IpAddr::V6(global),
+                };
+                reach.nlri.iter().map(move |n| Announced {
+                    prefix: n.prefix,
+                    path_id: n.path_id,
+                    next_hop,
+                })
+            });
+        plain.chain(mp)
     }
-    if update.treat_as_withdraw() {
-        // RFC 7606: the UPDATE's announcements count as withdrawals.
-        withdrawn.extend(announced.drain(..).map(|a| (a.prefix, a.path_id)));
+
+    /// The withdrawals (prefix and path id): the explicit ones, and every
+    /// announcement when treat-as-withdraw, and the NLRI field's routes when
+    /// NEXT_HOP is missing or malformed (RFC 7606 3 d, 7.3).
+    pub fn withdrawn(self) -> impl Iterator<Item = (IpNet, Option<u32>)> + 'a {
+        let update = self.update;
+        let explicit = update
+            .withdrawn
+            .iter()
+            .chain(update.mp_unreach.iter().flat_map(|u| &u.nlri));
+        let plain_unusable = !self.usable || update.next_hop.is_none();
+        let plain = update.nlri.iter().filter(move |_| plain_unusable);
+        let mp = update
+            .mp_reach
+            .iter()
+            .filter(move |_| !self.usable)
+            .flat_map(|r| &r.nlri);
+        explicit
+            .chain(plain)
+            .chain(mp)
+            .map(|n| (n.prefix, n.path_id))
     }
-    (announced, withdrawn)
 }
 
 /// A next hop no route may use (RFC 4271 6.3): unspecified, multicast, or this
@@ -69,7 +104,7 @@ fn unusable(next_hop: IpAddr, own: IpAddr) -> bool {
 
 impl State {
     /// Applies one UPDATE from `address` to the RIB.
-    pub(super) fn receive(&mut self, address: IpAddr, update: Update) {
+    pub(super) fn receive(&mut self, address: IpAddr, mut update: Update) {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
@@ -86,15 +121,16 @@ impl State {
             }
             return;
         }
-        let (announced, withdrawn) = routes(&update);
-        peer.announcements += announced.len() as u64;
-        for (prefix, path_id) in withdrawn {
+        let mut attributes = std::mem::take(&mut update.attributes);
+        let routes = Routes::of(&update);
+        for (prefix, path_id) in routes.withdrawn() {
             self.rib.withdraw(prefix, source, path_id);
         }
-        if announced.is_empty() {
+        let count = routes.announced().count();
+        peer.announcements += count as u64;
+        if count == 0 {
             return;
         }
-        let mut attributes = update.attributes;
         if !up.source.internal {
             // RFC 7606 7.5: LOCAL_PREF from an external peer is discarded.
             attributes.local_pref = None;
@@ -112,8 +148,8 @@ impl State {
             Ok(()) => None,
         };
         if let Some(reason) = refused {
-            tracing::debug!(peer = %address, %reason, routes = announced.len(), "routes refused");
-            for route in announced {
+            tracing::debug!(peer = %address, %reason, routes = count, "routes refused");
+            for route in routes.announced() {
                 self.rib.withdraw(route.prefix, source, route.path_id);
             }
             return;
@@ -121,7 +157,7 @@ impl State {
         let attributes = self.interner.intern(attributes);
         // The attributes each filter term gives them, made once per UPDATE.
         let mut rewritten: Vec<(usize, Arc<Attributes>)> = Vec::new();
-        for route in announced {
+        for route in routes.announced() {
             let decision = match &config.import_filter {
                 Some(filter) => filter.decide(&route.prefix, &attributes),
                 None => Decision::Accept { term: None },

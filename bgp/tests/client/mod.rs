@@ -360,13 +360,7 @@ impl Client {
 
     /// Answers the speaker's OPEN (already read) and comes up.
     pub async fn finish_handshake(&mut self, theirs: Open) {
-        let id = Ipv4Addr::new(10, 9, 9, 8);
-        let ours = Open::new(self.asn, 90, id, vec![Capability::FourOctetAs(self.asn)]);
-        self.context = SessionContext::negotiate(&ours, &theirs);
-        self.send_with(Message::Open(ours), SessionContext::default())
-            .await;
-        self.send(Message::Keepalive).await;
-        assert_eq!(self.read().await, Some(Message::Keepalive));
+        self.finish_handshake_with(theirs, Vec::new()).await;
     }
 }
 
