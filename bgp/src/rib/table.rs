@@ -45,6 +45,8 @@ pub enum Change {
 pub enum Touched {
     /// The best (ECMP) set of the prefix in this slot changed.
     Best(SlotId),
+    /// Only paths outside the best set changed (for peers sent every path).
+    Paths(SlotId),
     /// The prefix lost its last path and its slot was freed; the slot may already
     /// hold another prefix when this is read.
     Gone(SlotId, IpNet),
@@ -388,9 +390,11 @@ impl Rib {
             Some(old) => self.next_hops.release(old.next_hop),
             None => self.count(source, 1),
         }
-        if changed {
-            self.journal.push(Touched::Best(slot));
-        }
+        self.journal.push(if changed {
+            Touched::Best(slot)
+        } else {
+            Touched::Paths(slot)
+        });
     }
 
     /// Removes the path of `source` with `path_id`, if there is one.
@@ -570,6 +574,8 @@ impl Rib {
             self.journal.push(Touched::Gone(slot, prefix));
         } else if changed {
             self.journal.push(Touched::Best(slot));
+        } else if !removed.is_empty() {
+            self.journal.push(Touched::Paths(slot));
         }
     }
 
@@ -741,7 +747,10 @@ mod tests {
         assert_eq!(announce(&mut rib, prefix, 1, &[1, 2]), [Touched::Best(0)]);
         assert_eq!(announce(&mut rib, prefix, 2, &[2]), [Touched::Best(0)]);
         assert_eq!(best_sources(&rib, prefix), [2]);
-        assert_eq!(announce(&mut rib, prefix, 3, &[3, 4, 5]), []);
+        assert_eq!(
+            announce(&mut rib, prefix, 3, &[3, 4, 5]),
+            [Touched::Paths(0)]
+        );
         assert_eq!(rib.paths(&prefix).len(), 3);
     }
 

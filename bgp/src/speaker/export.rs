@@ -171,15 +171,17 @@ fn chunk(
     scratch.groups.clear();
     scratch.withdraw.clear();
     let gone = up.outbox.withdrawals.len().min(BATCH);
-    scratch
-        .withdraw
-        .extend(up.outbox.withdrawals.drain(..gone).map(Nlri::new));
+    scratch.withdraw.extend(up.outbox.withdrawals.drain(..gone));
     let mut slots = std::mem::take(&mut scratch.slots);
     up.outbox.take(BATCH, &mut slots);
     for &slot in &slots {
         let Some(prefix) = rib.prefix_at(slot) else {
             continue;
         };
+        if up.packer.context().sends_path_ids(Nlri::new(prefix).afi()) {
+            every_path(rib, config, up, hooks, scratch, slot, prefix);
+            continue;
+        }
         let wanted = rib
             .best_at(slot)
             .next()
@@ -187,14 +189,7 @@ fn chunk(
         match wanted {
             Some((attributes, next_hop)) => {
                 up.outbox.set_advertised(slot, true);
-                let nlri = Nlri::new(prefix);
-                let key = (Arc::as_ptr(&attributes) as usize, next_hop, nlri.afi());
-                scratch
-                    .groups
-                    .entry(key)
-                    .or_insert_with(|| (attributes, Vec::new()))
-                    .1
-                    .push(nlri);
+                group(scratch, attributes, next_hop, Nlri::new(prefix));
             }
             None => {
                 if up.outbox.set_advertised(slot, false) {
@@ -226,6 +221,66 @@ fn chunk(
         }
     }
     (out, updates as u64)
+}
+
+/// Adds a route to the UPDATEs of its attributes, next hop and family.
+fn group(scratch: &mut Scratch, attributes: Arc<Attributes>, next_hop: IpAddr, nlri: Nlri) {
+    let key = (Arc::as_ptr(&attributes) as usize, next_hop, nlri.afi());
+    scratch
+        .groups
+        .entry(key)
+        .or_insert_with(|| (attributes, Vec::new()))
+        .1
+        .push(nlri);
+}
+
+/// ADD-PATH send: every path of `slot` that passes export, each with its own
+/// path id; ids sent before and gone now are withdrawn.
+fn every_path(
+    rib: &Rib,
+    config: &PeerConfig,
+    up: &mut Up,
+    hooks: &Hooks,
+    scratch: &mut Scratch,
+    slot: SlotId,
+    prefix: IpNet,
+) {
+    let mut now: Vec<u32> = Vec::new();
+    for path in rib.paths_at(slot) {
+        let Some((attributes, next_hop)) = exported(config, up, hooks, scratch, prefix, path)
+        else {
+            continue;
+        };
+        let id = local_path_id(path.source_id(), path.path_id());
+        // Two paths on one id (see `local_path_id`): the better one is sent.
+        if !now.contains(&id) {
+            now.push(id);
+            group(
+                scratch,
+                attributes,
+                next_hop,
+                Nlri::with_path_id(prefix, id),
+            );
+        }
+    }
+    let before = up.outbox.path_ids.remove(&slot).unwrap_or_default();
+    scratch.withdraw.extend(
+        before
+            .into_iter()
+            .filter(|id| !now.contains(id))
+            .map(|id| Nlri::with_path_id(prefix, id)),
+    );
+    up.outbox.set_advertised(slot, !now.is_empty());
+    if !now.is_empty() {
+        up.outbox.path_ids.insert(slot, now);
+    }
+}
+
+/// The path id a path is sent with: its source in the high 16 bits, the id it was
+/// received with in the low ones. Distinct for fewer than 65,536 sources sending
+/// ids below 65,536 (as BIRD, FRR and GoBGP number them).
+fn local_path_id(source: u32, received: Option<u32>) -> u32 {
+    (source << 16) | (received.unwrap_or(0) & 0xffff)
 }
 
 /// What `best` becomes towards the peer, computed once per key and chunk.

@@ -366,7 +366,9 @@ impl State {
             peer.stale_until = None;
             self.rib.sweep_stale(peer.source);
         }
+        let sends = negotiated.context.add_path;
         let mut outbox = Outbox::default();
+        outbox.all_paths = sends.send_ipv4 || sends.send_ipv6;
         for (slot, _) in self.rib.prefixes() {
             outbox.mark(slot);
         }

@@ -128,14 +128,6 @@ impl Client {
         capabilities.extend(offer.capabilities);
         let ours = Open::new(self.asn, 90, id, capabilities);
         self.context = SessionContext::negotiate(&ours, &theirs);
-        // Our receive is their send and the other way round.
-        let add_path = self.context.add_path;
-        self.context.add_path = bgp::codec::AddPath {
-            receive_ipv4: add_path.send_ipv4,
-            receive_ipv6: add_path.send_ipv6,
-            send_ipv4: add_path.receive_ipv4,
-            send_ipv6: add_path.receive_ipv6,
-        };
         self.send_with(Message::Open(ours), SessionContext::default())
             .await;
         self.send(Message::Keepalive).await;
