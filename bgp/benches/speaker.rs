@@ -144,7 +144,7 @@ async fn reflect(feed: Arc<BytesMut>, count: usize, monitors: u8) -> Duration {
     .unwrap();
     let mut listeners = Vec::new();
     for n in 0..=monitors {
-        let address = IpAddr::V4(Ipv4Addr::new(127, 0, 1, 2 + n));
+        let address = IpAddr::V4(Ipv4Addr::new(127, 0, 1 + n / 200, 2 + n % 200));
         let listener = TcpListener::bind(SocketAddr::new(address, 0))
             .await
             .unwrap();
@@ -204,6 +204,7 @@ fn reflection(c: &mut Criterion) {
         ("100k_dense_to_10", 100_000, 1, 10),
         ("1m_dense_to_1", 1_000_000, 1, 1),
         ("20k_distinct_to_10", 20_000, 20_000, 10),
+        ("10k_dense_to_199", 10_000, 1, 199),
     ] {
         let bytes = Arc::new(feed(count, distinct));
         group.throughput(Throughput::Elements(u64::from(count)));
