@@ -3,8 +3,8 @@
 //! that the consumers (each peer's Adj-RIB-Out, the owner's best-path stream) can
 //! follow the table with a bit per prefix instead of a copy of it.
 //!
-//! A slot costs 56 bytes: the prefix, and one path inline (interned
-//! attributes, a source number, a next-hop number); a prefix with several paths
+//! A slot costs 48 bytes: the prefix, and one path inline (numbers for its
+//! attribute set, source and next hop); a prefix with several paths
 //! keeps them in a vector. The index from prefix to slot holds slot numbers and
 //! hashes (8 bytes).
 
@@ -16,7 +16,7 @@ use hashbrown::HashTable;
 use ipnet::IpNet;
 
 use super::decision::{compare, equal_cost};
-use super::next_hops::NextHops;
+use super::numbered::{AttributeSets, NextHops, Shared};
 use super::path::{Candidate, Path, Source};
 use crate::codec::Attributes;
 
@@ -55,10 +55,11 @@ pub enum Touched {
 const HAS_PATH_ID: u8 = 1;
 const STALE: u8 = 2;
 
-/// A path as the table stores it: 24 bytes.
+/// A path as the table stores it: 20 bytes of numbers.
 #[derive(Debug, Clone)]
 struct Stored {
-    attributes: Arc<Attributes>,
+    /// In the table's attribute sets.
+    attributes: u32,
     source: SourceId,
     next_hop: u32,
     path_id: u32,
@@ -83,17 +84,19 @@ impl Stored {
         self.key() == other.key()
             && self.next_hop == other.next_hop
             && self.flags == other.flags
-            && Arc::ptr_eq(&self.attributes, &other.attributes)
+            && self.attributes == other.attributes
     }
 }
 
 /// The paths of one prefix, best first, the first one inline.
 #[derive(Debug, Clone)]
+// Boxed to keep a slot at 48 bytes: few prefixes have several paths.
+#[allow(clippy::box_collection)]
 enum Paths {
     /// Only while the slot is free.
     Empty,
     One(Stored),
-    Many(Vec<Stored>),
+    Many(Box<Vec<Stored>>),
 }
 
 impl Paths {
@@ -110,13 +113,13 @@ impl Paths {
         let mut paths = match std::mem::replace(self, Paths::Empty) {
             Paths::Empty => Vec::new(),
             Paths::One(one) => vec![one],
-            Paths::Many(many) => many,
+            Paths::Many(many) => *many,
         };
         let result = edit(&mut paths);
         *self = match paths.len() {
             0 => Paths::Empty,
             1 => Paths::One(paths.pop().expect("one path")),
-            _ => Paths::Many(paths),
+            _ => Paths::Many(Box::new(paths)),
         };
         result
     }
@@ -146,6 +149,7 @@ pub struct Rib {
     sources: Vec<Option<SourceEntry>>,
     free_sources: Vec<SourceId>,
     next_hops: NextHops,
+    sets: AttributeSets,
     journal: Vec<Touched>,
 }
 
@@ -154,12 +158,13 @@ pub struct Rib {
 pub struct PathRef<'a> {
     stored: &'a Stored,
     source: &'a Arc<Source>,
+    attributes: &'a Arc<Attributes>,
     next_hop: IpAddr,
 }
 
 impl<'a> PathRef<'a> {
     pub fn attributes_arc(&self) -> &'a Arc<Attributes> {
-        &self.stored.attributes
+        self.attributes
     }
 
     pub fn source_arc(&self) -> &'a Arc<Source> {
@@ -178,7 +183,7 @@ impl<'a> PathRef<'a> {
     pub fn to_path(&self) -> Path {
         Path {
             source: Arc::clone(self.source),
-            attributes: Arc::clone(&self.stored.attributes),
+            attributes: Arc::clone(self.attributes),
             next_hop: self.next_hop,
             path_id: self.stored.path_id(),
             stale: self.stored.stale(),
@@ -192,7 +197,7 @@ impl Candidate for PathRef<'_> {
     }
 
     fn attributes(&self) -> &Attributes {
-        &self.stored.attributes
+        self.attributes
     }
 
     fn next_hop(&self) -> IpAddr {
@@ -213,6 +218,7 @@ impl Candidate for PathRef<'_> {
 struct Context<'a> {
     sources: &'a [Option<SourceEntry>],
     next_hops: &'a NextHops,
+    sets: &'a AttributeSets,
 }
 
 impl<'a> Context<'a> {
@@ -224,7 +230,8 @@ impl<'a> Context<'a> {
         PathRef {
             stored,
             source,
-            next_hop: self.next_hops.get(stored.next_hop),
+            attributes: &self.sets.get(stored.attributes).0,
+            next_hop: *self.next_hops.get(stored.next_hop),
         }
     }
 
@@ -259,6 +266,7 @@ impl Rib {
             })],
             free_sources: Vec::new(),
             next_hops: NextHops::default(),
+            sets: AttributeSets::default(),
             journal: Vec::new(),
         }
     }
@@ -339,7 +347,8 @@ impl Rib {
         next_hop: IpAddr,
         path_id: Option<u32>,
     ) {
-        let next_hop = self.next_hops.acquire(next_hop);
+        let next_hop = self.next_hops.acquire(&next_hop);
+        let attributes = self.sets.acquire(&Shared(attributes));
         let stored = Stored {
             attributes,
             source,
@@ -362,6 +371,7 @@ impl Rib {
             let changed = !existing.same(&stored);
             let old = std::mem::replace(existing, stored);
             self.next_hops.release(old.next_hop);
+            self.sets.release(old.attributes);
             if changed {
                 self.journal.push(Touched::Best(slot));
             }
@@ -370,6 +380,7 @@ impl Rib {
         let context = Context {
             sources: &self.sources,
             next_hops: &self.next_hops,
+            sets: &self.sets,
         };
         let paths = &mut self.slots[slot as usize].paths;
         let (replaced, changed) = paths.edit(|paths| {
@@ -387,7 +398,10 @@ impl Rib {
             (replaced, changed)
         });
         match replaced {
-            Some(old) => self.next_hops.release(old.next_hop),
+            Some(old) => {
+                self.next_hops.release(old.next_hop);
+                self.sets.release(old.attributes);
+            }
             None => self.count(source, 1),
         }
         self.journal.push(if changed {
@@ -404,8 +418,9 @@ impl Rib {
         };
         if let Paths::One(only) = &self.slots[slot as usize].paths {
             if only.key() == (source, path_id) {
-                let (next_hop, source) = (only.next_hop, only.source);
+                let (next_hop, set, source) = (only.next_hop, only.attributes, only.source);
                 self.next_hops.release(next_hop);
+                self.sets.release(set);
                 self.count(source, -1);
                 self.release(slot);
                 self.journal.push(Touched::Gone(slot, prefix));
@@ -513,6 +528,7 @@ impl Rib {
         Context {
             sources: &self.sources,
             next_hops: &self.next_hops,
+            sets: &self.sets,
         }
     }
 
@@ -556,6 +572,7 @@ impl Rib {
         let context = Context {
             sources: &self.sources,
             next_hops: &self.next_hops,
+            sets: &self.sets,
         };
         let entry = &mut self.slots[slot as usize];
         let (removed, changed, empty) = entry.paths.edit(|paths| {
@@ -566,6 +583,7 @@ impl Rib {
         });
         for path in &removed {
             self.next_hops.release(path.next_hop);
+            self.sets.release(path.attributes);
             self.count(path.source, -1);
         }
         if empty {
@@ -678,37 +696,24 @@ fn prefix_hash(seed: u64, prefix: &IpNet) -> u32 {
     (full ^ (full >> 32)) as u32
 }
 
-/// The best set before an edit, as the identity of each path (the attributes
-/// pointer stays valid: the edit keeps or returns every path it removes).
-type Snapshot = Vec<(SourceId, Option<u32>, u32, u8, *const Attributes)>;
+/// The best set before an edit, as the identity of each path (the attribute
+/// set numbers stay valid: the edit keeps or returns every path it removes).
+type Snapshot = Vec<(SourceId, Option<u32>, u32, u8, u32)>;
 
 fn snapshot(context: Context<'_>, paths: &[Stored]) -> Snapshot {
     paths[..context.ecmp_len(paths)]
         .iter()
-        .map(|p| {
-            (
-                p.source,
-                p.path_id(),
-                p.next_hop,
-                p.flags,
-                Arc::as_ptr(&p.attributes),
-            )
-        })
+        .map(|p| (p.source, p.path_id(), p.next_hop, p.flags, p.attributes))
         .collect()
 }
 
 fn best_changed(context: Context<'_>, before: &Snapshot, paths: &[Stored]) -> bool {
     let after = &paths[..context.ecmp_len(paths)];
     before.len() != after.len()
-        || before.iter().zip(after).any(|(b, p)| {
-            *b != (
-                p.source,
-                p.path_id(),
-                p.next_hop,
-                p.flags,
-                Arc::as_ptr(&p.attributes),
-            )
-        })
+        || before
+            .iter()
+            .zip(after)
+            .any(|(b, p)| *b != (p.source, p.path_id(), p.next_hop, p.flags, p.attributes))
 }
 
 #[cfg(test)]
@@ -831,9 +836,9 @@ mod tests {
 
     #[test]
     fn a_stored_path_and_a_slot_stay_small() {
-        assert_eq!(std::mem::size_of::<Stored>(), 24);
+        assert_eq!(std::mem::size_of::<Stored>(), 20);
         assert!(
-            std::mem::size_of::<Slot>() <= 56,
+            std::mem::size_of::<Slot>() <= 48,
             "{}",
             std::mem::size_of::<Slot>()
         );
