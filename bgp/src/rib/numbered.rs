@@ -6,6 +6,8 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use hashbrown::Equivalent;
+
 use crate::codec::Attributes;
 
 #[derive(Debug)]
@@ -39,6 +41,21 @@ impl Hash for Shared {
     }
 }
 
+/// Looks up a set by its address without taking a reference to it.
+pub(crate) struct Address(pub *const Attributes);
+
+impl Hash for Address {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl Equivalent<Shared> for Address {
+    fn equivalent(&self, key: &Shared) -> bool {
+        self.0 == Arc::as_ptr(&key.0)
+    }
+}
+
 impl<T> Default for Numbered<T> {
     fn default() -> Self {
         Self {
@@ -53,11 +70,23 @@ impl<T> Default for Numbered<T> {
 impl<T: Clone + Eq + Hash> Numbered<T> {
     /// The number of `value`, counting one more user.
     pub fn acquire(&mut self, value: &T) -> u32 {
+        self.acquire_by(value, || value.clone())
+    }
+
+    /// The number of the value `probe` stands for, counting one more user;
+    /// `make` gives the value when it is new.
+    pub fn acquire_by<Q>(&mut self, probe: &Q, make: impl FnOnce() -> T) -> u32
+    where
+        Q: Hash + Equivalent<T> + ?Sized,
+    {
         let id = match &self.last {
-            Some((last, id)) if last == value => *id,
+            Some((last, id)) if probe.equivalent(last) => *id,
             _ => {
-                let id = self.lookup(value);
-                self.last = Some((value.clone(), id));
+                let id = match self.ids.get(probe) {
+                    Some(&id) => id,
+                    None => self.insert(make()),
+                };
+                self.last = Some((self.get(id).clone(), id));
                 id
             }
         };
@@ -67,22 +96,16 @@ impl<T: Clone + Eq + Hash> Numbered<T> {
         id
     }
 
-    fn lookup(&mut self, value: &T) -> u32 {
-        if let Some(&id) = self.ids.get(value) {
-            return id;
-        }
-        let entry = Some((value.clone(), 0));
+    fn insert(&mut self, value: T) -> u32 {
         let id = match self.free.pop() {
-            Some(id) => {
-                self.entries[id as usize] = entry;
-                id
-            }
+            Some(id) => id,
             None => {
-                self.entries.push(entry);
+                self.entries.push(None);
                 u32::try_from(self.entries.len() - 1).expect("fewer than 2^32 values")
             }
         };
-        self.ids.insert(value.clone(), id);
+        self.entries[id as usize] = Some((value.clone(), 0));
+        self.ids.insert(value, id);
         id
     }
 

@@ -16,7 +16,7 @@ use hashbrown::HashTable;
 use ipnet::IpNet;
 
 use super::decision::{compare, equal_cost};
-use super::numbered::{AttributeSets, NextHops, Shared};
+use super::numbered::{Address, AttributeSets, NextHops, Shared};
 use super::path::{Candidate, Path, Source};
 use crate::codec::Attributes;
 
@@ -343,12 +343,14 @@ impl Rib {
         &mut self,
         prefix: IpNet,
         source: SourceId,
-        attributes: Arc<Attributes>,
+        attributes: &Arc<Attributes>,
         next_hop: IpAddr,
         path_id: Option<u32>,
     ) {
         let next_hop = self.next_hops.acquire(&next_hop);
-        let attributes = self.sets.acquire(&Shared(attributes));
+        let attributes = self.sets.acquire_by(&Address(Arc::as_ptr(attributes)), || {
+            Shared(Arc::clone(attributes))
+        });
         let stored = Stored {
             attributes,
             source,
@@ -736,7 +738,7 @@ mod tests {
 
     fn announce(rib: &mut Rib, prefix: IpNet, from: u8, as_path: &[u32]) -> Vec<Touched> {
         let p = path(&peer(from, false, false), as_path);
-        rib.announce(prefix, from.into(), p.attributes, p.next_hop, None);
+        rib.announce(prefix, from.into(), &p.attributes, p.next_hop, None);
         rib.drain().collect()
     }
 
@@ -793,7 +795,7 @@ mod tests {
         announce(&mut rib, a, 1, &[1]);
         rib.withdraw(a, 1, None);
         let p = path(&peer(1, false, false), &[1]);
-        rib.announce(b, 1, p.attributes, p.next_hop, None);
+        rib.announce(b, 1, &p.attributes, p.next_hop, None);
         assert_eq!(
             rib.drain().collect::<Vec<_>>(),
             [Touched::Gone(0, a), Touched::Best(0)]

@@ -162,39 +162,49 @@ impl State {
                 Some(filter) => filter.decide(&route.prefix, &attributes),
                 None => Decision::Accept { term: None },
             };
-            let chosen = match decision {
-                Decision::Reject => None,
-                Decision::Accept { term: None } => Some(Arc::clone(&attributes)),
+            let at = match decision {
+                Decision::Reject => {
+                    self.rib.withdraw(route.prefix, source, route.path_id);
+                    continue;
+                }
+                Decision::Accept { term: None } => None,
                 Decision::Accept { term: Some(term) } => {
-                    let found = rewritten.iter().find(|(t, _)| *t == term);
-                    Some(match found {
-                        Some((_, set)) => Arc::clone(set),
+                    Some(match rewritten.iter().position(|(t, _)| *t == term) {
+                        Some(at) => at,
                         None => {
                             let filter = config.import_filter.as_ref().expect("decided by it");
                             let set = match filter.rewrite(term, &attributes, up.rules.local_as) {
                                 Some(changed) => self.interner.intern(changed),
                                 None => Arc::clone(&attributes),
                             };
-                            rewritten.push((term, Arc::clone(&set)));
-                            set
+                            rewritten.push((term, set));
+                            rewritten.len() - 1
                         }
                     })
                 }
             };
-            let chosen = match (chosen, &self.hooks.import) {
-                (Some(set), Some(hook)) => match hook.import(&up.source, &route.prefix, &set) {
-                    Verdict::Accept => Some(set),
-                    Verdict::Reject => None,
-                    Verdict::Replace(changed) => Some(self.interner.intern(changed)),
+            // Borrowed, not cloned: most routes share the UPDATE's set.
+            let set = at.map_or(&attributes, |at| &rewritten[at].1);
+            let replaced;
+            let set = match &self.hooks.import {
+                None => set,
+                Some(hook) => match hook.import(&up.source, &route.prefix, set) {
+                    Verdict::Accept => set,
+                    Verdict::Reject => {
+                        self.rib.withdraw(route.prefix, source, route.path_id);
+                        continue;
+                    }
+                    Verdict::Replace(changed) => {
+                        replaced = self.interner.intern(changed);
+                        &replaced
+                    }
                 },
-                (chosen, _) => chosen,
             };
-            match chosen {
-                Some(set) if !unusable(route.next_hop, up.local) => {
-                    self.rib
-                        .announce(route.prefix, source, set, route.next_hop, route.path_id);
-                }
-                _ => self.rib.withdraw(route.prefix, source, route.path_id),
+            if unusable(route.next_hop, up.local) {
+                self.rib.withdraw(route.prefix, source, route.path_id);
+            } else {
+                self.rib
+                    .announce(route.prefix, source, set, route.next_hop, route.path_id);
             }
         }
     }

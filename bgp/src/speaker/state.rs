@@ -207,7 +207,7 @@ impl State {
         let attributes = self.interner.intern(attributes);
         let next_hop = IpAddr::from([0, 0, 0, 0]);
         self.rib
-            .announce(prefix.trunc(), LOCAL, attributes, next_hop, None);
+            .announce(prefix.trunc(), LOCAL, &attributes, next_hop, None);
     }
 
     fn configure(&mut self, config: PeerConfig) {
