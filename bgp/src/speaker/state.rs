@@ -418,7 +418,6 @@ impl State {
             }
             None => {
                 let source = peer.source;
-                self.rib.sweep_stale(source);
                 self.rib.remove_source_paths(source);
                 self.forget_if_dynamic(address);
             }
