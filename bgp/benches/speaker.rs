@@ -208,17 +208,34 @@ fn reflection(c: &mut Criterion) {
     ] {
         let bytes = Arc::new(feed(count, distinct));
         group.throughput(Throughput::Elements(u64::from(count)));
+        let (mut cpu, mut runs) = (Duration::ZERO, 0u64);
         group.bench_function(name, |b| {
             b.iter_custom(|iterations| {
-                (0..iterations)
+                let before = cpu_time();
+                let wall = (0..iterations)
                     .map(|_| {
                         runtime.block_on(reflect(Arc::clone(&bytes), count as usize, monitors))
                     })
-                    .sum()
+                    .sum();
+                cpu += cpu_time() - before;
+                runs += iterations;
+                wall
             })
         });
+        // Less sensitive than wall time to other work on the machine.
+        let per_run = cpu / u32::try_from(runs.max(1)).unwrap_or(u32::MAX);
+        println!("{name}: {per_run:?} of CPU (all threads) per run, over {runs} runs");
     }
     group.finish();
+}
+
+/// User and system time of this process so far (all threads; 10 ms ticks).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
 }
 
 /// Resident memory of this process in bytes.
