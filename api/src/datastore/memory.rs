@@ -95,9 +95,12 @@ impl State {
                 (record, event)
             }
             None => {
-                let mut record = self.objects.remove(&key).expect("deleting a stored object");
-                record.revision = Revision(self.revision);
-                (record.clone(), WatchEvent::Deleted(record))
+                let record = self.objects.remove(&key).expect("deleting a stored object");
+                let deleted = Record {
+                    revision: Revision(self.revision),
+                    ..record.clone()
+                };
+                (record, WatchEvent::Deleted(deleted))
             }
         };
         self.watchers
@@ -122,7 +125,7 @@ impl State {
                 kind: kind.name,
                 name: name.to_owned(),
                 expected,
-                actual,
+                actual: Some(actual),
             });
         }
         Ok(())
@@ -147,12 +150,12 @@ impl Backend for MemoryStore {
         let state = self.lock();
         // Pages continue from the current state, not a snapshot: objects that exist
         // throughout are still listed exactly once, which is the contract.
-        let after = match &options.continue_token {
+        let start = match &options.continue_token {
             Some(token) => Bound::Excluded(ContinueToken::decode(token)?.after),
-            None => Bound::Unbounded,
+            None => Bound::Included(String::new()),
         };
         let range = (
-            after.map(|name| (kind.plural, name)),
+            start.map(|name| (kind.plural, name)),
             Bound::Unbounded::<(&'static str, String)>,
         );
         let limit = options.limit.unwrap_or(usize::MAX);
@@ -238,5 +241,33 @@ impl Backend for MemoryStore {
         }
         state.watchers.push((kind, tx));
         Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datastore::Datastore;
+    use crate::resources::{BlockAffinity, BlockAffinitySpec, IPPool, IPPoolSpec};
+
+    #[tokio::test]
+    async fn a_list_finds_its_kind_behind_objects_of_kinds_that_sort_first() {
+        let store = MemoryStore::new();
+        let cidr = "10.0.0.0/26".parse().unwrap();
+        let affinity = BlockAffinitySpec {
+            node: "n1".into(),
+            cidr,
+            state: Default::default(),
+        };
+        store
+            .create(&BlockAffinity::new("n1-10-0-0-0-26", affinity))
+            .await
+            .unwrap();
+        store
+            .create(&IPPool::new("p", IPPoolSpec::new(cidr)))
+            .await
+            .unwrap();
+        let pools = store.list::<IPPool>(&ListOptions::default()).await.unwrap();
+        assert_eq!(pools.items.len(), 1);
     }
 }
