@@ -121,7 +121,9 @@ impl State {
             }
             return;
         }
-        let mut attributes = std::mem::take(&mut update.attributes);
+        // The codec already dropped LOCAL_PREF and the reflection attributes of an
+        // external peer (RFC 7606 7.5, 7.9, 7.10).
+        let attributes = std::mem::take(&mut update.attributes);
         let routes = Routes::of(&update);
         for (prefix, path_id) in routes.withdrawn() {
             self.rib.withdraw(prefix, source, path_id);
@@ -130,10 +132,6 @@ impl State {
         peer.announcements += count as u64;
         if count == 0 {
             return;
-        }
-        if !up.source.internal {
-            // RFC 7606 7.5: LOCAL_PREF from an external peer is discarded.
-            attributes.local_pref = None;
         }
         let config = &peer.config;
         let refused = match check_import(&up.rules, &attributes, config.allowas_in) {
