@@ -176,7 +176,12 @@ impl State {
 
     fn request(&mut self, request: Request) {
         match request {
-            Request::AddPeer(config) | Request::UpdatePeer(config) => self.configure(config),
+            Request::AddPeer(config) => {
+                // An existing peer restarts with the new configuration.
+                self.remove_peer(config.address, "peer reconfigured");
+                self.configure(config);
+            }
+            Request::UpdatePeer(config) => self.configure(config),
             Request::RemovePeer(address) => self.remove_peer(address, "peer removed"),
             Request::Originate(prefix) => self.originate(prefix, Attributes::default()),
             Request::OriginateWith { prefix, attributes } => self.originate(prefix, attributes),
