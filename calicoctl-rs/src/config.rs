@@ -81,9 +81,18 @@ pub enum Target {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubernetesTarget {
-    /// kubeconfig files, merged in order as kubectl merges `KUBECONFIG`.
-    pub kubeconfig: Vec<PathBuf>,
+    pub kubeconfig: Kubeconfigs,
     pub context: Option<String>,
+}
+
+/// Where the kubeconfig comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kubeconfigs {
+    /// Named by a flag, variable or the config file: it must exist.
+    Named(PathBuf),
+    /// `KUBECONFIG`'s list or `~/.kube/config`: those that exist are merged in order,
+    /// as kubectl merges them; with none, the pod's service account is used.
+    Search(Vec<PathBuf>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,8 +252,8 @@ pub fn resolve(
         DatastoreType::Kubernetes => {
             reject_etcd_flags(args)?;
             let kubeconfig = match args.kubeconfig.clone().or(file.kubeconfig) {
-                Some(path) => vec![path],
-                None => default_kubeconfig(environment),
+                Some(path) => Kubeconfigs::Named(path),
+                None => Kubeconfigs::Search(default_kubeconfig(environment)),
             };
             Ok(Target::Kubernetes(KubernetesTarget {
                 kubeconfig,

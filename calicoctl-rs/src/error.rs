@@ -42,19 +42,29 @@ impl CliError {
     }
 }
 
-/// The datastore's error; a failed etcd request as its status message and innermost
-/// cause (the refused connection, the timeout), not the whole gRPC chain.
+/// The datastore's error. A failed request says what failed and its innermost cause
+/// (the refused connection, the timeout), not the whole chain of client errors.
 fn datastore_message(error: &api::datastore::Error) -> String {
-    let api::datastore::Error::Etcd(etcd_client::Error::GRpcStatus(status)) = error else {
-        return error.to_string();
+    use api::datastore::Error;
+    let (backend, summary, top): (&str, String, &dyn std::error::Error) = match error {
+        Error::Etcd(etcd_client::Error::GRpcStatus(status)) => {
+            ("etcd", status.message().to_owned(), status)
+        }
+        Error::Kubernetes(kube::Error::Api(status)) => {
+            return format!("kubernetes: {} ({})", status.message, status.reason);
+        }
+        Error::Kubernetes(kube @ (kube::Error::Service(_) | kube::Error::HyperError(_))) => {
+            ("kubernetes", "the API server cannot be reached".into(), kube)
+        }
+        other => return other.to_string(),
     };
-    let mut cause: &dyn std::error::Error = status;
+    let mut cause = top;
     while let Some(source) = cause.source() {
         cause = source;
     }
-    if std::ptr::addr_eq(cause, status as &dyn std::error::Error) {
-        format!("etcd: {}", status.message())
+    if std::ptr::addr_eq(cause, top) {
+        format!("{backend}: {summary}")
     } else {
-        format!("etcd: {}: {cause}", status.message())
+        format!("{backend}: {summary}: {cause}")
     }
 }
