@@ -14,6 +14,8 @@ pub enum CliError {
     Input(#[from] InputError),
     #[error("{}", datastore_message(.0))]
     Datastore(#[from] api::datastore::Error),
+    #[error("{}", ipam_message(.0))]
+    Ipam(#[from] ipam::IpamError),
     /// The datastore named by the configuration cannot be reached or built.
     #[error("{0}")]
     Connect(String),
@@ -53,9 +55,11 @@ fn datastore_message(error: &api::datastore::Error) -> String {
         Error::Kubernetes(kube::Error::Api(status)) => {
             return format!("kubernetes: {} ({})", status.message, status.reason);
         }
-        Error::Kubernetes(kube @ (kube::Error::Service(_) | kube::Error::HyperError(_))) => {
-            ("kubernetes", "the API server cannot be reached".into(), kube)
-        }
+        Error::Kubernetes(kube @ (kube::Error::Service(_) | kube::Error::HyperError(_))) => (
+            "kubernetes",
+            "the API server cannot be reached".into(),
+            kube,
+        ),
         other => return other.to_string(),
     };
     let mut cause = top;
@@ -66,5 +70,12 @@ fn datastore_message(error: &api::datastore::Error) -> String {
         format!("{backend}: {summary}")
     } else {
         format!("{backend}: {summary}: {cause}")
+    }
+}
+
+fn ipam_message(error: &ipam::IpamError) -> String {
+    match error {
+        ipam::IpamError::Datastore(e) => datastore_message(e),
+        other => other.to_string(),
     }
 }
