@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::datastore::{Backend, EtcdStore, KubeStore};
-use etcd_client::ConnectOptions;
+use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::config::{EtcdTarget, Kubeconfigs, KubernetesTarget, Target};
-use crate::error::CliError;
+use crate::error::{CliError, etcd_message};
 
 /// How long the first contact with etcd may take before it is reported unreachable,
 /// and how long any one request may take.
@@ -24,17 +24,14 @@ pub async fn connect(target: &Target) -> Result<Arc<dyn Backend>, CliError> {
 }
 
 async fn connect_etcd(target: &EtcdTarget) -> Result<EtcdStore, CliError> {
-    let tls = [&target.ca_cert_file, &target.cert_file, &target.key_file];
-    if tls.iter().any(|file| file.is_some()) {
-        return Err(CliError::Connect(
-            "TLS to etcd is not supported by this build (its etcd client has no TLS): reach \
-             etcd over http on a trusted network, or through a local TLS proxy"
-                .to_owned(),
-        ));
-    }
     let mut options = ConnectOptions::new()
         .with_connect_timeout(CONNECT_TIMEOUT)
         .with_timeout(REQUEST_TIMEOUT);
+    let tls = tls_options(target)?;
+    let tls_on = tls.is_some();
+    if let Some(tls) = tls {
+        options = options.with_tls(tls);
+    }
     match (&target.username, &target.password) {
         (Some(user), Some(password)) => options = options.with_user(user, password),
         (None, None) => {}
@@ -51,7 +48,7 @@ async fn connect_etcd(target: &EtcdTarget) -> Result<EtcdStore, CliError> {
             ));
         }
     }
-    let client = etcd_client::Client::connect(&target.endpoints, Some(options))
+    let mut client = etcd_client::Client::connect(&target.endpoints, Some(options))
         .await
         .map_err(|e| {
             CliError::Connect(format!(
@@ -59,7 +56,89 @@ async fn connect_etcd(target: &EtcdTarget) -> Result<EtcdStore, CliError> {
                 target.endpoints.join(",")
             ))
         })?;
+    // The handshake happens on the first request: make one, so that a certificate
+    // problem is reported with the files that caused it rather than as a failed read.
+    if tls_on && let Err(e) = client.status().await {
+        return Err(CliError::Connect(tls_failure(target, &e)));
+    }
     Ok(EtcdStore::new(client))
+}
+
+fn tls_failure(target: &EtcdTarget, error: &etcd_client::Error) -> String {
+    let file = |f: &Option<PathBuf>| match f {
+        Some(path) => path.display().to_string(),
+        None => "none".to_owned(),
+    };
+    let advice = match target.cert_file {
+        None => "if etcd runs with --client-cert-auth, give --etcd-cert-file and --etcd-key-file",
+        Some(_) => {
+            "check that this CA signed etcd's certificate and that etcd trusts the client \
+             certificate's CA"
+        }
+    };
+    format!(
+        "TLS with etcd at {} failed: {} (CA {}, client certificate {}): {advice}",
+        target.endpoints.join(","),
+        etcd_message(error),
+        file(&target.ca_cert_file),
+        file(&target.cert_file),
+    )
+}
+
+/// TLS for `https://` endpoints: the CA to trust (this build carries no system
+/// roots, so it is required) and, for etcd's client-certificate authentication, a
+/// certificate with its key.
+fn tls_options(target: &EtcdTarget) -> Result<Option<TlsOptions>, CliError> {
+    let https = target
+        .endpoints
+        .iter()
+        .filter(|e| e.starts_with("https://"))
+        .count();
+    let files = [&target.ca_cert_file, &target.cert_file, &target.key_file];
+    let any_file = files.iter().any(|f| f.is_some());
+    match (https, any_file) {
+        (0, false) => return Ok(None),
+        (0, true) => {
+            return Err(CliError::Usage(
+                "etcd TLS files are given but the endpoints are http://: use https:// \
+                 endpoints"
+                    .to_owned(),
+            ));
+        }
+        (n, _) if n != target.endpoints.len() => {
+            return Err(CliError::Usage(
+                "mix of http:// and https:// etcd endpoints: use one scheme".to_owned(),
+            ));
+        }
+        _ => {}
+    }
+    // A PEM file of the kind expected; the TLS library would only fail the handshake.
+    let read = |path: &PathBuf, what: &str, label: &str| {
+        let pem = std::fs::read(path)
+            .map_err(|e| CliError::Usage(format!("etcd {what} {}: {e}", path.display())))?;
+        let begin = format!("-----BEGIN {label}");
+        if !String::from_utf8_lossy(&pem).contains(&begin) {
+            return Err(CliError::Usage(format!(
+                "etcd {what} {}: no PEM {label} block in it",
+                path.display()
+            )));
+        }
+        Ok(pem)
+    };
+    let Some(ca) = &target.ca_cert_file else {
+        return Err(CliError::Usage(
+            "https:// etcd endpoints need --etcd-ca-cert-file (the CA that signed etcd's \
+             certificate)"
+                .to_owned(),
+        ));
+    };
+    let ca = read(ca, "CA certificate", "CERTIFICATE")?;
+    let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(ca));
+    if let (Some(cert), Some(key)) = (&target.cert_file, &target.key_file) {
+        let cert = read(cert, "client certificate", "CERTIFICATE")?;
+        tls = tls.identity(Identity::from_pem(cert, read(key, "client key", "")?));
+    }
+    Ok(Some(tls))
 }
 
 /// The kubeconfig with the context asked for; inside a pod without one, the

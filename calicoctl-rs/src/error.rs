@@ -48,29 +48,48 @@ impl CliError {
 /// (the refused connection, the timeout), not the whole chain of client errors.
 fn datastore_message(error: &api::datastore::Error) -> String {
     use api::datastore::Error;
-    let (backend, summary, top): (&str, String, &dyn std::error::Error) = match error {
-        Error::Etcd(etcd_client::Error::GRpcStatus(status)) => {
-            ("etcd", status.message().to_owned(), status)
+    match error {
+        Error::Etcd(etcd @ etcd_client::Error::GRpcStatus(_)) => {
+            format!("etcd: {}", etcd_message(etcd))
         }
         Error::Kubernetes(kube::Error::Api(status)) => {
-            return format!("kubernetes: {} ({})", status.message, status.reason);
+            format!("kubernetes: {} ({})", status.message, status.reason)
         }
-        Error::Kubernetes(kube @ (kube::Error::Service(_) | kube::Error::HyperError(_))) => (
-            "kubernetes",
-            "the API server cannot be reached".into(),
-            kube,
-        ),
-        other => return other.to_string(),
-    };
-    let mut cause = top;
+        Error::Kubernetes(kube @ (kube::Error::Service(_) | kube::Error::HyperError(_))) => {
+            let summary = "the API server cannot be reached".to_owned();
+            format!("kubernetes: {}", with_cause(summary, kube))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// An etcd client error as its gRPC status message and innermost cause.
+pub fn etcd_message(error: &etcd_client::Error) -> String {
+    match error {
+        etcd_client::Error::GRpcStatus(status) => with_cause(status.message().to_owned(), status),
+        other => other.to_string(),
+    }
+}
+
+/// `summary: cause` with `top`'s innermost cause, unless that adds nothing.
+fn with_cause(summary: String, top: &dyn std::error::Error) -> String {
+    let cause = innermost_cause(top);
+    // gRPC statuses often carry their cause's text as their message.
+    if std::ptr::addr_eq(cause, top) || cause.to_string() == summary {
+        summary
+    } else {
+        format!("{summary}: {cause}")
+    }
+}
+
+/// The error at the end of `error`'s chain of sources: the refused connection, the
+/// timeout, the certificate problem.
+fn innermost_cause(error: &dyn std::error::Error) -> &dyn std::error::Error {
+    let mut cause = error;
     while let Some(source) = cause.source() {
         cause = source;
     }
-    if std::ptr::addr_eq(cause, top) {
-        format!("{backend}: {summary}")
-    } else {
-        format!("{backend}: {summary}: {cause}")
-    }
+    cause
 }
 
 fn ipam_message(error: &ipam::IpamError) -> String {

@@ -7,7 +7,8 @@
 //! - [`netns::Netns`], [`process::Process`], [`process::exec`]: run programs and Rust
 //!   code ([`in_netns`]) inside a namespace, output logged per test ([`logs::LogDir`]).
 //! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
-//! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports.
+//! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports, plain or TLS-only
+//!   with certificates made for the run ([`tls::TlsFiles`]).
 //! - [`conformance`]: the datastore contract, run against every backend.
 //! - [`kube_api::KubeApi`]: the Kubernetes API double the kubernetes backend runs against.
 //! - [`routes::routes`]: a namespace's kernel routes as normalised lines.
@@ -30,6 +31,7 @@ pub mod root;
 pub mod routes;
 pub mod runtime;
 pub mod tcp_proxy;
+pub mod tls;
 pub mod vm;
 pub mod wait;
 
