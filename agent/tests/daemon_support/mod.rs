@@ -191,6 +191,8 @@ pub fn claim_block(store: &MemoryStore, node: &str, cidr: &str) {
             unallocated: Vec::new(),
             attributes: Vec::new(),
             deleted: false,
+            sequence_number: 0,
+            sequence_number_for_allocation: BTreeMap::new(),
         },
     );
     let affinity = BlockAffinity::new(
