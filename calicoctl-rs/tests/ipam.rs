@@ -194,6 +194,50 @@ fn ipam_check_finds_a_leak_and_release_from_its_report_fixes_it() {
 }
 
 #[test]
+fn ipam_check_names_double_ownership_handles_without_addresses_and_blocks_without_affinity() {
+    let cluster = Cluster::populated();
+    // What a crashed or buggy writer could leave: worker-2 confirmed as owner of
+    // worker-1's block, a handle holding nothing, a block nobody confirmed.
+    let affinity: api::resources::BlockAffinity = api::yaml::from_str(
+        "apiVersion: tabby.dev/v1\nkind: BlockAffinity\nmetadata: {name: worker-2-10-1-0-0-28}\n\
+         spec: {node: worker-2, cidr: 10.1.0.0/28, state: confirmed}\n",
+    )
+    .unwrap();
+    let handle: api::resources::IPAMHandle = api::yaml::from_str(
+        "apiVersion: tabby.dev/v1\nkind: IPAMHandle\nmetadata: {name: k8s-pod-network.gone-0}\n\
+         spec: {handleID: k8s-pod-network.gone-0}\n",
+    )
+    .unwrap();
+    let block: api::resources::IPAMBlock = api::yaml::from_str(
+        "apiVersion: tabby.dev/v1\nkind: IPAMBlock\nmetadata: {name: 10-1-0-64-28}\n\
+         spec: {cidr: 10.1.0.64/28, affinity: 'host:worker-3'}\n",
+    )
+    .unwrap();
+    cluster.runtime.block_on(async {
+        cluster.store.create(&affinity).await.unwrap();
+        cluster.store.create(&handle).await.unwrap();
+        cluster.store.create(&block).await.unwrap();
+    });
+    let output = cluster.shell.run(&["ipam", "check", "-o", "-"]);
+    assert_eq!(output.code, 1, "{output:?}");
+    golden("ipam-check-problems.txt", &output.stderr);
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+    let kinds: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["problem"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "doubleOwnership",
+        "handleWithoutAddresses",
+        "blockWithoutAffinity",
+    ] {
+        assert!(kinds.contains(&expected), "{expected} not in {kinds:?}");
+    }
+}
+
+#[test]
 fn ipam_release_refuses_a_live_pods_address_unless_forced() {
     let cluster = Cluster::populated();
     let shell = &cluster.shell;
