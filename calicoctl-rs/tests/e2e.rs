@@ -9,14 +9,17 @@
 //! this test registers the endpoint of each pod that "came up" the way tabby-cni does
 //! and calls only the IPAM plugin.
 
-use std::io::Write;
+mod support;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use api::datastore::{Datastore, EtcdStore};
 use api::resources::WorkloadEndpointSpec;
 use serde_json::{Value, json};
+use support::stdout_of;
+use tests::cni::CniCall;
 use tests::etcd::Etcd;
 use tests::logs::LogDir;
 
@@ -74,10 +77,7 @@ impl Cluster {
 
     #[track_caller]
     fn ok(&self, args: &[&str]) -> String {
-        let output = self.calicoctl(args);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
-        String::from_utf8(output.stdout).unwrap()
+        stdout_of(self.calicoctl(args))
     }
 
     /// CNI ADD through tabby-ipam for pod `pod` on `node`; the address it gave.
@@ -94,29 +94,13 @@ impl Cluster {
                 "state_dir": self.state.path().join(node),
             },
         });
-        let mut child = Command::new(&self.plugin)
-            .env_clear()
-            .env("CNI_COMMAND", "ADD")
-            .env("CNI_CONTAINERID", format!("ctr-{pod}"))
-            .env("CNI_NETNS", format!("/var/run/netns/{pod}"))
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", "/opt/cni/bin")
-            .env(
-                "CNI_ARGS",
-                format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod}"),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tabby-ipam starts");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(conf.to_string().as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
+        let call = CniCall {
+            command: "ADD",
+            container: &format!("ctr-{pod}"),
+            netns: &format!("/var/run/netns/{pod}"),
+            args: &format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod}"),
+        };
+        let output = tests::cni::run(&self.plugin, call, &conf).expect("tabby-ipam runs");
         let result: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
         assert!(output.status.success(), "ADD {pod}: {result} {output:?}");
         let address = result["ips"][0]["address"].as_str().expect("an address");

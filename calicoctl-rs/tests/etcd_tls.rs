@@ -3,9 +3,12 @@
 //! harness makes the certificates for the run. The CA and the client certificate
 //! are given each way an operator can: flags, `TABBY_*` variables, the config file.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
+use support::{error_line, golden, stdout_of};
 use tests::etcd::Etcd;
 use tests::logs::LogDir;
 use tests::tls::TlsFiles;
@@ -19,26 +22,6 @@ fn calicoctl(args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_calicoctl-rs"));
     command.args(args).envs(env.iter().copied());
     command.output().expect("the binary runs")
-}
-
-#[track_caller]
-fn ok(output: Output) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// The one line a failed command printed, after checking its exit code.
-#[track_caller]
-fn failed(output: Output, code: i32) -> String {
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(output.status.code(), Some(code), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr:?}");
-    stderr.trim_end().to_owned()
-}
-
-fn golden(name: &str) -> String {
-    std::fs::read_to_string(Path::new("tests/golden").join(name)).unwrap()
 }
 
 #[test]
@@ -58,7 +41,7 @@ fn etcd_over_tls_is_written_and_read_with_certificates_from_flags_variables_or_t
         key.to_str().unwrap(),
     ];
     let apply = [&flags[..], &["apply", "-f", "tests/fixtures/cluster.yaml"]].concat();
-    let applied = ok(calicoctl(&apply, &[]));
+    let applied = stdout_of(calicoctl(&apply, &[]));
     assert_eq!(applied.lines().count(), 14, "{applied}");
     // etcd's own client sees what went over TLS.
     let keys = etcd
@@ -66,11 +49,11 @@ fn etcd_over_tls_is_written_and_read_with_certificates_from_flags_variables_or_t
         .unwrap();
     assert_eq!(keys.lines().filter(|l| !l.is_empty()).count(), 3, "{keys}");
 
-    let wide = ok(calicoctl(
+    let wide = stdout_of(calicoctl(
         &[&flags[..], &["get", "ippools", "-o", "wide"]].concat(),
         &[],
     ));
-    assert_eq!(wide, golden("get-ippools-wide.txt"));
+    golden("get-ippools-wide.txt", &wide);
 
     let variables = [
         ("TABBY_ETCD_ENDPOINTS", Path::new(&endpoint)),
@@ -78,8 +61,8 @@ fn etcd_over_tls_is_written_and_read_with_certificates_from_flags_variables_or_t
         ("TABBY_ETCD_CERT_FILE", &cert),
         ("TABBY_ETCD_KEY_FILE", &key),
     ];
-    let nodes = ok(calicoctl(&["get", "nodes"], &variables));
-    assert_eq!(nodes, golden("get-nodes-table.txt"));
+    let nodes = stdout_of(calicoctl(&["get", "nodes"], &variables));
+    golden("get-nodes-table.txt", &nodes);
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("calicoctl.yaml");
@@ -95,11 +78,11 @@ fn etcd_over_tls_is_written_and_read_with_certificates_from_flags_variables_or_t
         ),
     )
     .unwrap();
-    let peers = ok(calicoctl(
+    let peers = stdout_of(calicoctl(
         &["-c", config.to_str().unwrap(), "get", "bgppeers"],
         &[],
     ));
-    assert_eq!(peers, golden("get-bgppeers-table.txt"));
+    golden("get-bgppeers-table.txt", &peers);
 }
 
 #[test]
@@ -124,7 +107,7 @@ fn etcd_over_tls_refuses_a_wrong_ca_a_missing_client_certificate_or_no_ca_in_one
     // A CA that did not sign etcd's certificate: the operator is told it is not
     // trusted and which CA file was used.
     let other = TlsFiles::generate("some-other-ca").unwrap();
-    let untrusted = failed(get(Some(&other.ca()), true), 1);
+    let untrusted = error_line(get(Some(&other.ca()), true), 1);
     assert!(
         untrusted.contains("invalid peer certificate")
             && untrusted.contains(other.ca().to_str().unwrap()),
@@ -132,25 +115,25 @@ fn etcd_over_tls_refuses_a_wrong_ca_a_missing_client_certificate_or_no_ca_in_one
     );
 
     // etcd's --client-cert-auth refuses a client without a certificate.
-    let anonymous = failed(get(Some(&ca), false), 1);
+    let anonymous = error_line(get(Some(&ca), false), 1);
     assert!(
         anonymous.contains(&endpoint) && anonymous.contains("give --etcd-cert-file"),
         "{anonymous}"
     );
 
     // Without a CA this build has no roots to check etcd's certificate with.
-    let no_ca = failed(get(None, true), 2);
+    let no_ca = error_line(get(None, true), 2);
     assert!(no_ca.contains("--etcd-ca-cert-file"), "{no_ca}");
 
     // A file that is no certificate at all names the file.
     let garbage = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(garbage.path(), "not a certificate\n").unwrap();
-    let unreadable = failed(get(Some(garbage.path()), true), 2);
+    let unreadable = error_line(get(Some(garbage.path()), true), 2);
     assert!(
         unreadable.contains(garbage.path().to_str().unwrap()),
         "{unreadable}"
     );
 
     // With everything right, the same command works.
-    ok(get(Some(&ca), true));
+    stdout_of(get(Some(&ca), true));
 }

@@ -3,8 +3,11 @@
 //! follows the API's semantics, see `tests::kube_api`). The kubeconfig handling is
 //! kube's own, as on a real cluster.
 
+mod support;
+
 use std::process::{Command, Output};
 
+use support::stdout_of;
 use tests::conformance::KubeFixture;
 
 /// The double on a runtime of its own, and a kubeconfig whose current context points
@@ -53,12 +56,6 @@ impl Cluster {
         command.envs(env.iter().copied());
         command.output().expect("the binary runs")
     }
-}
-
-fn stdout_of(output: Output) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    String::from_utf8(output.stdout).unwrap()
 }
 
 #[test]

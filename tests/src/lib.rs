@@ -7,6 +7,7 @@
 //! - [`netns::Netns`], [`process::Process`], [`process::exec`]: run programs and Rust
 //!   code ([`in_netns`]) inside a namespace, output logged per test ([`logs::LogDir`]).
 //! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
+//! - [`cni::run`]: a CNI plugin run as a container runtime runs it.
 //! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports, plain or TLS-only
 //!   with certificates made for the run ([`tls::TlsFiles`]).
 //! - [`conformance`]: the datastore contract, run against every backend.
@@ -17,6 +18,7 @@
 //! - [`require_root`], [`sweep`]: the root guard and the leftover sweep.
 
 pub mod bgperf;
+pub mod cni;
 pub mod conformance;
 pub mod etcd;
 pub mod kube_api;
