@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use anyhow::{Context, Result};
 
@@ -22,6 +22,14 @@ pub struct CniCall<'a> {
 
 /// Runs `plugin` for `call` with `conf` on standard input, to completion.
 pub fn run(plugin: &Path, call: CniCall<'_>, conf: &serde_json::Value) -> Result<Output> {
+    start(plugin, call, conf)?
+        .wait_with_output()
+        .context("waiting for the plugin")
+}
+
+/// Starts `plugin` for `call` with `conf` written to its standard input; its standard
+/// output and error are pipes.
+pub fn start(plugin: &Path, call: CniCall<'_>, conf: &serde_json::Value) -> Result<Child> {
     let mut child = Command::new(plugin)
         .env_clear()
         .env("CNI_COMMAND", call.command)
@@ -41,5 +49,5 @@ pub fn run(plugin: &Path, call: CniCall<'_>, conf: &serde_json::Value) -> Result
         .expect("stdin is piped")
         .write_all(conf.to_string().as_bytes())
         .context("writing the network configuration")?;
-    child.wait_with_output().context("waiting for the plugin")
+    Ok(child)
 }

@@ -1,10 +1,11 @@
 //! tabby-ipam run as a container runtime runs it, and the CNI spec's reply formats.
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Child;
 
 use ipnet::IpNet;
 use serde_json::Value;
+use tests::cni::CniCall;
 
 /// What a plugin call printed and how it exited.
 #[derive(Debug)]
@@ -17,34 +18,24 @@ pub struct Reply {
 /// Starts the plugin with `CNI_COMMAND=command` for container `container`, `cni_args`
 /// as `CNI_ARGS` and `conf` on stdin, nothing else in its environment.
 pub fn start(command: &str, container: &str, cni_args: &str, conf: &Value) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tabby-ipam"))
-        .env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", container)
-        .env("CNI_NETNS", format!("/var/run/netns/cni-{container}"))
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", "/opt/cni/bin")
-        .env("CNI_ARGS", cni_args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tabby-ipam starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    child
+    let netns = format!("/var/run/netns/cni-{container}");
+    let call = CniCall {
+        command,
+        container,
+        netns: &netns,
+        args: cni_args,
+    };
+    tests::cni::start(Path::new(env!("CARGO_BIN_EXE_tabby-ipam")), call, conf)
+        .expect("tabby-ipam starts")
 }
 
 /// Runs the plugin for container `container` of pod `default/pod-<container>`.
 pub fn call(command: &str, container: &str, conf: &Value) -> Reply {
     let cni_args =
         format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-{container}");
-    let child = start(command, container, &cni_args, conf);
-    let output = child.wait_with_output().unwrap();
+    let output = start(command, container, &cni_args, conf)
+        .wait_with_output()
+        .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let json = match stdout.trim() {
         "" => Value::Null,
