@@ -24,14 +24,15 @@ use tokio::time::MissedTickBehavior;
 
 use super::Options;
 use super::novelty::Novelty;
+use super::query::{Peer, Peers, Query, Reporting};
 use super::speaker::Bgp;
-use super::status::{PassSummary, Status};
+use super::status::PassSummary;
 use super::sync::BgpSync;
 use super::watch::{KINDS, Update};
 use crate::dataplane::{DesiredState, Pass, Reconciler};
-use crate::desired::{self, Cluster, NodeSettings, Paths};
+use crate::desired::{self, Cluster, Desired, NodeSettings, Paths};
 use crate::nat::{self, NatPool};
-use crate::peering;
+use crate::peering::{self, Plan};
 
 pub(super) struct Agent {
     options: Options,
@@ -51,7 +52,12 @@ pub(super) struct Agent {
     mtu_written: Option<u32>,
     rejected: Novelty,
     problems: Novelty,
-    status: watch::Sender<Status>,
+    reporting: Reporting,
+    /// The last plan and desired state, for the status API.
+    plan: Option<Plan>,
+    last: Option<Desired>,
+    /// Something changed since the last convergence.
+    dirty: bool,
     /// Each reconciliation pass, from the reconciler task: (outcome, preserving).
     passes: mpsc::UnboundedReceiver<(PassSummary, bool)>,
     pass_sender: mpsc::UnboundedSender<(PassSummary, bool)>,
@@ -63,11 +69,14 @@ impl Agent {
         settings: NodeSettings,
         reconciler: Reconciler,
         restarted: bool,
-        status: watch::Sender<Status>,
+        reporting: Reporting,
     ) -> Self {
         let (pass_sender, passes) = mpsc::unbounded_channel();
         Self {
-            status,
+            reporting,
+            plan: None,
+            last: None,
+            dirty: true,
             passes,
             pass_sender,
             sync: BgpSync::new(restarted, options.bgp_sync_timeout, Instant::now()),
@@ -110,12 +119,14 @@ impl Agent {
                     }
                 }
                 Some((pass, preserving)) = self.passes.recv() => self.pass(pass, preserving),
-                () = sleep_until(recheck), if recheck.is_some() => {}
+                Some(query) = self.reporting.queries.recv() => self.answer(query),
+                () = sleep_until(recheck), if recheck.is_some() => self.dirty = true,
                 _ = resync.tick() => {
                     // Repair what changed behind tabby's back; routes are the
                     // reconciler's own resync.
                     self.nat_applied = None;
                     self.mtu_written = None;
+                    self.dirty = true;
                 }
             }
             // Everything already queued goes into the same pass.
@@ -125,7 +136,7 @@ impl Agent {
             while let Some(notice) = self.bgp.try_notice() {
                 self.notice(notice);
             }
-            if self.unlisted.is_empty() {
+            if self.unlisted.is_empty() && std::mem::take(&mut self.dirty) {
                 self.converge();
             }
         }
@@ -135,14 +146,73 @@ impl Agent {
     }
 
     fn pass(&mut self, pass: PassSummary, preserving: bool) {
-        self.status.send_modify(|status| {
+        self.reporting.status.send_modify(|status| {
             status.passes += 1;
             status.reconciled |= pass.ok && !preserving;
+            status.counters.refused_changes += pass.refused.len() as u64;
+            status.counters.failed_passes += u64::from(!pass.ok);
+            status.counters.reconcile_seconds += pass.took.as_secs_f64();
             status.last_pass = Some(pass);
         });
     }
 
+    fn answer(&mut self, query: Query) {
+        match query {
+            Query::Routes { prefix, reply } => {
+                let routes = self
+                    .best
+                    .iter()
+                    .filter(|(p, _)| prefix.is_none_or(|wanted| **p == wanted))
+                    .map(|(p, paths)| (*p, paths.clone()))
+                    .collect();
+                let _ = reply.send(routes);
+            }
+            Query::Desired(reply) => {
+                let _ = reply.send(self.last.clone());
+            }
+            Query::Node(reply) => {
+                let _ = reply.send(self.view.nodes.get(&self.settings.name).cloned());
+            }
+            Query::Peers(reply) => {
+                let Some(plan) = &self.plan else {
+                    let _ = reply.send(Peers::default());
+                    return;
+                };
+                let mut answer = Peers {
+                    local_as: plan.speaker.local_as,
+                    router_id: Some(plan.speaker.router_id),
+                    peers: plan
+                        .peers
+                        .values()
+                        .map(|p| Peer {
+                            address: p.config.address,
+                            kind: p.kind,
+                            source: p.source.clone(),
+                            rr_client: p.config.rr_client,
+                            status: None,
+                        })
+                        .collect(),
+                };
+                let speaker = self.bgp.status();
+                // The speaker answers on its own time; the loop goes on.
+                tokio::spawn(async move {
+                    if let Some(statuses) = match speaker {
+                        Some(answer) => answer.await.ok(),
+                        None => None,
+                    } {
+                        for peer in &mut answer.peers {
+                            peer.status =
+                                statuses.iter().find(|s| s.address == peer.address).cloned();
+                        }
+                    }
+                    let _ = reply.send(answer);
+                });
+            }
+        }
+    }
+
     fn update(&mut self, update: Update) {
+        self.dirty = true;
         if let Some(kind) = update.apply(&mut self.view)
             && self.unlisted.remove(kind)
             && self.unlisted.is_empty()
@@ -152,6 +222,7 @@ impl Agent {
     }
 
     fn notice(&mut self, notice: Notice) {
+        self.dirty = true;
         match notice {
             Notice::Best(Change::Best { prefix, paths }) => {
                 self.best.insert(prefix, paths);
@@ -196,8 +267,12 @@ impl Agent {
                         self.sync.restart(now);
                     }
                 }
+                self.plan = Some(plan);
             }
-            Err(problem) => problems.push(format!("no BGP: {problem}")),
+            Err(problem) => {
+                problems.push(format!("no BGP: {problem}"));
+                self.plan = None;
+            }
         }
         if self.sync.check(now, self.bgp.all_up()) {
             tracing::info!(
@@ -205,9 +280,12 @@ impl Agent {
                 "BGP routes re-learned; reconciling every route"
             );
         }
-        self.report(&desired, &problems);
+        let new_rejections = self.report(&desired, &problems);
         let peers = self.bgp.peers();
-        self.status.send_modify(|status| {
+        self.reporting.status.send_modify(|status| {
+            for reason in new_rejections {
+                *status.counters.rejections.entry(reason).or_default() += 1;
+            }
             status.listed = true;
             status.bgp_synced = self.sync.synced();
             status.desired_routes = desired.dataplane.routes.len();
@@ -218,12 +296,12 @@ impl Agent {
             status.peers = peers;
         });
 
-        let mut state = desired.dataplane;
+        let mut state = desired.dataplane.clone();
         state.preserve_gateways = !self.sync.synced();
         self.program(state);
         if self.nat_applied.as_ref() != Some(&desired.nat) {
             self.nat_applied = Some(desired.nat.clone());
-            apply_nat(desired.nat);
+            apply_nat(desired.nat.clone());
         }
         if self.mtu_written != Some(desired.pod_mtu) {
             self.mtu_written = Some(desired.pod_mtu);
@@ -231,6 +309,7 @@ impl Agent {
                 write_mtu(path, desired.pod_mtu);
             }
         }
+        self.last = Some(desired);
     }
 
     /// Hands `state` to the reconciler, starting it with the first one.
@@ -257,12 +336,17 @@ impl Agent {
         }
     }
 
-    fn report(&mut self, desired: &desired::Desired, problems: &[String]) {
+    /// Logs what changed; returns the reasons of refusals that just started.
+    fn report(&mut self, desired: &Desired, problems: &[String]) -> Vec<&'static str> {
         let (refused, accepted) = self
             .rejected
             .update(desired.rejected.iter().map(ToString::to_string));
+        let mut reasons = Vec::new();
         for rejection in refused {
             tracing::warn!(%rejection, "BGP route refused");
+            if let Some(r) = desired.rejected.iter().find(|r| r.to_string() == rejection) {
+                reasons.push(r.refusal.reason());
+            }
         }
         for rejection in accepted {
             tracing::info!(%rejection, "BGP route no longer refused");
@@ -274,6 +358,7 @@ impl Agent {
         for problem in resolved {
             tracing::info!(%problem, "configuration problem resolved");
         }
+        reasons
     }
 }
 
@@ -285,7 +370,9 @@ fn observer(passes: mpsc::UnboundedSender<(PassSummary, bool)>) -> impl FnMut(Pa
         let summary = PassSummary {
             ok: pass.result.is_ok(),
             applied: pass.result.as_ref().map_or(0, |r| r.applied),
-            failed: pass.result.as_ref().map_or(0, |r| r.failures.len()),
+            refused: pass.result.as_ref().map_or(Vec::new(), |r| {
+                r.failures.iter().map(ToString::to_string).collect()
+            }),
             took: pass.took,
         };
         let _ = passes.send((summary, pass.preserving));

@@ -4,6 +4,7 @@
 
 mod agent;
 mod novelty;
+pub mod query;
 mod speaker;
 pub mod status;
 mod sync;
@@ -100,14 +101,16 @@ fn enable_forwarding(ipv6: bool) -> Result<(), DaemonError> {
     Ok(())
 }
 
+pub use query::{Handle, Reporting, channels};
 pub use status::Status;
 
-/// Runs the agent until `shutdown` completes, publishing its state to `status`.
-/// Must run on a tokio runtime in the node's network namespace.
+/// Runs the agent until `shutdown` completes, publishing its state and answering
+/// questions through `reporting` (see [`channels`]). Must run on a tokio runtime in
+/// the node's network namespace.
 pub async fn run(
     options: Options,
     store: Arc<dyn Backend>,
-    status: tokio::sync::watch::Sender<Status>,
+    reporting: Reporting,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let mut socket = Socket::open().map_err(DaemonError::Interfaces)?;
@@ -159,7 +162,7 @@ pub async fn run(
     };
     let (updates, receiver) = mpsc::unbounded_channel();
     let watchers = watch::follow_all(store, updates);
-    agent::Agent::new(options, settings, reconciler, restarted, status)
+    agent::Agent::new(options, settings, reconciler, restarted, reporting)
         .run(receiver, shutdown)
         .await;
     for watcher in watchers {

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use bgp::speaker::{self, Notice, Request, SpeakerHandle};
+use bgp::speaker::{self, Notice, PeerStatus, Request, SpeakerHandle};
 use ipnet::IpNet;
+use tokio::sync::oneshot;
 
 use super::status::PeerState;
 use crate::peering::{PeerKind, Plan, Step, Wiring};
@@ -134,6 +135,17 @@ impl Bgp {
     /// Whether every configured session is established.
     pub fn all_up(&self) -> bool {
         self.sessions.values().all(|s| s.up)
+    }
+
+    /// Asks the speaker for its sessions' state.
+    pub fn status(&self) -> Option<oneshot::Receiver<Vec<PeerStatus>>> {
+        let (reply, answer) = oneshot::channel();
+        self.handle
+            .as_ref()?
+            .requests
+            .send(Request::Status(reply))
+            .ok()?;
+        Some(answer)
     }
 
     /// The sessions for the status.

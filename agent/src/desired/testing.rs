@@ -89,6 +89,8 @@ pub fn add_block(
             unallocated: Vec::new(),
             attributes: Vec::new(),
             deleted: false,
+            sequence_number: 0,
+            sequence_number_for_allocation: BTreeMap::new(),
         },
     );
     block.apply_defaults();
