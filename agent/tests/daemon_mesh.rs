@@ -193,10 +193,7 @@ fn daemon_status_api_reports_peers_bgp_routes_kernel_routes_and_the_dataplane() 
             .map(|r| r.text.clone())
             .collect();
         assert_eq!(kernel.len(), 3, "{kernel:?}");
-        assert!(
-            kernel.contains("blackhole 10.244.1.0/26"),
-            "{kernel:?}"
-        );
+        assert!(kernel.contains("blackhole 10.244.1.0/26"), "{kernel:?}");
 
         let dataplane = node
             .get_dataplane(GetDataplaneRequest {})
