@@ -428,15 +428,9 @@ fn apply_nat(pools: Vec<NatPool>) {
     });
 }
 
-/// Writes the pods' MTU for tabby-cni, atomically (a reader never sees half a file).
+/// Writes the pods' MTU for tabby-cni.
 fn write_mtu(path: &std::path::Path, mtu: u32) {
-    let temporary = path.with_extension("tmp");
-    let written = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(&temporary, format!("{mtu}\n")))
-        .and_then(|()| std::fs::rename(&temporary, path));
-    match written {
+    match super::write_file(path, &mtu.to_string()) {
         Ok(()) => tracing::info!(mtu, path = %path.display(), "pod MTU written"),
         Err(error) => tracing::warn!(%error, path = %path.display(), "cannot write the pod MTU"),
     }

@@ -45,6 +45,8 @@ pub struct Options {
     pub bgp_sync_timeout: Duration,
     /// Where the pods' MTU is written for `tabby-cni`.
     pub mtu_file: Option<PathBuf>,
+    /// Where this node's name is written for `tabby-cni`.
+    pub nodename_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -62,6 +64,7 @@ impl Options {
             workload_grace: Duration::from_secs(10),
             bgp_sync_timeout: Duration::from_secs(30),
             mtu_file: None,
+            nodename_file: None,
         }
     }
 }
@@ -80,11 +83,27 @@ pub enum DaemonError {
     Register(#[from] Box<RegisterError>),
     #[error("reading the kernel's routes back: {0}")]
     Kernel(NetlinkError),
+    #[error("writing the node's name to {}: {source}", path.display())]
+    NodenameFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("enabling IP forwarding ({key}): {source}")]
     Forwarding {
         key: &'static str,
         source: std::io::Error,
     },
+}
+
+/// Writes `content` and a newline to `path` atomically (a reader never sees half
+/// a file), creating the directory.
+pub(crate) fn write_file(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, format!("{content}\n"))?;
+    std::fs::rename(&temporary, path)
 }
 
 /// Routing pods' traffic is forwarding; per-interface settings on the pods' veths
@@ -142,6 +161,12 @@ pub async fn run(
     enable_forwarding(identity.ipv6.is_some())?;
     node::register(&*store, &identity).await.map_err(Box::new)?;
     tracing::info!(node = %options.node_name, "node registered");
+    if let Some(path) = &options.nodename_file {
+        write_file(path, &options.node_name).map_err(|source| DaemonError::NodenameFile {
+            path: path.clone(),
+            source,
+        })?;
+    }
 
     let mut reconciler = Reconciler::new()
         .map_err(DaemonError::Kernel)?
