@@ -9,6 +9,7 @@
 //! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
 //! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports.
 //! - [`conformance`]: the datastore contract, run against every backend.
+//! - [`kube_api::KubeApi`]: the Kubernetes API double the kubernetes backend runs against.
 //! - [`routes::routes`]: a namespace's kernel routes as normalised lines.
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
 //! - [`bgperf`]: the route-reflector benchmark behind `tabby-bgperf`.
@@ -17,6 +18,7 @@
 pub mod bgperf;
 pub mod conformance;
 pub mod etcd;
+pub mod kube_api;
 pub mod lab;
 pub mod logs;
 pub mod names;

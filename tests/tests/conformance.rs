@@ -2,3 +2,7 @@
 
 tests::conformance_suite!(conformance_memory, tests::conformance::MemoryFixture::start);
 tests::conformance_suite!(conformance_etcd, tests::conformance::EtcdFixture::start);
+tests::conformance_suite!(
+    conformance_kubernetes,
+    tests::conformance::KubeFixture::start
+);

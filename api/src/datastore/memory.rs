@@ -243,3 +243,31 @@ impl Backend for MemoryStore {
         Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datastore::Datastore;
+    use crate::resources::{BlockAffinity, BlockAffinitySpec, IPPool, IPPoolSpec};
+
+    #[tokio::test]
+    async fn a_list_finds_its_kind_behind_objects_of_kinds_that_sort_first() {
+        let store = MemoryStore::new();
+        let cidr = "10.0.0.0/26".parse().unwrap();
+        let affinity = BlockAffinitySpec {
+            node: "n1".into(),
+            cidr,
+            state: Default::default(),
+        };
+        store
+            .create(&BlockAffinity::new("n1-10-0-0-0-26", affinity))
+            .await
+            .unwrap();
+        store
+            .create(&IPPool::new("p", IPPoolSpec::new(cidr)))
+            .await
+            .unwrap();
+        let pools = store.list::<IPPool>(&ListOptions::default()).await.unwrap();
+        assert_eq!(pools.items.len(), 1);
+    }
+}

@@ -24,6 +24,7 @@
 //! [`workloads`].
 
 mod etcd;
+mod kubernetes;
 mod memory;
 mod page;
 pub mod workloads;
@@ -41,6 +42,7 @@ use crate::resources::{
 use crate::selector::Selector;
 
 pub use etcd::{DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX, EtcdStore};
+pub use kubernetes::KubeStore;
 pub use memory::MemoryStore;
 pub use workloads::{Inventory, Workload};
 
@@ -82,6 +84,13 @@ pub enum Error {
     },
     #[error("etcd: {0}")]
     Etcd(#[from] etcd_client::Error),
+    #[error("kubernetes: {0}")]
+    Kubernetes(#[from] kube::Error),
+    /// tabby compares revisions as numbers, which every etcd-backed API server gives.
+    #[error("kubernetes: resourceVersion {0:?} is not a number")]
+    UnsupportedRevision(String),
+    #[error("datastore configuration: {0}")]
+    Config(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::meta::is_dns_subdomain;
 use super::{Cidr, Object, Spec, ValidationError};
 
 pub type IPAMBlock = Object<IPAMBlockSpec>;
@@ -195,8 +196,12 @@ impl Spec for BlockAffinitySpec {
     const PLURAL: &'static str = "blockaffinities";
 
     fn validate(&self, name: &str) -> Result<(), ValidationError> {
-        if self.node.is_empty() {
-            return Err(ValidationError::new("spec.node", &self.node, "is empty"));
+        if !is_dns_subdomain(&self.node) {
+            return Err(ValidationError::new(
+                "spec.node",
+                &self.node,
+                "is not a node name",
+            ));
         }
         self.cidr.require_masked("spec.cidr")?;
         let expected = format!("{}-{}", self.node, cidr_name(&self.cidr));

@@ -55,6 +55,24 @@ impl ValidationError {
             problem: problem.into(),
         }
     }
+
+    /// A required field that is not set.
+    pub fn missing(path: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::rendered(path, "(unset)", problem)
+    }
+
+    /// With the value already rendered as the operator wrote it (JSON, say).
+    pub fn rendered(
+        path: impl Into<String>,
+        value: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            value: value.into(),
+            problem: problem.into(),
+        }
+    }
 }
 
 /// The kind-specific part of a resource.

@@ -18,7 +18,7 @@ use bytes::{BufMut, BytesMut};
 use super::attributes::{self, Attributes, MpReach, MpUnreach};
 use super::context::SessionContext;
 use super::error::{DecodeError, EncodeError, Outcome, Reason};
-use super::iana::attribute::{AS_PATH, NEXT_HOP, ORIGIN};
+use super::iana::attribute::{AS_PATH, MP_UNREACH_NLRI, NEXT_HOP, ORIGIN};
 use super::iana::error::{MALFORMED_ATTRIBUTE_LIST, MISSING_WELL_KNOWN, UPDATE_MESSAGE};
 use super::nlri::{self, Nlri};
 use super::{Afi, wire};
@@ -60,7 +60,10 @@ impl Update {
 
     /// The family this UPDATE marks the End-of-RIB of, if it is such a marker.
     pub fn end_of_rib_family(&self) -> Option<Afi> {
-        let bare = self.withdrawn.is_empty()
+        // A discarded attribute (an MP_UNREACH_NLRI of a family the codec does not
+        // carry, say) leaves an UPDATE that only looks empty.
+        let bare = self.malformed.is_empty()
+            && self.withdrawn.is_empty()
             && self.nlri.is_empty()
             && self.next_hop.is_none()
             && self.mp_reach.is_none()
@@ -138,6 +141,17 @@ impl Update {
                 .mp_reach
                 .as_ref()
                 .is_some_and(|r| !r.nlri.is_empty());
+        if !reachable && !attribute_bytes.is_empty() && !decoded.only(MP_UNREACH_NLRI) {
+            // RFC 7606 5.2: attributes but no reachable NLRI is not a shape any
+            // speaker sends, so the NLRI may have been misparsed: any error worse
+            // than attribute discard resets the session.
+            if let Some(error) = malformed
+                .iter()
+                .find(|e| e.outcome != Outcome::AttributeDiscard)
+            {
+                return Err(error.clone().escalate());
+            }
+        }
         if reachable {
             let mut required = vec![ORIGIN, AS_PATH];
             if !nlri.is_empty() {

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::rib::NextHopMode;
+use crate::codec::AddPathMode;
+use crate::rib::{Filter, FilterError, NextHopMode};
 use crate::session::{GracefulRestartConfig, SessionConfig};
 use crate::transport::{Endpoint, TtlPolicy};
 
@@ -24,6 +25,9 @@ pub struct SpeakerConfig {
     pub listen_ranges: Vec<ListenRange>,
     /// Graceful restart offered to every peer.
     pub graceful_restart: Option<GracefulRestartConfig>,
+    /// When restarting (RFC 4724 4.1), how long at most best paths are held back
+    /// from peers and from the owner while waiting for the peers' End-of-RIB.
+    pub selection_deferral: Duration,
 }
 
 impl SpeakerConfig {
@@ -36,9 +40,16 @@ impl SpeakerConfig {
             listen: None,
             listen_ranges: Vec::new(),
             graceful_restart: None,
+            selection_deferral: DEFAULT_SELECTION_DEFERRAL,
         }
     }
 }
+
+/// Short on purpose: while it runs, routes learned since the restart are not yet
+/// in the FIB or passed on (FRR waits 360 s, BIRD 240 s by default).
+pub const DEFAULT_SELECTION_DEFERRAL: Duration = Duration::from_secs(5);
+/// How long a peer that sent too many prefixes waits before it may come back.
+pub const DEFAULT_MAX_PREFIXES_RESTART: Duration = Duration::from_secs(60);
 
 /// Dynamic neighbours: any source inside `prefix` may open a session, up to
 /// `max_sessions` at once, configured from `template` (its address is replaced).
@@ -63,6 +74,9 @@ pub struct PeerConfig {
     pub port: u16,
     /// The AS the peer must announce; any when `None` (dynamic neighbours).
     pub remote_as: Option<u32>,
+    /// The AS this speaker uses towards this peer instead of its own (OPEN, AS
+    /// path, loop check, iBGP or eBGP), as when replacing another router.
+    pub local_as: Option<u32>,
     pub local_address: Option<IpAddr>,
     pub md5_key: Option<Vec<u8>>,
     pub ttl: TtlPolicy,
@@ -73,12 +87,22 @@ pub struct PeerConfig {
     pub allowas_in: usize,
     /// Reset the session (Cease/1, RFC 4486) when the peer sends more prefixes.
     pub max_prefixes: Option<usize>,
+    /// How long the peer is then kept away.
+    pub max_prefixes_restart: Duration,
+    /// Accept several paths per prefix from the peer (ADD-PATH receive, RFC 7911).
+    pub add_path_receive: bool,
+    /// Offer IPv4 routes with IPv6 next hops (RFC 8950).
+    pub extended_next_hop: bool,
     pub hold_time: u16,
     pub keepalive: Option<Duration>,
     /// `None`: RFC 8212 — accept and send nothing over eBGP without an explicit
     /// policy; everything over iBGP.
     pub import: Option<Policy>,
     pub export: Option<Policy>,
+    /// Operator filters; one given is the explicit policy RFC 8212 asks for, and
+    /// decides instead of `import` / `export`.
+    pub import_filter: Option<Filter>,
+    pub export_filter: Option<Filter>,
 }
 
 impl PeerConfig {
@@ -87,6 +111,7 @@ impl PeerConfig {
             address,
             port: 179,
             remote_as,
+            local_as: None,
             local_address: None,
             md5_key: None,
             ttl: TtlPolicy::Hops(1),
@@ -95,11 +120,57 @@ impl PeerConfig {
             next_hop: NextHopMode::Auto,
             allowas_in: 0,
             max_prefixes: None,
+            max_prefixes_restart: DEFAULT_MAX_PREFIXES_RESTART,
+            add_path_receive: false,
+            extended_next_hop: false,
             hold_time: crate::session::config::DEFAULT_HOLD_TIME,
             keepalive: None,
             import: None,
             export: None,
+            import_filter: None,
+            export_filter: None,
         }
+    }
+
+    /// Checks the filters (prefix-length ranges, prepend counts); `path` names the
+    /// peer in errors, e.g. `peers[2]`.
+    pub fn validate(&self, path: &str) -> Result<(), FilterError> {
+        for (name, filter) in [
+            ("import_filter", &self.import_filter),
+            ("export_filter", &self.export_filter),
+        ] {
+            if let Some(filter) = filter {
+                filter.validate(&format!("{path}.{name}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The AS of this end of the session.
+    pub fn local_as(&self, speaker: &SpeakerConfig) -> u32 {
+        self.local_as.unwrap_or(speaker.local_as)
+    }
+
+    /// True when a change from `self` to `other` needs a new session (the OPEN or
+    /// the connection would differ); policy and limits change in place.
+    pub(crate) fn needs_new_session(&self, other: &PeerConfig) -> bool {
+        let session = |c: &PeerConfig| {
+            (
+                c.address,
+                c.port,
+                c.remote_as,
+                c.local_as,
+                c.local_address,
+                c.md5_key.clone(),
+                c.ttl,
+                c.passive,
+                c.hold_time,
+                c.keepalive,
+                c.add_path_receive,
+                c.extended_next_hop,
+            )
+        };
+        session(self) != session(other) || self.rr_client != other.rr_client
     }
 
     pub(crate) fn endpoint(&self) -> Endpoint {
@@ -112,16 +183,28 @@ impl PeerConfig {
     }
 
     pub(crate) fn session(&self, speaker: &SpeakerConfig) -> SessionConfig {
+        let base = SessionConfig::new(self.local_as(speaker), speaker.router_id, self.remote_as);
+        let add_path = if self.add_path_receive {
+            base.families
+                .iter()
+                .map(|&family| (family, AddPathMode::Receive))
+                .collect()
+        } else {
+            Vec::new()
+        };
         SessionConfig {
             hold_time: self.hold_time,
             keepalive: self.keepalive,
             passive: self.passive,
             graceful_restart: speaker.graceful_restart,
-            ..SessionConfig::new(speaker.local_as, speaker.router_id, self.remote_as)
+            add_path,
+            extended_next_hop: self.extended_next_hop,
+            ..base
         }
     }
 
-    /// The policy in force for a session that turned out internal or external.
+    /// The policy in force for a session that turned out internal or external,
+    /// when no filter decides.
     pub(crate) fn effective(policy: Option<Policy>, internal: bool) -> Policy {
         policy.unwrap_or(if internal {
             Policy::Accept

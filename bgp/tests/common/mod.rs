@@ -48,13 +48,34 @@ pub fn decode(bytes: &[u8], ctx: &SessionContext) -> Message {
     message
 }
 
+/// Panics unless `actual == expected`, with both in hex and the first byte that
+/// differs marked.
+pub fn assert_bytes(actual: &[u8], expected: &[u8], what: &dyn std::fmt::Display) {
+    if actual == expected {
+        return;
+    }
+    let at = actual
+        .iter()
+        .zip(expected)
+        .position(|(a, b)| a != b)
+        .unwrap_or(actual.len().min(expected.len()));
+    panic!(
+        "{what}: bytes differ at offset {at} (lengths {} and {})\n  expected {}\n  actual   {}\n           {}^",
+        expected.len(),
+        actual.len(),
+        to_hex(expected),
+        to_hex(actual),
+        "  ".repeat(at),
+    );
+}
+
 /// Asserts that `bytes` decode to `value` and `value` encodes to `bytes`.
 pub fn both_ways(bytes: &[u8], value: &Message, ctx: &SessionContext) {
     assert_eq!(&decode(bytes, ctx), value, "decode of {}", to_hex(bytes));
-    assert_eq!(
-        to_hex(&encode(value, ctx)),
-        to_hex(bytes),
-        "encode of {value:?}"
+    assert_bytes(
+        &encode(value, ctx),
+        bytes,
+        &format_args!("encode of {value:?}"),
     );
 }
 
@@ -74,3 +95,4 @@ pub fn update(withdrawn: &str, attributes: &str, nlri: &str) -> Vec<u8> {
 pub const BASE_ATTRIBUTES_2: &str = "40 01 01 00 | 40 02 04 02 01 fde9 | 40 03 04 c0000201";
 /// The same with a 4-octet AS_PATH.
 pub const BASE_ATTRIBUTES_4: &str = "40 01 01 00 | 40 02 06 02 01 0000fde9 | 40 03 04 c0000201";
+

@@ -2,13 +2,14 @@
 
 use std::net::IpAddr;
 
-use api::datastore::{Backend, Datastore, EtcdStore, MemoryStore};
+use api::datastore::{Backend, Datastore, EtcdStore, KubeStore, MemoryStore};
 use api::resources::{Node, NodeSpec, Revision, WorkloadEndpointSpec};
 use async_trait::async_trait;
 use ipnet::IpNet;
 
 use super::Fixture;
 use crate::etcd::Etcd;
+use crate::kube_api::{KubeApi, KubeApiOptions};
 use crate::logs::LogDir;
 
 /// The in-memory backend.
@@ -138,3 +139,95 @@ macro_rules! resource_inventory_fixture {
 
 resource_inventory_fixture!(MemoryFixture);
 resource_inventory_fixture!(EtcdFixture);
+
+/// The kubernetes backend against the API double, with `manifests/crds.yaml` installed.
+pub struct KubeFixture {
+    store: KubeStore,
+    /// A plain client, for what the kubelet and the scheduler write (core Pods, Nodes).
+    client: kube::Client,
+    api: KubeApi,
+}
+
+impl KubeFixture {
+    pub async fn start(test: &str) -> Self {
+        Self::with_options(test, KubeApiOptions::default()).await
+    }
+
+    pub async fn with_options(_test: &str, options: KubeApiOptions) -> Self {
+        let api = KubeApi::start(options)
+            .await
+            .expect("the API double starts");
+        let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/crds.yaml");
+        let manifest = std::fs::read_to_string(&crds).expect("manifests/crds.yaml");
+        api.install_crds(&manifest).expect("installing the CRDs");
+        let store = KubeStore::at(&api.url()).expect("a store for the double");
+        let config = kube::Config::new(api.url().parse().expect("a URL"));
+        let client = kube::Client::try_from(config).expect("a client for the double");
+        Self { store, client, api }
+    }
+
+    pub fn kube_store(&self) -> &KubeStore {
+        &self.store
+    }
+
+    pub fn api(&self) -> &KubeApi {
+        &self.api
+    }
+}
+
+impl std::fmt::Debug for KubeFixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeFixture")
+            .field("api", &self.api)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Fixture for KubeFixture {
+    fn store(&self) -> &dyn Backend {
+        &self.store
+    }
+
+    async fn compact(&self, revision: Revision) {
+        self.api.compact(revision.0);
+    }
+
+    async fn start_pod(&self, namespace: &str, pod: &str, node: &str, ip: IpAddr) {
+        use k8s_openapi::api::core::v1::Pod;
+        // As the scheduler binds it and the kubelet reports its address (the double has
+        // no status subresource: the status is written with the pod).
+        let object: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": pod, "namespace": namespace},
+            "spec": {"nodeName": node, "containers": [{"name": "main", "image": "pause"}]},
+            "status": {"podIPs": [{"ip": ip.to_string()}], "phase": "Running"},
+        }))
+        .expect("a pod");
+        kube::Api::<Pod>::namespaced(self.client.clone(), namespace)
+            .create(&Default::default(), &object)
+            .await
+            .expect("creating a pod");
+    }
+
+    async fn stop_pod(&self, namespace: &str, pod: &str) {
+        use k8s_openapi::api::core::v1::Pod;
+        kube::Api::<Pod>::namespaced(self.client.clone(), namespace)
+            .delete(pod, &Default::default())
+            .await
+            .expect("deleting a pod");
+    }
+
+    async fn add_node(&self, node: &str) {
+        use k8s_openapi::api::core::v1::Node as CoreNode;
+        let object: CoreNode = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": node},
+        }))
+        .expect("a node");
+        kube::Api::<CoreNode>::all(self.client.clone())
+            .create(&Default::default(), &object)
+            .await
+            .expect("creating a node");
+    }
+}

@@ -17,7 +17,7 @@ use api::datastore::Backend;
 use api::resources::Revision;
 use async_trait::async_trait;
 
-pub use fixtures::{EtcdFixture, MemoryFixture};
+pub use fixtures::{EtcdFixture, KubeFixture, MemoryFixture};
 
 /// A backend under test, and what the suite needs to do to it from outside the
 /// contract.
