@@ -38,7 +38,8 @@ pub struct NetConf {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatastoreConf {
     pub etcd_endpoints: Vec<String>,
-    pub etcd_prefix: String,
+    /// The backend's default when unset.
+    pub etcd_prefix: Option<String>,
     pub node: String,
 }
 
@@ -53,21 +54,28 @@ struct Wire {
     prev_result: Option<Value>,
     #[serde(rename = "mtu_file")]
     mtu_file: Option<std::path::PathBuf>,
-    #[serde(rename = "datastore_type")]
-    datastore_type: Option<String>,
-    #[serde(rename = "etcd_endpoints")]
-    etcd_endpoints: Option<String>,
-    #[serde(rename = "etcd_prefix")]
-    etcd_prefix: Option<String>,
-    nodename: Option<String>,
+    #[serde(flatten)]
+    datastore: DatastoreKeys,
     #[serde(rename = "nodename_file")]
     nodename_file: Option<std::path::PathBuf>,
+}
+
+/// The datastore keys, at the top level (Calico's place) or in the `ipam`
+/// section (tabby-ipam's), so one set serves both plugins.
+#[derive(Debug, Default, Deserialize)]
+struct DatastoreKeys {
+    datastore_type: Option<String>,
+    etcd_endpoints: Option<String>,
+    etcd_prefix: Option<String>,
+    nodename: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Ipam {
     #[serde(rename = "type")]
     plugin: String,
+    #[serde(flatten)]
+    datastore: DatastoreKeys,
 }
 
 impl NetConf {
@@ -158,7 +166,14 @@ fn read_mtu(file: Option<&std::path::Path>) -> Result<Option<u32>, CniError> {
 }
 
 fn datastore(wire: &Wire) -> Result<Option<DatastoreConf>, CniError> {
-    match wire.datastore_type.as_deref() {
+    let ipam = wire.ipam.as_ref().map(|i| &i.datastore);
+    // A key at the top level wins; the ipam section's otherwise.
+    let key = |pick: fn(&DatastoreKeys) -> &Option<String>| {
+        pick(&wire.datastore)
+            .clone()
+            .or_else(|| ipam.and_then(|i| pick(i).clone()))
+    };
+    match key(|k| &k.datastore_type).as_deref() {
         None => return Ok(None),
         Some("etcdv3" | "etcd") => {}
         Some("kubernetes") => {
@@ -174,8 +189,7 @@ fn datastore(wire: &Wire) -> Result<Option<DatastoreConf>, CniError> {
             ));
         }
     }
-    let endpoints: Vec<String> = wire
-        .etcd_endpoints
+    let endpoints: Vec<String> = key(|k| &k.etcd_endpoints)
         .iter()
         .flat_map(|e| e.split(','))
         .map(|e| e.trim().to_owned())
@@ -187,8 +201,8 @@ fn datastore(wire: &Wire) -> Result<Option<DatastoreConf>, CniError> {
             "is missing: list the etcd URLs, comma-separated (\"http://10.0.0.1:2379\")",
         ));
     }
-    let node = match &wire.nodename {
-        Some(node) => node.clone(),
+    let node = match key(|k| &k.nodename) {
+        Some(node) => node,
         None => {
             let path = wire
                 .nodename_file
@@ -209,10 +223,7 @@ fn datastore(wire: &Wire) -> Result<Option<DatastoreConf>, CniError> {
     };
     Ok(Some(DatastoreConf {
         etcd_endpoints: endpoints,
-        etcd_prefix: wire
-            .etcd_prefix
-            .clone()
-            .unwrap_or_else(|| api::datastore::ETCD_DEFAULT_PREFIX.to_owned()),
+        etcd_prefix: key(|k| &k.etcd_prefix),
         node,
     }))
 }
@@ -318,8 +329,24 @@ mod tests {
             datastore.etcd_endpoints,
             ["http://10.0.1.1:2379", "http://10.0.1.2:2379"]
         );
-        assert_eq!(datastore.etcd_prefix, "/tabby/v1");
+        assert_eq!(datastore.etcd_prefix, None);
         assert_eq!(datastore.node, "n1");
+    }
+
+    #[test]
+    fn the_ipam_sections_datastore_keys_serve_when_the_top_level_has_none() {
+        let mut conf = containerd_check();
+        conf["ipam"] = json!({
+            "type": "tabby-ipam",
+            "datastore_type": "etcdv3",
+            "etcd_endpoints": "http://10.0.1.1:2379",
+            "etcd_prefix": "/lab/v1",
+            "nodename": "n2",
+        });
+        let datastore = parse(&conf).unwrap().datastore.unwrap();
+        assert_eq!(datastore.etcd_endpoints, ["http://10.0.1.1:2379"]);
+        assert_eq!(datastore.etcd_prefix.as_deref(), Some("/lab/v1"));
+        assert_eq!(datastore.node, "n2");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use api::datastore::{Datastore, EtcdStore};
+use api::datastore::{Backend, Datastore};
 use api::resources::{Cidr, MacAddress, WorkloadEndpointSpec};
 use ipnet::IpNet;
 
@@ -63,22 +63,25 @@ pub fn unregister(datastore: &DatastoreConf, env: &Env) -> Result<(), CniError> 
 fn with_store(
     datastore: &DatastoreConf,
     what: &'static str,
-    work: impl AsyncFnOnce(&EtcdStore) -> api::datastore::Result<()>,
+    work: impl AsyncFnOnce(&dyn Backend) -> api::datastore::Result<()>,
 ) -> Result<(), CniError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(CniError::io("starting a runtime for the datastore"))?;
     runtime.block_on(async {
-        let failed = |source: api::datastore::Error| CniError::Datastore {
+        let failed = |reason: String| CniError::Datastore {
             what,
             endpoints: datastore.etcd_endpoints.join(","),
-            reason: source.to_string(),
+            reason,
         };
-        let store = EtcdStore::connect(&datastore.etcd_endpoints)
-            .await
-            .map_err(failed)?
-            .with_prefix(&datastore.etcd_prefix);
-        work(&store).await.map_err(failed)
+        // tabby-ipam's connection: the same timeouts for both plugins.
+        let store = ipam::connect::connect(&ipam::connect::DatastoreConf::Etcd {
+            endpoints: datastore.etcd_endpoints.clone(),
+            prefix: datastore.etcd_prefix.clone(),
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+        work(&*store).await.map_err(|e| failed(e.to_string()))
     })
 }

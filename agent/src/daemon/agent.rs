@@ -79,7 +79,12 @@ impl Agent {
             dirty: true,
             passes,
             pass_sender,
-            sync: BgpSync::new(restarted, options.bgp_sync_timeout, Instant::now()),
+            sync: BgpSync::new(
+                restarted,
+                options.bgp_sync_timeout,
+                bgp::speaker::config::DEFAULT_SELECTION_DEFERRAL,
+                Instant::now(),
+            ),
             options,
             settings,
             restarted,
@@ -106,7 +111,7 @@ impl Agent {
         let mut resync = tokio::time::interval(self.options.resync);
         resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let recheck = self.sync.next_check();
+            let recheck = self.sync.next_check(Instant::now());
             tokio::select! {
                 () = &mut shutdown => break,
                 update = updates.recv() => match update {
@@ -159,13 +164,19 @@ impl Agent {
     fn answer(&mut self, query: Query) {
         match query {
             Query::Routes { prefix, reply } => {
-                let routes = self
-                    .best
-                    .iter()
-                    .filter(|(p, _)| prefix.is_none_or(|wanted| **p == wanted))
-                    .map(|(p, paths)| (*p, paths.clone()))
-                    .collect();
-                let _ = reply.send(routes);
+                // Every path of the RIB, from the speaker, on its own time.
+                let routes = self.bgp.routes();
+                tokio::spawn(async move {
+                    let all = match routes {
+                        Some(answer) => answer.await.unwrap_or_default(),
+                        None => Vec::new(),
+                    };
+                    let wanted = all
+                        .into_iter()
+                        .filter(|(p, _)| prefix.is_none_or(|wanted| *p == wanted))
+                        .collect();
+                    let _ = reply.send(wanted);
+                });
             }
             Query::Desired(reply) => {
                 let _ = reply.send(self.last.clone());
@@ -256,11 +267,7 @@ impl Agent {
         match peering::plan::plan(&self.view, &me, self.restarted, &read_password) {
             Ok(plan) => {
                 problems.extend(plan.problems.iter().cloned());
-                if self
-                    .bgp
-                    .apply(&plan, desired.export.keys().copied())
-                    .started
-                {
+                if self.bgp.apply(&plan, &desired.export).started {
                     // A new speaker learns everything again.
                     if !self.best.is_empty() {
                         self.best.clear();

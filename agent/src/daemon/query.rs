@@ -14,14 +14,17 @@ use super::status::Status;
 use crate::desired::Desired;
 use crate::peering::PeerKind;
 
+/// Prefixes with their paths, best first.
+pub type Routes = Vec<(IpNet, Vec<Path>)>;
+
 /// One question.
 #[derive(Debug)]
 pub enum Query {
     Peers(oneshot::Sender<Peers>),
-    /// Best paths (with their equal-cost companions), of one prefix or all.
+    /// Every path of the RIB, best first, of one prefix or all.
     Routes {
         prefix: Option<IpNet>,
-        reply: oneshot::Sender<Vec<(IpNet, Vec<Path>)>>,
+        reply: oneshot::Sender<Routes>,
     },
     /// The last desired state.
     Desired(oneshot::Sender<Option<Desired>>),
@@ -81,7 +84,7 @@ impl Handle {
         self.ask(Query::Peers).await.unwrap_or_default()
     }
 
-    pub async fn routes(&self, prefix: Option<IpNet>) -> Vec<(IpNet, Vec<Path>)> {
+    pub async fn routes(&self, prefix: Option<IpNet>) -> Routes {
         self.ask(|reply| Query::Routes { prefix, reply })
             .await
             .unwrap_or_default()

@@ -6,12 +6,36 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
+use api::resources::Community;
+use bgp::codec::{Attributes, LargeCommunity};
 use bgp::speaker::{self, Notice, PeerStatus, Request, SpeakerHandle};
 use ipnet::IpNet;
 use tokio::sync::oneshot;
 
+use super::query::Routes;
 use super::status::PeerState;
 use crate::peering::{PeerKind, Plan, Step, Wiring};
+
+/// The attributes an originated prefix carries for its communities (ORIGIN and AS
+/// path are the speaker's defaults).
+fn attributes(communities: &[Community]) -> Attributes {
+    let mut attributes = Attributes::default();
+    for community in communities {
+        match *community {
+            Community::Standard(high, low) => attributes.communities.push(bgp::codec::Community(
+                (u32::from(high) << 16) | u32::from(low),
+            )),
+            Community::Large(global, local1, local2) => {
+                attributes.large_communities.push(LargeCommunity {
+                    global,
+                    local1,
+                    local2,
+                })
+            }
+        }
+    }
+    attributes
+}
 
 /// A session's state as the notices report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +63,7 @@ pub struct Applied {
 
 impl Bgp {
     /// Brings the speaker to `plan`, originating `export`.
-    pub fn apply(&mut self, plan: &Plan, export: impl IntoIterator<Item = IpNet>) -> Applied {
+    pub fn apply(&mut self, plan: &Plan, export: &BTreeMap<IpNet, Vec<Community>>) -> Applied {
         let mut applied = Applied::default();
         for step in self.wiring.steps(plan, export) {
             let request = match step {
@@ -84,7 +108,17 @@ impl Bgp {
                     self.sessions.remove(&address);
                     Request::RemovePeer(address)
                 }
-                Step::Originate(prefix) => Request::Originate(prefix),
+                Step::Originate {
+                    prefix,
+                    communities,
+                } if communities.is_empty() => Request::Originate(prefix),
+                Step::Originate {
+                    prefix,
+                    communities,
+                } => Request::OriginateWith {
+                    prefix,
+                    attributes: attributes(&communities),
+                },
                 Step::Withdraw(prefix) => Request::Withdraw(prefix),
             };
             if let Some(handle) = &self.handle {
@@ -144,6 +178,17 @@ impl Bgp {
             .as_ref()?
             .requests
             .send(Request::Status(reply))
+            .ok()?;
+        Some(answer)
+    }
+
+    /// Asks the speaker for every path in its RIB.
+    pub fn routes(&self) -> Option<oneshot::Receiver<Routes>> {
+        let (reply, answer) = oneshot::channel();
+        self.handle
+            .as_ref()?
+            .requests
+            .send(Request::Routes(reply))
             .ok()?;
         Some(answer)
     }

@@ -5,6 +5,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bgp::codec::{Attributes, Origin};
 use bgp::rib::Path;
+use bgp::session::State as FsmState;
 use proto::bgp::bgp_status_server::BgpStatus;
 use proto::bgp::{
     HealthRequest, HealthResponse, ListPeersRequest, ListPeersResponse, ListRoutesRequest,
@@ -107,10 +108,13 @@ fn peer(peer: &AgentPeer) -> Peer {
     };
     if let Some(status) = &peer.status {
         out.remote_as = status.remote_as.unwrap_or(0);
-        out.state = if status.established {
-            SessionState::Established
-        } else {
-            SessionState::Down
+        out.state = match status.state {
+            FsmState::Idle => SessionState::Idle,
+            FsmState::Connect => SessionState::Connect,
+            FsmState::Active => SessionState::Active,
+            FsmState::OpenSent => SessionState::OpenSent,
+            FsmState::OpenConfirm => SessionState::OpenConfirm,
+            FsmState::Established => SessionState::Established,
         } as i32;
         let age = Instant::now().saturating_duration_since(status.since);
         out.state_seconds = age.as_secs();
@@ -118,7 +122,8 @@ fn peer(peer: &AgentPeer) -> Peer {
             .checked_sub(age)
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs() as i64);
-        out.prefixes_received = status.prefixes_received as u64;
+        out.prefixes_received = status.prefixes_received;
+        out.prefixes_accepted = status.prefixes_accepted as u64;
         out.prefixes_advertised = status.prefixes_advertised as u64;
         out.last_error = status.info.clone().unwrap_or_default();
         out.internal = status.internal;

@@ -95,4 +95,3 @@ pub fn update(withdrawn: &str, attributes: &str, nlri: &str) -> Vec<u8> {
 pub const BASE_ATTRIBUTES_2: &str = "40 01 01 00 | 40 02 04 02 01 fde9 | 40 03 04 c0000201";
 /// The same with a 4-octet AS_PATH.
 pub const BASE_ATTRIBUTES_4: &str = "40 01 01 00 | 40 02 06 02 01 0000fde9 | 40 03 04 c0000201";
-
