@@ -14,11 +14,14 @@
 //! Nothing is computed until every kind has been listed once: an agent that
 //! converged on a half-read datastore would delete what is right.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bgp::rib::Change;
-use bgp::speaker::Notice;
+use bgp::speaker::{Hooks, Notice};
+use ipnet::IpNet;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
@@ -30,8 +33,9 @@ use super::status::PassSummary;
 use super::sync::BgpSync;
 use super::watch::{KINDS, Update};
 use crate::dataplane::{DesiredState, Pass, Reconciler};
-use crate::desired::{self, Cluster, Desired, NodeSettings, Paths};
+use crate::desired::{self, Cluster, Desired, NodeSettings, Owners, Paths, Refusal, Rejection};
 use crate::nat::{self, NatPool};
+use crate::peering::hook::OwnershipHook;
 use crate::peering::{self, Plan};
 
 pub(super) struct Agent {
@@ -58,6 +62,13 @@ pub(super) struct Agent {
     last: Option<Desired>,
     /// Something changed since the last convergence.
     dirty: bool,
+    /// The ownership index the speaker's import hook reads.
+    owners: watch::Sender<Arc<Owners>>,
+    /// What the hook refused.
+    refused: mpsc::UnboundedReceiver<Rejection>,
+    /// Refusals at import by prefix and peer (each logged once), kept for the
+    /// status until the prefix's ownership changes.
+    import_refusals: BTreeMap<(IpNet, Option<IpAddr>), Rejection>,
     /// Each reconciliation pass, from the reconciler task: (outcome, preserving).
     passes: mpsc::UnboundedReceiver<(PassSummary, bool)>,
     pass_sender: mpsc::UnboundedSender<(PassSummary, bool)>,
@@ -72,7 +83,13 @@ impl Agent {
         reporting: Reporting,
     ) -> Self {
         let (pass_sender, passes) = mpsc::unbounded_channel();
+        let (owners, owners_view) = watch::channel(Arc::new(Owners::default()));
+        let (refusals, refused) = mpsc::unbounded_channel();
+        let hook = OwnershipHook::new(owners_view, refusals);
         Self {
+            owners,
+            refused,
+            import_refusals: BTreeMap::new(),
             reporting,
             plan: None,
             last: None,
@@ -91,7 +108,10 @@ impl Agent {
             view: Cluster::default(),
             unlisted: KINDS.into_iter().collect(),
             best: Paths::new(),
-            bgp: Bgp::default(),
+            bgp: Bgp::new(Hooks {
+                import: Some(Arc::new(hook)),
+                export: None,
+            }),
             reconciler: Some(reconciler),
             desired: None,
             nat_applied: None,
@@ -125,6 +145,7 @@ impl Agent {
                 }
                 Some((pass, preserving)) = self.passes.recv() => self.pass(pass, preserving),
                 Some(query) = self.reporting.queries.recv() => self.answer(query),
+                Some(rejection) = self.refused.recv() => self.refused_at_import(rejection),
                 () = sleep_until(recheck), if recheck.is_some() => self.dirty = true,
                 _ = resync.tick() => {
                     // Repair what changed behind tabby's back; routes are the
@@ -159,6 +180,49 @@ impl Agent {
             status.counters.reconcile_seconds += pass.took.as_secs_f64();
             status.last_pass = Some(pass);
         });
+    }
+
+    fn refused_at_import(&mut self, rejection: Rejection) {
+        let key = (rejection.prefix, rejection.peer);
+        if self.import_refusals.contains_key(&key) {
+            return;
+        }
+        tracing::warn!(%rejection, "BGP route refused at import");
+        let reason = rejection.refusal.reason();
+        self.import_refusals.insert(key, rejection);
+        let listed: Vec<String> = self
+            .import_refusals
+            .values()
+            .map(ToString::to_string)
+            .collect();
+        self.reporting.status.send_modify(|status| {
+            *status.counters.rejections.entry(reason).or_default() += 1;
+            status.rejected_at_import = listed;
+        });
+    }
+
+    /// Forgets import refusals the new ownership no longer supports; a route the
+    /// speaker dropped is only learned again when its peer resends it.
+    fn review_import_refusals(&mut self, owners: &Owners) -> Vec<String> {
+        let mut problems = Vec::new();
+        self.import_refusals.retain(|(prefix, _), rejection| {
+            let Refusal::NotOwner {
+                advertiser: Some(advertiser),
+                ..
+            } = &rejection.refusal
+            else {
+                return true;
+            };
+            if owners.owner_of(*prefix) == Some(advertiser.as_str()) {
+                problems.push(format!(
+                    "{rejection}, but IPAM now agrees with the announcer: the route is learned \
+                     again when its peer resends it (a session restart)"
+                ));
+                return false;
+            }
+            true
+        });
+        problems
     }
 
     fn answer(&mut self, query: Query) {
@@ -264,6 +328,15 @@ impl Agent {
         let me = self.settings.name.clone();
         let desired = desired::compute(&self.view, &self.settings, &self.best);
         let mut problems = desired.problems.clone();
+        problems.extend(self.review_import_refusals(&desired.owners));
+        let owners = &desired.owners;
+        self.owners.send_if_modified(|current| {
+            let changed = **current != *owners;
+            if changed {
+                *current = Arc::new(owners.clone());
+            }
+            changed
+        });
         match peering::plan::plan(&self.view, &me, self.restarted, &read_password) {
             Ok(plan) => {
                 problems.extend(plan.problems.iter().cloned());

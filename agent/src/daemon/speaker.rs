@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use api::resources::Community;
 use bgp::codec::{Attributes, LargeCommunity};
-use bgp::speaker::{self, Notice, PeerStatus, Request, SpeakerHandle};
+use bgp::speaker::{self, Hooks, Notice, PeerStatus, Request, SpeakerHandle};
 use ipnet::IpNet;
 use tokio::sync::oneshot;
 
@@ -52,6 +52,8 @@ pub struct Bgp {
     handle: Option<SpeakerHandle>,
     wiring: Wiring,
     sessions: BTreeMap<IpAddr, Session>,
+    /// Given to every speaker started.
+    hooks: Hooks,
 }
 
 /// What applying a plan did.
@@ -62,6 +64,13 @@ pub struct Applied {
 }
 
 impl Bgp {
+    pub fn new(hooks: Hooks) -> Self {
+        Self {
+            hooks,
+            ..Self::default()
+        }
+    }
+
     /// Brings the speaker to `plan`, originating `export`.
     pub fn apply(&mut self, plan: &Plan, export: &BTreeMap<IpNet, Vec<Community>>) -> Applied {
         let mut applied = Applied::default();
@@ -69,7 +78,7 @@ impl Bgp {
             let request = match step {
                 Step::Start(config) => {
                     self.stop("reconfigured");
-                    match speaker::start(config) {
+                    match speaker::start_with(config, self.hooks.clone()) {
                         Ok(handle) => {
                             tracing::info!("BGP speaker started");
                             self.handle = Some(handle);

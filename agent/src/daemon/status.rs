@@ -24,8 +24,11 @@ pub struct Status {
     /// Prefixes the speaker holds best paths for.
     pub bgp_prefixes: usize,
     pub exported: usize,
-    /// Learned routes refused, as sentences.
+    /// Learned routes not programmed, as sentences.
     pub rejected: Vec<String>,
+    /// Routes the speaker's import hook refused (a node announcing what another
+    /// owns), as sentences.
+    pub rejected_at_import: Vec<String>,
     pub problems: Vec<String>,
     pub peers: Vec<PeerState>,
     pub counters: Counters,

@@ -170,6 +170,11 @@ impl<'a> Ipam<'a> {
         self.blocks.get(&prefix).copied()
     }
 
+    /// Every block, with its confirmed owner if it has one.
+    pub fn blocks(&self) -> impl Iterator<Item = (IpNet, Option<&'a str>)> + '_ {
+        self.blocks.iter().map(|(cidr, owner)| (*cidr, *owner))
+    }
+
     /// Blocks and their confirmed owners.
     pub fn owned_blocks(&self) -> impl Iterator<Item = (IpNet, &'a str)> + '_ {
         self.blocks

@@ -43,7 +43,11 @@ impl AgentStatus for AgentService {
             bgp_synced: status.bgp_synced,
             reconciled: status.reconciled,
             problems: status.problems,
-            rejected_routes: status.rejected,
+            rejected_routes: status
+                .rejected
+                .into_iter()
+                .chain(status.rejected_at_import)
+                .collect(),
         }))
     }
 

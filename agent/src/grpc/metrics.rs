@@ -76,7 +76,7 @@ pub fn render(status: &Status) -> String {
         &mut page,
         "tabby_agent_bgp_routes_rejected",
         "Learned routes refused now (outside the pools, or not from the owner).",
-        status.rejected.len() as f64,
+        (status.rejected.len() + status.rejected_at_import.len()) as f64,
     );
     let name = "tabby_agent_bgp_routes_rejected_total";
     page.family(

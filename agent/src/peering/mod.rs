@@ -3,6 +3,7 @@
 //! ([`wiring`]).
 
 pub mod filters;
+pub mod hook;
 pub mod plan;
 pub mod wiring;
 
