@@ -56,6 +56,8 @@ async fn kubernetes_an_allocation_is_two_requests_read_the_block_and_swap_it() {
         unallocated: Vec::new(),
         attributes: Vec::new(),
         deleted: false,
+        sequence_number: 0,
+        sequence_number_for_allocation: BTreeMap::new(),
     };
     store
         .create(&Object::new(cidr_name(&cidr), spec))
@@ -66,6 +68,11 @@ async fn kubernetes_an_allocation_is_two_requests_read_the_block_and_swap_it() {
     let mut block: IPAMBlock = store.get(&cidr_name(&cidr)).await.unwrap();
     let ordinal = block.spec.unallocated.remove(0);
     block.spec.allocations[ordinal] = Some(0);
+    block
+        .spec
+        .sequence_number_for_allocation
+        .insert(ordinal.to_string(), block.spec.sequence_number);
+    block.spec.sequence_number += 1;
     block
         .spec
         .attributes

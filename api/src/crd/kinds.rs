@@ -66,6 +66,8 @@ object_schema!(IPAMBlockSpec {
     "unallocated": Vec<usize>,
     "attributes": Vec<AllocationAttribute>,
     "deleted": bool,
+    "sequenceNumber": u64,
+    "sequenceNumberForAllocation": BTreeMap<String, u64>,
 });
 
 object_schema!(AllocationAttribute {

@@ -29,7 +29,7 @@ macro_rules! integer_schema {
         }
     )+};
 }
-integer_schema!(u8, u16, u32);
+integer_schema!(u8, u16, u32, u64);
 
 impl Schema for usize {
     fn schema() -> Value {

@@ -121,31 +121,31 @@ impl Update {
                 attributes_at - 2,
             ));
         };
-        let mut decoded =
-            attributes::decode(attribute_bytes, ctx).map_err(|e| e.shift(attributes_at))?;
+        let mut update = Self {
+            withdrawn,
+            ..Self::default()
+        };
+        let seen = attributes::decode(attribute_bytes, ctx, &mut update)
+            .map_err(|e| e.shift(attributes_at))?;
+        for error in &mut update.malformed {
+            error.offset += attributes_at;
+        }
         let nlri_at = attributes_at + attributes_len;
-        let nlri = nlri::decode(
+        update.nlri = nlri::decode(
             &rest[attributes_len..],
             Afi::Ipv4,
             ctx.receives_path_ids(Afi::Ipv4),
         )
         .map_err(|e| e.shift(nlri_at))?;
 
-        let mut malformed: Vec<DecodeError> = std::mem::take(&mut decoded.malformed)
-            .into_iter()
-            .map(|e| e.shift(attributes_at))
-            .collect();
-        // RFC 7606 3 d: missing well-known attributes make the routes withdrawn.
-        let reachable = !nlri.is_empty()
-            || decoded
-                .mp_reach
-                .as_ref()
-                .is_some_and(|r| !r.nlri.is_empty());
-        if !reachable && !attribute_bytes.is_empty() && !decoded.only(MP_UNREACH_NLRI) {
+        let reachable =
+            !update.nlri.is_empty() || update.mp_reach.as_ref().is_some_and(|r| !r.nlri.is_empty());
+        if !reachable && !attribute_bytes.is_empty() && !seen.only(MP_UNREACH_NLRI) {
             // RFC 7606 5.2: attributes but no reachable NLRI is not a shape any
             // speaker sends, so the NLRI may have been misparsed: any error worse
             // than attribute discard resets the session.
-            if let Some(error) = malformed
+            if let Some(error) = update
+                .malformed
                 .iter()
                 .find(|e| e.outcome != Outcome::AttributeDiscard)
             {
@@ -153,13 +153,12 @@ impl Update {
             }
         }
         if reachable {
-            let mut required = vec![ORIGIN, AS_PATH];
-            if !nlri.is_empty() {
-                required.push(NEXT_HOP);
-            }
-            for code in required {
-                if !decoded.seen(code) {
-                    malformed.push(
+            // RFC 7606 3 d: missing well-known attributes make the routes withdrawn
+            // (NEXT_HOP only belongs with the NLRI field).
+            let next_hop = !update.nlri.is_empty();
+            for code in [ORIGIN, AS_PATH, NEXT_HOP] {
+                if (code != NEXT_HOP || next_hop) && !seen.contains(code) {
+                    update.malformed.push(
                         DecodeError::withdraw(
                             MISSING_WELL_KNOWN,
                             vec![code],
@@ -170,15 +169,7 @@ impl Update {
                 }
             }
         }
-        Ok(Self {
-            withdrawn,
-            attributes: decoded.attributes,
-            next_hop: decoded.next_hop,
-            nlri,
-            mp_reach: decoded.mp_reach,
-            mp_unreach: decoded.mp_unreach,
-            malformed,
-        })
+        Ok(update)
     }
 
     pub(crate) fn encode_body(

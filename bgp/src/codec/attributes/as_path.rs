@@ -155,7 +155,8 @@ impl AsPath {
 
     /// Decodes an AS_PATH or AS4_PATH value with AS numbers of `asn_len` octets.
     pub(crate) fn decode(mut value: &[u8], asn_len: usize) -> Result<AsPath, Reason> {
-        let mut segments = Vec::new();
+        // Most paths are one sequence.
+        let mut segments = Vec::with_capacity(usize::from(!value.is_empty()));
         while let [code, count, rest @ ..] = value {
             let kind = SegmentKind::from_code(*code).ok_or(Reason::BadSegmentType(*code))?;
             if *count == 0 {

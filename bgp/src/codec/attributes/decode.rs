@@ -15,34 +15,27 @@ use crate::codec::iana::error::{
     OPTIONAL_ATTRIBUTE, UNRECOGNIZED_WELL_KNOWN, UPDATE_MESSAGE,
 };
 use crate::codec::iana::flags::{EXTENDED_LENGTH, KIND, OPTIONAL, PARTIAL, TRANSITIVE};
+use crate::codec::update::Update;
 
-/// What the attribute list of one UPDATE decodes to.
+/// The attribute type codes an UPDATE carried, well-formed or not.
 #[derive(Debug, Default)]
-pub(crate) struct Decoded {
-    pub attributes: Attributes,
-    pub next_hop: Option<Ipv4Addr>,
-    pub mp_reach: Option<MpReach>,
-    pub mp_unreach: Option<MpUnreach>,
-    /// Treat-as-withdraw and attribute-discard errors, offsets into the list.
-    pub malformed: Vec<DecodeError>,
-    seen: [u64; 4],
-}
+pub(crate) struct Seen([u64; 4]);
 
-impl Decoded {
-    /// True when an attribute of type `code` was present, well-formed or not.
-    pub fn seen(&self, code: u8) -> bool {
-        self.seen[usize::from(code >> 6)] & (1 << (code & 63)) != 0
+impl Seen {
+    /// True when an attribute of type `code` was present.
+    pub fn contains(&self, code: u8) -> bool {
+        self.0[usize::from(code >> 6)] & (1 << (code & 63)) != 0
     }
 
     /// True when `code` is the only attribute type that was present.
     pub fn only(&self, code: u8) -> bool {
         let mut alone = [0u64; 4];
         alone[usize::from(code >> 6)] = 1 << (code & 63);
-        self.seen == alone
+        self.0 == alone
     }
 
-    fn mark(&mut self, code: u8) {
-        self.seen[usize::from(code >> 6)] |= 1 << (code & 63);
+    fn insert(&mut self, code: u8) {
+        self.0[usize::from(code >> 6)] |= 1 << (code & 63);
     }
 }
 
@@ -94,10 +87,16 @@ fn u32_value(code: u8, raw: &[u8], value: &[u8]) -> Result<u32, DecodeError> {
     }
 }
 
-/// Decodes an UPDATE's path attributes. Errors with a session-reset outcome are
-/// returned; the others are collected in [`Decoded::malformed`].
-pub(crate) fn decode(input: &[u8], ctx: &SessionContext) -> Result<Decoded, DecodeError> {
-    let mut out = Decoded::default();
+/// Decodes an UPDATE's path attributes into `update` (its attributes, NEXT_HOP and
+/// MP attributes; in place, the UPDATE is large to move). Errors with a
+/// session-reset outcome are returned; the others are added to `update.malformed`
+/// with offsets into `input`.
+pub(crate) fn decode(
+    input: &[u8],
+    ctx: &SessionContext,
+    update: &mut Update,
+) -> Result<Seen, DecodeError> {
+    let mut seen = Seen::default();
     let mut as4 = As4::default();
     let mut pos = 0;
     while pos < input.len() {
@@ -117,7 +116,7 @@ pub(crate) fn decode(input: &[u8], ctx: &SessionContext) -> Result<Decoded, Deco
             _ => None,
         };
         let Some((flags, code, header_len, len)) = header else {
-            out.malformed.push(
+            update.malformed.push(
                 DecodeError::withdraw(
                     MALFORMED_ATTRIBUTE_LIST,
                     Vec::new(),
@@ -130,7 +129,7 @@ pub(crate) fn decode(input: &[u8], ctx: &SessionContext) -> Result<Decoded, Deco
             break;
         };
         let Some(raw) = rest.get(..header_len + len) else {
-            out.malformed.push(
+            update.malformed.push(
                 DecodeError::withdraw(
                     MALFORMED_ATTRIBUTE_LIST,
                     Vec::new(),
@@ -145,7 +144,7 @@ pub(crate) fn decode(input: &[u8], ctx: &SessionContext) -> Result<Decoded, Deco
             break;
         };
         let value = &raw[header_len..];
-        let result = if out.seen(code) {
+        let result = if seen.contains(code) {
             // RFC 7606 3 g: later copies are dropped, but two MP attributes leave
             // the routes unknowable.
             Err(if code == MP_REACH_NLRI || code == MP_UNREACH_NLRI {
@@ -163,22 +162,22 @@ pub(crate) fn decode(input: &[u8], ctx: &SessionContext) -> Result<Decoded, Deco
                 )
             })
         } else {
-            out.mark(code);
-            decode_one(flags, code, value, raw, ctx, &mut out, &mut as4)
+            seen.insert(code);
+            decode_one(flags, code, value, raw, ctx, update, &mut as4)
         };
         if let Err(error) = result {
             let error = error.shift(pos);
             match error.outcome {
                 Outcome::SessionReset => return Err(error),
-                _ => out.malformed.push(error),
+                _ => update.malformed.push(error),
             }
         }
         pos += raw.len();
     }
     if !ctx.four_octet_as {
-        as4.merge_into(&mut out.attributes);
+        as4.merge_into(&mut update.attributes);
     }
-    Ok(out)
+    Ok(seen)
 }
 
 /// AS4_PATH and AS4_AGGREGATOR seen on a 2-octet session, merged in at the end.
@@ -205,7 +204,7 @@ impl As4 {
     }
 }
 
-/// Decodes one attribute that appeared for the first time into `out`. An error
+/// Decodes one attribute that appeared for the first time into `update`. An error
 /// with the attribute-discard outcome may still have kept part of it (AS4_PATH
 /// without its confederation segments).
 fn decode_one(
@@ -214,11 +213,11 @@ fn decode_one(
     value: &[u8],
     raw: &[u8],
     ctx: &SessionContext,
-    out: &mut Decoded,
+    update: &mut Update,
     as4: &mut As4,
 ) -> Result<(), DecodeError> {
     let Some(kind) = expected_kind(code) else {
-        return keep_unknown(flags, code, value, raw, &mut out.attributes);
+        return keep_unknown(flags, code, value, raw, &mut update.attributes);
     };
     if flags & KIND != kind {
         // RFC 7606 3 c: the attribute is malformed.
@@ -245,7 +244,7 @@ fn decode_one(
             Reason::As4FromNewSpeaker(code),
         ));
     }
-    let attributes = &mut out.attributes;
+    let attributes = &mut update.attributes;
     let asn_len = if ctx.four_octet_as { 4 } else { 2 };
     match code {
         ORIGIN => {
@@ -280,7 +279,7 @@ fn decode_one(
             }
             attributes.as_path = Some(path);
         }
-        NEXT_HOP => out.next_hop = Some(Ipv4Addr::from(u32_value(code, raw, value)?)),
+        NEXT_HOP => update.next_hop = Some(Ipv4Addr::from(u32_value(code, raw, value)?)),
         MULTI_EXIT_DISC => attributes.med = Some(u32_value(code, raw, value)?),
         LOCAL_PREF => attributes.local_pref = Some(u32_value(code, raw, value)?),
         ATOMIC_AGGREGATE if value.is_empty() => attributes.atomic_aggregate = true,
@@ -340,11 +339,11 @@ fn decode_one(
                 .ok_or_else(|| length_error(code, raw, value.len()))?;
         }
         MP_REACH_NLRI => {
-            out.mp_reach =
+            update.mp_reach =
                 Some(MpReach::decode(value, ctx).map_err(|e| e.shift(raw.len() - value.len()))?)
         }
         MP_UNREACH_NLRI => {
-            out.mp_unreach =
+            update.mp_unreach =
                 Some(MpUnreach::decode(value, ctx).map_err(|e| e.shift(raw.len() - value.len()))?)
         }
         // ATOMIC_AGGREGATE with a value.
@@ -356,7 +355,7 @@ fn decode_one(
             AGGREGATOR | COMMUNITIES | EXTENDED_COMMUNITIES | LARGE_COMMUNITY
         )
     {
-        out.attributes.partial.insert(code);
+        update.attributes.partial.insert(code);
     }
     Ok(())
 }
