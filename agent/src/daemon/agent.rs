@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use api::datastore::Backend;
 use bgp::rib::Change;
 use bgp::speaker::{Hooks, Notice};
 use ipnet::IpNet;
@@ -53,6 +54,9 @@ pub(super) struct Agent {
     reconciler: Option<Reconciler>,
     desired: Option<watch::Sender<DesiredState>>,
     nat_applied: Option<Vec<NatPool>>,
+    /// The pools' encapsulation when tunnel addresses were last ensured.
+    tunnels_for: Option<Vec<String>>,
+    store: Arc<dyn Backend>,
     mtu_written: Option<u32>,
     rejected: Novelty,
     problems: Novelty,
@@ -81,6 +85,7 @@ impl Agent {
         reconciler: Reconciler,
         restarted: bool,
         reporting: Reporting,
+        store: Arc<dyn Backend>,
     ) -> Self {
         let (pass_sender, passes) = mpsc::unbounded_channel();
         let (owners, owners_view) = watch::channel(Arc::new(Owners::default()));
@@ -115,6 +120,8 @@ impl Agent {
             reconciler: Some(reconciler),
             desired: None,
             nat_applied: None,
+            tunnels_for: None,
+            store,
             mtu_written: None,
             rejected: Novelty::default(),
             problems: Novelty::default(),
@@ -152,6 +159,7 @@ impl Agent {
                     // reconciler's own resync.
                     self.nat_applied = None;
                     self.mtu_written = None;
+                    self.tunnels_for = None;
                     self.dirty = true;
                 }
             }
@@ -379,6 +387,11 @@ impl Agent {
         let mut state = desired.dataplane.clone();
         state.preserve_gateways = !self.sync.synced();
         self.program(state);
+        let tunnel_pools = tunnel_pools(&self.view);
+        if self.tunnels_for.as_ref() != Some(&tunnel_pools) {
+            self.tunnels_for = Some(tunnel_pools);
+            ensure_tunnel_addresses(self.store.clone(), me.clone());
+        }
         if self.nat_applied.as_ref() != Some(&desired.nat) {
             self.nat_applied = Some(desired.nat.clone());
             apply_nat(desired.nat.clone());
@@ -497,6 +510,43 @@ fn read_password(password: &api::resources::BgpPassword) -> Result<Vec<u8>, Stri
         )),
         (None, None) => Err("neither file nor secretKeyRef is set".into()),
     }
+}
+
+/// What decides whether this node needs tunnel addresses: the pools' CIDRs,
+/// encapsulation, uses and state.
+fn tunnel_pools(view: &Cluster) -> Vec<String> {
+    view.pools
+        .values()
+        .map(|p| {
+            let s = &p.spec;
+            format!(
+                "{} {:?} {:?} {:?} {} {}",
+                s.cidr, s.ipip_mode, s.vxlan_mode, s.allowed_uses, s.disabled, s.node_selector
+            )
+        })
+        .collect()
+}
+
+/// Asks IPAM for this node's IPIP and VXLAN tunnel addresses (or to free them when
+/// no pool wants them); IPAM records them on the Node, which the view then shows.
+fn ensure_tunnel_addresses(store: Arc<dyn Backend>, node: String) {
+    tokio::spawn(async move {
+        let allocator = ipam::Allocator::new(store, node);
+        for tunnel in [ipam::Tunnel::Ipip, ipam::Tunnel::Vxlan] {
+            match allocator
+                .ensure_tunnel_address(tunnel, ipam::Family::V4)
+                .await
+            {
+                Ok(Some(address)) => tracing::info!(?tunnel, %address, "tunnel address"),
+                Ok(None) => tracing::debug!(?tunnel, "no pool wants this tunnel"),
+                Err(error) => tracing::warn!(
+                    ?tunnel,
+                    %error,
+                    "cannot get a tunnel address; retrying at the next resync"
+                ),
+            }
+        }
+    });
 }
 
 fn apply_nat(pools: Vec<NatPool>) {

@@ -186,8 +186,8 @@ pub async fn run(
         check_ownership: options.check_ownership,
     };
     let (updates, receiver) = mpsc::unbounded_channel();
-    let watchers = watch::follow_all(store, updates);
-    agent::Agent::new(options, settings, reconciler, restarted, reporting)
+    let watchers = watch::follow_all(store.clone(), updates);
+    agent::Agent::new(options, settings, reconciler, restarted, reporting, store)
         .run(receiver, shutdown)
         .await;
     for watcher in watchers {

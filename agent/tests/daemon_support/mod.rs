@@ -21,8 +21,7 @@ use agent::grpc;
 use api::datastore::{Backend, Datastore, Error, MemoryStore};
 use api::resources::{
     AffinityState, AllocationAttribute, BlockAffinity, BlockAffinitySpec, Cidr, EncapsulationMode,
-    IPAMBlock, IPAMBlockSpec, IPPool, IPPoolSpec, MacAddress, Node as NodeResource, Resource,
-    cidr_name,
+    IPAMBlock, IPAMBlockSpec, IPPool, IPPoolSpec, Resource, cidr_name,
 };
 use ipnet::IpNet;
 use tests::routes::routes;
@@ -266,19 +265,6 @@ pub fn release(store: &MemoryStore, address: IpAddr) {
         spec.sequence_number_for_allocation
             .remove(&ordinal.to_string());
     });
-}
-
-/// Gives node `node` its VXLAN tunnel address and MAC once it has registered, as
-/// the agent's tunnel allocation will.
-pub fn set_vtep(store: &MemoryStore, node: &str, address: &str, mac: [u8; 6]) {
-    let address = address.parse().unwrap();
-    tests::wait_until(Duration::from_secs(30), &format!("{node}'s VTEP"), || {
-        let mut resource: NodeResource = run(store.get(node))?;
-        resource.spec.ipv4_vxlan_tunnel_addr = Some(address);
-        resource.spec.vxlan_tunnel_mac_addr = Some(MacAddress(mac));
-        anyhow::Ok(run(store.update(&resource)).is_ok())
-    })
-    .unwrap();
 }
 
 /// Releases an empty block as IPAM does: the affinity, then the block.
