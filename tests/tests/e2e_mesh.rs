@@ -4,15 +4,11 @@
 //! routes are compared with the table the datastore implies, and pods ping each
 //! other. Needs root.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 use std::time::Duration;
 
-use api::datastore::{Backend, Datastore, ListOptions};
-use api::resources::{
-    AffinityState, BlockAffinity, Cidr, EncapsulationMode, IPAMBlock, IPPool, IPPoolSpec, Node,
-};
-use tests::e2e::{Cluster, Pod};
+use api::datastore::{Backend, Datastore};
+use api::resources::{Cidr, EncapsulationMode, IPPool, IPPoolSpec, Node};
+use tests::e2e::{Cluster, Pod, ping_all};
 use tests::routes::routes;
 use tests::{Lab, wait_until};
 
@@ -35,31 +31,14 @@ fn lab(test: &str, nodes: &[&str]) -> Lab {
     builder.build().unwrap()
 }
 
-/// How pods' traffic between nodes is carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Direct,
-    VxlanCrossSubnet,
-    VxlanAlways,
-}
-
-/// A cluster of `nodes` with one pool in `mode`, every agent ready and one pod
-/// per node.
-fn cluster(test: &str, nodes: &[&str], mode: Mode) -> (Cluster, Vec<Pod>) {
+/// A cluster of `nodes` with one pool (VXLAN as `vxlan` says, no IPIP: the host
+/// kernel has none), every agent ready and one pod per node.
+fn cluster(test: &str, nodes: &[&str], vxlan: EncapsulationMode) -> (Cluster, Vec<Pod>) {
     let mut cluster = Cluster::new(lab(test, nodes)).unwrap();
     let mut spec = IPPoolSpec::new(Cidr("10.244.0.0/16".parse().unwrap()));
-    spec.vxlan_mode = match mode {
-        Mode::Direct => EncapsulationMode::Never,
-        Mode::VxlanCrossSubnet => EncapsulationMode::CrossSubnet,
-        Mode::VxlanAlways => EncapsulationMode::Always,
-    };
+    spec.vxlan_mode = vxlan;
     cluster
-        .datastore(async |store| {
-            store
-                .create(&IPPool::new("default-ipv4-ippool", spec))
-                .await
-        })
-        .unwrap()
+        .create(&IPPool::new("default-ipv4-ippool", spec))
         .unwrap();
     for node in nodes {
         cluster.start_agent(node).unwrap();
@@ -74,121 +53,8 @@ fn cluster(test: &str, nodes: &[&str], mode: Mode) -> (Cluster, Vec<Pod>) {
     (cluster, pods)
 }
 
-/// What the datastore says: block owners, and nodes' addresses and VTEPs.
-struct Facts {
-    owners: BTreeMap<String, Vec<String>>,
-    address: BTreeMap<String, IpAddr>,
-    vtep: BTreeMap<String, IpAddr>,
-}
-
-fn facts(cluster: &Cluster) -> Facts {
-    cluster
-        .datastore(async |store| {
-            let all = ListOptions::default();
-            let blocks = store.list::<IPAMBlock>(&all).await.unwrap().items;
-            let affinities = store.list::<BlockAffinity>(&all).await.unwrap().items;
-            let nodes = store.list::<Node>(&all).await.unwrap().items;
-            let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for block in &blocks {
-                let Some(node) = block
-                    .spec
-                    .affinity
-                    .as_deref()
-                    .and_then(|a| a.strip_prefix("host:"))
-                else {
-                    continue;
-                };
-                let confirmed = affinities.iter().any(|a| {
-                    a.spec.node == node
-                        && a.spec.cidr == block.spec.cidr
-                        && a.spec.state == AffinityState::Confirmed
-                });
-                if confirmed {
-                    owners
-                        .entry(node.to_owned())
-                        .or_default()
-                        .push(block.spec.cidr.to_string());
-                }
-            }
-            let address = nodes
-                .iter()
-                .filter_map(|n| {
-                    let cidr = n.spec.bgp.as_ref()?.ipv4_address?;
-                    Some((n.metadata.name.clone(), cidr.0.addr()))
-                })
-                .collect();
-            let vtep = nodes
-                .iter()
-                .filter_map(|n| {
-                    Some((
-                        n.metadata.name.clone(),
-                        n.spec.ipv4_vxlan_tunnel_addr?.into(),
-                    ))
-                })
-                .collect();
-            Facts {
-                owners,
-                address,
-                vtep,
-            }
-        })
-        .unwrap()
-}
-
-fn same_subnet(a: &str, b: &str) -> bool {
-    let on_a = |n: &str| ["n1", "n2", "n3"].contains(&n);
-    on_a(a) == on_a(b)
-}
-
-/// Node `node`'s expected table of tabby's routes.
-fn table(node: &str, pods: &[Pod], facts: &Facts, mode: Mode) -> BTreeSet<String> {
-    let mut lines = BTreeSet::new();
-    for pod in pods.iter().filter(|p| p.node == node) {
-        lines.insert(format!("{}/32 dev {} scope link", pod.ip, pod.veth));
-    }
-    for (owner, blocks) in &facts.owners {
-        for block in blocks {
-            let line = if owner == node {
-                format!("blackhole {block}")
-            } else {
-                let direct = match mode {
-                    Mode::Direct => true,
-                    Mode::VxlanCrossSubnet => same_subnet(node, owner),
-                    Mode::VxlanAlways => false,
-                };
-                if direct {
-                    format!("{block} via {} dev eth0", facts.address[owner])
-                } else {
-                    format!("{block} via {} dev vxlan.tabby onlink", facts.vtep[owner])
-                }
-            };
-            lines.insert(line);
-        }
-    }
-    lines
-}
-
-fn wait_for_tables(cluster: &Cluster, nodes: &[&str], pods: &[Pod], mode: Mode) {
-    for node in nodes {
-        wait_until(CONVERGED, &format!("{node}'s routes"), || {
-            let expected = table(node, pods, &facts(cluster), mode);
-            let actual = routes(cluster.lab.node(node), "84")?;
-            anyhow::Ok(if actual == expected {
-                Ok(())
-            } else {
-                Err(format!("expected {expected:#?}, kernel has {actual:#?}"))
-            })
-        })
-        .unwrap();
-    }
-}
-
-fn ping_all(pods: &[Pod]) {
-    for from in pods {
-        for to in pods {
-            from.netns.ping(to.ip).unwrap();
-        }
-    }
+fn wait_for_tables(cluster: &Cluster, nodes: &[&str], pods: &[Pod]) {
+    cluster.wait_for_routes(nodes, pods, CONVERGED).unwrap();
 }
 
 const FIVE: [&str; 5] = ["n1", "n2", "n3", "n4", "n5"];
@@ -198,9 +64,13 @@ fn e2e_mesh_vxlan_crosssubnet_five_nodes_two_subnets_every_pod_reaches_every_pod
     if !tests::require_root() {
         return;
     }
-    let (cluster, pods) = cluster("e2e_mesh_vxlan_crosssubnet", &FIVE, Mode::VxlanCrossSubnet);
-    wait_for_tables(&cluster, &FIVE, &pods, Mode::VxlanCrossSubnet);
-    ping_all(&pods);
+    let (cluster, pods) = cluster(
+        "e2e_mesh_vxlan_crosssubnet",
+        &FIVE,
+        EncapsulationMode::CrossSubnet,
+    );
+    wait_for_tables(&cluster, &FIVE, &pods);
+    ping_all(&pods).unwrap();
 }
 
 #[test]
@@ -208,9 +78,9 @@ fn e2e_mesh_vxlan_always_five_nodes_every_pod_reaches_every_pod() {
     if !tests::require_root() {
         return;
     }
-    let (cluster, pods) = cluster("e2e_mesh_vxlan_always", &FIVE, Mode::VxlanAlways);
-    wait_for_tables(&cluster, &FIVE, &pods, Mode::VxlanAlways);
-    ping_all(&pods);
+    let (cluster, pods) = cluster("e2e_mesh_vxlan_always", &FIVE, EncapsulationMode::Always);
+    wait_for_tables(&cluster, &FIVE, &pods);
+    ping_all(&pods).unwrap();
 }
 
 const SUBNET_A: [&str; 3] = ["n1", "n2", "n3"];
@@ -220,9 +90,9 @@ fn e2e_mesh_without_encapsulation_routes_pods_over_bgp_on_one_subnet() {
     if !tests::require_root() {
         return;
     }
-    let (cluster, pods) = cluster("e2e_mesh_direct", &SUBNET_A, Mode::Direct);
-    wait_for_tables(&cluster, &SUBNET_A, &pods, Mode::Direct);
-    ping_all(&pods);
+    let (cluster, pods) = cluster("e2e_mesh_direct", &SUBNET_A, EncapsulationMode::Never);
+    wait_for_tables(&cluster, &SUBNET_A, &pods);
+    ping_all(&pods).unwrap();
 }
 
 #[test]
@@ -230,8 +100,8 @@ fn e2e_a_deleted_pod_and_its_released_block_leave_every_nodes_table() {
     if !tests::require_root() {
         return;
     }
-    let (cluster, mut pods) = cluster("e2e_pod_deleted", &SUBNET_A, Mode::Direct);
-    wait_for_tables(&cluster, &SUBNET_A, &pods, Mode::Direct);
+    let (cluster, mut pods) = cluster("e2e_pod_deleted", &SUBNET_A, EncapsulationMode::Never);
+    wait_for_tables(&cluster, &SUBNET_A, &pods);
     let gone = pods.pop().unwrap();
     let node = gone.node.clone();
     cluster.delete_pod(gone).unwrap();
@@ -245,9 +115,9 @@ fn e2e_a_deleted_pod_and_its_released_block_leave_every_nodes_table() {
         .unwrap()
         .unwrap();
     assert_eq!(released.len(), 1, "{released:?}");
-    assert!(!facts(&cluster).owners.contains_key(&node));
-    wait_for_tables(&cluster, &SUBNET_A, &pods, Mode::Direct);
-    ping_all(&pods);
+    assert!(!cluster.facts().unwrap().owners.contains_key(&node));
+    wait_for_tables(&cluster, &SUBNET_A, &pods);
+    ping_all(&pods).unwrap();
 }
 
 #[test]
@@ -255,8 +125,8 @@ fn e2e_a_removed_node_is_dropped_and_its_routes_withdrawn_everywhere() {
     if !tests::require_root() {
         return;
     }
-    let (mut cluster, mut pods) = cluster("e2e_node_removed", &SUBNET_A, Mode::Direct);
-    wait_for_tables(&cluster, &SUBNET_A, &pods, Mode::Direct);
+    let (mut cluster, mut pods) = cluster("e2e_node_removed", &SUBNET_A, EncapsulationMode::Never);
+    wait_for_tables(&cluster, &SUBNET_A, &pods);
     // The node is decommissioned: its agent stops, its Node resource goes.
     cluster.kill_agent("n3");
     pods.retain(|p| p.node != "n3");
@@ -275,5 +145,5 @@ fn e2e_a_removed_node_is_dropped_and_its_routes_withdrawn_everywhere() {
         })
         .unwrap();
     }
-    ping_all(&pods);
+    ping_all(&pods).unwrap();
 }

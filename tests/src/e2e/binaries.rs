@@ -7,13 +7,28 @@
 //! cargo resolves features as `cargo nextest run --workspace` does (dev-dependencies
 //! included): in CI that run has just built them and this build is a no-op; a
 //! narrower `-p agent` build would resolve features differently and rebuild the
-//! whole dependency tree.
+//! whole dependency tree. It runs in a plain environment (the test runner's
+//! `CARGO_*` and library-path variables would mark build scripts dirty), so after
+//! a build from the shell it is a no-op too.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, anyhow, bail};
+
+/// Variables the build keeps: where the toolchain and the target directory are,
+/// and what changes how code is built.
+const KEPT: &[&str] = &[
+    "PATH",
+    "HOME",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+    "CARGO_TARGET_DIR",
+    "CARGO_INCREMENTAL",
+    "RUSTFLAGS",
+];
 
 /// The directory holding the built binaries, once they are built.
 static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -43,6 +58,8 @@ fn build() -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
+        .env_clear()
+        .envs(KEPT.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["build", "--quiet", "--workspace", "--bins"])
         .args(["--test", "harness_sweep"])

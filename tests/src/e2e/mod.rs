@@ -3,17 +3,34 @@
 //! pods attached by `tabby-cni` with `tabby-ipam`, called as a runtime calls them.
 //! Each cluster keeps its resources under an etcd prefix of its own.
 //!
+//! The API, for tests and for the lab:
+//! - [`Cluster::new`] on a [`Lab`] with a router; [`Cluster::create`] and
+//!   [`Cluster::datastore`] write resources (pools, BGP configuration, peers);
+//! - [`Cluster::start_agent`] (`_with` extra flags), [`Cluster::wait_ready`],
+//!   [`Cluster::kill_agent`], [`Cluster::socket`] (the status API);
+//! - [`Cluster::add_pod`] / [`Cluster::delete_pod`] (CNI ADD / DEL), [`Cluster::cni`]
+//!   for any other call;
+//! - [`Cluster::expected_routes`], [`Cluster::wait_for_routes`] and [`ping_all`]
+//!   check the result.
+//!
 //! ```no_run
 //! # fn f(lab: tests::Lab) -> anyhow::Result<()> {
+//! # use std::time::Duration;
+//! use api::resources::{Cidr, IPPool, IPPoolSpec};
 //! let mut cluster = tests::e2e::Cluster::new(lab)?;
+//! cluster.create(&IPPool::new("default", IPPoolSpec::new(Cidr("10.244.0.0/16".parse()?))))?;
 //! cluster.start_agent("n1")?;
+//! cluster.wait_ready("n1", Duration::from_secs(60))?;
 //! let pod = cluster.add_pod("n1", "web")?;
+//! cluster.wait_for_routes(&["n1"], &[pod], Duration::from_secs(30))?;
 //! # Ok(()) }
 //! ```
 
 mod binaries;
+mod expect;
 
 pub use binaries::binary;
+pub use expect::{Facts, ping_all};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -22,7 +39,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use api::datastore::{Backend, EtcdStore};
+use api::datastore::{Backend, Datastore, EtcdStore};
+use api::resources::Resource;
 use serde_json::{Value, json};
 
 use crate::etcd::Etcd;
@@ -79,10 +97,7 @@ impl Cluster {
             .context("the router has no IPv4 address")?;
         let etcd = Etcd::start_in(lab.logs(), router, address)?;
         let cni_path = tempfile::tempdir()?;
-        std::os::unix::fs::symlink(
-            binary("tabby-ipam")?,
-            cni_path.path().join("tabby-ipam"),
-        )?;
+        std::os::unix::fs::symlink(binary("tabby-ipam")?, cni_path.path().join("tabby-ipam"))?;
         Ok(Self {
             agents: BTreeMap::new(),
             extra_args: BTreeMap::new(),
@@ -113,6 +128,18 @@ impl Cluster {
                 anyhow::Ok(work(store).await)
             })
         })?
+    }
+
+    /// Creates `resource` in the cluster's datastore.
+    pub fn create<R: Resource>(&self, resource: &R) -> Result<R> {
+        self.datastore(async |store| store.create(resource).await)?
+            .with_context(|| format!("creating {} {}", R::KIND, resource.name()))
+    }
+
+    /// A directory for the test's own files (e.g. BGP passwords), removed with
+    /// the cluster.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     fn node_dir(&self, node: &str) -> PathBuf {
