@@ -27,6 +27,7 @@
 //! ```
 
 mod binaries;
+pub mod convergence;
 mod expect;
 
 pub use binaries::binary;
@@ -178,9 +179,12 @@ impl Cluster {
             format!("--mtu-file={}", path("mtu")),
             format!("--nodename-file={}", path("nodename")),
             "--resync-interval=5s".into(),
-            "--log-level=info,agent=debug".into(),
         ];
-        args.extend(self.extra_args.get(node).cloned().unwrap_or_default());
+        let extra = self.extra_args.get(node).cloned().unwrap_or_default();
+        if !extra.iter().any(|a| a.starts_with("--log-level")) {
+            args.push("--log-level=info,agent=debug".into());
+        }
+        args.extend(extra);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let label = format!("agent-{node}");
         let agent = self.agent.display().to_string();
@@ -202,13 +206,15 @@ impl Cluster {
     }
 
     /// Waits until the agent on `node` is ready (its `/readyz` condition, read
-    /// over its status socket).
+    /// over its status socket); fails at once if the agent exits.
     pub fn wait_ready(&mut self, node: &str, timeout: Duration) -> Result<()> {
         let socket = self.socket(node);
         let runtime = crate::runtime();
-        wait_until(timeout, &format!("the agent on {node} to be ready"), || {
-            if let Some(process) = self.agents.get_mut(node) {
-                process.check_running()?;
+        let exited = wait_until(timeout, &format!("the agent on {node} to be ready"), || {
+            if let Some(process) = self.agents.get_mut(node)
+                && let Err(exited) = process.check_running()
+            {
+                return Ok(Ok(Some(exited)));
             }
             runtime.block_on(async {
                 let channel = proto::client::connect_unix(&socket).await?;
@@ -218,12 +224,13 @@ impl Cluster {
                     .await?
                     .into_inner();
                 anyhow::Ok(if me.ready {
-                    Ok(())
+                    Ok(None)
                 } else {
                     Err(format!("{me:?}"))
                 })
             })
-        })
+        })?;
+        exited.map_or(Ok(()), Err)
     }
 
     /// The CNI network config every node uses.
