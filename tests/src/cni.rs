@@ -31,7 +31,8 @@ pub fn run(plugin: &Path, call: CniCall<'_>, conf: &Value) -> Result<Output> {
         ("CNI_PATH", "/opt/cni/bin"),
         ("CNI_ARGS", call.args),
     ];
-    invoke(Command::new(plugin), &vars, conf).with_context(|| format!("running {}", plugin.display()))
+    invoke(Command::new(plugin), &vars, conf)
+        .with_context(|| format!("running {}", plugin.display()))
 }
 
 /// The plugin's answer to one call, its stdout parsed.

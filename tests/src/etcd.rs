@@ -60,21 +60,27 @@ struct Placement<'a> {
 impl Etcd {
     /// Starts etcd logging to `<log_dir>/etcd-<port>.log` and waits until it is healthy.
     pub fn start(log_dir: impl AsRef<Path>) -> Result<Self> {
-        Self::start_at(log_dir.as_ref(), Placement {
-            netns: None,
-            address: Ipv4Addr::LOCALHOST.into(),
-            tls: false,
-        })
+        Self::start_at(
+            log_dir.as_ref(),
+            Placement {
+                netns: None,
+                address: Ipv4Addr::LOCALHOST.into(),
+                tls: false,
+            },
+        )
     }
 
     /// Starts etcd inside `netns`, listening on `address` (one of the namespace's),
     /// e.g. a lab's router, which every node has a route to.
     pub fn start_in(log_dir: impl AsRef<Path>, netns: &Netns, address: IpAddr) -> Result<Self> {
-        Self::start_at(log_dir.as_ref(), Placement {
-            netns: Some(netns.name()),
-            address,
-            tls: false,
-        })
+        Self::start_at(
+            log_dir.as_ref(),
+            Placement {
+                netns: Some(netns.name()),
+                address,
+                tls: false,
+            },
+        )
     }
 
     /// As [`Etcd::start`], but clients speak TLS (`https://`) and must present a
@@ -82,11 +88,14 @@ impl Etcd {
     /// as production clusters are set up. Health is read from a plain-HTTP metrics
     /// listener.
     pub fn start_tls(log_dir: impl AsRef<Path>) -> Result<Self> {
-        Self::start_at(log_dir.as_ref(), Placement {
-            netns: None,
-            address: Ipv4Addr::LOCALHOST.into(),
-            tls: true,
-        })
+        Self::start_at(
+            log_dir.as_ref(),
+            Placement {
+                netns: None,
+                address: Ipv4Addr::LOCALHOST.into(),
+                tls: true,
+            },
+        )
     }
 
     fn start_at(log_dir: &Path, placement: Placement<'_>) -> Result<Self> {
@@ -105,7 +114,11 @@ impl Etcd {
     }
 
     fn try_start(log_dir: &Path, placement: Placement<'_>) -> Result<Self> {
-        let Placement { netns, address, tls } = placement;
+        let Placement {
+            netns,
+            address,
+            tls,
+        } = placement;
         let registration = Registration::new()?;
         let data = tempfile::Builder::new()
             .prefix("tabby-etcd-")

@@ -9,8 +9,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use api::datastore::Datastore;
 use api::resources::{
-    BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Cidr, IPPool, IPPoolSpec,
+    BGPConfiguration, BGPConfigurationSpec, BGPFilter, BGPFilterSpec, BGPPeer, BGPPeerSpec, Cidr,
+    IPPool, IPPoolSpec,
 };
 use ipnet::IpNet;
 use serde_json::json;
@@ -192,4 +194,82 @@ fn e2e_tor_frr_learns_every_nodes_block_over_md5_and_its_prefix_reaches_every_no
         assert_eq!(route.as_path, [NODE_AS], "{route:?}");
     }
     wait_for_learned_routes(&cluster, &blocks);
+}
+
+/// How often the agent on `node` has logged its session with `peer` coming up.
+fn sessions_established(cluster: &mut Cluster, node: &str, peer: IpAddr) -> usize {
+    let log = cluster.agent(node).unwrap().log();
+    // Without the log's colours (`ESC [ ... m`).
+    let mut plain = String::new();
+    let mut escaped = false;
+    for c in log.chars() {
+        match (escaped, c) {
+            (false, '\x1b') => escaped = true,
+            (false, c) => plain.push(c),
+            (true, 'm') => escaped = false,
+            (true, _) => {}
+        }
+    }
+    let log = plain;
+    let line = format!("peer={peer} ");
+    log.lines()
+        .filter(|l| l.contains("BGP session established") && l.contains(&line))
+        .count()
+}
+
+#[test]
+fn e2e_tor_a_new_export_filter_on_a_bgppeer_withdraws_from_the_tor_without_a_session_reset() {
+    if !tests::require_root() {
+        return;
+    }
+    let mut cluster = cluster("e2e_tor_policy");
+    let router = cluster.lab.router().unwrap();
+    let frr = Frr::start(router, &tor_config(&cluster)).unwrap();
+    let _pods = start(&mut cluster);
+    let tor = tor_address(&cluster, "a");
+    for (node, _) in NODES {
+        frr.wait_established(cluster.lab.node(node).address(), CONVERGED)
+            .unwrap();
+    }
+    let blocks = blocks(&cluster);
+    for block in &blocks {
+        frr.wait_route(*block, CONVERGED).unwrap();
+    }
+    let before = sessions_established(&mut cluster, "n1", tor);
+    assert_eq!(before, 1);
+    // Rack a stops announcing pod addresses to its ToR: a policy change only.
+    let rules: BGPFilterSpec = serde_json::from_value(json!({
+        "exportV4": [{"cidr": "10.244.0.0/16", "matchOperator": "In", "action": "Reject"}],
+    }))
+    .unwrap();
+    cluster
+        .create(&BGPFilter::new("no-pods-out", rules))
+        .unwrap();
+    cluster
+        .datastore(async |store| {
+            let mut peer: BGPPeer = store.get("tor-a").await?;
+            peer.spec.filters = vec!["no-pods-out".into()];
+            store.update(&peer).await
+        })
+        .unwrap()
+        .unwrap();
+    let facts = cluster.facts().unwrap();
+    for node in ["n1", "n2"] {
+        for block in &facts.owners[node] {
+            frr.wait_no_route(*block, CONVERGED).unwrap();
+        }
+    }
+    for block in &facts.owners["n3"] {
+        assert!(frr.route(*block).unwrap().is_some(), "rack b is unfiltered");
+    }
+    frr.wait_established(cluster.lab.node("n1").address(), CONVERGED)
+        .unwrap();
+    assert_eq!(sessions_established(&mut cluster, "n1", tor), before);
+    assert!(
+        cluster
+            .agent("n1")
+            .unwrap()
+            .log()
+            .contains("BGP peer updated")
+    );
 }

@@ -99,7 +99,6 @@ impl Bgp {
                         .get(&config.address)
                         .map(|p| (p.kind, p.source.clone()))
                         .unwrap_or((PeerKind::Global, String::new()));
-                    // Reconfigured sessions restart.
                     self.sessions.insert(
                         config.address,
                         Session {
@@ -111,6 +110,19 @@ impl Bgp {
                         },
                     );
                     Request::AddPeer(config)
+                }
+                Step::UpdatePeer(config) => {
+                    tracing::info!(peer = %config.address, "BGP peer updated");
+                    // The session stays up unless the speaker must restart it; its
+                    // notices say so.
+                    if let (Some(session), Some(peering)) = (
+                        self.sessions.get_mut(&config.address),
+                        plan.peers.get(&config.address),
+                    ) {
+                        session.kind = peering.kind;
+                        session.source.clone_from(&peering.source);
+                    }
+                    Request::UpdatePeer(config)
                 }
                 Step::RemovePeer(address) => {
                     tracing::info!(peer = %address, "BGP peer removed");

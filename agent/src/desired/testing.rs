@@ -82,24 +82,11 @@ pub fn add_block(
     state: AffinityState,
 ) {
     let cidr = cidr(cidr_text);
-    let mut block = IPAMBlock::new(
-        cidr_name(&cidr),
-        IPAMBlockSpec {
-            cidr,
-            affinity: owner.map(|node| format!("host:{node}")),
-            allocations: Vec::new(),
-            unallocated: Vec::new(),
-            attributes: Vec::new(),
-            deleted: false,
-            sequence_number: 0,
-            sequence_number_for_allocation: BTreeMap::new(),
-        },
-    );
-    block.apply_defaults();
+    let block = ipam::claim::new_block(cidr, owner);
     cluster.blocks.insert(block.name().to_owned(), block);
     if let Some(node) = owner {
         let affinity = BlockAffinity::new(
-            format!("{node}-{}", cidr_name(&cidr)),
+            ipam::claim::affinity_name(node, &cidr),
             BlockAffinitySpec {
                 node: node.into(),
                 cidr,

@@ -1,7 +1,11 @@
 //! What the speaker must be told to go from what it was last told to a new plan
 //! and export set: only the differences, so unaffected sessions never restart.
-//! A change to the speaker itself (AS, router id, cluster id, port, restart time)
-//! restarts it with every session; that is the rare case.
+//! A changed peer is updated, not re-added: the speaker applies policy changes
+//! (filters, next-hop mode, allowas-in) to the running session, re-sending and
+//! asking for routes again, and restarts the session only when what was
+//! negotiated or the connection changes (AS, password, TTL, ...). A change to the
+//! speaker itself (AS, router id, cluster id, port, restart time) restarts it with
+//! every session; that is the rare case.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -19,6 +23,8 @@ pub enum Step {
     /// nothing originated: the steps after it add them).
     Start(SpeakerConfig),
     AddPeer(PeerConfig),
+    /// A peer the speaker has, changed.
+    UpdatePeer(PeerConfig),
     RemovePeer(IpAddr),
     /// Originate (or re-originate with new communities).
     Originate {
@@ -62,9 +68,11 @@ impl Wiring {
             steps.push(Step::RemovePeer(address));
         }
         for (address, peering) in &plan.peers {
-            if self.peers.get(address) != Some(&peering.config) {
-                self.peers.insert(*address, peering.config.clone());
-                steps.push(Step::AddPeer(peering.config.clone()));
+            let config = &peering.config;
+            match self.peers.insert(*address, config.clone()) {
+                None => steps.push(Step::AddPeer(config.clone())),
+                Some(old) if old != *config => steps.push(Step::UpdatePeer(config.clone())),
+                Some(_) => {}
             }
         }
         for prefix in self.originated.keys() {
@@ -192,16 +200,16 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_peer_is_reconfigured_alone() {
+    fn a_changed_peer_is_updated_alone() {
         let mut wiring = Wiring::default();
         wiring.steps(&plan(&["192.0.2.11", "192.0.2.12"]), &nets(&[]));
         let mut changed = plan(&["192.0.2.11", "192.0.2.12"]);
         let peer = &mut changed.peers.get_mut(&ip("192.0.2.12")).unwrap().config;
-        peer.md5_key = Some(b"secret".to_vec());
+        peer.allowas_in = 1;
         let expected = peer.clone();
         assert_eq!(
             wiring.steps(&changed, &nets(&[])),
-            [Step::AddPeer(expected)]
+            [Step::UpdatePeer(expected)]
         );
     }
 

@@ -210,21 +210,9 @@ pub fn run<T>(future: impl Future<Output = T>) -> T {
 /// Claims `cidr` for `node` as IPAM does: the block, then the confirmed affinity.
 pub fn claim_block(store: &MemoryStore, node: &str, cidr: &str) {
     let cidr = Cidr(cidr.parse().unwrap());
-    let block = IPAMBlock::new(
-        cidr_name(&cidr),
-        IPAMBlockSpec {
-            cidr,
-            affinity: Some(format!("host:{node}")),
-            allocations: Vec::new(),
-            unallocated: Vec::new(),
-            attributes: Vec::new(),
-            deleted: false,
-            sequence_number: 0,
-            sequence_number_for_allocation: BTreeMap::new(),
-        },
-    );
+    let block = ipam::claim::new_block(cidr, Some(node));
     let affinity = BlockAffinity::new(
-        format!("{node}-{}", cidr_name(&cidr)),
+        ipam::claim::affinity_name(node, &cidr),
         BlockAffinitySpec {
             node: node.into(),
             cidr,
@@ -272,7 +260,7 @@ pub fn release_block(store: &MemoryStore, node: &str, cidr: &str) {
     let cidr = Cidr(cidr.parse().unwrap());
     run(async {
         store
-            .delete::<BlockAffinity>(&format!("{node}-{}", cidr_name(&cidr)), None)
+            .delete::<BlockAffinity>(&ipam::claim::affinity_name(node, &cidr), None)
             .await
             .unwrap();
         store
