@@ -85,4 +85,26 @@ fn e2e_reflectors_with_the_mesh_off_give_every_pod_a_route_to_every_pod() {
         .collect();
     cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
     ping_all(&pods).unwrap();
+    // The status API (what `calicoctl-rs node status` reads): the two reflectors,
+    // global peers, established; no mesh session.
+    let expected: Vec<String> = REFLECTORS
+        .iter()
+        .map(|rr| cluster.lab.node(rr).address().to_string())
+        .collect();
+    for node in NODES {
+        let peers = tests::runtime()
+            .block_on(async {
+                let channel = proto::client::connect_unix(&cluster.socket(node)).await?;
+                let mut client = proto::bgp::bgp_status_client::BgpStatusClient::new(channel);
+                let peers = client.list_peers(proto::bgp::ListPeersRequest {}).await?;
+                anyhow::Ok(peers.into_inner().peers)
+            })
+            .unwrap();
+        let addresses: Vec<String> = peers.iter().map(|p| p.address.clone()).collect();
+        assert_eq!(addresses, expected, "{node}: {peers:?}");
+        for peer in &peers {
+            assert_eq!(peer.r#type(), proto::bgp::PeerType::Global, "{peer:?}");
+            assert_eq!(peer.state(), proto::bgp::SessionState::Established, "{peer:?}");
+        }
+    }
 }

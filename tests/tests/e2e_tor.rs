@@ -108,6 +108,14 @@ fn start(cluster: &mut Cluster) -> Vec<Pod> {
         .collect()
 }
 
+/// Waits until the ToR has a session with every node.
+fn wait_sessions(cluster: &Cluster, tor: &impl BgpPeer) {
+    for (node, _) in NODES {
+        let address = cluster.lab.node(node).address();
+        tor.wait_established(address, CONVERGED).unwrap();
+    }
+}
+
 /// Every node's block, as the ToR must learn it.
 fn blocks(cluster: &Cluster) -> Vec<IpNet> {
     let facts = cluster.facts().unwrap();
@@ -153,10 +161,7 @@ fn e2e_tor_bird_learns_every_nodes_block_over_md5_and_routes_pods_between_racks(
     let router = cluster.lab.router().unwrap();
     let bird = Bird::start_routing(router, &tor_config(&cluster)).unwrap();
     let pods = start(&mut cluster);
-    for (node, _) in NODES {
-        let address = cluster.lab.node(node).address();
-        bird.wait_established(address, CONVERGED).unwrap();
-    }
+    wait_sessions(&cluster, &bird);
     let blocks = blocks(&cluster);
     for block in &blocks {
         bird.wait_route(*block, CONVERGED).unwrap();
@@ -184,10 +189,7 @@ fn e2e_tor_frr_learns_every_nodes_block_over_md5_and_its_prefix_reaches_every_no
     let router = cluster.lab.router().unwrap();
     let frr = Frr::start(router, &tor_config(&cluster)).unwrap();
     let _pods = start(&mut cluster);
-    for (node, _) in NODES {
-        let address = cluster.lab.node(node).address();
-        frr.wait_established(address, CONVERGED).unwrap();
-    }
+    wait_sessions(&cluster, &frr);
     let blocks = blocks(&cluster);
     for block in &blocks {
         let route = frr.wait_route(*block, CONVERGED).unwrap();
@@ -227,10 +229,7 @@ fn e2e_tor_a_new_export_filter_on_a_bgppeer_withdraws_from_the_tor_without_a_ses
     let frr = Frr::start(router, &tor_config(&cluster)).unwrap();
     let _pods = start(&mut cluster);
     let tor = tor_address(&cluster, "a");
-    for (node, _) in NODES {
-        frr.wait_established(cluster.lab.node(node).address(), CONVERGED)
-            .unwrap();
-    }
+    wait_sessions(&cluster, &frr);
     let blocks = blocks(&cluster);
     for block in &blocks {
         frr.wait_route(*block, CONVERGED).unwrap();
