@@ -1,5 +1,7 @@
-//! A throwaway etcd in the host namespace: loopback only, ports picked free by the
-//! kernel, a temporary data directory; killed and removed on drop.
+//! A throwaway etcd: in the host namespace on loopback, or inside a lab namespace
+//! on one of its addresses (so that lab nodes reach it, as nodes reach a real
+//! cluster's etcd); ports picked free, a temporary data directory; killed and
+//! removed on drop.
 //!
 //! ```no_run
 //! let logs = tests::logs::LogDir::new("my_test")?;
@@ -16,7 +18,7 @@
 //! ```
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -24,6 +26,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tempfile::TempDir;
 
+use crate::netns::Netns;
 use crate::process::{self, Process};
 use crate::registry::Registration;
 use crate::tls::TlsFiles;
@@ -39,15 +42,45 @@ pub struct Etcd {
     // Drop order: the process dies before its data directory and registration go.
     process: Process,
     _data: TempDir,
-    client_port: u16,
+    client: SocketAddr,
+    /// The namespace it runs in; the host's when `None`.
+    netns: Option<String>,
     registration: Registration,
     tls: Option<TlsFiles>,
+}
+
+/// Where and how etcd listens.
+#[derive(Debug, Clone, Copy)]
+struct Placement<'a> {
+    netns: Option<&'a str>,
+    address: IpAddr,
+    tls: bool,
 }
 
 impl Etcd {
     /// Starts etcd logging to `<log_dir>/etcd-<port>.log` and waits until it is healthy.
     pub fn start(log_dir: impl AsRef<Path>) -> Result<Self> {
-        Self::start_with(log_dir.as_ref(), false)
+        Self::start_at(
+            log_dir.as_ref(),
+            Placement {
+                netns: None,
+                address: Ipv4Addr::LOCALHOST.into(),
+                tls: false,
+            },
+        )
+    }
+
+    /// Starts etcd inside `netns`, listening on `address` (one of the namespace's),
+    /// e.g. a lab's router, which every node has a route to.
+    pub fn start_in(log_dir: impl AsRef<Path>, netns: &Netns, address: IpAddr) -> Result<Self> {
+        Self::start_at(
+            log_dir.as_ref(),
+            Placement {
+                netns: Some(netns.name()),
+                address,
+                tls: false,
+            },
+        )
     }
 
     /// As [`Etcd::start`], but clients speak TLS (`https://`) and must present a
@@ -55,13 +88,20 @@ impl Etcd {
     /// as production clusters are set up. Health is read from a plain-HTTP metrics
     /// listener.
     pub fn start_tls(log_dir: impl AsRef<Path>) -> Result<Self> {
-        Self::start_with(log_dir.as_ref(), true)
+        Self::start_at(
+            log_dir.as_ref(),
+            Placement {
+                netns: None,
+                address: Ipv4Addr::LOCALHOST.into(),
+                tls: true,
+            },
+        )
     }
 
-    fn start_with(log_dir: &Path, tls: bool) -> Result<Self> {
+    fn start_at(log_dir: &Path, placement: Placement<'_>) -> Result<Self> {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(log_dir, tls) {
+            match Self::try_start(log_dir, placement) {
                 Ok(etcd) => return Ok(etcd),
                 Err(e) if format!("{e:#}").contains("address already in use") => {
                     last_error = Some(e)
@@ -73,7 +113,12 @@ impl Etcd {
             .context("starting etcd: ports kept colliding")
     }
 
-    fn try_start(log_dir: &Path, tls: bool) -> Result<Self> {
+    fn try_start(log_dir: &Path, placement: Placement<'_>) -> Result<Self> {
+        let Placement {
+            netns,
+            address,
+            tls,
+        } = placement;
         let registration = Registration::new()?;
         let data = tempfile::Builder::new()
             .prefix("tabby-etcd-")
@@ -85,9 +130,13 @@ impl Etcd {
             false => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let client = format!("{scheme}://127.0.0.1:{client_port}");
-        let peer = format!("http://127.0.0.1:{peer_port}");
-        let mut command = Command::new("etcd");
+        let client_address = SocketAddr::new(address, client_port);
+        let client = format!("{scheme}://{client_address}");
+        let peer = format!("http://{}", SocketAddr::new(address, peer_port));
+        let mut command = match netns {
+            Some(name) => crate::netns::command_in(name, "etcd"),
+            None => Command::new("etcd"),
+        };
         command
             .arg("--name=tabby-test")
             .arg(format!("--data-dir={}", data.path().join("data").display()))
@@ -98,27 +147,28 @@ impl Etcd {
             .arg(format!("--initial-cluster=tabby-test={peer}"))
             .arg("--logger=zap")
             .arg("--log-outputs=stderr");
-        let health_port = match &tls {
-            None => client_port,
+        let health = match &tls {
+            None => client_address,
             Some(files) => {
-                let metrics_port = free_port()?;
+                let metrics = SocketAddr::new(address, free_port()?);
                 let (cert, key) = files.server();
                 command
                     .arg(format!("--cert-file={}", cert.display()))
                     .arg(format!("--key-file={}", key.display()))
                     .arg(format!("--trusted-ca-file={}", files.ca().display()))
                     .arg("--client-cert-auth")
-                    .arg(format!(
-                        "--listen-metrics-urls=http://127.0.0.1:{metrics_port}"
-                    ));
-                metrics_port
+                    .arg(format!("--listen-metrics-urls=http://{metrics}"));
+                metrics
             }
         };
         let mut process = Process::spawn(command, log_dir, &format!("etcd-{client_port}"))?;
         registration.record_pid(process.pid())?;
         wait_until(HEALTHY_TIMEOUT, "etcd to become healthy", || {
             process.check_running()?;
-            Ok(healthy(health_port))
+            Ok(match netns {
+                Some(name) => crate::netns::in_netns(name, || healthy(health))?,
+                None => healthy(health),
+            })
         })
         .map_err(|e| match process.check_running() {
             // Report the crash (with its log) rather than the timeout.
@@ -128,16 +178,17 @@ impl Etcd {
         Ok(Self {
             process,
             _data: data,
-            client_port,
+            client: client_address,
+            netns: netns.map(str::to_owned),
             registration,
             tls,
         })
     }
 
-    /// The client URL, `http://127.0.0.1:<port>` (`https://` with TLS).
+    /// The client URL, `http://<address>:<port>` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        format!("{scheme}://127.0.0.1:{}", self.client_port)
+        format!("{scheme}://{}", self.client)
     }
 
     /// The CA and certificates of an etcd started with [`Etcd::start_tls`].
@@ -145,10 +196,13 @@ impl Etcd {
         self.tls.as_ref()
     }
 
-    /// Runs `etcdctl --endpoints <endpoint> <args>` (API v3), with the client
-    /// certificate when TLS is on; returns stdout.
+    /// Runs `etcdctl --endpoints <endpoint> <args>` (API v3) where etcd runs, with
+    /// the client certificate when TLS is on; returns stdout.
     pub fn etcdctl(&self, args: &[&str]) -> Result<String> {
-        let mut command = Command::new("etcdctl");
+        let mut command = match &self.netns {
+            Some(name) => crate::netns::command_in(name, "etcdctl"),
+            None => Command::new("etcdctl"),
+        };
         command
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.endpoint()));
@@ -181,13 +235,13 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// True when `GET /health` answers `"health":"true"`.
-fn healthy(port: u16) -> bool {
+/// True when `GET /health` answers `"health":"true"` (asked from the calling
+/// thread's namespace).
+fn healthy(address: SocketAddr) -> bool {
     let ask = || -> std::io::Result<String> {
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500))?;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        stream.write_all(format!("GET /health HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
         Ok(response)

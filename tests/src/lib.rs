@@ -7,10 +7,12 @@
 //! - [`netns::Netns`], [`process::Process`], [`process::exec`]: run programs and Rust
 //!   code ([`in_netns`]) inside a namespace, output logged per test ([`logs::LogDir`]).
 //! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
-//! - [`cni::run`]: a CNI plugin run as a container runtime runs it.
+//! - [`cni::run`], [`cni::run_plugin`]: a CNI plugin run as a container runtime runs it.
 //! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports, plain or TLS-only
 //!   with certificates made for the run ([`tls::TlsFiles`]).
 //! - [`conformance`]: the datastore contract, run against every backend.
+//! - [`e2e`]: clusters of tabby-agent processes over etcd, pods attached by tabby-cni
+//!   with tabby-ipam, and the convergence benchmark behind `tabby-convergence`.
 //! - [`kube_api::KubeApi`]: the Kubernetes API double the kubernetes backend runs against.
 //! - [`routes::routes`]: a namespace's kernel routes as normalised lines.
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
@@ -20,6 +22,7 @@
 pub mod bgperf;
 pub mod cni;
 pub mod conformance;
+pub mod e2e;
 pub mod etcd;
 pub mod kube_api;
 pub mod lab;
