@@ -79,10 +79,7 @@ impl Cluster {
             .context("the router has no IPv4 address")?;
         let etcd = Etcd::start_in(lab.logs(), router, address)?;
         let cni_path = tempfile::tempdir()?;
-        std::os::unix::fs::symlink(
-            binary("tabby-ipam")?,
-            cni_path.path().join("tabby-ipam"),
-        )?;
+        std::os::unix::fs::symlink(binary("tabby-ipam")?, cni_path.path().join("tabby-ipam"))?;
         Ok(Self {
             agents: BTreeMap::new(),
             extra_args: BTreeMap::new(),
