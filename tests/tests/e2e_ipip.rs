@@ -294,10 +294,18 @@ fn e2e_ipip_always_then_crosssubnet_five_nodes_pods_ping_over_real_tunl0() {
     for node in NODES {
         cluster.wait_ready(node, READY).unwrap();
     }
-    let pods: Vec<Pod> = NODES
-        .iter()
-        .map(|node| cluster.add_pod(node, &format!("pod-{node}")).unwrap())
-        .collect();
+    // All at once, as kubelets on five nodes would: a CNI ADD takes seconds under
+    // emulation, and IPAM's compare-and-swap is exercised for real.
+    let cluster_ref = &cluster;
+    let pods: Vec<Pod> = std::thread::scope(|scope| {
+        let adds: Vec<_> = NODES
+            .map(|node| scope.spawn(move || cluster_ref.add_pod(node, &format!("pod-{node}"))))
+            .into_iter()
+            .collect();
+        adds.into_iter()
+            .map(|add| add.join().unwrap().unwrap())
+            .collect()
+    });
 
     println!("guest memory with etcd, 5 agents, 5 pods: {}", vm::memory());
     let members = settled_members(&cluster);
