@@ -1,6 +1,6 @@
 //! The VM harness proven on its first job: IPIP between two lab nodes, which this
 //! host's kernel cannot do. The agent's IPIP suite (pools in ipipMode Always and
-//! CrossSubnet) runs the same way once the agent exists.
+//! CrossSubnet) runs the same way: `e2e_ipip.rs`.
 
 use std::time::Duration;
 

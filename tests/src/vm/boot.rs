@@ -4,7 +4,7 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,8 @@ use super::{IN_VM_ENV, cache_dir, initramfs, kernel::Kernel, workspace_root};
 
 const QEMU: &str = "qemu-system-x86_64";
 const EXIT_MARKER: &str = "TABBY-VM-EXIT ";
+/// How long a guest that reported its exit status may take to power off.
+const POWER_OFF: Duration = Duration::from_secs(20);
 /// Environment passed from the host test into the guest command.
 const PASSED_ENV: &[&str] = &["CI", "RUST_BACKTRACE", "RUST_LOG", "NEXTEST_RUN_ID"];
 
@@ -54,7 +56,10 @@ pub fn run(command: &str, timeout: Duration) -> Result<VmOutcome> {
         script.0.display(),
         modprobe.display()
     );
-    let mut qemu = Command::new(QEMU)
+    // setpriv: the kernel kills QEMU when the thread that started it dies, so a test
+    // process killed by nextest's timeout leaves no VM behind.
+    let mut qemu = Command::new("setpriv")
+        .args(["--pdeathsig", "KILL", QEMU])
         .args([
             "-accel",
             "tcg",
@@ -77,11 +82,12 @@ pub fn run(command: &str, timeout: Duration) -> Result<VmOutcome> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
+        .map(Qemu)
         .with_context(|| format!("starting {QEMU}"))?;
 
     let (lines_tx, lines) = mpsc::channel();
-    let stdout = qemu.stdout.take().context("QEMU stdout")?;
-    let stderr = qemu.stderr.take().context("QEMU stderr")?;
+    let stdout = qemu.0.stdout.take().context("QEMU stdout")?;
+    let stderr = qemu.0.stderr.take().context("QEMU stderr")?;
     for stream in [
         Box::new(stdout) as Box<dyn std::io::Read + Send>,
         Box::new(stderr),
@@ -97,7 +103,7 @@ pub fn run(command: &str, timeout: Duration) -> Result<VmOutcome> {
     }
     drop(lines_tx);
 
-    let deadline = Instant::now() + timeout;
+    let mut deadline = Instant::now() + timeout;
     let mut console = String::new();
     let mut exit_code = None;
     loop {
@@ -109,26 +115,43 @@ pub fn run(command: &str, timeout: Duration) -> Result<VmOutcome> {
                 println!("vm| {line}");
                 if let Some(code) = line.strip_prefix(EXIT_MARKER) {
                     exit_code = code.trim().parse().ok();
+                    deadline = deadline.min(Instant::now() + POWER_OFF);
                 }
                 console.push_str(line);
                 console.push('\n');
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            // The command is done and the guest failed to power off: its result stands.
+            Err(mpsc::RecvTimeoutError::Timeout) if left.is_zero() && exit_code.is_some() => break,
             Err(mpsc::RecvTimeoutError::Timeout) if left.is_zero() => {
-                let _ = qemu.kill();
-                let _ = qemu.wait();
-                bail!("the VM did not finish within {timeout:?}; console so far:\n{console}");
+                drop(qemu);
+                bail!(
+                    "the VM did not finish within {timeout:?}, so QEMU was killed (a step \
+                     hung, or the machine is too loaded for this timeout); console so far:\n\
+                     {console}"
+                );
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
     }
-    let status = qemu.wait()?;
-    match exit_code {
-        Some(exit_code) => Ok(VmOutcome { exit_code, console }),
-        None => bail!(
-            "the VM stopped ({status}) without reporting the command's exit status \
-             (boot failure or kernel panic); console:\n{console}"
-        ),
+    // Reaped, and killed first if it has not powered off yet.
+    drop(qemu);
+    let Some(exit_code) = exit_code else {
+        bail!(
+            "the VM stopped without reporting the command's exit status (QEMU failed, \
+             the guest did not boot, or its kernel panicked); console:\n{console}"
+        );
+    };
+    Ok(VmOutcome { exit_code, console })
+}
+
+/// The QEMU process, killed (if still running) and reaped however `run` ends.
+struct Qemu(Child);
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -47,6 +47,18 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// This machine's `MemTotal` and `MemAvailable`, for a test to report how much of
+/// the VM's memory (`-m` in boot.rs) its heaviest moment leaves.
+pub fn memory() -> String {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .filter(|l| l.starts_with("MemTotal:") || l.starts_with("MemAvailable:"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Runs the test `name` of the current test binary inside a VM and fails unless it
 /// passed there. Call it from the test itself when [`in_vm`] is false.
 pub fn run_test_in_vm(name: &str, timeout: Duration) -> Result<()> {
@@ -64,6 +76,14 @@ pub fn run_test_in_vm(name: &str, timeout: Duration) -> Result<()> {
             outcome.console
         );
     }
+    ran_exactly_one_test(name, &outcome.console)
+}
+
+/// libtest exits 0 when `--exact` matches nothing: a misspelt name must not pass.
+fn ran_exactly_one_test(name: &str, console: &str) -> Result<()> {
+    if !console.lines().any(|l| l.trim() == "running 1 test") {
+        bail!("inside the VM, no test is named {name} (the run ran none); console:\n{console}");
+    }
     Ok(())
 }
 
@@ -80,5 +100,17 @@ mod tests {
     fn shell_quoting_survives_single_quotes() {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn a_vm_run_that_ran_no_test_is_a_failure() {
+        let none = "running 0 tests\n\ntest result: ok. 0 passed; 0 failed\n";
+        let err = ran_exactly_one_test("vm_typo", none).unwrap_err();
+        assert!(
+            err.to_string().contains("no test is named vm_typo"),
+            "{err}"
+        );
+        let one = "vm| x\nrunning 1 test\ntest vm_x ... ok\n";
+        ran_exactly_one_test("vm_x", one).unwrap();
     }
 }
