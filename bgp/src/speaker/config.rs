@@ -79,6 +79,8 @@ pub struct PeerConfig {
     /// policy; everything over iBGP.
     pub import: Option<Policy>,
     pub export: Option<Policy>,
+    /// Graceful restart offered to this peer, in place of the speaker's.
+    pub graceful_restart: Option<GracefulRestartConfig>,
 }
 
 impl PeerConfig {
@@ -99,6 +101,7 @@ impl PeerConfig {
             keepalive: None,
             import: None,
             export: None,
+            graceful_restart: None,
         }
     }
 
@@ -116,7 +119,7 @@ impl PeerConfig {
             hold_time: self.hold_time,
             keepalive: self.keepalive,
             passive: self.passive,
-            graceful_restart: speaker.graceful_restart,
+            graceful_restart: self.graceful_restart.or(speaker.graceful_restart),
             ..SessionConfig::new(speaker.local_as, speaker.router_id, self.remote_as)
         }
     }

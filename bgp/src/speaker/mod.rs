@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 use crate::codec::{Afi, Attributes, Family, Message, Notification, Origin, Update, UpdatePacker};
 use crate::rib::{Change, Interner, Path, Rib, Source, Speaker, check_import};
@@ -26,6 +27,9 @@ use crate::session::{self, Command, Event};
 use crate::transport::{self, TransportError, TtlPolicy};
 
 use peer::{Peer, Up};
+
+/// How long a shutdown waits for the sessions to send their Cease.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Cease subcode 1 (RFC 4486).
 const CEASE: u8 = 6;
@@ -40,7 +44,18 @@ pub enum Request {
     Originate(IpNet),
     Withdraw(IpNet),
     Status(oneshot::Sender<Vec<PeerStatus>>),
-    /// Cease every session with this message and stop.
+    /// Every path of the RIB, best first per prefix; only `prefix` when given, only
+    /// prefixes with a path from `peer` (and only its paths) when given.
+    Routes {
+        prefix: Option<IpNet>,
+        peer: Option<IpAddr>,
+        reply: oneshot::Sender<Vec<(IpNet, Vec<Path>)>>,
+    },
+    /// Replaces the listen ranges. Dynamic peers accepted through a range that is
+    /// no longer there unchanged are stopped; the others keep their sessions.
+    SetListenRanges(Vec<ListenRange>),
+    /// Cease every session with this message and stop. The notices channel closes
+    /// once every session has sent its NOTIFICATION (or after a few seconds).
     Shutdown(String),
 }
 
@@ -88,6 +103,7 @@ pub fn start(config: SpeakerConfig) -> Result<SpeakerHandle, TransportError> {
         rib: Rib::default(),
         interner: Interner::default(),
         peers: HashMap::new(),
+        sessions: JoinSet::new(),
         events: event_tx,
         notices: notice_tx,
     };
@@ -103,6 +119,8 @@ struct State {
     rib: Rib,
     interner: Interner,
     peers: HashMap<IpAddr, Peer>,
+    /// One task per session, forwarding its events; each ends with its session.
+    sessions: JoinSet<()>,
     events: mpsc::UnboundedSender<(IpAddr, Event)>,
     notices: mpsc::UnboundedSender<Notice>,
 }
@@ -129,6 +147,9 @@ impl State {
                         for peer in self.peers.values() {
                             let _ = peer.commands.send(Command::Stop(message.clone()));
                         }
+                        self.peers.clear();
+                        let sessions = async { while self.sessions.join_next().await.is_some() {} };
+                        let _ = tokio::time::timeout(SHUTDOWN_GRACE, sessions).await;
                         return;
                     }
                     self.request(request);
@@ -140,6 +161,8 @@ impl State {
                     }
                 }
                 () = sleep_until(stale_deadline), if stale_deadline.is_some() => self.expire_stale(),
+                // Reaps the forwarders of sessions that ended.
+                Some(_) = self.sessions.join_next(), if !self.sessions.is_empty() => {}
             }
         }
     }
@@ -181,6 +204,14 @@ impl State {
             Request::Status(reply) => {
                 let _ = reply.send(self.status());
             }
+            Request::Routes {
+                prefix,
+                peer,
+                reply,
+            } => {
+                let _ = reply.send(self.routes(prefix, peer));
+            }
+            Request::SetListenRanges(ranges) => self.set_listen_ranges(ranges),
             Request::Shutdown(_) => {}
         }
     }
@@ -193,7 +224,7 @@ impl State {
         let handle = session::spawn(config.session(&self.config), config.endpoint());
         let (commands, mut session_events) = (handle.commands, handle.events);
         let events = self.events.clone();
-        tokio::spawn(async move {
+        self.sessions.spawn(async move {
             while let Some(event) = session_events.recv().await {
                 if events.send((address, event)).is_err() {
                     return;
@@ -482,6 +513,51 @@ impl State {
         };
         if let Err(error) = transport::set_key(listener.as_fd(), seen, key) {
             tracing::error!(%error, "cannot set a TCP-MD5 key on the listener");
+        }
+    }
+
+    fn routes(&self, prefix: Option<IpNet>, peer: Option<IpAddr>) -> Vec<(IpNet, Vec<Path>)> {
+        let prefixes: Vec<IpNet> = match prefix {
+            Some(prefix) => vec![prefix.trunc()],
+            None => self.rib.prefixes().copied().collect(),
+        };
+        let mut routes: Vec<(IpNet, Vec<Path>)> = prefixes
+            .into_iter()
+            .filter_map(|prefix| {
+                let paths: Vec<Path> = self
+                    .rib
+                    .paths(&prefix)
+                    .iter()
+                    .filter(|p| peer.is_none() || p.source.peer == peer)
+                    .cloned()
+                    .collect();
+                (!paths.is_empty()).then_some((prefix, paths))
+            })
+            .collect();
+        routes.sort_by_key(|(prefix, _)| *prefix);
+        routes
+    }
+
+    fn set_listen_ranges(&mut self, ranges: Vec<ListenRange>) {
+        let old = std::mem::replace(&mut self.config.listen_ranges, ranges);
+        let mut gone = Vec::new();
+        for (address, peer) in &mut self.peers {
+            let Some(index) = peer.range else { continue };
+            let kept = old
+                .get(index)
+                .and_then(|range| self.config.listen_ranges.iter().position(|r| r == range));
+            match kept {
+                Some(new_index) => peer.range = Some(new_index),
+                None => gone.push(*address),
+            }
+        }
+        for address in gone {
+            self.request(Request::RemovePeer(address));
+        }
+        for range in self.config.listen_ranges.clone() {
+            if let Some(key) = &range.template.md5_key {
+                self.set_listener_key(range.prefix, key);
+            }
         }
     }
 
