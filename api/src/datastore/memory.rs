@@ -147,14 +147,13 @@ impl Backend for MemoryStore {
         let state = self.lock();
         // Pages continue from the current state, not a snapshot: objects that exist
         // throughout are still listed exactly once, which is the contract.
-        let after = match &options.continue_token {
-            Some(token) => Bound::Excluded(ContinueToken::decode(token)?.after),
-            None => Bound::Unbounded,
+        // Keys are (plural, name): the range starts at this kind, so kinds that
+        // sort before it are skipped rather than ending the listing.
+        let start = match &options.continue_token {
+            Some(token) => Bound::Excluded((kind.plural, ContinueToken::decode(token)?.after)),
+            None => Bound::Included((kind.plural, String::new())),
         };
-        let range = (
-            after.map(|name| (kind.plural, name)),
-            Bound::Unbounded::<(&'static str, String)>,
-        );
+        let range = (start, Bound::Unbounded::<(&'static str, String)>);
         let limit = options.limit.unwrap_or(usize::MAX);
         let mut matching = state
             .objects
@@ -238,5 +237,50 @@ impl Backend for MemoryStore {
         }
         state.watchers.push((kind, tx));
         Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_kind_is_listed_even_when_another_kind_sorts_before_it() {
+        let store = MemoryStore::new();
+        let (early, late) = (
+            Kind {
+                name: "BGPConfiguration",
+                plural: "bgpconfigurations",
+            },
+            Kind {
+                name: "Node",
+                plural: "nodes",
+            },
+        );
+        store
+            .create_record(early, "default", json!({}))
+            .await
+            .unwrap();
+        store.create_record(late, "n1", json!({})).await.unwrap();
+        store.create_record(late, "n2", json!({})).await.unwrap();
+        let all = store
+            .list_records(late, &ListOptions::default())
+            .await
+            .unwrap();
+        let names: Vec<&str> = all.items.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["n1", "n2"]);
+        let first = ListOptions {
+            limit: Some(1),
+            ..ListOptions::default()
+        };
+        let page = store.list_records(late, &first).await.unwrap();
+        let next = ListOptions {
+            continue_token: page.continue_token,
+            ..ListOptions::default()
+        };
+        let rest = store.list_records(late, &next).await.unwrap();
+        assert_eq!(rest.items[0].name, "n2");
     }
 }
