@@ -83,6 +83,8 @@ where
         ));
         // Peers and identity come from the datastore: wait for its first view.
         let _ = discovered.changed().await;
+        let view = discovered.borrow();
+        tracing::info!(peers = view.peers.len(), local_as = ?view.as_number, cluster_id = ?view.cluster_id, "datastore view");
     }
     let mut desired = Desired::new(&config, &discovered.borrow_and_update())?;
     let mut speaker = start(&desired)?;

@@ -143,3 +143,60 @@ where
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use api::datastore::MemoryStore;
+    use api::resources::{Cidr, NodeBgpSpec, NodeSpec};
+
+    use super::*;
+
+    fn node(name: &str, address: &str, cluster_id: Option<Ipv4Addr>) -> Node {
+        let bgp = NodeBgpSpec {
+            ipv4_address: Some(Cidr(address.parse().unwrap())),
+            route_reflector_cluster_id: cluster_id,
+            ..NodeBgpSpec::default()
+        };
+        Node::new(
+            name,
+            NodeSpec {
+                bgp: Some(bgp),
+                ..NodeSpec::default()
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn the_view_follows_nodes_added_and_deleted_and_skips_this_reflector() {
+        let store = Arc::new(MemoryStore::new());
+        let own = node("rr", "10.0.0.1/24", Some(Ipv4Addr::new(2, 2, 2, 2)));
+        store.create(&own).await.unwrap();
+        store.create(&node("a", "10.0.0.2/24", None)).await.unwrap();
+        store
+            .create(&node("rr2", "10.0.0.3/24", Some(Ipv4Addr::new(2, 2, 2, 2))))
+            .await
+            .unwrap();
+        let (tx, mut rx) = watch::channel(Discovered::default());
+        tokio::spawn(follow(Arc::clone(&store), Some("rr".into()), tx));
+        rx.changed().await.unwrap();
+        let view = rx.borrow_and_update().clone();
+        assert_eq!(view.cluster_id, Some(ClusterId(0x0202_0202)));
+        assert_eq!(view.as_number, None);
+        let peers: Vec<(String, bool)> = view
+            .peers
+            .values()
+            .map(|p| (p.name.clone(), p.client))
+            .collect();
+        assert_eq!(peers, [("a".to_owned(), true), ("rr2".to_owned(), false)]);
+
+        store.create(&node("b", "10.0.0.4/24", None)).await.unwrap();
+        rx.changed().await.unwrap();
+        assert_eq!(rx.borrow_and_update().peers.len(), 3);
+        store.delete::<Node>("a", None).await.unwrap();
+        rx.changed().await.unwrap();
+        let names: Vec<String> = rx.borrow().peers.values().map(|p| p.name.clone()).collect();
+        assert_eq!(names, ["rr2", "b"]);
+    }
+}
