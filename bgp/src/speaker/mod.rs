@@ -444,6 +444,7 @@ impl State {
     }
 
     fn accepted(&mut self, stream: TcpStream, from: SocketAddr) {
+        let _ = stream.set_nodelay(true);
         let address = from.ip().to_canonical();
         if let Some(peer) = self.peers.get(&address) {
             apply_ttl(&stream, peer.config.ttl);
