@@ -268,7 +268,7 @@ fn observe(notice: Notice, counters: &Counters) {
             counters.sessions_down.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(peer = %address, %reason, "session down");
         }
-        // A reflector programs no FIB.
+        // Switched off in the speaker's config (a reflector programs no FIB).
         Notice::Best(_) => {}
     }
 }

@@ -108,6 +108,8 @@ impl Desired {
             cluster_id: Some(cluster_id.map_or(config.router_id, |c| c.0.into())),
             listen: Some(SocketAddr::new(config.listen.address, config.listen.port)),
             listen_ranges,
+            // A reflector programs no FIB.
+            best_notices: false,
             ..SpeakerConfig::new(local_as, config.router_id)
         };
         Ok(Self { speaker, peers })

@@ -24,6 +24,10 @@ pub struct SpeakerConfig {
     pub listen_ranges: Vec<ListenRange>,
     /// Graceful restart offered to every peer.
     pub graceful_restart: Option<GracefulRestartConfig>,
+    /// Report every best-path change as [`Notice::Best`](super::Notice::Best).
+    /// Owners without a FIB (a route reflector) turn it off: a notice per prefix
+    /// and per change costs a clone of its paths and a wake-up of the owner.
+    pub best_notices: bool,
 }
 
 impl SpeakerConfig {
@@ -36,6 +40,7 @@ impl SpeakerConfig {
             listen: None,
             listen_ranges: Vec::new(),
             graceful_restart: None,
+            best_notices: true,
         }
     }
 }

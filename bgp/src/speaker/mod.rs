@@ -393,8 +393,10 @@ impl State {
                 Change::Withdrawn { prefix } => (*prefix, None),
             })
             .collect();
-        for change in changes {
-            let _ = self.notices.send(Notice::Best(change));
+        if self.config.best_notices {
+            for change in changes {
+                let _ = self.notices.send(Notice::Best(change));
+            }
         }
         for peer in self.peers.values_mut() {
             let Some(up) = peer.up.as_mut() else {
