@@ -3,6 +3,8 @@
 //! cluster's BGPConfiguration and its cluster id from its own Node, peers with
 //! every other Node, and follows additions and removals.
 
+mod support;
+
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -12,7 +14,7 @@ use api::resources::{
 };
 use reflector::daemon::{self, Control, Options};
 use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
-use tests::{Lab, require_root};
+use tests::require_root;
 use tokio::sync::mpsc;
 
 const CLUSTER_AS: u32 = 64513;
@@ -37,13 +39,7 @@ fn reflector_peers_with_every_node_in_the_datastore_and_follows_additions_and_re
     if !require_root() {
         return;
     }
-    let lab = Lab::new("reflector_discovery")
-        .subnet("a", "10.0.1.0/24")
-        .node("rr", "a")
-        .node("bird", "a")
-        .node("frr", "a")
-        .build()
-        .unwrap();
+    let lab = support::lab("reflector_discovery");
     let (rr, c1, c2) = (lab.node("rr"), lab.node("bird"), lab.node("frr"));
     let client = |n: &tests::Node, route: &str| {
         BgpConfig::new(CLUSTER_AS, n.ipv4().unwrap())

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use nix::sys::signal::Signal;
 use support::{AS, Reflector, TIMEOUT, peer};
 use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
-use tests::{Lab, Node, require_root};
+use tests::{Node, require_root};
 
 fn net(s: &str) -> IpNet {
     s.parse().unwrap()
@@ -16,16 +16,6 @@ fn net(s: &str) -> IpNet {
 
 const R1: &str = "10.100.1.0/24";
 const R2: &str = "10.100.2.0/24";
-
-fn lab(test: &str) -> Lab {
-    Lab::new(test)
-        .subnet("a", "10.0.1.0/24")
-        .node("rr", "a")
-        .node("bird", "a")
-        .node("frr", "a")
-        .build()
-        .unwrap()
-}
 
 /// BIRD on `c1` announcing R1, FRR on `c2` announcing R2, both clients of `rr`.
 fn clients(rr: &Node, c1: &Node, c2: &Node, graceful_restart: bool) -> (Bird, Frr) {
@@ -67,7 +57,7 @@ fn sigterm_ceases_every_session_with_the_configured_shutdown_message() {
     if !require_root() {
         return;
     }
-    let lab = lab("reflector_sigterm");
+    let lab = support::lab("reflector_sigterm");
     let (rr, c1, c2) = (lab.node("rr"), lab.node("bird"), lab.node("frr"));
     let (bird, _frr) = clients(rr, c1, c2, false);
     let mut reflector = Reflector::start(
@@ -100,7 +90,7 @@ fn a_crashed_reflector_restarts_under_graceful_restart_and_clients_keep_their_ro
     if !require_root() {
         return;
     }
-    let lab = lab("reflector_graceful_restart");
+    let lab = support::lab("reflector_graceful_restart");
     let (rr, c1, c2) = (lab.node("rr"), lab.node("bird"), lab.node("frr"));
     let (bird, frr) = clients(rr, c1, c2, true);
     let mut reflector = Reflector::start(

@@ -8,7 +8,7 @@ use proto::bgp::bgp_status_client::BgpStatusClient;
 use proto::bgp::{HealthRequest, ListRoutesRequest, PeerType};
 use support::{AS, Reflector, TIMEOUT, peer};
 use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
-use tests::{Lab, require_root};
+use tests::require_root;
 
 fn net(s: &str) -> IpNet {
     s.parse().unwrap()
@@ -19,13 +19,7 @@ fn reflector_passes_routes_between_bird_and_frr_clients_and_reports_them_over_gr
     if !require_root() {
         return;
     }
-    let lab = Lab::new("reflector_reflects_between_bird_and_frr")
-        .subnet("a", "10.0.1.0/24")
-        .node("rr", "a")
-        .node("bird", "a")
-        .node("frr", "a")
-        .build()
-        .unwrap();
+    let lab = support::lab("reflector_reflects_between_bird_and_frr");
     let (rr, c1, c2) = (lab.node("rr"), lab.node("bird"), lab.node("frr"));
     let (r1, r2) = (net("10.100.1.0/24"), net("10.100.2.0/24"));
     let client = |node: &tests::Node, route| {

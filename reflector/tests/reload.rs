@@ -10,7 +10,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use support::{AS, Reflector, TIMEOUT, peer};
 use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
-use tests::{Lab, require_root};
+use tests::require_root;
 
 /// BIRD's `show protocols` line for its session: it carries the time of the last
 /// state change, which moves if the session was reset.
@@ -28,13 +28,7 @@ fn reloads_add_and_remove_peers_without_resetting_the_untouched_session() {
     if !require_root() {
         return;
     }
-    let lab = Lab::new("reflector_reload")
-        .subnet("a", "10.0.1.0/24")
-        .node("rr", "a")
-        .node("bird", "a")
-        .node("frr", "a")
-        .build()
-        .unwrap();
+    let lab = support::lab("reflector_reload");
     let (rr, c1, c2) = (lab.node("rr"), lab.node("bird"), lab.node("frr"));
     let client = |node: &tests::Node| {
         BgpConfig::new(AS, node.ipv4().unwrap()).neighbor(Neighbor::new(rr.address(), AS))

@@ -13,8 +13,8 @@ use nix::unistd::Pid;
 use proto::bgp::bgp_status_client::BgpStatusClient;
 use proto::bgp::{ListPeersRequest, Peer};
 use tempfile::TempDir;
-use tests::Node;
 use tests::process::Process;
+use tests::{Lab, Node};
 
 pub const AS: u32 = 64512;
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -130,6 +130,17 @@ fn write_config(config: &Path, socket: &Path, body: &str) {
         socket.display()
     );
     std::fs::write(config, text).unwrap();
+}
+
+/// The reflector `rr` and two clients, `bird` and `frr`, on one subnet.
+pub fn lab(test: &str) -> Lab {
+    Lab::new(test)
+        .subnet("a", "10.0.1.0/24")
+        .node("rr", "a")
+        .node("bird", "a")
+        .node("frr", "a")
+        .build()
+        .unwrap()
 }
 
 /// A peer entry of the config file.

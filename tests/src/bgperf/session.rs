@@ -71,18 +71,22 @@ pub async fn establish(
     own: Range<u32>,
     deadline: Instant,
 ) -> Result<Client> {
-    let mut stream = loop {
-        match connect(local, target).await {
-            Ok(stream) => break stream,
+    // A daemon may accept before its session is configured and reset the
+    // connection (BIRD does while its protocols start): retry the whole handshake.
+    let (stream, hold, leftover) = loop {
+        let attempt = async {
+            let mut stream = connect(local, target).await?;
+            let (hold, leftover) = handshake(&mut stream, local, asn).await?;
+            anyhow::Ok((stream, hold, leftover))
+        };
+        match attempt.await {
+            Ok(established) => break established,
             Err(error) if Instant::now() > deadline => {
-                return Err(error).context(format!("{local} connecting to {target}"));
+                return Err(error).context(format!("{local}: session with {target}"));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
-    let (hold, leftover) = handshake(&mut stream, local, asn)
-        .await
-        .with_context(|| format!("{local}: handshake with {target}"))?;
     let (read, write) = stream.into_split();
     let (send, outgoing) = mpsc::unbounded_channel();
     let progress = Arc::new(Progress::default());
