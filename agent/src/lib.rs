@@ -1,11 +1,22 @@
 //! tabby-agent, the node agent, and the tabby-cni plugin.
 //!
 //! - [`veth`]: names of the host side of pod veth pairs, shared by plugin and agent.
-//! - [`dataplane`]: the kernel reconciler (routes, VXLAN) over batched rtnetlink.
+//! - [`desired`]: the pure desired-state function (kernel state, BGP export, import
+//!   checks) from the datastore and the speaker's best paths.
+//! - [`dataplane`]: the kernel reconciler (routes, tunnels) over batched rtnetlink.
+//! - [`config`]: `tabby-agent`'s flags and `TABBY_*` variables.
+//! - [`daemon`]: `tabby-agent`'s loop: datastore and speaker in, kernel and BGP out.
 //! - [`cni`]: the `tabby-cni` plugin (veth, addresses, routes; IPAM delegated).
 //! - [`nat`]: NAT outgoing as tabby's own nftables tables.
+//! - [`node`]: BGP address autodetection and the node's registration.
+//! - [`peering`]: the BGP sessions this node should have, and the speaker wiring.
 
 pub mod cni;
+pub mod config;
+pub mod daemon;
 pub mod dataplane;
+pub mod desired;
 pub mod nat;
+pub mod node;
+pub mod peering;
 pub mod veth;

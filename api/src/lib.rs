@@ -3,8 +3,11 @@
 //! - [`resources`]: the kinds (`IPPool`, `IPAMBlock`, `BGPPeer`, ...) with validation
 //!   and defaults.
 //! - [`selector`]: Calico's label selector grammar.
+//! - [`datastore`]: the `Datastore` trait and its kubernetes, etcd and memory backends.
+//! - [`crd`]: the CustomResourceDefinitions, generated from the types (`crdgen`).
 //! - [`yaml`]: reading and writing resources as operators write them.
 
+pub mod crd;
 pub mod datastore;
 pub mod resources;
 pub mod selector;

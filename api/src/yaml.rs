@@ -36,6 +36,11 @@ pub fn to_string<R: Resource>(resource: &R) -> Result<String, YamlError> {
     Ok(serde_yaml::to_string(resource)?)
 }
 
+/// Writes any JSON value as one YAML document (generated manifests).
+pub fn value_to_string(value: &serde_json::Value) -> String {
+    serde_yaml::to_string(value).expect("JSON values always serialise as YAML")
+}
+
 /// `apiVersion` and `kind`, whatever else the document holds.
 #[derive(Deserialize)]
 struct Header {

@@ -155,6 +155,7 @@ fn open_with_every_known_capability_in_one_parameter() {
             },
         ],
         layout: ParameterLayout::OneParameter,
+        extended_form: false,
     };
     both_ways(&message(1, &bytes), &Message::Open(open.clone()), &plain());
     assert_eq!(open.asn(), 4_200_000_000);
@@ -162,11 +163,40 @@ fn open_with_every_known_capability_in_one_parameter() {
 
 #[test]
 fn a_malformed_known_capability_is_an_open_error() {
-    let bytes = message(1, &open_body("02 02 49 00"));
+    // A 4-octet AS capability of 3 bytes.
+    let bytes = message(1, &open_body("02 05 41 03 000001"));
     let error = reset(&bytes, &plain());
-    assert_eq!(error.reason, Reason::MalformedCapability { code: 73 });
+    assert_eq!(error.reason, Reason::MalformedCapability { code: 65 });
     assert_eq!(error.notification.code, 2);
     assert_eq!(error.offset, 19 + 10 + 2);
+}
+
+#[test]
+fn capabilities_their_rfcs_say_to_ignore_are_kept_as_bytes() {
+    // ADD-PATH with Send/Receive 4 (RFC 7911 4), a hostname that is not UTF-8 and
+    // one without its domain (the draft defines no errors), an extended next hop
+    // entry with a SAFI over 255.
+    let bytes = message(
+        1,
+        &open_body("02 17 45 04 0001 01 04 | 49 03 01 ff 00 | 49 02 01 61 | 05 06 0001 0100 0002"),
+    );
+    let Message::Open(open) = decode(&bytes, &plain()) else {
+        panic!("not an open");
+    };
+    let unknown = |code: u8, value: &str| Capability::Unknown {
+        code,
+        value: hex(value),
+    };
+    assert_eq!(
+        open.capabilities,
+        vec![
+            unknown(0x45, "0001 01 04"),
+            unknown(0x49, "01 ff 00"),
+            unknown(0x49, "01 61"),
+            unknown(0x05, "0001 0100 0002"),
+        ]
+    );
+    assert_eq!(encode(&Message::Open(open), &plain()), bytes);
 }
 
 #[test]
@@ -184,6 +214,7 @@ fn unknown_capabilities_are_kept_as_bytes_and_one_parameter_per_capability_survi
             Capability::RouteRefresh,
         ],
         layout: ParameterLayout::ParameterPerCapability,
+        extended_form: false,
     };
     both_ways(&bytes, &Message::Open(open), &plain());
 }
@@ -206,6 +237,30 @@ fn optional_parameters_over_255_bytes_use_the_rfc_9072_extended_form() {
     assert_eq!(bytes[32], 2);
     assert_eq!(&bytes[33..35], &hex("0194"));
     assert_eq!(decode(&bytes, &plain()), Message::Open(open));
+}
+
+#[test]
+fn short_parameters_in_the_rfc_9072_extended_form_are_kept_in_that_form() {
+    // Non-Ext OP Len 255, Non-Ext OP Type 255, Extended Opt. Parm. Length 6, one
+    // capabilities parameter with a 2-byte length holding route refresh.
+    let mut body = hex("04 fde9 005a c0000201 ff ff 0005 02 0002 0200");
+    let open = Open {
+        extended_form: true,
+        ..Open::new(
+            65001,
+            90,
+            Ipv4Addr::new(192, 0, 2, 1),
+            vec![Capability::RouteRefresh],
+        )
+    };
+    both_ways(&message(1, &body), &Message::Open(open.clone()), &plain());
+    // The short form of the same OPEN.
+    body.splice(9.., hex("04 02 02 0200"));
+    let short = Open {
+        extended_form: false,
+        ..open
+    };
+    both_ways(&message(1, &body), &Message::Open(short), &plain());
 }
 
 #[test]
@@ -320,12 +375,29 @@ fn route_refresh_subtypes_of_rfc_7313() {
 }
 
 #[test]
-fn a_route_refresh_of_the_wrong_length_is_invalid_message_length_with_the_message() {
-    let bytes = message(5, &[0, 1, 0, 1, 0]);
-    let error = reset(&bytes, &plain());
+fn a_borr_or_eorr_of_the_wrong_length_is_invalid_message_length_with_the_message() {
+    for subtype in [1, 2] {
+        let bytes = message(5, &[0, 1, subtype, 1, 0]);
+        let error = reset(&bytes, &plain());
+        assert_eq!(
+            (error.notification.code, error.notification.subcode),
+            (7, 1)
+        );
+        assert_eq!(error.notification.data, bytes);
+    }
+    let short = message(5, &[0, 1, 0]);
     assert_eq!(
-        (error.notification.code, error.notification.subcode),
-        (7, 1)
+        reset(&short, &plain()).reason,
+        Reason::RouteRefreshLength(22)
     );
-    assert_eq!(error.notification.data, bytes);
+}
+
+#[test]
+fn a_route_refresh_request_with_orf_entries_is_a_plain_request() {
+    // RFC 5291 ORF entries after the family: tabby never negotiates ORF.
+    let bytes = message(5, &hex("0001 00 01 | 01 40 0007 00aabbcc"));
+    assert_eq!(
+        decode(&bytes, &plain()),
+        Message::RouteRefresh(RouteRefresh::request(Family::IPV4_UNICAST))
+    );
 }

@@ -6,9 +6,9 @@ mod common;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bgp::codec::{
-    AddPath, Afi, Aggregator, AsPath, Attributes, Community, ExtendedCommunity, LargeCommunity,
-    Message, MpReach, MpUnreach, NextHop, Nlri, Origin, Segment, SegmentKind, SessionContext,
-    Update, UpdatePacker, decode_message,
+    AddPath, Afi, Aggregator, AsPath, Attributes, Community, EncodeError, ExtendedCommunity,
+    LargeCommunity, Message, MpReach, MpUnreach, NextHop, Nlri, Origin, Segment, SegmentKind,
+    SessionContext, Update, UpdatePacker, decode_message,
 };
 use bytes::BytesMut;
 use common::{BASE_ATTRIBUTES_2, BASE_ATTRIBUTES_4, both_ways, decode, encode, update};
@@ -136,6 +136,7 @@ fn as4_path_shorter_than_as_path_keeps_the_leading_ases_and_confederations() {
         panic!()
     };
     let path = update.attributes.as_path.unwrap();
+    // The two parts join into one sequence.
     assert_eq!(
         path.segments,
         vec![
@@ -145,18 +146,32 @@ fn as4_path_shorter_than_as_path_keeps_the_leading_ases_and_confederations() {
             },
             Segment {
                 kind: SegmentKind::Sequence,
-                asns: vec![65003, 23456]
-            },
-            Segment {
-                kind: SegmentKind::Sequence,
-                asns: vec![4_200_000_000, 4_200_000_001]
+                asns: vec![65003, 23456, 4_200_000_000, 4_200_000_001]
             },
         ]
     );
 }
 
 #[test]
-fn as4_path_is_ignored_when_the_aggregator_is_an_old_speaker() {
+fn as4_attributes_are_ignored_when_an_old_speaker_aggregated_after_them() {
+    // AGGREGATOR names a 2-octet AS next to an AS4_AGGREGATOR: the OLD speaker
+    // 65001 aggregated last, so AS4_PATH and AS4_AGGREGATOR are stale.
+    let bytes = update(
+        "",
+        "40 01 01 00 | 40 02 04 02 01 5ba0 | 40 03 04 c0000201 | c0 07 06 fde9 c0000209 \
+         | c0 11 06 02 01 fa56ea00 | c0 12 08 fa56ea00 c0000208",
+        "18 0a0000",
+    );
+    let Message::Update(update) = decode(&bytes, &two_octet()) else {
+        panic!()
+    };
+    assert_eq!(update.attributes.as_path, Some(AsPath::sequence([23456])));
+    let aggregator = update.attributes.aggregator.unwrap();
+    assert_eq!(aggregator.asn, 65001);
+}
+
+#[test]
+fn a_2_octet_aggregator_alone_does_not_stop_the_as4_path_merge() {
     let bytes = update(
         "",
         "40 01 01 00 | 40 02 04 02 01 5ba0 | 40 03 04 c0000201 | c0 07 06 fde9 c0000209 \
@@ -166,7 +181,11 @@ fn as4_path_is_ignored_when_the_aggregator_is_an_old_speaker() {
     let Message::Update(update) = decode(&bytes, &two_octet()) else {
         panic!()
     };
-    assert_eq!(update.attributes.as_path, Some(AsPath::sequence([23456])));
+    assert_eq!(
+        update.attributes.as_path,
+        Some(AsPath::sequence([4_200_000_000]))
+    );
+    assert_eq!(update.attributes.aggregator.unwrap().asn, 65001);
 }
 
 #[test]
@@ -273,11 +292,11 @@ fn updates(mut bytes: &[u8], ctx: &SessionContext) -> Vec<(Update, usize)> {
     out
 }
 
-fn slash32s(count: u32) -> Vec<Nlri> {
+fn slash32s(count: u16) -> Vec<Nlri> {
     (0..count)
         .map(|i| {
             Nlri::new(
-                ipnet::Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + i), 32)
+                ipnet::Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + u32::from(i)), 32)
                     .unwrap()
                     .into(),
             )
@@ -304,6 +323,44 @@ fn the_packer_fills_each_update_to_4096_bytes_and_splits_the_rest() {
     let all: Vec<Nlri> = decoded.iter().flat_map(|(u, _)| u.nlri.clone()).collect();
     assert_eq!(all, prefixes);
     assert!(decoded.iter().all(|(u, _)| u.attributes == base()));
+}
+
+#[test]
+fn the_packer_fills_updates_to_exactly_the_maximum_when_the_prefixes_allow() {
+    // 19 + 4 + attributes + 5 per /32: 5 communities make 4096 exact, 1 makes 65535.
+    for (ctx, communities, per_message) in [
+        (four_octet(), 5, 806),
+        (SessionContext::modern(), 1, 13_097),
+    ] {
+        let attributes = Attributes {
+            communities: (0..communities).map(|i| Community::new(65000, i)).collect(),
+            ..base()
+        };
+        let mut out = BytesMut::new();
+        let next_hop = NextHop::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let prefixes = slash32s(per_message + 1);
+        UpdatePacker::new(ctx)
+            .announce(&attributes, next_hop, &prefixes, &mut out)
+            .unwrap();
+        let decoded = updates(&out, &ctx);
+        let max = ctx.max_len(2);
+        assert_eq!(decoded[0].1, max);
+        assert_eq!(decoded[0].0.nlri.len(), per_message as usize);
+        assert_eq!(decoded[1].0.nlri, prefixes[per_message as usize..]);
+        // One prefix more does not fit one message.
+        let mut whole = v4_update(attributes, &[]);
+        whole.nlri = prefixes;
+        let error = Message::Update(whole)
+            .encode(&ctx, &mut BytesMut::new())
+            .unwrap_err();
+        assert_eq!(
+            error,
+            EncodeError::MessageTooLong {
+                length: max + 5,
+                max
+            }
+        );
+    }
 }
 
 #[test]
@@ -384,4 +441,39 @@ fn a_message_over_the_maximum_is_refused_and_leaves_the_buffer_unchanged() {
     );
     assert_eq!(&out[..], b"kept");
     assert_eq!(encode(&Message::Keepalive, &four_octet()).len(), 19);
+}
+
+#[test]
+fn a_partial_bit_on_a_known_optional_transitive_attribute_is_kept() {
+    // RFC 4271 5: once set by an AS that did not know the attribute, it stays set.
+    let mut attributes = Attributes {
+        communities: vec![Community::new(65000, 1)],
+        large_communities: vec![LargeCommunity {
+            global: 1,
+            local1: 2,
+            local2: 3,
+        }],
+        ..base()
+    };
+    attributes.partial.insert(8);
+    let bytes = update(
+        "",
+        &format!("{BASE_ATTRIBUTES_4} | e0 08 04 fde80001 | c0 20 0c 00000001 00000002 00000003"),
+        "18 0a0000",
+    );
+    both_ways(
+        &bytes,
+        &Message::Update(v4_update(attributes, &["10.0.0.0/24"])),
+        &four_octet(),
+    );
+}
+
+#[test]
+fn an_update_left_empty_by_a_discarded_attribute_is_no_end_of_rib() {
+    // MP_UNREACH_NLRI of IPv4 multicast, a family the codec does not carry.
+    let Message::Update(update) = decode(&update("", "80 0f 03 0001 02", ""), &four_octet()) else {
+        panic!("not an update")
+    };
+    assert_eq!(update.malformed.len(), 1);
+    assert_eq!(update.end_of_rib_family(), None);
 }

@@ -3,8 +3,10 @@
 
 mod common;
 
-use bgp::codec::{DecodeError, Message, Outcome, Reason, SessionContext, Update, decode_message};
-use common::{BASE_ATTRIBUTES_2 as BASE, decode, update};
+use bgp::codec::{
+    AsPath, DecodeError, Message, Outcome, Reason, SessionContext, Update, decode_message,
+};
+use common::{BASE_ATTRIBUTES_2 as BASE, BASE_ATTRIBUTES_4 as BASE_4, decode, update};
 
 fn ctx() -> SessionContext {
     SessionContext::default()
@@ -124,9 +126,55 @@ fn as4_path_that_is_malformed_is_discarded_and_as_path_kept() {
 }
 
 #[test]
-fn as4_path_with_a_confederation_segment_is_discarded() {
-    let (_, error) = discarded(&format!("{BASE} | c0 11 06 03 01 0000fde9"));
+fn confederation_segments_in_as4_path_are_dropped_and_the_rest_used() {
+    let (update, error) = discarded(
+        "40 01 01 00 | 40 02 06 02 02 5ba0 fdea | 40 03 04 c0000201 \
+         | c0 11 10 03 01 0000fde9 02 02 fa56ea00 0000fdea",
+    );
     assert_eq!(error.reason, Reason::ConfederationInAs4Path);
+    assert_eq!(
+        update.attributes.as_path,
+        Some(AsPath::sequence([4_200_000_000, 65002]))
+    );
+}
+
+#[test]
+fn an_empty_as4_path_is_discarded() {
+    let (_, error) = discarded(&format!("{BASE} | c0 11 00"));
+    assert_eq!(
+        error.reason,
+        Reason::AttributeLength {
+            code: 17,
+            length: 0
+        }
+    );
+}
+
+#[test]
+fn as4_attributes_from_a_4_octet_speaker_are_discarded() {
+    let ctx = SessionContext {
+        four_octet_as: true,
+        ..ctx()
+    };
+    let bytes = update(
+        "",
+        &format!("{BASE_4} | c0 11 06 02 01 fa56ea00 | c0 12 08 fa56ea00 c0000209"),
+        "18 0a0000",
+    );
+    let Message::Update(update) = decode(&bytes, &ctx) else {
+        panic!("not an update")
+    };
+    let reasons: Vec<_> = update.malformed.iter().map(|e| &e.reason).collect();
+    assert_eq!(
+        reasons,
+        [
+            &Reason::As4FromNewSpeaker(17),
+            &Reason::As4FromNewSpeaker(18)
+        ]
+    );
+    assert!(!update.treat_as_withdraw());
+    assert_eq!(update.attributes.as_path, Some(AsPath::sequence([65001])));
+    assert_eq!(update.attributes.aggregator, None);
 }
 
 #[test]
@@ -325,4 +373,156 @@ fn unknown_optional_transitive_attributes_are_kept_with_partial_and_non_transiti
         ),
         (0xe0, 0x63, &[7u8][..])
     );
+}
+
+#[test]
+fn attribute_errors_without_reachable_nlri_reset_the_session_unless_discarded() {
+    // RFC 7606 5.2: attributes, a malformed MED, withdrawals but no NLRI.
+    let error = reset(&update("18 0a0100", &format!("{BASE} | 80 04 02 0001"), ""));
+    assert_eq!(error.reason, Reason::AttributeLength { code: 4, length: 2 });
+    assert_eq!(
+        (error.notification.code, error.notification.subcode),
+        (3, 5)
+    );
+    // An attribute-discard error alone keeps the session.
+    let update = survives(&update("", &format!("{BASE} | 40 06 01 00"), ""));
+    assert_eq!(update.malformed[0].outcome, Outcome::AttributeDiscard);
+}
+
+#[test]
+fn internal_attributes_from_an_external_peer_are_discarded() {
+    let external = SessionContext {
+        external: true,
+        ..ctx()
+    };
+    let bytes = update(
+        "",
+        &format!("{BASE} | 40 05 04 00000064 | 80 09 04 0a000001 | 80 0a 04 0a000002"),
+        "18 0a0000",
+    );
+    let Message::Update(update) = decode(&bytes, &external) else {
+        panic!("not an update")
+    };
+    let reasons: Vec<_> = update.malformed.iter().map(|e| &e.reason).collect();
+    assert_eq!(
+        reasons,
+        [5, 9, 10]
+            .map(Reason::InternalAttributeFromExternalPeer)
+            .iter()
+            .collect::<Vec<_>>()
+    );
+    assert!(!update.treat_as_withdraw());
+    let a = &update.attributes;
+    assert_eq!((a.local_pref, a.originator_id), (None, None));
+    assert!(a.cluster_list.is_empty());
+    // The same attributes from an internal peer are kept.
+    let Message::Update(internal) = decode(&bytes, &ctx()) else {
+        panic!("not an update")
+    };
+    assert_eq!(internal.attributes.local_pref, Some(100));
+}
+
+#[test]
+fn confederation_segments_from_an_external_peer_are_treat_as_withdraw() {
+    let external = SessionContext {
+        external: true,
+        ..ctx()
+    };
+    let attributes = BASE.replace("40 02 04 02 01 fde9", "40 02 08 03 01 fde8 02 01 fde9");
+    let Message::Update(update) = decode(&update("", &attributes, "18 0a0000"), &external) else {
+        panic!("not an update")
+    };
+    assert!(update.treat_as_withdraw());
+    assert_eq!(
+        update.malformed[0].reason,
+        Reason::ConfederationFromExternalPeer
+    );
+    assert_eq!(update.malformed[0].notification.subcode, 11);
+}
+
+#[test]
+fn errors_the_session_survives_carry_offsets_from_the_start_of_the_message() {
+    // Header 19, two length fields 4, then BASE (18 bytes): the bad MED.
+    let (_, error) = recovered(&update("", &format!("{BASE} | 80 04 02 0001"), "18 0a0000"));
+    assert_eq!(error.offset, 19 + 4 + 18);
+}
+
+#[test]
+fn as_path_with_a_single_octet_after_the_last_segment_is_treat_as_withdraw() {
+    let error = withdrawn(
+        &BASE.replace("40 02 04 02 01 fde9", "40 02 05 02 01 fde9 02"),
+        11,
+    );
+    assert_eq!(
+        error.reason,
+        Reason::Truncated {
+            field: "AS_PATH segment"
+        }
+    );
+}
+
+#[test]
+fn an_mp_reach_nlri_too_short_for_its_header_resets_the_session() {
+    let error = reset(&update("", &format!("{BASE} | 80 0e 02 0002"), ""));
+    assert_eq!(
+        (error.notification.code, error.notification.subcode),
+        (3, 9)
+    );
+}
+
+#[test]
+fn an_ipv6_prefix_longer_than_128_bits_in_mp_reach_resets_the_session() {
+    let error = reset(&update(
+        "",
+        &format!("{BASE} | 80 0e 16 0002 01 10 20010db8000000000000000000000001 00 81 20"),
+        "",
+    ));
+    assert_eq!(
+        error.reason,
+        Reason::BadPrefixLength {
+            length: 129,
+            max: 128
+        }
+    );
+    assert_eq!(error.notification.subcode, 10);
+}
+
+#[test]
+fn wrong_flags_on_an_mp_attribute_reset_the_session() {
+    // MP_UNREACH_NLRI sent as optional transitive.
+    let error = reset(&update("", "c0 0f 03 0002 01", ""));
+    assert_eq!(
+        (error.notification.code, error.notification.subcode),
+        (3, 4)
+    );
+}
+
+#[test]
+fn a_path_id_cut_short_resets_the_session() {
+    let ctx = SessionContext {
+        add_path: bgp::codec::AddPath::BOTH,
+        ..ctx()
+    };
+    let error = decode_message(&update("", BASE, "00000001 18 0a0000 0000"), &ctx).unwrap_err();
+    assert_eq!(error.outcome, Outcome::SessionReset);
+    assert_eq!(error.reason, Reason::Truncated { field: "path id" });
+}
+
+#[test]
+fn of_several_errors_the_strongest_outcome_applies() {
+    // RFC 7606 3 h: a discarded ATOMIC_AGGREGATE and a malformed MED withdraw.
+    let recovered = survives(&update(
+        "",
+        &format!("{BASE} | 80 04 02 0001 | 40 06 01 00"),
+        "18 0a0000",
+    ));
+    assert_eq!(recovered.malformed.len(), 2);
+    assert!(recovered.treat_as_withdraw());
+    // A malformed MED before a bad MP_REACH_NLRI: the reset wins.
+    let error = reset(&update(
+        "",
+        &format!("{BASE} | 80 04 02 0001 | 80 0e 09 0002 01 03 000000 00 00"),
+        "",
+    ));
+    assert_eq!(error.notification.subcode, 9);
 }

@@ -17,11 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 async fn collide(
     local_id: Ipv4Addr,
     peer_id: Ipv4Addr,
-) -> (
-    RawPeer,
-    RawPeer,
-    tokio::sync::mpsc::UnboundedReceiver<Event>,
-) {
+) -> (RawPeer, RawPeer, tokio::sync::mpsc::Receiver<Event>) {
     let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = Endpoint {
         remote: peer.local_addr().unwrap(),

@@ -52,7 +52,8 @@ fn announcement() -> Message {
             as_path: Some(AsPath::sequence(vec![PEER_AS])),
             ..Attributes::default()
         },
-        next_hop: Some(Ipv4Addr::new(127, 0, 0, 1)),
+        // Not the speaker's own address (127.0.0.1 here): that would be refused.
+        next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
         nlri: vec![Nlri::new(prefix())],
         ..Update::default()
     })

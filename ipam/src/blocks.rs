@@ -1,4 +1,7 @@
-//! Carving a pool CIDR into the blocks that nodes claim.
+//! Block arithmetic: carving a pool CIDR into the blocks that nodes claim, and the
+//! mapping between an address and its ordinal (index) in its block.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
@@ -34,6 +37,39 @@ pub fn blocks_of(pool: IpNet, block: u8) -> Result<impl Iterator<Item = IpNet>, 
     Ok(pool.subnets(block).into_iter().flatten())
 }
 
+/// The block of prefix length `block` that holds `ip`.
+pub fn block_of(ip: IpAddr, block: u8) -> Option<IpNet> {
+    IpNet::new(ip, block).ok().map(|net| net.trunc())
+}
+
+/// The address at `ordinal` in `block`, if the block is that large.
+pub fn address_at(block: IpNet, ordinal: usize) -> Option<IpAddr> {
+    let ordinal = u128::try_from(ordinal).ok()?;
+    let host_bits = u32::from(block.max_prefix_len() - block.prefix_len());
+    if host_bits < 128 && ordinal >> host_bits != 0 {
+        return None;
+    }
+    Some(match block.network() {
+        IpAddr::V4(base) => IpAddr::V4(Ipv4Addr::from(
+            u32::from(base).checked_add(u32::try_from(ordinal).ok()?)?,
+        )),
+        IpAddr::V6(base) => IpAddr::V6(Ipv6Addr::from(u128::from(base).checked_add(ordinal)?)),
+    })
+}
+
+/// The ordinal of `ip` in `block`, if the block holds it.
+pub fn ordinal_of(block: IpNet, ip: IpAddr) -> Option<usize> {
+    if !block.contains(&ip) {
+        return None;
+    }
+    let offset = match (block.network(), ip) {
+        (IpAddr::V4(base), IpAddr::V4(ip)) => u128::from(u32::from(ip) - u32::from(base)),
+        (IpAddr::V6(base), IpAddr::V6(ip)) => u128::from(ip) - u128::from(base),
+        _ => return None,
+    };
+    usize::try_from(offset).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,8 +78,28 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
-    fn a_slash_24_pool_holds_four_slash_26_blocks_in_order() {
+    fn ipam_addresses_and_ordinals_map_both_ways_in_both_families() {
+        let v4 = net("10.0.0.64/26");
+        assert_eq!(ordinal_of(v4, ip("10.0.0.70")), Some(6));
+        assert_eq!(address_at(v4, 63), Some(ip("10.0.0.127")));
+        assert_eq!(address_at(v4, 64), None);
+        assert_eq!(ordinal_of(v4, ip("10.0.0.128")), None);
+        assert_eq!(ordinal_of(v4, ip("fd00::1")), None);
+        let v6 = net("fd00::40/122");
+        assert_eq!(ordinal_of(v6, ip("fd00::7f")), Some(63));
+        assert_eq!(address_at(v6, 1), Some(ip("fd00::41")));
+        assert_eq!(block_of(ip("10.0.0.70"), 26), Some(v4));
+        assert_eq!(block_of(ip("fd00::7f"), 122), Some(v6));
+        assert_eq!(block_of(ip("10.0.0.70"), 40), None);
+    }
+
+    #[test]
+    fn ipam_a_slash_24_pool_holds_four_slash_26_blocks_in_order() {
         let blocks: Vec<_> = blocks_of(net("10.0.0.0/24"), 26).unwrap().collect();
         assert_eq!(
             blocks,
@@ -58,7 +114,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unmasked_pool_is_carved_like_its_masked_form() {
+    fn ipam_an_unmasked_pool_is_carved_like_its_masked_form() {
         let a: Vec<_> = blocks_of(net("10.1.2.99/23"), 26).unwrap().collect();
         let b: Vec<_> = blocks_of(net("10.1.2.0/23"), 26).unwrap().collect();
         assert_eq!(a, b);
@@ -66,14 +122,14 @@ mod tests {
     }
 
     #[test]
-    fn an_ipv6_pool_is_carved_into_slash_122_blocks() {
+    fn ipam_an_ipv6_pool_is_carved_into_slash_122_blocks() {
         let mut blocks = blocks_of(net("fd00::/120"), 122).unwrap();
         assert_eq!(blocks.next(), Some(net("fd00::/122")));
         assert_eq!(blocks.last(), Some(net("fd00::c0/122")));
     }
 
     #[test]
-    fn a_block_larger_than_the_pool_is_an_error_that_names_both() {
+    fn ipam_a_block_larger_than_the_pool_is_an_error_that_names_both() {
         let err = blocks_of(net("10.0.0.0/24"), 20).err().unwrap();
         assert_eq!(
             err.to_string(),
@@ -82,7 +138,7 @@ mod tests {
     }
 
     #[test]
-    fn a_block_longer_than_the_address_is_an_error() {
+    fn ipam_a_block_longer_than_the_address_is_an_error() {
         let err = blocks_of(net("10.0.0.0/24"), 33).err().unwrap();
         assert_eq!(
             err,

@@ -1,9 +1,39 @@
 //! IP address management for tabby: pools are carved into fixed-size blocks that
-//! nodes claim, and pod addresses are assigned from a node's blocks.
+//! nodes claim (Calico's design: block affinities, allocation tables, handles), and
+//! pod and tunnel addresses are assigned from a node's blocks.
 //!
-//! This first module is the block arithmetic every allocator needs; claiming,
-//! assignment and release land with the ipam issue.
+//! - [`blocks`], [`table`], [`pools`]: block arithmetic, a block's allocation table,
+//!   which pools and addresses a request may use. Pure.
+//! - [`cas`]: compare-and-swap edits of blocks and handles over the datastore.
+//! - [`claim`]: claiming and releasing blocks (BlockAffinity pending → IPAMBlock →
+//!   confirmed).
+//! - [`assign`], [`release`]: the node allocator: auto-assign, explicit assignment,
+//!   release by handle and by address; [`tunnel`]: tunnel addresses on the Node.
+//! - [`check`]: the consistency checker; [`gc`]: the controller's garbage collector;
+//!   [`inventory`]: who owns an allocation and whether it still exists.
+//! - [`cni`]: the `tabby-ipam` CNI plugin.
 
+pub mod assign;
 pub mod blocks;
+pub mod cas;
+pub mod check;
+pub mod claim;
+pub mod cni;
+pub mod connect;
+pub mod controller;
+pub mod error;
+pub mod explicit;
+pub mod gc;
+pub mod handles;
+pub mod inventory;
+pub mod pools;
+pub mod release;
+pub mod state;
+pub mod table;
+pub mod tunnel;
 
+pub use assign::{Allocator, AssignRequest, Assigned, ExistingHandle};
 pub use blocks::{BlockError, blocks_of};
+pub use error::{IpamError, Result};
+pub use handles::Assignment;
+pub use pools::{Family, Purpose, Tunnel};

@@ -7,10 +7,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bgp::session::GracefulRestartConfig;
-use bgp::speaker::{ListenRange, PeerConfig, SpeakerConfig};
+use bgp::speaker::{ListenRange, PeerConfig, PeerGracefulRestart, SpeakerConfig};
 use bgp::transport::TtlPolicy;
 
-use crate::config::{self, Config, ConfigError, PeerGracefulRestart, Session};
+use crate::config::{self, Config, ConfigError, Session};
 use crate::discovery::Discovered;
 
 /// The speaker, its peers and its listen ranges.
@@ -104,10 +104,27 @@ impl Desired {
                 template,
             });
         }
+        let offered = peers
+            .values()
+            .map(|p| &p.config)
+            .chain(listen_ranges.iter().map(|r| &r.template))
+            .any(|p| p.graceful_restart != PeerGracefulRestart::Off);
         let speaker = SpeakerConfig {
             cluster_id: Some(cluster_id.map_or(config.router_id, |c| c.0.into())),
             listen: Some(SocketAddr::new(config.listen.address, config.listen.port)),
             listen_ranges,
+            graceful_restart: offered.then(|| GracefulRestartConfig {
+                restart_time: global_gr.map_or(DEFAULT_RESTART_TIME, |gr| gr.restart_time),
+                // A start may be a restart: clients may hold our routes as stale.
+                // Restarting, the speaker sends nothing until every configured
+                // client sent End-of-RIB (or the deferral ends), so that the
+                // first client back does not sweep the routes of the others.
+                restarting: true,
+                // A reflector forwards nothing itself, so its "forwarding state"
+                // survives any restart: clients keep using the reflected routes
+                // (RFC 4724 4.2).
+                forwarding_preserved: true,
+            }),
             // A reflector programs no FIB.
             best_notices: false,
             ..SpeakerConfig::new(local_as, config.router_id)
@@ -156,20 +173,15 @@ fn apply_session(
     let internal = peer.remote_as.is_none_or(|asn| asn == local_as);
     peer.ttl = TtlPolicy::Hops(if internal { 255 } else { 1 });
     let restart_time = match session.graceful_restart {
-        Some(PeerGracefulRestart::Enabled(false)) => None,
-        Some(PeerGracefulRestart::With(gr)) => Some(gr.restart_time),
-        Some(PeerGracefulRestart::Enabled(true)) => {
+        Some(config::PeerGracefulRestart::Enabled(false)) => None,
+        Some(config::PeerGracefulRestart::With(gr)) => Some(gr.restart_time),
+        Some(config::PeerGracefulRestart::Enabled(true)) => {
             Some(global_gr.map_or(DEFAULT_RESTART_TIME, |gr| gr.restart_time))
         }
         None => global_gr.map(|gr| gr.restart_time),
     };
-    // A reflector forwards nothing itself, so "forwarding state preserved" holds
-    // across any restart: clients keep using the reflected routes (RFC 4724 4.2).
-    peer.graceful_restart = restart_time.map(|restart_time| GracefulRestartConfig {
-        restart_time,
-        restarting: false,
-        forwarding_preserved: true,
-    });
+    peer.graceful_restart =
+        restart_time.map_or(PeerGracefulRestart::Off, PeerGracefulRestart::RestartTime);
     Ok(())
 }
 

@@ -61,13 +61,19 @@ impl BgpStatus for StatusService {
         let (reply, answer) = oneshot::channel();
         self.book()
             .requests
-            .send(Request::Routes {
-                prefix,
-                peer,
-                reply,
-            })
+            .send(Request::Routes(reply))
             .map_err(|_| unavailable())?;
-        let routes = answer.await.map_err(|_| unavailable())?;
+        let mut routes = answer.await.map_err(|_| unavailable())?;
+        routes.retain_mut(|(at, paths)| {
+            if prefix.is_some_and(|p| p.trunc() != *at) {
+                return false;
+            }
+            if peer.is_some() {
+                paths.retain(|p| p.source.peer == peer);
+            }
+            !paths.is_empty()
+        });
+        routes.sort_by_key(|(prefix, _)| *prefix);
         let limit = match request.limit {
             0 => usize::MAX,
             n => n as usize,

@@ -8,12 +8,17 @@
 //!   code ([`in_netns`]) inside a namespace, output logged per test ([`logs::LogDir`]).
 //! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
 //! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports.
+//! - [`conformance`]: the datastore contract, run against every backend.
+//! - [`kube_api::KubeApi`]: the Kubernetes API double the kubernetes backend runs against.
+//! - [`routes::routes`]: a namespace's kernel routes as normalised lines.
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
 //! - [`bgperf`]: the route-reflector benchmark behind `tabby-bgperf`.
 //! - [`require_root`], [`sweep`]: the root guard and the leftover sweep.
 
 pub mod bgperf;
+pub mod conformance;
 pub mod etcd;
+pub mod kube_api;
 pub mod lab;
 pub mod logs;
 pub mod names;
@@ -22,7 +27,9 @@ pub mod peers;
 pub mod process;
 pub mod registry;
 pub mod root;
+pub mod routes;
 pub mod runtime;
+pub mod tcp_proxy;
 pub mod vm;
 pub mod wait;
 

@@ -1,6 +1,7 @@
-//! Graceful restart (RFC 4724) with BIRD, in both roles. tabby "crashes" by dropping
-//! its runtime: its sockets close without a NOTIFICATION, as when the process is
-//! killed. BIRD crashes by SIGKILL and comes back with `bird -R`.
+//! Graceful restart (RFC 4724) in both roles. tabby restarting, with BIRD, FRR and
+//! GoBGP as helpers: tabby's speaker runs as its own process and is killed with
+//! SIGKILL, then started again with the restart bit (or not at all). tabby as
+//! helper: BIRD is SIGKILLed and comes back with `bird -R`.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -9,7 +10,8 @@ use bgp::rib::Change;
 use bgp::session::GracefulRestartConfig;
 use bgp::speaker::{self, Notice, PeerConfig, Policy, Request, SpeakerConfig, SpeakerHandle};
 use ipnet::IpNet;
-use tests::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
+use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
+use tests::process::Process;
 use tests::{Lab, Node, require_root};
 
 const PEER_AS: u32 = 65001;
@@ -58,103 +60,116 @@ fn tabby_speaker(tabby: &Node, peer: IpAddr, restart_time: u16, restarting: bool
     handle
 }
 
-fn has(bird: &Bird, prefix: IpNet) -> bool {
-    bird.routes()
-        .unwrap_or_default()
-        .iter()
-        .any(|r| r.prefix == prefix)
+fn has(daemon: &(impl BgpPeer + ?Sized), prefix: IpNet) -> bool {
+    daemon.route(prefix).ok().flatten().is_some()
 }
 
-/// Polls (without blocking the speaker on this thread) until `bird` has `prefix`.
-async fn until_bird_has(bird: &Bird, prefix: IpNet) {
+/// tabby's speaker as its own process in the `tabby` node, so it can be killed.
+fn tabby_process(tabby: &Node, peer: &Node, restart_time: u16, restarting: bool) -> Process {
+    let router_id = tabby.ipv4().unwrap().to_string();
+    let peer_arg = format!("{}:{PEER_AS}", peer.address());
+    let restart = restart_time.to_string();
+    let mut args = vec![
+        "--as",
+        "65002",
+        "--router-id",
+        &router_id,
+        "--peer",
+        &peer_arg,
+        "--originate",
+        BLOCK,
+        "--restart-time",
+        &restart,
+    ];
+    if restarting {
+        args.push("--restarting");
+    }
+    tabby
+        .spawn("tabby", env!("CARGO_BIN_EXE_tabby-test-speaker"), &args)
+        .unwrap()
+}
+
+const BLOCK: &str = "10.244.5.0/26";
+
+/// The daemon keeps tabby's route through `kill -9` and tabby's return, never
+/// withdrawing it.
+fn keeps_routes_across_a_kill(daemon: &dyn BgpPeer, tabby: &Node, peer: &Node) {
+    let block = net(BLOCK);
+    let mut first = tabby_process(tabby, peer, 120, false);
+    daemon.wait_route(block, TIMEOUT).unwrap();
+    first.kill();
+    daemon.wait_down(tabby.address(), TIMEOUT).unwrap();
+    assert!(
+        has(daemon, block),
+        "the daemon dropped the route when tabby died"
+    );
+    let _second = tabby_process(tabby, peer, 120, true);
     let deadline = Instant::now() + TIMEOUT;
-    while !has(bird, prefix) {
-        assert!(Instant::now() < deadline, "BIRD never learned {prefix}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    while !daemon.established(tabby.address()).unwrap_or(false) {
+        assert!(
+            has(daemon, block),
+            "the daemon withdrew the route during the restart"
+        );
+        assert!(Instant::now() < deadline, "the session never came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // After End-of-RIB the route is fresh, and still there.
+    for _ in 0..20 {
+        assert!(has(daemon, block), "the route vanished after the restart");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-#[test]
-fn interop_graceful_restart_bird_keeps_tabbys_routes_while_tabby_restarts() {
-    if !require_root() {
-        return;
-    }
-    let lab = lab("interop_graceful_restart_bird_keeps_tabbys_routes_while_tabby_restarts");
-    let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
-    let bird = Bird::start(peer, &bird_config(peer, tabby, None)).unwrap();
-    let block = net("10.244.5.0/26");
-    let peer_address = peer.address();
-    tabby
-        .run(|| {
-            tests::runtime().block_on(async {
-                let handle = tabby_speaker(tabby, peer_address, 120, false);
-                handle.requests.send(Request::Originate(block)).unwrap();
-                until_bird_has(&bird, block).await;
-            })
-        })
-        .unwrap();
-    // tabby is gone without a NOTIFICATION; BIRD keeps the route as stale.
-    assert!(
-        bird.wait_established(tabby.address(), Duration::ZERO)
-            .is_err()
-    );
-    assert!(
-        has(&bird, block),
-        "BIRD dropped the route when tabby went away"
-    );
-    tabby
-        .run(|| {
-            tests::runtime().block_on(async {
-                let handle = tabby_speaker(tabby, peer_address, 120, true);
-                handle.requests.send(Request::Originate(block)).unwrap();
-                // Until the session is back and End-of-RIB has swept, the route
-                // must never have left BIRD's table.
-                let deadline = Instant::now() + TIMEOUT;
-                while !bird.established(tabby.address()).unwrap_or(false) {
-                    assert!(
-                        has(&bird, block),
-                        "BIRD withdrew the route during the restart"
-                    );
-                    assert!(Instant::now() < deadline, "the session never came back");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                for _ in 0..20 {
-                    assert!(has(&bird, block), "the route vanished after the restart");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            })
-        })
-        .unwrap();
+/// The daemon drops tabby's route once tabby's restart time passes without it.
+fn drops_routes_when_tabby_stays_dead(daemon: &dyn BgpPeer, tabby: &Node, peer: &Node) {
+    let block = net(BLOCK);
+    let mut only = tabby_process(tabby, peer, 3, false);
+    daemon.wait_route(block, TIMEOUT).unwrap();
+    only.kill();
+    daemon.wait_down(tabby.address(), TIMEOUT).unwrap();
+    assert!(has(daemon, block), "the daemon dropped the route at once");
+    daemon.wait_no_route(block, TIMEOUT).unwrap();
 }
 
-#[test]
-fn interop_graceful_restart_bird_drops_tabbys_routes_when_tabby_does_not_return() {
-    if !require_root() {
-        return;
-    }
-    let lab = lab("interop_graceful_restart_bird_drops_tabbys_routes_when_tabby_does_not_return");
-    let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
-    let bird = Bird::start(peer, &bird_config(peer, tabby, None)).unwrap();
-    let block = net("10.244.5.0/26");
-    let peer_address = peer.address();
-    tabby
-        .run(|| {
-            tests::runtime().block_on(async {
-                let handle = tabby_speaker(tabby, peer_address, 3, false);
-                handle.requests.send(Request::Originate(block)).unwrap();
-                until_bird_has(&bird, block).await;
-            })
-        })
-        .unwrap();
-    assert!(has(&bird, block), "BIRD dropped the route at once");
-    tests::wait_until(TIMEOUT, "BIRD drops the stale route", || {
-        Ok(if has(&bird, block) {
-            Err("still there".to_owned())
-        } else {
-            Ok(())
-        })
-    })
-    .unwrap();
+fn daemon_config(peer: &Node, tabby: &Node, restart_time: u16) -> BgpConfig {
+    BgpConfig::new(PEER_AS, peer.ipv4().unwrap())
+        .neighbor(Neighbor::new(tabby.address(), TABBY_AS).graceful_restart(restart_time))
+}
+
+/// `<daemon>_keeps_...` and `<daemon>_drops_...` for each daemon.
+macro_rules! restarting_tabby {
+    ($($keeps:ident, $drops:ident: $daemon:ident;)*) => {$(
+        #[test]
+        fn $keeps() {
+            if !require_root() {
+                return;
+            }
+            let lab = lab(stringify!($keeps));
+            let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
+            let daemon = $daemon::start(peer, &daemon_config(peer, tabby, 120)).unwrap();
+            keeps_routes_across_a_kill(&daemon, tabby, peer);
+        }
+
+        #[test]
+        fn $drops() {
+            if !require_root() {
+                return;
+            }
+            let lab = lab(stringify!($drops));
+            let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
+            let daemon = $daemon::start(peer, &daemon_config(peer, tabby, 120)).unwrap();
+            drops_routes_when_tabby_stays_dead(&daemon, tabby, peer);
+        }
+    )*};
+}
+
+restarting_tabby! {
+    interop_graceful_restart_bird_keeps_tabbys_routes_across_a_kill_9,
+    interop_graceful_restart_bird_drops_tabbys_routes_when_tabby_stays_dead: Bird;
+    interop_graceful_restart_frr_keeps_tabbys_routes_across_a_kill_9,
+    interop_graceful_restart_frr_drops_tabbys_routes_when_tabby_stays_dead: Frr;
+    interop_graceful_restart_gobgp_keeps_tabbys_routes_across_a_kill_9,
+    interop_graceful_restart_gobgp_drops_tabbys_routes_when_tabby_stays_dead: GoBgp;
 }
 
 #[test]

@@ -12,7 +12,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::model::{DesiredState, Mac, Route, RouteTarget, VXLAN_DEVICE, VxlanDevice};
+use super::model::{
+    DesiredState, IPIP_DEVICE, IpipDevice, Mac, Route, RouteTarget, VXLAN_DEVICE, VxlanDevice,
+};
 
 /// What the reconciler read back from the kernel.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,6 +30,18 @@ pub struct Observed {
     pub neighbours: BTreeMap<IpAddr, Mac>,
     /// Permanent FDB entries on `vxlan.tabby`; a MAC may have several remotes.
     pub fdb: BTreeSet<(Mac, IpAddr)>,
+    /// The device named `tunl0`, if there is one.
+    pub ipip: Option<ObservedIpip>,
+    /// Addresses (with prefix length) on `tunl0` and `vxlan.tabby`, by device;
+    /// IPv6 link-local addresses, which the kernel adds itself, are left out.
+    pub addresses: BTreeMap<String, BTreeSet<IpNet>>,
+}
+
+/// The device named `tunl0` as the kernel reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObservedIpip {
+    pub mtu: u32,
+    pub up: bool,
 }
 
 /// The device named `vxlan.tabby` as the kernel reports it.
@@ -48,6 +62,30 @@ pub enum LinkChange {
     /// MTU, MAC or administrative state differ: changed in place.
     Update(VxlanDevice),
     Delete,
+}
+
+/// A change to `tunl0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpipChange {
+    /// `ip link add tunl0 type ipip`: loads the module, whose fallback device then
+    /// exists (the request itself usually answers EEXIST); then as `Update`.
+    Create(IpipDevice),
+    /// MTU or administrative state differ.
+    Update(IpipDevice),
+}
+
+/// A change to an address on a tunnel device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddressChange {
+    /// A host address (/32 or /128).
+    Add {
+        device: String,
+        address: IpAddr,
+    },
+    Delete {
+        device: String,
+        address: IpNet,
+    },
 }
 
 /// A change to a neighbour or FDB entry on `vxlan.tabby`.
@@ -78,6 +116,8 @@ pub enum RouteChange {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     pub link: Option<LinkChange>,
+    pub ipip: Option<IpipChange>,
+    pub addresses: Vec<AddressChange>,
     pub neighbours: Vec<NeighbourChange>,
     pub routes: Vec<RouteChange>,
     /// Desired routes not programmed because another protocol's route holds the
@@ -88,7 +128,11 @@ pub struct Plan {
 impl Plan {
     /// The number of kernel changes (conflicts are not changes).
     pub fn len(&self) -> usize {
-        usize::from(self.link.is_some()) + self.neighbours.len() + self.routes.len()
+        usize::from(self.link.is_some())
+            + usize::from(self.ipip.is_some())
+            + self.addresses.len()
+            + self.neighbours.len()
+            + self.routes.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -112,12 +156,58 @@ pub fn diff(desired: &DesiredState, observed: &Observed) -> Plan {
         // Deleting the device deletes its entries.
         None => Vec::new(),
     };
-    let (routes, conflicts) = diff_routes(&desired.routes, observed, fresh_device);
+    let ipip = desired.ipip.and_then(|want| match observed.ipip {
+        None => Some(IpipChange::Create(want)),
+        Some(have) if have.mtu != want.mtu || !have.up => Some(IpipChange::Update(want)),
+        Some(_) => None,
+    });
+    let mut addresses = Vec::new();
+    if desired.vxlan.is_some() {
+        let observed = if fresh_device {
+            &BTreeMap::new()
+        } else {
+            &observed.addresses
+        };
+        diff_addresses(VXLAN_DEVICE, desired, observed, &mut addresses);
+    }
+    if desired.ipip.is_some() {
+        diff_addresses(IPIP_DEVICE, desired, &observed.addresses, &mut addresses);
+    }
+    let (routes, conflicts) = diff_routes(desired, observed, fresh_device);
     Plan {
         link,
+        ipip,
+        addresses,
         neighbours,
         routes,
         conflicts,
+    }
+}
+
+/// The tunnel address wanted on `device`, and no other.
+fn diff_addresses(
+    device: &str,
+    desired: &DesiredState,
+    observed: &BTreeMap<String, BTreeSet<IpNet>>,
+    changes: &mut Vec<AddressChange>,
+) {
+    let want = desired
+        .tunnel_addresses
+        .get(device)
+        .map(|&address| IpNet::from(address));
+    let empty = BTreeSet::new();
+    let have = observed.get(device).unwrap_or(&empty);
+    if let Some(want) = want.filter(|want| !have.contains(want)) {
+        changes.push(AddressChange::Add {
+            device: device.to_owned(),
+            address: want.addr(),
+        });
+    }
+    for &address in have.iter().filter(|&&a| Some(a) != want) {
+        changes.push(AddressChange::Delete {
+            device: device.to_owned(),
+            address,
+        });
     }
 }
 
@@ -172,13 +262,22 @@ fn diff_neighbours(desired: &DesiredState, observed: &Observed) -> Vec<Neighbour
 }
 
 fn diff_routes(
-    desired: &BTreeMap<IpNet, RouteTarget>,
+    desired: &DesiredState,
     observed: &Observed,
     fresh_device: bool,
 ) -> (Vec<RouteChange>, Vec<Route>) {
     let mut changes = Vec::new();
     let mut conflicts = Vec::new();
-    for (&dst, target) in desired {
+    // While preserving, a gateway route in the kernel stays unless a local route
+    // (from the datastore, which is in sync) wants its destination, or the device
+    // it goes through is being replaced (which flushes it).
+    let preserved = |dst: &IpNet, want: Option<&RouteTarget>| {
+        desired.preserve_gateways
+            && want.is_none_or(RouteTarget::is_gateway)
+            && matches!(observed.routes.get(dst), Some(Some(have))
+                if have.is_gateway() && !(fresh_device && have.uses_device(VXLAN_DEVICE)))
+    };
+    for (&dst, target) in &desired.routes {
         let route = || Route {
             dst,
             target: target.clone(),
@@ -187,13 +286,14 @@ fn diff_routes(
             Some(Some(actual))
                 if target.is_satisfied_by(actual)
                     && !(fresh_device && target.uses_device(VXLAN_DEVICE)) => {}
+            _ if preserved(&dst, Some(target)) => {}
             Some(_) => changes.push(RouteChange::Replace(route())),
             None if observed.foreign.contains(&dst) => conflicts.push(route()),
             None => changes.push(RouteChange::Replace(route())),
         }
     }
     for dst in observed.routes.keys() {
-        if !desired.contains_key(dst) {
+        if !desired.routes.contains_key(dst) && !preserved(dst, None) {
             changes.push(RouteChange::Delete(*dst));
         }
     }
@@ -213,6 +313,26 @@ impl fmt::Display for LinkChange {
                 d.mtu, d.mac
             ),
             Self::Delete => write!(f, "delete {VXLAN_DEVICE}"),
+        }
+    }
+}
+
+impl fmt::Display for IpipChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Create(d) => write!(f, "create {IPIP_DEVICE} type ipip mtu {} up", d.mtu),
+            Self::Update(d) => write!(f, "update {IPIP_DEVICE} mtu {} up", d.mtu),
+        }
+    }
+}
+
+impl fmt::Display for AddressChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Add { device, address } => {
+                write!(f, "add address {} dev {device}", IpNet::from(*address))
+            }
+            Self::Delete { device, address } => write!(f, "delete address {address} dev {device}"),
         }
     }
 }
@@ -565,6 +685,122 @@ mod tests {
     }
 
     #[test]
+    fn tunl0_is_asked_for_when_missing_and_set_up_when_down_or_of_another_mtu() {
+        let mut want = desired([]);
+        want.ipip = Some(IpipDevice { mtu: 1480 });
+        let device = IpipDevice { mtu: 1480 };
+        assert_eq!(
+            diff(&want, &Observed::default()).ipip,
+            Some(IpipChange::Create(device))
+        );
+        for (mtu, up) in [(1500, true), (1480, false)] {
+            let kernel = Observed {
+                ipip: Some(ObservedIpip { mtu, up }),
+                ..Observed::default()
+            };
+            assert_eq!(diff(&want, &kernel).ipip, Some(IpipChange::Update(device)));
+        }
+        let right = Observed {
+            ipip: Some(ObservedIpip {
+                mtu: 1480,
+                up: true,
+            }),
+            ..Observed::default()
+        };
+        assert!(diff(&want, &right).is_empty());
+    }
+
+    #[test]
+    fn tunl0_is_left_alone_without_ipip_even_with_addresses_on_it() {
+        let kernel = Observed {
+            ipip: Some(ObservedIpip {
+                mtu: 1500,
+                up: false,
+            }),
+            addresses: [(IPIP_DEVICE.to_owned(), [net("10.9.9.9/32")].into())].into(),
+            ..Observed::default()
+        };
+        assert!(diff(&DesiredState::default(), &kernel).is_empty());
+    }
+
+    #[test]
+    fn the_tunnel_address_is_added_and_any_other_address_removed() {
+        let mut want = desired([]);
+        want.ipip = Some(IpipDevice { mtu: 1480 });
+        want.tunnel_addresses = [(IPIP_DEVICE.to_owned(), ip("10.244.0.1"))].into();
+        let kernel = Observed {
+            ipip: Some(ObservedIpip {
+                mtu: 1480,
+                up: true,
+            }),
+            addresses: [(IPIP_DEVICE.to_owned(), [net("10.244.0.9/32")].into())].into(),
+            ..Observed::default()
+        };
+        assert_eq!(
+            diff(&want, &kernel).addresses,
+            vec![
+                AddressChange::Add {
+                    device: IPIP_DEVICE.into(),
+                    address: ip("10.244.0.1")
+                },
+                AddressChange::Delete {
+                    device: IPIP_DEVICE.into(),
+                    address: net("10.244.0.9/32")
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_recreated_vxlan_device_gets_its_tunnel_address_again() {
+        let mut want = desired([]);
+        want.vxlan = Some(vxlan());
+        want.tunnel_addresses = [(VXLAN_DEVICE.to_owned(), ip("10.244.0.1"))].into();
+        let kernel = Observed {
+            vxlan: Some(observed_vxlan(VxlanDevice { vni: 1, ..vxlan() })),
+            addresses: [(VXLAN_DEVICE.to_owned(), [net("10.244.0.1/32")].into())].into(),
+            ..Observed::default()
+        };
+        assert_eq!(
+            diff(&want, &kernel).addresses,
+            vec![AddressChange::Add {
+                device: VXLAN_DEVICE.into(),
+                address: ip("10.244.0.1")
+            }]
+        );
+    }
+
+    #[test]
+    fn preserving_keeps_gateway_routes_but_adds_missing_ones_and_fixes_local_ones() {
+        let kept = Route::via(net("10.0.1.0/26"), [NextHop::via(ip("192.0.2.2"))]).unwrap();
+        let moved = Route::via(net("10.0.2.0/26"), [NextHop::via(ip("192.0.2.3"))]).unwrap();
+        let new = Route::via(net("10.0.3.0/26"), [NextHop::via(ip("192.0.2.4"))]).unwrap();
+        let stale_workload = workload("10.0.0.9/32", "cali9");
+        let now_local = Route::blackhole(net("10.0.4.0/26"));
+        let mut want = desired([
+            Route::via(net("10.0.2.0/26"), [NextHop::via(ip("192.0.2.9"))]).unwrap(),
+            new.clone(),
+            now_local.clone(),
+        ]);
+        want.preserve_gateways = true;
+        let kernel = observed([
+            kept,
+            moved,
+            stale_workload.clone(),
+            Route::via(net("10.0.4.0/26"), [NextHop::via(ip("192.0.2.5"))]).unwrap(),
+        ]);
+        let plan = diff(&want, &kernel);
+        assert_eq!(
+            plan.routes,
+            vec![
+                RouteChange::Replace(new),
+                RouteChange::Replace(now_local),
+                RouteChange::Delete(stale_workload.dst),
+            ]
+        );
+    }
+
+    #[test]
     fn changes_print_like_ip_commands() {
         let change = RouteChange::Replace(workload("10.0.0.1/32", "cali1"));
         assert_eq!(
@@ -635,24 +871,48 @@ mod tests {
             })
         }
 
+        fn ipip() -> impl Strategy<Value = Option<IpipDevice>> {
+            prop::option::of((1479u32..1481).prop_map(|mtu| IpipDevice { mtu }))
+        }
+
+        /// Addresses on the tunnel devices: one of a few, on either device.
+        fn tunnel_address() -> impl Strategy<Value = (String, IpAddr)> {
+            (prop_oneof![Just(IPIP_DEVICE), Just(VXLAN_DEVICE)], 0u8..3)
+                .prop_map(|(device, i)| (device.to_owned(), ip(&format!("10.8.0.{i}"))))
+        }
+
         fn desired() -> impl Strategy<Value = DesiredState> {
             (
                 prop::collection::btree_map(dst(), target(), 0..8),
                 vxlan(),
                 prop::collection::vec(vtep(), 0..3),
+                ipip(),
+                prop::collection::btree_map(
+                    prop_oneof![Just(IPIP_DEVICE), Just(VXLAN_DEVICE)].prop_map(String::from),
+                    (0u8..3).prop_map(|i| ip(&format!("10.8.0.{i}"))),
+                    0..3,
+                ),
+                prop::bool::ANY,
             )
-                .prop_map(|(routes, vxlan, vteps)| DesiredState {
-                    routes,
-                    vxlan,
-                    vteps: vteps
-                        .into_iter()
-                        .map(|(tunnel_address, mac, underlay)| Vtep {
-                            tunnel_address,
-                            mac,
-                            underlay,
-                        })
-                        .collect(),
-                })
+                .prop_map(
+                    |(routes, vxlan, vteps, ipip, tunnel_addresses, preserve_gateways)| {
+                        DesiredState {
+                            routes,
+                            vxlan,
+                            vteps: vteps
+                                .into_iter()
+                                .map(|(tunnel_address, mac, underlay)| Vtep {
+                                    tunnel_address,
+                                    mac,
+                                    underlay,
+                                })
+                                .collect(),
+                            ipip,
+                            tunnel_addresses,
+                            preserve_gateways,
+                        }
+                    },
+                )
         }
 
         fn observed() -> impl Strategy<Value = Observed> {
@@ -661,17 +921,40 @@ mod tests {
                 prop::collection::btree_set(dst(), 0..3),
                 prop::option::of((vxlan(), prop::bool::ANY, prop::bool::ANY)),
                 prop::collection::vec(vtep(), 0..3),
+                prop::option::of(
+                    (1479u32..1481, prop::bool::ANY).prop_map(|(mtu, up)| ObservedIpip { mtu, up }),
+                ),
+                prop::collection::vec(tunnel_address(), 0..3),
             )
-                .prop_map(|(routes, foreign, link, entries)| Observed {
-                    routes,
-                    foreign,
-                    vxlan: link.map(|(device, learning, up)| ObservedVxlan {
-                        device,
-                        learning,
-                        up,
-                    }),
-                    neighbours: entries.iter().map(|&(t, m, _)| (t, m)).collect(),
-                    fdb: entries.iter().map(|&(_, m, u)| (m, u)).collect(),
+                .prop_map(|(routes, foreign, link, entries, ipip, addresses)| {
+                    let mut kernel = Observed {
+                        routes,
+                        foreign,
+                        vxlan: link.map(|(device, learning, up)| ObservedVxlan {
+                            device,
+                            learning,
+                            up,
+                        }),
+                        neighbours: entries.iter().map(|&(t, m, _)| (t, m)).collect(),
+                        fdb: entries.iter().map(|&(_, m, u)| (m, u)).collect(),
+                        ipip,
+                        addresses: BTreeMap::new(),
+                    };
+                    // Only devices that exist hold addresses.
+                    for (device, address) in addresses {
+                        let exists = match device.as_str() {
+                            VXLAN_DEVICE => kernel.vxlan.is_some(),
+                            _ => kernel.ipip.is_some(),
+                        };
+                        if exists {
+                            kernel
+                                .addresses
+                                .entry(device)
+                                .or_default()
+                                .insert(IpNet::from(address));
+                        }
+                    }
+                    kernel
                 })
         }
 
@@ -680,6 +963,7 @@ mod tests {
             let flush = |kernel: &mut Observed| {
                 kernel.neighbours.clear();
                 kernel.fdb.clear();
+                kernel.addresses.remove(VXLAN_DEVICE);
                 kernel
                     .routes
                     .retain(|_, t| !t.as_ref().is_some_and(|t| t.uses_device(VXLAN_DEVICE)));
@@ -706,6 +990,29 @@ mod tests {
                 }
                 None => {}
             }
+            if let Some(IpipChange::Create(d) | IpipChange::Update(d)) = plan.ipip {
+                kernel.ipip = Some(ObservedIpip {
+                    mtu: d.mtu,
+                    up: true,
+                });
+            }
+            for change in &plan.addresses {
+                match change {
+                    AddressChange::Add { device, address } => {
+                        kernel
+                            .addresses
+                            .entry(device.clone())
+                            .or_default()
+                            .insert(IpNet::from(*address));
+                    }
+                    AddressChange::Delete { device, address } => {
+                        if let Some(set) = kernel.addresses.get_mut(device) {
+                            set.remove(address);
+                        }
+                    }
+                }
+            }
+            kernel.addresses.retain(|_, set| !set.is_empty());
             for change in &plan.neighbours {
                 match *change {
                     NeighbourChange::ReplaceNeighbour { address, mac } => {

@@ -3,8 +3,9 @@
 //! `desired = f(state)` is computed elsewhere as a [`DesiredState`]; the
 //! [`Reconciler`] reads back what tabby owns, [`diff`]s, and applies the minimal
 //! changes in pipelined netlink batches. tabby owns only main-table routes tagged
-//! [`TABBY_PROTOCOL`] and the device [`VXLAN_DEVICE`] with its permanent entries;
-//! everything else on the host is left alone.
+//! [`TABBY_PROTOCOL`], the device [`VXLAN_DEVICE`] with its permanent entries and
+//! address, and (while a pool uses IPIP) the state and address of the kernel's
+//! [`IPIP_DEVICE`]; everything else on the host is left alone.
 //!
 //! ```text
 //!  DesiredState ─┐
@@ -15,6 +16,8 @@
 //! ```
 
 pub mod diff;
+mod driver;
+mod grace;
 pub mod model;
 pub mod netlink;
 #[cfg(test)]
@@ -22,9 +25,10 @@ mod parse;
 pub mod reconcile;
 
 pub use diff::{Observed, Plan, diff};
+pub use driver::Pass;
 pub use model::{
-    DesiredState, Mac, ModelError, NextHop, Route, RouteTarget, TABBY_PROTOCOL, VXLAN_DEVICE, Vtep,
-    VxlanDevice,
+    DesiredState, IPIP_DEVICE, IpipDevice, Mac, ModelError, NextHop, Route, RouteTarget,
+    TABBY_PROTOCOL, VXLAN_DEVICE, Vtep, VxlanDevice,
 };
 pub use netlink::NetlinkError;
 pub use reconcile::{Failure, Reconciler, Report};

@@ -23,6 +23,8 @@ pub const TABBY_PROTOCOL: u8 = 84;
 
 /// The VXLAN device tabby creates when a pool uses VXLAN.
 pub const VXLAN_DEVICE: &str = "vxlan.tabby";
+/// The kernel's fallback IPIP device, which appears when the `ipip` module loads.
+pub const IPIP_DEVICE: &str = "tunl0";
 /// Calico's VNI, so a mixed cluster during migration shares one overlay.
 pub const VXLAN_VNI: u32 = 4096;
 /// The IANA VXLAN port (RFC 7348), not Linux's historical default 8472.
@@ -126,6 +128,11 @@ impl RouteTarget {
             }
             _ => self == actual,
         }
+    }
+
+    /// Whether this is a route via a gateway (one or several), as BGP learns them.
+    pub fn is_gateway(&self) -> bool {
+        matches!(self, Self::Gateway(_) | Self::Multipath(_))
     }
 
     /// Whether packets leave through `device` (by name).
@@ -271,6 +278,13 @@ impl VxlanDevice {
     }
 }
 
+/// `tunl0` as tabby wants it: up, with this MTU. The device is the kernel's: tabby
+/// asks for it to exist (loading the module) but never deletes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpipDevice {
+    pub mtu: u32,
+}
+
 /// A remote node's VXLAN endpoint: a permanent neighbour entry (its tunnel address
 /// to its device MAC) and a permanent FDB entry (that MAC to its underlay address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,13 +294,23 @@ pub struct Vtep {
     pub underlay: IpAddr,
 }
 
-/// Everything tabby wants in the kernel: one route per destination prefix, the VXLAN
-/// device (when a pool uses VXLAN) and the remote VTEPs.
+/// Everything tabby wants in the kernel: one route per destination prefix, the tunnel
+/// devices (when a pool uses them), their addresses and the remote VTEPs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DesiredState {
     pub routes: BTreeMap<IpNet, RouteTarget>,
     pub vxlan: Option<VxlanDevice>,
     pub vteps: Vec<Vtep>,
+    /// `tunl0`, when a pool uses IPIP; `None` leaves it alone.
+    pub ipip: Option<IpipDevice>,
+    /// The node's tunnel address (a /32 or /128) on each tunnel device tabby
+    /// manages. Every other address on `vxlan.tabby`, and on `tunl0` while IPIP is
+    /// wanted, is removed: those addresses are tabby's to set.
+    pub tunnel_addresses: BTreeMap<String, IpAddr>,
+    /// Keep the gateway routes already in the kernel as they are (add missing ones,
+    /// replace and delete none): set while BGP re-learns its routes after a restart,
+    /// so that a restart changes nothing that was right.
+    pub preserve_gateways: bool,
 }
 
 impl DesiredState {

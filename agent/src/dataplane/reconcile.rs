@@ -3,18 +3,19 @@
 
 use std::fmt;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netlink_packet_route::RouteNetlinkMessage;
-use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
 
-use super::diff::{LinkChange, Observed, ObservedVxlan, Plan, RouteChange, diff};
-use super::model::{DesiredState, Route, VXLAN_DEVICE};
-use super::netlink::link::{self, Links, MissingDevice};
+use ipnet::IpNet;
+
+use super::diff::{AddressChange, IpipChange, LinkChange, Observed, Plan, RouteChange, diff};
+use super::grace::Grace;
+use super::model::{DesiredState, IPIP_DEVICE, Route, VXLAN_DEVICE};
+use super::netlink::link::{self, Links, MissingDevice, Tunnels};
 use super::netlink::routes::{self, Seen};
-use super::netlink::socket::{Refusal, Socket};
-use super::netlink::{NetlinkError, neigh};
+use super::netlink::socket::{Refusal, Request, Socket};
+use super::netlink::{NetlinkError, address, neigh};
 
 /// One change the kernel refused (or that could not be built).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,12 +67,15 @@ pub struct Kernel {
     pub links: Links,
     /// The index of `vxlan.tabby`, when it exists.
     pub vxlan_index: Option<u32>,
+    /// The index of `tunl0`, when it exists.
+    pub ipip_index: Option<u32>,
 }
 
 /// Drives one network namespace's dataplane to a desired state.
 #[derive(Debug)]
 pub struct Reconciler {
     socket: Socket,
+    pub(super) grace: Grace,
 }
 
 impl Reconciler {
@@ -79,12 +83,21 @@ impl Reconciler {
     pub fn new() -> Result<Self, NetlinkError> {
         Ok(Self {
             socket: Socket::open()?,
+            grace: Grace::new(Duration::ZERO),
         })
     }
 
-    /// Reads back links, main-table routes, and the entries on `vxlan.tabby`.
+    /// Deletes a workload route only once it has been unwanted for `grace`: the CNI
+    /// plugin programs a new pod's route before the agent may have seen the pod.
+    pub fn with_workload_grace(mut self, grace: Duration) -> Self {
+        self.grace = Grace::new(grace);
+        self
+    }
+
+    /// Reads back links, main-table routes, the entries on `vxlan.tabby` and the
+    /// addresses on the tunnel devices.
     pub async fn read(&mut self) -> Result<Kernel, NetlinkError> {
-        let (links, vxlan) = self.read_links().await?;
+        let (links, tunnels) = self.read_links().await?;
         let mut observed = Observed::default();
         for message in self.socket.dump(routes::dump_request()).await? {
             let RouteNetlinkMessage::NewRoute(route) = message else {
@@ -100,8 +113,10 @@ impl Reconciler {
                 None => {}
             }
         }
-        let vxlan_index = vxlan.as_ref().map(|(index, _)| *index);
-        if let Some((index, device)) = vxlan {
+        let vxlan_index = tunnels.vxlan.as_ref().map(|(index, _)| *index);
+        let ipip_index = tunnels.ipip.as_ref().map(|(index, _)| *index);
+        observed.ipip = tunnels.ipip.map(|(_, device)| device);
+        if let Some((index, device)) = tunnels.vxlan {
             observed.vxlan = Some(device);
             for message in self.socket.dump(neigh::dump_neighbours(index)).await? {
                 let RouteNetlinkMessage::NewNeighbour(entry) = message else {
@@ -119,14 +134,30 @@ impl Reconciler {
                     .extend(neigh::read(&entry, index).map(|(underlay, mac)| (mac, underlay)));
             }
         }
+        let tunnel_devices = [(VXLAN_DEVICE, vxlan_index), (IPIP_DEVICE, ipip_index)];
+        if tunnel_devices.iter().any(|(_, index)| index.is_some()) {
+            let dump = self.socket.dump(address::dump_request()).await?;
+            for (device, index) in tunnel_devices {
+                let Some(index) = index else { continue };
+                let addresses: std::collections::BTreeSet<IpNet> = address::on_device(&dump, index)
+                    .into_iter()
+                    .filter(|(ip, _)| !is_link_local(*ip))
+                    .filter_map(|(ip, len)| IpNet::new(ip, len).ok())
+                    .collect();
+                if !addresses.is_empty() {
+                    observed.addresses.insert(device.to_owned(), addresses);
+                }
+            }
+        }
         Ok(Kernel {
             observed,
             links,
             vxlan_index,
+            ipip_index,
         })
     }
 
-    async fn read_links(&mut self) -> Result<(Links, Option<(u32, ObservedVxlan)>), NetlinkError> {
+    async fn read_links(&mut self) -> Result<(Links, Tunnels), NetlinkError> {
         let links: Vec<_> = (self.socket.dump(link::dump_request()).await?)
             .into_iter()
             .filter_map(|m| match m {
@@ -137,106 +168,146 @@ impl Reconciler {
         Ok(Links::read(&links))
     }
 
-    /// Keeps the kernel at the latest desired state until the sender is dropped:
-    /// reconciles on every new state, and every `resync` to repair changes made
-    /// behind tabby's back. A failed pass is logged and retried on the next one.
-    pub async fn run(mut self, mut desired: watch::Receiver<DesiredState>, resync: Duration) {
-        let mut timer = tokio::time::interval(resync);
-        timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                changed = desired.changed() => if changed.is_err() { return },
-                _ = timer.tick() => {}
-            }
-            // Cloned so the sender is never blocked while netlink work is under way.
-            let state = desired.borrow_and_update().clone();
-            match self.reconcile(&state).await {
-                Ok(report) => {
-                    for failure in &report.failures {
-                        tracing::warn!(%failure, "kernel refused a change");
-                    }
-                    for route in &report.conflicts {
-                        tracing::warn!(%route, "another protocol holds this destination; not programmed");
-                    }
-                    if report.changes() > 0 {
-                        tracing::info!(
-                            applied = report.applied,
-                            failed = report.failures.len(),
-                            "dataplane reconciled"
-                        );
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "dataplane reconciliation failed; retrying at the next resync")
-                }
-            }
-        }
-    }
-
     /// Reads the kernel back, diffs, and applies the difference. A kernel that
     /// already matches gets no requests at all.
     pub async fn reconcile(&mut self, desired: &DesiredState) -> Result<Report, NetlinkError> {
         let kernel = self.read().await?;
-        let plan = diff(desired, &kernel.observed);
+        let mut plan = diff(desired, &kernel.observed);
+        self.grace.hold(&mut plan, &kernel.observed, Instant::now());
         self.apply(plan, kernel).await
     }
 
-    /// Applies `plan`, computed against `kernel`.
+    /// Applies `plan`, computed against `kernel`: devices first (addresses,
+    /// neighbours and onlink routes need them), then addresses, entries, routes.
     pub async fn apply(&mut self, plan: Plan, mut kernel: Kernel) -> Result<Report, NetlinkError> {
         let mut report = Report {
             conflicts: plan.conflicts,
             ..Report::default()
         };
-        if let Some(change) = &plan.link {
-            // (request, whether it deletes)
-            let requests = match (change, kernel.vxlan_index) {
-                (LinkChange::Create(device), _) | (LinkChange::Recreate(device), None) => {
-                    vec![(link::create_vxlan(device), false)]
-                }
-                (LinkChange::Recreate(device), Some(index)) => {
-                    vec![
-                        (link::delete(index), true),
-                        (link::create_vxlan(device), false),
-                    ]
-                }
-                (LinkChange::Update(device), Some(index)) => {
-                    vec![(link::update_vxlan(index, device), false)]
-                }
-                (LinkChange::Delete, Some(index)) => vec![(link::delete(index), true)],
-                (LinkChange::Update(_) | LinkChange::Delete, None) => Vec::new(),
-            };
-            let (requests, deletes): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
-            let answers = self.socket.batch(&requests).await?;
-            for (answer, delete) in answers.into_iter().zip(deletes) {
-                record(&mut report, change, delete, answer);
-            }
-            // A created or recreated device has a new index.
-            let (links, vxlan) = self.read_links().await?;
-            kernel.links = links;
-            kernel.vxlan_index = vxlan.map(|(index, _)| index);
+        if plan.link.is_some() || plan.ipip.is_some() {
+            self.apply_links(plan.link.as_ref(), plan.ipip, &mut kernel, &mut report)
+                .await?;
         }
-
-        if !plan.neighbours.is_empty() {
-            let Some(index) = kernel.vxlan_index else {
+        let mut requests = Vec::new();
+        let mut sent: Vec<(String, bool)> = Vec::new();
+        for change in &plan.addresses {
+            let device = match change {
+                AddressChange::Add { device, .. } | AddressChange::Delete { device, .. } => device,
+            };
+            let Ok(index) = kernel.links.index(device) else {
+                report
+                    .failures
+                    .push(missing(change.to_string(), MissingDevice(device.clone())));
+                continue;
+            };
+            let (request, delete) = match change {
+                AddressChange::Add { address: ip, .. } => {
+                    (address::replace_host_address(index, *ip), false)
+                }
+                AddressChange::Delete { address: net, .. } => (address::delete(index, *net), true),
+            };
+            requests.push(request);
+            sent.push((change.to_string(), delete));
+        }
+        match kernel.vxlan_index {
+            Some(index) => {
+                for change in &plan.neighbours {
+                    requests.push(neigh::request(change, index));
+                    sent.push((change.to_string(), change.is_delete()));
+                }
+            }
+            None => {
                 for change in &plan.neighbours {
                     report.failures.push(missing(
                         change.to_string(),
                         MissingDevice(VXLAN_DEVICE.into()),
                     ));
                 }
-                return self.apply_routes(&plan.routes, &kernel.links, report).await;
-            };
-            let requests: Vec<_> = plan
-                .neighbours
-                .iter()
-                .map(|change| neigh::request(change, index))
-                .collect();
+            }
+        }
+        if !requests.is_empty() {
             let answers = self.socket.batch(&requests).await?;
-            for (change, answer) in plan.neighbours.iter().zip(answers) {
-                record(&mut report, change, change.is_delete(), answer);
+            for ((change, delete), answer) in sent.iter().zip(answers) {
+                record(&mut report, change, *delete, answer);
             }
         }
         self.apply_routes(&plan.routes, &kernel.links, report).await
+    }
+
+    /// The device changes, then a fresh read of the links: created devices have new
+    /// indices.
+    async fn apply_links(
+        &mut self,
+        vxlan: Option<&LinkChange>,
+        ipip: Option<IpipChange>,
+        kernel: &mut Kernel,
+        report: &mut Report,
+    ) -> Result<(), NetlinkError> {
+        // (request, whether it deletes, the change it belongs to)
+        let mut requests: Vec<(Request, bool, String)> = Vec::new();
+        if let Some(change) = vxlan {
+            let name = change.to_string();
+            match (change, kernel.vxlan_index) {
+                (LinkChange::Create(device), _) | (LinkChange::Recreate(device), None) => {
+                    requests.push((link::create_vxlan(device), false, name));
+                }
+                (LinkChange::Recreate(device), Some(index)) => {
+                    requests.push((link::delete(index), true, name.clone()));
+                    requests.push((link::create_vxlan(device), false, name));
+                }
+                (LinkChange::Update(device), Some(index)) => {
+                    requests.push((link::update_vxlan(index, device), false, name));
+                }
+                (LinkChange::Delete, Some(index)) => {
+                    requests.push((link::delete(index), true, name))
+                }
+                (LinkChange::Update(_) | LinkChange::Delete, None) => {}
+            }
+        }
+        if let Some(IpipChange::Create(_)) = ipip {
+            requests.push((
+                link::create_ipip(),
+                false,
+                ipip.map(|c| c.to_string()).unwrap_or_default(),
+            ));
+        }
+        self.send_links(requests, report).await?;
+        let (links, tunnels) = self.read_links().await?;
+        kernel.links = links;
+        kernel.vxlan_index = tunnels.vxlan.map(|(index, _)| index);
+        kernel.ipip_index = tunnels.ipip.map(|(index, _)| index);
+        if let Some(IpipChange::Create(device) | IpipChange::Update(device)) = ipip {
+            let name = format!("set {IPIP_DEVICE} mtu {} up", device.mtu);
+            match kernel.ipip_index {
+                Some(index) => {
+                    self.send_links(
+                        vec![(link::update_ipip(index, &device), false, name)],
+                        report,
+                    )
+                    .await?
+                }
+                None => report
+                    .failures
+                    .push(missing(name, MissingDevice(IPIP_DEVICE.into()))),
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_links(
+        &mut self,
+        requests: Vec<(Request, bool, String)>,
+        report: &mut Report,
+    ) -> Result<(), NetlinkError> {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<Request> = requests.iter().map(|(r, _, _)| r.clone()).collect();
+        let answers = self.socket.batch(&batch).await?;
+        for ((_, delete, change), answer) in requests.iter().zip(answers) {
+            record(report, change, *delete, answer);
+        }
+        Ok(())
     }
 
     async fn apply_routes(
@@ -288,6 +359,11 @@ fn record(report: &mut Report, change: &impl fmt::Display, delete: bool, answer:
             reason: message,
         }),
     }
+}
+
+/// fe80::/10: the kernel gives every device one and owns it.
+fn is_link_local(ip: std::net::IpAddr) -> bool {
+    matches!(ip, std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 fn missing(change: String, device: MissingDevice) -> Failure {

@@ -93,6 +93,11 @@ impl<'a> Runtime<'a> {
         self.call("CHECK", pod, Some(netns), &conf)
     }
 
+    /// The Kubernetes namespace the pods are in.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
     pub fn host_veth(&self, pod: &str) -> String {
         agent::veth::host_veth_name(&self.namespace, pod)
     }

@@ -95,9 +95,12 @@ impl State {
                 (record, event)
             }
             None => {
-                let mut record = self.objects.remove(&key).expect("deleting a stored object");
-                record.revision = Revision(self.revision);
-                (record.clone(), WatchEvent::Deleted(record))
+                let record = self.objects.remove(&key).expect("deleting a stored object");
+                let deleted = Record {
+                    revision: Revision(self.revision),
+                    ..record.clone()
+                };
+                (record, WatchEvent::Deleted(deleted))
             }
         };
         self.watchers
@@ -122,7 +125,7 @@ impl State {
                 kind: kind.name,
                 name: name.to_owned(),
                 expected,
-                actual,
+                actual: Some(actual),
             });
         }
         Ok(())
@@ -147,13 +150,14 @@ impl Backend for MemoryStore {
         let state = self.lock();
         // Pages continue from the current state, not a snapshot: objects that exist
         // throughout are still listed exactly once, which is the contract.
-        // Keys are (plural, name): the range starts at this kind, so kinds that
-        // sort before it are skipped rather than ending the listing.
         let start = match &options.continue_token {
-            Some(token) => Bound::Excluded((kind.plural, ContinueToken::decode(token)?.after)),
-            None => Bound::Included((kind.plural, String::new())),
+            Some(token) => Bound::Excluded(ContinueToken::decode(token)?.after),
+            None => Bound::Included(String::new()),
         };
-        let range = (start, Bound::Unbounded::<(&'static str, String)>);
+        let range = (
+            start.map(|name| (kind.plural, name)),
+            Bound::Unbounded::<(&'static str, String)>,
+        );
         let limit = options.limit.unwrap_or(usize::MAX);
         let mut matching = state
             .objects
@@ -242,45 +246,28 @@ impl Backend for MemoryStore {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
+    use crate::datastore::Datastore;
+    use crate::resources::{BlockAffinity, BlockAffinitySpec, IPPool, IPPoolSpec};
 
     #[tokio::test]
-    async fn a_kind_is_listed_even_when_another_kind_sorts_before_it() {
+    async fn a_list_finds_its_kind_behind_objects_of_kinds_that_sort_first() {
         let store = MemoryStore::new();
-        let (early, late) = (
-            Kind {
-                name: "BGPConfiguration",
-                plural: "bgpconfigurations",
-            },
-            Kind {
-                name: "Node",
-                plural: "nodes",
-            },
-        );
+        let cidr = "10.0.0.0/26".parse().unwrap();
+        let affinity = BlockAffinitySpec {
+            node: "n1".into(),
+            cidr,
+            state: Default::default(),
+        };
         store
-            .create_record(early, "default", json!({}))
+            .create(&BlockAffinity::new("n1-10-0-0-0-26", affinity))
             .await
             .unwrap();
-        store.create_record(late, "n1", json!({})).await.unwrap();
-        store.create_record(late, "n2", json!({})).await.unwrap();
-        let all = store
-            .list_records(late, &ListOptions::default())
+        store
+            .create(&IPPool::new("p", IPPoolSpec::new(cidr)))
             .await
             .unwrap();
-        let names: Vec<&str> = all.items.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["n1", "n2"]);
-        let first = ListOptions {
-            limit: Some(1),
-            ..ListOptions::default()
-        };
-        let page = store.list_records(late, &first).await.unwrap();
-        let next = ListOptions {
-            continue_token: page.continue_token,
-            ..ListOptions::default()
-        };
-        let rest = store.list_records(late, &next).await.unwrap();
-        assert_eq!(rest.items[0].name, "n2");
+        let pools = store.list::<IPPool>(&ListOptions::default()).await.unwrap();
+        assert_eq!(pools.items.len(), 1);
     }
 }

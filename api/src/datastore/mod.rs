@@ -10,12 +10,24 @@
 //!   write. `update` and `delete` with an expected revision are compare-and-swap.
 //! - `list` pages in name order; every object that exists throughout the pagination
 //!   is returned exactly once. A list's revision is where a watch can start.
+//! - `delete` returns the object as it was last stored (with the revision of that
+//!   write, as Kubernetes does); the watch's `Deleted` event carries the deletion's
+//!   revision.
 //! - `watch(from)` delivers every change after `from`, in revision order. When those
 //!   changes are no longer known (history compacted), it first delivers
 //!   [`WatchEvent::Resync`] with the full current state, then changes after it.
+//! - `update` is one round trip (the compare-and-swap) for kinds without immutable
+//!   fields, which are all the IPAM kinds; kinds with some ([`Resource::IMMUTABLE`],
+//!   only `IPPool`) read the stored object first to check them.
+//!
+//! Which pods and nodes exist is asked the same way on every backend; see
+//! [`workloads`].
 
+mod etcd;
+mod kubernetes;
 mod memory;
 mod page;
+pub mod workloads;
 
 use std::fmt::Debug;
 
@@ -24,10 +36,15 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::Value;
 
-use crate::resources::{Resource, Revision, ValidationError};
+use crate::resources::{
+    Node, Resource, Revision, ValidationError, WorkloadEndpoint, WorkloadEndpointSpec,
+};
 use crate::selector::Selector;
 
+pub use etcd::{DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX, EtcdStore};
+pub use kubernetes::KubeStore;
 pub use memory::MemoryStore;
+pub use workloads::{Inventory, Workload};
 
 /// The datastore layer's errors.
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +54,14 @@ pub enum Error {
     #[error("{kind} {name:?} already exists")]
     AlreadyExists { kind: &'static str, name: String },
     /// The compare-and-swap failed: someone wrote in between. Re-read and retry.
-    #[error("{kind} {name:?} changed: expected revision {expected}, it is at {actual}")]
+    #[error("{kind} {name:?} changed: expected revision {expected}, it is at {}",
+        actual.map_or("a newer one".to_owned(), |a| a.to_string()))]
     Conflict {
         kind: &'static str,
         name: String,
         expected: Revision,
-        actual: Revision,
+        /// The stored revision, when the backend says (Kubernetes does not).
+        actual: Option<Revision>,
     },
     #[error("{kind} {name:?}: {source}")]
     Invalid {
@@ -65,6 +84,13 @@ pub enum Error {
     },
     #[error("etcd: {0}")]
     Etcd(#[from] etcd_client::Error),
+    #[error("kubernetes: {0}")]
+    Kubernetes(#[from] kube::Error),
+    /// tabby compares revisions as numbers, which every etcd-backed API server gives.
+    #[error("kubernetes: resourceVersion {0:?} is not a number")]
+    UnsupportedRevision(String),
+    #[error("datastore configuration: {0}")]
+    Config(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -168,6 +194,12 @@ pub trait Backend: Send + Sync + Debug {
         expected: Option<Revision>,
     ) -> Result<Record>;
     async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>>;
+
+    /// The cluster's own record of pods and nodes, where it has one (Kubernetes' core
+    /// API). Without it, `WorkloadEndpoint`s and tabby `Node`s are that record.
+    fn inventory(&self) -> Option<&dyn Inventory> {
+        None
+    }
 }
 
 /// The typed datastore every component uses; implemented for every [`Backend`].
@@ -179,8 +211,27 @@ pub trait Datastore {
     async fn create<R: Resource>(&self, resource: &R) -> Result<R>;
     /// Replaces a resource if it is still at the revision it was read at.
     async fn update<R: Resource>(&self, resource: &R) -> Result<R>;
+    /// Deletes (only at `expected`, when given); returns the last stored state.
     async fn delete<R: Resource>(&self, name: &str, expected: Option<Revision>) -> Result<R>;
     async fn watch<R: Resource>(&self, from: Revision) -> Result<WatchStream<R>>;
+
+    /// The pod `namespace/pod`, if it exists; see [`workloads`].
+    async fn workload(&self, namespace: &str, pod: &str) -> Result<Option<Workload>>;
+    /// Every pod that exists.
+    async fn workloads(&self) -> Result<Vec<Workload>>;
+    async fn node_exists(&self, node: &str) -> Result<bool>;
+    /// The names of every node that exists.
+    async fn nodes(&self) -> Result<Vec<String>>;
+    /// CNI ADD: records the pod's endpoint (creating or replacing it).
+    async fn register_workload(&self, endpoint: WorkloadEndpointSpec) -> Result<WorkloadEndpoint>;
+    /// CNI DEL: removes the pod's endpoint if it is the one `container_id` added;
+    /// returns what was removed. Idempotent, as CNI DEL must be.
+    async fn unregister_workload(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container_id: &str,
+    ) -> Result<Option<WorkloadEndpoint>>;
 }
 
 #[async_trait]
@@ -213,20 +264,22 @@ impl<B: Backend + ?Sized> Datastore for B {
             name: name.to_owned(),
         })?;
         let value = encode(resource)?;
-        let old: R = self.get(name).await?;
-        let actual = old.revision().expect("decode sets the revision");
-        if actual != expected {
-            return Err(Error::Conflict {
-                kind: kind.name,
-                name: name.to_owned(),
-                expected,
-                actual,
-            });
+        if !R::IMMUTABLE.is_empty() {
+            let old: R = self.get(name).await?;
+            let actual = old.revision().expect("decode sets the revision");
+            if actual != expected {
+                return Err(Error::Conflict {
+                    kind: kind.name,
+                    name: name.to_owned(),
+                    expected,
+                    actual: Some(actual),
+                });
+            }
+            // Checked against the state at `expected`; the swap fails if it moved on.
+            resource
+                .validate_update(&old)
+                .map_err(|source| invalid::<R>(name, source))?;
         }
-        // Checked against the state at `expected`; the swap fails if it moved on.
-        resource
-            .validate_update(&old)
-            .map_err(|source| invalid::<R>(name, source))?;
         decode(self.update_record(kind, name, value, expected).await?)
     }
 
@@ -240,7 +293,81 @@ impl<B: Backend + ?Sized> Datastore for B {
             .map(|event| event.and_then(|e| e.try_map(decode)))
             .boxed())
     }
+
+    async fn workload(&self, namespace: &str, pod: &str) -> Result<Option<Workload>> {
+        match self.inventory() {
+            Some(core) => core.pod(namespace, pod).await,
+            None => workloads::endpoint(self, namespace, pod).await,
+        }
+    }
+
+    async fn workloads(&self) -> Result<Vec<Workload>> {
+        match self.inventory() {
+            Some(core) => core.pods().await,
+            None => workloads::endpoints(self).await,
+        }
+    }
+
+    async fn node_exists(&self, node: &str) -> Result<bool> {
+        match self.inventory() {
+            Some(core) => core.node_exists(node).await,
+            None => exists(self.get::<Node>(node).await),
+        }
+    }
+
+    async fn nodes(&self) -> Result<Vec<String>> {
+        match self.inventory() {
+            Some(core) => core.nodes().await,
+            None => Ok(list_all::<Node, _>(self)
+                .await?
+                .into_iter()
+                .map(|node| node.metadata.name)
+                .collect()),
+        }
+    }
+
+    async fn register_workload(&self, endpoint: WorkloadEndpointSpec) -> Result<WorkloadEndpoint> {
+        workloads::register(self, endpoint).await
+    }
+
+    async fn unregister_workload(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container_id: &str,
+    ) -> Result<Option<WorkloadEndpoint>> {
+        workloads::unregister(self, namespace, pod, container_id).await
+    }
 }
+
+/// `Ok(true)` for a found object, `Ok(false)` for a missing one.
+fn exists<T>(found: Result<T>) -> Result<bool> {
+    match found {
+        Ok(_) => Ok(true),
+        Err(Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every object of a kind, page by page.
+async fn list_all<R: Resource, D: Datastore + Sync + ?Sized>(store: &D) -> Result<Vec<R>> {
+    let mut options = ListOptions {
+        limit: Some(LIST_ALL_PAGE),
+        ..ListOptions::default()
+    };
+    let mut all = Vec::new();
+    loop {
+        let page = store.list::<R>(&options).await?;
+        all.extend(page.items);
+        match page.continue_token {
+            Some(token) => options.continue_token = Some(token),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Page size when a caller needs every object of a kind.
+const LIST_ALL_PAGE: usize = 500;
 
 fn invalid<R: Resource>(name: &str, source: ValidationError) -> Error {
     Error::Invalid {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::meta::is_dns_subdomain;
 use super::{Cidr, Object, Spec, ValidationError};
 
 pub type IPAMBlock = Object<IPAMBlockSpec>;
@@ -41,6 +42,14 @@ pub struct IPAMBlockSpec {
     /// Set while the block is being released, so no new allocation lands in it.
     #[serde(default)]
     pub deleted: bool,
+    /// The sequence number the next allocation gets; it only grows.
+    #[serde(default)]
+    pub sequence_number: u64,
+    /// Per allocated ordinal (as a string, like Calico): the sequence number it was
+    /// allocated with, so a stale release (of an address since freed and reused)
+    /// can be told apart and refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sequence_number_for_allocation: BTreeMap<String, u64>,
 }
 
 /// Who holds an allocation: the handle, plus free-form details (pod, namespace, node).
@@ -133,16 +142,29 @@ impl Spec for IPAMBlockSpec {
                 Some(None) => seen[*ordinal] = true,
             }
         }
-        Ok(())
-    }
-
-    fn validate_update(&self, old: &Self) -> Result<(), ValidationError> {
-        if self.cidr != old.cidr {
-            return Err(ValidationError::new(
-                "spec.cidr",
-                self.cidr.to_string(),
-                format!("cannot change (was \"{}\")", old.cidr),
-            ));
+        for (ordinal, sequence) in &self.sequence_number_for_allocation {
+            let path = format!("spec.sequenceNumberForAllocation[{ordinal:?}]");
+            let allocated = ordinal
+                .parse::<usize>()
+                .ok()
+                .and_then(|o| self.allocations.get(o).copied().flatten());
+            if allocated.is_none() {
+                return Err(ValidationError::new(
+                    path,
+                    ordinal,
+                    "is not an allocated ordinal",
+                ));
+            }
+            if *sequence >= self.sequence_number {
+                return Err(ValidationError::new(
+                    path,
+                    sequence,
+                    format!(
+                        "is not below spec.sequenceNumber ({})",
+                        self.sequence_number
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -174,8 +196,12 @@ impl Spec for BlockAffinitySpec {
     const PLURAL: &'static str = "blockaffinities";
 
     fn validate(&self, name: &str) -> Result<(), ValidationError> {
-        if self.node.is_empty() {
-            return Err(ValidationError::new("spec.node", &self.node, "is empty"));
+        if !is_dns_subdomain(&self.node) {
+            return Err(ValidationError::new(
+                "spec.node",
+                &self.node,
+                "is not a node name",
+            ));
         }
         self.cidr.require_masked("spec.cidr")?;
         let expected = format!("{}-{}", self.node, cidr_name(&self.cidr));
@@ -184,17 +210,6 @@ impl Spec for BlockAffinitySpec {
                 "metadata.name",
                 name,
                 format!("does not match spec.node and spec.cidr (expected {expected:?})"),
-            ));
-        }
-        Ok(())
-    }
-
-    fn validate_update(&self, old: &Self) -> Result<(), ValidationError> {
-        if (&self.node, self.cidr) != (&old.node, old.cidr) {
-            return Err(ValidationError::new(
-                "spec",
-                format!("{} {}", self.node, self.cidr),
-                "cannot change node or cidr; only state",
             ));
         }
         Ok(())
@@ -235,17 +250,6 @@ impl Spec for IPAMHandleSpec {
             if *count == 0 {
                 return Err(ValidationError::new(path, count, "is not a positive count"));
             }
-        }
-        Ok(())
-    }
-
-    fn validate_update(&self, old: &Self) -> Result<(), ValidationError> {
-        if self.handle_id != old.handle_id {
-            return Err(ValidationError::new(
-                "spec.handleID",
-                &self.handle_id,
-                "cannot change",
-            ));
         }
         Ok(())
     }

@@ -88,6 +88,7 @@ impl IPPoolSpec {
 impl Spec for IPPoolSpec {
     const KIND: &'static str = "IPPool";
     const PLURAL: &'static str = "ippools";
+    const IMMUTABLE: &'static [&'static str] = &["cidr", "blockSize"];
 
     fn apply_defaults(&mut self, _name: &str) {
         self.block_size = Some(self.block_size());
@@ -148,24 +149,6 @@ impl Spec for IPPoolSpec {
                     "is listed twice",
                 ));
             }
-        }
-        Ok(())
-    }
-
-    fn validate_update(&self, old: &Self) -> Result<(), ValidationError> {
-        if self.cidr != old.cidr {
-            return Err(ValidationError::new(
-                "spec.cidr",
-                self.cidr.to_string(),
-                format!("cannot change (was \"{}\")", old.cidr),
-            ));
-        }
-        if self.block_size() != old.block_size() {
-            return Err(ValidationError::new(
-                "spec.blockSize",
-                self.block_size(),
-                format!("cannot change (was {})", old.block_size()),
-            ));
         }
         Ok(())
     }

@@ -92,6 +92,11 @@ pub(crate) fn is_dns_subdomain(name: &str) -> bool {
         && name.chars().all(|c| edge(c) || c == '-' || c == '.')
 }
 
+/// RFC 1123 label, as Kubernetes requires of namespace names.
+pub(crate) fn is_dns_label(name: &str) -> bool {
+    name.len() <= 63 && !name.contains('.') && is_dns_subdomain(name)
+}
+
 /// `[prefix/]name` with a DNS subdomain prefix.
 fn is_label_key(key: &str) -> bool {
     match key.split_once('/') {

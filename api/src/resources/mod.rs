@@ -13,6 +13,7 @@ mod ippool;
 mod meta;
 mod node;
 mod types;
+mod workload;
 
 use std::fmt::Debug;
 
@@ -26,6 +27,7 @@ pub use meta::{Metadata, Revision};
 pub use node::*;
 pub(crate) use types::parsed_str;
 pub use types::*;
+pub use workload::*;
 
 /// The one `apiVersion` tabby accepts.
 pub const API_VERSION: &str = "tabby.dev/v1";
@@ -53,6 +55,24 @@ impl ValidationError {
             problem: problem.into(),
         }
     }
+
+    /// A required field that is not set.
+    pub fn missing(path: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::rendered(path, "(unset)", problem)
+    }
+
+    /// With the value already rendered as the operator wrote it (JSON, say).
+    pub fn rendered(
+        path: impl Into<String>,
+        value: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            value: value.into(),
+            problem: problem.into(),
+        }
+    }
 }
 
 /// The kind-specific part of a resource.
@@ -69,10 +89,12 @@ pub trait Spec:
     /// Checks the spec; paths in errors start at `spec.`.
     fn validate(&self, name: &str) -> Result<(), ValidationError>;
 
-    /// Checks what an update may not change (called with the stored version).
-    fn validate_update(&self, _old: &Self) -> Result<(), ValidationError> {
-        Ok(())
-    }
+    /// Fields of the spec (as written in JSON) that an update may not change. Kinds
+    /// whose identity is spelled in their name (a block's CIDR, a handle's ID) leave
+    /// this empty: `validate` already ties those fields to the name, which no update
+    /// can change. An update of a kind with immutable fields costs the datastore one
+    /// extra read, so the hot IPAM kinds have none.
+    const IMMUTABLE: &'static [&'static str] = &[];
 }
 
 /// What the datastore needs of every kind.
@@ -84,8 +106,13 @@ pub trait Resource:
 
     fn metadata(&self) -> &Metadata;
     fn metadata_mut(&mut self) -> &mut Metadata;
+    /// Spec fields an update may not change; see [`Spec::IMMUTABLE`].
+    const IMMUTABLE: &'static [&'static str];
+
     fn apply_defaults(&mut self);
     fn validate(&self) -> Result<(), ValidationError>;
+    /// Checks that no [`Resource::IMMUTABLE`] field differs from `old` (both with
+    /// defaults applied).
     fn validate_update(&self, old: &Self) -> Result<(), ValidationError>;
 
     fn name(&self) -> &str {
@@ -117,6 +144,7 @@ impl<S: Spec> Object<S> {
 impl<S: Spec> Resource for Object<S> {
     const KIND: &'static str = S::KIND;
     const PLURAL: &'static str = S::PLURAL;
+    const IMMUTABLE: &'static [&'static str] = S::IMMUTABLE;
 
     fn metadata(&self) -> &Metadata {
         &self.metadata
@@ -136,7 +164,34 @@ impl<S: Spec> Resource for Object<S> {
     }
 
     fn validate_update(&self, old: &Self) -> Result<(), ValidationError> {
-        self.spec.validate_update(&old.spec)
+        if S::IMMUTABLE.is_empty() {
+            return Ok(());
+        }
+        let name = &self.metadata.name;
+        let (new, old) = (spec_fields(&self.spec, name), spec_fields(&old.spec, name));
+        for field in S::IMMUTABLE {
+            let (now, was) = (new.get(*field), old.get(*field));
+            if now != was {
+                let shown =
+                    |v: Option<&serde_json::Value>| v.map_or("unset".into(), |v| v.to_string());
+                return Err(ValidationError {
+                    path: format!("spec.{field}"),
+                    value: shown(now),
+                    problem: format!("cannot change (was {})", shown(was)),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A spec's top-level fields as JSON, for comparing immutable ones.
+fn spec_fields<S: Spec>(spec: &S, name: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut spec = spec.clone();
+    spec.apply_defaults(name);
+    match serde_json::to_value(spec) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        _ => serde_json::Map::new(),
     }
 }
 

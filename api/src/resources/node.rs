@@ -82,10 +82,9 @@ impl Spec for NodeSpec {
     fn validate(&self, _name: &str) -> Result<(), ValidationError> {
         if let Some(bgp) = &self.bgp {
             if bgp.ipv4_address.is_none() && bgp.ipv6_address.is_none() {
-                return Err(ValidationError::new(
-                    "spec.bgp",
-                    "",
-                    "needs ipv4Address or ipv6Address",
+                return Err(ValidationError::missing(
+                    "spec.bgp.ipv4Address",
+                    "is required unless ipv6Address is set",
                 ));
             }
             if let Some(address) = &bgp.ipv4_address {

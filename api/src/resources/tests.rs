@@ -118,7 +118,7 @@ fn a_node_override_cannot_set_cluster_wide_bgp_settings() {
                 spec: {asNumber: 65001, listenPort: 1179}\n";
     assert_eq!(
         error_of::<BGPConfiguration>(text),
-        "spec.asNumber: \"set\" is cluster-wide: set it in the \"default\" BGPConfiguration"
+        "spec.asNumber: 65001 is cluster-wide: set it in the \"default\" BGPConfiguration"
     );
     let bad_name = text.replace("node.worker-1", "worker-1");
     assert!(error_of::<BGPConfiguration>(&bad_name).starts_with("metadata.name: \"worker-1\""));
@@ -129,11 +129,11 @@ fn a_peer_needs_an_address_and_an_as() {
     let head = "apiVersion: tabby.dev/v1\nkind: BGPPeer\nmetadata: {name: tor}\n";
     assert_eq!(
         error_of::<BGPPeer>(&format!("{head}spec: {{peerIP: 192.0.2.1}}\n")),
-        "spec.asNumber: \"192.0.2.1\" is required with peerIP"
+        "spec.asNumber: (unset) is required with peerIP \"192.0.2.1\""
     );
     assert_eq!(
         error_of::<BGPPeer>(&format!("{head}spec: {{node: a}}\n")),
-        "spec: \"\" needs peerIP (with asNumber) or peerSelector"
+        "spec.peerIP: (unset) is required unless spec.peerSelector is set"
     );
     let error = error_of::<BGPPeer>(&format!(
         "{head}spec: {{peerSelector: 'rr == ', asNumber: 1}}\n"
@@ -158,6 +158,27 @@ fn a_block_is_named_after_its_cidr() {
 }
 
 #[test]
+fn a_blocks_sequence_numbers_belong_to_allocated_ordinals() {
+    let block = |extra: &str| {
+        format!(
+            "apiVersion: tabby.dev/v1\nkind: IPAMBlock\nmetadata: {{name: 10-0-0-0-31}}\n\
+             spec: {{cidr: 10.0.0.0/31, allocations: [0, null], unallocated: [1],\n\
+             attributes: [{{handleID: h}}], sequenceNumber: 5{extra}}}\n"
+        )
+    };
+    let ok: IPAMBlock = yaml::from_str(&block(", sequenceNumberForAllocation: {'0': 4}")).unwrap();
+    assert_eq!(ok.spec.sequence_number_for_allocation["0"], 4);
+    assert_eq!(
+        error_of::<IPAMBlock>(&block(", sequenceNumberForAllocation: {'1': 4}")),
+        "spec.sequenceNumberForAllocation[\"1\"]: \"1\" is not an allocated ordinal"
+    );
+    assert_eq!(
+        error_of::<IPAMBlock>(&block(", sequenceNumberForAllocation: {'0': 5}")),
+        "spec.sequenceNumberForAllocation[\"0\"]: 5 is not below spec.sequenceNumber (5)"
+    );
+}
+
+#[test]
 fn invalid_names_and_labels_are_rejected() {
     let error = error_of::<IPPool>(&POOL.replace("name: pool", "name: Pool_1"));
     assert!(error.starts_with("metadata.name: \"Pool_1\" is not a DNS subdomain"));
@@ -178,4 +199,91 @@ fn yaml_errors_are_syntax_or_invalid() {
         yaml::from_str::<IPPool>(&format!("{POOL}  blockSize: 8\n")),
         Err(YamlError::Invalid(_))
     ));
+}
+
+/// One bad field per kind: every kind names the path and the value.
+#[test]
+fn every_kind_reports_the_path_and_value_of_what_is_wrong() {
+    fn doc(kind: &str, name: &str, spec: &str) -> String {
+        format!(
+            "apiVersion: tabby.dev/v1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+        )
+    }
+    let cases = [
+        (
+            error_of::<IPAMBlock>(&doc(
+                "IPAMBlock",
+                "10-0-0-0-30",
+                "{cidr: 10.0.0.0/30, allocations: [null]}",
+            )),
+            "spec.allocations: 1 entries for a block of 4 addresses",
+        ),
+        (
+            error_of::<BlockAffinity>(&doc(
+                "BlockAffinity",
+                "x",
+                "{node: Worker_1, cidr: 10.0.0.0/26}",
+            )),
+            "spec.node: \"Worker_1\" is not a node name",
+        ),
+        (
+            error_of::<IPAMHandle>(&doc("IPAMHandle", "h1", "{handleID: h2}")),
+            "spec.handleID: \"h2\" does not match metadata.name \"h1\"",
+        ),
+        (
+            error_of::<IPAMConfig>(&doc("IPAMConfig", "mine", "{}")),
+            "metadata.name: \"mine\" must be \"default\" (there is one IPAM configuration)",
+        ),
+        (
+            error_of::<IPReservation>(&doc("IPReservation", "r", "{reservedCIDRs: [10.0.0.1/24]}")),
+            "spec.reservedCIDRs[0]: \"10.0.0.1/24\" has host bits set; did you mean \"10.0.0.0/24\"?",
+        ),
+        (
+            error_of::<BGPConfiguration>(&doc("BGPConfiguration", "default", "{listenPort: 0}")),
+            "spec.listenPort: 0 is not a port",
+        ),
+        (
+            error_of::<BGPPeer>(&doc(
+                "BGPPeer",
+                "p",
+                "{peerSelector: all(), ttlSecurity: 0}",
+            )),
+            "spec.ttlSecurity: 0 must be 1 or more hops",
+        ),
+        (
+            error_of::<BGPFilter>(&doc(
+                "BGPFilter",
+                "f",
+                "{importV4: [{action: Accept, prefixLength: {min: 40}}]}",
+            )),
+            "spec.importV4[0].prefixLength.min: 40 is longer than /32",
+        ),
+        (
+            error_of::<Node>(&doc("Node", "n", "{bgp: {ipv4Address: fd00::1/64}}")),
+            "spec.bgp.ipv4Address: \"fd00::1/64\" is not an IPv4 prefix",
+        ),
+        (
+            error_of::<Node>(&doc("Node", "n", "{bgp: {}}")),
+            "spec.bgp.ipv4Address: (unset) is required unless ipv6Address is set",
+        ),
+        (
+            error_of::<WorkloadEndpoint>(&doc(
+                "WorkloadEndpoint",
+                "default.web-0",
+                "{node: w, namespace: default, pod: web-0, containerID: c, interfaceName: cali0123456789abcdef}",
+            )),
+            "spec.interfaceName: \"cali0123456789abcdef\" is not an interface name (1 to 15 characters, no '/', ':' or space)",
+        ),
+        (
+            error_of::<WorkloadEndpoint>(&doc(
+                "WorkloadEndpoint",
+                "web-0",
+                "{node: w, namespace: default, pod: web-0, containerID: c, interfaceName: cali1}",
+            )),
+            "metadata.name: \"web-0\" does not match spec.namespace and spec.pod (expected \"default.web-0\")",
+        ),
+    ];
+    for (error, expected) in cases {
+        assert_eq!(error, expected);
+    }
 }

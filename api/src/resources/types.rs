@@ -341,10 +341,14 @@ impl BgpPassword {
                 file,
                 "is not an absolute path",
             )),
-            _ => Err(ValidationError::new(
-                path,
-                "",
-                "needs exactly one of secretKeyRef and file",
+            (Some(_), Some(file)) => Err(ValidationError::new(
+                format!("{path}.file"),
+                file,
+                "cannot be combined with secretKeyRef",
+            )),
+            (None, None) => Err(ValidationError::missing(
+                format!("{path}.secretKeyRef"),
+                "is required unless file is set",
             )),
         }
     }

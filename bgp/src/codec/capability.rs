@@ -10,8 +10,10 @@ use super::iana::capability::*;
 use super::iana::error::{OPEN_MESSAGE, UNSPECIFIC};
 use super::wire::{self, Res};
 
-/// One capability. Unknown codes, and known ones whose value this codec cannot read,
-/// are kept as raw bytes so they can be logged and compared.
+/// One capability. Unknown codes, and known ones whose RFC says to ignore a value it
+/// does not define (ADD-PATH with an unknown mode, a hostname that is not UTF-8),
+/// are kept as raw bytes so they can be logged and compared; other malformed known
+/// capabilities are an OPEN error.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Capability {
     /// RFC 4760.
@@ -110,71 +112,98 @@ fn family_then_u8(input: &[u8]) -> Res<'_, (Family, u8)> {
         .parse(input)
 }
 
-fn hostname_part(input: &[u8]) -> Res<'_, &[u8]> {
+fn length_prefixed(input: &[u8]) -> Res<'_, &[u8]> {
     let (input, len) = wire::u8(input)?;
     wire::bytes(usize::from(len))(input)
 }
 
-/// Parses a known capability's value; `None` when it does not follow its RFC.
-fn parse_known(code: u8, value: &[u8]) -> Option<Capability> {
-    fn all<'a, T>(
-        value: &'a [u8],
-        mut parser: impl Parser<&'a [u8], Output = T, Error = nom::error::Error<&'a [u8]>>,
-    ) -> Option<T> {
-        match parser.parse(value) {
-            Ok(([], out)) => Some(out),
-            _ => None,
-        }
+/// What a known capability's value turned out to be.
+enum Parsed {
+    Known(Capability),
+    /// Kept as [`Capability::Unknown`]: its RFC says to ignore it.
+    NotUnderstood,
+    Malformed,
+}
+
+/// All of `value` through `parser`, or nothing.
+fn all<'a, T>(
+    value: &'a [u8],
+    mut parser: impl Parser<&'a [u8], Output = T, Error = nom::error::Error<&'a [u8]>>,
+) -> Option<T> {
+    match parser.parse(value) {
+        Ok(([], out)) => Some(out),
+        _ => None,
     }
+}
+
+/// Parses the value of a capability this codec knows; `None` for other codes.
+fn parse_known(code: u8, value: &[u8]) -> Option<Parsed> {
+    let known =
+        |capability: Option<Capability>| capability.map_or(Parsed::Malformed, Parsed::Known);
     Some(match code {
-        MULTIPROTOCOL => Capability::Multiprotocol(all(value, family)?),
-        ROUTE_REFRESH if value.is_empty() => Capability::RouteRefresh,
-        EXTENDED_MESSAGE if value.is_empty() => Capability::ExtendedMessage,
-        ENHANCED_ROUTE_REFRESH if value.is_empty() => Capability::EnhancedRouteRefresh,
-        FOUR_OCTET_AS => Capability::FourOctetAs(all(value, wire::u32)?),
-        EXTENDED_NEXT_HOP => Capability::ExtendedNextHop(all(
-            value,
-            many0(
-                (wire::u16, wire::u16, wire::u16).map(|(afi, safi, next_hop_afi)| {
-                    ExtendedNextHop {
-                        // A SAFI above 255 does not exist; keep what fits.
-                        nlri: Family {
-                            afi,
-                            safi: u8::try_from(safi).unwrap_or(u8::MAX),
-                        },
-                        next_hop_afi,
-                    }
-                }),
-            ),
-        )?),
-        GRACEFUL_RESTART => {
-            let (head, families) = all(value, (wire::u16, many0(family_then_u8)))?;
-            Capability::GracefulRestart(GracefulRestart {
-                restarting: head & GR_RESTARTING != 0,
-                notification: head & GR_NOTIFICATION != 0,
-                restart_time: head & GR_TIME,
-                families: families
-                    .into_iter()
-                    .map(|(f, flags)| (f, flags & GR_FORWARDING != 0))
-                    .collect(),
-            })
+        MULTIPROTOCOL => known(all(value, family).map(Capability::Multiprotocol)),
+        ROUTE_REFRESH => known(value.is_empty().then_some(Capability::RouteRefresh)),
+        EXTENDED_MESSAGE => known(value.is_empty().then_some(Capability::ExtendedMessage)),
+        ENHANCED_ROUTE_REFRESH => {
+            known(value.is_empty().then_some(Capability::EnhancedRouteRefresh))
         }
-        ADD_PATH => {
-            let entries = all(value, many0(family_then_u8))?;
-            Capability::AddPath(
-                entries
-                    .into_iter()
-                    .map(|(f, mode)| Some((f, AddPathMode::from_code(mode)?)))
-                    .collect::<Option<_>>()?,
-            )
-        }
-        HOSTNAME => {
-            let (host, domain) = all(value, (hostname_part, hostname_part))?;
-            Capability::Hostname {
-                hostname: String::from_utf8(host.to_vec()).ok()?,
-                domain: String::from_utf8(domain.to_vec()).ok()?,
+        FOUR_OCTET_AS => known(all(value, wire::u32).map(Capability::FourOctetAs)),
+        EXTENDED_NEXT_HOP => {
+            let Some(entries) = all(value, many0((wire::u16, wire::u16, wire::u16))) else {
+                return Some(Parsed::Malformed);
+            };
+            // A SAFI above 255 does not exist; the capability is kept as bytes.
+            let entries = entries.into_iter().map(|(afi, safi, next_hop_afi)| {
+                Some(ExtendedNextHop {
+                    nlri: Family {
+                        afi,
+                        safi: u8::try_from(safi).ok()?,
+                    },
+                    next_hop_afi,
+                })
+            });
+            match entries.collect::<Option<_>>() {
+                Some(entries) => Parsed::Known(Capability::ExtendedNextHop(entries)),
+                None => Parsed::NotUnderstood,
             }
         }
+        GRACEFUL_RESTART => known(all(value, (wire::u16, many0(family_then_u8))).map(
+            |(head, families)| {
+                Capability::GracefulRestart(GracefulRestart {
+                    restarting: head & GR_RESTARTING != 0,
+                    notification: head & GR_NOTIFICATION != 0,
+                    restart_time: head & GR_TIME,
+                    families: families
+                        .into_iter()
+                        .map(|(f, flags)| (f, flags & GR_FORWARDING != 0))
+                        .collect(),
+                })
+            },
+        )),
+        ADD_PATH => {
+            let Some(entries) = all(value, many0(family_then_u8)) else {
+                return Some(Parsed::Malformed);
+            };
+            // RFC 7911 4: a Send/Receive value other than 1-3 makes the capability
+            // not understood.
+            let entries = entries
+                .into_iter()
+                .map(|(f, mode)| Some((f, AddPathMode::from_code(mode)?)));
+            match entries.collect::<Option<_>>() {
+                Some(entries) => Parsed::Known(Capability::AddPath(entries)),
+                None => Parsed::NotUnderstood,
+            }
+        }
+        // The draft defines no error handling: a name only shown to operators
+        // never fails a session.
+        HOSTNAME => all(value, (length_prefixed, length_prefixed))
+            .and_then(|(host, domain)| {
+                Some(Capability::Hostname {
+                    hostname: String::from_utf8(host.to_vec()).ok()?,
+                    domain: String::from_utf8(domain.to_vec()).ok()?,
+                })
+            })
+            .map_or(Parsed::NotUnderstood, Parsed::Known),
         _ => return None,
     })
 }
@@ -185,7 +214,7 @@ pub(crate) fn decode_all(mut input: &[u8]) -> Result<Vec<Capability>, DecodeErro
     let mut out = Vec::new();
     while !input.is_empty() {
         let at = wire::offset(start, input);
-        let Ok((rest, (code, value))) = (wire::u8, hostname_part).parse(input) else {
+        let Ok((rest, (code, value))) = (wire::u8, length_prefixed).parse(input) else {
             return Err(DecodeError::reset(
                 OPEN_MESSAGE,
                 UNSPECIFIC,
@@ -196,25 +225,13 @@ pub(crate) fn decode_all(mut input: &[u8]) -> Result<Vec<Capability>, DecodeErro
             )
             .at(at));
         };
-        let known = matches!(
-            code,
-            MULTIPROTOCOL
-                | ROUTE_REFRESH
-                | EXTENDED_NEXT_HOP
-                | EXTENDED_MESSAGE
-                | GRACEFUL_RESTART
-                | FOUR_OCTET_AS
-                | ADD_PATH
-                | ENHANCED_ROUTE_REFRESH
-                | HOSTNAME
-        );
         let capability = match parse_known(code, value) {
-            Some(capability) => capability,
-            None if !known => Capability::Unknown {
+            Some(Parsed::Known(capability)) => capability,
+            None | Some(Parsed::NotUnderstood) => Capability::Unknown {
                 code,
                 value: value.to_vec(),
             },
-            None => {
+            Some(Parsed::Malformed) => {
                 return Err(DecodeError::reset(
                     OPEN_MESSAGE,
                     UNSPECIFIC,

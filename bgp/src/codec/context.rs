@@ -22,6 +22,11 @@ pub struct SessionContext {
     pub extended_next_hop: bool,
     /// RFC 7911: which families carry path identifiers, per direction.
     pub add_path: AddPath,
+    /// The peer is in another AS (eBGP): LOCAL_PREF, ORIGINATOR_ID and CLUSTER_LIST
+    /// from it are discarded (RFC 7606 7.5, 7.9, 7.10), and confederation segments
+    /// in its AS_PATH make the UPDATE treat-as-withdraw (RFC 5065 5; tabby is
+    /// never a confederation member).
+    pub external: bool,
 }
 
 /// ADD-PATH per family and direction.
@@ -44,14 +49,14 @@ impl AddPath {
 }
 
 impl SessionContext {
-    /// A session where both sides speak every capability the codec knows, except
-    /// ADD-PATH.
+    /// An internal session where both sides speak every capability the codec
+    /// knows, except ADD-PATH.
     pub fn modern() -> Self {
         Self {
             four_octet_as: true,
             extended_message: true,
             extended_next_hop: true,
-            add_path: AddPath::default(),
+            ..Self::default()
         }
     }
 
@@ -63,6 +68,20 @@ impl SessionContext {
             MAX_EXTENDED_MESSAGE_LEN
         } else {
             MAX_MESSAGE_LEN
+        }
+    }
+
+    /// The same session seen from the peer: its sends are our receives (ADD-PATH).
+    pub fn peer_view(&self) -> Self {
+        let a = self.add_path;
+        Self {
+            add_path: AddPath {
+                receive_ipv4: a.send_ipv4,
+                receive_ipv6: a.send_ipv6,
+                send_ipv4: a.receive_ipv4,
+                send_ipv6: a.receive_ipv6,
+            },
+            ..*self
         }
     }
 
@@ -83,7 +102,8 @@ impl SessionContext {
     }
 
     /// The context after we sent `local` and received `remote`: a capability counts
-    /// when both announced it; ADD-PATH receive needs our receive and their send.
+    /// when both announced it; ADD-PATH receive needs our receive and their send;
+    /// the session is external when the two AS numbers differ.
     pub fn negotiate(local: &Open, remote: &Open) -> Self {
         let both = |f: &dyn Fn(&Capability) -> bool| {
             local.capabilities.iter().any(f) && remote.capabilities.iter().any(f)
@@ -115,6 +135,7 @@ impl SessionContext {
                 send_ipv4: direction(Afi::Ipv4, AddPathMode::Send, AddPathMode::Receive),
                 send_ipv6: direction(Afi::Ipv6, AddPathMode::Send, AddPathMode::Receive),
             },
+            external: local.asn() != remote.asn(),
         }
     }
 }

@@ -89,8 +89,14 @@ pub enum Reason {
     BadSegmentType(u8),
     #[error("AS_PATH segment of zero ASes")]
     EmptySegment,
-    #[error("AS4_PATH carries a confederation segment")]
+    #[error("AS4_PATH carries confederation segments (dropped, the rest kept)")]
     ConfederationInAs4Path,
+    #[error("AS_PATH from an external peer carries confederation segments")]
+    ConfederationFromExternalPeer,
+    #[error("attribute {0} from an external peer")]
+    InternalAttributeFromExternalPeer(u8),
+    #[error("attribute {0} from a 4-octet AS speaker")]
+    As4FromNewSpeaker(u8),
     #[error("AFI {afi} SAFI {safi} is not supported")]
     UnsupportedFamily { afi: u16, safi: u8 },
     #[error("next hop of {length} bytes for AFI {afi}")]
@@ -146,6 +152,12 @@ impl DecodeError {
     /// offsets into their own input and callers shift them to theirs.
     pub(crate) fn shift(mut self, by: usize) -> Self {
         self.offset += by;
+        self
+    }
+
+    /// The same error with the session-reset outcome (RFC 7606 5.2).
+    pub(crate) fn escalate(mut self) -> Self {
+        self.outcome = Outcome::SessionReset;
         self
     }
 

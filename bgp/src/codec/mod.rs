@@ -22,7 +22,7 @@ mod wire;
 
 pub use attributes::{
     Aggregator, AsPath, Attributes, Community, ExtendedCommunity, LargeCommunity, MpReach,
-    MpUnreach, NextHop, Origin, RawAttribute, Segment, SegmentKind,
+    MpUnreach, NextHop, Origin, PartialFlags, RawAttribute, Segment, SegmentKind,
 };
 pub use capability::{AddPathMode, Capability, ExtendedNextHop, GracefulRestart};
 pub use context::{AddPath, MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN, SessionContext};
@@ -117,7 +117,13 @@ pub fn decode_message(
     let shift = |e: DecodeError| e.shift(HEADER_LEN);
     let message = match frame.kind {
         MessageKind::Open => Message::Open(Open::decode(body).map_err(shift)?),
-        MessageKind::Update => Message::Update(Update::decode(body, ctx).map_err(shift)?),
+        MessageKind::Update => {
+            let mut update = Update::decode(body, ctx).map_err(shift)?;
+            for error in &mut update.malformed {
+                error.offset += HEADER_LEN;
+            }
+            Message::Update(update)
+        }
         MessageKind::Notification => {
             Message::Notification(Notification::decode(body).map_err(shift)?)
         }

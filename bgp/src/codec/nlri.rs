@@ -48,7 +48,7 @@ impl Nlri {
     /// Bytes this NLRI takes on the wire.
     pub(crate) fn encoded_len(&self, path_ids: bool) -> usize {
         let id = if path_ids { 4 } else { 0 };
-        id + 1 + usize::from(self.prefix.prefix_len()).div_ceil(8)
+        id + 1 + octets(self.prefix.prefix_len())
     }
 
     /// Writes the NLRI; `path_ids` says whether the session sends path identifiers
@@ -59,23 +59,29 @@ impl Nlri {
         out.put_slice(&buf[..n]);
     }
 
-    /// Writes the NLRI at the start of `buf`, which must hold [`MAX_ENCODED`]
-    /// bytes (fixed-size copies beat a copy of the exact length); returns the bytes
-    /// that count.
-    fn write(&self, path_ids: bool, buf: &mut [u8]) -> usize {
-        let mut at = 0;
-        if path_ids {
+    /// Writes the NLRI at the start of `buf` (fixed-size copies beat a copy of the
+    /// exact length); returns the bytes that count.
+    fn write(&self, path_ids: bool, buf: &mut [u8; MAX_ENCODED]) -> usize {
+        let at = if path_ids {
             buf[..4].copy_from_slice(&self.path_id.unwrap_or(0).to_be_bytes());
-            at = 4;
-        }
+            4
+        } else {
+            0
+        };
         let len = self.prefix.prefix_len();
         buf[at] = len;
         match self.prefix {
             IpNet::V4(net) => buf[at + 1..at + 5].copy_from_slice(&net.addr().octets()),
             IpNet::V6(net) => buf[at + 1..at + 17].copy_from_slice(&net.addr().octets()),
         }
-        at + 1 + usize::from(len).div_ceil(8)
+        at + 1 + octets(len)
     }
+}
+
+/// The octets a prefix of `len` bits takes (a shift: `div_ceil` costs more in the
+/// decoder's loop).
+fn octets(len: u8) -> usize {
+    (usize::from(len) + 7) >> 3
 }
 
 fn invalid(offset: usize, reason: Reason) -> DecodeError {
@@ -113,8 +119,9 @@ impl Layout for V4 {
     fn prefix(window: &[u8], len: u8) -> IpNet {
         let mut octets = [0u8; 4];
         octets.copy_from_slice(&window[..4]);
-        let bits =
-            u32::from_be_bytes(octets) & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+        // Shifting a 64-bit mask needs no branch for length 0.
+        let mask = (u64::from(u32::MAX) << (32 - u32::from(len))) as u32;
+        let bits = u32::from_be_bytes(octets) & mask;
         // `len` was checked against MAX_LEN, so `new` cannot fail.
         IpNet::V4(Ipv4Net::new(Ipv4Addr::from(bits), len).unwrap_or_default())
     }
@@ -133,42 +140,46 @@ impl Layout for V6 {
 }
 
 fn decode_field<F: Layout, const IDS: bool>(input: &[u8]) -> Result<Vec<Nlri>, DecodeError> {
+    if input.is_empty() {
+        return Ok(Vec::new());
+    }
     // Typical NLRI are a full address with the length octet; bytes that exist bound
     // the capacity.
     let typical = if IDS { 5 + F::OCTETS } else { 1 + F::OCTETS };
     let mut out = Vec::with_capacity(input.len() / typical + 1);
-    let mut pos = 0;
-    while pos < input.len() {
+    let at = |rest: &[u8]| input.len() - rest.len();
+    let mut rest = input;
+    while !rest.is_empty() {
         let path_id = if IDS {
-            let Some(&[a, b, c, d]) = input.get(pos..pos + 4) else {
-                return Err(invalid(pos, Reason::Truncated { field: "path id" }));
+            let Some((id, tail)) = rest.split_first_chunk::<4>() else {
+                return Err(invalid(at(rest), Reason::Truncated { field: "path id" }));
             };
-            pos += 4;
-            Some(u32::from_be_bytes([a, b, c, d]))
+            rest = tail;
+            Some(u32::from_be_bytes(*id))
         } else {
             None
         };
-        let Some(&len) = input.get(pos) else {
-            return Err(invalid(pos, Reason::Truncated { field: "NLRI" }));
+        let Some((&len, tail)) = rest.split_first() else {
+            return Err(invalid(at(rest), Reason::Truncated { field: "NLRI" }));
         };
         if len > F::MAX_LEN {
             return Err(invalid(
-                pos,
+                at(rest),
                 Reason::BadPrefixLength {
                     length: len,
                     max: F::MAX_LEN,
                 },
             ));
         }
-        let significant = usize::from(len).div_ceil(8);
-        let end = pos + 1 + significant;
-        let prefix = match input.get(pos + 1..pos + 1 + F::OCTETS) {
+        let significant = octets(len);
+        let prefix = match tail.get(..F::OCTETS) {
             // A full window is there (usually part of the next NLRI): read it whole
-            // and let the mask drop what is not this prefix's.
-            Some(window) if end <= input.len() => F::prefix(window, len),
-            _ => {
-                let Some(bytes) = input.get(pos + 1..end) else {
-                    return Err(invalid(pos, Reason::Truncated { field: "prefix" }));
+            // and let the mask drop what is not this prefix's. It holds the
+            // significant octets, which are never more than a full address.
+            Some(window) => F::prefix(window, len),
+            None => {
+                let Some(bytes) = tail.get(..significant) else {
+                    return Err(invalid(at(rest), Reason::Truncated { field: "prefix" }));
                 };
                 let mut window = [0u8; 16];
                 window[..significant].copy_from_slice(bytes);
@@ -176,7 +187,7 @@ fn decode_field<F: Layout, const IDS: bool>(input: &[u8]) -> Result<Vec<Nlri>, D
             }
         };
         out.push(Nlri { prefix, path_id });
-        pos = end;
+        rest = &tail[significant..];
     }
     Ok(out)
 }
@@ -199,19 +210,37 @@ pub(crate) fn encode_all(
     if let Some(other) = nlri.iter().find(|n| n.afi() != afi) {
         return Err(super::EncodeError::WrongFamily(other.prefix));
     }
-    write_all(nlri, path_ids, encoded_len(nlri, path_ids), out);
+    write_fitting(nlri, path_ids, encoded_len(nlri, path_ids), out);
     Ok(())
 }
 
-/// Writes NLRI of one family, `len` bytes in all, into one region of `out` with
-/// room to spare for the fixed-size copies, then trims the spare bytes.
-pub(crate) fn write_all(nlri: &[Nlri], path_ids: bool, len: usize, out: &mut BytesMut) {
+/// Writes the leading NLRI of one family that fit in `room` bytes; returns how
+/// many it wrote and their bytes. They go into one region of `out` with room to
+/// spare for the fixed-size copies, trimmed afterwards.
+pub(crate) fn write_fitting(
+    nlri: &[Nlri],
+    path_ids: bool,
+    room: usize,
+    out: &mut BytesMut,
+) -> (usize, usize) {
     let start = out.len();
-    out.resize(start + len + MAX_ENCODED, 0);
+    // No more than the NLRI can take, so that a short UPDATE clears little.
+    let region = room.min(nlri.len() * MAX_ENCODED);
+    out.resize(start + region + MAX_ENCODED, 0);
     let buf = &mut out[start..];
-    let mut at = 0;
+    let (mut count, mut used) = (0, 0);
     for n in nlri {
-        at += n.write(path_ids, &mut buf[at..]);
+        // `used` stays within `region`, so a whole window is always there.
+        let Some(window) = buf[used..].first_chunk_mut::<MAX_ENCODED>() else {
+            break;
+        };
+        let len = n.write(path_ids, window);
+        if used + len > region {
+            break;
+        }
+        used += len;
+        count += 1;
     }
-    out.truncate(start + at);
+    out.truncate(start + used);
+    (count, used)
 }

@@ -37,6 +37,9 @@ pub struct Open {
     pub capabilities: Vec<Capability>,
     /// How the capabilities are spread over optional parameters.
     pub layout: ParameterLayout,
+    /// The RFC 9072 extended form was used although the short one fits (FRR's
+    /// `extended-optional-parameters`); the encoder uses it anyway when needed.
+    pub extended_form: bool,
 }
 
 /// BIRD puts every capability in one optional parameter; FRR and GoBGP send one
@@ -59,6 +62,7 @@ impl Open {
             bgp_id,
             capabilities,
             layout: ParameterLayout::OneParameter,
+            extended_form: false,
         }
     }
 
@@ -138,6 +142,9 @@ impl Open {
         }
         let mut capabilities = Vec::new();
         let mut count = 0;
+        // Whether every parameter would have fitted the short form.
+        let mut short_len = 0;
+        let mut short_fits = true;
         while !params.is_empty() {
             let at = wire::offset(body, params);
             let header = if extended {
@@ -156,6 +163,8 @@ impl Open {
                 )
                 .at(at));
             }
+            short_len += 2 + value.len();
+            short_fits &= value.len() <= usize::from(u8::MAX);
             let value_at = wire::offset(body, value);
             capabilities.extend(capability::decode_all(value).map_err(|e| e.shift(value_at))?);
             count += 1;
@@ -172,6 +181,7 @@ impl Open {
             bgp_id,
             capabilities,
             layout,
+            extended_form: extended && short_fits && short_len <= usize::from(EXTENDED_LENGTH),
         })
     }
 
@@ -196,7 +206,10 @@ impl Open {
             }
         };
         let short_len: usize = groups.iter().map(|g| 2 + g.len()).sum();
-        let fits_short = short_len < usize::from(EXTENDED_LENGTH)
+        // 255 is still the short form: the extended one needs a first type of 255,
+        // and capabilities are type 2.
+        let fits_short = !self.extended_form
+            && short_len <= usize::from(EXTENDED_LENGTH)
             && groups.iter().all(|g| g.len() <= usize::from(u8::MAX));
         if fits_short {
             // Checked just above: both lengths fit one octet.

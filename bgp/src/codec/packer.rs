@@ -22,9 +22,6 @@ pub struct UpdatePacker {
     scratch: BytesMut,
 }
 
-/// The largest NLRI: a path id, a length and 16 octets.
-const MAX_NLRI: usize = 4 + 1 + 16;
-
 impl UpdatePacker {
     pub fn new(ctx: SessionContext) -> Self {
         Self {
@@ -70,9 +67,9 @@ impl UpdatePacker {
             None => 4 + 5 + next_hop.encoded_len(),
         };
         let fixed = HEADER_LEN + 4 + self.scratch.len() + mp_overhead;
-        if fixed + MAX_NLRI > max {
+        if fixed + nlri::MAX_ENCODED > max {
             return Err(EncodeError::MessageTooLong {
-                length: fixed + MAX_NLRI,
+                length: fixed + nlri::MAX_ENCODED,
                 max,
             });
         }
@@ -87,31 +84,20 @@ impl UpdatePacker {
                 .is_none()
                 .then(|| attributes::start_mp_reach(afi, &next_hop, out));
             let room = max - fixed;
-            let mut used = 0;
-            let taken = rest
-                .iter()
-                .take_while(|n| {
-                    let len = n.encoded_len(ids);
-                    let fits = used + len <= room;
-                    if fits {
-                        used += len;
-                    }
-                    fits
-                })
-                .count();
-            match mp_at {
+            let taken = match mp_at {
                 Some(at) => {
-                    nlri::write_all(&rest[..taken], ids, used, out);
+                    let (taken, _) = nlri::write_fitting(rest, ids, room, out);
                     attributes::finish_mp_reach(out, at)?;
                     out.put_slice(&self.scratch);
                     patch_len(out, attributes_at, "path attributes")?;
+                    taken
                 }
                 None => {
                     out.put_slice(&self.scratch);
                     patch_len(out, attributes_at, "path attributes")?;
-                    nlri::write_all(&rest[..taken], ids, used, out);
+                    nlri::write_fitting(rest, ids, room, out).0
                 }
-            }
+            };
             framing::finish(out, start, &self.ctx)?;
             rest = &rest[taken..];
             messages += 1;

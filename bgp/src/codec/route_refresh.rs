@@ -29,21 +29,25 @@ pub enum RouteRefreshKind {
     Other(u8),
 }
 
+const REQUEST: u8 = 0;
+const BEGIN: u8 = 1;
+const END: u8 = 2;
+
 impl RouteRefreshKind {
     fn code(self) -> u8 {
         match self {
-            RouteRefreshKind::Request => 0,
-            RouteRefreshKind::Begin => 1,
-            RouteRefreshKind::End => 2,
+            RouteRefreshKind::Request => REQUEST,
+            RouteRefreshKind::Begin => BEGIN,
+            RouteRefreshKind::End => END,
             RouteRefreshKind::Other(code) => code,
         }
     }
 
     fn from_code(code: u8) -> Self {
         match code {
-            0 => RouteRefreshKind::Request,
-            1 => RouteRefreshKind::Begin,
-            2 => RouteRefreshKind::End,
+            REQUEST => RouteRefreshKind::Request,
+            BEGIN => RouteRefreshKind::Begin,
+            END => RouteRefreshKind::End,
             other => RouteRefreshKind::Other(other),
         }
     }
@@ -57,26 +61,36 @@ impl RouteRefresh {
         }
     }
 
+    /// RFC 7313 5: a BoRR or EoRR must be exactly 23 bytes. A request may carry
+    /// Outbound Route Filter entries (RFC 5291); tabby never announces ORF, so
+    /// they are ignored and the request stands for a full refresh.
     pub(crate) fn decode(body: &[u8]) -> Result<Self, DecodeError> {
-        let &[a0, a1, subtype, safi] = body else {
+        let header = match body {
+            &[a0, a1, subtype, safi, ref orf @ ..]
+                if orf.is_empty() || !matches!(subtype, BEGIN | END) =>
+            {
+                Some((u16::from_be_bytes([a0, a1]), subtype, safi))
+            }
+            _ => None,
+        };
+        let Some((afi, subtype, safi)) = header else {
             // RFC 7313 5: the data of this error is the whole message.
-            let mut data = Vec::with_capacity(super::HEADER_LEN + body.len());
+            let len = super::HEADER_LEN + body.len();
+            let mut data = Vec::with_capacity(len);
             data.extend_from_slice(&[0xff; 16]);
-            data.extend_from_slice(&((super::HEADER_LEN + body.len()) as u16).to_be_bytes());
+            // The framing layer bounds `len` by the session's maximum, 65535.
+            data.extend_from_slice(&(len as u16).to_be_bytes());
             data.push(super::iana::message::ROUTE_REFRESH);
             data.extend_from_slice(body);
             return Err(DecodeError::reset(
                 ROUTE_REFRESH_MESSAGE,
                 INVALID_MESSAGE_LENGTH,
                 data,
-                Reason::RouteRefreshLength(super::HEADER_LEN + body.len()),
+                Reason::RouteRefreshLength(len),
             ));
         };
         Ok(Self {
-            family: Family {
-                afi: u16::from_be_bytes([a0, a1]),
-                safi,
-            },
+            family: Family { afi, safi },
             kind: RouteRefreshKind::from_code(subtype),
         })
     }

@@ -18,7 +18,7 @@ use bytes::{BufMut, BytesMut};
 use super::attributes::{self, Attributes, MpReach, MpUnreach};
 use super::context::SessionContext;
 use super::error::{DecodeError, EncodeError, Outcome, Reason};
-use super::iana::attribute::{AS_PATH, NEXT_HOP, ORIGIN};
+use super::iana::attribute::{AS_PATH, MP_UNREACH_NLRI, NEXT_HOP, ORIGIN};
 use super::iana::error::{MALFORMED_ATTRIBUTE_LIST, MISSING_WELL_KNOWN, UPDATE_MESSAGE};
 use super::nlri::{self, Nlri};
 use super::{Afi, wire};
@@ -60,7 +60,10 @@ impl Update {
 
     /// The family this UPDATE marks the End-of-RIB of, if it is such a marker.
     pub fn end_of_rib_family(&self) -> Option<Afi> {
-        let bare = self.withdrawn.is_empty()
+        // A discarded attribute (an MP_UNREACH_NLRI of a family the codec does not
+        // carry, say) leaves an UPDATE that only looks empty.
+        let bare = self.malformed.is_empty()
+            && self.withdrawn.is_empty()
             && self.nlri.is_empty()
             && self.next_hop.is_none()
             && self.mp_reach.is_none()
@@ -118,34 +121,44 @@ impl Update {
                 attributes_at - 2,
             ));
         };
-        let mut decoded =
-            attributes::decode(attribute_bytes, ctx).map_err(|e| e.shift(attributes_at))?;
+        let mut update = Self {
+            withdrawn,
+            ..Self::default()
+        };
+        let seen = attributes::decode(attribute_bytes, ctx, &mut update)
+            .map_err(|e| e.shift(attributes_at))?;
+        for error in &mut update.malformed {
+            error.offset += attributes_at;
+        }
         let nlri_at = attributes_at + attributes_len;
-        let nlri = nlri::decode(
+        update.nlri = nlri::decode(
             &rest[attributes_len..],
             Afi::Ipv4,
             ctx.receives_path_ids(Afi::Ipv4),
         )
         .map_err(|e| e.shift(nlri_at))?;
 
-        let mut malformed: Vec<DecodeError> = std::mem::take(&mut decoded.malformed)
-            .into_iter()
-            .map(|e| e.shift(attributes_at))
-            .collect();
-        // RFC 7606 3 d: missing well-known attributes make the routes withdrawn.
-        let reachable = !nlri.is_empty()
-            || decoded
-                .mp_reach
-                .as_ref()
-                .is_some_and(|r| !r.nlri.is_empty());
-        if reachable {
-            let mut required = vec![ORIGIN, AS_PATH];
-            if !nlri.is_empty() {
-                required.push(NEXT_HOP);
+        let reachable =
+            !update.nlri.is_empty() || update.mp_reach.as_ref().is_some_and(|r| !r.nlri.is_empty());
+        if !reachable && !attribute_bytes.is_empty() && !seen.only(MP_UNREACH_NLRI) {
+            // RFC 7606 5.2: attributes but no reachable NLRI is not a shape any
+            // speaker sends, so the NLRI may have been misparsed: any error worse
+            // than attribute discard resets the session.
+            if let Some(error) = update
+                .malformed
+                .iter()
+                .find(|e| e.outcome != Outcome::AttributeDiscard)
+            {
+                return Err(error.clone().escalate());
             }
-            for code in required {
-                if !decoded.seen(code) {
-                    malformed.push(
+        }
+        if reachable {
+            // RFC 7606 3 d: missing well-known attributes make the routes withdrawn
+            // (NEXT_HOP only belongs with the NLRI field).
+            let next_hop = !update.nlri.is_empty();
+            for code in [ORIGIN, AS_PATH, NEXT_HOP] {
+                if (code != NEXT_HOP || next_hop) && !seen.contains(code) {
+                    update.malformed.push(
                         DecodeError::withdraw(
                             MISSING_WELL_KNOWN,
                             vec![code],
@@ -156,15 +169,7 @@ impl Update {
                 }
             }
         }
-        Ok(Self {
-            withdrawn,
-            attributes: decoded.attributes,
-            next_hop: decoded.next_hop,
-            nlri,
-            mp_reach: decoded.mp_reach,
-            mp_unreach: decoded.mp_unreach,
-            malformed,
-        })
+        Ok(update)
     }
 
     pub(crate) fn encode_body(

@@ -3,24 +3,24 @@
 
 use std::cmp::Ordering;
 
-use super::path::Path;
+use super::path::Candidate;
 
 /// Orders two paths to one prefix: `Less` when `a` is better.
-pub fn compare(a: &Path, b: &Path) -> Ordering {
+pub fn compare(a: &impl Candidate, b: &impl Candidate) -> Ordering {
     equal_cost_order(a, b).then_with(|| tie_break(a, b))
 }
 
 /// True when `a` and `b` are equally good up to the final tie-breaks, so traffic may
 /// be spread over both (ECMP).
-pub fn equal_cost(a: &Path, b: &Path) -> bool {
+pub fn equal_cost(a: &impl Candidate, b: &impl Candidate) -> bool {
     equal_cost_order(a, b) == Ordering::Equal
 }
 
 /// Steps that decide which path is better (a to e of 9.1.2.2, with stale paths
 /// losing to fresh ones and preference for non-stale under graceful restart).
-fn equal_cost_order(a: &Path, b: &Path) -> Ordering {
-    a.stale
-        .cmp(&b.stale)
+fn equal_cost_order(a: &impl Candidate, b: &impl Candidate) -> Ordering {
+    a.stale()
+        .cmp(&b.stale())
         // a) highest LOCAL_PREF.
         .then_with(|| b.local_pref().cmp(&a.local_pref()))
         // b) shortest AS path.
@@ -36,37 +36,37 @@ fn equal_cost_order(a: &Path, b: &Path) -> Ordering {
             }
         })
         // e) eBGP over iBGP.
-        .then_with(|| a.source.internal.cmp(&b.source.internal))
+        .then_with(|| a.source().internal.cmp(&b.source().internal))
 }
 
 /// Steps f and g: lowest router id (ORIGINATOR_ID for reflected routes), shortest
 /// CLUSTER_LIST, then lowest peer address; own routes first.
-fn tie_break(a: &Path, b: &Path) -> Ordering {
+fn tie_break(a: &impl Candidate, b: &impl Candidate) -> Ordering {
     a.originator()
         .cmp(&b.originator())
         .then_with(|| {
-            a.attributes
+            a.attributes()
                 .cluster_list
                 .len()
-                .cmp(&b.attributes.cluster_list.len())
+                .cmp(&b.attributes().cluster_list.len())
         })
-        .then_with(|| a.source.peer.cmp(&b.source.peer))
-        .then_with(|| a.path_id.cmp(&b.path_id))
+        .then_with(|| a.source().peer.cmp(&b.source().peer))
+        .then_with(|| a.path_id().cmp(&b.path_id()))
 }
 
-fn origin(path: &Path) -> u8 {
+fn origin(path: &impl Candidate) -> u8 {
     use crate::codec::Origin;
     // A missing ORIGIN was already handled as malformed; rank it last.
-    match path.attributes.origin {
+    match path.attributes().origin {
         Some(Origin::Igp) => 0,
         Some(Origin::Egp) => 1,
         Some(Origin::Incomplete) | None => 2,
     }
 }
 
-fn med(path: &Path) -> u32 {
+fn med(path: &impl Candidate) -> u32 {
     // RFC 4271 9.1.2.2 d: a missing MED counts as the lowest value.
-    path.attributes.med.unwrap_or(0)
+    path.attributes().med.unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -76,7 +76,7 @@ mod tests {
 
     use super::*;
     use crate::codec::{AsPath, Attributes, Origin};
-    use crate::rib::path::Source;
+    use crate::rib::path::{Path, Source};
 
     fn source(last_octet: u8, internal: bool) -> Arc<Source> {
         Arc::new(Source {

@@ -1,7 +1,7 @@
 //! One shared copy per distinct attribute set: a /32 per pod means thousands of
 //! prefixes with the same attributes, which then cost one allocation.
 
-use std::collections::HashSet;
+use hashbrown::HashSet;
 use std::sync::Arc;
 
 use crate::codec::Attributes;

@@ -45,20 +45,28 @@ pub struct Path {
     pub stale: bool,
 }
 
-impl Path {
-    pub fn local_pref(&self) -> u32 {
+/// What the decision process and the export rules read of a path: [`Path`], and
+/// the table's own compact form.
+pub trait Candidate {
+    fn source(&self) -> &Source;
+    fn attributes(&self) -> &Attributes;
+    fn next_hop(&self) -> IpAddr;
+    fn path_id(&self) -> Option<u32>;
+    fn stale(&self) -> bool;
+
+    fn local_pref(&self) -> u32 {
         // RFC 4271 5.1.5: a speaker's default for routes without LOCAL_PREF.
-        self.attributes.local_pref.unwrap_or(100)
+        self.attributes().local_pref.unwrap_or(100)
     }
 
-    pub fn as_path_len(&self) -> usize {
-        self.attributes.as_path.as_ref().map_or(0, |p| p.len())
+    fn as_path_len(&self) -> usize {
+        self.attributes().as_path.as_ref().map_or(0, |p| p.len())
     }
 
     /// The AS the route was learned from: the first AS of the path, for the MED
     /// comparison (RFC 4271 9.1.2.2 c).
-    pub fn neighbor_as(&self) -> Option<u32> {
-        let path = self.attributes.as_path.as_ref()?;
+    fn neighbor_as(&self) -> Option<u32> {
+        let path = self.attributes().as_path.as_ref()?;
         let first = path.segments.first()?;
         (first.kind == SegmentKind::Sequence)
             .then(|| first.asns.first().copied())
@@ -66,9 +74,31 @@ impl Path {
     }
 
     /// The router id that breaks ties: ORIGINATOR_ID when reflected (RFC 4456 9).
-    pub fn originator(&self) -> Ipv4Addr {
-        self.attributes
+    fn originator(&self) -> Ipv4Addr {
+        self.attributes()
             .originator_id
-            .unwrap_or(self.source.router_id)
+            .unwrap_or(self.source().router_id)
+    }
+}
+
+impl Candidate for Path {
+    fn source(&self) -> &Source {
+        &self.source
+    }
+
+    fn attributes(&self) -> &Attributes {
+        &self.attributes
+    }
+
+    fn next_hop(&self) -> IpAddr {
+        self.next_hop
+    }
+
+    fn path_id(&self) -> Option<u32> {
+        self.path_id
+    }
+
+    fn stale(&self) -> bool {
+        self.stale
     }
 }

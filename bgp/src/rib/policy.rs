@@ -5,9 +5,11 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::codec::{AsPath, Attributes, Segment, SegmentKind};
+use crate::codec::{AsPath, Attributes, Community};
 
-use super::path::{Path, Source};
+use super::filter::prepend_as;
+
+use super::path::{Candidate, Source};
 
 /// This speaker, as the checks see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,8 @@ pub fn check_import(
     Ok(())
 }
 
+const NO_EXPORT_SUBCONFED: Community = Community(0xffff_ff03);
+
 /// How the next hop is set towards a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextHopMode {
@@ -74,23 +78,33 @@ pub enum NextHopMode {
 /// session.
 pub fn export(
     speaker: &Speaker,
-    path: &Path,
+    path: &impl Candidate,
     peer: &Source,
     own_address: IpAddr,
     next_hop_mode: NextHopMode,
 ) -> Option<(Attributes, IpAddr)> {
     // Never back to where it came from.
-    if path.source.peer.is_some() && path.source.peer == peer.peer {
+    if path.source().peer.is_some() && path.source().peer == peer.peer {
         return None;
     }
-    let learned_internal = path.source.peer.is_some() && path.source.internal;
+    // RFC 1997: NO_ADVERTISE goes to nobody, NO_EXPORT (and NO_EXPORT_SUBCONFED,
+    // without confederations) stays inside the AS.
+    let communities = &path.attributes().communities;
+    if communities.contains(&Community::NO_ADVERTISE)
+        || (!peer.internal
+            && (communities.contains(&Community::NO_EXPORT)
+                || communities.contains(&NO_EXPORT_SUBCONFED)))
+    {
+        return None;
+    }
+    let learned_internal = path.source().peer.is_some() && path.source().internal;
     let reflecting = learned_internal && peer.internal;
     if reflecting {
         let Some(cluster_id) = speaker.cluster_id else {
             // iBGP split horizon without reflection.
             return None;
         };
-        let allowed = if path.source.rr_client {
+        let allowed = if path.source().rr_client {
             !peer.rr_client || speaker.client_to_client
         } else {
             peer.rr_client
@@ -98,25 +112,25 @@ pub fn export(
         if !allowed {
             return None;
         }
-        let mut attributes = (*path.attributes).clone();
+        let mut attributes = path.attributes().clone();
         attributes
             .originator_id
-            .get_or_insert(path.source.router_id);
+            .get_or_insert(path.source().router_id);
         attributes.cluster_list.insert(0, cluster_id);
         let next_hop = match next_hop_mode {
             NextHopMode::SelfAlways => own_address,
-            NextHopMode::Auto | NextHopMode::Unchanged => path.next_hop,
+            NextHopMode::Auto | NextHopMode::Unchanged => path.next_hop(),
         };
         return Some((attributes, next_hop));
     }
-    let mut attributes = (*path.attributes).clone();
-    let local = path.source.peer.is_none();
+    let mut attributes = path.attributes().clone();
+    let local = path.source().peer.is_none();
     if peer.internal {
         attributes.local_pref = Some(path.local_pref());
         let next_hop = match next_hop_mode {
             NextHopMode::SelfAlways => own_address,
             NextHopMode::Auto if local => own_address,
-            NextHopMode::Auto | NextHopMode::Unchanged => path.next_hop,
+            NextHopMode::Auto | NextHopMode::Unchanged => path.next_hop(),
         };
         Some((attributes, next_hop))
     } else {
@@ -125,12 +139,12 @@ pub fn export(
         attributes.local_pref = None;
         attributes.originator_id = None;
         attributes.cluster_list.clear();
-        if !path.source.internal && path.source.remote_as != peer.remote_as {
+        if !path.source().internal && path.source().remote_as != peer.remote_as {
             // RFC 4271 5.1.4: MED is not passed between neighbouring ASes.
             attributes.med = None;
         }
         let next_hop = match next_hop_mode {
-            NextHopMode::Unchanged => path.next_hop,
+            NextHopMode::Unchanged => path.next_hop(),
             NextHopMode::Auto | NextHopMode::SelfAlways => own_address,
         };
         Some((attributes, next_hop))
@@ -139,18 +153,7 @@ pub fn export(
 
 fn prepend(path: Option<AsPath>, asn: u32) -> AsPath {
     let mut path = path.unwrap_or_default();
-    match path.segments.first_mut() {
-        Some(first) if first.kind == SegmentKind::Sequence && first.asns.len() < 255 => {
-            first.asns.insert(0, asn);
-        }
-        _ => path.segments.insert(
-            0,
-            Segment {
-                kind: SegmentKind::Sequence,
-                asns: vec![asn],
-            },
-        ),
-    }
+    prepend_as(&mut path, asn);
     path
 }
 

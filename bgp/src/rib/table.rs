@@ -1,13 +1,31 @@
 //! The Loc-RIB: every path to every prefix (the Adj-RIBs-In after import policy),
-//! kept best first, and the changes of each prefix's best (ECMP) set.
+//! best first, in numbered slots. What changed is journalled by slot number, so
+//! that the consumers (each peer's Adj-RIB-Out, the owner's best-path stream) can
+//! follow the table with a bit per prefix instead of a copy of it.
+//!
+//! A slot costs 48 bytes: the prefix, and one path inline (numbers for its
+//! attribute set, source and next hop); a prefix with several paths
+//! keeps them in a vector. The index from prefix to slot holds slot numbers and
+//! hashes (8 bytes).
 
-use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::Arc;
 
+use hashbrown::HashTable;
 use ipnet::IpNet;
 
 use super::decision::{compare, equal_cost};
-use super::path::Path;
+use super::numbered::{Address, AttributeSets, NextHops, Shared};
+use super::path::{Candidate, Path, Source};
+use crate::codec::Attributes;
+
+/// A prefix's place in the table; reused once the prefix has no paths.
+pub type SlotId = u32;
+/// Where paths come from: a peer, or this speaker ([`LOCAL`]).
+pub type SourceId = u32;
+/// The source of the routes this speaker originates.
+pub const LOCAL: SourceId = 0;
 
 /// A change of the best paths to one prefix, for the FIB and for export.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,162 +40,682 @@ pub enum Change {
     },
 }
 
-/// Who a path belongs to: a peer (`None` for local routes) and its ADD-PATH id.
-type PathKey = (Option<IpAddr>, Option<u32>);
+/// What the journal records; see [`Rib::drain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Touched {
+    /// The best (ECMP) set of the prefix in this slot changed.
+    Best(SlotId),
+    /// Only paths outside the best set changed (for peers sent every path).
+    Paths(SlotId),
+    /// The prefix lost its last path and its slot was freed; the slot may already
+    /// hold another prefix when this is read.
+    Gone(SlotId, IpNet),
+}
 
-#[derive(Debug, Default)]
+const HAS_PATH_ID: u8 = 1;
+const STALE: u8 = 2;
+
+/// A path as the table stores it: 20 bytes of numbers.
+#[derive(Debug, Clone)]
+struct Stored {
+    /// In the table's attribute sets.
+    attributes: u32,
+    source: SourceId,
+    next_hop: u32,
+    path_id: u32,
+    flags: u8,
+}
+
+impl Stored {
+    fn path_id(&self) -> Option<u32> {
+        (self.flags & HAS_PATH_ID != 0).then_some(self.path_id)
+    }
+
+    fn stale(&self) -> bool {
+        self.flags & STALE != 0
+    }
+
+    fn key(&self) -> (SourceId, Option<u32>) {
+        (self.source, self.path_id())
+    }
+
+    /// Equal as a forwarding choice: same source, id, next hop, attributes, staleness.
+    fn same(&self, other: &Stored) -> bool {
+        self.key() == other.key()
+            && self.next_hop == other.next_hop
+            && self.flags == other.flags
+            && self.attributes == other.attributes
+    }
+}
+
+/// The paths of one prefix, best first, the first one inline.
+#[derive(Debug, Clone)]
+// Boxed to keep a slot at 48 bytes: few prefixes have several paths.
+#[allow(clippy::box_collection)]
+enum Paths {
+    /// Only while the slot is free.
+    Empty,
+    One(Stored),
+    Many(Box<Vec<Stored>>),
+}
+
+impl Paths {
+    fn as_slice(&self) -> &[Stored] {
+        match self {
+            Paths::Empty => &[],
+            Paths::One(one) => std::slice::from_ref(one),
+            Paths::Many(many) => many,
+        }
+    }
+
+    /// Edits the paths as a vector, and folds them back inline when one is left.
+    fn edit<R>(&mut self, edit: impl FnOnce(&mut Vec<Stored>) -> R) -> R {
+        let mut paths = match std::mem::replace(self, Paths::Empty) {
+            Paths::Empty => Vec::new(),
+            Paths::One(one) => vec![one],
+            Paths::Many(many) => *many,
+        };
+        let result = edit(&mut paths);
+        *self = match paths.len() {
+            0 => Paths::Empty,
+            1 => Paths::One(paths.pop().expect("one path")),
+            _ => Paths::Many(Box::new(paths)),
+        };
+        result
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    prefix: IpNet,
+    /// Empty only while free.
+    paths: Paths,
+}
+
+#[derive(Debug)]
+struct SourceEntry {
+    info: Arc<Source>,
+    /// How many paths the table holds from this source.
+    paths: usize,
+}
+
+#[derive(Debug)]
 pub struct Rib {
-    /// Candidates per prefix, best first.
-    prefixes: HashMap<IpNet, Vec<Path>>,
-    /// The prefixes each peer has paths to, for session resets.
-    by_peer: HashMap<Option<IpAddr>, HashSet<IpNet>>,
+    index: HashTable<Entry>,
+    /// Per table, so that prefixes a peer picks cannot collide on purpose.
+    seed: u64,
+    slots: Vec<Slot>,
+    free: Vec<SlotId>,
+    sources: Vec<Option<SourceEntry>>,
+    free_sources: Vec<SourceId>,
+    next_hops: NextHops,
+    sets: AttributeSets,
+    journal: Vec<Touched>,
+}
+
+/// A path in the table, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct PathRef<'a> {
+    stored: &'a Stored,
+    source: &'a Arc<Source>,
+    attributes: &'a Arc<Attributes>,
+    next_hop: IpAddr,
+}
+
+impl<'a> PathRef<'a> {
+    pub fn attributes_arc(&self) -> &'a Arc<Attributes> {
+        self.attributes
+    }
+
+    pub fn source_arc(&self) -> &'a Arc<Source> {
+        self.source
+    }
+
+    pub fn source_id(&self) -> SourceId {
+        self.stored.source
+    }
+
+    /// A number for the next hop, equal for equal next hops (for grouping).
+    pub fn next_hop_id(&self) -> u32 {
+        self.stored.next_hop
+    }
+
+    pub fn to_path(&self) -> Path {
+        Path {
+            source: Arc::clone(self.source),
+            attributes: Arc::clone(self.attributes),
+            next_hop: self.next_hop,
+            path_id: self.stored.path_id(),
+            stale: self.stored.stale(),
+        }
+    }
+}
+
+impl Candidate for PathRef<'_> {
+    fn source(&self) -> &Source {
+        self.source
+    }
+
+    fn attributes(&self) -> &Attributes {
+        self.attributes
+    }
+
+    fn next_hop(&self) -> IpAddr {
+        self.next_hop
+    }
+
+    fn path_id(&self) -> Option<u32> {
+        self.stored.path_id()
+    }
+
+    fn stale(&self) -> bool {
+        self.stored.stale()
+    }
+}
+
+/// The sources and next hops paths refer to, for the decision process.
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    sources: &'a [Option<SourceEntry>],
+    next_hops: &'a NextHops,
+    sets: &'a AttributeSets,
+}
+
+impl<'a> Context<'a> {
+    fn view(self, stored: &'a Stored) -> PathRef<'a> {
+        let source = &self.sources[stored.source as usize]
+            .as_ref()
+            .expect("paths refer to live sources")
+            .info;
+        PathRef {
+            stored,
+            source,
+            attributes: &self.sets.get(stored.attributes).0,
+            next_hop: *self.next_hops.get(stored.next_hop),
+        }
+    }
+
+    fn compare(self, a: &'a Stored, b: &'a Stored) -> std::cmp::Ordering {
+        compare(&self.view(a), &self.view(b))
+    }
+
+    /// How many paths, from the first, form the best (ECMP) set.
+    fn ecmp_len(self, paths: &'a [Stored]) -> usize {
+        let Some(best) = paths.first() else {
+            return 0;
+        };
+        let best = self.view(best);
+        paths
+            .iter()
+            .take_while(|p| equal_cost(&best, &self.view(p)))
+            .count()
+    }
 }
 
 impl Rib {
-    /// Adds or replaces the path from `path.source.peer` with `path.path_id`.
-    pub fn announce(&mut self, prefix: IpNet, path: Path) -> Option<Change> {
-        let key = key(&path);
-        self.by_peer.entry(key.0).or_default().insert(prefix);
-        self.update(prefix, |paths| {
-            paths.retain(|p| self::key(p) != key);
-            let at = paths
-                .binary_search_by(|p| compare(p, &path))
-                .unwrap_or_else(|at| at);
-            paths.insert(at, path);
-        })
+    /// A table whose [`LOCAL`] source is `local` (this speaker).
+    pub fn new(local: Arc<Source>) -> Self {
+        Self {
+            index: HashTable::new(),
+            seed: std::collections::hash_map::RandomState::new().hash_one(0u8),
+            slots: Vec::new(),
+            free: Vec::new(),
+            sources: vec![Some(SourceEntry {
+                info: local,
+                paths: 0,
+            })],
+            free_sources: Vec::new(),
+            next_hops: NextHops::default(),
+            sets: AttributeSets::default(),
+            journal: Vec::new(),
+        }
     }
 
-    /// Removes the path of `peer` with `path_id`, if there is one.
-    pub fn withdraw(
+    /// Registers a source of paths (a peer).
+    pub fn add_source(&mut self, info: Arc<Source>) -> SourceId {
+        let entry = Some(SourceEntry { info, paths: 0 });
+        match self.free_sources.pop() {
+            Some(id) => {
+                self.sources[id as usize] = entry;
+                id
+            }
+            None => {
+                self.sources.push(entry);
+                SourceId::try_from(self.sources.len() - 1).expect("fewer than 2^32 sources")
+            }
+        }
+    }
+
+    /// Replaces what is known of a source (its session came up again), keeping its
+    /// paths.
+    pub fn set_source(&mut self, id: SourceId, info: Arc<Source>) {
+        if let Some(entry) = self.sources.get_mut(id as usize).and_then(Option::as_mut) {
+            entry.info = info;
+        }
+    }
+
+    pub fn source(&self, id: SourceId) -> Option<&Arc<Source>> {
+        self.sources.get(id as usize)?.as_ref().map(|e| &e.info)
+    }
+
+    /// Removes the source and every path from it.
+    pub fn remove_source(&mut self, id: SourceId) {
+        if id == LOCAL {
+            return;
+        }
+        self.remove_source_paths(id);
+        self.sources[id as usize] = None;
+        self.free_sources.push(id);
+    }
+
+    /// Removes every path from `id` (its session went down without graceful
+    /// restart); the source stays registered.
+    pub fn remove_source_paths(&mut self, id: SourceId) {
+        if self.path_count(id) > 0 {
+            self.retain_paths(id, |_| false);
+        }
+    }
+
+    /// How many paths the table holds from `source`.
+    pub fn path_count(&self, source: SourceId) -> usize {
+        self.sources
+            .get(source as usize)
+            .and_then(Option::as_ref)
+            .map_or(0, |e| e.paths)
+    }
+
+    /// Prefixes with at least one path.
+    pub fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One more than the highest slot number in use: the size consumers' bitmaps need.
+    pub fn slot_bound(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Adds or replaces the path from `source` with `path_id`.
+    pub fn announce(
         &mut self,
         prefix: IpNet,
-        peer: Option<IpAddr>,
+        source: SourceId,
+        attributes: &Arc<Attributes>,
+        next_hop: IpAddr,
         path_id: Option<u32>,
-    ) -> Option<Change> {
-        let change = self.update(prefix, |paths| {
-            paths.retain(|p| key(p) != (peer, path_id));
+    ) {
+        let next_hop = self.next_hops.acquire(&next_hop);
+        let attributes = self.sets.acquire_by(&Address(Arc::as_ptr(attributes)), || {
+            Shared(Arc::clone(attributes))
         });
-        if !self
-            .prefixes
-            .get(&prefix)
-            .is_some_and(|paths| paths.iter().any(|p| p.source.peer == peer))
-            && let Some(prefixes) = self.by_peer.get_mut(&peer)
+        let stored = Stored {
+            attributes,
+            source,
+            next_hop,
+            path_id: path_id.unwrap_or(0),
+            flags: if path_id.is_some() { HAS_PATH_ID } else { 0 },
+        };
+        let hash = self.hash(&prefix);
+        let found = self.lookup(hash, &prefix);
+        let Some(slot) = found else {
+            let slot = self.allocate(hash, prefix, stored);
+            self.count(source, 1);
+            self.journal.push(Touched::Best(slot));
+            return;
+        };
+        // The common case, a source replacing its only path, without a vector.
+        if let Paths::One(existing) = &mut self.slots[slot as usize].paths
+            && existing.key() == stored.key()
         {
-            prefixes.remove(&prefix);
+            let changed = !existing.same(&stored);
+            let old = std::mem::replace(existing, stored);
+            self.next_hops.release(old.next_hop);
+            self.sets.release(old.attributes);
+            if changed {
+                self.journal.push(Touched::Best(slot));
+            }
+            return;
         }
-        change
+        let context = Context {
+            sources: &self.sources,
+            next_hops: &self.next_hops,
+            sets: &self.sets,
+        };
+        let paths = &mut self.slots[slot as usize].paths;
+        let (replaced, changed) = paths.edit(|paths| {
+            let before = snapshot(context, paths);
+            let key = stored.key();
+            let replaced = paths
+                .iter()
+                .position(|p| p.key() == key)
+                .map(|at| paths.remove(at));
+            let at = paths
+                .binary_search_by(|p| context.compare(p, &stored))
+                .unwrap_or_else(|at| at);
+            paths.insert(at, stored);
+            let changed = best_changed(context, &before, paths);
+            (replaced, changed)
+        });
+        match replaced {
+            Some(old) => {
+                self.next_hops.release(old.next_hop);
+                self.sets.release(old.attributes);
+            }
+            None => self.count(source, 1),
+        }
+        self.journal.push(if changed {
+            Touched::Best(slot)
+        } else {
+            Touched::Paths(slot)
+        });
     }
 
-    /// Removes every path of `peer` (its session went down without graceful restart).
-    pub fn remove_peer(&mut self, peer: Option<IpAddr>) -> Vec<Change> {
-        let prefixes = self.by_peer.remove(&peer).unwrap_or_default();
-        prefixes
-            .into_iter()
-            .filter_map(|prefix| {
-                self.update(prefix, |paths| paths.retain(|p| p.source.peer != peer))
-            })
-            .collect()
-    }
-
-    /// Marks every path of `peer` stale: kept for forwarding, but losing to any fresh
-    /// path, until the peer re-announces it or [`Rib::sweep_stale`] runs.
-    pub fn mark_stale(&mut self, peer: Option<IpAddr>) -> Vec<Change> {
-        self.peer_prefixes(peer)
-            .into_iter()
-            .filter_map(|prefix| {
-                self.update(prefix, |paths| {
-                    for path in paths.iter_mut().filter(|p| p.source.peer == peer) {
-                        path.stale = true;
-                    }
-                    paths.sort_by(compare);
-                })
-            })
-            .collect()
-    }
-
-    /// Removes `peer`'s paths still stale (End-of-RIB arrived or restart time ran out).
-    pub fn sweep_stale(&mut self, peer: Option<IpAddr>) -> Vec<Change> {
-        let changes = self
-            .peer_prefixes(peer)
-            .into_iter()
-            .filter_map(|prefix| {
-                self.update(prefix, |paths| {
-                    paths.retain(|p| !(p.source.peer == peer && p.stale));
-                })
-            })
-            .collect();
-        let prefixes = &self.prefixes;
-        if let Some(owned) = self.by_peer.get_mut(&peer) {
-            owned.retain(|prefix| {
-                prefixes
-                    .get(prefix)
-                    .is_some_and(|paths| paths.iter().any(|p| p.source.peer == peer))
+    /// Removes the path of `source` with `path_id`, if there is one.
+    pub fn withdraw(&mut self, prefix: IpNet, source: SourceId, path_id: Option<u32>) {
+        let Some(slot) = self.find(&prefix) else {
+            return;
+        };
+        if let Paths::One(only) = &self.slots[slot as usize].paths {
+            if only.key() == (source, path_id) {
+                let (next_hop, set, source) = (only.next_hop, only.attributes, only.source);
+                self.next_hops.release(next_hop);
+                self.sets.release(set);
+                self.count(source, -1);
+                self.release(slot);
+                self.journal.push(Touched::Gone(slot, prefix));
+            }
+            return;
+        }
+        {
+            self.edit_slot(slot, |_, paths| {
+                paths
+                    .iter()
+                    .position(|p| p.key() == (source, path_id))
+                    .map(|at| paths.remove(at))
+                    .into_iter()
+                    .collect()
             });
         }
-        changes
+    }
+
+    /// Marks every path of `source` stale: kept for forwarding, but losing to any
+    /// fresh path, until it is announced again or [`Rib::sweep_stale`] runs.
+    pub fn mark_stale(&mut self, source: SourceId) {
+        for slot in 0..self.slots.len() {
+            let slot = slot as SlotId;
+            if !self.holds(slot, source) {
+                continue;
+            }
+            self.edit_slot(slot, |context, paths| {
+                for path in paths.iter_mut().filter(|p| p.source == source) {
+                    path.flags |= STALE;
+                }
+                paths.sort_by(|a, b| context.compare(a, b));
+                Vec::new()
+            });
+        }
+    }
+
+    /// Removes `source`'s paths still stale (End-of-RIB arrived or the restart time
+    /// ran out).
+    pub fn sweep_stale(&mut self, source: SourceId) {
+        if self.path_count(source) > 0 {
+            self.retain_paths(source, |p| !p.stale());
+        }
+    }
+
+    /// The changes since the last call, in order.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Touched> {
+        self.journal.drain(..)
+    }
+
+    /// The prefix in `slot`, if it is in use.
+    pub fn prefix_at(&self, slot: SlotId) -> Option<IpNet> {
+        let slot = self.slots.get(slot as usize)?;
+        (!slot.paths.as_slice().is_empty()).then_some(slot.prefix)
+    }
+
+    /// The best path in `slot` and those equal to it, best first.
+    pub fn best_at(&self, slot: SlotId) -> impl Iterator<Item = PathRef<'_>> {
+        let context = self.context();
+        let paths = self
+            .slots
+            .get(slot as usize)
+            .map_or(&[][..], |s| s.paths.as_slice());
+        paths[..context.ecmp_len(paths)]
+            .iter()
+            .map(move |p| context.view(p))
+    }
+
+    /// Every path in `slot`, best first.
+    pub fn paths_at(&self, slot: SlotId) -> impl Iterator<Item = PathRef<'_>> {
+        let context = self.context();
+        self.slots
+            .get(slot as usize)
+            .map_or(&[][..], |s| s.paths.as_slice())
+            .iter()
+            .map(move |p| context.view(p))
+    }
+
+    pub fn slot_of(&self, prefix: &IpNet) -> Option<SlotId> {
+        self.find(prefix)
     }
 
     /// The best path to `prefix` and those equal to it.
     pub fn best(&self, prefix: &IpNet) -> Option<Vec<Path>> {
-        self.prefixes.get(prefix).map(|paths| ecmp(paths))
+        let slot = self.find(prefix)?;
+        Some(self.best_at(slot).map(|p| p.to_path()).collect())
     }
 
     /// Every path to `prefix`, best first.
-    pub fn paths(&self, prefix: &IpNet) -> &[Path] {
-        self.prefixes.get(prefix).map_or(&[], Vec::as_slice)
+    pub fn paths(&self, prefix: &IpNet) -> Vec<Path> {
+        self.find(prefix).map_or_else(Vec::new, |slot| {
+            self.paths_at(slot).map(|p| p.to_path()).collect()
+        })
     }
 
-    /// Every prefix with at least one path.
-    pub fn prefixes(&self) -> impl Iterator<Item = &IpNet> {
-        self.prefixes.keys()
-    }
-
-    /// How many prefixes `peer` has paths to.
-    pub fn prefix_count(&self, peer: Option<IpAddr>) -> usize {
-        self.by_peer.get(&peer).map_or(0, HashSet::len)
-    }
-
-    fn peer_prefixes(&self, peer: Option<IpAddr>) -> Vec<IpNet> {
-        self.by_peer
-            .get(&peer)
-            .map(|p| p.iter().copied().collect())
-            .unwrap_or_default()
-    }
-
-    /// Applies `edit` to the paths of `prefix` and reports a change of its best set.
-    fn update(&mut self, prefix: IpNet, edit: impl FnOnce(&mut Vec<Path>)) -> Option<Change> {
-        let paths = self.prefixes.entry(prefix).or_default();
-        let before = ecmp(paths);
-        edit(paths);
-        let after = ecmp(paths);
-        if paths.is_empty() {
-            self.prefixes.remove(&prefix);
-        }
-        match (before.is_empty(), after.is_empty()) {
-            _ if before == after => None,
-            (false, true) => Some(Change::Withdrawn { prefix }),
-            _ => Some(Change::Best {
-                prefix,
-                paths: after,
-            }),
-        }
-    }
-}
-
-fn key(path: &Path) -> PathKey {
-    (path.source.peer, path.path_id)
-}
-
-/// The best path and those of equal cost, from a best-first list.
-fn ecmp(paths: &[Path]) -> Vec<Path> {
-    match paths.first() {
-        None => Vec::new(),
-        Some(best) => paths
+    /// Every prefix with at least one path, with its slot.
+    pub fn prefixes(&self) -> impl Iterator<Item = (SlotId, IpNet)> + '_ {
+        self.slots
             .iter()
-            .take_while(|p| equal_cost(best, p))
-            .cloned()
-            .collect(),
+            .enumerate()
+            .filter(|(_, s)| !s.paths.as_slice().is_empty())
+            .map(|(i, s)| (i as SlotId, s.prefix))
     }
+
+    fn context(&self) -> Context<'_> {
+        Context {
+            sources: &self.sources,
+            next_hops: &self.next_hops,
+            sets: &self.sets,
+        }
+    }
+
+    fn holds(&self, slot: SlotId, source: SourceId) -> bool {
+        self.slots[slot as usize]
+            .paths
+            .as_slice()
+            .iter()
+            .any(|p| p.source == source)
+    }
+
+    /// Keeps only the paths of `source` for which `keep` holds, in every slot.
+    fn retain_paths(&mut self, source: SourceId, keep: impl Fn(&Stored) -> bool) {
+        for slot in 0..self.slots.len() {
+            let slot = slot as SlotId;
+            if !self.holds(slot, source) {
+                continue;
+            }
+            self.edit_slot(slot, |_, paths| {
+                let mut removed = Vec::new();
+                let mut i = 0;
+                while i < paths.len() {
+                    if paths[i].source == source && !keep(&paths[i]) {
+                        removed.push(paths.remove(i));
+                    } else {
+                        i += 1;
+                    }
+                }
+                removed
+            });
+        }
+    }
+
+    /// Applies `edit` (which returns the paths it removed) to a slot in use,
+    /// journals a change of its best set, and frees it when it is left empty.
+    fn edit_slot(
+        &mut self,
+        slot: SlotId,
+        edit: impl FnOnce(Context<'_>, &mut Vec<Stored>) -> Vec<Stored>,
+    ) {
+        let context = Context {
+            sources: &self.sources,
+            next_hops: &self.next_hops,
+            sets: &self.sets,
+        };
+        let entry = &mut self.slots[slot as usize];
+        let (removed, changed, empty) = entry.paths.edit(|paths| {
+            let before = snapshot(context, paths);
+            let removed = edit(context, paths);
+            let changed = best_changed(context, &before, paths);
+            (removed, changed, paths.is_empty())
+        });
+        for path in &removed {
+            self.next_hops.release(path.next_hop);
+            self.sets.release(path.attributes);
+            self.count(path.source, -1);
+        }
+        if empty {
+            let prefix = self.slots[slot as usize].prefix;
+            self.release(slot);
+            self.journal.push(Touched::Gone(slot, prefix));
+        } else if changed {
+            self.journal.push(Touched::Best(slot));
+        } else if !removed.is_empty() {
+            self.journal.push(Touched::Paths(slot));
+        }
+    }
+
+    fn count(&mut self, source: SourceId, delta: isize) {
+        if let Some(entry) = self
+            .sources
+            .get_mut(source as usize)
+            .and_then(Option::as_mut)
+        {
+            entry.paths = entry.paths.saturating_add_signed(delta);
+        }
+    }
+
+    fn hash(&self, prefix: &IpNet) -> u32 {
+        prefix_hash(self.seed, prefix)
+    }
+
+    fn find(&self, prefix: &IpNet) -> Option<SlotId> {
+        self.lookup(self.hash(prefix), prefix)
+    }
+
+    fn lookup(&self, hash: u32, prefix: &IpNet) -> Option<SlotId> {
+        let slots = &self.slots;
+        self.index
+            .find(spread(hash), |e| {
+                e.hash == hash && slots[e.slot as usize].prefix == *prefix
+            })
+            .map(|e| e.slot)
+    }
+
+    fn allocate(&mut self, hash: u32, prefix: IpNet, path: Stored) -> SlotId {
+        let slot = Slot {
+            prefix,
+            paths: Paths::One(path),
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = slot;
+                id
+            }
+            None => {
+                self.slots.push(slot);
+                SlotId::try_from(self.slots.len() - 1).expect("fewer than 2^32 prefixes")
+            }
+        };
+        let entry = Entry { slot: id, hash };
+        self.index
+            .insert_unique(spread(hash), entry, |e| spread(e.hash));
+        id
+    }
+
+    fn release(&mut self, slot: SlotId) {
+        let prefix = self.slots[slot as usize].prefix;
+        let hash = self.hash(&prefix);
+        if let Ok(entry) = self.index.find_entry(spread(hash), |e| e.slot == slot) {
+            entry.remove();
+        }
+        self.slots[slot as usize].paths = Paths::Empty;
+        self.free.push(slot);
+    }
+}
+
+/// An index entry: the slot and its prefix's hash, so that growing the index
+/// never reads the slots (it did, and a million-route load spent a sixth of its
+/// time there).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    slot: SlotId,
+    hash: u32,
+}
+
+/// The 64-bit hash the index wants, from the 32 bits kept per entry.
+fn spread(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// A prefix's hash: its address and length folded into two words and mixed
+/// (the derived `Hash` of `IpNet` feeds the hasher field by field, which showed in
+/// profiles of table loads).
+fn prefix_hash(seed: u64, prefix: &IpNet) -> u32 {
+    let (high, low) = match prefix {
+        IpNet::V4(v4) => (
+            0,
+            (u64::from(u32::from(v4.addr())) << 8) | u64::from(v4.prefix_len()),
+        ),
+        IpNet::V6(v6) => {
+            let bits = u128::from(v6.addr());
+            (
+                (bits >> 64) as u64 ^ u64::from(v6.prefix_len()) << 56 | 1,
+                bits as u64,
+            )
+        }
+    };
+    let fold = |x: u64, y: u64| {
+        let product = u128::from(x) * u128::from(y);
+        (product as u64) ^ ((product >> 64) as u64)
+    };
+    let first = fold(low ^ seed, 0x2d35_8dcc_aa6c_78a5);
+    let full = fold(first ^ high, 0x8bb8_4b93_962e_acc9 ^ seed.rotate_left(32));
+    (full ^ (full >> 32)) as u32
+}
+
+/// The best set before an edit, as the identity of each path (the attribute
+/// set numbers stay valid: the edit keeps or returns every path it removes).
+type Snapshot = Vec<(SourceId, Option<u32>, u32, u8, u32)>;
+
+fn snapshot(context: Context<'_>, paths: &[Stored]) -> Snapshot {
+    paths[..context.ecmp_len(paths)]
+        .iter()
+        .map(|p| (p.source, p.path_id(), p.next_hop, p.flags, p.attributes))
+        .collect()
+}
+
+fn best_changed(context: Context<'_>, before: &Snapshot, paths: &[Stored]) -> bool {
+    let after = &paths[..context.ecmp_len(paths)];
+    before.len() != after.len()
+        || before
+            .iter()
+            .zip(after)
+            .any(|(b, p)| *b != (p.source, p.path_id(), p.next_hop, p.flags, p.attributes))
 }
 
 #[cfg(test)]
@@ -189,100 +727,122 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn best_peers(change: Option<Change>) -> Vec<u8> {
-        match change {
-            Some(Change::Best { paths, .. }) => paths
-                .iter()
-                .map(|p| match p.source.peer {
-                    Some(IpAddr::V4(a)) => a.octets()[3],
-                    _ => 0,
-                })
-                .collect(),
-            other => panic!("expected a new best set, got {other:?}"),
+    /// A table with sources 10.0.0.1 to 10.0.0.4 (eBGP), ids 1 to 4.
+    fn rib() -> Rib {
+        let mut rib = Rib::new(Source::local("10.0.0.100".parse().unwrap(), 64512));
+        for n in 1..=4 {
+            assert_eq!(rib.add_source(peer(n, false, false)), SourceId::from(n));
         }
+        rib
+    }
+
+    fn announce(rib: &mut Rib, prefix: IpNet, from: u8, as_path: &[u32]) -> Vec<Touched> {
+        let p = path(&peer(from, false, false), as_path);
+        rib.announce(prefix, from.into(), &p.attributes, p.next_hop, None);
+        rib.drain().collect()
+    }
+
+    fn best_sources(rib: &Rib, prefix: IpNet) -> Vec<SourceId> {
+        let slot = rib.slot_of(&prefix).unwrap();
+        rib.best_at(slot).map(|p| p.source_id()).collect()
     }
 
     #[test]
     fn a_better_path_replaces_the_best_and_a_worse_one_changes_nothing() {
-        let mut rib = Rib::default();
+        let mut rib = rib();
         let prefix = net("10.244.1.0/26");
+        assert_eq!(announce(&mut rib, prefix, 1, &[1, 2]), [Touched::Best(0)]);
+        assert_eq!(announce(&mut rib, prefix, 2, &[2]), [Touched::Best(0)]);
+        assert_eq!(best_sources(&rib, prefix), [2]);
         assert_eq!(
-            best_peers(rib.announce(prefix, path(&peer(1, false, false), &[1, 2]))),
-            [1]
-        );
-        assert_eq!(
-            best_peers(rib.announce(prefix, path(&peer(2, false, false), &[2]))),
-            [2]
-        );
-        assert_eq!(
-            rib.announce(prefix, path(&peer(3, false, false), &[3, 4, 5])),
-            None
+            announce(&mut rib, prefix, 3, &[3, 4, 5]),
+            [Touched::Paths(0)]
         );
         assert_eq!(rib.paths(&prefix).len(), 3);
     }
 
     #[test]
     fn equal_paths_form_an_ecmp_set_that_shrinks_on_withdraw() {
-        let mut rib = Rib::default();
+        let mut rib = rib();
         let prefix = net("10.244.1.0/26");
-        rib.announce(prefix, path(&peer(1, false, false), &[7]));
-        assert_eq!(
-            best_peers(rib.announce(prefix, path(&peer(2, false, false), &[8]))),
-            [1, 2]
-        );
-        assert_eq!(
-            best_peers(rib.withdraw(prefix, peer(1, false, false).peer, None)),
-            [2]
-        );
-        assert_eq!(
-            rib.withdraw(prefix, peer(2, false, false).peer, None),
-            Some(Change::Withdrawn { prefix })
-        );
-        assert_eq!(rib.prefixes().count(), 0);
+        announce(&mut rib, prefix, 1, &[7]);
+        announce(&mut rib, prefix, 2, &[8]);
+        assert_eq!(best_sources(&rib, prefix), [1, 2]);
+        rib.withdraw(prefix, 1, None);
+        assert_eq!(rib.drain().collect::<Vec<_>>(), [Touched::Best(0)]);
+        assert_eq!(best_sources(&rib, prefix), [2]);
+        rib.withdraw(prefix, 2, None);
+        assert_eq!(rib.drain().collect::<Vec<_>>(), [Touched::Gone(0, prefix)]);
+        assert!(rib.is_empty());
+        assert_eq!(rib.best(&prefix), None);
     }
 
     #[test]
-    fn a_reannouncement_replaces_the_peers_previous_path() {
-        let mut rib = Rib::default();
+    fn a_reannouncement_replaces_the_sources_previous_path() {
+        let mut rib = rib();
         let prefix = net("10.244.1.0/26");
-        let from = peer(1, false, false);
-        rib.announce(prefix, path(&from, &[1, 2, 3]));
-        rib.announce(prefix, path(&from, &[1]));
+        announce(&mut rib, prefix, 1, &[1, 2, 3]);
+        assert_eq!(announce(&mut rib, prefix, 1, &[1]), [Touched::Best(0)]);
         assert_eq!(rib.paths(&prefix).len(), 1);
         assert_eq!(rib.paths(&prefix)[0].as_path_len(), 1);
+        assert_eq!(rib.path_count(1), 1);
     }
 
     #[test]
-    fn a_peer_going_down_takes_exactly_its_paths() {
-        let mut rib = Rib::default();
-        let (a, b) = (peer(1, false, false), peer(2, false, false));
-        for prefix in ["10.244.1.0/26", "10.244.2.0/26"] {
-            rib.announce(net(prefix), path(&a, &[1]));
-        }
-        rib.announce(net("10.244.2.0/26"), path(&b, &[2, 3]));
-        let changes = rib.remove_peer(a.peer);
-        assert_eq!(changes.len(), 2);
-        assert!(changes.contains(&Change::Withdrawn {
-            prefix: net("10.244.1.0/26")
-        }));
-        assert_eq!(rib.best(&net("10.244.2.0/26")).unwrap()[0].source, b);
-        assert_eq!(rib.prefix_count(a.peer), 0);
+    fn a_freed_slot_is_reused_and_the_journal_keeps_the_old_prefix() {
+        let mut rib = rib();
+        let (a, b) = (net("10.244.1.0/26"), net("10.244.2.0/26"));
+        announce(&mut rib, a, 1, &[1]);
+        rib.withdraw(a, 1, None);
+        let p = path(&peer(1, false, false), &[1]);
+        rib.announce(b, 1, &p.attributes, p.next_hop, None);
+        assert_eq!(
+            rib.drain().collect::<Vec<_>>(),
+            [Touched::Gone(0, a), Touched::Best(0)]
+        );
+        assert_eq!(rib.prefix_at(0), Some(b));
+        assert_eq!(rib.slot_of(&a), None);
+    }
+
+    #[test]
+    fn removing_a_source_takes_exactly_its_paths() {
+        let mut rib = rib();
+        let (a, b) = (net("10.244.1.0/26"), net("10.244.2.0/26"));
+        announce(&mut rib, a, 1, &[1]);
+        announce(&mut rib, b, 1, &[1]);
+        announce(&mut rib, b, 2, &[2, 3]);
+        rib.remove_source(1);
+        let changes: Vec<_> = rib.drain().collect();
+        assert_eq!(changes, [Touched::Gone(0, a), Touched::Best(1)]);
+        assert_eq!(best_sources(&rib, b), [2]);
+        assert_eq!(rib.path_count(1), 0);
+        // The number is handed out again.
+        assert_eq!(rib.add_source(peer(9, false, false)), 1);
     }
 
     #[test]
     fn stale_paths_keep_forwarding_until_swept_and_refreshed_ones_survive() {
-        let mut rib = Rib::default();
-        let a = peer(1, false, false);
+        let mut rib = rib();
         let (kept, dropped) = (net("10.244.1.0/26"), net("10.244.2.0/26"));
-        rib.announce(kept, path(&a, &[1]));
-        rib.announce(dropped, path(&a, &[1]));
-        rib.mark_stale(a.peer);
+        announce(&mut rib, kept, 1, &[1]);
+        announce(&mut rib, dropped, 1, &[1]);
+        rib.mark_stale(1);
         assert!(rib.best(&kept).unwrap()[0].stale);
         // After the restart the peer announces `kept` again, then End-of-RIB.
-        rib.announce(kept, path(&a, &[1]));
-        let changes = rib.sweep_stale(a.peer);
-        assert_eq!(changes, [Change::Withdrawn { prefix: dropped }]);
+        announce(&mut rib, kept, 1, &[1]);
+        rib.sweep_stale(1);
+        assert_eq!(rib.drain().collect::<Vec<_>>(), [Touched::Gone(1, dropped)]);
         assert!(!rib.best(&kept).unwrap()[0].stale);
-        assert_eq!(rib.prefix_count(a.peer), 1);
+        assert_eq!(rib.path_count(1), 1);
+    }
+
+    #[test]
+    fn a_stored_path_and_a_slot_stay_small() {
+        assert_eq!(std::mem::size_of::<Stored>(), 20);
+        assert!(
+            std::mem::size_of::<Slot>() <= 48,
+            "{}",
+            std::mem::size_of::<Slot>()
+        );
     }
 }

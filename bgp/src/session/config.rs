@@ -75,8 +75,9 @@ impl SessionConfig {
             .iter()
             .map(|&family| Capability::Multiprotocol(family))
             .collect();
+        // Not enhanced route refresh (RFC 7313): its End-of-Route-Refresh sweep is
+        // not implemented, so it is not offered.
         capabilities.push(Capability::RouteRefresh);
-        capabilities.push(Capability::EnhancedRouteRefresh);
         capabilities.push(Capability::FourOctetAs(self.local_as));
         if let Some(gr) = self.graceful_restart {
             capabilities.push(Capability::GracefulRestart(GracefulRestart {

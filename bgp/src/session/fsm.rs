@@ -61,9 +61,13 @@ pub enum Input {
     Message(Message),
     /// A message that resets the session (RFC 7606 session-reset outcome).
     Malformed(DecodeError),
-    /// Reset the session with this NOTIFICATION (say, Cease/Maximum Number of
-    /// Prefixes Reached), then back off before reconnecting.
+    /// Reset the session with this NOTIFICATION, then back off before
+    /// reconnecting as after any failure.
     Reset(Notification),
+    /// Reset the session with this NOTIFICATION (say, Cease/Maximum Number of
+    /// Prefixes Reached, RFC 4486), then neither connect nor accept a connection
+    /// for this long.
+    ResetFor(Notification, Duration),
     Expired(Timer),
 }
 
@@ -122,6 +126,8 @@ pub struct Session {
     started: bool,
     /// The next back-off before reconnecting.
     retry: Duration,
+    /// Refuse connections until the ConnectRetry timer fires (after `ResetFor`).
+    suspended: bool,
     last_error: Option<DownReason>,
 }
 
@@ -134,6 +140,7 @@ impl Session {
             state: State::Idle,
             negotiated: None,
             started: false,
+            suspended: false,
             last_error: None,
         }
     }
@@ -201,6 +208,20 @@ impl Session {
                     );
                 }
             }
+            Input::ResetFor(notification, wait) => {
+                if self.connected_state() {
+                    self.fail(
+                        Some(notification.clone()),
+                        DownReason::Sent(notification),
+                        &mut out,
+                    );
+                }
+                if self.started {
+                    self.suspended = true;
+                    self.state = State::Idle;
+                    out.push(Output::SetTimer(Timer::ConnectRetry, wait));
+                }
+            }
             Input::Expired(timer) => self.expired(timer, &mut out),
         }
         out
@@ -215,7 +236,7 @@ impl Session {
 
     fn start(&mut self, out: &mut Vec<Output>) {
         self.started = true;
-        if self.state == State::Idle {
+        if self.state == State::Idle && !self.suspended {
             self.begin(out);
         }
     }
@@ -233,6 +254,7 @@ impl Session {
 
     fn stop(&mut self, message: &str, out: &mut Vec<Output>) {
         self.started = false;
+        self.suspended = false;
         self.retry = self.config.connect_retry;
         if self.connected_state() {
             out.push(Output::Send(Message::Notification(Notification::cease(
@@ -247,6 +269,10 @@ impl Session {
     }
 
     fn connected(&mut self, out: &mut Vec<Output>) {
+        if self.suspended {
+            out.push(Output::Disconnect);
+            return;
+        }
         let accepting = matches!(self.state, State::Connect | State::Active)
             || (self.state == State::Idle && self.started);
         if !accepting {
@@ -329,7 +355,10 @@ impl Session {
                 out.push(Output::Disconnect);
                 self.begin(out);
             }
-            (Timer::ConnectRetry, State::Idle) if self.started => self.begin(out),
+            (Timer::ConnectRetry, State::Idle) if self.started => {
+                self.suspended = false;
+                self.begin(out);
+            }
             (Timer::Hold, State::OpenSent | State::OpenConfirm | State::Established) => {
                 let n = Notification {
                     code: HOLD_TIMER_EXPIRED,

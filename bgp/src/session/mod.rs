@@ -6,8 +6,12 @@ pub mod config;
 pub mod driver;
 pub mod fsm;
 pub mod negotiate;
+#[cfg(test)]
+mod transitions;
 
 pub use config::{GracefulRestartConfig, SessionConfig};
-pub use driver::{Command, Event, SessionHandle, spawn};
+pub use driver::{
+    Command, Event, EventSink, Outgoing, SessionHandle, SessionStats, spawn, spawn_into,
+};
 pub use fsm::{DownReason, Input, Output, Session, State, Timer};
 pub use negotiate::{Negotiated, negotiate};

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::rib::NextHopMode;
+use crate::codec::AddPathMode;
+use crate::rib::{Filter, FilterError, NextHopMode};
 use crate::session::{GracefulRestartConfig, SessionConfig};
 use crate::transport::{Endpoint, TtlPolicy};
 
@@ -24,9 +25,12 @@ pub struct SpeakerConfig {
     pub listen_ranges: Vec<ListenRange>,
     /// Graceful restart offered to every peer.
     pub graceful_restart: Option<GracefulRestartConfig>,
-    /// Report every best-path change as [`Notice::Best`](super::Notice::Best).
-    /// Owners without a FIB (a route reflector) turn it off: a notice per prefix
-    /// and per change costs a clone of its paths and a wake-up of the owner.
+    /// When restarting (RFC 4724 4.1), how long at most best paths are held back
+    /// from peers and from the owner while waiting for the peers' End-of-RIB.
+    pub selection_deferral: Duration,
+    /// Report best-path changes as [`Notice::Best`](super::Notice::Best). An owner
+    /// without a FIB (a route reflector) turns it off: a notice per changed prefix
+    /// costs a copy of its best paths and a wake-up of the owner.
     pub best_notices: bool,
 }
 
@@ -40,10 +44,17 @@ impl SpeakerConfig {
             listen: None,
             listen_ranges: Vec::new(),
             graceful_restart: None,
+            selection_deferral: DEFAULT_SELECTION_DEFERRAL,
             best_notices: true,
         }
     }
 }
+
+/// Short on purpose: while it runs, routes learned since the restart are not yet
+/// in the FIB or passed on (FRR waits 360 s, BIRD 240 s by default).
+pub const DEFAULT_SELECTION_DEFERRAL: Duration = Duration::from_secs(5);
+/// How long a peer that sent too many prefixes waits before it may come back.
+pub const DEFAULT_MAX_PREFIXES_RESTART: Duration = Duration::from_secs(60);
 
 /// Dynamic neighbours: any source inside `prefix` may open a session, up to
 /// `max_sessions` at once, configured from `template` (its address is replaced).
@@ -61,6 +72,19 @@ pub enum Policy {
     Reject,
 }
 
+/// Graceful restart (RFC 4724) towards one peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PeerGracefulRestart {
+    /// What the speaker offers every peer ([`SpeakerConfig::graceful_restart`]).
+    #[default]
+    Speaker,
+    /// Not offered to this peer.
+    Off,
+    /// Offered with this restart time (seconds). Whether this speaker is
+    /// restarting and keeps forwarding state is the speaker's, not the peer's.
+    RestartTime(u16),
+}
+
 /// One peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
@@ -68,6 +92,9 @@ pub struct PeerConfig {
     pub port: u16,
     /// The AS the peer must announce; any when `None` (dynamic neighbours).
     pub remote_as: Option<u32>,
+    /// The AS this speaker uses towards this peer instead of its own (OPEN, AS
+    /// path, loop check, iBGP or eBGP), as when replacing another router.
+    pub local_as: Option<u32>,
     pub local_address: Option<IpAddr>,
     pub md5_key: Option<Vec<u8>>,
     pub ttl: TtlPolicy,
@@ -78,14 +105,26 @@ pub struct PeerConfig {
     pub allowas_in: usize,
     /// Reset the session (Cease/1, RFC 4486) when the peer sends more prefixes.
     pub max_prefixes: Option<usize>,
+    /// How long the peer is then kept away.
+    pub max_prefixes_restart: Duration,
+    /// Accept several paths per prefix from the peer (ADD-PATH receive, RFC 7911).
+    pub add_path_receive: bool,
+    /// Send the peer every path of a prefix that passes export, not only the best
+    /// (ADD-PATH send, RFC 7911), when it agrees to receive them.
+    pub add_path_send: bool,
+    /// Offer IPv4 routes with IPv6 next hops (RFC 8950).
+    pub extended_next_hop: bool,
     pub hold_time: u16,
     pub keepalive: Option<Duration>,
     /// `None`: RFC 8212 — accept and send nothing over eBGP without an explicit
     /// policy; everything over iBGP.
     pub import: Option<Policy>,
     pub export: Option<Policy>,
-    /// Graceful restart offered to this peer, in place of the speaker's.
-    pub graceful_restart: Option<GracefulRestartConfig>,
+    /// Operator filters; one given is the explicit policy RFC 8212 asks for, and
+    /// decides instead of `import` / `export`.
+    pub import_filter: Option<Filter>,
+    pub export_filter: Option<Filter>,
+    pub graceful_restart: PeerGracefulRestart,
 }
 
 impl PeerConfig {
@@ -94,6 +133,7 @@ impl PeerConfig {
             address,
             port: 179,
             remote_as,
+            local_as: None,
             local_address: None,
             md5_key: None,
             ttl: TtlPolicy::Hops(1),
@@ -102,12 +142,66 @@ impl PeerConfig {
             next_hop: NextHopMode::Auto,
             allowas_in: 0,
             max_prefixes: None,
+            max_prefixes_restart: DEFAULT_MAX_PREFIXES_RESTART,
+            add_path_receive: false,
+            add_path_send: false,
+            extended_next_hop: false,
             hold_time: crate::session::config::DEFAULT_HOLD_TIME,
             keepalive: None,
             import: None,
             export: None,
-            graceful_restart: None,
+            import_filter: None,
+            export_filter: None,
+            graceful_restart: PeerGracefulRestart::Speaker,
         }
+    }
+
+    /// Checks the filters (prefix-length ranges, prepend counts); `path` names the
+    /// peer in errors, e.g. `peers[2]`.
+    pub fn validate(&self, path: &str) -> Result<(), FilterError> {
+        for (name, filter) in [
+            ("import_filter", &self.import_filter),
+            ("export_filter", &self.export_filter),
+        ] {
+            if let Some(filter) = filter {
+                filter.validate(&format!("{path}.{name}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The AS of this end of the session.
+    pub fn local_as(&self, speaker: &SpeakerConfig) -> u32 {
+        self.local_as.unwrap_or(speaker.local_as)
+    }
+
+    /// True when a change from `self` to `other` needs a new session (the OPEN or
+    /// the connection would differ); policy and limits change in place.
+    pub(crate) fn needs_new_session(&self, other: &PeerConfig) -> bool {
+        let connection = |c: &PeerConfig| {
+            (
+                c.address,
+                c.port,
+                c.local_address,
+                c.md5_key.clone(),
+                c.ttl,
+                c.passive,
+            )
+        };
+        let open = |c: &PeerConfig| {
+            (
+                c.remote_as,
+                c.local_as,
+                c.hold_time,
+                c.keepalive,
+                c.add_path_receive,
+                c.add_path_send,
+                c.extended_next_hop,
+                c.rr_client,
+                c.graceful_restart,
+            )
+        };
+        connection(self) != connection(other) || open(self) != open(other)
     }
 
     pub(crate) fn endpoint(&self) -> Endpoint {
@@ -120,16 +214,46 @@ impl PeerConfig {
     }
 
     pub(crate) fn session(&self, speaker: &SpeakerConfig) -> SessionConfig {
+        let base = SessionConfig::new(self.local_as(speaker), speaker.router_id, self.remote_as);
+        let mode = match (self.add_path_receive, self.add_path_send) {
+            (false, false) => None,
+            (true, false) => Some(AddPathMode::Receive),
+            (false, true) => Some(AddPathMode::Send),
+            (true, true) => Some(AddPathMode::Both),
+        };
+        let add_path = match mode {
+            Some(mode) => base.families.iter().map(|&family| (family, mode)).collect(),
+            None => Vec::new(),
+        };
         SessionConfig {
             hold_time: self.hold_time,
             keepalive: self.keepalive,
             passive: self.passive,
-            graceful_restart: self.graceful_restart.or(speaker.graceful_restart),
-            ..SessionConfig::new(speaker.local_as, speaker.router_id, self.remote_as)
+            graceful_restart: self.offered_graceful_restart(speaker),
+            add_path,
+            extended_next_hop: self.extended_next_hop,
+            ..base
         }
     }
 
-    /// The policy in force for a session that turned out internal or external.
+    /// The graceful-restart capability this peer is offered.
+    fn offered_graceful_restart(&self, speaker: &SpeakerConfig) -> Option<GracefulRestartConfig> {
+        match self.graceful_restart {
+            PeerGracefulRestart::Speaker => speaker.graceful_restart,
+            PeerGracefulRestart::Off => None,
+            PeerGracefulRestart::RestartTime(restart_time) => Some(GracefulRestartConfig {
+                restart_time,
+                ..speaker.graceful_restart.unwrap_or(GracefulRestartConfig {
+                    restart_time,
+                    restarting: false,
+                    forwarding_preserved: false,
+                })
+            }),
+        }
+    }
+
+    /// The policy in force for a session that turned out internal or external,
+    /// when no filter decides.
     pub(crate) fn effective(policy: Option<Policy>, internal: bool) -> Policy {
         policy.unwrap_or(if internal {
             Policy::Accept

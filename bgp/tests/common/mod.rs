@@ -48,13 +48,34 @@ pub fn decode(bytes: &[u8], ctx: &SessionContext) -> Message {
     message
 }
 
+/// Panics unless `actual == expected`, with both in hex and the first byte that
+/// differs marked.
+pub fn assert_bytes(actual: &[u8], expected: &[u8], what: &dyn std::fmt::Display) {
+    if actual == expected {
+        return;
+    }
+    let at = actual
+        .iter()
+        .zip(expected)
+        .position(|(a, b)| a != b)
+        .unwrap_or(actual.len().min(expected.len()));
+    panic!(
+        "{what}: bytes differ at offset {at} (lengths {} and {})\n  expected {}\n  actual   {}\n           {}^",
+        expected.len(),
+        actual.len(),
+        to_hex(expected),
+        to_hex(actual),
+        "  ".repeat(at),
+    );
+}
+
 /// Asserts that `bytes` decode to `value` and `value` encodes to `bytes`.
 pub fn both_ways(bytes: &[u8], value: &Message, ctx: &SessionContext) {
     assert_eq!(&decode(bytes, ctx), value, "decode of {}", to_hex(bytes));
-    assert_eq!(
-        to_hex(&encode(value, ctx)),
-        to_hex(bytes),
-        "encode of {value:?}"
+    assert_bytes(
+        &encode(value, ctx),
+        bytes,
+        &format_args!("encode of {value:?}"),
     );
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use tempfile::TempDir;
 
-use super::{BgpConfig, BgpPeer, Route, next_hop, role, socket_dir, write_config};
+use ipnet::IpNet;
+
+use super::{BgpConfig, BgpPeer, Route, community, next_hop, role, socket_dir, write_config};
 use crate::netns::Netns;
 use crate::process::{self, Process};
 use crate::wait::wait_until;
@@ -22,6 +24,8 @@ pub struct Bird {
     socket: PathBuf,
     /// Protocol name of each neighbour's session.
     protocols: BTreeMap<IpAddr, String>,
+    /// The originated routes, each in its own static protocol.
+    routes: Vec<IpNet>,
     _sockets: TempDir,
 }
 
@@ -59,6 +63,7 @@ impl Bird {
             process,
             socket,
             protocols,
+            routes: config.routes.clone(),
             _sockets: sockets,
         };
         wait_until(Duration::from_secs(10), "birdc answers", || {
@@ -113,6 +118,14 @@ impl BgpPeer for Bird {
     fn routes(&self) -> Result<Vec<Route>> {
         Ok(parse_routes(&self.birdc("show route all primary")?))
     }
+
+    fn withdraw(&self, prefix: IpNet) -> Result<()> {
+        let Some(index) = self.routes.iter().position(|r| *r == prefix.trunc()) else {
+            bail!("{prefix} is not one of BIRD's routes");
+        };
+        self.birdc(&format!("disable {}", static_name(index)))
+            .map(drop)
+    }
 }
 
 /// BIRD's config for `config`, and the protocol name of each neighbour.
@@ -124,17 +137,24 @@ fn render(config: &BgpConfig) -> (String, BTreeMap<IpAddr, String>) {
         "router id {};\nlog stderr all;\nprotocol device {{}}",
         config.router_id
     );
-    for (name, channel, routes) in [
-        ("static4", "ipv4", config.routes_v4().collect::<Vec<_>>()),
-        ("static6", "ipv6", config.routes_v6().collect()),
-    ] {
-        if !routes.is_empty() {
-            let _ = writeln!(text, "protocol static {name} {{\n  {channel};");
-            for route in routes {
-                let _ = writeln!(text, "  route {route} blackhole;");
-            }
-            text.push_str("}\n");
-        }
+    // One static protocol per route, so that a route can be withdrawn alone.
+    let tags: String = config
+        .communities
+        .iter()
+        .filter_map(|c| c.split_once(':'))
+        .map(|(asn, value)| format!(" bgp_community.add(({asn},{value}));"))
+        .collect();
+    for (index, route) in config.routes.iter().enumerate() {
+        let channel = if route.addr().is_ipv4() {
+            "ipv4"
+        } else {
+            "ipv6"
+        };
+        let _ = writeln!(
+            text,
+            "protocol static {} {{\n  {channel};\n  route {route} blackhole {{{tags} }};\n}}",
+            static_name(index)
+        );
     }
     for (index, n) in config.neighbors.iter().enumerate() {
         let name = format!("peer{index}");
@@ -155,6 +175,9 @@ fn render(config: &BgpConfig) -> (String, BTreeMap<IpAddr, String>) {
         }
         if n.rr_client {
             text.push_str("  rr client;\n");
+            if let Some(id) = config.cluster_id {
+                let _ = writeln!(text, "  rr cluster id {id};");
+            }
         }
         if let Some(time) = n.graceful_restart {
             let _ = writeln!(
@@ -173,6 +196,10 @@ fn render(config: &BgpConfig) -> (String, BTreeMap<IpAddr, String>) {
     (text, protocols)
 }
 
+fn static_name(index: usize) -> String {
+    format!("static{index}")
+}
+
 /// Parses `show route all primary`: a line per route starting with its prefix, then
 /// indented attribute lines (`via <next hop> on <dev>`, `BGP.as_path: ...`).
 fn parse_routes(output: &str) -> Vec<Route> {
@@ -182,11 +209,7 @@ fn parse_routes(output: &str) -> Vec<Route> {
         let line = line.trim();
         if !indented {
             if let Some(prefix) = line.split_whitespace().next().and_then(|w| w.parse().ok()) {
-                routes.push(Route {
-                    prefix,
-                    next_hop: None,
-                    as_path: Vec::new(),
-                });
+                routes.push(Route::new(prefix));
             }
             continue;
         }
@@ -197,6 +220,20 @@ fn parse_routes(output: &str) -> Vec<Route> {
             route.next_hop = rest.split_whitespace().next().and_then(next_hop);
         } else if let Some(path) = line.strip_prefix("BGP.as_path:") {
             route.as_path = path
+                .split_whitespace()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+        } else if let Some(med) = line.strip_prefix("BGP.med:") {
+            route.med = med.trim().parse().ok();
+        } else if let Some(pref) = line.strip_prefix("BGP.local_pref:") {
+            route.local_pref = pref.trim().parse().ok();
+        } else if let Some(list) = line.strip_prefix("BGP.community:") {
+            route.communities = list.split_whitespace().filter_map(community).collect();
+            route.communities.sort();
+        } else if let Some(id) = line.strip_prefix("BGP.originator_id:") {
+            route.originator_id = id.trim().parse().ok();
+        } else if let Some(list) = line.strip_prefix("BGP.cluster_list:") {
+            route.cluster_list = list
                 .split_whitespace()
                 .filter_map(|a| a.parse().ok())
                 .collect();
@@ -225,7 +262,7 @@ mod tests {
         assert_eq!(protocols[&"192.0.2.2".parse::<IpAddr>().unwrap()], "peer0");
         for expected in [
             "router id 192.0.2.1;",
-            "route 10.1.0.0/24 blackhole;",
+            "route 10.1.0.0/24 blackhole { };",
             "neighbor 192.0.2.2 as 65002;",
             "passive on;",
             "password \"secret\";",
@@ -244,23 +281,22 @@ mod tests {
             \tvia 10.0.1.11 on eth0\n\
             \tType: BGP univ\n\
             \tBGP.as_path: 65002 65003\n\
+            \tBGP.med: 5\n\
+            \tBGP.community: (64512,42) (65535,65281)\n\
+            \tBGP.cluster_list: 10.0.0.9\n\
             10.1.0.0/24          blackhole [static4 18:50:01.000] * (200)\n\
             \tType: static univ\n";
         let routes = parse_routes(output);
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[0].prefix, "10.2.0.0/24".parse::<IpNet>().unwrap());
+        assert_eq!(routes[0].next_hop, Some("10.0.1.11".parse().unwrap()));
+        assert_eq!(routes[0].as_path, [65002, 65003]);
+        assert_eq!(routes[0].med, Some(5));
+        assert_eq!(routes[0].communities, ["64512:42", "65535:65281"]);
         assert_eq!(
-            routes,
-            [
-                Route {
-                    prefix: "10.2.0.0/24".parse().unwrap(),
-                    next_hop: Some("10.0.1.11".parse().unwrap()),
-                    as_path: vec![65002, 65003],
-                },
-                Route {
-                    prefix: "10.1.0.0/24".parse().unwrap(),
-                    next_hop: None,
-                    as_path: vec![],
-                },
-            ]
+            routes[0].cluster_list,
+            ["10.0.0.9".parse::<std::net::Ipv4Addr>().unwrap()]
         );
+        assert_eq!(routes[1], Route::new("10.1.0.0/24".parse().unwrap()));
     }
 }

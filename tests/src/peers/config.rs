@@ -12,6 +12,10 @@ pub struct BgpConfig {
     pub neighbors: Vec<Neighbor>,
     /// Prefixes the speaker originates.
     pub routes: Vec<IpNet>,
+    /// Standard communities (`ASN:VALUE`) on every originated route.
+    pub communities: Vec<String>,
+    /// Reflect routes between its `rr_client` neighbours with this cluster id.
+    pub cluster_id: Option<Ipv4Addr>,
 }
 
 impl BgpConfig {
@@ -21,7 +25,20 @@ impl BgpConfig {
             router_id,
             neighbors: Vec::new(),
             routes: Vec::new(),
+            communities: Vec::new(),
+            cluster_id: None,
         }
+    }
+
+    /// Tags every originated route with `community` (`ASN:VALUE`).
+    pub fn community(mut self, community: &str) -> Self {
+        self.communities.push(community.to_owned());
+        self
+    }
+
+    pub fn cluster_id(mut self, id: Ipv4Addr) -> Self {
+        self.cluster_id = Some(id);
+        self
     }
 
     pub fn neighbor(mut self, neighbor: Neighbor) -> Self {
@@ -33,15 +50,6 @@ impl BgpConfig {
     pub fn route(mut self, prefix: IpNet) -> Self {
         self.routes.push(prefix.trunc());
         self
-    }
-
-    /// The originated prefixes of one family.
-    pub(crate) fn routes_v4(&self) -> impl Iterator<Item = &IpNet> {
-        self.routes.iter().filter(|r| r.addr().is_ipv4())
-    }
-
-    pub(crate) fn routes_v6(&self) -> impl Iterator<Item = &IpNet> {
-        self.routes.iter().filter(|r| r.addr().is_ipv6())
     }
 }
 

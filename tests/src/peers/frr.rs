@@ -12,7 +12,9 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use super::{BgpConfig, BgpPeer, Route, next_hop, role, socket_dir, write_config};
+use ipnet::IpNet;
+
+use super::{BgpConfig, BgpPeer, Route, community, next_hop, role, socket_dir, write_config};
 use crate::netns::Netns;
 use crate::process::{self, Process};
 use crate::wait::wait_until;
@@ -25,6 +27,7 @@ const BGPD: &str = "/usr/lib/frr/bgpd";
 pub struct Frr {
     process: Process,
     sockets: TempDir,
+    asn: u32,
 }
 
 impl Frr {
@@ -45,7 +48,11 @@ impl Frr {
             .arg("--vty_socket")
             .arg(sockets.path());
         let process = Process::spawn(command, netns.logs(), &format!("bgpd-{}", role(netns)))?;
-        let mut frr = Self { process, sockets };
+        let mut frr = Self {
+            process,
+            sockets,
+            asn: config.asn,
+        };
         wait_until(Duration::from_secs(10), "vtysh reaches bgpd", || {
             frr.process.check_running()?;
             frr.vtysh("show bgp summary json").map(|_| true)
@@ -84,6 +91,35 @@ impl BgpPeer for Frr {
         }
         Ok(routes)
     }
+
+    fn route(&self, prefix: IpNet) -> Result<Option<Route>> {
+        let family = if prefix.addr().is_ipv4() {
+            "ipv4"
+        } else {
+            "ipv6"
+        };
+        let detail = self.vtysh_json(&format!("show bgp {family} unicast {prefix} json"))?;
+        Ok(parse_detail(prefix, &detail))
+    }
+
+    fn withdraw(&self, prefix: IpNet) -> Result<()> {
+        let family = if prefix.addr().is_ipv4() {
+            "ipv4"
+        } else {
+            "ipv6"
+        };
+        process::exec(vtysh(self.sockets.path()).args([
+            "-c",
+            "configure terminal",
+            "-c",
+            &format!("router bgp {}", self.asn),
+            "-c",
+            &format!("address-family {family} unicast"),
+            "-c",
+            &format!("no network {prefix}"),
+        ]))
+        .map(drop)
+    }
 }
 
 fn vtysh(sockets: &Path) -> Command {
@@ -108,6 +144,13 @@ fn render(config: &BgpConfig, hostname: &str) -> String {
         " no bgp network import-check".to_owned(),
         " no bgp default ipv4-unicast".to_owned(),
     ];
+    if let Some(id) = config.cluster_id {
+        lines.push(format!(" bgp cluster-id {id}"));
+    }
+    if let Some(time) = config.neighbors.iter().find_map(|n| n.graceful_restart) {
+        lines.push(" bgp graceful-restart".to_owned());
+        lines.push(format!(" bgp graceful-restart restart-time {time}"));
+    }
     for n in &config.neighbors {
         let a = n.address;
         lines.push(format!(" neighbor {a} remote-as {}", n.asn));
@@ -124,7 +167,11 @@ fn render(config: &BgpConfig, hostname: &str) -> String {
     for (family, v4) in [("ipv4", true), ("ipv6", false)] {
         lines.push(format!(" address-family {family} unicast"));
         for route in config.routes.iter().filter(|r| r.addr().is_ipv4() == v4) {
-            lines.push(format!("  network {route}"));
+            if config.communities.is_empty() {
+                lines.push(format!("  network {route}"));
+            } else {
+                lines.push(format!("  network {route} route-map TAG"));
+            }
         }
         for n in config
             .neighbors
@@ -138,7 +185,47 @@ fn render(config: &BgpConfig, hostname: &str) -> String {
         }
         lines.push(" exit-address-family".to_owned());
     }
+    if !config.communities.is_empty() {
+        lines.push("route-map TAG permit 10".to_owned());
+        lines.push(format!(
+            " set community {} additive",
+            config.communities.join(" ")
+        ));
+    }
     lines.join("\n") + "\n"
+}
+
+/// Parses `show bgp <family> unicast <prefix> json`: the best of `paths`.
+fn parse_detail(prefix: IpNet, detail: &Value) -> Option<Route> {
+    let best = detail["paths"]
+        .as_array()?
+        .iter()
+        .find(|p| p["bestpath"]["overall"] == true)?;
+    let mut route = Route::new(prefix);
+    route.next_hop = best["nexthops"][0]["ip"].as_str().and_then(next_hop);
+    route.as_path = best["aspath"]["string"]
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    route.med = best["metric"].as_u64().and_then(|m| u32::try_from(m).ok());
+    route.local_pref = best["locPrf"].as_u64().and_then(|m| u32::try_from(m).ok());
+    route.communities = best["community"]["string"]
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(community)
+        .collect();
+    route.communities.sort();
+    route.originator_id = best["originatorId"].as_str().and_then(|a| a.parse().ok());
+    route.cluster_list = best["clusterList"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str()?.parse().ok())
+        .collect();
+    Some(route)
 }
 
 /// Parses `show bgp <family> unicast json`: `routes` maps each prefix to its paths.
@@ -150,16 +237,15 @@ fn parse_routes(table: &Value) -> Vec<Route> {
         .iter()
         .filter_map(|(prefix, paths)| {
             let best = paths.as_array()?.iter().find(|p| p["bestpath"] == true)?;
-            Some(Route {
-                prefix: prefix.parse().ok()?,
-                next_hop: best["nexthops"][0]["ip"].as_str().and_then(next_hop),
-                as_path: best["path"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .filter_map(|a| a.parse().ok())
-                    .collect(),
-            })
+            let mut route = Route::new(prefix.parse().ok()?);
+            route.next_hop = best["nexthops"][0]["ip"].as_str().and_then(next_hop);
+            route.as_path = best["path"]
+                .as_str()
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+            Some(route)
         })
         .collect()
 }
@@ -209,20 +295,31 @@ mod tests {
         .unwrap();
         let mut routes = parse_routes(&table);
         routes.sort_by_key(|r| r.prefix);
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[0].next_hop, Some("10.0.1.12".parse().unwrap()));
+        assert_eq!(routes[0].as_path, [65002]);
+        assert_eq!(routes[1].next_hop, None);
+    }
+
+    #[test]
+    fn route_detail_json_yields_the_attributes() {
+        let detail: Value = serde_json::from_str(
+            r#"{"prefix": "10.8.0.0/24", "paths": [
+                {"aspath": {"string": "65003"}, "bestpath": {"overall": false}},
+                {"aspath": {"string": "65002 65009"}, "metric": 7, "locPrf": 150,
+                 "community": {"string": "64512:42 no-export"},
+                 "originatorId": "10.0.1.10", "clusterList": {"list": ["10.0.0.9"]},
+                 "nexthops": [{"ip": "10.0.1.12"}], "bestpath": {"overall": true}}]}"#,
+        )
+        .unwrap();
+        let route = parse_detail("10.8.0.0/24".parse().unwrap(), &detail).unwrap();
+        assert_eq!(route.as_path, [65002, 65009]);
+        assert_eq!((route.med, route.local_pref), (Some(7), Some(150)));
+        assert_eq!(route.communities, ["64512:42", "65535:65281"]);
+        assert_eq!(route.originator_id, Some("10.0.1.10".parse().unwrap()));
         assert_eq!(
-            routes,
-            [
-                Route {
-                    prefix: "10.8.0.0/24".parse().unwrap(),
-                    next_hop: Some("10.0.1.12".parse().unwrap()),
-                    as_path: vec![65002],
-                },
-                Route {
-                    prefix: "10.9.0.0/24".parse().unwrap(),
-                    next_hop: None,
-                    as_path: vec![],
-                },
-            ]
+            route.cluster_list,
+            ["10.0.0.9".parse::<std::net::Ipv4Addr>().unwrap()]
         );
     }
 }

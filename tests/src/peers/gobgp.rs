@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use ipnet::IpNet;
 use serde_json::Value;
 
-use super::{BgpConfig, BgpPeer, Route, next_hop, role, write_config};
+use super::{BgpConfig, BgpPeer, Route, community, next_hop, role, write_config};
 use crate::netns::{self, Netns};
 use crate::process::{self, Process};
 use crate::wait::wait_until;
@@ -26,6 +26,8 @@ const ESTABLISHED: i64 = 6;
 pub struct GoBgp {
     process: Process,
     netns: String,
+    /// Tags on the routes it originates.
+    communities: Vec<String>,
 }
 
 impl GoBgp {
@@ -46,6 +48,7 @@ impl GoBgp {
         let mut gobgp = Self {
             process,
             netns: netns.name().to_owned(),
+            communities: config.communities.clone(),
         };
         wait_until(Duration::from_secs(10), "the gobgpd API answers", || {
             gobgp.process.check_running()?;
@@ -81,7 +84,23 @@ impl GoBgp {
         } else {
             "ipv6"
         };
-        self.cli(&["global", "rib", "add", "-a", family, &prefix.to_string()])
+        let prefix = prefix.to_string();
+        let mut args = vec!["global", "rib", "add", "-a", family, &prefix];
+        let communities = self.communities.join(",");
+        if !communities.is_empty() {
+            args.extend(["community", &communities]);
+        }
+        self.cli(&args).map(drop)
+    }
+
+    /// Stops originating `prefix` (`gobgp global rib del`).
+    pub fn del_route(&self, prefix: IpNet) -> Result<()> {
+        let family = if prefix.addr().is_ipv4() {
+            "ipv4"
+        } else {
+            "ipv6"
+        };
+        self.cli(&["global", "rib", "del", "-a", family, &prefix.to_string()])
             .map(drop)
     }
 
@@ -112,6 +131,14 @@ impl BgpPeer for GoBgp {
         }
         Ok(routes)
     }
+
+    fn withdraw(&self, prefix: IpNet) -> Result<()> {
+        self.del_route(prefix)
+    }
+}
+
+fn number(value: &Value) -> Option<u32> {
+    value.as_u64().and_then(|v| u32::try_from(v).ok())
 }
 
 /// gobgpd's TOML for `config`.
@@ -140,11 +167,17 @@ fn render(config: &BgpConfig) -> String {
                 "  [neighbors.ebgp-multihop.config]\n    enabled = true\n    multihop-ttl = {ttl}"
             );
         }
+        if let Some(time) = n.graceful_restart {
+            let _ = writeln!(
+                text,
+                "  [neighbors.graceful-restart.config]\n    enabled = true\n    restart-time = {time}"
+            );
+        }
         if n.rr_client {
             let _ = writeln!(
                 text,
                 "  [neighbors.route-reflector.config]\n    route-reflector-client = true\n    route-reflector-cluster-id = \"{}\"",
-                config.router_id
+                config.cluster_id.unwrap_or(config.router_id)
             );
         }
         let family = if n.address.is_ipv4() {
@@ -156,6 +189,11 @@ fn render(config: &BgpConfig) -> String {
             text,
             "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}\""
         );
+        if n.graceful_restart.is_some() {
+            text.push_str(
+                "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n",
+            );
+        }
     }
     text
 }
@@ -171,11 +209,7 @@ fn parse_routes(rib: &Value) -> Vec<Route> {
         .filter_map(|(prefix, paths)| {
             let best = paths.as_array()?.iter().find(|p| p["best"] == true)?;
             let attributes = best["attrs"].as_array()?;
-            let mut route = Route {
-                prefix: prefix.parse().ok()?,
-                next_hop: None,
-                as_path: Vec::new(),
-            };
+            let mut route = Route::new(prefix.parse().ok()?);
             for attribute in attributes {
                 match attribute["type"].as_i64() {
                     Some(2) => {
@@ -190,6 +224,29 @@ fn parse_routes(rib: &Value) -> Vec<Route> {
                             .collect();
                     }
                     Some(3) => route.next_hop = attribute["nexthop"].as_str().and_then(next_hop),
+                    Some(4) => route.med = number(&attribute["metric"]),
+                    Some(5) => route.local_pref = number(&attribute["value"]),
+                    Some(8) => {
+                        route.communities = attribute["communities"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|c| community(&c.as_u64()?.to_string()))
+                            .collect();
+                        route.communities.sort();
+                    }
+                    Some(9) => {
+                        route.originator_id =
+                            attribute["value"].as_str().and_then(|a| a.parse().ok())
+                    }
+                    Some(10) => {
+                        route.cluster_list = attribute["value"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|a| a.as_str()?.parse().ok())
+                            .collect();
+                    }
                     // GoBGP 3 writes "nexthop"; some versions "nexthops": [...].
                     Some(14) => {
                         route.next_hop = attribute["nexthop"]

@@ -24,7 +24,7 @@ pub use config::{BgpConfig, Neighbor};
 pub use frr::Frr;
 pub use gobgp::GoBgp;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ use ipnet::IpNet;
 use crate::netns::Netns;
 use crate::wait::wait_until;
 
-/// A best route in a peer's table.
+/// A best route in a peer's table, with the attributes its CLI shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub prefix: IpNet,
@@ -42,6 +42,50 @@ pub struct Route {
     pub next_hop: Option<IpAddr>,
     /// Empty for local and iBGP-learned routes.
     pub as_path: Vec<u32>,
+    pub med: Option<u32>,
+    pub local_pref: Option<u32>,
+    /// Standard communities as `ASN:VALUE`, well-known ones in numbers too,
+    /// sorted.
+    pub communities: Vec<String>,
+    pub originator_id: Option<Ipv4Addr>,
+    pub cluster_list: Vec<Ipv4Addr>,
+}
+
+impl Route {
+    /// A route with only its prefix known yet.
+    pub fn new(prefix: IpNet) -> Self {
+        Self {
+            prefix,
+            next_hop: None,
+            as_path: Vec::new(),
+            med: None,
+            local_pref: None,
+            communities: Vec::new(),
+            originator_id: None,
+            cluster_list: Vec::new(),
+        }
+    }
+}
+
+/// `ASN:VALUE` for a community however a daemon prints it: `(a,b)`, `a:b`, a
+/// 32-bit number, or FRR's names for the well-known ones.
+pub fn community(text: &str) -> Option<String> {
+    let text = text.trim().trim_start_matches('(').trim_end_matches(')');
+    let numeric = match text {
+        "no-export" | "noExport" => "65535:65281",
+        "no-advertise" | "noAdvertise" => "65535:65282",
+        "local-AS" | "no-export-subconfed" | "noExportSubconfed" => "65535:65283",
+        other => other,
+    };
+    if let Ok(value) = numeric.parse::<u32>() {
+        return Some(format!("{}:{}", value >> 16, value & 0xffff));
+    }
+    let (asn, value) = numeric.split_once([':', ','])?;
+    Some(format!(
+        "{}:{}",
+        asn.trim().parse::<u16>().ok()?,
+        value.trim().parse::<u16>().ok()?
+    ))
 }
 
 /// What tests ask a running peer.
@@ -51,6 +95,14 @@ pub trait BgpPeer {
 
     /// The best route of every prefix in the peer's tables (IPv4 and IPv6).
     fn routes(&self) -> Result<Vec<Route>>;
+
+    /// The best route to `prefix` with all its attributes.
+    fn route(&self, prefix: IpNet) -> Result<Option<Route>> {
+        Ok(self.routes()?.into_iter().find(|r| r.prefix == prefix))
+    }
+
+    /// Stops originating `prefix` (one of the config's routes).
+    fn withdraw(&self, prefix: IpNet) -> Result<()>;
 
     /// Waits until the session with `neighbor` is Established.
     fn wait_established(&self, neighbor: IpAddr, timeout: Duration) -> Result<()> {
@@ -75,10 +127,19 @@ pub trait BgpPeer {
     /// Waits until the peer has a best route for `prefix`; returns it.
     fn wait_route(&self, prefix: IpNet, timeout: Duration) -> Result<Route> {
         wait_until(timeout, &format!("a route to {prefix}"), || {
-            let routes = self.routes()?;
-            Ok(match routes.iter().find(|r| r.prefix == prefix) {
-                Some(route) => Ok(route.clone()),
-                None => Err(format!("routes: {routes:?}")),
+            Ok(match self.route(prefix)? {
+                Some(route) => Ok(route),
+                None => Err(format!("routes: {:?}", self.routes()?)),
+            })
+        })
+    }
+
+    /// Waits until the peer has no route to `prefix`.
+    fn wait_no_route(&self, prefix: IpNet, timeout: Duration) -> Result<()> {
+        wait_until(timeout, &format!("no route to {prefix}"), || {
+            Ok(match self.route(prefix)? {
+                Some(route) => Err(format!("still {route:?}")),
+                None => Ok(()),
             })
         })
     }

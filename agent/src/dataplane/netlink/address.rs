@@ -1,7 +1,9 @@
-//! Interface addresses: a workload's host address (/32 or /128), and the dump
-//! that reads them back.
+//! Interface addresses: a workload's (or a tunnel device's) host address (/32 or
+//! /128), its removal, and the dump that reads them back.
 
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -30,6 +32,24 @@ pub fn replace_host_address(index: u32, address: IpAddr) -> Request {
     Request {
         message: RouteNetlinkMessage::NewAddress(message),
         flags: NLM_F_CREATE | NLM_F_REPLACE,
+    }
+}
+
+/// `ip addr delete ADDRESS/LEN dev INDEX`.
+pub fn delete(index: u32, address: IpNet) -> Request {
+    let mut message = AddressMessage::default();
+    message.header.family = family(address.addr());
+    message.header.prefix_len = address.prefix_len();
+    message.header.index = index;
+    message
+        .attributes
+        .push(AddressAttribute::Local(address.addr()));
+    message
+        .attributes
+        .push(AddressAttribute::Address(address.addr()));
+    Request {
+        message: RouteNetlinkMessage::DelAddress(message),
+        flags: 0,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Link messages: the name/index table, and `vxlan.tabby` built and read back.
+//! Link messages: the name/index table, `vxlan.tabby` built and read back, and
+//! `tunl0` asked for and set up.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -10,8 +11,8 @@ use netlink_packet_route::link::{
 };
 
 use super::socket::Request;
-use crate::dataplane::diff::ObservedVxlan;
-use crate::dataplane::model::{Mac, VXLAN_DEVICE, VxlanDevice};
+use crate::dataplane::diff::{ObservedIpip, ObservedVxlan};
+use crate::dataplane::model::{IPIP_DEVICE, IpipDevice, Mac, VXLAN_DEVICE, VxlanDevice};
 
 /// A device a change names does not exist (the errno reported is ENODEV).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,11 +25,19 @@ pub struct Links {
     by_index: BTreeMap<u32, String>,
 }
 
+/// The tunnel devices as a link dump reports them, with their indices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tunnels {
+    pub vxlan: Option<(u32, ObservedVxlan)>,
+    pub ipip: Option<(u32, ObservedIpip)>,
+}
+
 impl Links {
-    /// The table from a link dump; also returns `vxlan.tabby` as the kernel has it.
-    pub fn read(messages: &[LinkMessage]) -> (Self, Option<(u32, ObservedVxlan)>) {
+    /// The table from a link dump; also returns the tunnel devices as the kernel has
+    /// them.
+    pub fn read(messages: &[LinkMessage]) -> (Self, Tunnels) {
         let mut links = Self::default();
-        let mut vxlan = None;
+        let mut tunnels = Tunnels::default();
         for message in messages {
             let Some(name) = message.attributes.iter().find_map(|a| match a {
                 LinkAttribute::IfName(name) => Some(name.clone()),
@@ -36,12 +45,15 @@ impl Links {
             }) else {
                 continue;
             };
-            if name == VXLAN_DEVICE {
-                vxlan = Some((message.header.index, read_vxlan(message)));
+            let index = message.header.index;
+            match name.as_str() {
+                VXLAN_DEVICE => tunnels.vxlan = Some((index, read_vxlan(message))),
+                IPIP_DEVICE => tunnels.ipip = Some((index, read_ipip(message))),
+                _ => {}
             }
-            links.insert(message.header.index, name);
+            links.insert(index, name);
         }
-        (links, vxlan)
+        (links, tunnels)
     }
 
     /// A table from `(index, name)` pairs.
@@ -113,6 +125,38 @@ pub fn update_vxlan(index: u32, device: &VxlanDevice) -> Request {
     }
 }
 
+/// `ip link add tunl0 type ipip`. The kernel loads the `ipip` module for it, whose
+/// fallback device `tunl0` then exists, so this normally answers EEXIST; on a kernel
+/// without IPIP it answers EOPNOTSUPP, which is reported.
+pub fn create_ipip() -> Request {
+    let mut message = LinkMessage::default();
+    message
+        .attributes
+        .push(LinkAttribute::IfName(IPIP_DEVICE.to_owned()));
+    message
+        .attributes
+        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+            InfoKind::IpIp,
+        )]));
+    Request {
+        message: RouteNetlinkMessage::NewLink(message),
+        flags: NLM_F_CREATE | NLM_F_EXCL,
+    }
+}
+
+/// `ip link set tunl0 up mtu M`.
+pub fn update_ipip(index: u32, device: &IpipDevice) -> Request {
+    let mut message = LinkMessage::default();
+    message.header.index = index;
+    message.header.flags = LinkFlags::Up;
+    message.header.change_mask = LinkFlags::Up;
+    message.attributes.push(LinkAttribute::Mtu(device.mtu));
+    Request {
+        message: RouteNetlinkMessage::SetLink(message),
+        flags: 0,
+    }
+}
+
 /// `ip link delete vxlan.tabby`.
 pub fn delete(index: u32) -> Request {
     let mut message = LinkMessage::default();
@@ -132,6 +176,21 @@ fn settings(device: &VxlanDevice) -> LinkMessage {
         .attributes
         .push(LinkAttribute::Address(device.mac.0.to_vec()));
     message
+}
+
+fn read_ipip(message: &LinkMessage) -> ObservedIpip {
+    let mtu = message
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::Mtu(mtu) => Some(*mtu),
+            _ => None,
+        })
+        .unwrap_or(0);
+    ObservedIpip {
+        mtu,
+        up: message.header.flags.contains(LinkFlags::Up),
+    }
 }
 
 fn read_vxlan(message: &LinkMessage) -> ObservedVxlan {
@@ -195,10 +254,10 @@ mod tests {
             panic!()
         };
         message.header.index = 42;
-        let (links, vxlan) = Links::read(&[message]);
+        let (links, tunnels) = Links::read(&[message]);
         assert_eq!(links.index(VXLAN_DEVICE), Ok(42));
         assert_eq!(
-            vxlan,
+            tunnels.vxlan,
             Some((
                 42,
                 ObservedVxlan {
@@ -217,7 +276,30 @@ mod tests {
         message
             .attributes
             .push(LinkAttribute::IfName(VXLAN_DEVICE.into()));
-        let (_, vxlan) = Links::read(&[message]);
-        assert_eq!(vxlan.map(|(_, v)| v.device), Some(None));
+        let (_, tunnels) = Links::read(&[message]);
+        assert_eq!(tunnels.vxlan.map(|(_, v)| v.device), Some(None));
+    }
+
+    #[test]
+    fn tunl0_set_up_reads_back_up_with_its_mtu() {
+        let RouteNetlinkMessage::SetLink(mut message) =
+            update_ipip(3, &IpipDevice { mtu: 1480 }).message
+        else {
+            panic!()
+        };
+        message
+            .attributes
+            .push(LinkAttribute::IfName(IPIP_DEVICE.into()));
+        let (_, tunnels) = Links::read(&[message]);
+        assert_eq!(
+            tunnels.ipip,
+            Some((
+                3,
+                ObservedIpip {
+                    mtu: 1480,
+                    up: true
+                }
+            ))
+        );
     }
 }

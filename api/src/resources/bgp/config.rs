@@ -166,13 +166,17 @@ impl BGPConfigurationSpec {
                 self.node_mesh_max_restart_time.is_some(),
             ),
         ];
-        match set.iter().find(|(_, present)| *present) {
-            Some((field, _)) => Err(ValidationError::new(
-                format!("spec.{field}"),
-                "set",
-                "is cluster-wide: set it in the \"default\" BGPConfiguration",
-            )),
-            None => Ok(()),
-        }
+        let Some((field, _)) = set.iter().find(|(_, present)| *present) else {
+            return Ok(());
+        };
+        let value = serde_json::to_value(self)
+            .ok()
+            .and_then(|spec| spec.get(*field).map(ToString::to_string))
+            .unwrap_or_default();
+        Err(ValidationError::rendered(
+            format!("spec.{field}"),
+            value,
+            "is cluster-wide: set it in the \"default\" BGPConfiguration",
+        ))
     }
 }

@@ -80,13 +80,65 @@ pub enum FilterAction {
     Reject,
 }
 
+/// Written `{addCommunity: {value}}` or `{prependASPath: {prefix}}` in YAML and JSON
+/// alike (serde's own enum form would need YAML tags).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "OperationFields", into = "OperationFields")]
 pub enum FilterOperation {
-    #[serde(rename = "addCommunity")]
     AddCommunity { value: Community },
-    #[serde(rename = "prependASPath")]
     PrependAsPath { prefix: Vec<AsNumber> },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OperationFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    add_community: Option<AddCommunity>,
+    #[serde(
+        default,
+        rename = "prependASPath",
+        skip_serializing_if = "Option::is_none"
+    )]
+    prepend_as_path: Option<PrependAsPath>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddCommunity {
+    value: Community,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrependAsPath {
+    prefix: Vec<AsNumber>,
+}
+
+impl TryFrom<OperationFields> for FilterOperation {
+    type Error = &'static str;
+
+    fn try_from(fields: OperationFields) -> Result<Self, Self::Error> {
+        match (fields.add_community, fields.prepend_as_path) {
+            (Some(AddCommunity { value }), None) => Ok(Self::AddCommunity { value }),
+            (None, Some(PrependAsPath { prefix })) => Ok(Self::PrependAsPath { prefix }),
+            _ => Err("an operation needs exactly one of addCommunity and prependASPath"),
+        }
+    }
+}
+
+impl From<FilterOperation> for OperationFields {
+    fn from(operation: FilterOperation) -> Self {
+        match operation {
+            FilterOperation::AddCommunity { value } => Self {
+                add_community: Some(AddCommunity { value }),
+                prepend_as_path: None,
+            },
+            FilterOperation::PrependAsPath { prefix } => Self {
+                add_community: None,
+                prepend_as_path: Some(PrependAsPath { prefix }),
+            },
+        }
+    }
 }
 
 impl Spec for BGPFilterSpec {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::resources::meta::is_dns_subdomain;
 use crate::resources::{
     AsNumber, BgpPassword, GoDuration, Object, PeerAddress, Spec, ValidationError,
 };
@@ -38,7 +39,11 @@ pub struct BGPPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_security: Option<u8>,
     /// How often our own AS may appear in a received AS path (allowas-in).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "numAllowedLocalASNumbers",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub num_allowed_local_as_numbers: Option<u8>,
     /// Names of `BGPFilter`s, applied in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -88,20 +93,34 @@ impl Spec for BGPPeerSpec {
                 ));
             }
             (None, None) => {
-                return Err(ValidationError::new(
-                    "spec",
-                    "",
-                    "needs peerIP (with asNumber) or peerSelector",
+                return Err(ValidationError::missing(
+                    "spec.peerIP",
+                    "is required unless spec.peerSelector is set",
                 ));
             }
             (Some(ip), None) if self.as_number.is_none() => {
-                return Err(ValidationError::new(
+                return Err(ValidationError::missing(
                     "spec.asNumber",
-                    ip.to_string(),
-                    "is required with peerIP",
+                    format!("is required with peerIP \"{ip}\""),
                 ));
             }
             _ => {}
+        }
+        if let Some(node) = self.node.as_ref().filter(|n| !is_dns_subdomain(n)) {
+            return Err(ValidationError::new(
+                "spec.node",
+                node,
+                "is not a node name",
+            ));
+        }
+        for (i, filter) in self.filters.iter().enumerate() {
+            if !is_dns_subdomain(filter) {
+                return Err(ValidationError::new(
+                    format!("spec.filters[{i}]"),
+                    filter,
+                    "is not a BGPFilter name",
+                ));
+            }
         }
         if self.ttl_security == Some(0) {
             return Err(ValidationError::new(

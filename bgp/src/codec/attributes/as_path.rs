@@ -114,7 +114,9 @@ impl AsPath {
 
     /// Rebuilds the real path from an AS_PATH received on a 2-octet session and its
     /// AS4_PATH (RFC 6793 4.2.3): the leading AS numbers AS4_PATH lacks come from
-    /// AS_PATH, the rest from AS4_PATH; an AS4_PATH longer than AS_PATH is ignored.
+    /// AS_PATH (with the confederation segments that lead or adjoin them), the rest
+    /// from AS4_PATH; an AS4_PATH longer than AS_PATH is ignored. Where the two
+    /// parts meet, two sequences become one, as a NEW speaker would have sent it.
     pub(crate) fn merge_as4(self, as4: AsPath) -> AsPath {
         let (len, len4) = (self.len(), as4.len());
         if len < len4 {
@@ -140,13 +142,21 @@ impl AsPath {
             }
             segments.push(segment);
         }
-        segments.extend(as4.segments);
+        let mut as4 = as4.segments.into_iter().peekable();
+        if let Some(last) = segments.last_mut()
+            && last.kind == SegmentKind::Sequence
+            && let Some(first) = as4.next_if(|s| s.kind == SegmentKind::Sequence)
+        {
+            last.asns.extend(first.asns);
+        }
+        segments.extend(as4);
         AsPath { segments }
     }
 
     /// Decodes an AS_PATH or AS4_PATH value with AS numbers of `asn_len` octets.
     pub(crate) fn decode(mut value: &[u8], asn_len: usize) -> Result<AsPath, Reason> {
-        let mut segments = Vec::new();
+        // Most paths are one sequence.
+        let mut segments = Vec::with_capacity(usize::from(!value.is_empty()));
         while let [code, count, rest @ ..] = value {
             let kind = SegmentKind::from_code(*code).ok_or(Reason::BadSegmentType(*code))?;
             if *count == 0 {

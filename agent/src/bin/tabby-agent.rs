@@ -1,0 +1,96 @@
+//! `tabby-agent`: the node agent. Flags and `TABBY_*` variables: `--help`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use agent::config::{DatastoreKind, Flags};
+use api::datastore::{Backend, EtcdStore};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    let hostname = || {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+    };
+    let options = match flags.options(hostname) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("tabby-agent: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = match EnvFilter::try_new(&flags.log_level) {
+        Ok(filter) => filter,
+        Err(error) => {
+            eprintln!(
+                "tabby-agent: --log-level (TABBY_LOG_LEVEL) {:?}: {error}",
+                flags.log_level
+            );
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tabby-agent: starting the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let store = open(&flags).await?;
+        let (status, _) = tokio::sync::watch::channel(agent::daemon::Status::default());
+        agent::daemon::run(options, store, status, shutdown())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        // Exit at once: sessions close without a Cease, so peers keep this node's
+        // routes while it restarts, and nothing is torn down in the kernel.
+        Ok(()) => std::process::exit(0),
+        Err(error) => {
+            eprintln!("tabby-agent: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The datastore the flags name.
+async fn open(flags: &Flags) -> Result<Arc<dyn Backend>, String> {
+    match flags.datastore {
+        DatastoreKind::Etcd => {
+            let store = EtcdStore::connect(&flags.etcd_endpoints)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "--etcd-endpoints (TABBY_ETCD_ENDPOINTS) {}: {e}",
+                        flags.etcd_endpoints.join(",")
+                    )
+                })?;
+            Ok(Arc::new(store.with_prefix(&flags.etcd_prefix)))
+        }
+        // The kubernetes backend lands with the api crate's kubernetes issue; until
+        // then the binary says so instead of pretending.
+        DatastoreKind::Kubernetes => {
+            Err("--datastore kubernetes: the kubernetes backend is not in this build yet".into())
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: exiting"),
+        _ = int.recv() => tracing::info!("SIGINT: exiting"),
+    }
+}

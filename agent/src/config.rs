@@ -1,0 +1,314 @@
+//! `tabby-agent`'s command line: every flag has a `TABBY_*` environment variable
+//! (a DaemonSet sets those), checked into the daemon's [`Options`] with errors that
+//! name the flag, its variable and the value.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use api::resources::{AsNumber, GoDuration};
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::daemon::Options;
+use crate::node::autodetect::{AddressChoice, Method};
+
+/// The MTUs Linux accepts on a veth or tunnel (RFC 791's minimum for IPv4).
+const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DatastoreKind {
+    Etcd,
+    Kubernetes,
+}
+
+/// A node label, `key=value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label(pub String, pub String);
+
+impl FromStr for Label {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok(Self(key.into(), value.into())),
+            _ => Err(format!("{text:?} is not key=value")),
+        }
+    }
+}
+
+/// tabby's node agent: pod routes, tunnels, NAT outgoing and BGP on this node.
+#[derive(Debug, Parser)]
+#[command(name = "tabby-agent", version)]
+pub struct Flags {
+    /// This node's name, as in its Node resource [default: the hostname]
+    #[arg(long, env = "TABBY_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Where the cluster's resources live
+    #[arg(long, env = "TABBY_DATASTORE", value_enum, default_value_t = DatastoreKind::Etcd)]
+    pub datastore: DatastoreKind,
+    /// etcd endpoints, comma-separated
+    #[arg(
+        long,
+        env = "TABBY_ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379"
+    )]
+    pub etcd_endpoints: Vec<String>,
+    /// The key prefix of tabby's resources in etcd
+    #[arg(long, env = "TABBY_ETCD_PREFIX", default_value = api::datastore::ETCD_DEFAULT_PREFIX)]
+    pub etcd_prefix: String,
+    /// kubeconfig for the kubernetes datastore [default: in-cluster]
+    #[arg(long, env = "TABBY_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// IPv4 BGP address: autodetect, none, or an address (with optional /length)
+    #[arg(long, env = "TABBY_IP", default_value = "autodetect")]
+    pub ip: AddressChoice,
+    /// IPv6 BGP address: autodetect, none, or an address (with optional /length)
+    #[arg(long, env = "TABBY_IP6", default_value = "none")]
+    pub ip6: AddressChoice,
+    /// How --ip autodetect finds the address: first-found, interface=REGEX,
+    /// skip-interface=REGEX, can-reach=ADDRESS, cidr=CIDR
+    #[arg(
+        long,
+        env = "TABBY_IP_AUTODETECTION_METHOD",
+        default_value = "first-found"
+    )]
+    pub ip_autodetection_method: Method,
+    /// How --ip6 autodetect finds the address
+    #[arg(
+        long,
+        env = "TABBY_IP6_AUTODETECTION_METHOD",
+        default_value = "first-found"
+    )]
+    pub ip6_autodetection_method: Method,
+    /// This node's AS number [default: the Node's, else the cluster's]
+    #[arg(long = "as", env = "TABBY_AS")]
+    pub as_number: Option<AsNumber>,
+    /// Labels for this node's Node resource, key=value, comma-separated
+    #[arg(long = "node-labels", env = "TABBY_NODE_LABELS", value_delimiter = ',')]
+    pub labels: Vec<Label>,
+    /// MTU of tunnels and pods [default: the underlay's minus the encapsulation]
+    #[arg(long, env = "TABBY_MTU")]
+    pub mtu: Option<u32>,
+    /// Program routes to pool addresses from mesh and reflector peers only when
+    /// the advertising node owns them per IPAM
+    #[arg(long, env = "TABBY_IMPORT_OWNERSHIP_CHECK", default_value_t = true, action = ArgAction::Set)]
+    pub import_ownership_check: bool,
+    /// Full resync of routes, tunnels and NAT
+    #[arg(long, env = "TABBY_RESYNC_INTERVAL", default_value = "30s")]
+    pub resync_interval: GoDuration,
+    /// After a restart, the longest BGP routes in the kernel are kept unchanged while
+    /// peers resend theirs
+    #[arg(long, env = "TABBY_BGP_SYNC_TIMEOUT", default_value = "30s")]
+    pub bgp_sync_timeout: GoDuration,
+    /// Log filter: error, warn, info, debug, trace, or per module (agent=debug,bgp=info)
+    #[arg(long, env = "TABBY_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Where to serve Prometheus metrics and health checks (host:port)
+    #[arg(long, env = "TABBY_METRICS_ADDRESS")]
+    pub metrics_address: Option<SocketAddr>,
+    /// The status API's Unix socket
+    #[arg(
+        long,
+        env = "TABBY_SOCKET",
+        default_value = "/var/run/tabby/agent.sock"
+    )]
+    pub socket: PathBuf,
+    /// Where the pods' MTU is written for tabby-cni
+    #[arg(long, env = "TABBY_MTU_FILE", default_value = "/var/run/tabby/mtu")]
+    pub mtu_file: PathBuf,
+}
+
+/// A flag whose value cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--{flag} ({variable}) {value}: {problem}")]
+pub struct ConfigError {
+    pub flag: &'static str,
+    pub variable: &'static str,
+    pub value: String,
+    pub problem: String,
+}
+
+impl Flags {
+    /// The daemon's options; `hostname` names the node when no name is given.
+    pub fn options(
+        &self,
+        hostname: impl FnOnce() -> Option<String>,
+    ) -> Result<Options, ConfigError> {
+        let node_name = match self.node_name.clone().or_else(hostname) {
+            Some(name) if is_node_name(&name) => name,
+            Some(name) => {
+                return Err(ConfigError {
+                    flag: "node-name",
+                    variable: "TABBY_NODE_NAME",
+                    value: format!("{name:?}"),
+                    problem: "is not a valid node name (lower-case letters, digits, '-' and '.')"
+                        .into(),
+                });
+            }
+            None => {
+                return Err(ConfigError {
+                    flag: "node-name",
+                    variable: "TABBY_NODE_NAME",
+                    value: "(unset)".into(),
+                    problem: "the hostname cannot be read either: set the node's name".into(),
+                });
+            }
+        };
+        let ipv4 = address(&self.ip, &self.ip_autodetection_method, true)?;
+        let ipv6 = address(&self.ip6, &self.ip6_autodetection_method, false)?;
+        if let Some(mtu) = self.mtu.filter(|m| !MTU_RANGE.contains(m)) {
+            return Err(ConfigError {
+                flag: "mtu",
+                variable: "TABBY_MTU",
+                value: mtu.to_string(),
+                problem: format!("is outside {}..={}", MTU_RANGE.start(), MTU_RANGE.end()),
+            });
+        }
+        if self.resync_interval.0.is_zero() {
+            return Err(ConfigError {
+                flag: "resync-interval",
+                variable: "TABBY_RESYNC_INTERVAL",
+                value: self.resync_interval.to_string(),
+                problem: "must be longer than zero".into(),
+            });
+        }
+        let mut options = Options::new(node_name);
+        options.ipv4 = ipv4;
+        options.ipv6 = ipv6;
+        options.as_number = self.as_number;
+        options.labels = self
+            .labels
+            .iter()
+            .map(|Label(k, v)| (k.clone(), v.clone()))
+            .collect();
+        options.mtu = self.mtu;
+        options.check_ownership = self.import_ownership_check;
+        options.resync = self.resync_interval.0;
+        options.bgp_sync_timeout = self.bgp_sync_timeout.0;
+        options.mtu_file = Some(self.mtu_file.clone());
+        Ok(options)
+    }
+}
+
+/// `--ip`/`--ip6` with its autodetection method, checked for its family.
+fn address(
+    choice: &AddressChoice,
+    method: &Method,
+    ipv4: bool,
+) -> Result<AddressChoice, ConfigError> {
+    let (flag, variable) = if ipv4 {
+        ("ip", "TABBY_IP")
+    } else {
+        ("ip6", "TABBY_IP6")
+    };
+    match choice {
+        AddressChoice::Autodetect(_) => Ok(AddressChoice::Autodetect(method.clone())),
+        AddressChoice::Explicit(address) if address.addr().is_ipv4() != ipv4 => Err(ConfigError {
+            flag,
+            variable,
+            value: address.to_string(),
+            problem: format!(
+                "is not an {} address (use --{})",
+                if ipv4 { "IPv4" } else { "IPv6" },
+                if ipv4 { "ip6" } else { "ip" }
+            ),
+        }),
+        other => Ok(other.clone()),
+    }
+}
+
+/// Node names are DNS subdomains, as Kubernetes names nodes.
+fn is_node_name(name: &str) -> bool {
+    let edge = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= 253
+        && name.starts_with(edge)
+        && name.ends_with(edge)
+        && name.chars().all(|c| edge(c) || c == '-' || c == '.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Flags, clap::Error> {
+        Flags::try_parse_from(std::iter::once("tabby-agent").chain(args.iter().copied()))
+    }
+
+    fn options(args: &[&str]) -> Result<Options, ConfigError> {
+        parse(args).unwrap().options(|| Some("node-1".into()))
+    }
+
+    #[test]
+    fn defaults_autodetect_ipv4_and_name_the_node_after_the_host() {
+        let options = options(&[]).unwrap();
+        assert_eq!(options.node_name, "node-1");
+        assert!(matches!(
+            options.ipv4,
+            AddressChoice::Autodetect(Method::FirstFound)
+        ));
+        assert!(matches!(options.ipv6, AddressChoice::None));
+        assert!(options.check_ownership);
+        assert_eq!(options.resync.as_secs(), 30);
+    }
+
+    #[test]
+    fn flags_set_every_option() {
+        let options = options(&[
+            "--node-name=n7",
+            "--ip-autodetection-method=interface=eth.*",
+            "--ip6=fd00::7/64",
+            "--as=65010",
+            "--node-labels=rack=r1,zone=z",
+            "--mtu=1400",
+            "--import-ownership-check=false",
+            "--resync-interval=10s",
+        ])
+        .unwrap();
+        assert_eq!(options.node_name, "n7");
+        assert!(matches!(
+            options.ipv4,
+            AddressChoice::Autodetect(Method::Interface(_))
+        ));
+        assert!(
+            matches!(options.ipv6, AddressChoice::Explicit(a) if a.to_string() == "fd00::7/64")
+        );
+        assert_eq!(options.as_number, Some(AsNumber(65010)));
+        assert_eq!(options.labels["zone"], "z");
+        assert_eq!(options.mtu, Some(1400));
+        assert!(!options.check_ownership);
+        assert_eq!(options.resync.as_secs(), 10);
+    }
+
+    #[test]
+    fn mistakes_name_the_flag_its_variable_and_the_value() {
+        assert_eq!(
+            options(&["--mtu=40"]).unwrap_err().to_string(),
+            "--mtu (TABBY_MTU) 40: is outside 68..=65535"
+        );
+        assert_eq!(
+            options(&["--ip=fd00::1"]).unwrap_err().to_string(),
+            "--ip (TABBY_IP) fd00::1/128: is not an IPv4 address (use --ip6)"
+        );
+        assert!(
+            options(&["--node-name=Bad_Name"])
+                .unwrap_err()
+                .to_string()
+                .starts_with("--node-name (TABBY_NODE_NAME) \"Bad_Name\"")
+        );
+        let error = parse(&["--ip-autodetection-method=sideways"]).unwrap_err();
+        assert!(
+            error.to_string().contains("first-found, interface=REGEX"),
+            "{error}"
+        );
+        let error = parse(&["--as=seventy"]).unwrap_err();
+        assert!(error.to_string().contains("not an AS number"), "{error}");
+    }
+
+    #[test]
+    fn without_a_name_or_hostname_the_error_says_what_to_set() {
+        let error = parse(&[]).unwrap().options(|| None).unwrap_err();
+        assert!(error.to_string().contains("set the node's name"), "{error}");
+    }
+}

@@ -1,0 +1,169 @@
+//! `tabby-agent`, the daemon: find this node's address, register the node, read
+//! the kernel back, follow the datastore and the speaker, and keep kernel and BGP
+//! at the desired state ([`agent`] is the loop).
+
+mod agent;
+mod novelty;
+mod speaker;
+pub mod status;
+mod sync;
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::datastore::Backend;
+use api::resources::AsNumber;
+use tokio::sync::mpsc;
+
+use crate::dataplane::netlink::socket::Socket;
+use crate::dataplane::{NetlinkError, Reconciler};
+use crate::desired::NodeSettings;
+use crate::node::autodetect::{self, AddressChoice, DetectError};
+use crate::node::{self, Identity, RegisterError};
+
+/// The daemon's settings (from flags and environment, see `config`).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub node_name: String,
+    pub ipv4: AddressChoice,
+    pub ipv6: AddressChoice,
+    pub as_number: Option<AsNumber>,
+    pub labels: BTreeMap<String, String>,
+    /// MTU for tunnels and pods; derived from the underlay when unset.
+    pub mtu: Option<u32>,
+    pub check_ownership: bool,
+    /// Full resync of kernel state and NAT.
+    pub resync: Duration,
+    /// How long an unwanted workload route survives (the CNI plugin's head start).
+    pub workload_grace: Duration,
+    /// The longest the dataplane keeps gateway routes unchanged after a restart
+    /// while BGP re-learns.
+    pub bgp_sync_timeout: Duration,
+    /// Where the pods' MTU is written for `tabby-cni`.
+    pub mtu_file: Option<PathBuf>,
+}
+
+impl Options {
+    /// Options with the defaults for everything but the node's name.
+    pub fn new(node_name: impl Into<String>) -> Self {
+        Self {
+            node_name: node_name.into(),
+            ipv4: AddressChoice::Autodetect(autodetect::Method::FirstFound),
+            ipv6: AddressChoice::None,
+            as_number: None,
+            labels: BTreeMap::new(),
+            mtu: None,
+            check_ownership: true,
+            resync: Duration::from_secs(30),
+            workload_grace: Duration::from_secs(10),
+            bgp_sync_timeout: Duration::from_secs(30),
+            mtu_file: None,
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("reading this node's interfaces: {0}")]
+    Interfaces(NetlinkError),
+    #[error("choosing this node's {family} address: {source}")]
+    Address {
+        family: &'static str,
+        source: DetectError,
+    },
+    #[error(transparent)]
+    Register(#[from] Box<RegisterError>),
+    #[error("reading the kernel's routes back: {0}")]
+    Kernel(NetlinkError),
+    #[error("enabling IP forwarding ({key}): {source}")]
+    Forwarding {
+        key: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// Routing pods' traffic is forwarding; per-interface settings on the pods' veths
+/// (set by tabby-cni) cover only what arrives from pods.
+fn enable_forwarding(ipv6: bool) -> Result<(), DaemonError> {
+    let mut keys = vec!["ipv4/ip_forward"];
+    if ipv6 {
+        keys.push("ipv6/conf/all/forwarding");
+    }
+    for key in keys {
+        std::fs::write(format!("/proc/sys/net/{key}"), "1")
+            .map_err(|source| DaemonError::Forwarding { key, source })?;
+    }
+    Ok(())
+}
+
+pub use status::Status;
+
+/// Runs the agent until `shutdown` completes, publishing its state to `status`.
+/// Must run on a tokio runtime in the node's network namespace.
+pub async fn run(
+    options: Options,
+    store: Arc<dyn Backend>,
+    status: tokio::sync::watch::Sender<Status>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let mut socket = Socket::open().map_err(DaemonError::Interfaces)?;
+    let interfaces = node::interfaces::read(&mut socket)
+        .await
+        .map_err(DaemonError::Interfaces)?;
+    let choose = |choice, ipv4, family| {
+        autodetect::choose(choice, ipv4, &interfaces, autodetect::source_towards)
+            .map_err(|source| DaemonError::Address { family, source })
+    };
+    let ipv4 = choose(&options.ipv4, true, "IPv4")?;
+    let ipv6 = choose(&options.ipv6, false, "IPv6")?;
+    for detected in ipv4.iter().chain(&ipv6) {
+        tracing::info!(
+            address = %detected.address,
+            interface = %detected.interface,
+            mtu = detected.mtu,
+            "BGP address"
+        );
+    }
+    let underlay_mtu = ipv4.as_ref().or(ipv6.as_ref()).map_or(1500, |d| d.mtu);
+    let identity = Identity {
+        name: options.node_name.clone(),
+        ipv4: ipv4.map(|d| d.address),
+        ipv6: ipv6.map(|d| d.address),
+        as_number: options.as_number,
+        labels: options.labels.clone(),
+    };
+    enable_forwarding(identity.ipv6.is_some())?;
+    node::register(&*store, &identity).await.map_err(Box::new)?;
+    tracing::info!(node = %options.node_name, "node registered");
+
+    let mut reconciler = Reconciler::new()
+        .map_err(DaemonError::Kernel)?
+        .with_workload_grace(options.workload_grace);
+    let kernel = reconciler.read().await.map_err(DaemonError::Kernel)?;
+    let restarted = !kernel.observed.routes.is_empty();
+    if restarted {
+        tracing::info!(
+            routes = kernel.observed.routes.len(),
+            "found tabby's routes in the kernel: keeping them while BGP re-learns"
+        );
+    }
+    let settings = NodeSettings {
+        name: options.node_name.clone(),
+        underlay_mtu,
+        mtu: options.mtu,
+        check_ownership: options.check_ownership,
+    };
+    let (updates, receiver) = mpsc::unbounded_channel();
+    let watchers = watch::follow_all(store, updates);
+    agent::Agent::new(options, settings, reconciler, restarted, status)
+        .run(receiver, shutdown)
+        .await;
+    for watcher in watchers {
+        watcher.abort();
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! What the agent reports about itself, published after every pass of its loop:
+//! for `/readyz`, the status API, metrics and tests.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::peering::PeerKind;
+
+/// A snapshot of the agent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Status {
+    /// Every kind of the datastore has been listed.
+    pub listed: bool,
+    /// BGP has re-learned its routes after the start (at once on a fresh start).
+    pub bgp_synced: bool,
+    /// The kernel has been reconciled to the full desired state (gateway routes
+    /// included) at least once.
+    pub reconciled: bool,
+    pub passes: u64,
+    pub last_pass: Option<PassSummary>,
+    /// Destinations in the desired kernel state.
+    pub desired_routes: usize,
+    /// Prefixes the speaker holds best paths for.
+    pub bgp_prefixes: usize,
+    pub exported: usize,
+    /// Learned routes refused, as sentences.
+    pub rejected: Vec<String>,
+    pub problems: Vec<String>,
+    pub peers: Vec<PeerState>,
+}
+
+impl Status {
+    /// Ready: listed, re-learned and reconciled.
+    pub fn ready(&self) -> bool {
+        self.listed && self.bgp_synced && self.reconciled
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassSummary {
+    pub ok: bool,
+    pub applied: usize,
+    pub failed: usize,
+    pub took: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerState {
+    pub address: IpAddr,
+    pub kind: PeerKind,
+    /// The BGPPeer (or mesh node) it comes from.
+    pub source: String,
+    pub established: bool,
+    pub since: Instant,
+    pub last_error: Option<String>,
+}

@@ -1,0 +1,169 @@
+//! Following the datastore: per kind, list everything (the agent's first view and
+//! its resync), then watch from the list's revision; a failed watch lists again.
+//! Each kind runs in its own task and sends typed updates to the agent's loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::datastore::{Backend, Datastore, Error, ListOptions, WatchEvent};
+use api::resources::Revision;
+use api::resources::{
+    BGPConfiguration, BGPFilter, BGPPeer, BlockAffinity, IPAMBlock, IPPool, Node, Resource,
+};
+use futures::StreamExt;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+
+use crate::desired::{Cluster, cluster};
+
+/// Objects per list page.
+const PAGE: usize = 500;
+/// The wait before listing again after a failure.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// One change to the agent's view of the datastore.
+#[derive(Debug)]
+pub enum Update {
+    Pools(WatchEvent<IPPool>),
+    Blocks(WatchEvent<IPAMBlock>),
+    Affinities(WatchEvent<BlockAffinity>),
+    Nodes(WatchEvent<Node>),
+    BgpConfigurations(WatchEvent<BGPConfiguration>),
+    BgpPeers(WatchEvent<BGPPeer>),
+    BgpFilters(WatchEvent<BGPFilter>),
+    /// A kind's list or watch failed; it is listed again shortly.
+    Lost {
+        kind: &'static str,
+        error: String,
+    },
+}
+
+/// The kinds the agent follows.
+pub const KINDS: [&str; 7] = [
+    IPPool::KIND,
+    IPAMBlock::KIND,
+    BlockAffinity::KIND,
+    Node::KIND,
+    BGPConfiguration::KIND,
+    BGPPeer::KIND,
+    BGPFilter::KIND,
+];
+
+impl Update {
+    /// Applies the update; returns the kind when it is a full listing (the kind is
+    /// then in sync).
+    pub fn apply(self, view: &mut Cluster) -> Option<&'static str> {
+        fn one<R: Resource>(
+            objects: &mut cluster::Objects<R>,
+            event: WatchEvent<R>,
+        ) -> Option<&'static str> {
+            let listing = matches!(event, WatchEvent::Resync { .. });
+            cluster::apply(objects, event);
+            listing.then_some(R::KIND)
+        }
+        match self {
+            Self::Pools(e) => one(&mut view.pools, e),
+            Self::Blocks(e) => one(&mut view.blocks, e),
+            Self::Affinities(e) => one(&mut view.affinities, e),
+            Self::Nodes(e) => one(&mut view.nodes, e),
+            Self::BgpConfigurations(e) => one(&mut view.bgp_configurations, e),
+            Self::BgpPeers(e) => one(&mut view.bgp_peers, e),
+            Self::BgpFilters(e) => one(&mut view.bgp_filters, e),
+            Self::Lost { kind, error } => {
+                tracing::warn!(kind, %error, "datastore watch lost; listing again");
+                None
+            }
+        }
+    }
+}
+
+/// Starts following every kind; the tasks end when `updates` is dropped.
+pub fn follow_all(
+    store: Arc<dyn Backend>,
+    updates: UnboundedSender<Update>,
+) -> Vec<JoinHandle<()>> {
+    vec![
+        tokio::spawn(follow(store.clone(), updates.clone(), Update::Pools)),
+        tokio::spawn(follow(store.clone(), updates.clone(), Update::Blocks)),
+        tokio::spawn(follow(store.clone(), updates.clone(), Update::Affinities)),
+        tokio::spawn(follow(store.clone(), updates.clone(), Update::Nodes)),
+        tokio::spawn(follow(
+            store.clone(),
+            updates.clone(),
+            Update::BgpConfigurations,
+        )),
+        tokio::spawn(follow(store.clone(), updates.clone(), Update::BgpPeers)),
+        tokio::spawn(follow(store, updates, Update::BgpFilters)),
+    ]
+}
+
+async fn follow<R: Resource>(
+    store: Arc<dyn Backend>,
+    updates: UnboundedSender<Update>,
+    wrap: fn(WatchEvent<R>) -> Update,
+) {
+    loop {
+        let error = match follow_once(&*store, &updates, wrap).await {
+            // The agent is gone.
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        let lost = Update::Lost {
+            kind: R::KIND,
+            error,
+        };
+        if updates.send(lost).is_err() {
+            return;
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// Lists, then watches until the watch fails (`Err`, why) or the agent goes (`Ok`).
+async fn follow_once<R: Resource>(
+    store: &dyn Backend,
+    updates: &UnboundedSender<Update>,
+    wrap: fn(WatchEvent<R>) -> Update,
+) -> Result<(), String> {
+    let (objects, revision) = list_all::<R>(store)
+        .await
+        .map_err(|e| format!("listing: {e}"))?;
+    if updates
+        .send(wrap(WatchEvent::Resync { objects, revision }))
+        .is_err()
+    {
+        return Ok(());
+    }
+    let mut stream = store
+        .watch::<R>(revision)
+        .await
+        .map_err(|e| format!("watching from revision {revision}: {e}"))?;
+    while let Some(event) = stream.next().await {
+        let event = event.map_err(|e| format!("watching: {e}"))?;
+        if updates.send(wrap(event)).is_err() {
+            return Ok(());
+        }
+    }
+    Err("the watch ended".into())
+}
+
+/// Every object of kind `R`, page by page, and the revision to watch from.
+async fn list_all<R: Resource>(store: &dyn Backend) -> Result<(Vec<R>, Revision), Error> {
+    let mut objects = Vec::new();
+    let mut options = ListOptions {
+        limit: Some(PAGE),
+        ..ListOptions::default()
+    };
+    let mut first = None;
+    loop {
+        let page = store.list::<R>(&options).await?;
+        // Watching from the first page's revision replays whatever changed while
+        // the later pages were read; applying a change twice is harmless.
+        let revision = *first.get_or_insert(page.revision);
+        objects.extend(page.items);
+        match page.continue_token {
+            Some(token) => options.continue_token = Some(token),
+            None => return Ok((objects, revision)),
+        }
+    }
+}

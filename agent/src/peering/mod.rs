@@ -1,0 +1,9 @@
+//! The agent's side of BGP: which sessions to have ([`plan`]), and bringing the
+//! embedded speaker to them and to the export set one change at a time
+//! ([`wiring`]).
+
+pub mod plan;
+pub mod wiring;
+
+pub use plan::{PeerKind, Peering, Plan};
+pub use wiring::{Step, Wiring};

@@ -1,0 +1,210 @@
+//! What the speaker must be told to go from what it was last told to a new plan
+//! and export set: only the differences, so unaffected sessions never restart.
+//! A change to the speaker itself (AS, router id, cluster id, port, restart time)
+//! restarts it with every session; that is the rare case.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use bgp::speaker::{PeerConfig, SpeakerConfig};
+use ipnet::IpNet;
+
+use super::plan::Plan;
+
+/// One instruction for the speaker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Stop the speaker and start a new one with this configuration (no sessions,
+    /// nothing originated: the steps after it add them).
+    Start(SpeakerConfig),
+    AddPeer(PeerConfig),
+    RemovePeer(IpAddr),
+    Originate(IpNet),
+    Withdraw(IpNet),
+}
+
+/// What the running speaker was told.
+#[derive(Debug, Clone, Default)]
+pub struct Wiring {
+    speaker: Option<SpeakerConfig>,
+    peers: BTreeMap<IpAddr, PeerConfig>,
+    originated: BTreeSet<IpNet>,
+}
+
+impl Wiring {
+    /// The steps to reach `plan` originating `export`; records them as done.
+    pub fn steps(&mut self, plan: &Plan, export: impl IntoIterator<Item = IpNet>) -> Vec<Step> {
+        let export: BTreeSet<IpNet> = export.into_iter().collect();
+        let mut steps = Vec::new();
+        let restart = self
+            .speaker
+            .as_ref()
+            .is_none_or(|running| !same_speaker(running, &plan.speaker));
+        if restart {
+            steps.push(Step::Start(plan.speaker.clone()));
+            self.peers.clear();
+            self.originated.clear();
+        }
+        self.speaker = Some(plan.speaker.clone());
+        let gone: Vec<IpAddr> = self
+            .peers
+            .keys()
+            .filter(|address| !plan.peers.contains_key(address))
+            .copied()
+            .collect();
+        for address in gone {
+            self.peers.remove(&address);
+            steps.push(Step::RemovePeer(address));
+        }
+        for (address, peering) in &plan.peers {
+            if self.peers.get(address) != Some(&peering.config) {
+                self.peers.insert(*address, peering.config.clone());
+                steps.push(Step::AddPeer(peering.config.clone()));
+            }
+        }
+        for prefix in self.originated.difference(&export) {
+            steps.push(Step::Withdraw(*prefix));
+        }
+        for prefix in export.difference(&self.originated) {
+            steps.push(Step::Originate(*prefix));
+        }
+        self.originated = export;
+        steps
+    }
+
+    /// Forgets the speaker (it stopped): the next steps start a new one.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// Equal but for whether the speaker announces itself as restarting: that flag
+/// only matters for the first sessions, and is no reason to drop them.
+fn same_speaker(a: &SpeakerConfig, b: &SpeakerConfig) -> bool {
+    let without_flag = |config: &SpeakerConfig| {
+        let mut config = config.clone();
+        if let Some(gr) = config.graceful_restart.as_mut() {
+            gr.restarting = false;
+        }
+        config
+    };
+    without_flag(a) == without_flag(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::desired::testing::{ip, net};
+    use crate::peering::plan::{PeerKind, Peering};
+
+    fn plan(peers: &[&str]) -> Plan {
+        Plan {
+            speaker: SpeakerConfig::new(64512, Ipv4Addr::new(192, 0, 2, 10)),
+            peers: peers
+                .iter()
+                .map(|address| {
+                    let config = PeerConfig::new(ip(address), Some(64512));
+                    let peering = Peering {
+                        kind: PeerKind::Mesh,
+                        source: (*address).into(),
+                        config,
+                    };
+                    (ip(address), peering)
+                })
+                .collect(),
+            problems: Vec::new(),
+        }
+    }
+
+    fn nets(prefixes: &[&str]) -> Vec<IpNet> {
+        prefixes.iter().map(|p| net(p)).collect()
+    }
+
+    #[test]
+    fn the_first_plan_starts_the_speaker_with_every_peer_and_prefix() {
+        let mut wiring = Wiring::default();
+        let plan = plan(&["192.0.2.11"]);
+        let steps = wiring.steps(&plan, nets(&["10.0.0.0/26"]));
+        assert_eq!(
+            steps,
+            [
+                Step::Start(plan.speaker.clone()),
+                Step::AddPeer(PeerConfig::new(ip("192.0.2.11"), Some(64512))),
+                Step::Originate(net("10.0.0.0/26")),
+            ]
+        );
+        assert_eq!(wiring.steps(&plan, nets(&["10.0.0.0/26"])), []);
+    }
+
+    #[test]
+    fn a_new_peer_and_a_new_block_touch_nothing_else() {
+        let mut wiring = Wiring::default();
+        wiring.steps(&plan(&["192.0.2.11"]), nets(&["10.0.0.0/26"]));
+        let steps = wiring.steps(
+            &plan(&["192.0.2.11", "192.0.2.12"]),
+            nets(&["10.0.0.0/26", "10.0.0.64/26"]),
+        );
+        assert_eq!(
+            steps,
+            [
+                Step::AddPeer(PeerConfig::new(ip("192.0.2.12"), Some(64512))),
+                Step::Originate(net("10.0.0.64/26")),
+            ]
+        );
+    }
+
+    #[test]
+    fn removed_peers_and_prefixes_are_removed_and_withdrawn() {
+        let mut wiring = Wiring::default();
+        wiring.steps(
+            &plan(&["192.0.2.11", "192.0.2.12"]),
+            nets(&["10.0.0.0/26", "10.0.0.64/26"]),
+        );
+        let steps = wiring.steps(&plan(&["192.0.2.12"]), nets(&["10.0.0.64/26"]));
+        assert_eq!(
+            steps,
+            [
+                Step::RemovePeer(ip("192.0.2.11")),
+                Step::Withdraw(net("10.0.0.0/26")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_changed_peer_is_reconfigured_alone() {
+        let mut wiring = Wiring::default();
+        wiring.steps(&plan(&["192.0.2.11", "192.0.2.12"]), []);
+        let mut changed = plan(&["192.0.2.11", "192.0.2.12"]);
+        let peer = &mut changed.peers.get_mut(&ip("192.0.2.12")).unwrap().config;
+        peer.md5_key = Some(b"secret".to_vec());
+        let expected = peer.clone();
+        assert_eq!(wiring.steps(&changed, []), [Step::AddPeer(expected)]);
+    }
+
+    #[test]
+    fn a_new_as_restarts_the_speaker_but_the_restarting_flag_does_not() {
+        let mut wiring = Wiring::default();
+        let mut first = plan(&["192.0.2.11"]);
+        first.speaker.graceful_restart = Some(bgp::session::GracefulRestartConfig {
+            restart_time: 120,
+            restarting: true,
+            forwarding_preserved: true,
+        });
+        wiring.steps(&first, nets(&["10.0.0.0/26"]));
+        let mut settled = first.clone();
+        settled
+            .speaker
+            .graceful_restart
+            .as_mut()
+            .unwrap()
+            .restarting = false;
+        assert_eq!(wiring.steps(&settled, nets(&["10.0.0.0/26"])), []);
+        let mut other_as = settled.clone();
+        other_as.speaker.local_as = 65000;
+        let steps = wiring.steps(&other_as, nets(&["10.0.0.0/26"]));
+        assert_eq!(steps.len(), 3, "{steps:?}");
+        assert!(matches!(steps[0], Step::Start(_)));
+    }
+}

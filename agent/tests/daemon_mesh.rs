@@ -1,0 +1,298 @@
+//! tabby-agent on lab nodes (in-process, one shared in-memory datastore, an IPAM
+//! double) with pods attached by tabby-cni as a runtime attaches them: the mesh,
+//! routes in the kernel against the expected table, pod-to-pod pings, a restart
+//! that changes nothing, and a hijack that is refused. Needs root.
+
+mod cni_support;
+mod daemon_support;
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::datastore::{Datastore, MemoryStore};
+use api::resources::{Cidr, EncapsulationMode, Node as NodeResource, NodeBgpSpec, NodeSpec};
+use bgp::speaker::{self, PeerConfig, Request, SpeakerConfig};
+use cni_support::Runtime;
+use daemon_support::{
+    Background, RunningAgent, block_range, claim_block, options, pod, pool, release, release_block,
+    run, wait_for_routes,
+};
+use tests::routes::routes;
+use tests::{Lab, Netns, Node};
+
+/// Subnet a: n1 (10.0.1.10), n2 (10.0.1.11) and n3 (10.0.1.12, without an agent);
+/// the router gives each a default route, which proxy ARP for the pods' gateway
+/// needs.
+fn lab(test: &str) -> Lab {
+    Lab::new(test)
+        .subnet("a", "10.0.1.0/24")
+        .node("n1", "a")
+        .node("n2", "a")
+        .node("n3", "a")
+        .router()
+        .build()
+        .unwrap()
+}
+
+/// Two mesh nodes with a pod each: web on n1 (block 10.244.1.0/26), db on n2
+/// (10.244.2.0/26), no encapsulation, converged.
+struct Mesh {
+    // Dropped first: agents before the lab they run in.
+    agents: Vec<Option<RunningAgent>>,
+    store: Arc<MemoryStore>,
+    web: Netns,
+    db: Netns,
+    web_ip: IpAddr,
+    db_ip: IpAddr,
+    web_veth: String,
+    db_veth: String,
+    lab: Lab,
+}
+
+impl Mesh {
+    fn new(test: &str) -> Self {
+        let lab = lab(test);
+        let (n1, n2) = (lab.node("n1"), lab.node("n2"));
+        let store = Arc::new(MemoryStore::new());
+        pool(
+            &store,
+            "10.244.0.0/16",
+            EncapsulationMode::Never,
+            EncapsulationMode::Never,
+        );
+        claim_block(&store, "n1", "10.244.1.0/26");
+        claim_block(&store, "n2", "10.244.2.0/26");
+        let agents = vec![
+            Some(RunningAgent::start(n1, store.clone(), options(n1))),
+            Some(RunningAgent::start(n2, store.clone(), options(n2))),
+        ];
+        let (r1, r2) = (
+            Runtime::new(&lab, n1, block_range("10.244.1.0/26")),
+            Runtime::new(&lab, n2, block_range("10.244.2.0/26")),
+        );
+        let (web, db) = (lab.pod("web").unwrap(), lab.pod("db").unwrap());
+        let web_ip = pod(&store, &r1, n1, "web", &web);
+        let db_ip = pod(&store, &r2, n2, "db", &db);
+        let (web_veth, db_veth) = (r1.host_veth("web"), r2.host_veth("db"));
+        let mesh = Self {
+            agents,
+            store,
+            web,
+            db,
+            web_ip,
+            db_ip,
+            web_veth,
+            db_veth,
+            lab,
+        };
+        wait_for_routes(mesh.n1(), &mesh.n1_table());
+        wait_for_routes(mesh.n2(), &mesh.n2_table());
+        mesh
+    }
+
+    fn n1(&self) -> &Node {
+        self.lab.node("n1")
+    }
+
+    fn n2(&self) -> &Node {
+        self.lab.node("n2")
+    }
+
+    fn n1_table(&self) -> BTreeSet<String> {
+        BTreeSet::from([
+            format!("{}/32 dev {} scope link", self.web_ip, self.web_veth),
+            "blackhole 10.244.1.0/26".into(),
+            "10.244.2.0/26 via 10.0.1.11 dev eth0".into(),
+        ])
+    }
+
+    fn n2_table(&self) -> BTreeSet<String> {
+        BTreeSet::from([
+            format!("{}/32 dev {} scope link", self.db_ip, self.db_veth),
+            "blackhole 10.244.2.0/26".into(),
+            "10.244.1.0/26 via 10.0.1.10 dev eth0".into(),
+        ])
+    }
+}
+
+#[test]
+fn daemon_two_mesh_nodes_route_each_others_pods_and_blackhole_their_own() {
+    if !tests::require_root() {
+        return;
+    }
+    let mesh = Mesh::new("daemon_mesh_routes");
+    mesh.web.ping(mesh.db_ip).unwrap();
+    mesh.db.ping(mesh.web_ip).unwrap();
+    for agent in mesh.agents.iter().flatten() {
+        agent.wait_ready();
+        let status = agent.status.borrow();
+        assert_eq!(status.peers.len(), 1, "{status:?}");
+        assert!(status.peers[0].established);
+        assert_eq!(status.peers[0].kind.as_str(), "node-to-node mesh");
+        assert!(status.rejected.is_empty(), "{status:?}");
+    }
+}
+
+#[test]
+fn daemon_a_restarted_agent_changes_no_route_and_loses_no_ping() {
+    if !tests::require_root() {
+        return;
+    }
+    let mut mesh = Mesh::new("daemon_restart");
+    for agent in mesh.agents.iter().flatten() {
+        agent.wait_ready();
+    }
+    let monitors: Vec<_> = [mesh.n1(), mesh.n2()]
+        .iter()
+        .map(|node| {
+            node.spawn(
+                &format!("monitor-{}", node.name()),
+                "ip",
+                &["monitor", "route"],
+            )
+            .unwrap()
+        })
+        .collect();
+    // 10 pings a second across the nodes for the whole restart.
+    let mut ping = mesh
+        .web
+        .spawn(
+            "ping",
+            "ping",
+            &["-i", "0.1", "-c", "60", &mesh.db_ip.to_string()],
+        )
+        .unwrap();
+    let n1 = mesh.lab.node("n1");
+    mesh.agents[0].take().unwrap().stop().unwrap();
+    let restarted = RunningAgent::start(n1, mesh.store.clone(), options(n1));
+    restarted.wait_ready();
+    tests::wait_until(Duration::from_secs(30), "the pings to finish", || {
+        anyhow::Ok(!ping.is_running())
+    })
+    .unwrap();
+    let log = ping.log();
+    assert!(log.contains(" 0% packet loss"), "{log}");
+    assert_eq!(routes(n1, "84").unwrap(), mesh.n1_table());
+    assert_eq!(routes(mesh.n2(), "84").unwrap(), mesh.n2_table());
+    // The kernel's own routes (link-local addresses finishing DAD) may come and
+    // go; nothing else may.
+    for monitor in &monitors {
+        let log = monitor.log();
+        let changes: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.contains("proto kernel"))
+            .collect();
+        assert_eq!(
+            changes,
+            Vec::<&str>::new(),
+            "{} saw route changes",
+            monitor.label()
+        );
+    }
+    mesh.agents[0] = Some(restarted);
+}
+
+#[test]
+fn daemon_a_node_announcing_another_nodes_block_is_refused() {
+    if !tests::require_root() {
+        return;
+    }
+    let mesh = Mesh::new("daemon_hijack");
+    let (n1, rogue_node) = (mesh.n1(), mesh.lab.node("n3"));
+    // A rogue speaker on the subnet, registered as node "rogue" so the mesh peers
+    // with it, announces n2's block as its own.
+    let rogue_ip = rogue_node.ipv4().unwrap();
+    let mut rogue = NodeResource::new(
+        "rogue",
+        NodeSpec {
+            bgp: Some(NodeBgpSpec {
+                ipv4_address: Some(Cidr(format!("{rogue_ip}/24").parse().unwrap())),
+                ..NodeBgpSpec::default()
+            }),
+            ..NodeSpec::default()
+        },
+    );
+    rogue = run(mesh.store.create(&rogue)).unwrap();
+    let _speaker = Background::start(rogue_node, move |stopped| async move {
+        let mut speaker = speaker::start(SpeakerConfig {
+            listen: Some(SocketAddr::new(rogue_ip.into(), 179)),
+            ..SpeakerConfig::new(64512, rogue_ip)
+        })
+        .map_err(|e| e.to_string())?;
+        let peer = PeerConfig {
+            local_address: Some(rogue_ip.into()),
+            ..PeerConfig::new("10.0.1.10".parse().unwrap(), Some(64512))
+        };
+        let _ = speaker.requests.send(Request::AddPeer(peer));
+        let _ = speaker
+            .requests
+            .send(Request::Originate("10.244.2.0/26".parse().unwrap()));
+        tokio::select! {
+            _ = stopped => {}
+            () = async { while speaker.notices.recv().await.is_some() {} } => {}
+        }
+        Ok(())
+    });
+    mesh.agents[0]
+        .as_ref()
+        .unwrap()
+        .wait("n1 to refuse the rogue's route", |status| {
+            status.rejected.iter().any(|r| {
+                r.starts_with(&format!("10.244.2.0/26 via {rogue_ip}"))
+                    && r.contains("owned by node \"n2\"")
+            })
+        });
+    assert_eq!(routes(n1, "84").unwrap(), mesh.n1_table());
+    mesh.web.ping(mesh.db_ip).unwrap();
+    drop(rogue);
+}
+
+#[test]
+fn daemon_a_deleted_pod_and_its_released_block_leave_no_route_anywhere() {
+    if !tests::require_root() {
+        return;
+    }
+    let mesh = Mesh::new("daemon_pod_delete");
+    let (n1, n2) = (mesh.n1(), mesh.n2());
+    // DEL as the runtime sends it, then IPAM frees the address, finds the block
+    // empty and releases it.
+    let r1 = Runtime::new(&mesh.lab, n1, block_range("10.244.1.0/26"));
+    assert!(r1.del("web", Some(&mesh.web)).success);
+    release(&mesh.store, mesh.web_ip);
+    release_block(&mesh.store, "n1", "10.244.1.0/26");
+    wait_for_routes(
+        n1,
+        &BTreeSet::from(["10.244.2.0/26 via 10.0.1.11 dev eth0".to_owned()]),
+    );
+    wait_for_routes(
+        n2,
+        &BTreeSet::from([
+            format!("{}/32 dev {} scope link", mesh.db_ip, mesh.db_veth),
+            "blackhole 10.244.2.0/26".into(),
+        ]),
+    );
+}
+
+#[test]
+fn daemon_a_removed_node_leaves_the_mesh_and_its_routes_are_withdrawn() {
+    if !tests::require_root() {
+        return;
+    }
+    let mesh = Mesh::new("daemon_node_removed");
+    run(mesh.store.delete::<NodeResource>("n2", None)).unwrap();
+    wait_for_routes(
+        mesh.n1(),
+        &BTreeSet::from([
+            format!("{}/32 dev {} scope link", mesh.web_ip, mesh.web_veth),
+            "blackhole 10.244.1.0/26".into(),
+        ]),
+    );
+    mesh.agents[0]
+        .as_ref()
+        .unwrap()
+        .wait("n1 to drop its session to n2", |status| {
+            status.peers.is_empty()
+        });
+}

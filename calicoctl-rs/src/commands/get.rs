@@ -1,0 +1,102 @@
+//! `get`: one kind, by name or all of it (paged through), in any output format.
+
+use api::datastore::{Backend, Datastore, Error, ListOptions};
+use api::resources::{BGPConfiguration, DEFAULT_BGP_CONFIGURATION, Resource};
+use api::selector::Selector;
+
+use crate::cli::GetArgs;
+use crate::error::CliError;
+use crate::kinds::{CliResource, ResourceKind};
+use crate::output::{self, OutputFormat, exit};
+use crate::session::Session;
+use crate::table::TableContext;
+use crate::with_kind;
+
+/// Objects per list request.
+const PAGE: usize = 500;
+
+pub async fn get(session: &mut Session<'_>, args: GetArgs) -> Result<i32, CliError> {
+    let store = session.store().await?;
+    with_kind!(args.kind, R => get_kind::<R>(session, &*store, args).await)
+}
+
+async fn get_kind<R: CliResource>(
+    session: &mut Session<'_>,
+    store: &dyn Backend,
+    args: GetArgs,
+) -> Result<i32, CliError> {
+    let mut missing = Vec::new();
+    let resources: Vec<R> = if args.names.is_empty() {
+        list_all(store, args.selector).await?
+    } else {
+        let mut found = Vec::new();
+        for name in &args.names {
+            match store.get::<R>(name).await {
+                Ok(resource) => found.push(resource),
+                Err(e @ Error::NotFound { .. }) => missing.push(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        found
+    };
+    let context = table_context(store, args.output, R::TYPE).await?;
+    let single = args.names.len() == 1;
+    if !(resources.is_empty() && single) {
+        session.print(&output::render(&resources, args.output, single, &context))?;
+    }
+    for error in &missing {
+        session.warn(&format!("error: {error}"))?;
+    }
+    Ok(if missing.is_empty() {
+        exit::OK
+    } else {
+        exit::PROBLEM
+    })
+}
+
+/// Every resource of the kind (whose labels match `selector`), page by page.
+pub async fn list_all<R: Resource>(
+    store: &dyn Backend,
+    selector: Option<Selector>,
+) -> Result<Vec<R>, CliError> {
+    let mut options = ListOptions {
+        selector,
+        limit: Some(PAGE),
+        continue_token: None,
+    };
+    let mut resources = Vec::new();
+    loop {
+        let page = store.list::<R>(&options).await?;
+        resources.extend(page.items);
+        match page.continue_token {
+            Some(token) => options.continue_token = Some(token),
+            None => return Ok(resources),
+        }
+    }
+}
+
+/// The node table shows the cluster's AS for nodes without their own.
+async fn table_context(
+    store: &dyn Backend,
+    format: OutputFormat,
+    kind: ResourceKind,
+) -> Result<TableContext, CliError> {
+    let mut context = TableContext::default();
+    let tabular = matches!(format, OutputFormat::Table | OutputFormat::Wide);
+    if !tabular || kind != ResourceKind::Node {
+        return Ok(context);
+    }
+    match store
+        .get::<BGPConfiguration>(DEFAULT_BGP_CONFIGURATION)
+        .await
+    {
+        Ok(config) => {
+            if let Some(asn) = config.spec.as_number {
+                context.cluster_as = asn;
+            }
+        }
+        Err(Error::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(context)
+}

@@ -1,0 +1,112 @@
+//! tabby-ipam-controller: IPAM garbage collection for the cluster (one replica).
+//!
+//! ```text
+//! tabby-ipam-controller --etcd-endpoints http://10.0.0.1:2379 [--grace 15m] [--interval 1m]
+//!                       [--metrics-listen 0.0.0.0:9094]
+//! tabby-ipam-controller --etcd-endpoints ... --once [--grace 0s]   one pass, report as JSON
+//! ```
+//!
+//! Flags also come from `TABBY_*` environment variables (see `--help`).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use api::resources::GoDuration;
+use clap::Parser;
+use ipam::connect::{DatastoreConf, connect};
+use ipam::controller::{Metrics, log, run};
+use ipam::gc::Collector;
+use proto::http::MetricsServer;
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "tabby IPAM garbage collection: leaked addresses, deleted nodes' blocks, empty blocks"
+)]
+struct Args {
+    /// `etcdv3` (the kubernetes datastore has not landed yet).
+    #[arg(long, env = "TABBY_DATASTORE_TYPE", default_value = "etcdv3")]
+    datastore_type: String,
+    /// etcd client URLs, comma-separated.
+    #[arg(long, env = "TABBY_ETCD_ENDPOINTS", value_delimiter = ',')]
+    etcd_endpoints: Vec<String>,
+    /// Key prefix in etcd (the datastore's default when unset).
+    #[arg(long, env = "TABBY_ETCD_PREFIX")]
+    etcd_prefix: Option<String>,
+    /// How long something must look reclaimable before it is reclaimed.
+    #[arg(long, env = "TABBY_IPAM_GC_GRACE", default_value = "15m")]
+    grace: GoDuration,
+    /// Time between passes.
+    #[arg(long, env = "TABBY_IPAM_GC_INTERVAL", default_value = "1m")]
+    interval: GoDuration,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    #[arg(long, env = "TABBY_METRICS_LISTEN", default_value = "0.0.0.0:9094")]
+    metrics_listen: SocketAddr,
+    /// Run one pass, print its report as JSON and exit. Nothing is reclaimed unless
+    /// `--grace 0s`.
+    #[arg(long)]
+    once: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TABBY_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tabby-ipam-controller: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tabby-ipam-controller: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> Result<()> {
+    let datastore = match args.datastore_type.as_str() {
+        "etcdv3" | "etcd" if args.etcd_endpoints.is_empty() => {
+            bail!("--etcd-endpoints (TABBY_ETCD_ENDPOINTS) is empty: list etcd's client URLs")
+        }
+        "etcdv3" | "etcd" => DatastoreConf::Etcd {
+            endpoints: args.etcd_endpoints.clone(),
+            prefix: args.etcd_prefix.clone(),
+        },
+        "kubernetes" => DatastoreConf::Kubernetes { kubeconfig: None },
+        other => bail!("--datastore-type {other:?} is not etcdv3 or kubernetes"),
+    };
+    let store = connect(&datastore).await?;
+    let mut collector = Collector::new(store, args.grace.0);
+    if args.once {
+        let report = collector.run_once(Instant::now()).await?;
+        log(&report);
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let metrics = Arc::new(Metrics::default());
+    let server = MetricsServer::bind(args.metrics_listen).await?;
+    tracing::info!(
+        address = ?server.local_addr(),
+        grace = %args.grace,
+        interval = %args.interval,
+        "tabby-ipam-controller serving metrics"
+    );
+    let serving = server.serve(metrics.clone(), std::future::pending());
+    tokio::select! {
+        served = serving => served.context("the metrics endpoint stopped"),
+        () = run(collector, args.interval.0, metrics) => Ok(()),
+    }
+}

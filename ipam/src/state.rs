@@ -1,0 +1,101 @@
+//! What one node's allocator knows between calls: the cluster's IPAM settings as
+//! last read, and the node's own blocks with their revisions. A warm allocator
+//! writes straight to a cached block (the compare-and-swap catches a stale copy);
+//! settings are re-read alongside that write and checked before an allocation is
+//! kept. The CNI plugin saves this between its processes (`cni::state_file`).
+
+use std::collections::BTreeMap;
+
+use api::datastore::Backend;
+use api::resources::{
+    BlockAffinity, IPAMBlock, IPAMConfig, IPAMConfigSpec, IPPool, IPReservation, Node, cidr_name,
+};
+use futures::future::try_join_all;
+use serde::{Deserialize, Serialize};
+
+use crate::cas::{list_all, read};
+use crate::error::Result;
+use crate::table::AllocationTable;
+
+/// The one IPAMConfig object's name.
+pub const IPAM_CONFIG: &str = "default";
+
+/// Cluster-wide inputs to every allocation decision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    pub pools: Vec<IPPool>,
+    pub reservations: Vec<IPReservation>,
+    pub config: IPAMConfigSpec,
+    /// The node's labels, which pools' nodeSelectors match.
+    pub node_labels: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// Reads the settings for `node` (four reads, at once).
+    pub async fn read(store: &dyn Backend, node: &str) -> Result<Self> {
+        let (pools, reservations, config, node) = futures::try_join!(
+            list_all::<IPPool>(store),
+            list_all::<IPReservation>(store),
+            read::<IPAMConfig>(store, IPAM_CONFIG),
+            read::<Node>(store, node),
+        )?;
+        Ok(Self {
+            pools,
+            reservations,
+            config: config.map(|c| c.spec).unwrap_or_default(),
+            node_labels: node.map(|n| n.metadata.labels).unwrap_or_default(),
+        })
+    }
+}
+
+/// One node's cached view.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeState {
+    pub node: String,
+    /// `None` until read once.
+    pub settings: Option<Settings>,
+    /// The node's blocks by name, as last read or written; complete once `listed`.
+    pub blocks: BTreeMap<String, IPAMBlock>,
+    pub listed: bool,
+}
+
+impl NodeState {
+    pub fn new(node: impl Into<String>) -> Self {
+        Self {
+            node: node.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Records a block as stored now (`None`: gone), keeping only the node's own.
+    pub fn record(&mut self, name: &str, block: Option<IPAMBlock>) {
+        match block.filter(|b| b.spec.affine_node() == Some(self.node.as_str())) {
+            Some(block) => {
+                self.blocks.insert(name.to_owned(), block);
+            }
+            None => {
+                self.blocks.remove(name);
+            }
+        }
+    }
+}
+
+/// The blocks `node` owns: those its affinities name whose block says so. Pending
+/// affinities count only when the block was written (a claim cut short after it).
+pub async fn node_blocks(store: &dyn Backend, node: &str) -> Result<BTreeMap<String, IPAMBlock>> {
+    let affinities = list_all::<BlockAffinity>(store).await?;
+    let names: Vec<String> = affinities
+        .iter()
+        .filter(|a| a.spec.node == node)
+        .map(|a| cidr_name(&a.spec.cidr))
+        .collect();
+    let blocks = try_join_all(names.iter().map(|name| read::<IPAMBlock>(store, name))).await?;
+    Ok(names
+        .into_iter()
+        .zip(blocks)
+        .filter_map(|(name, block)| Some((name, block?)))
+        .filter(|(_, block)| block.spec.affine_node() == Some(node))
+        .collect())
+}

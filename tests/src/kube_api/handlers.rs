@@ -1,0 +1,454 @@
+//! The API's verbs on one resource: get, list (limit, continue, labelSelector), create,
+//! replace, delete (with preconditions) and watch (resourceVersion, bookmarks,
+//! timeoutSeconds), answering with the real API's status codes and `Status` bodies.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{Method, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::labels::LabelSelector;
+use super::store::{Key, TooOld, WatchFilter, event_line, labels};
+use super::{Resource, Shared};
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// What a request addresses: a resource, maybe a namespace, maybe one object.
+#[derive(Debug)]
+pub struct Target {
+    pub resource: Resource,
+    pub namespace: String,
+    pub name: Option<String>,
+}
+
+pub fn json_response(code: StatusCode, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())).boxed())
+        .expect("a valid response")
+}
+
+/// A `Status` failure, as the API server sends them.
+pub fn status(code: StatusCode, reason: &str, message: String, details: Value) -> Response<Body> {
+    json_response(
+        code,
+        &json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "details": details,
+            "code": code.as_u16(),
+        }),
+    )
+}
+
+impl Target {
+    fn key(&self, name: &str) -> Key {
+        Key {
+            resource: self.resource.id(),
+            namespace: self.namespace.clone(),
+            name: name.to_owned(),
+        }
+    }
+
+    fn details(&self, name: &str) -> Value {
+        json!({"name": name, "group": self.resource.group, "kind": self.resource.plural})
+    }
+
+    fn qualified(&self) -> String {
+        match self.resource.group.as_str() {
+            "" => self.resource.plural.clone(),
+            group => format!("{}.{group}", self.resource.plural),
+        }
+    }
+
+    fn not_found(&self, name: &str) -> Response<Body> {
+        status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{} {name:?} not found", self.qualified()),
+            self.details(name),
+        )
+    }
+
+    fn conflict(&self, name: &str, message: String) -> Response<Body> {
+        status(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} {name:?}: {message}",
+                self.qualified()
+            ),
+            self.details(name),
+        )
+    }
+}
+
+pub async fn handle(
+    shared: &Shared,
+    method: &Method,
+    target: Target,
+    query: &BTreeMap<String, String>,
+    body: Bytes,
+) -> Response<Body> {
+    let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    match (method, &target.name) {
+        (&Method::GET, None) if watching => watch(shared, &target, query),
+        (&Method::GET, None) => list(shared, &target, query),
+        (&Method::GET, Some(name)) => {
+            let store = shared.store();
+            match store.get(&target.key(name)) {
+                Some(object) => json_response(StatusCode::OK, object),
+                None => target.not_found(name),
+            }
+        }
+        (&Method::POST, None) => create(shared, &target, &body),
+        (&Method::PUT, Some(name)) => replace(shared, &target, name, &body),
+        (&Method::DELETE, Some(name)) => delete(shared, &target, name, &body),
+        _ => status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("the server does not allow {method} here"),
+            json!({}),
+        ),
+    }
+}
+
+/// A 400 Bad Request, built into a response where it is answered.
+struct BadRequest(String);
+
+impl BadRequest {
+    fn response(self) -> Response<Body> {
+        status(StatusCode::BAD_REQUEST, "BadRequest", self.0, json!({}))
+    }
+}
+
+fn parse_object(body: &Bytes) -> Result<Value, BadRequest> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value) if value.is_object() => Ok(value),
+        _ => Err(BadRequest("the body is not a JSON object".into())),
+    }
+}
+
+fn metadata_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    object.get("metadata")?.get(field)?.as_str()
+}
+
+fn invalid(target: &Target, name: &str, field: &str, message: &str) -> Response<Body> {
+    status(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid",
+        format!(
+            "{} {name:?} is invalid: {field}: {message}",
+            target.qualified()
+        ),
+        target.details(name),
+    )
+}
+
+fn create(shared: &Shared, target: &Target, body: &Bytes) -> Response<Body> {
+    let mut object = match parse_object(body) {
+        Ok(object) => object,
+        Err(bad) => return bad.response(),
+    };
+    let Some(name) = metadata_str(&object, "name").map(str::to_owned) else {
+        return invalid(
+            target,
+            "",
+            "metadata.name",
+            "Required value: name is required",
+        );
+    };
+    if metadata_str(&object, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
+        return status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "resourceVersion should not be set on objects to be created".into(),
+            json!({}),
+        );
+    }
+    let mut store = shared.store();
+    let key = target.key(&name);
+    if store.get(&key).is_some() {
+        return status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("{} {name:?} already exists", target.qualified()),
+            target.details(&name),
+        );
+    }
+    let metadata = object["metadata"].as_object_mut().expect("checked above");
+    metadata.insert("uid".into(), shared.next_uid().into());
+    metadata.insert("creationTimestamp".into(), "2026-01-01T00:00:00Z".into());
+    metadata.insert("generation".into(), 1.into());
+    if target.resource.namespaced {
+        metadata.insert("namespace".into(), target.namespace.clone().into());
+    }
+    json_response(StatusCode::CREATED, &store.put(key, object))
+}
+
+fn replace(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Response<Body> {
+    let mut object = match parse_object(body) {
+        Ok(object) => object,
+        Err(bad) => return bad.response(),
+    };
+    if metadata_str(&object, "name") != Some(name) {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the name of the object does not match the name on the URL".into(),
+            target.details(name),
+        );
+    }
+    let mut store = shared.store();
+    let key = target.key(name);
+    let Some(stored) = store.get(&key).cloned() else {
+        return target.not_found(name);
+    };
+    match metadata_str(&object, "resourceVersion") {
+        // Custom resources allow no unconditional update; core objects do.
+        None if target.resource.is_custom() => {
+            return invalid(
+                target,
+                name,
+                "metadata.resourceVersion",
+                "Invalid value: 0x0: must be specified for an update",
+            );
+        }
+        Some(rv) if Some(rv) != metadata_str(&stored, "resourceVersion") => {
+            return target.conflict(
+                name,
+                "the object has been modified; please apply your changes to the latest version \
+                 and try again"
+                    .into(),
+            );
+        }
+        _ => {}
+    }
+    let generation = stored["metadata"]["generation"].as_u64().unwrap_or(1);
+    let spec_changed = object.get("spec") != stored.get("spec");
+    let metadata = object["metadata"].as_object_mut().expect("has a name");
+    for kept in ["uid", "creationTimestamp", "namespace"] {
+        match stored["metadata"].get(kept) {
+            Some(value) => metadata.insert(kept.into(), value.clone()),
+            None => metadata.remove(kept),
+        };
+    }
+    metadata.insert(
+        "generation".into(),
+        (generation + u64::from(spec_changed)).into(),
+    );
+    json_response(StatusCode::OK, &store.put(key, object))
+}
+
+fn delete(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Response<Body> {
+    let precondition = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|options| {
+            options
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+    let mut store = shared.store();
+    let key = target.key(name);
+    let Some(stored) = store.get(&key) else {
+        return target.not_found(name);
+    };
+    let actual = metadata_str(stored, "resourceVersion").unwrap_or_default();
+    if let Some(expected) = precondition.filter(|expected| expected != actual) {
+        return target.conflict(
+            name,
+            format!(
+                "Precondition failed: ResourceVersion in precondition: {expected}, \
+                 ResourceVersion in object meta: {actual}"
+            ),
+        );
+    }
+    let last = store.remove(&key).expect("present under the lock");
+    json_response(StatusCode::OK, &last)
+}
+
+fn selector_of(query: &BTreeMap<String, String>) -> Result<LabelSelector, BadRequest> {
+    LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str)).map_err(BadRequest)
+}
+
+/// A continue token as the API server writes them: base64 of
+/// `{"v":"meta.k8s.io/v1","rv":<revision>,"start":"<position>\u0000"}`.
+fn continue_token(revision: u64, after: &str) -> String {
+    let token = json!({"v": "meta.k8s.io/v1", "rv": revision, "start": format!("{after}\u{0}")});
+    BASE64.encode(token.to_string())
+}
+
+fn decode_continue(token: &str) -> Option<(u64, String)> {
+    let token: Value = serde_json::from_slice(&BASE64.decode(token).ok()?).ok()?;
+    if token.get("v")?.as_str()? != "meta.k8s.io/v1" {
+        return None;
+    }
+    let start = token.get("start")?.as_str()?.to_owned();
+    Some((token.get("rv")?.as_u64()?, start))
+}
+
+fn list(shared: &Shared, target: &Target, query: &BTreeMap<String, String>) -> Response<Body> {
+    let selector = match selector_of(query) {
+        Ok(selector) => selector,
+        Err(bad) => return bad.response(),
+    };
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    let store = shared.store();
+    let (revision, start) = match query.get("continue").filter(|c| !c.is_empty()) {
+        None => (store.revision(), String::new()),
+        Some(token) => match decode_continue(token) {
+            Some(pinned) => pinned,
+            None => {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "continue key is not valid".into(),
+                    json!({}),
+                );
+            }
+        },
+    };
+    let mut objects = match store.list_at(&target.resource.id(), &target.namespace, revision) {
+        Ok(objects) => objects,
+        Err(TooOld { .. }) => {
+            return status(
+                StatusCode::GONE,
+                "Expired",
+                "The provided continue parameter is too old to display a consistent list \
+                 result. You can start a new list without the continue parameter."
+                    .into(),
+                json!({}),
+            );
+        }
+    };
+    // Keys order by namespace, then name: the order continue tokens count in.
+    objects.sort_by_key(|(key, _)| key.position());
+    let mut remaining = objects
+        .into_iter()
+        .filter(|(key, _)| key.position() >= start)
+        .peekable();
+    let mut items = Vec::new();
+    let mut last = None;
+    while items.len() < limit {
+        let Some((key, object)) = remaining.next() else {
+            break;
+        };
+        if selector.matches(&labels(&object)) {
+            last = Some(key.position());
+            items.push(object);
+        }
+    }
+    let more = remaining.peek().is_some();
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if let (true, Some(last)) = (more, last) {
+        metadata["continue"] = continue_token(revision, &last).into();
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "kind": format!("{}List", target.resource.kind),
+            "apiVersion": target.resource.api_version(),
+            "metadata": metadata,
+            "items": items,
+        }),
+    )
+}
+
+fn watch(shared: &Shared, target: &Target, query: &BTreeMap<String, String>) -> Response<Body> {
+    let selector = match selector_of(query) {
+        Ok(selector) => selector,
+        Err(bad) => return bad.response(),
+    };
+    let revision = match query.get("resourceVersion").map(String::as_str) {
+        None | Some("") => 0,
+        Some(text) => match text.parse() {
+            Ok(revision) => revision,
+            Err(_) => {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("invalid resource version: {text:?}"),
+                    json!({}),
+                );
+            }
+        },
+    };
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(shared.max_watch)
+        .min(shared.max_watch);
+    let bookmarks = query.get("allowWatchBookmarks").map(String::as_str) == Some("true");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let filter = WatchFilter {
+        resource: target.resource.id(),
+        namespace: target.namespace.clone(),
+        selector,
+    };
+    if let Err(TooOld { oldest }) = shared.store().watch(filter, revision, tx.clone()) {
+        // The API server reports this inside a successful watch response.
+        let gone = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("too old resource version: {revision} ({oldest})"),
+            "reason": "Expired", "code": 410,
+        });
+        let _ = tx.send(event_line("ERROR", &gone));
+        drop(tx);
+        return stream_response(rx, timeout);
+    }
+    if bookmarks {
+        spawn_bookmarks(shared, target, tx.downgrade());
+    }
+    drop(tx);
+    stream_response(rx, timeout)
+}
+
+/// Sends a bookmark every interval while the watch is open.
+fn spawn_bookmarks(shared: &Shared, target: &Target, lines: mpsc::WeakUnboundedSender<Bytes>) {
+    let (state, interval) = (shared.clone_handle(), shared.bookmark_interval);
+    let (api_version, kind) = (target.resource.api_version(), target.resource.kind.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(lines) = lines.upgrade() else { return };
+            if lines.is_closed() {
+                return;
+            }
+            state.store().bookmark(&lines, &api_version, &kind);
+        }
+    });
+}
+
+/// A chunked response of the watch's lines, ended after `timeout`.
+fn stream_response(rx: mpsc::UnboundedReceiver<Bytes>, timeout: Duration) -> Response<Body> {
+    let mut rx = rx;
+    let lines = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+        .take_until(tokio::time::sleep(timeout))
+        .map(|line| Ok::<_, Infallible>(Frame::data(line)));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(BodyExt::boxed(StreamBody::new(lines)))
+        .expect("a valid response")
+}

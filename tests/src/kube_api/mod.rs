@@ -1,0 +1,410 @@
+//! An API double for the kubernetes backend: a real HTTP server on a free loopback
+//! port, speaking the Kubernetes API's JSON for the parts tabby uses.
+//!
+//! A real kube-apiserver cannot be installed on these machines (no package registry
+//! reachable here ships one, and nothing may be downloaded from elsewhere), so the
+//! kubernetes backend is tested against this double instead. kube's client talks to
+//! it over plain `http://` exactly as to a cluster.
+//!
+//! What it models, following the real API's semantics:
+//! - Custom resources, once their `CustomResourceDefinition` is created (`POST
+//!   /apis/apiextensions.k8s.io/v1/customresourcedefinitions`, as `kubectl apply -f
+//!   manifests/crds.yaml` does): cluster-scoped `/apis/<group>/<version>/<plural>`;
+//!   an uninstalled kind is 404. Core `Node`s (`/api/v1/nodes`) and `Pod`s
+//!   (`/api/v1/namespaces/<ns>/pods`, `/api/v1/pods` across namespaces).
+//! - get, list, create (`POST`), replace (`PUT`), delete with preconditions, watch.
+//! - `resourceVersion`: one counter for every object, as etcd's revision under a real
+//!   server. Replace needs the stored one (custom resources allow no unconditional
+//!   update: 422), otherwise 409 Conflict; create of a taken name is 409
+//!   AlreadyExists; a delete precondition that does not hold is 409; a missing object
+//!   is 404; errors are `Status` objects with `reason` and `details`. The server sets
+//!   `uid`, `creationTimestamp` and `generation` (bumped when `spec` changes).
+//! - Lists in key order with `limit` and `continue` tokens in the API server's format;
+//!   every page of a list reads the revision of its first page; a token older than the
+//!   kept history is 410 Expired, a malformed one 400.
+//! - `labelSelector` on lists and watches, with the real grammar (a bad one is 400).
+//! - Watches from a `resourceVersion` (0 or none: the current state as ADDED, then
+//!   changes), with `BOOKMARK` events when `allowWatchBookmarks=true`, ended after
+//!   `timeoutSeconds` (and at most [`KubeApi::set_max_watch`]), and a 410 `ERROR` event
+//!   for a version older than the kept history. History is bounded
+//!   ([`KubeApi::set_history_limit`]) and can be compacted by the test
+//!   ([`KubeApi::compact`]); [`KubeApi::end_watches`] drops every open watch, as an API
+//!   server restart does.
+//!
+//! What it does not model: authentication and RBAC, admission, OpenAPI schema
+//! validation of custom resources (tabby validates before writing; `crdgen`'s schemas
+//! are checked separately), patch, subresources, field selectors, namespaced custom
+//! resources, finalizers and graceful deletion, `resourceVersionMatch`, and the
+//! DELETED events a label-selected watch sends for objects that stop matching (this
+//! double sends the change as it happened to any watch either state matched).
+
+mod handlers;
+pub mod labels;
+mod store;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use handlers::{Body, Target, json_response, status};
+use store::Store;
+
+/// Changes kept for watches and pinned lists unless a test says otherwise.
+const HISTORY_LIMIT: usize = 100_000;
+const BOOKMARK_INTERVAL: Duration = Duration::from_millis(200);
+/// The longest a watch request stays open (the real server's default is minutes).
+const MAX_WATCH: Duration = Duration::from_secs(300);
+
+/// One kind the double serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// Empty for the core group.
+    pub group: String,
+    pub version: String,
+    pub plural: String,
+    pub kind: String,
+    pub namespaced: bool,
+}
+
+impl Resource {
+    fn id(&self) -> String {
+        format!("{}/{}", self.group, self.plural)
+    }
+
+    fn api_version(&self) -> String {
+        match self.group.as_str() {
+            "" => self.version.clone(),
+            group => format!("{group}/{}", self.version),
+        }
+    }
+
+    fn is_custom(&self) -> bool {
+        !self.group.is_empty()
+    }
+
+    fn core(plural: &str, kind: &str, namespaced: bool) -> Self {
+        Self {
+            group: String::new(),
+            version: "v1".into(),
+            plural: plural.into(),
+            kind: kind.into(),
+            namespaced,
+        }
+    }
+}
+
+/// What the server's connections share.
+#[derive(Debug)]
+struct Shared {
+    store: Mutex<Store>,
+    /// Served kinds by `(group, plural)`.
+    resources: Mutex<BTreeMap<(String, String), Resource>>,
+    requests: Mutex<Vec<String>>,
+    uids: AtomicU64,
+    bookmark_interval: Duration,
+    max_watch: Duration,
+    this: std::sync::Weak<Shared>,
+}
+
+impl Shared {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn clone_handle(&self) -> Arc<Shared> {
+        self.this.upgrade().expect("the server is running")
+    }
+
+    fn next_uid(&self) -> String {
+        let n = self.uids.fetch_add(1, Ordering::SeqCst);
+        format!("00000000-0000-4000-8000-{n:012x}")
+    }
+
+    fn resource(&self, group: &str, plural: &str) -> Option<Resource> {
+        let resources = self.resources.lock().unwrap_or_else(|p| p.into_inner());
+        resources
+            .get(&(group.to_owned(), plural.to_owned()))
+            .cloned()
+    }
+}
+
+/// A running double; stops on drop.
+#[derive(Debug)]
+pub struct KubeApi {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+/// Settings of a double, before it starts.
+#[derive(Debug, Clone)]
+pub struct KubeApiOptions {
+    pub bookmark_interval: Duration,
+    pub max_watch: Duration,
+    pub history_limit: usize,
+}
+
+impl Default for KubeApiOptions {
+    fn default() -> Self {
+        Self {
+            bookmark_interval: BOOKMARK_INTERVAL,
+            max_watch: MAX_WATCH,
+            history_limit: HISTORY_LIMIT,
+        }
+    }
+}
+
+impl KubeApi {
+    /// Starts serving on a free loopback port (inside a tokio runtime).
+    pub async fn start(options: KubeApiOptions) -> Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .context("binding the API double")?;
+        let address = listener.local_addr()?;
+        let resources = [
+            Resource::core("nodes", "Node", false),
+            Resource::core("pods", "Pod", true),
+        ]
+        .into_iter()
+        .map(|r| ((r.group.clone(), r.plural.clone()), r))
+        .collect();
+        let shared = Arc::new_cyclic(|this| Shared {
+            store: Mutex::new(Store::new(options.history_limit)),
+            resources: Mutex::new(resources),
+            requests: Mutex::new(Vec::new()),
+            uids: AtomicU64::new(1),
+            bookmark_interval: options.bookmark_interval,
+            max_watch: options.max_watch,
+            this: this.clone(),
+        });
+        let task = tokio::spawn(serve(listener, shared.clone()));
+        Ok(Self {
+            address,
+            shared,
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`, the cluster URL for kube's client.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Installs the CRDs of a manifest (YAML documents), as `kubectl apply` would.
+    pub fn install_crds(&self, manifest: &str) -> Result<()> {
+        for document in serde_yaml::Deserializer::from_str(manifest) {
+            let crd: Value = serde::Deserialize::deserialize(document).context("CRD YAML")?;
+            register_crd(&self.shared, &crd).map_err(anyhow::Error::msg)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets history up to `revision`: older watches get 410, older continue
+    /// tokens expire.
+    pub fn compact(&self, revision: u64) {
+        self.shared.store().compact(revision);
+    }
+
+    pub fn set_history_limit(&self, limit: usize) {
+        self.shared.store().set_history_limit(limit);
+    }
+
+    /// Ends every open watch response.
+    pub fn end_watches(&self) {
+        self.shared.store().end_watches();
+    }
+
+    /// The current revision.
+    pub fn revision(&self) -> u64 {
+        self.shared.store().revision()
+    }
+
+    /// `METHOD /path?query` of every request so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for KubeApi {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.shared.store().end_watches();
+    }
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let shared = shared.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(&shared, request).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn route(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let query = parse_query(parts.uri.query().unwrap_or(""));
+    shared
+        .requests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(format!("{} {}", parts.method, parts.uri));
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if segments[..]
+        == [
+            "apis",
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+        ]
+        && parts.method == Method::POST
+    {
+        return match serde_json::from_slice(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|crd| register_crd(shared, &crd))
+        {
+            Ok(crd) => json_response(StatusCode::CREATED, &crd),
+            Err(e) => status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
+        };
+    }
+    match target(shared, &segments) {
+        Some(target) => handlers::handle(shared, &parts.method, target, &query, body).await,
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource".into(),
+            json!({}),
+        ),
+    }
+}
+
+/// Resolves `/api/v1/...` and `/apis/<group>/<version>/...` to a served resource.
+fn target(shared: &Shared, segments: &[&str]) -> Option<Target> {
+    let (group, version, rest) = match segments {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return None,
+    };
+    let (namespace, plural, name) = match rest {
+        ["namespaces", namespace, plural, name @ ..] => (*namespace, *plural, name),
+        [plural, name @ ..] => ("", *plural, name),
+        _ => return None,
+    };
+    let resource = shared.resource(group, plural)?;
+    let namespaced_path = !namespace.is_empty();
+    let allowed = resource.version == version
+        && name.len() <= 1
+        // A namespaced kind's object lives under its namespace; a list may span all.
+        && (resource.namespaced || !namespaced_path)
+        && (namespaced_path || !resource.namespaced || name.is_empty());
+    allowed.then(|| Target {
+        resource,
+        namespace: namespace.to_owned(),
+        name: name.first().map(|n| n.to_string()),
+    })
+}
+
+/// Serves the kind a CRD defines (served version `v1` and others alike).
+fn register_crd(shared: &Shared, crd: &Value) -> Result<Value, String> {
+    let spec = crd.get("spec").ok_or("a CRD needs a spec")?;
+    let text = |pointer: &str| {
+        spec.pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(format!("a CRD needs spec{}", pointer.replace('/', ".")))
+    };
+    let (group, plural, kind) = (
+        text("/group")?,
+        text("/names/plural")?,
+        text("/names/kind")?,
+    );
+    let namespaced = text("/scope")? == "Namespaced";
+    let versions = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .ok_or("a CRD needs spec.versions")?;
+    let mut resources = shared.resources.lock().unwrap_or_else(|p| p.into_inner());
+    for version in versions {
+        if version.get("served").and_then(Value::as_bool) != Some(true) {
+            continue;
+        }
+        let name = version
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or("a CRD version needs a name")?;
+        resources.insert(
+            (group.clone(), plural.clone()),
+            Resource {
+                group: group.clone(),
+                version: name.to_owned(),
+                plural: plural.clone(),
+                kind: kind.clone(),
+                namespaced,
+            },
+        );
+    }
+    Ok(crd.clone())
+}
+
+/// `a=b&c=d` with percent-decoding (and `+` as space), as kube's client encodes it.
+fn parse_query(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key), percent_decode(value))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[i], escaped) {
+            (_, Some(byte)) => {
+                out.push(byte);
+                i += 2;
+            }
+            (b'+', None) => out.push(b' '),
+            (byte, None) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
