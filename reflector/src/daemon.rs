@@ -243,8 +243,10 @@ async fn apply(plan: Plan, desired: &Desired, speaker: &mut SpeakerHandle) -> Re
     for address in plan.remove {
         let _ = speaker.requests.send(Request::RemovePeer(address));
     }
+    // New peers are added; a changed one restarts its session only when its
+    // OPEN or connection differs, filters and policy change in place.
     for peer in plan.add {
-        let _ = speaker.requests.send(Request::AddPeer(peer));
+        let _ = speaker.requests.send(Request::UpdatePeer(peer));
     }
     if let Some(ranges) = plan.listen_ranges {
         let _ = speaker.requests.send(Request::SetListenRanges(ranges));

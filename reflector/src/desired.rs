@@ -53,13 +53,7 @@ impl Desired {
         for (i, peer) in config.peers.iter().enumerate() {
             let path = format!("peers[{i}]");
             let mut peer_config = PeerConfig::new(peer.address, Some(peer.as_number));
-            apply_session(
-                &mut peer_config,
-                &path,
-                &peer.session(),
-                local_as,
-                global_gr,
-            )?;
+            apply_session(&mut peer_config, (&path, &peer.session()), config, local_as)?;
             peers.insert(
                 peer.address,
                 DesiredPeer {
@@ -82,7 +76,7 @@ impl Desired {
                 route_reflector_client: node.client,
                 ..default_session()
             };
-            apply_session(&mut peer_config, "datastore", &session, local_as, global_gr)?;
+            apply_session(&mut peer_config, ("datastore", &session), config, local_as)?;
             peers.insert(
                 *address,
                 DesiredPeer {
@@ -96,7 +90,7 @@ impl Desired {
         for (i, range) in config.listen_ranges.iter().enumerate() {
             let path = format!("listenRanges[{i}]");
             let mut template = PeerConfig::new(range.prefix.network(), range.as_number);
-            apply_session(&mut template, &path, &range.session(), local_as, global_gr)?;
+            apply_session(&mut template, (&path, &range.session()), config, local_as)?;
             template.passive = true;
             listen_ranges.push(ListenRange {
                 prefix: range.prefix,
@@ -142,17 +136,23 @@ fn default_session() -> Session {
         hold_time: None,
         keepalive_time: None,
         graceful_restart: None,
+        import_filter: None,
+        export_filter: None,
     }
 }
 
-/// Fills in how the session runs.
+/// Fills in how the session runs, for a speaker of `local_as`.
 fn apply_session(
     peer: &mut PeerConfig,
-    path: &str,
-    session: &Session,
+    (path, session): (&str, &Session),
+    config: &Config,
     local_as: u32,
-    global_gr: Option<config::GracefulRestart>,
 ) -> Result<(), ConfigError> {
+    let global_gr = config.graceful_restart;
+    // Validation checked that the names exist.
+    let filter = |name: &Option<String>| name.as_ref().and_then(|n| config.filters.get(n)).cloned();
+    peer.import_filter = filter(&session.import_filter);
+    peer.export_filter = filter(&session.export_filter);
     peer.rr_client = session.route_reflector_client;
     peer.passive = session.passive;
     peer.md5_key = match (&session.password, &session.password_file) {

@@ -13,7 +13,8 @@ pub struct Plan {
     /// the speaker restarts and every session with it. Names what changed.
     pub restart: Option<String>,
     pub remove: Vec<IpAddr>,
-    /// New peers, and peers whose settings changed (their session resets).
+    /// New peers, and peers whose settings changed (sent as `UpdatePeer`: the
+    /// session resets only when its OPEN or connection would differ).
     pub add: Vec<PeerConfig>,
     pub listen_ranges: Option<Vec<ListenRange>>,
 }
@@ -127,5 +128,24 @@ mod tests {
         assert_eq!(plan.restart, None);
         assert_eq!(plan.listen_ranges.map(|r| r.len()), Some(1));
         assert!(plan.add.is_empty() && plan.remove.is_empty());
+    }
+
+    #[test]
+    fn a_changed_filter_reaches_only_the_peers_that_name_it() {
+        let filters = "filters:\n  f: {terms: [{match: {as_path_contains: [65000]}, action: reject}], default: accept}\n";
+        let new = desired(&format!(
+            "{filters}asNumber: 64512\nrouterId: 10.0.0.1\npeers:\n\
+             - {{address: 10.0.0.2, asNumber: 64512}}\n\
+             - {{address: 10.0.0.3, asNumber: 64512, exportFilter: f}}\n"
+        ));
+        let plan = plan(&desired(BASE), &new);
+        assert_eq!(plan.restart, None);
+        let [changed] = plan.add.as_slice() else {
+            panic!("one peer changes: {:?}", plan.add);
+        };
+        assert_eq!(changed.address.to_string(), "10.0.0.3");
+        let filter = changed.export_filter.as_ref().expect("the named filter");
+        assert_eq!(filter.terms[0].matches.as_path_contains, [65000]);
+        assert_eq!(changed.import_filter, None);
     }
 }

@@ -17,6 +17,9 @@ pub enum ConfigError {
     /// the field path and the line in the message.
     #[error("{0}")]
     Syntax(String),
+    /// A filter that does not make sense; the path starts at `filters.NAME`.
+    #[error(transparent)]
+    Filter(#[from] bgp::rib::FilterError),
     #[error("{path}: {value} {problem}")]
     Invalid {
         path: String,

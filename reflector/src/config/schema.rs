@@ -1,9 +1,11 @@
 //! The configuration file's fields. Unknown fields are errors (a typo must not be a
 //! silently ignored setting).
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use bgp::rib::Filter;
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -29,6 +31,10 @@ pub struct Config {
     /// Offered to every peer that does not set its own.
     #[serde(default)]
     pub graceful_restart: Option<GracefulRestart>,
+    /// Route filters by name (the `bgp` crate's: terms of match, action and set),
+    /// for peers' and listen ranges' `importFilter` and `exportFilter`.
+    #[serde(default)]
+    pub filters: BTreeMap<String, Filter>,
     #[serde(default)]
     pub peers: Vec<Peer>,
     #[serde(default)]
@@ -80,6 +86,8 @@ pub struct Session {
     pub hold_time: Option<u16>,
     pub keepalive_time: Option<u16>,
     pub graceful_restart: Option<PeerGracefulRestart>,
+    pub import_filter: Option<String>,
+    pub export_filter: Option<String>,
 }
 
 /// Declares a struct with the [`Session`] fields after its own, and `session()`.
@@ -107,6 +115,13 @@ macro_rules! with_session {
             /// This peer's graceful restart in place of the global one; `false` for none.
             #[serde(default)]
             pub graceful_restart: Option<PeerGracefulRestart>,
+            /// The name of a filter in `filters` for the routes it sends us: in
+            /// place of accepting them all.
+            #[serde(default)]
+            pub import_filter: Option<String>,
+            /// The name of a filter in `filters` for the routes reflected to it.
+            #[serde(default)]
+            pub export_filter: Option<String>,
         }
 
         impl $name {
@@ -119,6 +134,8 @@ macro_rules! with_session {
                     hold_time: self.hold_time,
                     keepalive_time: self.keepalive_time,
                     graceful_restart: self.graceful_restart,
+                    import_filter: self.import_filter.clone(),
+                    export_filter: self.export_filter.clone(),
                 }
             }
         }

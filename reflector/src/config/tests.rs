@@ -191,3 +191,43 @@ fn a_password_file_that_cannot_be_read_fails_the_load_with_its_path() {
     let peer = &desired.peers[&"10.0.0.2".parse().unwrap()];
     assert_eq!(peer.config.md5_key.as_deref(), Some(&b"s3cret"[..]));
 }
+
+const FILTERS: &str = "filters:\n  pods-only:\n    terms:\n    - match: {prefixes: [{prefix: 10.244.0.0/16, ge: 26}]}\n      action: accept\n      set: {local_pref: 200}\n    default: reject\n";
+
+#[test]
+fn filters_are_named_once_and_referenced_by_peers_and_listen_ranges() {
+    let config = parse(
+        &format!(
+            "{BASE}{FILTERS}peers:\n- {{address: 10.0.0.2, asNumber: 64512, importFilter: pods-only, exportFilter: pods-only}}\n\
+             listenRanges:\n- {{prefix: 10.1.0.0/16, maxSessions: 10, exportFilter: pods-only}}\n"
+        ),
+        false,
+    )
+    .unwrap();
+    let filter = &config.filters["pods-only"];
+    assert_eq!(filter.terms[0].set.local_pref, Some(200));
+    assert_eq!(config.peers[0].import_filter.as_deref(), Some("pods-only"));
+    assert_eq!(
+        config.listen_ranges[0].export_filter.as_deref(),
+        Some("pods-only")
+    );
+}
+
+#[test]
+fn a_missing_or_malformed_filter_is_named_with_its_path() {
+    let e = error(&format!(
+        "{FILTERS}peers:\n- {{address: 10.0.0.2, asNumber: 64512, exportFilter: pod-only}}\n"
+    ));
+    assert!(
+        e.starts_with("peers[0].exportFilter: \"pod-only\" is not the name of a filter"),
+        "{e}"
+    );
+    let e = error("listenRanges:\n- {prefix: 10.1.0.0/16, maxSessions: 10, importFilter: x}\n");
+    assert!(e.starts_with("listenRanges[0].importFilter"), "{e}");
+    let e = error(
+        "filters:\n  f:\n    terms:\n    - match: {prefixes: [{prefix: 10.0.0.0/16, ge: 8}]}\n      action: accept\n",
+    );
+    assert!(e.starts_with("filters.f.terms[0].match.prefixes[0]"), "{e}");
+    let e = error("filters:\n  f:\n    terms:\n    - action: allow\n");
+    assert!(e.contains("filters") && e.contains("allow"), "{e}");
+}

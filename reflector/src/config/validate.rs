@@ -43,6 +43,9 @@ impl Config {
         if let Some(gr) = &self.graceful_restart {
             restart_time("gracefulRestart.restartTime", gr)?;
         }
+        for (name, filter) in &self.filters {
+            filter.validate(&format!("filters.{name}"))?;
+        }
         for (i, peer) in self.peers.iter().enumerate() {
             let path = format!("peers[{i}]");
             if peer.address.is_unspecified() || peer.address.is_multicast() {
@@ -63,7 +66,7 @@ impl Config {
                 ));
             }
             as_number(&format!("{path}.asNumber"), peer.as_number)?;
-            session(&path, &peer.session())?;
+            self.session(&path, &peer.session())?;
         }
         for (i, range) in self.listen_ranges.iter().enumerate() {
             let path = format!("listenRanges[{i}]");
@@ -98,7 +101,7 @@ impl Config {
                     "must be at least 1",
                 ));
             }
-            session(&path, &range.session())?;
+            self.session(&path, &range.session())?;
         }
         if !self.api.socket.is_absolute() {
             return Err(ConfigError::invalid(
@@ -115,6 +118,24 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// A peer's or listen range's session, and the filters it names.
+    fn session(&self, path: &str, given: &Session) -> Result {
+        let named = [
+            ("importFilter", &given.import_filter),
+            ("exportFilter", &given.export_filter),
+        ];
+        for (field, name) in named {
+            if let Some(name) = name.as_ref().filter(|n| !self.filters.contains_key(*n)) {
+                return Err(ConfigError::invalid(
+                    format!("{path}.{field}"),
+                    name,
+                    "is not the name of a filter in `filters`",
+                ));
+            }
+        }
+        session(path, given)
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Reflector {
     pub config: PathBuf,
     pub socket: PathBuf,
     netns: String,
+    /// Flags after `--config FILE`.
+    args: Vec<String>,
     _dir: TempDir,
 }
 
@@ -35,6 +37,11 @@ impl Reflector {
     /// Writes `body` (the config without its `api` and `metrics` sections, which
     /// this adds) and starts the reflector in `node`.
     pub fn start(node: &Node, body: &str) -> Self {
+        Self::start_with(node, body, &[])
+    }
+
+    /// As [`Reflector::start`], with more flags (`--datastore etcd ...`).
+    pub fn start_with(node: &Node, body: &str, args: &[String]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tabby-rr-")
             .tempdir()
@@ -43,10 +50,11 @@ impl Reflector {
         let socket = dir.path().join("api.sock");
         write_config(&config, &socket, body);
         Self {
-            process: spawn(node, &config),
+            process: spawn(node, &config, args),
             config,
             socket,
             netns: node.netns().name().to_owned(),
+            args: args.to_vec(),
             _dir: dir,
         }
     }
@@ -54,7 +62,7 @@ impl Reflector {
     /// Starts the reflector again after it exited or was killed.
     pub fn restart(&mut self, node: &Node) {
         self.process.kill();
-        self.process = spawn(node, &self.config);
+        self.process = spawn(node, &self.config, &self.args);
     }
 
     /// Rewrites the config file (the API and metrics sections are kept).
@@ -115,11 +123,12 @@ impl Reflector {
     }
 }
 
-fn spawn(node: &Node, config: &Path) -> Process {
+fn spawn(node: &Node, config: &Path, args: &[String]) -> Process {
     let mut command = node.command(env!("CARGO_BIN_EXE_tabby-reflector"));
     command
         .arg("--config")
         .arg(config)
+        .args(args)
         .env("TABBY_LOG", "debug");
     Process::spawn(command, node.logs(), "tabby-reflector").unwrap()
 }
