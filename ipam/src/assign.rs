@@ -36,6 +36,7 @@ use crate::handles::{Assignment, addresses_of, check_handle_id};
 use crate::pools::{Family, PoolQuery, Purpose, Reserved, pool_holding};
 use crate::state::{NodeState, Settings, node_blocks};
 use crate::table::AllocationTable;
+use crate::watch::SettingsWatch;
 
 /// Rounds of planning and writing before giving up; each round either makes
 /// progress or refreshes a stale view.
@@ -122,6 +123,8 @@ pub struct Allocator {
     store: Arc<dyn Backend>,
     node: String,
     state: tokio::sync::Mutex<NodeState>,
+    /// Settings followed by watches (long-lived allocators), instead of re-read.
+    watch: Option<SettingsWatch>,
 }
 
 /// Addresses to take from one block.
@@ -164,6 +167,18 @@ impl Allocator {
             store,
             node: state.node.clone(),
             state: tokio::sync::Mutex::new(state),
+            watch: None,
+        }
+    }
+
+    /// A long-lived allocator: settings are followed by watches, so a warm
+    /// assignment is its block write and its handle write, nothing else.
+    pub fn watching(store: Arc<dyn Backend>, node: impl Into<String>) -> Self {
+        let node = node.into();
+        let watch = SettingsWatch::start(store.clone(), &node);
+        Self {
+            watch: Some(watch),
+            ..Self::new(store, node)
         }
     }
 
@@ -173,6 +188,11 @@ impl Allocator {
 
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The watches following the settings, for a [`Allocator::watching`] one.
+    pub fn settings_watch(&self) -> Option<&SettingsWatch> {
+        self.watch.as_ref()
     }
 
     /// The current view, to save for the next process.
@@ -207,6 +227,8 @@ impl Allocator {
                 reused: false,
             }),
             Err(error) => {
+                // Blocks planned but not written left the cache: list them again.
+                state.listed = false;
                 let undone = async {
                     self.give_back(&mut state, &progress.got).await?;
                     if let HandleWrite::Created(counts) = &progress.handle {
@@ -230,6 +252,10 @@ impl Allocator {
         progress: &mut Progress,
     ) -> Result<Option<Vec<Assignment>>> {
         for _ in 0..ROUNDS {
+            if let Some(watched) = self.watch.as_ref().and_then(SettingsWatch::current) {
+                state.settings = Some(watched);
+                progress.fresh = true;
+            }
             if state.settings.is_none() || !state.listed {
                 self.refresh(state).await?;
                 progress.fresh = true;
@@ -282,14 +308,18 @@ impl Allocator {
                 .map(|t| (t.block.spec.cidr.to_string(), t.count)),
         );
         let holder = request.holder();
+        let targets: Vec<(String, bool)> =
+            plan.iter().map(|t| (t.name.clone(), t.borrowed)).collect();
         let takes = join_all(
-            plan.iter()
+            plan.into_iter()
                 .map(|take| take_from(store, &node, take, &holder)),
         );
+        let cached = (!progress.fresh).then(|| state.settings.clone());
         let verify = async {
-            match progress.fresh {
-                true => None,
-                false => Some(Settings::read(store, &node).await),
+            match cached {
+                Some(Some(cached)) => Some(cached.reread(store, &node).await),
+                Some(None) => Some(Settings::read(store, &node).await),
+                None => None,
             }
         };
         let handle = async {
@@ -306,11 +336,11 @@ impl Allocator {
         let (takes, verified, handle) = futures::join!(takes, verify, handle);
 
         let mut failure = None;
-        for (take, edited) in plan.iter().zip(takes) {
+        for ((name, borrowed), edited) in targets.into_iter().zip(takes) {
             match edited {
                 Ok(Edited { block, value }) => {
-                    if !take.borrowed {
-                        state.record(&take.name, block);
+                    if !borrowed {
+                        state.record(&name, block);
                     }
                     progress.got.extend(value.unwrap_or_default());
                 }
@@ -565,9 +595,10 @@ fn shortfall(request: &AssignRequest, got: &[Assignment]) -> Vec<(Family, usize)
         .collect()
 }
 
-/// Takes from the node's cached blocks in usable pools, in pool order.
+/// Takes from the node's cached blocks in usable pools, in pool order. The chosen
+/// blocks move out of the cache into the plan; their writes put them back.
 fn plan_owned(
-    state: &NodeState,
+    state: &mut NodeState,
     request: &AssignRequest,
     family: Family,
     count: usize,
@@ -588,18 +619,39 @@ fn plan_owned(
         .collect();
     candidates.sort_by_key(|(rank, name, _)| (*rank, *name));
     let mut left = count;
-    let mut takes = Vec::new();
+    let mut chosen = Vec::new();
     for (_, name, block) in candidates {
         if left == 0 {
             break;
         }
-        let take = take_of(name.clone(), block.clone(), left, settings, false);
-        if take.count > 0 {
-            left -= take.count;
-            takes.push(take);
+        let (reserved, free) = free_in(block, settings);
+        if free > 0 {
+            let take = free.min(left);
+            left -= take;
+            chosen.push((name.clone(), take, reserved));
         }
     }
-    takes
+    chosen
+        .into_iter()
+        .filter_map(|(name, count, reserved)| {
+            let block = state.blocks.remove(&name)?;
+            Some(Take {
+                name,
+                block,
+                count,
+                reserved,
+                borrowed: false,
+            })
+        })
+        .collect()
+}
+
+/// A block's reserved ordinals and how many free addresses it has besides.
+fn free_in(block: &IPAMBlock, settings: &Settings) -> (Reserved, usize) {
+    let pool = pool_holding(&settings.pools, &block.spec.cidr.0);
+    let reserved = Reserved::for_block(block.spec.cidr.0, pool, &settings.reservations);
+    let free = block.spec.free_count(&|o| reserved.contains(o));
+    (reserved, free)
 }
 
 /// Up to `count` addresses of `block`, as far as its free unreserved ones go.
@@ -610,9 +662,8 @@ fn take_of(
     settings: &Settings,
     borrowed: bool,
 ) -> Take {
-    let pool = pool_holding(&settings.pools, &block.spec.cidr.0);
-    let reserved = Reserved::for_block(block.spec.cidr.0, pool, &settings.reservations);
-    let count = count.min(block.spec.free_count(&|o| reserved.contains(o)));
+    let (reserved, free) = free_in(&block, settings);
+    let count = count.min(free);
     Take {
         name,
         block,
@@ -626,17 +677,24 @@ fn take_of(
 async fn take_from(
     store: &dyn Backend,
     node: &str,
-    take: &Take,
+    take: Take,
     holder: &AllocationAttribute,
 ) -> Result<Edited<Vec<Assignment>>> {
-    let cidr = take.block.spec.cidr;
-    cas::edit_block(store, &take.name, Some(take.block.clone()), |spec| {
+    let Take {
+        name,
+        block,
+        count,
+        reserved,
+        borrowed,
+    } = take;
+    let cidr = block.spec.cidr;
+    cas::edit_block(store, &name, Some(block), |spec| {
         let owned = spec.affine_node() == Some(node);
-        if owned == take.borrowed {
+        if owned == borrowed {
             // Ownership changed under us: plan again.
             return Edit::Keep(Vec::new());
         }
-        let taken = spec.take_free(take.count, holder, &|o| take.reserved.contains(o));
+        let taken = spec.take_free(count, holder, &|o| reserved.contains(o));
         let assigned: Vec<Assignment> = taken
             .into_iter()
             .filter_map(|(ordinal, sequence)| {
@@ -644,7 +702,7 @@ async fn take_from(
                     ip: crate::blocks::address_at(cidr.0, ordinal)?,
                     block: cidr,
                     sequence: Some(sequence),
-                    borrowed: take.borrowed,
+                    borrowed,
                 })
             })
             .collect();

@@ -13,7 +13,8 @@ use crate::error::{IpamError, Result};
 /// Writes of one object tried before giving up to contention.
 pub const ATTEMPTS: usize = 40;
 
-/// What an edit wants done with the object it was shown.
+/// What an edit wants done with the object it was shown. An edit that returns
+/// `Keep` must leave the object as it found it.
 #[derive(Debug)]
 pub enum Edit<T> {
     /// Nothing to write.
@@ -49,8 +50,10 @@ pub async fn edit_block<T>(
         },
     };
     for _ in 0..ATTEMPTS {
-        let mut next = current.clone();
-        let outcome = match edit(&mut next.spec) {
+        // Edited in place: an edit that keeps leaves the spec as it was, and after a
+        // failed write the block is read again anyway.
+        let revision = current.revision();
+        let outcome = match edit(&mut current.spec) {
             Edit::Keep(value) if !from_cache => {
                 return Ok(Edited {
                     block: Some(current),
@@ -58,18 +61,16 @@ pub async fn edit_block<T>(
                 });
             }
             Edit::Keep(_) => Err(()),
-            Edit::Write(value) => match store.update(&next).await {
+            Edit::Write(value) => match store.update(&current).await {
                 Ok(stored) => Ok((Some(stored), value)),
                 Err(e) if retryable(&e) => Err(()),
                 Err(e) => return Err(e.into()),
             },
-            Edit::Delete(value) => {
-                match store.delete::<IPAMBlock>(name, current.revision()).await {
-                    Ok(_) => Ok((None, value)),
-                    Err(e) if retryable(&e) => Err(()),
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            Edit::Delete(value) => match store.delete::<IPAMBlock>(name, revision).await {
+                Ok(_) => Ok((None, value)),
+                Err(e) if retryable(&e) => Err(()),
+                Err(e) => return Err(e.into()),
+            },
         };
         if let Ok((block, value)) = outcome {
             return Ok(Edited {

@@ -1,10 +1,13 @@
 //! Opening the datastore a plugin config or the controller's flags name.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::datastore::{Backend, EtcdStore};
+use api::datastore::{Backend, EtcdStore, KubeStore};
 use etcd_client::{Client, ConnectOptions};
+
+use crate::error::chain;
 
 /// How long to wait for etcd before reporting it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,8 +22,12 @@ pub enum DatastoreConf {
         endpoints: Vec<String>,
         prefix: Option<String>,
     },
+    /// The API server of a kubeconfig file, else of `api_root` (a local proxy such
+    /// as `kubectl proxy`, without credentials), else of `$KUBECONFIG` or the pod's
+    /// service account.
     Kubernetes {
         kubeconfig: Option<std::path::PathBuf>,
+        api_root: Option<String>,
     },
 }
 
@@ -28,11 +35,9 @@ pub enum DatastoreConf {
 pub enum ConnectError {
     #[error("cannot reach etcd at {endpoints}: {problem}")]
     Unreachable { endpoints: String, problem: String },
-    #[error(
-        "the kubernetes datastore is not available in this build yet (its backend has \
-         not landed): use etcd (datastore type etcdv3 and its endpoints)"
-    )]
-    KubernetesUnavailable,
+    /// No client could be made: a kubeconfig that does not read or a bad URL.
+    #[error("kubernetes: {source_of}: {problem}")]
+    Kubernetes { source_of: String, problem: String },
 }
 
 pub async fn connect(conf: &DatastoreConf) -> Result<Arc<dyn Backend>, ConnectError> {
@@ -56,6 +61,51 @@ pub async fn connect(conf: &DatastoreConf) -> Result<Arc<dyn Backend>, ConnectEr
                 None => store,
             }))
         }
-        DatastoreConf::Kubernetes { .. } => Err(ConnectError::KubernetesUnavailable),
+        DatastoreConf::Kubernetes {
+            kubeconfig,
+            api_root,
+        } => Ok(Arc::new(
+            kubernetes(kubeconfig.as_deref(), api_root.as_deref()).await?,
+        )),
     }
+}
+
+/// A client for the API server `kubeconfig` or `api_root` names, else the one
+/// `$KUBECONFIG` (or `~/.kube/config`) names, else the pod's service account's.
+/// Making it sends nothing: an unreachable server shows in the first request.
+async fn kubernetes(
+    kubeconfig: Option<&Path>,
+    api_root: Option<&str>,
+) -> Result<KubeStore, ConnectError> {
+    let (source_of, config) = match (kubeconfig, api_root) {
+        (Some(path), _) => {
+            let source_of = format!("kubeconfig {}", path.display());
+            let config = async {
+                let file = kube::config::Kubeconfig::read_from(path)?;
+                let options = kube::config::KubeConfigOptions::default();
+                kube::Config::from_custom_kubeconfig(file, &options).await
+            };
+            (source_of, config.await.map_err(|e| chain(&e)))
+        }
+        (None, Some(url)) => {
+            let config = url
+                .parse::<http::Uri>()
+                .map(kube::Config::new)
+                .map_err(|e| format!("not a URL: {e}"));
+            (format!("API server {url:?}"), config)
+        }
+        (None, None) => (
+            "$KUBECONFIG, ~/.kube/config or the pod's service account".to_owned(),
+            kube::Config::infer().await.map_err(|e| chain(&e)),
+        ),
+    };
+    let failed = |problem| ConnectError::Kubernetes {
+        source_of: source_of.clone(),
+        problem,
+    };
+    let mut config = config.map_err(failed)?;
+    // Reads stay long (watches are long polls); a server that is not there fails fast.
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    let client = kube::Client::try_from(config).map_err(|e| failed(chain(&e)))?;
+    Ok(KubeStore::new(client))
 }

@@ -30,15 +30,18 @@ pub struct Assignment {
     pub borrowed: bool,
 }
 
+/// True when `name` can name an object (and a node): an RFC 1123 subdomain.
+pub fn is_object_name(name: &str) -> bool {
+    let edge = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    name.len() <= MAX_NAME
+        && name.starts_with(edge)
+        && name.ends_with(edge)
+        && name.chars().all(|c| edge(c) || c == '-' || c == '.')
+}
+
 /// Fails unless `id` can name an IPAMHandle object.
 pub fn check_handle_id(id: &str) -> Result<()> {
-    let edge = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let valid = !id.is_empty()
-        && id.len() <= MAX_NAME
-        && id.starts_with(edge)
-        && id.ends_with(edge)
-        && id.chars().all(|c| edge(c) || c == '-' || c == '.');
-    if valid {
+    if is_object_name(id) {
         Ok(())
     } else {
         Err(IpamError::BadHandle {

@@ -8,7 +8,8 @@
 //! - [`claim`]: claiming and releasing blocks (BlockAffinity pending → IPAMBlock →
 //!   confirmed).
 //! - [`assign`], [`release`]: the node allocator: auto-assign, explicit assignment,
-//!   release by handle and by address; [`tunnel`]: tunnel addresses on the Node.
+//!   release by handle and by address; [`tunnel`]: tunnel addresses on the Node;
+//!   [`watch`]: settings followed by watches for long-lived allocators.
 //! - [`check`]: the consistency checker; [`gc`]: the controller's garbage collector;
 //!   [`inventory`]: who owns an allocation and whether it still exists.
 //! - [`cni`]: the `tabby-ipam` CNI plugin.
@@ -31,6 +32,7 @@ pub mod release;
 pub mod state;
 pub mod table;
 pub mod tunnel;
+pub mod watch;
 
 pub use assign::{Allocator, AssignRequest, Assigned, ExistingHandle};
 pub use blocks::{BlockError, blocks_of};

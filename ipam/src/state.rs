@@ -5,6 +5,7 @@
 //! kept. The CNI plugin saves this between its processes (`cni::state_file`).
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use api::datastore::Backend;
 use api::resources::{
@@ -20,6 +21,12 @@ use crate::table::AllocationTable;
 /// The one IPAMConfig object's name.
 pub const IPAM_CONFIG: &str = "default";
 
+/// How long a warm allocator trusts the IPAMConfig and the node's labels it read.
+/// The config only steers claiming and borrowing, which always read it afresh;
+/// labels steer pool nodeSelectors, which see a label change this late at most.
+/// Pools and reservations are read with every assignment (or watched).
+pub const NODE_SETTINGS_TTL: Duration = Duration::from_secs(30);
+
 /// Cluster-wide inputs to every allocation decision.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -29,6 +36,9 @@ pub struct Settings {
     pub config: IPAMConfigSpec,
     /// The node's labels, which pools' nodeSelectors match.
     pub node_labels: BTreeMap<String, String>,
+    /// When `config` and `node_labels` were read (Unix seconds).
+    #[serde(default)]
+    pub node_read_at: u64,
 }
 
 impl Settings {
@@ -45,8 +55,31 @@ impl Settings {
             reservations,
             config: config.map(|c| c.spec).unwrap_or_default(),
             node_labels: node.map(|n| n.metadata.labels).unwrap_or_default(),
+            node_read_at: now(),
         })
     }
+
+    /// What a warm assignment checks its cached view against: pools and
+    /// reservations (two reads, at once), and everything once the config and labels
+    /// are older than [`NODE_SETTINGS_TTL`].
+    pub async fn reread(&self, store: &dyn Backend, node: &str) -> Result<Self> {
+        if now().saturating_sub(self.node_read_at) >= NODE_SETTINGS_TTL.as_secs() {
+            return Self::read(store, node).await;
+        }
+        let (pools, reservations) =
+            futures::try_join!(list_all::<IPPool>(store), list_all::<IPReservation>(store))?;
+        Ok(Self {
+            pools,
+            reservations,
+            ..self.clone()
+        })
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// One node's cached view.

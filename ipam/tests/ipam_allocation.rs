@@ -409,3 +409,29 @@ async fn ipam_two_nodes_racing_for_the_last_block_never_both_own_it() {
         consistent(&*store).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipam_a_watching_allocator_stops_using_a_disabled_pool_once_its_watch_says_so() {
+    let store = memory();
+    pool(&*store, "a", "10.0.0.0/24", 26, |_| {}).await;
+    let n1 = Allocator::watching(store.clone(), "n1");
+    let first = assign(&n1, "h1", 1, 0).await.unwrap();
+    assert!(first[0].to_string().starts_with("10.0.0."));
+    edit::<IPPool>(&*store, "a", |p| p.spec.disabled = true).await;
+    pool(&*store, "b", "10.1.0.0/24", 26, |_| {}).await;
+    tokio::task::block_in_place(|| {
+        tests::wait_until(
+            std::time::Duration::from_secs(10),
+            "the watch to see both changes",
+            || {
+                let settings = n1.settings_watch().unwrap().current();
+                Ok(settings
+                    .is_some_and(|s| s.pools.len() == 2 && s.pools.iter().any(|p| p.spec.disabled)))
+            },
+        )
+    })
+    .unwrap();
+    let second = assign(&n1, "h2", 1, 0).await.unwrap();
+    assert!(second[0].to_string().starts_with("10.1.0."), "{second:?}");
+    consistent(&*store).await;
+}

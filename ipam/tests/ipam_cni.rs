@@ -4,24 +4,15 @@
 
 mod support;
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use api::datastore::Datastore;
 use api::resources::{IPAMHandle, IPPool};
 use ipnet::IpNet;
 use serde_json::{Value, json};
+use support::cni::{self, Reply, addresses_of_result, error_of};
 use support::{EtcdStoreFixture, pool};
-
-/// What a plugin call printed and how it exited.
-#[derive(Debug)]
-struct Reply {
-    success: bool,
-    stdout: String,
-    json: Value,
-}
 
 struct Runtime<'a> {
     endpoint: String,
@@ -47,76 +38,9 @@ impl Runtime<'_> {
         })
     }
 
-    /// Runs the plugin with `CNI_COMMAND=command` for container `container`.
     fn call(&self, command: &str, container: &str, conf: &Value) -> Reply {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tabby-ipam"))
-            .env_clear()
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", container)
-            .env("CNI_NETNS", format!("/var/run/netns/cni-{container}"))
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", "/opt/cni/bin")
-            .env(
-                "CNI_ARGS",
-                format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-{container}"),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tabby-ipam starts");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(conf.to_string().as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        let json = match stdout.trim() {
-            "" => Value::Null,
-            text => serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text:?}")),
-        };
-        Reply {
-            success: output.status.success(),
-            stdout,
-            json,
-        }
+        cni::call(command, container, conf)
     }
-}
-
-/// The spec's ADD result for an IPAM plugin: `cniVersion`, `ips` of `address`
-/// (and, before 1.0.0, `version`), nothing else here.
-fn addresses_of_result(reply: &Reply, version: &str) -> Vec<IpNet> {
-    assert!(reply.success, "{reply:?}");
-    let object = reply.json.as_object().expect("a JSON object");
-    let keys: Vec<&String> = object.keys().collect();
-    assert_eq!(keys, ["cniVersion", "ips"], "{reply:?}");
-    assert_eq!(reply.json["cniVersion"], version);
-    reply.json["ips"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|ip| {
-            let fields: Vec<&String> = ip.as_object().unwrap().keys().collect();
-            if version.starts_with("0.") {
-                assert_eq!(fields, ["address", "version"], "{ip}");
-            } else {
-                assert_eq!(fields, ["address"], "{ip}");
-            }
-            ip["address"].as_str().unwrap().parse().unwrap()
-        })
-        .collect()
-}
-
-fn error_of(reply: &Reply) -> (u64, String) {
-    assert!(!reply.success, "{reply:?}");
-    let object = reply.json.as_object().expect("an error object");
-    assert!(object.contains_key("cniVersion"), "{reply:?}");
-    (
-        reply.json["code"].as_u64().unwrap(),
-        reply.json["msg"].as_str().unwrap().to_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use api::datastore::{Backend, Datastore, EtcdStore};
-use api::resources::{Cidr, Node, NodeSpec, WorkloadEndpointSpec};
+use api::resources::{Cidr, WorkloadEndpointSpec};
 use ipam::check::{Problem, check};
 use ipam::{Allocator, AssignRequest};
 use rand::Rng;
@@ -68,15 +67,6 @@ fn spawn_worker(test: &str, work: &Work, logs: &Path) -> Child {
         .stderr(log)
         .spawn()
         .expect("the worker starts")
-}
-
-async fn nodes(store: &dyn Backend, names: &[&str]) {
-    for name in names {
-        store
-            .create(&Node::new(*name, NodeSpec::default()))
-            .await
-            .unwrap();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,29 +158,8 @@ fn cni_add(endpoint: &str, state: &Path, node: &str, container: &str) -> Child {
             "state_dir": state,
         }
     });
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tabby-ipam"))
-        .env_clear()
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_CONTAINERID", container)
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_NETNS", "/var/run/netns/x")
-        .env("CNI_PATH", "/opt/cni/bin")
-        .env(
-            "CNI_ARGS",
-            format!("K8S_POD_NAMESPACE=crash;K8S_POD_NAME={container}"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tabby-ipam starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    child
+    let cni_args = format!("K8S_POD_NAMESPACE=crash;K8S_POD_NAME={container}");
+    support::cni::start("ADD", container, &cni_args, &conf)
 }
 
 fn kill(child: &mut Child) {
@@ -224,7 +193,9 @@ async fn ipam_etcd_killed_allocators_leave_nothing_owned_twice_and_the_controlle
     let endpoint = fixture.etcd.endpoint();
     // Small blocks, so claims (and kills during claims) are frequent.
     pool(&*store, "p", "10.2.0.0/22", 28, |_| {}).await;
-    nodes(&*store, &["n1", "n2", "n3", "n4"]).await;
+    for name in ["n1", "n2", "n3", "n4"] {
+        support::node(&*store, name, false).await;
+    }
     let state = tempfile::tempdir().unwrap();
     let logs = tests::logs::LogDir::new(TEST).unwrap();
 
@@ -317,7 +288,8 @@ async fn ipam_etcd_killed_allocators_leave_nothing_owned_twice_and_the_controlle
     for _ in 0..4 {
         let output = tokio::task::block_in_place(|| {
             Command::new(env!("CARGO_BIN_EXE_tabby-ipam-controller"))
-                .args(["--etcd-endpoints", &endpoint, "--once", "--grace", "0s"])
+                .args(["--datastore-type", "etcdv3", "--etcd-endpoints", &endpoint])
+                .args(["--once", "--grace", "0s"])
                 .output()
                 .unwrap()
         });

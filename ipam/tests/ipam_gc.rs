@@ -11,27 +11,16 @@ use std::time::{Duration, Instant};
 
 use api::datastore::{Backend, Datastore};
 use api::resources::{
-    BlockAffinity, BlockAffinitySpec, Cidr, EncapsulationMode, IPAMBlock, Node, NodeBgpSpec,
-    NodeSpec, WorkloadEndpointSpec,
+    BlockAffinity, BlockAffinitySpec, Cidr, EncapsulationMode, IPAMBlock, Node,
+    WorkloadEndpointSpec,
 };
 use ipam::check::check;
 use ipam::gc::{Collector, Report, Target};
 use ipam::table::attr;
 use ipam::{Allocator, AssignRequest, Family, Tunnel};
-use support::{memory, pool};
+use support::{memory, node, pool};
 
 const GRACE: Duration = Duration::from_secs(300);
-
-async fn node(store: &dyn Backend, name: &str) {
-    let spec = NodeSpec {
-        bgp: Some(NodeBgpSpec {
-            ipv4_address: Some("192.0.2.1/24".parse().unwrap()),
-            ..NodeBgpSpec::default()
-        }),
-        ..NodeSpec::default()
-    };
-    store.create(&Node::new(name, spec)).await.unwrap();
-}
 
 /// Assigns one address for pod `ns/pod` on `allocator`'s node.
 async fn pod_address(allocator: &Allocator, ns: &str, pod: &str, container: &str) -> IpAddr {
@@ -76,7 +65,7 @@ fn reclaimed_kinds(report: &Report) -> Vec<&'static str> {
 async fn ipam_gc_reclaims_a_gone_pods_address_only_after_the_grace_period() {
     let store = memory();
     pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
-    node(&*store, "n1").await;
+    node(&*store, "n1", true).await;
     let n1 = Allocator::new(store.clone(), "n1");
     let live = pod_address(&n1, "default", "live", "c1").await;
     start_pod(&*store, "n1", "default", "live", "c1", live).await;
@@ -108,7 +97,7 @@ async fn ipam_gc_reclaims_a_gone_pods_address_only_after_the_grace_period() {
 async fn ipam_gc_spares_an_address_whose_pod_appears_before_the_release() {
     let store = memory();
     pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
-    node(&*store, "n1").await;
+    node(&*store, "n1", true).await;
     let n1 = Allocator::new(store.clone(), "n1");
     let ip = pod_address(&n1, "default", "slow", "c1").await;
     // Some other pod is registered, so pods are judged at all.
@@ -139,7 +128,7 @@ async fn ipam_gc_spares_an_address_whose_pod_appears_before_the_release() {
 async fn ipam_gc_never_frees_an_address_reused_since_it_was_seen_leaked() {
     let store = memory();
     pool(&*store, "p", "10.0.0.0/31", 31, |_| {}).await;
-    node(&*store, "n1").await;
+    node(&*store, "n1", true).await;
     let n1 = Allocator::new(store.clone(), "n1");
     start_pod(
         &*store,
@@ -180,17 +169,24 @@ async fn ipam_gc_releases_a_deleted_nodes_blocks_affinities_and_tunnel_address()
         p.ipip_mode = EncapsulationMode::Always
     })
     .await;
-    node(&*store, "n1").await;
-    node(&*store, "n2").await;
+    node(&*store, "n1", true).await;
+    node(&*store, "n2", true).await;
     let n2 = Allocator::new(store.clone(), "n2");
     let tunnel = n2
         .ensure_tunnel_address(Tunnel::Ipip, Family::V4)
         .await
         .unwrap();
     assert!(tunnel.is_some());
+    // An explicit address in another block than the tunnel's: two blocks of n2.
+    let tunnel_block = ipam::blocks::block_of(tunnel.unwrap(), 26).unwrap();
+    let elsewhere = if tunnel_block.contains(&"10.0.0.200".parse::<IpAddr>().unwrap()) {
+        "10.0.0.10"
+    } else {
+        "10.0.0.200"
+    };
     let extra = n2
         .assign_ip(
-            "10.0.0.200".parse().unwrap(),
+            elsewhere.parse().unwrap(),
             "static-n2",
             BTreeMap::from([(attr::NODE.to_owned(), "n2".to_owned())]),
         )
@@ -223,7 +219,7 @@ async fn ipam_gc_releases_a_deleted_nodes_blocks_affinities_and_tunnel_address()
 async fn ipam_gc_removes_stale_pending_affinities_surplus_empty_blocks_and_empty_handles() {
     let store = memory();
     pool(&*store, "p", "10.0.0.0/24", 28, |_| {}).await;
-    node(&*store, "n1").await;
+    node(&*store, "n1", true).await;
     let n1 = Allocator::new(store.clone(), "n1");
     for i in 0..20 {
         n1.auto_assign(&AssignRequest::new(format!("h{i}"), 1, 0))
@@ -233,11 +229,16 @@ async fn ipam_gc_removes_stale_pending_affinities_surplus_empty_blocks_and_empty
     for i in 0..20 {
         n1.release_handle(&format!("h{i}")).await.unwrap();
     }
-    // A claim cut short: pending affinity, block never written.
-    let cidr: Cidr = "10.0.0.240/28".parse().unwrap();
+    // A claim cut short: pending affinity, block never written (in a block nobody has).
+    let blocks: Vec<IPAMBlock> = ipam::cas::list_all(&*store).await.unwrap();
+    let cidr = ipam::blocks::blocks_of("10.0.0.0/24".parse().unwrap(), 28)
+        .unwrap()
+        .map(Cidr)
+        .find(|c| blocks.iter().all(|b| b.spec.cidr != *c))
+        .unwrap();
     store
         .create(&BlockAffinity::new(
-            "n1-10-0-0-240-28",
+            ipam::claim::affinity_name("n1", &cidr),
             BlockAffinitySpec {
                 node: "n1".into(),
                 cidr,
@@ -274,7 +275,7 @@ async fn ipam_gc_removes_stale_pending_affinities_surplus_empty_blocks_and_empty
 async fn ipam_gc_judges_no_pod_while_no_workload_is_registered() {
     let store = memory();
     pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
-    node(&*store, "n1").await;
+    node(&*store, "n1", true).await;
     let n1 = Allocator::new(store.clone(), "n1");
     pod_address(&n1, "default", "web", "c1").await;
     let store: Arc<dyn Backend> = store;

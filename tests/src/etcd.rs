@@ -6,6 +6,12 @@
 //! let etcd = tests::etcd::Etcd::start(&logs)?;
 //! etcd.etcdctl(&["put", "k", "v"])?;
 //! let endpoint: String = etcd.endpoint(); // "http://127.0.0.1:<port>"
+//!
+//! // Clients only over TLS, with certificates signed by this run's CA:
+//! let secure = tests::etcd::Etcd::start_tls(&logs)?;
+//! let files = secure.tls().expect("started with TLS");
+//! let (cert, key) = files.client();
+//! # let _ = (files.ca(), cert, key);
 //! # anyhow::Ok(())
 //! ```
 
@@ -20,6 +26,7 @@ use tempfile::TempDir;
 
 use crate::process::{self, Process};
 use crate::registry::Registration;
+use crate::tls::TlsFiles;
 use crate::wait::wait_until;
 
 /// Attempts when another process grabs a port between picking and binding it.
@@ -34,15 +41,27 @@ pub struct Etcd {
     _data: TempDir,
     client_port: u16,
     registration: Registration,
+    tls: Option<TlsFiles>,
 }
 
 impl Etcd {
     /// Starts etcd logging to `<log_dir>/etcd-<port>.log` and waits until it is healthy.
     pub fn start(log_dir: impl AsRef<Path>) -> Result<Self> {
-        let log_dir = log_dir.as_ref();
+        Self::start_with(log_dir.as_ref(), false)
+    }
+
+    /// As [`Etcd::start`], but clients speak TLS (`https://`) and must present a
+    /// certificate signed by the CA in [`Etcd::tls`] (etcd's `--client-cert-auth`),
+    /// as production clusters are set up. Health is read from a plain-HTTP metrics
+    /// listener.
+    pub fn start_tls(log_dir: impl AsRef<Path>) -> Result<Self> {
+        Self::start_with(log_dir.as_ref(), true)
+    }
+
+    fn start_with(log_dir: &Path, tls: bool) -> Result<Self> {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(log_dir) {
+            match Self::try_start(log_dir, tls) {
                 Ok(etcd) => return Ok(etcd),
                 Err(e) if format!("{e:#}").contains("address already in use") => {
                     last_error = Some(e)
@@ -54,14 +73,19 @@ impl Etcd {
             .context("starting etcd: ports kept colliding")
     }
 
-    fn try_start(log_dir: &Path) -> Result<Self> {
+    fn try_start(log_dir: &Path, tls: bool) -> Result<Self> {
         let registration = Registration::new()?;
         let data = tempfile::Builder::new()
             .prefix("tabby-etcd-")
             .tempdir()
             .context("creating etcd's data directory")?;
         let (client_port, peer_port) = (free_port()?, free_port()?);
-        let client = format!("http://127.0.0.1:{client_port}");
+        let tls = match tls {
+            true => Some(TlsFiles::generate("tabby-test-etcd-ca")?),
+            false => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{client_port}");
         let peer = format!("http://127.0.0.1:{peer_port}");
         let mut command = Command::new("etcd");
         command
@@ -74,11 +98,27 @@ impl Etcd {
             .arg(format!("--initial-cluster=tabby-test={peer}"))
             .arg("--logger=zap")
             .arg("--log-outputs=stderr");
+        let health_port = match &tls {
+            None => client_port,
+            Some(files) => {
+                let metrics_port = free_port()?;
+                let (cert, key) = files.server();
+                command
+                    .arg(format!("--cert-file={}", cert.display()))
+                    .arg(format!("--key-file={}", key.display()))
+                    .arg(format!("--trusted-ca-file={}", files.ca().display()))
+                    .arg("--client-cert-auth")
+                    .arg(format!(
+                        "--listen-metrics-urls=http://127.0.0.1:{metrics_port}"
+                    ));
+                metrics_port
+            }
+        };
         let mut process = Process::spawn(command, log_dir, &format!("etcd-{client_port}"))?;
         registration.record_pid(process.pid())?;
         wait_until(HEALTHY_TIMEOUT, "etcd to become healthy", || {
             process.check_running()?;
-            Ok(healthy(client_port))
+            Ok(healthy(health_port))
         })
         .map_err(|e| match process.check_running() {
             // Report the crash (with its log) rather than the timeout.
@@ -90,22 +130,36 @@ impl Etcd {
             _data: data,
             client_port,
             registration,
+            tls,
         })
     }
 
-    /// The client URL, `http://127.0.0.1:<port>`.
+    /// The client URL, `http://127.0.0.1:<port>` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
-    /// Runs `etcdctl --endpoints <endpoint> <args>` (API v3); returns stdout.
+    /// The CA and certificates of an etcd started with [`Etcd::start_tls`].
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// Runs `etcdctl --endpoints <endpoint> <args>` (API v3), with the client
+    /// certificate when TLS is on; returns stdout.
     pub fn etcdctl(&self, args: &[&str]) -> Result<String> {
-        process::exec(
-            Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .arg(format!("--endpoints={}", self.endpoint()))
-                .args(args),
-        )
+        let mut command = Command::new("etcdctl");
+        command
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint()));
+        if let Some(files) = &self.tls {
+            let (cert, key) = files.client();
+            command
+                .arg(format!("--cacert={}", files.ca().display()))
+                .arg(format!("--cert={}", cert.display()))
+                .arg(format!("--key={}", key.display()));
+        }
+        process::exec(command.args(args))
     }
 
     /// The etcd process (pid, log).

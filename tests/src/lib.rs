@@ -7,7 +7,9 @@
 //! - [`netns::Netns`], [`process::Process`], [`process::exec`]: run programs and Rust
 //!   code ([`in_netns`]) inside a namespace, output logged per test ([`logs::LogDir`]).
 //! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
-//! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports.
+//! - [`cni::run`]: a CNI plugin run as a container runtime runs it.
+//! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports, plain or TLS-only
+//!   with certificates made for the run ([`tls::TlsFiles`]).
 //! - [`conformance`]: the datastore contract, run against every backend.
 //! - [`kube_api::KubeApi`]: the Kubernetes API double the kubernetes backend runs against.
 //! - [`routes::routes`]: a namespace's kernel routes as normalised lines.
@@ -16,6 +18,7 @@
 //! - [`require_root`], [`sweep`]: the root guard and the leftover sweep.
 
 pub mod bgperf;
+pub mod cni;
 pub mod conformance;
 pub mod etcd;
 pub mod kube_api;
@@ -30,6 +33,7 @@ pub mod root;
 pub mod routes;
 pub mod runtime;
 pub mod tcp_proxy;
+pub mod tls;
 pub mod vm;
 pub mod wait;
 

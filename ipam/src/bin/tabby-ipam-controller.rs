@@ -1,9 +1,10 @@
 //! tabby-ipam-controller: IPAM garbage collection for the cluster (one replica).
 //!
 //! ```text
-//! tabby-ipam-controller --etcd-endpoints http://10.0.0.1:2379 [--grace 15m] [--interval 1m]
-//!                       [--metrics-listen 0.0.0.0:9094]
-//! tabby-ipam-controller --etcd-endpoints ... --once [--grace 0s]   one pass, report as JSON
+//! tabby-ipam-controller [--grace 15m] [--interval 1m] [--metrics-listen 0.0.0.0:9094]
+//!                                   (kubernetes: the pod's service account)
+//! tabby-ipam-controller --datastore-type etcdv3 --etcd-endpoints http://10.0.0.1:2379 ...
+//! tabby-ipam-controller ... --once [--grace 0s]   one pass, report as JSON
 //! ```
 //!
 //! Flags also come from `TABBY_*` environment variables (see `--help`).
@@ -27,9 +28,17 @@ use proto::http::MetricsServer;
     about = "tabby IPAM garbage collection: leaked addresses, deleted nodes' blocks, empty blocks"
 )]
 struct Args {
-    /// `etcdv3` (the kubernetes datastore has not landed yet).
-    #[arg(long, env = "TABBY_DATASTORE_TYPE", default_value = "etcdv3")]
+    /// `kubernetes` (`--kubeconfig`, `--k8s-api-root`, else `$KUBECONFIG`, else the
+    /// pod's service account) or `etcdv3`.
+    #[arg(long, env = "TABBY_DATASTORE_TYPE", default_value = "kubernetes")]
     datastore_type: String,
+    /// A kubeconfig file (kubernetes datastore).
+    #[arg(long, env = "TABBY_KUBECONFIG")]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// An API server URL without credentials, e.g. `kubectl proxy`'s (kubernetes
+    /// datastore).
+    #[arg(long, env = "TABBY_K8S_API_ROOT", conflicts_with = "kubeconfig")]
+    k8s_api_root: Option<String>,
     /// etcd client URLs, comma-separated.
     #[arg(long, env = "TABBY_ETCD_ENDPOINTS", value_delimiter = ',')]
     etcd_endpoints: Vec<String>,
@@ -85,7 +94,14 @@ async fn serve(args: Args) -> Result<()> {
             endpoints: args.etcd_endpoints.clone(),
             prefix: args.etcd_prefix.clone(),
         },
-        "kubernetes" => DatastoreConf::Kubernetes { kubeconfig: None },
+        "kubernetes" if !args.etcd_endpoints.is_empty() => bail!(
+            "--etcd-endpoints is set but --datastore-type is kubernetes (the default): \
+             add --datastore-type etcdv3"
+        ),
+        "kubernetes" => DatastoreConf::Kubernetes {
+            kubeconfig: args.kubeconfig.clone(),
+            api_root: args.k8s_api_root.clone(),
+        },
         other => bail!("--datastore-type {other:?} is not etcdv3 or kubernetes"),
     };
     let store = connect(&datastore).await?;

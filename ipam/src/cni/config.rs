@@ -7,6 +7,9 @@
 //!   "type": "tabby-ipam",
 //!   "datastore_type": "etcdv3",
 //!   "etcd_endpoints": "http://10.0.0.1:2379,http://10.0.0.2:2379",
+//!   (or "datastore_type": "kubernetes" with "kubeconfig": "/etc/cni/net.d/tabby-kubeconfig",
+//!    or "k8s_api_root": "http://127.0.0.1:8001", or neither: $KUBECONFIG or the
+//!    service account)
 //!   "nodename": "node-1",
 //!   "ipv4_pools": ["default-ipv4-ippool"],
 //!   "assign_ipv4": "true",
@@ -14,7 +17,9 @@
 //! }
 //! ```
 //!
-//! Names follow Calico's CNI config; `assign_*` take `true` or `"true"` as Calico's do.
+//! Names follow Calico's CNI config, except that `kubeconfig` and `k8s_api_root` sit in
+//! the `ipam` section rather than a top-level `kubernetes` object (tabby-ipam's own
+//! settings all live there); `assign_*` take `true` or `"true"` as Calico's do.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -98,6 +103,8 @@ struct WireIpam {
     etcd_prefix: Option<String>,
     #[serde(default)]
     kubeconfig: Option<PathBuf>,
+    #[serde(default)]
+    k8s_api_root: Option<String>,
     #[serde(default)]
     nodename: Option<String>,
     #[serde(default)]
@@ -201,14 +208,8 @@ impl IpamConf {
                         "is empty: list the etcd client URLs, e.g. \"http://10.0.0.1:2379\"",
                     ));
                 }
-                if let Some(bad) = endpoints
-                    .iter()
-                    .find(|e| !(e.starts_with("http://") || e.starts_with("https://")))
-                {
-                    return Err(CniError::config(
-                        "ipam.etcd_endpoints",
-                        format!("{bad:?} is not an http:// or https:// URL"),
-                    ));
+                for endpoint in &endpoints {
+                    http_url("ipam.etcd_endpoints", endpoint)?;
                 }
                 if let Some(prefix) = wire.etcd_prefix.as_deref().filter(|p| !p.starts_with('/')) {
                     return Err(CniError::config(
@@ -221,9 +222,7 @@ impl IpamConf {
                     prefix: wire.etcd_prefix,
                 }
             }
-            "kubernetes" => DatastoreConf::Kubernetes {
-                kubeconfig: wire.kubeconfig,
-            },
+            "kubernetes" => kubernetes(wire.kubeconfig, wire.k8s_api_root, &wire.etcd_endpoints)?,
             other => {
                 return Err(CniError::config(
                     "ipam.datastore_type",
@@ -256,6 +255,44 @@ impl IpamConf {
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         })
+    }
+}
+
+/// The kubernetes datastore's settings, checked: at most one of a kubeconfig and an
+/// API root, and no etcd endpoints (a sign `datastore_type` was forgotten).
+fn kubernetes(
+    kubeconfig: Option<PathBuf>,
+    api_root: Option<String>,
+    etcd_endpoints: &Option<String>,
+) -> Result<DatastoreConf, CniError> {
+    if etcd_endpoints.is_some() {
+        return Err(CniError::config(
+            "ipam.etcd_endpoints",
+            "is set but datastore_type is kubernetes (the default): set \"datastore_type\": \"etcdv3\" or remove etcd_endpoints",
+        ));
+    }
+    if kubeconfig.is_some() && api_root.is_some() {
+        return Err(CniError::config(
+            "ipam.k8s_api_root",
+            "and ipam.kubeconfig are both set: keep one",
+        ));
+    }
+    if let Some(url) = &api_root {
+        http_url("ipam.k8s_api_root", url)?;
+    }
+    Ok(DatastoreConf::Kubernetes {
+        kubeconfig,
+        api_root,
+    })
+}
+
+fn http_url(field: &str, url: &str) -> Result<(), CniError> {
+    match url.starts_with("http://") || url.starts_with("https://") {
+        true => Ok(()),
+        false => Err(CniError::config(
+            field,
+            format!("{url:?} is not an http:// or https:// URL"),
+        )),
     }
 }
 
@@ -352,5 +389,48 @@ mod tests {
         let mut conf = base();
         conf["cniVersion"] = json!("0.2.0");
         assert_eq!(parse(conf).unwrap_err().code(), 1);
+    }
+
+    #[test]
+    fn ipam_the_kubernetes_datastore_takes_a_kubeconfig_or_an_api_root_but_not_both() {
+        let kubernetes = |edit: &dyn Fn(&mut Value)| {
+            let mut conf = base();
+            let ipam = conf["ipam"].as_object_mut().unwrap();
+            ipam.remove("datastore_type");
+            ipam.remove("etcd_endpoints");
+            edit(&mut conf["ipam"]);
+            parse(conf)
+        };
+        let conf = kubernetes(&|ipam| ipam["kubeconfig"] = json!("/etc/cni/net.d/kc")).unwrap();
+        assert_eq!(
+            conf.ipam.datastore,
+            DatastoreConf::Kubernetes {
+                kubeconfig: Some("/etc/cni/net.d/kc".into()),
+                api_root: None,
+            },
+            "kubernetes is the default datastore"
+        );
+        let errors = [
+            (
+                kubernetes(&|ipam| ipam["etcd_endpoints"] = json!("http://10.0.0.1:2379")),
+                "ipam.etcd_endpoints: is set but datastore_type is kubernetes",
+            ),
+            (
+                kubernetes(&|ipam| {
+                    ipam["kubeconfig"] = json!("/kc");
+                    ipam["k8s_api_root"] = json!("http://127.0.0.1:8001");
+                }),
+                "ipam.k8s_api_root: and ipam.kubeconfig are both set",
+            ),
+            (
+                kubernetes(&|ipam| ipam["k8s_api_root"] = json!("127.0.0.1:8001")),
+                "ipam.k8s_api_root: \"127.0.0.1:8001\" is not an http",
+            ),
+        ];
+        for (result, expected) in errors {
+            let error = result.unwrap_err();
+            assert_eq!(error.code(), 7);
+            assert!(error.to_string().contains(expected), "{error}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::config::SUPPORTED_VERSIONS;
 use crate::connect::ConnectError;
-use crate::error::IpamError;
+use crate::error::{IpamError, chain};
 
 /// No address can be given: pools exhausted or none usable.
 const CODE_NO_ADDRESS: u32 = 100;
@@ -53,7 +53,7 @@ impl CniError {
             Self::Decode(_) => 6,
             Self::Config { .. } => 7,
             Self::Connect(ConnectError::Unreachable { .. }) => 11,
-            Self::Connect(ConnectError::KubernetesUnavailable) => 7,
+            Self::Connect(ConnectError::Kubernetes { .. }) => 7,
             Self::Ipam(error) if error.is_transient() => 11,
             Self::Ipam(IpamError::Exhausted(_) | IpamError::NoPool { .. }) => CODE_NO_ADDRESS,
             Self::Ipam(
@@ -83,6 +83,20 @@ impl CniError {
             | Self::Connect(ConnectError::Unreachable { .. }) => {
                 Some("check ipam.etcd_endpoints and that etcd is up; the runtime retries")
             }
+            Self::Connect(ConnectError::Kubernetes { .. }) => Some(
+                "check ipam.kubeconfig or ipam.k8s_api_root (or remove both on a node with a kubeconfig)",
+            ),
+            Self::Ipam(IpamError::Datastore(api::datastore::Error::Kubernetes(_)))
+                if self.code() == 11 =>
+            {
+                Some(
+                    "check that the API server (of ipam.kubeconfig or ipam.k8s_api_root) is up; the runtime retries",
+                )
+            }
+            Self::Ipam(IpamError::Datastore(api::datastore::Error::Kubernetes(_))) => Some(
+                "the API server refused: check the plugin's credentials and their RBAC rules \
+                 for tabby.dev resources and core pods and nodes",
+            ),
             Self::Ipam(e) if e.is_transient() => Some("the runtime retries"),
             _ => None,
         }
@@ -98,8 +112,8 @@ impl CniError {
             msg: String,
         }
         let msg = match self.hint() {
-            Some(hint) => format!("{self}: {hint}"),
-            None => self.to_string(),
+            Some(hint) => format!("{}: {hint}", chain(self)),
+            None => chain(self),
         };
         let wire = Wire {
             cni_version,

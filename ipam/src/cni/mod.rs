@@ -39,7 +39,7 @@ use crate::assign::{Allocator, AssignRequest, ExistingHandle};
 use crate::cas::list_all;
 use crate::connect::ConnectError;
 use crate::error::IpamError;
-use crate::handles::{addresses_of, cni_handle_id, cni_handle_prefix};
+use crate::handles::{addresses_of, cni_handle_id, cni_handle_prefix, is_object_name};
 use crate::table::{AllocationTable, attr};
 
 /// The newest spec version: for VERSION and errors before a config is read.
@@ -325,12 +325,7 @@ fn node_name(
             (host.trim().to_ascii_lowercase(), "the host name")
         }
     };
-    let edge = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let valid = name.len() <= 253
-        && name.starts_with(edge)
-        && name.ends_with(edge)
-        && name.chars().all(|c| edge(c) || c == '-' || c == '.');
-    if !valid {
+    if !is_object_name(&name) {
         return Err(CniError::config(
             field,
             format!(

@@ -1,8 +1,11 @@
 //! Datastore doubles around a real backend: one that injects write conflicts (a
 //! competing writer bumps the object's revision just before the caller's
-//! compare-and-swap lands), one that counts calls. Both pass everything else through.
+//! compare-and-swap lands), one that counts calls and round trips. Both pass
+//! everything else through. And what the IPAM tests share: pools, nodes, churn.
 
 #![allow(dead_code)] // each test binary uses part of this module
+
+pub mod cni;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,72 +91,19 @@ impl<B: Backend> Backend for Conflicting<B> {
     }
 }
 
-/// Counts backend calls by operation and kind (`"get ipamblocks"`).
-#[derive(Debug)]
-pub struct Counting<B> {
-    inner: B,
-    calls: Mutex<BTreeMap<String, usize>>,
-}
-
-impl<B: Backend> Counting<B> {
-    pub fn new(inner: B) -> Self {
-        Self {
-            inner,
-            calls: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    /// The calls so far, and zero them.
-    pub fn take(&self) -> BTreeMap<String, usize> {
-        std::mem::take(&mut *self.calls.lock().unwrap())
-    }
-
-    fn count(&self, op: &str, kind: Kind) {
-        *self
-            .calls
-            .lock()
-            .unwrap()
-            .entry(format!("{op} {}", kind.plural))
-            .or_default() += 1;
-    }
-}
-
-#[async_trait]
-impl<B: Backend> Backend for Counting<B> {
-    async fn get_record(&self, kind: Kind, name: &str) -> Result<Record> {
-        self.count("get", kind);
-        self.inner.get_record(kind, name).await
-    }
-    async fn list_records(&self, kind: Kind, options: &ListOptions) -> Result<List<Record>> {
-        self.count("list", kind);
-        self.inner.list_records(kind, options).await
-    }
-    async fn create_record(&self, kind: Kind, name: &str, value: Value) -> Result<Record> {
-        self.count("create", kind);
-        self.inner.create_record(kind, name, value).await
-    }
-    async fn update_record(
-        &self,
-        kind: Kind,
-        name: &str,
-        value: Value,
-        expected: Revision,
-    ) -> Result<Record> {
-        self.count("update", kind);
-        self.inner.update_record(kind, name, value, expected).await
-    }
-    async fn delete_record(
-        &self,
-        kind: Kind,
-        name: &str,
-        expected: Option<Revision>,
-    ) -> Result<Record> {
-        self.count("delete", kind);
-        self.inner.delete_record(kind, name, expected).await
-    }
-    async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>> {
-        self.inner.watch_records(kind, from).await
-    }
+/// Creates node `name`, with a BGP address when `bgp` (IPIP needs one).
+pub async fn node(store: &dyn Backend, name: &str, bgp: bool) {
+    let spec = api::resources::NodeSpec {
+        bgp: bgp.then(|| api::resources::NodeBgpSpec {
+            ipv4_address: Some("192.0.2.1/24".parse().unwrap()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    store
+        .create(&api::resources::Node::new(name, spec))
+        .await
+        .unwrap();
 }
 
 pub fn memory() -> Arc<dyn Backend> {
@@ -362,5 +312,102 @@ impl EtcdStoreFixture {
 
     pub fn backend(&self) -> Arc<dyn Backend> {
         self.store.clone()
+    }
+}
+
+/// Counts datastore round trips as a caller waits for them: the longest chain of
+/// calls each issued after the previous one answered. A call's depth is one more
+/// than the deepest call answered before it started, so calls issued together
+/// share a depth, and with every round trip equally long the deepest call is the
+/// caller's latency in round trips. Every call yields once before it is served, so
+/// calls joined in one future all start before the first answers.
+#[derive(Debug)]
+pub struct Rounds<B> {
+    inner: B,
+    /// (deepest answered, deepest started)
+    depth: Mutex<(usize, usize)>,
+    /// Calls by operation and kind (`"get ipamblocks"`).
+    calls: Mutex<BTreeMap<String, usize>>,
+}
+
+impl<B: Backend> Rounds<B> {
+    pub fn new(inner: B) -> Self {
+        Self {
+            inner,
+            depth: Mutex::new((0, 0)),
+            calls: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Round trips and calls since the last take.
+    pub fn take(&self) -> (usize, BTreeMap<String, usize>) {
+        let (_, deepest) = std::mem::take(&mut *self.depth.lock().unwrap());
+        (deepest, std::mem::take(&mut *self.calls.lock().unwrap()))
+    }
+
+    async fn call<T>(&self, op: &str, kind: Kind, call: impl std::future::Future<Output = T>) -> T {
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry(format!("{op} {}", kind.plural))
+            .or_default() += 1;
+        let depth = {
+            let mut state = self.depth.lock().unwrap();
+            let depth = state.0 + 1;
+            state.1 = state.1.max(depth);
+            depth
+        };
+        tokio::task::yield_now().await;
+        let result = call.await;
+        let mut state = self.depth.lock().unwrap();
+        state.0 = state.0.max(depth);
+        result
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Backend for Rounds<B> {
+    async fn get_record(&self, kind: Kind, name: &str) -> Result<Record> {
+        self.call("get", kind, self.inner.get_record(kind, name))
+            .await
+    }
+    async fn list_records(&self, kind: Kind, options: &ListOptions) -> Result<List<Record>> {
+        self.call("list", kind, self.inner.list_records(kind, options))
+            .await
+    }
+    async fn create_record(&self, kind: Kind, name: &str, value: Value) -> Result<Record> {
+        self.call("create", kind, self.inner.create_record(kind, name, value))
+            .await
+    }
+    async fn update_record(
+        &self,
+        kind: Kind,
+        name: &str,
+        value: Value,
+        expected: Revision,
+    ) -> Result<Record> {
+        self.call(
+            "update",
+            kind,
+            self.inner.update_record(kind, name, value, expected),
+        )
+        .await
+    }
+    async fn delete_record(
+        &self,
+        kind: Kind,
+        name: &str,
+        expected: Option<Revision>,
+    ) -> Result<Record> {
+        self.call(
+            "delete",
+            kind,
+            self.inner.delete_record(kind, name, expected),
+        )
+        .await
+    }
+    async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>> {
+        self.inner.watch_records(kind, from).await
     }
 }
