@@ -14,6 +14,13 @@ pub struct ClusterId(pub u32);
 #[error("cluster id {0:?} is neither a dotted quad (224.0.0.1) nor a 32-bit number")]
 pub struct ClusterIdError(String);
 
+impl ClusterIdError {
+    /// The text that did not parse.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+}
+
 impl FromStr for ClusterId {
     type Err = ClusterIdError;
 

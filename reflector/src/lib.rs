@@ -1,8 +1,20 @@
 //! tabby-reflector: a standalone BGP route reflector over the `bgp` crate.
 //!
-//! The first module reads the cluster id as operators write it; the configuration
-//! file, the speaker wiring and the gRPC API land with the reflector issue.
+//! - [`config`]: the YAML file, validated with field paths.
+//! - [`desired`]: what the file and the datastore ask of the speaker.
+//! - [`plan`]: the difference a reload applies, leaving other sessions alone.
+//! - [`discovery`]: peers from the datastore's `Node`s, followed with a watch.
+//! - [`daemon`]: the loop owning the speaker: reloads, notices, shutdown.
+//! - [`status`], [`observe`]: the gRPC status API and `/metrics`, `/readyz`.
 
+pub mod book;
 pub mod cluster_id;
+pub mod config;
+pub mod daemon;
+pub mod desired;
+pub mod discovery;
+pub mod observe;
+pub mod plan;
+pub mod status;
 
 pub use cluster_id::{ClusterId, ClusterIdError};

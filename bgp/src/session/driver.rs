@@ -25,6 +25,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::codec::{Message, MessageKind, Notification, SessionContext, decode_message};
@@ -149,6 +150,8 @@ pub struct SessionHandle {
     pub updates: mpsc::Sender<Outgoing>,
     pub stats: Arc<SessionStats>,
     pub events: mpsc::Receiver<Event>,
+    /// The driver; it ends after [`Command::Stop`] once the Cease is written.
+    pub task: JoinHandle<()>,
 }
 
 /// Starts the session with `endpoint` on the current tokio runtime.
@@ -193,13 +196,14 @@ pub fn spawn_into(config: SessionConfig, endpoint: Endpoint, sink: EventSink) ->
         sink,
         stats: Arc::clone(&stats),
     };
-    tokio::spawn(driver.run(command_rx, update_rx));
+    let task = tokio::spawn(driver.run(command_rx, update_rx));
     let (_, events) = mpsc::channel(1);
     SessionHandle {
         commands,
         updates,
         stats,
         events,
+        task,
     }
 }
 

@@ -28,6 +28,10 @@ pub struct SpeakerConfig {
     /// When restarting (RFC 4724 4.1), how long at most best paths are held back
     /// from peers and from the owner while waiting for the peers' End-of-RIB.
     pub selection_deferral: Duration,
+    /// Report best-path changes as [`Notice::Best`](super::Notice::Best). An owner
+    /// without a FIB (a route reflector) turns it off: a notice per changed prefix
+    /// costs a copy of its best paths and a wake-up of the owner.
+    pub best_notices: bool,
 }
 
 impl SpeakerConfig {
@@ -41,6 +45,7 @@ impl SpeakerConfig {
             listen_ranges: Vec::new(),
             graceful_restart: None,
             selection_deferral: DEFAULT_SELECTION_DEFERRAL,
+            best_notices: true,
         }
     }
 }
@@ -65,6 +70,19 @@ pub struct ListenRange {
 pub enum Policy {
     Accept,
     Reject,
+}
+
+/// Graceful restart (RFC 4724) towards one peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PeerGracefulRestart {
+    /// What the speaker offers every peer ([`SpeakerConfig::graceful_restart`]).
+    #[default]
+    Speaker,
+    /// Not offered to this peer.
+    Off,
+    /// Offered with this restart time (seconds). Whether this speaker is
+    /// restarting and keeps forwarding state is the speaker's, not the peer's.
+    RestartTime(u16),
 }
 
 /// One peer.
@@ -106,6 +124,7 @@ pub struct PeerConfig {
     /// decides instead of `import` / `export`.
     pub import_filter: Option<Filter>,
     pub export_filter: Option<Filter>,
+    pub graceful_restart: PeerGracefulRestart,
 }
 
 impl PeerConfig {
@@ -133,6 +152,7 @@ impl PeerConfig {
             export: None,
             import_filter: None,
             export_filter: None,
+            graceful_restart: PeerGracefulRestart::Speaker,
         }
     }
 
@@ -178,6 +198,7 @@ impl PeerConfig {
                 c.add_path_send,
                 c.extended_next_hop,
                 c.rr_client,
+                c.graceful_restart,
             )
         };
         connection(self) != connection(other) || open(self) != open(other)
@@ -208,10 +229,26 @@ impl PeerConfig {
             hold_time: self.hold_time,
             keepalive: self.keepalive,
             passive: self.passive,
-            graceful_restart: speaker.graceful_restart,
+            graceful_restart: self.offered_graceful_restart(speaker),
             add_path,
             extended_next_hop: self.extended_next_hop,
             ..base
+        }
+    }
+
+    /// The graceful-restart capability this peer is offered.
+    fn offered_graceful_restart(&self, speaker: &SpeakerConfig) -> Option<GracefulRestartConfig> {
+        match self.graceful_restart {
+            PeerGracefulRestart::Speaker => speaker.graceful_restart,
+            PeerGracefulRestart::Off => None,
+            PeerGracefulRestart::RestartTime(restart_time) => Some(GracefulRestartConfig {
+                restart_time,
+                ..speaker.graceful_restart.unwrap_or(GracefulRestartConfig {
+                    restart_time,
+                    restarting: false,
+                    forwarding_preserved: false,
+                })
+            }),
         }
     }
 

@@ -26,13 +26,14 @@ mod peer;
 mod state;
 
 pub use config::{
-    DEFAULT_MAX_PREFIXES_RESTART, DEFAULT_SELECTION_DEFERRAL, ListenRange, PeerConfig, Policy,
-    SpeakerConfig,
+    DEFAULT_MAX_PREFIXES_RESTART, DEFAULT_SELECTION_DEFERRAL, ListenRange, PeerConfig,
+    PeerGracefulRestart, Policy, SpeakerConfig,
 };
 pub use hooks::{ExportHook, Hooks, ImportHook, Verdict};
 pub use peer::PeerStatus;
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
@@ -40,6 +41,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::codec::Attributes;
 use crate::rib::{Change, Path};
 use crate::transport::{self, TransportError, TtlPolicy};
+
+/// How long a shutdown waits for the sessions to write their Cease.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// What the owner asks of the speaker.
 #[derive(Debug)]
@@ -64,7 +68,12 @@ pub enum Request {
     Status(oneshot::Sender<Vec<PeerStatus>>),
     /// Every prefix in the RIB with all its paths, best first.
     Routes(oneshot::Sender<Vec<(IpNet, Vec<Path>)>>),
-    /// Cease every session with this message and stop.
+    /// Replaces the listen ranges. Dynamic peers accepted through a range that is
+    /// gone or changed are stopped; the others keep their sessions.
+    SetListenRanges(Vec<ListenRange>),
+    /// Cease every session with this message and stop. The notices channel closes
+    /// once every session has written its NOTIFICATION (or after
+    /// [`SHUTDOWN_GRACE`]), so the owner may exit as soon as it does.
     Shutdown(String),
 }
 

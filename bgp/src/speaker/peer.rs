@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::codec::{Afi, UpdatePacker};
 use crate::rib::{Source, SourceId, Speaker};
@@ -22,6 +23,8 @@ pub(crate) struct Peer {
     pub commands: mpsc::UnboundedSender<Command>,
     pub updates: mpsc::Sender<Outgoing>,
     pub stats: Arc<SessionStats>,
+    /// The session's driver task.
+    pub driver: JoinHandle<()>,
     /// Its paths in the RIB, kept across sessions (graceful restart).
     pub source: SourceId,
     pub up: Option<Up>,

@@ -20,13 +20,13 @@ use crate::rib::{Interner, LOCAL, Rib, Source, Speaker};
 use crate::session::{self, Command, Event, EventSink};
 use crate::transport::{self, TtlPolicy};
 
-use super::config::{PeerConfig, SpeakerConfig};
+use super::config::{ListenRange, PeerConfig, SpeakerConfig};
 use super::export::{self, ExportClass, Scratch};
 use super::hooks::Hooks;
 use super::notices::Notices;
 use super::outbox::Outbox;
 use super::peer::{Peer, PeerStatus, Up};
-use super::{Notice, Request};
+use super::{Notice, Request, SHUTDOWN_GRACE};
 
 /// Cease subcode 1 (RFC 4486).
 const CEASE: u8 = 6;
@@ -112,9 +112,7 @@ impl State {
                     // The owner dropping its handle is a shutdown too.
                     let request = request.unwrap_or(Request::Shutdown("shutting down".into()));
                     if let Request::Shutdown(message) = request {
-                        for peer in self.peers.values() {
-                            let _ = peer.commands.send(Command::Stop(message.clone()));
-                        }
+                        self.shut_down(message).await;
                         return;
                     }
                     self.request(request);
@@ -138,6 +136,24 @@ impl State {
             }
             self.follow_journal();
             self.flush(permit);
+        }
+    }
+
+    /// Ceases every session and waits (at most [`SHUTDOWN_GRACE`]) until each
+    /// has written its NOTIFICATION.
+    async fn shut_down(&mut self, message: String) {
+        let mut drivers = Vec::new();
+        for (_, peer) in self.peers.drain() {
+            let _ = peer.commands.send(Command::Stop(message.clone()));
+            drivers.push(peer.driver);
+        }
+        let all = async {
+            for driver in drivers {
+                let _ = driver.await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+            tracing::warn!("sessions still closing after the shutdown grace time");
         }
     }
 
@@ -202,7 +218,33 @@ impl State {
                     .collect();
                 let _ = reply.send(routes);
             }
+            Request::SetListenRanges(ranges) => self.set_listen_ranges(ranges),
             Request::Shutdown(_) => {}
+        }
+    }
+
+    /// Replaces the listen ranges; a dynamic peer stays while the range it came
+    /// through stays unchanged (its index may move).
+    fn set_listen_ranges(&mut self, ranges: Vec<ListenRange>) {
+        let old = std::mem::replace(&mut self.config.listen_ranges, ranges);
+        let mut gone = Vec::new();
+        for (address, peer) in &mut self.peers {
+            let Some(index) = peer.range else { continue };
+            let kept = old
+                .get(index)
+                .and_then(|range| self.config.listen_ranges.iter().position(|r| r == range));
+            match kept {
+                Some(new_index) => peer.range = Some(new_index),
+                None => gone.push(*address),
+            }
+        }
+        for address in gone {
+            self.remove_peer(address, "listen range removed");
+        }
+        for range in self.config.listen_ranges.clone() {
+            if let Some(key) = &range.template.md5_key {
+                self.set_listener_key(range.prefix, key);
+            }
         }
     }
 
@@ -282,6 +324,7 @@ impl State {
             commands: handle.commands,
             updates: handle.updates,
             stats: handle.stats,
+            driver: handle.task,
             source,
             up: None,
             since: Instant::now(),
@@ -297,6 +340,13 @@ impl State {
             let _ = peer.commands.send(Command::Stop(why.into()));
             self.tokens.remove(&peer.token);
             self.rib.remove_source(peer.source);
+            // Its session's own Down event finds no peer any more.
+            if peer.up.is_some() {
+                self.notices.event(Notice::PeerDown {
+                    address,
+                    reason: why.into(),
+                });
+            }
         }
     }
 
@@ -483,7 +533,9 @@ impl State {
             for up in peers.values_mut().filter_map(|p| p.up.as_mut()) {
                 up.outbox.follow(touched);
             }
-            notices.pending.outbox.follow(touched);
+            if self.config.best_notices {
+                notices.pending.outbox.follow(touched);
+            }
         }
         if self.removed > 1024 + self.interner.len() / 2 {
             self.interner.collect();
@@ -528,6 +580,10 @@ impl State {
 
     fn accepted(&mut self, stream: TcpStream, from: SocketAddr) {
         let address = from.ip().to_canonical();
+        // As on connected sessions: UPDATEs go out as soon as they are written.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::warn!(%address, %error, "cannot set TCP_NODELAY");
+        }
         if let Some(peer) = self.peers.get(&address) {
             apply_ttl(&stream, peer.config.ttl);
             let _ = peer.commands.send(Command::Accepted(stream));

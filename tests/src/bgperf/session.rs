@@ -71,18 +71,22 @@ pub async fn establish(
     own: Range<u32>,
     deadline: Instant,
 ) -> Result<Client> {
-    let mut stream = loop {
-        match connect(local, target).await {
-            Ok(stream) => break stream,
+    // A daemon may accept before its session is configured and reset the
+    // connection (BIRD does while its protocols start): retry the whole handshake.
+    let (stream, hold, leftover) = loop {
+        let attempt = async {
+            let mut stream = connect(local, target).await?;
+            let (hold, leftover) = handshake(&mut stream, local, asn).await?;
+            anyhow::Ok((stream, hold, leftover))
+        };
+        match attempt.await {
+            Ok(established) => break established,
             Err(error) if Instant::now() > deadline => {
-                return Err(error).context(format!("{local} connecting to {target}"));
+                return Err(error).context(format!("{local}: session with {target}"));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
-    let hold = handshake(&mut stream, local, asn)
-        .await
-        .with_context(|| format!("{local}: handshake with {target}"))?;
     let (read, write) = stream.into_split();
     let (send, outgoing) = mpsc::unbounded_channel();
     let progress = Arc::new(Progress::default());
@@ -90,6 +94,7 @@ pub async fn establish(
     tokio::spawn(writer(write, outgoing, keepalive));
     tokio::spawn(reader(
         read,
+        leftover,
         Held::new(size, own),
         Arc::clone(&progress),
         epoch,
@@ -111,8 +116,9 @@ async fn connect(local: Ipv4Addr, target: SocketAddrV4) -> Result<TcpStream> {
 }
 
 /// Sends OPEN, reads the target's OPEN, confirms with KEEPALIVE and waits for the
-/// target's. Returns the negotiated hold time.
-async fn handshake(stream: &mut TcpStream, local: Ipv4Addr, asn: u32) -> Result<u16> {
+/// target's. Returns the negotiated hold time and what arrived after the KEEPALIVE
+/// (the target's first UPDATEs), for the reader.
+async fn handshake(stream: &mut TcpStream, local: Ipv4Addr, asn: u32) -> Result<(u16, BytesMut)> {
     let open = Open::new(
         asn,
         HOLD_TIME,
@@ -144,11 +150,7 @@ async fn handshake(stream: &mut TcpStream, local: Ipv4Addr, asn: u32) -> Result<
                         stream.write_all(&out).await?;
                     }
                     Message::Keepalive if hold.is_some() => {
-                        // Anything after this (UPDATEs) is the reader's.
-                        if !buf.is_empty() {
-                            bail!("the target sent UPDATEs before its first KEEPALIVE");
-                        }
-                        return Ok(hold.unwrap_or(HOLD_TIME));
+                        return Ok((hold.unwrap_or(HOLD_TIME), buf));
                     }
                     Message::Notification(n) => {
                         bail!("NOTIFICATION {}/{} {:?}", n.code, n.subcode, n.data)
@@ -190,22 +192,18 @@ async fn writer(
 
 async fn reader(
     mut stream: OwnedReadHalf,
+    mut buf: BytesMut,
     mut held: Held,
     progress: Arc<Progress>,
     epoch: Instant,
     local: Ipv4Addr,
 ) {
-    let mut buf = BytesMut::with_capacity(256 * 1024);
+    buf.reserve(256 * 1024);
     let fail = |why: String| {
         eprintln!("tabby-bgperf: session {local}: {why}");
         progress.failed.store(1, Ordering::Release);
     };
     loop {
-        match stream.read_buf(&mut buf).await {
-            Ok(0) => return fail("closed by the target".into()),
-            Err(error) => return fail(error.to_string()),
-            Ok(_) => {}
-        }
         let before = held.count();
         let mut at = 0;
         while let Some(header) = buf.get(at..at + HEADER_LEN) {
@@ -235,6 +233,11 @@ async fn reader(
             let now = epoch.elapsed().as_nanos() as u64;
             progress.changed.store(now, Ordering::Release);
             progress.held.store(held.count(), Ordering::Release);
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(0) => return fail("closed by the target".into()),
+            Err(error) => return fail(error.to_string()),
+            Ok(_) => {}
         }
     }
 }

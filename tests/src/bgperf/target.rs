@@ -8,25 +8,36 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use std::fmt::Write as _;
+
 use anyhow::{Context, Result};
+use tempfile::TempDir;
 
 use crate::netns::Netns;
 use crate::peers::{BgpConfig, Bird, Frr, GoBgp, Neighbor};
+use crate::process::Process;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TargetKind {
+    Tabby,
     Bird,
     Frr,
     GoBgp,
 }
 
 impl TargetKind {
-    pub const ALL: [TargetKind; 3] = [TargetKind::Bird, TargetKind::Frr, TargetKind::GoBgp];
+    pub const ALL: [TargetKind; 4] = [
+        TargetKind::Tabby,
+        TargetKind::Bird,
+        TargetKind::Frr,
+        TargetKind::GoBgp,
+    ];
 }
 
 impl fmt::Display for TargetKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            TargetKind::Tabby => "tabby",
             TargetKind::Bird => "bird",
             TargetKind::Frr => "frr",
             TargetKind::GoBgp => "gobgp",
@@ -41,13 +52,14 @@ impl FromStr for TargetKind {
         TargetKind::ALL
             .into_iter()
             .find(|t| t.to_string() == s.to_ascii_lowercase())
-            .ok_or_else(|| format!("unknown target {s:?} (bird, frr, gobgp)"))
+            .ok_or_else(|| format!("unknown target {s:?} (tabby, bird, frr, gobgp)"))
     }
 }
 
 /// A running target; stopped when dropped.
 #[derive(Debug)]
 pub enum Target {
+    Tabby(Tabby),
     Bird(Bird),
     Frr(Frr),
     GoBgp(GoBgp),
@@ -66,6 +78,7 @@ impl Target {
             c.neighbor(Neighbor::new((*a).into(), asn).passive().rr_client())
         });
         Ok(match kind {
+            TargetKind::Tabby => Target::Tabby(Tabby::start(netns, router_id, asn, clients)?),
             TargetKind::Bird => Target::Bird(Bird::start(netns, &config)?),
             TargetKind::Frr => Target::Frr(Frr::start(netns, &config)?),
             TargetKind::GoBgp => Target::GoBgp(GoBgp::start(netns, &config)?),
@@ -74,6 +87,7 @@ impl Target {
 
     pub fn pid(&self) -> u32 {
         match self {
+            Target::Tabby(tabby) => tabby.process.pid(),
             Target::Bird(bird) => bird.process().pid(),
             Target::Frr(frr) => frr.process().pid(),
             Target::GoBgp(gobgp) => gobgp.process().pid(),
@@ -82,6 +96,50 @@ impl Target {
 
     pub fn usage(&self) -> Result<Usage> {
         Usage::of(self.pid())
+    }
+}
+
+/// `tabby-reflector`, from next to this binary (`cargo build --release -p reflector`)
+/// or `$TABBY_REFLECTOR`.
+#[derive(Debug)]
+pub struct Tabby {
+    process: Process,
+    _sockets: TempDir,
+}
+
+impl Tabby {
+    fn start(netns: &Netns, router_id: Ipv4Addr, asn: u32, clients: &[Ipv4Addr]) -> Result<Self> {
+        let binary = std::env::var_os("TABBY_REFLECTOR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                Some(
+                    std::env::current_exe()
+                        .ok()?
+                        .with_file_name("tabby-reflector"),
+                )
+            })
+            .context("cannot tell where tabby-reflector is")?;
+        let sockets = tempfile::Builder::new().prefix("tabby-bgperf-").tempdir()?;
+        let mut config = format!(
+            "asNumber: {asn}\nrouterId: {router_id}\napi: {{socket: {}}}\npeers:\n",
+            sockets.path().join("api.sock").display()
+        );
+        for client in clients {
+            let _ = writeln!(
+                config,
+                "- {{address: {client}, asNumber: {asn}, passive: true}}"
+            );
+        }
+        let file = netns.logs().join("tabby-reflector.yaml");
+        std::fs::write(&file, config)?;
+        let mut command = netns.command(&binary);
+        command.arg("--config").arg(&file).env("TABBY_LOG", "warn");
+        let process = Process::spawn(command, netns.logs(), "tabby-reflector")
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Ok(Self {
+            process,
+            _sockets: sockets,
+        })
     }
 }
 

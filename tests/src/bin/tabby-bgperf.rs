@@ -15,7 +15,7 @@ use tests::bgperf::{self, Options, Outcome, TargetKind, Workload};
 #[derive(Debug, Parser)]
 #[command(about = "tester -> route reflector -> monitor benchmark against real daemons")]
 struct Args {
-    /// Targets to measure (bird, frr, gobgp); all when none is given.
+    /// Targets to measure (tabby, bird, frr, gobgp); all when none is given.
     #[arg(long = "target")]
     targets: Vec<TargetKind>,
     /// Workloads to run (w1 to w5); all when none is given.

@@ -1,0 +1,189 @@
+//! The speaker the configuration asks for: the speaker-wide settings, every peer
+//! (static ones from the file, discovered ones from the datastore) and the listen
+//! ranges, as `bgp::speaker` types. Reloads compare two of these (see [`crate::plan`]).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bgp::session::GracefulRestartConfig;
+use bgp::speaker::{ListenRange, PeerConfig, PeerGracefulRestart, SpeakerConfig};
+use bgp::transport::TtlPolicy;
+
+use crate::config::{self, Config, ConfigError, Session};
+use crate::discovery::Discovered;
+
+/// The speaker, its peers and its listen ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    /// Speaker-wide settings (listen ranges included).
+    pub speaker: SpeakerConfig,
+    pub peers: BTreeMap<IpAddr, DesiredPeer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredPeer {
+    pub config: PeerConfig,
+    pub origin: Origin,
+    pub name: String,
+}
+
+/// Where a peer comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `peers` in the file.
+    Static,
+    /// A `Node` in the datastore.
+    Discovered,
+}
+
+impl Desired {
+    /// What `config` and the datastore's `discovered` view ask for. Password files
+    /// are read here, so a missing one fails the whole (re)load.
+    pub fn new(config: &Config, discovered: &Discovered) -> Result<Self, ConfigError> {
+        let local_as = discovered.as_number.or(config.as_number).ok_or_else(|| {
+            ConfigError::invalid("asNumber", "", "is not in the file nor the datastore")
+        })?;
+        let written = config.cluster_id.as_ref().map(|c| c.parse()).transpose();
+        let written = written
+            .map_err(|e| ConfigError::invalid("clusterId", e.text(), "is not a cluster id"))?;
+        let cluster_id = discovered.cluster_id.or(written);
+        let global_gr = config.graceful_restart;
+        let mut peers = BTreeMap::new();
+        for (i, peer) in config.peers.iter().enumerate() {
+            let path = format!("peers[{i}]");
+            let mut peer_config = PeerConfig::new(peer.address, Some(peer.as_number));
+            apply_session(&mut peer_config, (&path, &peer.session()), config, local_as)?;
+            peers.insert(
+                peer.address,
+                DesiredPeer {
+                    config: peer_config,
+                    origin: Origin::Static,
+                    name: peer
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| peer.address.to_string()),
+                },
+            );
+        }
+        for (address, node) in &discovered.peers {
+            if peers.contains_key(address) {
+                continue;
+            }
+            let asn = node.as_number.unwrap_or(local_as);
+            let mut peer_config = PeerConfig::new(*address, Some(asn));
+            let session = Session {
+                route_reflector_client: node.client,
+                ..default_session()
+            };
+            apply_session(&mut peer_config, ("datastore", &session), config, local_as)?;
+            peers.insert(
+                *address,
+                DesiredPeer {
+                    config: peer_config,
+                    origin: Origin::Discovered,
+                    name: node.name.clone(),
+                },
+            );
+        }
+        let mut listen_ranges = Vec::new();
+        for (i, range) in config.listen_ranges.iter().enumerate() {
+            let path = format!("listenRanges[{i}]");
+            let mut template = PeerConfig::new(range.prefix.network(), range.as_number);
+            apply_session(&mut template, (&path, &range.session()), config, local_as)?;
+            template.passive = true;
+            listen_ranges.push(ListenRange {
+                prefix: range.prefix,
+                max_sessions: range.max_sessions,
+                template,
+            });
+        }
+        let offered = peers
+            .values()
+            .map(|p| &p.config)
+            .chain(listen_ranges.iter().map(|r| &r.template))
+            .any(|p| p.graceful_restart != PeerGracefulRestart::Off);
+        let speaker = SpeakerConfig {
+            cluster_id: Some(cluster_id.map_or(config.router_id, |c| c.0.into())),
+            listen: Some(SocketAddr::new(config.listen.address, config.listen.port)),
+            listen_ranges,
+            graceful_restart: offered.then(|| GracefulRestartConfig {
+                restart_time: global_gr.map_or(DEFAULT_RESTART_TIME, |gr| gr.restart_time),
+                // A start may be a restart: clients may hold our routes as stale.
+                // Restarting, the speaker sends nothing until every configured
+                // client sent End-of-RIB (or the deferral ends), so that the
+                // first client back does not sweep the routes of the others.
+                restarting: true,
+                // A reflector forwards nothing itself, so its "forwarding state"
+                // survives any restart: clients keep using the reflected routes
+                // (RFC 4724 4.2).
+                forwarding_preserved: true,
+            }),
+            // A reflector programs no FIB.
+            best_notices: false,
+            ..SpeakerConfig::new(local_as, config.router_id)
+        };
+        Ok(Self { speaker, peers })
+    }
+}
+
+fn default_session() -> Session {
+    Session {
+        route_reflector_client: true,
+        password: None,
+        password_file: None,
+        passive: false,
+        hold_time: None,
+        keepalive_time: None,
+        graceful_restart: None,
+        import_filter: None,
+        export_filter: None,
+    }
+}
+
+/// Fills in how the session runs, for a speaker of `local_as`.
+fn apply_session(
+    peer: &mut PeerConfig,
+    (path, session): (&str, &Session),
+    config: &Config,
+    local_as: u32,
+) -> Result<(), ConfigError> {
+    let global_gr = config.graceful_restart;
+    // Validation checked that the names exist.
+    let filter = |name: &Option<String>| name.as_ref().and_then(|n| config.filters.get(n)).cloned();
+    peer.import_filter = filter(&session.import_filter);
+    peer.export_filter = filter(&session.export_filter);
+    peer.rr_client = session.route_reflector_client;
+    peer.passive = session.passive;
+    peer.md5_key = match (&session.password, &session.password_file) {
+        (Some(password), _) => Some(password.as_bytes().to_vec()),
+        (None, Some(file)) => Some(config::read_password(
+            &format!("{path}.passwordFile"),
+            file,
+        )?),
+        (None, None) => None,
+    };
+    if let Some(hold) = session.hold_time {
+        peer.hold_time = hold;
+    }
+    peer.keepalive = session
+        .keepalive_time
+        .map(|k| Duration::from_secs(k.into()));
+    // iBGP peers may be several hops away (nodes in other subnets).
+    let internal = peer.remote_as.is_none_or(|asn| asn == local_as);
+    peer.ttl = TtlPolicy::Hops(if internal { 255 } else { 1 });
+    let restart_time = match session.graceful_restart {
+        Some(config::PeerGracefulRestart::Enabled(false)) => None,
+        Some(config::PeerGracefulRestart::With(gr)) => Some(gr.restart_time),
+        Some(config::PeerGracefulRestart::Enabled(true)) => {
+            Some(global_gr.map_or(DEFAULT_RESTART_TIME, |gr| gr.restart_time))
+        }
+        None => global_gr.map(|gr| gr.restart_time),
+    };
+    peer.graceful_restart =
+        restart_time.map_or(PeerGracefulRestart::Off, PeerGracefulRestart::RestartTime);
+    Ok(())
+}
+
+/// `gracefulRestart: true` on a peer without a global restart time.
+const DEFAULT_RESTART_TIME: u16 = 120;
