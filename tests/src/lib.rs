@@ -10,6 +10,7 @@
 //! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports.
 //! - [`conformance`]: the datastore contract, run against every backend.
 //! - [`kube_api::KubeApi`]: the Kubernetes API double the kubernetes backend runs against.
+//! - [`manifests`]: what `kubectl apply -k manifests/` installs, read for its tests.
 //! - [`routes::routes`]: a namespace's kernel routes as normalised lines.
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
 //! - [`bgperf`]: the route-reflector benchmark behind `tabby-bgperf`.
@@ -21,6 +22,7 @@ pub mod etcd;
 pub mod kube_api;
 pub mod lab;
 pub mod logs;
+pub mod manifests;
 pub mod names;
 pub mod netns;
 pub mod peers;
