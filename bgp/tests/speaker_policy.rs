@@ -328,3 +328,46 @@ async fn changing_a_peers_export_policy_keeps_every_session_up() {
     assert!(status.iter().all(|s| s.established), "{status:?}");
     assert!(status.iter().all(|s| s.info.is_none()), "{status:?}");
 }
+
+#[tokio::test]
+async fn ipv4_routes_with_ipv6_next_hops_pass_only_between_extended_next_hop_peers() {
+    let mut handle = speaker(bgp::speaker::SpeakerConfig {
+        cluster_id: Some(Ipv4Addr::new(10, 255, 0, 9)),
+        ..speaker_config()
+    });
+    let extended = || Offer {
+        capabilities: vec![bgp::codec::Capability::ExtendedNextHop(vec![
+            bgp::codec::ExtendedNextHop {
+                nlri: bgp::codec::Family::IPV4_UNICAST,
+                next_hop_afi: 2,
+            },
+        ])],
+    };
+    let mut clients = Vec::new();
+    for (host, offer) in [(2, extended()), (3, extended()), (4, Offer::default())] {
+        let pending = Pending::new(2, host, SPEAKER_AS).await;
+        let config = PeerConfig {
+            rr_client: true,
+            extended_next_hop: true,
+            ..pending.peer()
+        };
+        clients.push(pending.join(&handle, config, offer).await);
+    }
+    assert!(clients[0].context.extended_next_hop);
+    let route = net("10.50.0.0/24");
+    let v6: IpAddr = "fd00::1".parse().unwrap();
+    clients[0].announce(&[route], &internal(100), v6).await;
+    let Change::Best { paths, .. } = best(&mut handle, route).await else {
+        panic!("withdrawn")
+    };
+    assert_eq!(paths[0].next_hop, v6);
+    let (_, next_hop) = clients[1].route(route).await;
+    assert_eq!(
+        next_hop,
+        NextHop::V6 {
+            global: "fd00::1".parse().unwrap(),
+            link_local: None
+        }
+    );
+    clients[2].never(route, Duration::from_millis(300)).await;
+}

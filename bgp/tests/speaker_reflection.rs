@@ -107,3 +107,65 @@ async fn a_non_clients_route_reaches_clients_only() {
     c[0].route(route).await;
     c[2].never(route, Duration::from_millis(300)).await;
 }
+
+#[tokio::test]
+async fn an_add_path_client_gets_every_path_and_loses_only_the_withdrawn_one() {
+    use bgp::codec::{AddPathMode, Capability, Family, Message};
+    use std::collections::BTreeSet;
+
+    let handle = speaker(reflector());
+    let mut c = join(&handle, 2, 2).await;
+    let pending = Pending::new(1, 9, SPEAKER_AS).await;
+    let config = bgp::speaker::PeerConfig {
+        rr_client: true,
+        add_path_send: true,
+        ..pending.peer()
+    };
+    let offer = Offer {
+        capabilities: vec![Capability::AddPath(vec![(
+            Family::IPV4_UNICAST,
+            AddPathMode::Receive,
+        )])],
+    };
+    let mut many = pending.join(&handle, config, offer).await;
+    assert!(many.context.add_path.receive_ipv4);
+    let route = net("10.6.0.0/24");
+    c[0].announce(&[route], &internal(100), hop(2)).await;
+    c[1].announce(&[route], &internal(100), hop(3)).await;
+    // (path id, next hop) pairs the add-path client holds for the route.
+    let mut held: BTreeSet<(u32, bgp::codec::NextHop)> = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + client::TIMEOUT;
+    while held.len() < 2 {
+        let Ok(Some(Message::Update(update))) =
+            tokio::time::timeout_at(deadline, many.read()).await
+        else {
+            panic!("both paths never arrived: {held:?}");
+        };
+        if let Some(next_hop) = update.next_hop {
+            for n in update.nlri.iter().filter(|n| n.prefix == route) {
+                held.insert((
+                    n.path_id.expect("a path id"),
+                    bgp::codec::NextHop::V4(next_hop),
+                ));
+            }
+        }
+    }
+    let ids: BTreeSet<u32> = held.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids.len(), 2, "{held:?}");
+    c[0].withdraw(&[route]).await;
+    let gone = loop {
+        let Ok(Some(Message::Update(update))) =
+            tokio::time::timeout_at(deadline, many.read()).await
+        else {
+            panic!("no withdrawal");
+        };
+        if let Some(n) = update.withdrawn.iter().find(|n| n.prefix == route) {
+            break n.path_id.expect("a path id");
+        }
+    };
+    let (first_path, _) = held
+        .iter()
+        .find(|(_, next_hop)| *next_hop == bgp::codec::NextHop::V4(Ipv4Addr::new(192, 0, 2, 2)))
+        .unwrap();
+    assert_eq!(gone, *first_path, "the withdrawn path's id, not the other");
+}

@@ -164,10 +164,9 @@ cases! {
         replacing("40 03 04 c0000201", "40 03 05 c000020100") => Expect::Withdraw;
     med_of_wrong_length_withdraws_and_keeps_the_session:
         with("80 04 02 0001") => Expect::Withdraw;
-    // RFC 7606 7.5, 7.9, 7.10: from an external peer (this one) LOCAL_PREF,
-    // ORIGINATOR_ID and CLUSTER_LIST are discarded whatever their length; the
-    // length checks apply to internal peers (codec tests in rfc7606.rs).
-    local_pref_of_wrong_length_from_an_external_peer_is_discarded_and_the_route_kept:
+    // From an eBGP peer (this client) these three are discarded whatever their
+    // shape (RFC 7606 7.5, 7.9, 7.10).
+    local_pref_of_wrong_length_from_an_ebgp_peer_is_discarded_and_the_route_kept:
         with("40 05 03 000001") => Expect::Keep;
     atomic_aggregate_with_a_value_is_discarded_and_the_route_kept:
         with("40 06 01 00") => Expect::Keep;
@@ -183,9 +182,9 @@ cases! {
         with("c0 08 03 000001") => Expect::Withdraw;
     empty_communities_withdraw_and_keep_the_session:
         with("c0 08 00") => Expect::Withdraw;
-    originator_id_of_wrong_length_from_an_external_peer_is_discarded_and_the_route_kept:
+    originator_id_of_wrong_length_from_an_ebgp_peer_is_discarded_and_the_route_kept:
         with("80 09 03 0a0000") => Expect::Keep;
-    cluster_list_not_a_multiple_of_four_from_an_external_peer_is_discarded_and_the_route_kept:
+    cluster_list_not_a_multiple_of_four_from_an_ebgp_peer_is_discarded_and_the_route_kept:
         with("80 0a 05 0a00000001") => Expect::Keep;
     an_mp_reach_nlri_with_a_bad_next_hop_length_resets_with_3_9:
         update("", &format!("{BASE} | 80 0e 09 0002 01 03 000000 00 00"), "") => Expect::Reset(3, 9);

@@ -6,27 +6,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use api::datastore::{Datastore, Error, ListOptions, WatchEvent, WatchStream};
+use api::datastore::{Datastore, Error, ListOptions, WatchEvent};
 use api::resources::{
-    IPAMBlock, IPAMBlockSpec, IPAMHandle, IPAMHandleSpec, IPPool, IPPoolSpec, Object, Resource,
-    cidr_name,
+    IPAMBlock, IPAMBlockSpec, IPAMHandle, IPPool, IPPoolSpec, Object, Resource, cidr_name,
 };
-use futures::StreamExt;
 use tests::conformance::KubeFixture;
+use tests::conformance::cases::{handle, next_event, revision_now};
 use tests::kube_api::KubeApiOptions;
 
-const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn handle(name: &str) -> IPAMHandle {
-    Object::new(
-        name,
-        IPAMHandleSpec {
-            handle_id: name.into(),
-            block: BTreeMap::new(),
-            deleted: false,
-        },
-    )
-}
+/// How long the bookmark case waits for a reopened watch.
+const REOPEN_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn pool(name: &str, cidr: &str) -> IPPool {
     IPPool::new(name, IPPoolSpec::new(cidr.parse().unwrap()))
@@ -35,13 +24,6 @@ fn pool(name: &str, cidr: &str) -> IPPool {
 /// Requests the double saw since `before`.
 fn requests_since(fixture: &KubeFixture, before: usize) -> Vec<String> {
     fixture.api().requests()[before..].to_vec()
-}
-
-async fn next_event<R: Resource>(watch: &mut WatchStream<R>) -> WatchEvent<R> {
-    match tokio::time::timeout(EVENT_TIMEOUT, watch.next()).await {
-        Ok(Some(Ok(event))) => event,
-        other => panic!("expected a watch event, got {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,11 +145,7 @@ async fn kubernetes_a_watch_survives_the_server_ending_it_and_misses_nothing() {
     };
     let fixture = KubeFixture::with_options("kubernetes_a_watch_survives", options).await;
     let store = fixture.kube_store();
-    let start = store
-        .list::<IPAMHandle>(&ListOptions::default())
-        .await
-        .unwrap()
-        .revision;
+    let start = revision_now(store).await;
     let mut watch = store.watch::<IPAMHandle>(start).await.unwrap();
     let watches = || {
         fixture
@@ -199,11 +177,7 @@ async fn kubernetes_a_reopened_watch_resumes_from_its_last_bookmark() {
     };
     let fixture = KubeFixture::with_options("kubernetes_a_reopened_watch_resumes", options).await;
     let store = fixture.kube_store();
-    let start = store
-        .list::<IPAMHandle>(&ListOptions::default())
-        .await
-        .unwrap()
-        .revision;
+    let start = revision_now(store).await;
     let mut watch = store.watch::<IPAMHandle>(start).await.unwrap();
     // Other kinds move the revision on; this watch sees no event, only bookmarks.
     for i in 0..5 {
@@ -214,7 +188,7 @@ async fn kubernetes_a_reopened_watch_resumes_from_its_last_bookmark() {
     }
     let moved_to = fixture.api().revision();
     // End the watch until the backend reopens it from a bookmark at least that new.
-    tests::wait_until(EVENT_TIMEOUT, "a watch reopened from a bookmark", || {
+    tests::wait_until(REOPEN_TIMEOUT, "a watch reopened from a bookmark", || {
         fixture.api().end_watches();
         Ok(fixture.api().requests().iter().any(|r| {
             r.contains("watch=true")

@@ -1,12 +1,15 @@
 //! TCP-MD5 (RFC 2385) against real BIRD, FRR and GoBGP: each is configured with a
 //! password for a tabby node; tabby's transport connects with the same key and gets
 //! the daemon's OPEN, and with another key gets nothing (the kernel drops the SYN).
+//! Then the same with tabby's speaker: the session comes up with the right key and
+//! never with a wrong one.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bgp::speaker::{self, PeerConfig, Request, SpeakerConfig};
 use bgp::transport::{Endpoint, TtlPolicy, connect};
-use tests::peers::{BgpConfig, Bird, Frr, GoBgp, Neighbor};
+use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
 use tests::{Lab, Node, require_root};
 use tokio::io::AsyncReadExt;
 
@@ -110,4 +113,77 @@ fn interop_md5_gobgp_sends_open_only_over_a_correctly_signed_connection() {
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let _gobgp = GoBgp::start(peer, &config(peer, tabby)).unwrap();
     check(tabby, peer);
+}
+
+/// tabby's speaker peering with the daemon signed with `key`; true when the
+/// session came up within a few seconds (seen by both ends).
+fn speaker_session(tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync), key: &str) -> bool {
+    let (router_id, peer_address) = (tabby.ipv4().unwrap(), peer.address());
+    tabby
+        .run(|| {
+            tests::runtime().block_on(async {
+                let handle = speaker::start(SpeakerConfig::new(65002, router_id)).unwrap();
+                let config = PeerConfig {
+                    md5_key: Some(key.as_bytes().to_vec()),
+                    ..PeerConfig::new(peer_address, Some(65001))
+                };
+                handle.requests.send(Request::AddPeer(config)).unwrap();
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+                while tokio::time::Instant::now() < deadline {
+                    let (reply, status) = tokio::sync::oneshot::channel();
+                    handle.requests.send(Request::Status(reply)).unwrap();
+                    let ours = status.await.unwrap()[0].established;
+                    if ours && daemon.established(tabby.address()).unwrap_or(false) {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                false
+            })
+        })
+        .unwrap()
+}
+
+fn check_speaker(tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync)) {
+    assert!(
+        !speaker_session(tabby, peer, daemon, "wrong-key"),
+        "a session came up with the wrong key"
+    );
+    assert!(
+        speaker_session(tabby, peer, daemon, PASSWORD),
+        "no session with the right key"
+    );
+}
+
+#[test]
+fn interop_md5_bird_session_comes_up_with_the_right_key_only() {
+    if !require_root() {
+        return;
+    }
+    let lab = lab("interop_md5_bird_session_comes_up_with_the_right_key_only");
+    let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
+    let bird = Bird::start(peer, &config(peer, tabby)).unwrap();
+    check_speaker(tabby, peer, &bird);
+}
+
+#[test]
+fn interop_md5_frr_session_comes_up_with_the_right_key_only() {
+    if !require_root() {
+        return;
+    }
+    let lab = lab("interop_md5_frr_session_comes_up_with_the_right_key_only");
+    let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
+    let frr = Frr::start(peer, &config(peer, tabby)).unwrap();
+    check_speaker(tabby, peer, &frr);
+}
+
+#[test]
+fn interop_md5_gobgp_session_comes_up_with_the_right_key_only() {
+    if !require_root() {
+        return;
+    }
+    let lab = lab("interop_md5_gobgp_session_comes_up_with_the_right_key_only");
+    let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
+    let gobgp = GoBgp::start(peer, &config(peer, tabby)).unwrap();
+    check_speaker(tabby, peer, &gobgp);
 }

@@ -29,7 +29,13 @@ macro_rules! integer_schema {
         }
     )+};
 }
-integer_schema!(u8, u16, u32, u64);
+integer_schema!(u8, u16, u32);
+
+impl Schema for u64 {
+    fn schema() -> Value {
+        json!({"type": "integer", "minimum": 0})
+    }
+}
 
 impl Schema for usize {
     fn schema() -> Value {

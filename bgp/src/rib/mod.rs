@@ -5,7 +5,7 @@
 pub mod decision;
 pub mod filter;
 pub mod intern;
-mod next_hops;
+mod numbered;
 pub mod path;
 pub mod policy;
 pub mod table;

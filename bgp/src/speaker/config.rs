@@ -91,6 +91,9 @@ pub struct PeerConfig {
     pub max_prefixes_restart: Duration,
     /// Accept several paths per prefix from the peer (ADD-PATH receive, RFC 7911).
     pub add_path_receive: bool,
+    /// Send the peer every path of a prefix that passes export, not only the best
+    /// (ADD-PATH send, RFC 7911), when it agrees to receive them.
+    pub add_path_send: bool,
     /// Offer IPv4 routes with IPv6 next hops (RFC 8950).
     pub extended_next_hop: bool,
     pub hold_time: u16,
@@ -122,6 +125,7 @@ impl PeerConfig {
             max_prefixes: None,
             max_prefixes_restart: DEFAULT_MAX_PREFIXES_RESTART,
             add_path_receive: false,
+            add_path_send: false,
             extended_next_hop: false,
             hold_time: crate::session::config::DEFAULT_HOLD_TIME,
             keepalive: None,
@@ -154,23 +158,29 @@ impl PeerConfig {
     /// True when a change from `self` to `other` needs a new session (the OPEN or
     /// the connection would differ); policy and limits change in place.
     pub(crate) fn needs_new_session(&self, other: &PeerConfig) -> bool {
-        let session = |c: &PeerConfig| {
+        let connection = |c: &PeerConfig| {
             (
                 c.address,
                 c.port,
-                c.remote_as,
-                c.local_as,
                 c.local_address,
                 c.md5_key.clone(),
                 c.ttl,
                 c.passive,
+            )
+        };
+        let open = |c: &PeerConfig| {
+            (
+                c.remote_as,
+                c.local_as,
                 c.hold_time,
                 c.keepalive,
                 c.add_path_receive,
+                c.add_path_send,
                 c.extended_next_hop,
+                c.rr_client,
             )
         };
-        session(self) != session(other) || self.rr_client != other.rr_client
+        connection(self) != connection(other) || open(self) != open(other)
     }
 
     pub(crate) fn endpoint(&self) -> Endpoint {
@@ -184,13 +194,15 @@ impl PeerConfig {
 
     pub(crate) fn session(&self, speaker: &SpeakerConfig) -> SessionConfig {
         let base = SessionConfig::new(self.local_as(speaker), speaker.router_id, self.remote_as);
-        let add_path = if self.add_path_receive {
-            base.families
-                .iter()
-                .map(|&family| (family, AddPathMode::Receive))
-                .collect()
-        } else {
-            Vec::new()
+        let mode = match (self.add_path_receive, self.add_path_send) {
+            (false, false) => None,
+            (true, false) => Some(AddPathMode::Receive),
+            (false, true) => Some(AddPathMode::Send),
+            (true, true) => Some(AddPathMode::Both),
+        };
+        let add_path = match mode {
+            Some(mode) => base.families.iter().map(|&family| (family, mode)).collect(),
+            None => Vec::new(),
         };
         SessionConfig {
             hold_time: self.hold_time,

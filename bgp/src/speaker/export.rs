@@ -70,6 +70,14 @@ impl Candidate for Rewritten<'_> {
 /// Routes sent together: the same exported attributes, next hop and family.
 type GroupKey = (usize, IpAddr, Afi);
 
+/// The routes of one group, in this chunk.
+#[derive(Debug)]
+struct Group {
+    attributes: Arc<Attributes>,
+    next_hop: IpAddr,
+    nlri: Vec<Nlri>,
+}
+
 /// What decides how a path is exported to a peer, apart from the peer's own
 /// address (split horizon is checked first): peers of one class share the
 /// export computation of each distinct path within a round.
@@ -108,7 +116,11 @@ impl ExportClass {
 pub(crate) struct Scratch {
     slots: Vec<SlotId>,
     memo: HashMap<(u32, Key), Exported>,
-    groups: HashMap<GroupKey, (Arc<Attributes>, Vec<Nlri>)>,
+    /// This chunk's UPDATE groups, and where each is.
+    groups: Vec<Group>,
+    group_at: HashMap<GroupKey, usize>,
+    /// The last memo key and its group: consecutive prefixes mostly share both.
+    last: Option<((u32, Key), usize)>,
     withdraw: Vec<Nlri>,
 }
 
@@ -169,32 +181,29 @@ fn chunk(
     scratch: &mut Scratch,
 ) -> (BytesMut, u64) {
     scratch.groups.clear();
+    scratch.group_at.clear();
+    scratch.last = None;
     scratch.withdraw.clear();
     let gone = up.outbox.withdrawals.len().min(BATCH);
-    scratch
-        .withdraw
-        .extend(up.outbox.withdrawals.drain(..gone).map(Nlri::new));
+    scratch.withdraw.extend(up.outbox.withdrawals.drain(..gone));
     let mut slots = std::mem::take(&mut scratch.slots);
     up.outbox.take(BATCH, &mut slots);
     for &slot in &slots {
         let Some(prefix) = rib.prefix_at(slot) else {
             continue;
         };
+        if up.packer.context().sends_path_ids(Nlri::new(prefix).afi()) {
+            every_path(rib, config, up, hooks, scratch, slot, prefix);
+            continue;
+        }
         let wanted = rib
             .best_at(slot)
             .next()
             .and_then(|best| exported(config, up, hooks, scratch, prefix, best));
         match wanted {
-            Some((attributes, next_hop)) => {
+            Some(group) => {
                 up.outbox.set_advertised(slot, true);
-                let nlri = Nlri::new(prefix);
-                let key = (Arc::as_ptr(&attributes) as usize, next_hop, nlri.afi());
-                scratch
-                    .groups
-                    .entry(key)
-                    .or_insert_with(|| (attributes, Vec::new()))
-                    .1
-                    .push(nlri);
+                scratch.groups[group].nlri.push(Nlri::new(prefix));
             }
             None => {
                 if up.outbox.set_advertised(slot, false) {
@@ -210,8 +219,13 @@ fn chunk(
         Ok(n) => updates += n,
         Err(error) => tracing::error!(peer = %config.address, %error, "cannot encode withdrawals"),
     }
-    for (&(_, next_hop, _), (attributes, nlri)) in &scratch.groups {
-        let next_hop = match next_hop {
+    for Group {
+        attributes,
+        next_hop,
+        nlri,
+    } in &scratch.groups
+    {
+        let next_hop = match *next_hop {
             IpAddr::V4(v4) => NextHop::V4(v4),
             IpAddr::V6(global) => NextHop::V6 {
                 global,
@@ -228,7 +242,74 @@ fn chunk(
     (out, updates as u64)
 }
 
-/// What `best` becomes towards the peer, computed once per key and chunk.
+/// The index of the group for these attributes, next hop and family, made
+/// (cloning the attributes' `Arc` once per group) when new.
+fn group_of(
+    groups: &mut Vec<Group>,
+    group_at: &mut HashMap<GroupKey, usize>,
+    attributes: &Arc<Attributes>,
+    next_hop: IpAddr,
+    ipv4: bool,
+) -> usize {
+    let afi = if ipv4 { Afi::Ipv4 } else { Afi::Ipv6 };
+    let key = (Arc::as_ptr(attributes) as usize, next_hop, afi);
+    *group_at.entry(key).or_insert_with(|| {
+        groups.push(Group {
+            attributes: Arc::clone(attributes),
+            next_hop,
+            nlri: Vec::new(),
+        });
+        groups.len() - 1
+    })
+}
+
+/// ADD-PATH send: every path of `slot` that passes export, each with its own
+/// path id; ids sent before and gone now are withdrawn.
+fn every_path(
+    rib: &Rib,
+    config: &PeerConfig,
+    up: &mut Up,
+    hooks: &Hooks,
+    scratch: &mut Scratch,
+    slot: SlotId,
+    prefix: IpNet,
+) {
+    let mut now: Vec<u32> = Vec::new();
+    for path in rib.paths_at(slot) {
+        let Some(group) = exported(config, up, hooks, scratch, prefix, path) else {
+            continue;
+        };
+        let id = local_path_id(path.source_id(), path.path_id());
+        // Two paths on one id (see `local_path_id`): the better one is sent.
+        if !now.contains(&id) {
+            now.push(id);
+            scratch.groups[group]
+                .nlri
+                .push(Nlri::with_path_id(prefix, id));
+        }
+    }
+    let before = up.outbox.path_ids.remove(&slot).unwrap_or_default();
+    scratch.withdraw.extend(
+        before
+            .into_iter()
+            .filter(|id| !now.contains(id))
+            .map(|id| Nlri::with_path_id(prefix, id)),
+    );
+    up.outbox.set_advertised(slot, !now.is_empty());
+    if !now.is_empty() {
+        up.outbox.path_ids.insert(slot, now);
+    }
+}
+
+/// The path id a path is sent with: its source in the high 16 bits, the id it was
+/// received with in the low ones. Distinct for fewer than 65,536 sources sending
+/// ids below 65,536 (as BIRD, FRR and GoBGP number them).
+fn local_path_id(source: u32, received: Option<u32>) -> u32 {
+    (source << 16) | (received.unwrap_or(0) & 0xffff)
+}
+
+/// The group `best` goes out in towards the peer, or `None` when it is not
+/// sent; the export is computed once per key and round, for the peer's class.
 fn exported(
     config: &PeerConfig,
     up: &Up,
@@ -236,7 +317,7 @@ fn exported(
     scratch: &mut Scratch,
     prefix: IpNet,
     best: PathRef<'_>,
-) -> Exported {
+) -> Option<usize> {
     // Never back to where it came from (RFC 4271 9.1.3; RFC 4456 8 for clients).
     if best.source().peer.is_some() && best.source().peer == up.source.peer {
         return None;
@@ -251,30 +332,41 @@ fn exported(
     if decision == Decision::Reject {
         return None;
     }
-    let key = Key {
-        attributes: Arc::as_ptr(best.attributes_arc()) as usize,
-        source: best.source_id(),
-        next_hop: best.next_hop_id(),
-        decision,
-        ipv4: prefix.addr().is_ipv4(),
-    };
-    let family = prefix.addr().is_ipv4();
-    let result = match scratch.memo.get(&(up.class, key)) {
-        Some(result) => result.clone(),
-        None => {
-            let result = export_path(config, up, best, decision, family);
-            scratch.memo.insert((up.class, key), result.clone());
-            result
-        }
-    };
-    let (attributes, next_hop) = result?;
+    let ipv4 = prefix.addr().is_ipv4();
+    let key = (
+        up.class,
+        Key {
+            attributes: Arc::as_ptr(best.attributes_arc()) as usize,
+            source: best.source_id(),
+            next_hop: best.next_hop_id(),
+            decision,
+            ipv4,
+        },
+    );
+    if hooks.export.is_none()
+        && let Some((last, group)) = scratch.last
+        && last == key
+    {
+        return Some(group);
+    }
+    let (attributes, next_hop) = scratch
+        .memo
+        .entry(key)
+        .or_insert_with(|| export_path(config, up, best, decision, ipv4))
+        .as_ref()?;
+    let (groups, group_at) = (&mut scratch.groups, &mut scratch.group_at);
     let Some(hook) = &hooks.export else {
-        return Some((attributes, next_hop));
+        let group = group_of(groups, group_at, attributes, *next_hop, ipv4);
+        scratch.last = Some((key, group));
+        return Some(group);
     };
-    match hook.export(&up.source, &prefix, &attributes) {
-        Verdict::Accept => Some((attributes, next_hop)),
+    match hook.export(&up.source, &prefix, attributes) {
+        Verdict::Accept => Some(group_of(groups, group_at, attributes, *next_hop, ipv4)),
         Verdict::Reject => None,
-        Verdict::Replace(replaced) => Some((Arc::new(replaced), next_hop)),
+        Verdict::Replace(replaced) => {
+            let replaced = Arc::new(replaced);
+            Some(group_of(groups, group_at, &replaced, *next_hop, ipv4))
+        }
     }
 }
 

@@ -25,40 +25,75 @@ pub(crate) struct Announced {
     pub next_hop: IpAddr,
 }
 
-/// (announced, withdrawn as prefix and path id)
-pub(crate) fn routes(update: &Update) -> (Vec<Announced>, Vec<(IpNet, Option<u32>)>) {
-    let mut withdrawn: Vec<(IpNet, Option<u32>)> = update
-        .withdrawn
-        .iter()
-        .chain(update.mp_unreach.iter().flat_map(|u| &u.nlri))
-        .map(|n| (n.prefix, n.path_id))
-        .collect();
-    let mut announced = Vec::new();
-    match update.next_hop {
-        Some(next_hop) => announced.extend(update.nlri.iter().map(|n| Announced {
-            prefix: n.prefix,
-            path_id: n.path_id,
-            next_hop: IpAddr::V4(next_hop),
-        })),
-        // NEXT_HOP missing or malformed: no usable route (RFC 7606 3 d, 7.3).
-        None => withdrawn.extend(update.nlri.iter().map(|n| (n.prefix, n.path_id))),
+/// The routes of one UPDATE, read in place.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Routes<'a> {
+    update: &'a Update,
+    /// False when RFC 7606 says the announcements are withdrawals.
+    usable: bool,
+}
+
+impl<'a> Routes<'a> {
+    pub fn of(update: &'a Update) -> Self {
+        Self {
+            update,
+            usable: !update.treat_as_withdraw(),
+        }
     }
-    if let Some(reach) = &update.mp_reach {
-        let next_hop = match reach.next_hop {
-            NextHop::V4(address) => IpAddr::V4(address),
-            NextHop::V6 { global, .. } => IpAddr::V6(global),
-        };
-        announced.extend(reach.nlri.iter().map(|n| Announced {
-            prefix: n.prefix,
-            path_id: n.path_id,
-            next_hop,
-        }));
+
+    /// The announcements with their next hops; none when treat-as-withdraw.
+    pub fn announced(self) -> impl Iterator<Item = Announced> + 'a {
+        let update = self.update;
+        let plain = update
+            .next_hop
+            .filter(|_| self.usable)
+            .into_iter()
+            .flat_map(move |next_hop| {
+                update.nlri.iter().map(move |n| Announced {
+                    prefix: n.prefix,
+                    path_id: n.path_id,
+                    next_hop: IpAddr::V4(next_hop),
+                })
+            });
+        let mp = update
+            .mp_reach
+            .iter()
+            .filter(move |_| self.usable)
+            .flat_map(|reach| {
+                let next_hop = match reach.next_hop {
+                    NextHop::V4(address) => IpAddr::V4(address),
+                    NextHop::V6 { global, .. } => IpAddr::V6(global),
+                };
+                reach.nlri.iter().map(move |n| Announced {
+                    prefix: n.prefix,
+                    path_id: n.path_id,
+                    next_hop,
+                })
+            });
+        plain.chain(mp)
     }
-    if update.treat_as_withdraw() {
-        // RFC 7606: the UPDATE's announcements count as withdrawals.
-        withdrawn.extend(announced.drain(..).map(|a| (a.prefix, a.path_id)));
+
+    /// The withdrawals (prefix and path id): the explicit ones, and every
+    /// announcement when treat-as-withdraw, and the NLRI field's routes when
+    /// NEXT_HOP is missing or malformed (RFC 7606 3 d, 7.3).
+    pub fn withdrawn(self) -> impl Iterator<Item = (IpNet, Option<u32>)> + 'a {
+        let update = self.update;
+        let explicit = update
+            .withdrawn
+            .iter()
+            .chain(update.mp_unreach.iter().flat_map(|u| &u.nlri));
+        let plain_unusable = !self.usable || update.next_hop.is_none();
+        let plain = update.nlri.iter().filter(move |_| plain_unusable);
+        let mp = update
+            .mp_reach
+            .iter()
+            .filter(move |_| !self.usable)
+            .flat_map(|r| &r.nlri);
+        explicit
+            .chain(plain)
+            .chain(mp)
+            .map(|n| (n.prefix, n.path_id))
     }
-    (announced, withdrawn)
 }
 
 /// A next hop no route may use (RFC 4271 6.3): unspecified, multicast, or this
@@ -69,7 +104,7 @@ fn unusable(next_hop: IpAddr, own: IpAddr) -> bool {
 
 impl State {
     /// Applies one UPDATE from `address` to the RIB.
-    pub(super) fn receive(&mut self, address: IpAddr, update: Update) {
+    pub(super) fn receive(&mut self, address: IpAddr, mut update: Update) {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
@@ -86,18 +121,17 @@ impl State {
             }
             return;
         }
-        let (announced, withdrawn) = routes(&update);
-        peer.announcements += announced.len() as u64;
-        for (prefix, path_id) in withdrawn {
+        // The codec already dropped LOCAL_PREF and the reflection attributes of an
+        // external peer (RFC 7606 7.5, 7.9, 7.10).
+        let attributes = std::mem::take(&mut update.attributes);
+        let routes = Routes::of(&update);
+        for (prefix, path_id) in routes.withdrawn() {
             self.rib.withdraw(prefix, source, path_id);
         }
-        if announced.is_empty() {
+        let count = routes.announced().count();
+        peer.announcements += count as u64;
+        if count == 0 {
             return;
-        }
-        let mut attributes = update.attributes;
-        if !up.source.internal {
-            // RFC 7606 7.5: LOCAL_PREF from an external peer is discarded.
-            attributes.local_pref = None;
         }
         let config = &peer.config;
         let refused = match check_import(&up.rules, &attributes, config.allowas_in) {
@@ -112,8 +146,8 @@ impl State {
             Ok(()) => None,
         };
         if let Some(reason) = refused {
-            tracing::debug!(peer = %address, %reason, routes = announced.len(), "routes refused");
-            for route in announced {
+            tracing::debug!(peer = %address, %reason, routes = count, "routes refused");
+            for route in routes.announced() {
                 self.rib.withdraw(route.prefix, source, route.path_id);
             }
             return;
@@ -121,44 +155,54 @@ impl State {
         let attributes = self.interner.intern(attributes);
         // The attributes each filter term gives them, made once per UPDATE.
         let mut rewritten: Vec<(usize, Arc<Attributes>)> = Vec::new();
-        for route in announced {
+        for route in routes.announced() {
             let decision = match &config.import_filter {
                 Some(filter) => filter.decide(&route.prefix, &attributes),
                 None => Decision::Accept { term: None },
             };
-            let chosen = match decision {
-                Decision::Reject => None,
-                Decision::Accept { term: None } => Some(Arc::clone(&attributes)),
+            let at = match decision {
+                Decision::Reject => {
+                    self.rib.withdraw(route.prefix, source, route.path_id);
+                    continue;
+                }
+                Decision::Accept { term: None } => None,
                 Decision::Accept { term: Some(term) } => {
-                    let found = rewritten.iter().find(|(t, _)| *t == term);
-                    Some(match found {
-                        Some((_, set)) => Arc::clone(set),
+                    Some(match rewritten.iter().position(|(t, _)| *t == term) {
+                        Some(at) => at,
                         None => {
                             let filter = config.import_filter.as_ref().expect("decided by it");
                             let set = match filter.rewrite(term, &attributes, up.rules.local_as) {
                                 Some(changed) => self.interner.intern(changed),
                                 None => Arc::clone(&attributes),
                             };
-                            rewritten.push((term, Arc::clone(&set)));
-                            set
+                            rewritten.push((term, set));
+                            rewritten.len() - 1
                         }
                     })
                 }
             };
-            let chosen = match (chosen, &self.hooks.import) {
-                (Some(set), Some(hook)) => match hook.import(&up.source, &route.prefix, &set) {
-                    Verdict::Accept => Some(set),
-                    Verdict::Reject => None,
-                    Verdict::Replace(changed) => Some(self.interner.intern(changed)),
+            // Borrowed, not cloned: most routes share the UPDATE's set.
+            let set = at.map_or(&attributes, |at| &rewritten[at].1);
+            let replaced;
+            let set = match &self.hooks.import {
+                None => set,
+                Some(hook) => match hook.import(&up.source, &route.prefix, set) {
+                    Verdict::Accept => set,
+                    Verdict::Reject => {
+                        self.rib.withdraw(route.prefix, source, route.path_id);
+                        continue;
+                    }
+                    Verdict::Replace(changed) => {
+                        replaced = self.interner.intern(changed);
+                        &replaced
+                    }
                 },
-                (chosen, _) => chosen,
             };
-            match chosen {
-                Some(set) if !unusable(route.next_hop, up.local) => {
-                    self.rib
-                        .announce(route.prefix, source, set, route.next_hop, route.path_id);
-                }
-                _ => self.rib.withdraw(route.prefix, source, route.path_id),
+            if unusable(route.next_hop, up.local) {
+                self.rib.withdraw(route.prefix, source, route.path_id);
+            } else {
+                self.rib
+                    .announce(route.prefix, source, set, route.next_hop, route.path_id);
             }
         }
     }

@@ -44,7 +44,8 @@ use crate::transport::{self, TransportError, TtlPolicy};
 /// What the owner asks of the speaker.
 #[derive(Debug)]
 pub enum Request {
-    /// Adds a peer; an existing peer at the address is updated as by `UpdatePeer`.
+    /// Adds a peer; an existing peer at the address is removed first (its session
+    /// restarts with the new configuration).
     AddPeer(PeerConfig),
     /// Changes a peer in place when only policy or limits changed (routes are
     /// re-sent, and asked for again with ROUTE-REFRESH); otherwise restarts its

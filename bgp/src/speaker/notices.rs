@@ -134,8 +134,10 @@ impl Pending {
         if let Some(event) = self.events.pop_front() {
             return Some(event);
         }
-        if let Some(prefix) = self.outbox.withdrawals.pop() {
-            return Some(Notice::Best(Change::Withdrawn { prefix }));
+        if let Some(nlri) = self.outbox.withdrawals.pop() {
+            return Some(Notice::Best(Change::Withdrawn {
+                prefix: nlri.prefix,
+            }));
         }
         loop {
             if self.slots.is_empty() {

@@ -4,8 +4,9 @@
 //! consumer that cannot keep up costs these two bits per prefix, however many
 //! changes it misses: the RIB, not a message queue, is the source of truth.
 
-use ipnet::IpNet;
+use std::collections::HashMap;
 
+use crate::codec::Nlri;
 use crate::rib::{SlotId, Touched};
 
 #[derive(Debug, Default)]
@@ -17,8 +18,13 @@ pub(crate) struct Outbox {
     advertised_count: usize,
     /// Where the last scan for dirty slots stopped.
     cursor: usize,
-    /// Advertised prefixes whose slots were freed.
-    pub withdrawals: Vec<IpNet>,
+    /// What to withdraw: advertised prefixes (with their path ids) whose slots
+    /// were freed.
+    pub withdrawals: Vec<Nlri>,
+    /// Sent every path of a prefix (ADD-PATH, RFC 7911), not only the best.
+    pub all_paths: bool,
+    /// With `all_paths`: the path ids advertised per slot.
+    pub path_ids: HashMap<SlotId, Vec<u32>>,
 }
 
 impl Outbox {
@@ -26,10 +32,17 @@ impl Outbox {
     pub fn follow(&mut self, touched: Touched) {
         match touched {
             Touched::Best(slot) => self.mark(slot),
+            Touched::Paths(slot) if self.all_paths => self.mark(slot),
+            Touched::Paths(_) => {}
             Touched::Gone(slot, prefix) => {
                 if self.advertised.clear(slot) {
                     self.advertised_count -= 1;
-                    self.withdrawals.push(prefix);
+                    match self.path_ids.remove(&slot) {
+                        Some(ids) => self
+                            .withdrawals
+                            .extend(ids.into_iter().map(|id| Nlri::with_path_id(prefix, id))),
+                        None => self.withdrawals.push(Nlri::new(prefix)),
+                    }
                 }
             }
         }
@@ -141,12 +154,12 @@ mod tests {
     #[test]
     fn a_freed_slot_is_withdrawn_only_if_it_was_advertised() {
         let mut outbox = Outbox::default();
-        let prefix: IpNet = "10.0.0.0/24".parse().unwrap();
+        let prefix: ipnet::IpNet = "10.0.0.0/24".parse().unwrap();
         outbox.set_advertised(5, true);
         outbox.follow(Touched::Gone(6, prefix));
         assert!(outbox.withdrawals.is_empty());
         outbox.follow(Touched::Gone(5, prefix));
-        assert_eq!(outbox.withdrawals, [prefix]);
+        assert_eq!(outbox.withdrawals, [Nlri::new(prefix)]);
         assert_eq!(outbox.advertised(), 0);
     }
 }

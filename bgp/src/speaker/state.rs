@@ -16,7 +16,7 @@ use crate::codec::{
     Afi, AsPath, Attributes, Message, Notification, Origin, RouteRefresh, RouteRefreshKind,
     UpdatePacker,
 };
-use crate::rib::{Interner, LOCAL, Rib, Source, Speaker, Touched};
+use crate::rib::{Interner, LOCAL, Rib, Source, Speaker};
 use crate::session::{self, Command, Event, EventSink};
 use crate::transport::{self, TtlPolicy};
 
@@ -54,7 +54,8 @@ pub(super) struct State {
     /// Restarting (RFC 4724 4.1): best paths are held back until then, or until
     /// every peer has sent End-of-RIB.
     deferral: Option<Instant>,
-    /// Paths removed since the interner last dropped unused sets.
+    /// RIB changes since the interner last dropped unused sets; it scans them all,
+    /// so only after a number of changes proportional to their count.
     removed: usize,
 }
 
@@ -175,7 +176,12 @@ impl State {
 
     fn request(&mut self, request: Request) {
         match request {
-            Request::AddPeer(config) | Request::UpdatePeer(config) => self.configure(config),
+            Request::AddPeer(config) => {
+                // An existing peer restarts with the new configuration.
+                self.remove_peer(config.address, "peer reconfigured");
+                self.configure(config);
+            }
+            Request::UpdatePeer(config) => self.configure(config),
             Request::RemovePeer(address) => self.remove_peer(address, "peer removed"),
             Request::Originate(prefix) => self.originate(prefix, Attributes::default()),
             Request::OriginateWith { prefix, attributes } => self.originate(prefix, attributes),
@@ -206,7 +212,7 @@ impl State {
         let attributes = self.interner.intern(attributes);
         let next_hop = IpAddr::from([0, 0, 0, 0]);
         self.rib
-            .announce(prefix.trunc(), LOCAL, attributes, next_hop, None);
+            .announce(prefix.trunc(), LOCAL, &attributes, next_hop, None);
     }
 
     fn configure(&mut self, config: PeerConfig) {
@@ -365,7 +371,9 @@ impl State {
             peer.stale_until = None;
             self.rib.sweep_stale(peer.source);
         }
+        let sends = negotiated.context.add_path;
         let mut outbox = Outbox::default();
+        outbox.all_paths = sends.send_ipv4 || sends.send_ipv6;
         for (slot, _) in self.rib.prefixes() {
             outbox.mark(slot);
         }
@@ -415,7 +423,6 @@ impl State {
             }
             None => {
                 let source = peer.source;
-                self.rib.sweep_stale(source);
                 self.rib.remove_source_paths(source);
                 self.forget_if_dynamic(address);
             }
@@ -471,9 +478,8 @@ impl State {
         let peers = &mut self.peers;
         let notices = &mut self.notices;
         for touched in self.rib.drain() {
-            if let Touched::Gone(..) = touched {
-                self.removed += 1;
-            }
+            // Any change may have left an attribute set unused.
+            self.removed += 1;
             for up in peers.values_mut().filter_map(|p| p.up.as_mut()) {
                 up.outbox.follow(touched);
             }

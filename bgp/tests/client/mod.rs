@@ -128,14 +128,6 @@ impl Client {
         capabilities.extend(offer.capabilities);
         let ours = Open::new(self.asn, 90, id, capabilities);
         self.context = SessionContext::negotiate(&ours, &theirs);
-        // Our receive is their send and the other way round.
-        let add_path = self.context.add_path;
-        self.context.add_path = bgp::codec::AddPath {
-            receive_ipv4: add_path.send_ipv4,
-            receive_ipv6: add_path.send_ipv6,
-            send_ipv4: add_path.receive_ipv4,
-            send_ipv6: add_path.receive_ipv6,
-        };
         self.send_with(Message::Open(ours), SessionContext::default())
             .await;
         self.send(Message::Keepalive).await;
@@ -360,13 +352,7 @@ impl Client {
 
     /// Answers the speaker's OPEN (already read) and comes up.
     pub async fn finish_handshake(&mut self, theirs: Open) {
-        let id = Ipv4Addr::new(10, 9, 9, 8);
-        let ours = Open::new(self.asn, 90, id, vec![Capability::FourOctetAs(self.asn)]);
-        self.context = SessionContext::negotiate(&ours, &theirs);
-        self.send_with(Message::Open(ours), SessionContext::default())
-            .await;
-        self.send(Message::Keepalive).await;
-        assert_eq!(self.read().await, Some(Message::Keepalive));
+        self.finish_handshake_with(theirs, Vec::new()).await;
     }
 }
 

@@ -25,7 +25,8 @@ const PAGE: usize = 250;
 /// Writes in flight at once when filling the store.
 const IN_FLIGHT: usize = 32;
 
-fn handle(name: &str) -> IPAMHandle {
+/// An empty handle: the kind most cases write.
+pub fn handle(name: &str) -> IPAMHandle {
     Object::new(
         name,
         IPAMHandleSpec {
@@ -37,7 +38,7 @@ fn handle(name: &str) -> IPAMHandle {
 }
 
 /// A handle holding `count` addresses: the value concurrent writers fight over.
-fn holding(mut handle: IPAMHandle, count: u32) -> IPAMHandle {
+pub fn holding(mut handle: IPAMHandle, count: u32) -> IPAMHandle {
     handle.spec.block = BTreeMap::from([("10.0.0.0/26".to_owned(), count)]);
     handle
 }
@@ -86,11 +87,24 @@ async fn all_pages(store: &dyn Backend, mut options: ListOptions) -> Vec<List<IP
     }
 }
 
+/// The store's revision now: where a watch of what happens next starts.
+pub async fn revision_now(store: &dyn Backend) -> Revision {
+    store
+        .list::<IPAMHandle>(&ListOptions {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .revision
+}
+
 fn names<R: Resource>(items: &[R]) -> Vec<String> {
     items.iter().map(|r| r.name().to_owned()).collect()
 }
 
-async fn next_event<R: Resource>(stream: &mut WatchStream<R>) -> WatchEvent<R> {
+/// The next event, failing the test when none comes in time.
+pub async fn next_event<R: Resource>(stream: &mut WatchStream<R>) -> WatchEvent<R> {
     match tokio::time::timeout(EVENT_TIMEOUT, stream.next()).await {
         Ok(Some(Ok(event))) => event,
         Ok(Some(Err(e))) => panic!("the watch failed: {e}"),
@@ -411,11 +425,7 @@ pub async fn a_bad_continue_token_is_rejected(fixture: &dyn Fixture) {
 pub async fn watch_delivers_every_change_in_order(fixture: &dyn Fixture) {
     let store = store(fixture);
     store.create(&handle("before")).await.unwrap();
-    let start = store
-        .list::<IPAMHandle>(&ListOptions::default())
-        .await
-        .unwrap()
-        .revision;
+    let start = revision_now(store).await;
     let mut watch = store.watch::<IPAMHandle>(start).await.unwrap();
     // Another kind's writes are not this watch's business.
     let mut other = IPPool::new("pool", IPPoolSpec::new("10.9.0.0/16".parse().unwrap()));
@@ -435,11 +445,7 @@ pub async fn watch_delivers_every_change_in_order(fixture: &dyn Fixture) {
 
 pub async fn a_watch_resumed_from_a_revision_misses_nothing(fixture: &dyn Fixture) {
     let store = store(fixture);
-    let start = store
-        .list::<IPAMHandle>(&ListOptions::default())
-        .await
-        .unwrap()
-        .revision;
+    let start = revision_now(store).await;
     let first = make_changes(store, "a", 20).await;
     // A watcher that saw the first half stops, then resumes from the last revision
     // it saw, while writes continue.
@@ -468,11 +474,7 @@ pub async fn a_watch_resumed_from_a_revision_misses_nothing(fixture: &dyn Fixtur
 
 pub async fn a_compacted_revision_yields_an_explicit_resync(fixture: &dyn Fixture) {
     let store = store(fixture);
-    let start = store
-        .list::<IPAMHandle>(&ListOptions::default())
-        .await
-        .unwrap()
-        .revision;
+    let start = revision_now(store).await;
     let gone = store.create(&handle("gone")).await.unwrap();
     let kept = store.create(&handle("kept")).await.unwrap();
     store
@@ -480,11 +482,7 @@ pub async fn a_compacted_revision_yields_an_explicit_resync(fixture: &dyn Fixtur
         .await
         .unwrap();
     let kept = store.update(&holding(kept, 7)).await.unwrap();
-    let now = store
-        .list::<IPAMHandle>(&ListOptions::default())
-        .await
-        .unwrap()
-        .revision;
+    let now = revision_now(store).await;
     fixture.compact(now).await;
 
     let mut watch = store.watch::<IPAMHandle>(start).await.unwrap();
