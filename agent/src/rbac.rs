@@ -5,7 +5,9 @@
 //! this list and the list to what the daemon sends to the API double.
 
 use api::rbac::{ApiCall, Verb};
-use api::resources::{BGPConfiguration, BGPFilter, BGPPeer, BlockAffinity, IPAMBlock, IPPool, Node};
+use api::resources::{
+    BGPConfiguration, BGPFilter, BGPPeer, BlockAffinity, IPAMBlock, IPPool, Node,
+};
 
 /// `tabby-agent`: [`crate::daemon::watch`] lists and watches every kind the desired
 /// state reads; [`crate::node::register`] reads, creates and updates this node's

@@ -45,14 +45,19 @@ impl fmt::Display for Call {
 
 /// The calls of a list kept next to the code.
 pub fn calls_of(lists: &[&[ApiCall]]) -> BTreeSet<Call> {
-    lists.iter().flat_map(|list| list.iter().map(Call::from)).collect()
+    lists
+        .iter()
+        .flat_map(|list| list.iter().map(Call::from))
+        .collect()
 }
 
 /// The call a request line (`METHOD /path?query`, as [`KubeApi::requests`] records
 /// it) makes, or why it is none the API server would authorize as a resource call.
 pub fn call_of(request: &str) -> Result<Call, String> {
     let unknown = |why: &str| format!("{request:?}: {why}");
-    let (method, uri) = request.split_once(' ').ok_or_else(|| unknown("no method"))?;
+    let (method, uri) = request
+        .split_once(' ')
+        .ok_or_else(|| unknown("no method"))?;
     let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, rest) = match segments.as_slice() {
@@ -115,16 +120,27 @@ mod tests {
             "list ippools.tabby.dev"
         );
         assert_eq!(
-            call("GET /apis/tabby.dev/v1/ippools?allowWatchBookmarks=true&resourceVersion=7&watch=true"),
+            call(
+                "GET /apis/tabby.dev/v1/ippools?allowWatchBookmarks=true&resourceVersion=7&watch=true"
+            ),
             "watch ippools.tabby.dev"
         );
         assert_eq!(
             call("PUT /apis/tabby.dev/v1/ipamblocks/10-0-0-0-26"),
             "update ipamblocks.tabby.dev"
         );
-        assert_eq!(call("POST /apis/tabby.dev/v1/nodes"), "create nodes.tabby.dev");
-        assert_eq!(call("DELETE /apis/tabby.dev/v1/ipamhandles/h"), "delete ipamhandles.tabby.dev");
-        assert_eq!(call("GET /api/v1/namespaces/default/pods/web-0"), "get pods");
+        assert_eq!(
+            call("POST /apis/tabby.dev/v1/nodes"),
+            "create nodes.tabby.dev"
+        );
+        assert_eq!(
+            call("DELETE /apis/tabby.dev/v1/ipamhandles/h"),
+            "delete ipamhandles.tabby.dev"
+        );
+        assert_eq!(
+            call("GET /api/v1/namespaces/default/pods/web-0"),
+            "get pods"
+        );
         assert_eq!(call("GET /api/v1/pods?limit=500"), "list pods");
         assert_eq!(call("GET /api/v1/nodes/worker-1"), "get nodes");
     }

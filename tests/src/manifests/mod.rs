@@ -92,10 +92,12 @@ pub fn yaml_files() -> Result<Vec<String>> {
 /// The documents of one file (empty ones, as after a leading `---`, skipped).
 pub fn read(file: &str) -> Result<Vec<Document>> {
     let path = directory().join(file);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut documents = Vec::new();
     for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        let value = Value::deserialize(document).with_context(|| format!("{file}#{index}: not YAML"))?;
+        let value =
+            Value::deserialize(document).with_context(|| format!("{file}#{index}: not YAML"))?;
         if !value.is_null() {
             documents.push(Document {
                 file: file.to_owned(),
@@ -139,9 +141,12 @@ pub struct Kustomization {
 
 pub fn kustomization() -> Result<Kustomization> {
     let path = directory().join(KUSTOMIZATION);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let kustomization: Kustomization = serde_yaml::from_str(&text).with_context(|| format!("{KUSTOMIZATION}"))?;
-    if kustomization.api_version != "kustomize.config.k8s.io/v1beta1" || kustomization.kind != "Kustomization" {
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let kustomization: Kustomization = serde_yaml::from_str(&text).context(KUSTOMIZATION)?;
+    if kustomization.api_version != "kustomize.config.k8s.io/v1beta1"
+        || kustomization.kind != "Kustomization"
+    {
         bail!("{KUSTOMIZATION} is not a kustomize.config.k8s.io/v1beta1 Kustomization");
     }
     Ok(kustomization)

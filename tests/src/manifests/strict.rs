@@ -48,12 +48,17 @@ fn compare(original: &Value, again: &Value, path: &str, lost: &mut Vec<String>) 
             }
         }
         (a, b) if a == b => {}
+        // Schema bounds are f64 in k8s-openapi: 255 reads back as 255.0.
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
         (a, b) => lost.push(format!("{path}: {a} reads back as {b}")),
     }
 }
 
-/// A Kubernetes type's strict parse, by `apiVersion` and `kind`.
-fn kubernetes<K>() -> (&'static str, &'static str, fn(&Value) -> Result<(), String>)
+/// A kind's strict parse, by `apiVersion` and `kind`.
+type Parser = (&'static str, &'static str, fn(&Value) -> Result<(), String>);
+
+/// A Kubernetes type's strict parse.
+fn kubernetes<K>() -> Parser
 where
     K: k8s_openapi::Resource + DeserializeOwned + Serialize,
 {
@@ -61,7 +66,7 @@ where
 }
 
 /// A tabby kind: unknown fields refused by its own types, then validated.
-fn tabby<R: api::resources::Resource>() -> (&'static str, &'static str, fn(&Value) -> Result<(), String>) {
+fn tabby<R: api::resources::Resource>() -> Parser {
     (api::resources::API_VERSION, R::KIND, |value| {
         let resource: R = serde_path_to_error::deserialize(value.clone())
             .map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
