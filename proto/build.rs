@@ -2,7 +2,10 @@
 //! building needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/tabby/bgp/v1/status.proto"];
+    let files = [
+        "proto/tabby/bgp/v1/status.proto",
+        "proto/tabby/agent/v1/agent.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

@@ -115,8 +115,11 @@ pub struct Flags {
     )]
     pub socket: PathBuf,
     /// Where the pods' MTU is written for tabby-cni
-    #[arg(long, env = "TABBY_MTU_FILE", default_value = "/var/run/tabby/mtu")]
+    #[arg(long, env = "TABBY_MTU_FILE", default_value = crate::cni::config::MTU_FILE)]
     pub mtu_file: PathBuf,
+    /// Where this node's name is written for tabby-cni
+    #[arg(long, env = "TABBY_NODENAME_FILE", default_value = crate::cni::config::NODENAME_FILE)]
+    pub nodename_file: PathBuf,
 }
 
 /// A flag whose value cannot work.
@@ -187,6 +190,7 @@ impl Flags {
         options.resync = self.resync_interval.0;
         options.bgp_sync_timeout = self.bgp_sync_timeout.0;
         options.mtu_file = Some(self.mtu_file.clone());
+        options.nodename_file = Some(self.nodename_file.clone());
         Ok(options)
     }
 }

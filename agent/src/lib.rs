@@ -6,6 +6,7 @@
 //! - [`dataplane`]: the kernel reconciler (routes, tunnels) over batched rtnetlink.
 //! - [`config`]: `tabby-agent`'s flags and `TABBY_*` variables.
 //! - [`daemon`]: `tabby-agent`'s loop: datastore and speaker in, kernel and BGP out.
+//! - [`grpc`]: the status API (gRPC on a Unix socket) and `/metrics` `/readyz`.
 //! - [`cni`]: the `tabby-cni` plugin (veth, addresses, routes; IPAM delegated).
 //! - [`nat`]: NAT outgoing as tabby's own nftables tables.
 //! - [`node`]: BGP address autodetection and the node's registration.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod daemon;
 pub mod dataplane;
 pub mod desired;
+pub mod grpc;
 pub mod nat;
 pub mod node;
 pub mod peering;

@@ -6,12 +6,13 @@
 
 use api::rbac::{ApiCall, Verb};
 use api::resources::{
-    BGPConfiguration, BGPFilter, BGPPeer, BlockAffinity, IPAMBlock, IPPool, Node,
+    BGPConfiguration, BGPFilter, BGPPeer, BlockAffinity, IPAMBlock, IPPool, Node, WorkloadEndpoint,
 };
 
 /// `tabby-agent`: [`crate::daemon::watch`] lists and watches every kind the desired
 /// state reads; [`crate::node::register`] reads, creates and updates this node's
-/// `Node`.
+/// `Node`. Its tunnel addresses come from IPAM's allocator: those calls are
+/// `ipam::rbac::PLUGIN`'s (and IPAM records the address on the `Node`).
 pub const AGENT: &[ApiCall] = &[
     ApiCall::tabby::<IPPool>(Verb::List),
     ApiCall::tabby::<IPPool>(Verb::Watch),
@@ -32,9 +33,15 @@ pub const AGENT: &[ApiCall] = &[
     ApiCall::tabby::<Node>(Verb::Update),
 ];
 
-/// `tabby-cni` itself keeps nothing in the datastore: addresses are tabby-ipam's,
-/// which it runs.
-pub const CNI: &[ApiCall] = &[];
+/// `tabby-cni`: [`crate::cni::workload`] records the pod's `WorkloadEndpoint` on ADD
+/// (read, then create or replace) and removes it on DEL (read, then delete);
+/// addresses are tabby-ipam's, which it runs.
+pub const CNI: &[ApiCall] = &[
+    ApiCall::tabby::<WorkloadEndpoint>(Verb::Get),
+    ApiCall::tabby::<WorkloadEndpoint>(Verb::Create),
+    ApiCall::tabby::<WorkloadEndpoint>(Verb::Update),
+    ApiCall::tabby::<WorkloadEndpoint>(Verb::Delete),
+];
 
 /// Reading the Secrets that `BGPPeer` and `BGPConfiguration` passwords name
 /// (`secretKeyRef`), in tabby's own namespace and only those Secrets: a Role, not

@@ -274,3 +274,55 @@ fn cni_add_replaces_a_host_veth_left_behind_by_an_earlier_attempt() {
     web.ping(node.address()).unwrap();
     assert!(runtime.check("web", &web, &result).success);
 }
+
+#[test]
+fn cni_a_pod_is_recorded_as_a_workload_endpoint_in_etcd_and_forgotten_by_its_del() {
+    if !tests::require_root() {
+        return;
+    }
+    let lab = lab("cni_workload_endpoint");
+    let node = lab.node("n1");
+    let router = lab.router().unwrap();
+    let etcd =
+        tests::etcd::Etcd::start_in(lab.logs(), router, "10.0.1.1".parse().unwrap()).unwrap();
+    let mut runtime = Runtime::new(&lab, node, v4_range());
+    runtime.conf["datastore_type"] = json!("etcdv3");
+    runtime.conf["etcd_endpoints"] = json!(etcd.endpoint());
+    runtime.conf["nodename"] = json!("n1");
+    let web = lab.pod("web").unwrap();
+    let ip = pod_ip(&runtime.add("web", &web), 0);
+
+    let key = format!("/tabby/v1/workloadendpoints/{}.web", runtime.namespace());
+    let stored: Value =
+        serde_json::from_str(&etcd.etcdctl(&["get", &key, "--print-value-only"]).unwrap()).unwrap();
+    let spec = &stored["spec"];
+    assert_eq!(spec["node"], "n1");
+    assert_eq!(spec["containerID"], "ctr-web");
+    assert_eq!(spec["interfaceName"], runtime.host_veth("web"));
+    assert_eq!(spec["ipNetworks"], json!([format!("{ip}/32")]));
+
+    assert!(runtime.del("web", Some(&web)).success);
+    assert_eq!(etcd.etcdctl(&["get", &key]).unwrap(), "");
+    // A second DEL finds nothing to forget, and succeeds.
+    assert!(runtime.del("web", Some(&web)).success);
+}
+
+#[test]
+fn cni_add_with_an_unreachable_datastore_fails_with_try_again_and_leaves_nothing() {
+    if !tests::require_root() {
+        return;
+    }
+    let lab = lab("cni_datastore_down");
+    let node = lab.node("n1");
+    let mut runtime = Runtime::new(&lab, node, v4_range());
+    runtime.conf["datastore_type"] = json!("etcdv3");
+    // The router's address, where no etcd listens.
+    runtime.conf["etcd_endpoints"] = json!("http://10.0.1.1:2379");
+    runtime.conf["nodename"] = json!("n1");
+    let web = lab.pod("web").unwrap();
+    let answer = runtime.call("ADD", "web", Some(&web), &runtime.conf);
+    assert!(!answer.success);
+    assert_eq!(answer.json["code"], 11, "{}", answer.json);
+    assert!(!has_link(node, &runtime.host_veth("web")));
+    assert_eq!(runtime.allocated(), Vec::<String>::new());
+}

@@ -19,6 +19,10 @@ use daemon_support::{
     Background, RunningAgent, block_range, claim_block, options, pod, pool, release, release_block,
     run, wait_for_routes,
 };
+use proto::agent::agent_status_client::AgentStatusClient;
+use proto::agent::{GetDataplaneRequest, GetNodeRequest, ListKernelRoutesRequest};
+use proto::bgp::bgp_status_client::BgpStatusClient;
+use proto::bgp::{ListPeersRequest, ListRoutesRequest, PeerType, SessionState};
 use tests::routes::routes;
 use tests::{Lab, Netns, Node};
 
@@ -136,6 +140,86 @@ fn daemon_two_mesh_nodes_route_each_others_pods_and_blackhole_their_own() {
 }
 
 #[test]
+fn daemon_status_api_reports_peers_bgp_routes_kernel_routes_and_the_dataplane() {
+    if !tests::require_root() {
+        return;
+    }
+    let mesh = Mesh::new("daemon_status_api");
+    let agent = mesh.agents[0].as_ref().unwrap();
+    agent.wait_ready();
+    let runtime = tests::runtime();
+    let channel = agent.channel(&runtime);
+    let mut bgp = BgpStatusClient::new(channel.clone());
+    let mut node = AgentStatusClient::new(channel);
+    runtime.block_on(async {
+        let peers = bgp
+            .list_peers(ListPeersRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (peers.local_as, peers.router_id.as_str()),
+            (64512, "10.0.1.10")
+        );
+        let peer = &peers.peers[0];
+        assert_eq!(peer.address, "10.0.1.11");
+        assert_eq!(peer.r#type(), PeerType::NodeMesh);
+        assert_eq!(peer.state(), SessionState::Established);
+        assert_eq!((peer.name.as_str(), peer.remote_as), ("n2", 64512));
+
+        let routes = bgp
+            .list_routes(ListRoutesRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .routes;
+        let learned: Vec<(String, String)> = routes
+            .iter()
+            .map(|r| (r.prefix.clone(), r.paths[0].next_hop.clone()))
+            .collect();
+        assert!(
+            learned.contains(&("10.244.2.0/26".into(), "10.0.1.11".into())),
+            "{learned:?}"
+        );
+
+        let kernel: BTreeSet<String> = node
+            .list_kernel_routes(ListKernelRoutesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .routes
+            .iter()
+            .filter(|r| r.desired)
+            .map(|r| r.text.clone())
+            .collect();
+        assert_eq!(kernel.len(), 3, "{kernel:?}");
+        assert!(kernel.contains("blackhole 10.244.1.0/26"), "{kernel:?}");
+
+        let dataplane = node
+            .get_dataplane(GetDataplaneRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (
+                dataplane.workload_routes,
+                dataplane.blackhole_routes,
+                dataplane.gateway_routes,
+                dataplane.exported_prefixes
+            ),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(dataplane.pod_mtu, 1500);
+        let me = node.get_node(GetNodeRequest {}).await.unwrap().into_inner();
+        assert!(me.ready, "{me:?}");
+        assert_eq!(
+            (me.name.as_str(), me.ipv4_address.as_str()),
+            ("n1", "10.0.1.10/24")
+        );
+    });
+}
+
+#[test]
 fn daemon_a_restarted_agent_changes_no_route_and_loses_no_ping() {
     if !tests::require_root() {
         return;
@@ -235,14 +319,15 @@ fn daemon_a_node_announcing_another_nodes_block_is_refused() {
         }
         Ok(())
     });
+    // Refused at import, before best-path selection: the owner's path stays best.
     mesh.agents[0]
         .as_ref()
         .unwrap()
         .wait("n1 to refuse the rogue's route", |status| {
-            status.rejected.iter().any(|r| {
-                r.starts_with(&format!("10.244.2.0/26 via {rogue_ip}"))
-                    && r.contains("owned by node \"n2\"")
-            })
+            status.rejected_at_import.iter().any(|r| {
+                r.starts_with(&format!("10.244.2.0/26 from peer {rogue_ip}"))
+                    && r.contains("owned by node \"n2\", but announced by node \"rogue\"")
+            }) && status.counters.rejections.get("not_owner") == Some(&1)
         });
     assert_eq!(routes(n1, "84").unwrap(), mesh.n1_table());
     mesh.web.ping(mesh.db_ip).unwrap();

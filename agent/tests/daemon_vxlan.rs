@@ -1,21 +1,48 @@
 //! tabby-agent with a VXLAN CrossSubnet pool on two subnets joined by a router:
 //! nodes on one subnet route each other's pods directly, and over `vxlan.tabby`
-//! to the node behind the router, with VTEP entries from the datastore. Needs root.
+//! to the node behind the router, with VTEP entries from the datastore. The VTEP
+//! addresses come from tabby's IPAM (a tunnel-only pool), as the agent asks for
+//! them. Needs root.
 
 mod cni_support;
 mod daemon_support;
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use api::datastore::MemoryStore;
-use api::resources::EncapsulationMode;
-use cni_support::Runtime;
-use daemon_support::{
-    RunningAgent, block_range, claim_block, options, pod, pool, set_vtep, wait_for_routes,
+use api::datastore::{Datastore, MemoryStore};
+use api::resources::{
+    AllowedUse, Cidr, EncapsulationMode, IPPool, IPPoolSpec, Node as NodeResource,
 };
+use cni_support::Runtime;
+use daemon_support::{RunningAgent, block_range, claim_block, options, pod, run, wait_for_routes};
 use serde_json::Value;
 use tests::Lab;
+
+/// A pool for one use, with VXLAN CrossSubnet.
+fn vxlan_pool(store: &MemoryStore, name: &str, cidr: &str, used: AllowedUse) {
+    let mut spec = IPPoolSpec::new(Cidr(cidr.parse().unwrap()));
+    spec.vxlan_mode = EncapsulationMode::CrossSubnet;
+    spec.allowed_uses = vec![used];
+    run(store.create(&IPPool::new(name, spec))).unwrap();
+}
+
+/// Node `name`'s VTEP address once IPAM has given it one, and the tunnel block
+/// that holds it.
+fn vtep(store: &MemoryStore, name: &str) -> (IpAddr, String) {
+    let address = tests::wait_until(Duration::from_secs(30), &format!("{name}'s VTEP"), || {
+        let node: NodeResource = run(store.get(name))?;
+        anyhow::Ok(node.spec.ipv4_vxlan_tunnel_addr)
+    })
+    .unwrap();
+    let block = format!("{}/26", {
+        let octets = address.octets();
+        std::net::Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3] & 0xc0)
+    });
+    (address.into(), block)
+}
 
 #[test]
 fn daemon_vxlan_crosssubnet_goes_direct_on_the_subnet_and_over_vxlan_across_the_router() {
@@ -31,12 +58,8 @@ fn daemon_vxlan_crosssubnet_goes_direct_on_the_subnet_and_over_vxlan_across_the_
         .build()
         .unwrap();
     let store = Arc::new(MemoryStore::new());
-    pool(
-        &store,
-        "10.244.0.0/16",
-        EncapsulationMode::Never,
-        EncapsulationMode::CrossSubnet,
-    );
+    vxlan_pool(&store, "pods", "10.244.0.0/16", AllowedUse::Workload);
+    vxlan_pool(&store, "tunnels", "10.250.0.0/24", AllowedUse::Tunnel);
     let names = ["n1", "n2", "n3"];
     let mut agents = Vec::new();
     let mut pods = Vec::new();
@@ -45,49 +68,37 @@ fn daemon_vxlan_crosssubnet_goes_direct_on_the_subnet_and_over_vxlan_across_the_
         let block = format!("10.244.{}.0/26", i + 1);
         claim_block(&store, name, &block);
         agents.push(RunningAgent::start(node, store.clone(), options(node)));
-        // The block's first address is the node's VTEP (host-local never hands
-        // out .1, its gateway).
-        set_vtep(
-            &store,
-            name,
-            &format!("10.244.{}.1", i + 1),
-            [0x66, 0, 0, 0, 0, i as u8 + 1],
-        );
         let runtime = Runtime::new(&lab, node, block_range(&block));
         let netns = lab.pod(&format!("p{}", i + 1)).unwrap();
         let ip = pod(&store, &runtime, node, &format!("p{}", i + 1), &netns);
         pods.push((runtime.host_veth(&format!("p{}", i + 1)), ip, netns));
     }
-    let local = |i: usize| {
+    let vteps: Vec<(IpAddr, String)> = names.iter().map(|n| vtep(&store, n)).collect();
+    let underlay = ["10.0.1.10", "10.0.1.11", "10.0.2.10"];
+    // Node i's table: its pod, its two blocks blackholed, and each other node's
+    // two blocks, directly on the same subnet, over VXLAN across the router.
+    let table = |i: usize| -> BTreeSet<String> {
         let (veth, ip, _) = &pods[i];
-        [
+        let mut lines = BTreeSet::from([
             format!("{ip}/32 dev {veth} scope link"),
             format!("blackhole 10.244.{}.0/26", i + 1),
-        ]
+            format!("blackhole {}", vteps[i].1),
+        ]);
+        for j in (0..3).filter(|j| *j != i) {
+            let same_subnet = (i < 2) == (j < 2);
+            let via = if same_subnet {
+                format!("via {} dev eth0", underlay[j])
+            } else {
+                format!("via {} dev vxlan.tabby onlink", vteps[j].0)
+            };
+            lines.insert(format!("10.244.{}.0/26 {via}", j + 1));
+            lines.insert(format!("{} {via}", vteps[j].1));
+        }
+        lines
     };
-    let table = |i: usize, others: [String; 2]| -> BTreeSet<String> {
-        local(i).into_iter().chain(others).collect()
-    };
-    wait_for_routes(
-        lab.node("n1"),
-        &table(
-            0,
-            [
-                "10.244.2.0/26 via 10.0.1.11 dev eth0".into(),
-                "10.244.3.0/26 via 10.244.3.1 dev vxlan.tabby onlink".into(),
-            ],
-        ),
-    );
-    wait_for_routes(
-        lab.node("n3"),
-        &table(
-            2,
-            [
-                "10.244.1.0/26 via 10.244.1.1 dev vxlan.tabby onlink".into(),
-                "10.244.2.0/26 via 10.244.2.1 dev vxlan.tabby onlink".into(),
-            ],
-        ),
-    );
+    for (i, name) in names.iter().enumerate() {
+        wait_for_routes(lab.node(name), &table(i));
+    }
     // The device, its address and the VTEP entries, as ip and bridge read them.
     let n3 = lab.node("n3");
     let link: Value = serde_json::from_str(&n3.ip("-j -d addr show vxlan.tabby").unwrap()).unwrap();
@@ -101,16 +112,15 @@ fn daemon_vxlan_crosssubnet_goes_direct_on_the_subnet_and_over_vxlan_across_the_
         .filter(|a| a["family"] == "inet")
         .map(|a| a["local"].as_str().unwrap())
         .collect();
-    assert_eq!(addresses, ["10.244.3.1"]);
+    assert_eq!(addresses, [vteps[2].0.to_string()]);
     let fdb = n3
         .exec("bridge", &["fdb", "show", "dev", "vxlan.tabby"])
         .unwrap();
-    for (mac, underlay) in [
-        ("66:00:00:00:00:01", "10.0.1.10"),
-        ("66:00:00:00:00:02", "10.0.1.11"),
-    ] {
+    for (i, name) in ["n1", "n2"].iter().enumerate() {
+        let node: NodeResource = run(store.get(name)).unwrap();
+        let mac = node.spec.vxlan_tunnel_mac_addr.unwrap();
         assert!(
-            fdb.contains(&format!("{mac} dst {underlay} self permanent")),
+            fdb.contains(&format!("{mac} dst {} self permanent", underlay[i])),
             "{fdb}"
         );
     }
@@ -119,4 +129,5 @@ fn daemon_vxlan_crosssubnet_goes_direct_on_the_subnet_and_over_vxlan_across_the_
             from.ping(*to).unwrap();
         }
     }
+    drop(agents);
 }

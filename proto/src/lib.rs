@@ -3,6 +3,8 @@
 //! - [`bgp`]: the BGP status service (`tabby.bgp.v1.BgpStatus`): peers, routes,
 //!   health. tabby-agent and tabby-reflector serve it; `calicoctl-rs node status`
 //!   calls it.
+//! - [`agent`]: the node agent's own service (`tabby.agent.v1.AgentStatus`): its
+//!   node, the kernel routes it programs, its dataplane.
 //! - [`serve`]: serve tonic services on a Unix socket and optionally TCP.
 //! - [`client`]: a channel to a daemon's Unix socket.
 //! - [`http`]: `/metrics`, `/healthz` and `/readyz` over plain HTTP.
@@ -20,6 +22,13 @@ pub mod serve;
 pub mod bgp {
     #![allow(missing_debug_implementations, clippy::all)]
     tonic::include_proto!("tabby.bgp.v1");
+}
+
+/// `tabby.agent.v1`: what only the node agent knows (its node, kernel routes,
+/// dataplane).
+pub mod agent {
+    #![allow(missing_debug_implementations, clippy::all)]
+    tonic::include_proto!("tabby.agent.v1");
 }
 
 /// The serving layer's errors.

@@ -1,5 +1,7 @@
-//! A throwaway etcd in the host namespace: loopback only, ports picked free by the
-//! kernel, a temporary data directory; killed and removed on drop.
+//! A throwaway etcd: in the host namespace on loopback, or inside a lab namespace
+//! on one of its addresses (so that lab nodes reach it, as nodes reach a real
+//! cluster's etcd); ports picked free, a temporary data directory; killed and
+//! removed on drop.
 //!
 //! ```no_run
 //! let logs = tests::logs::LogDir::new("my_test")?;
@@ -10,7 +12,7 @@
 //! ```
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -18,6 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tempfile::TempDir;
 
+use crate::netns::Netns;
 use crate::process::{self, Process};
 use crate::registry::Registration;
 use crate::wait::wait_until;
@@ -32,17 +35,28 @@ pub struct Etcd {
     // Drop order: the process dies before its data directory and registration go.
     process: Process,
     _data: TempDir,
-    client_port: u16,
+    client: SocketAddr,
+    /// The namespace it runs in; the host's when `None`.
+    netns: Option<String>,
     registration: Registration,
 }
 
 impl Etcd {
     /// Starts etcd logging to `<log_dir>/etcd-<port>.log` and waits until it is healthy.
     pub fn start(log_dir: impl AsRef<Path>) -> Result<Self> {
-        let log_dir = log_dir.as_ref();
+        Self::start_at(log_dir.as_ref(), None, Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// Starts etcd inside `netns`, listening on `address` (one of the namespace's),
+    /// e.g. a lab's router, which every node has a route to.
+    pub fn start_in(log_dir: impl AsRef<Path>, netns: &Netns, address: IpAddr) -> Result<Self> {
+        Self::start_at(log_dir.as_ref(), Some(netns.name()), address)
+    }
+
+    fn start_at(log_dir: &Path, netns: Option<&str>, address: IpAddr) -> Result<Self> {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(log_dir) {
+            match Self::try_start(log_dir, netns, address) {
                 Ok(etcd) => return Ok(etcd),
                 Err(e) if format!("{e:#}").contains("address already in use") => {
                     last_error = Some(e)
@@ -54,16 +68,20 @@ impl Etcd {
             .context("starting etcd: ports kept colliding")
     }
 
-    fn try_start(log_dir: &Path) -> Result<Self> {
+    fn try_start(log_dir: &Path, netns: Option<&str>, address: IpAddr) -> Result<Self> {
         let registration = Registration::new()?;
         let data = tempfile::Builder::new()
             .prefix("tabby-etcd-")
             .tempdir()
             .context("creating etcd's data directory")?;
         let (client_port, peer_port) = (free_port()?, free_port()?);
-        let client = format!("http://127.0.0.1:{client_port}");
-        let peer = format!("http://127.0.0.1:{peer_port}");
-        let mut command = Command::new("etcd");
+        let client_address = SocketAddr::new(address, client_port);
+        let client = format!("http://{client_address}");
+        let peer = format!("http://{}", SocketAddr::new(address, peer_port));
+        let mut command = match netns {
+            Some(name) => crate::netns::command_in(name, "etcd"),
+            None => Command::new("etcd"),
+        };
         command
             .arg("--name=tabby-test")
             .arg(format!("--data-dir={}", data.path().join("data").display()))
@@ -78,7 +96,10 @@ impl Etcd {
         registration.record_pid(process.pid())?;
         wait_until(HEALTHY_TIMEOUT, "etcd to become healthy", || {
             process.check_running()?;
-            Ok(healthy(client_port))
+            Ok(match netns {
+                Some(name) => crate::netns::in_netns(name, || healthy(client_address))?,
+                None => healthy(client_address),
+            })
         })
         .map_err(|e| match process.check_running() {
             // Report the crash (with its log) rather than the timeout.
@@ -88,20 +109,26 @@ impl Etcd {
         Ok(Self {
             process,
             _data: data,
-            client_port,
+            client: client_address,
+            netns: netns.map(str::to_owned),
             registration,
         })
     }
 
-    /// The client URL, `http://127.0.0.1:<port>`.
+    /// The client URL, `http://<address>:<port>`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("http://{}", self.client)
     }
 
-    /// Runs `etcdctl --endpoints <endpoint> <args>` (API v3); returns stdout.
+    /// Runs `etcdctl --endpoints <endpoint> <args>` (API v3) where etcd runs;
+    /// returns stdout.
     pub fn etcdctl(&self, args: &[&str]) -> Result<String> {
+        let mut command = match &self.netns {
+            Some(name) => crate::netns::command_in(name, "etcdctl"),
+            None => Command::new("etcdctl"),
+        };
         process::exec(
-            Command::new("etcdctl")
+            command
                 .env("ETCDCTL_API", "3")
                 .arg(format!("--endpoints={}", self.endpoint()))
                 .args(args),
@@ -127,13 +154,13 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// True when `GET /health` answers `"health":"true"`.
-fn healthy(port: u16) -> bool {
+/// True when `GET /health` answers `"health":"true"` (asked from the calling
+/// thread's namespace).
+fn healthy(address: SocketAddr) -> bool {
     let ask = || -> std::io::Result<String> {
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500))?;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        stream.write_all(format!("GET /health HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
         Ok(response)

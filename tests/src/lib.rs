@@ -9,6 +9,8 @@
 //! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
 //! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports.
 //! - [`conformance`]: the datastore contract, run against every backend.
+//! - [`e2e`]: clusters of tabby-agent processes over etcd, pods attached by tabby-cni
+//!   with tabby-ipam; [`cni`]: calling a CNI plugin as a runtime does.
 //! - [`kube_api::KubeApi`]: the Kubernetes API double the kubernetes backend runs against.
 //! - [`manifests`]: what `kubectl apply -k manifests/` installs, read for its tests.
 //! - [`routes::routes`]: a namespace's kernel routes as normalised lines.
@@ -17,7 +19,9 @@
 //! - [`require_root`], [`sweep`]: the root guard and the leftover sweep.
 
 pub mod bgperf;
+pub mod cni;
 pub mod conformance;
+pub mod e2e;
 pub mod etcd;
 pub mod kube_api;
 pub mod lab;

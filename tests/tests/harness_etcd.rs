@@ -34,3 +34,34 @@ fn harness_two_etcds_run_side_by_side() {
         ""
     );
 }
+
+#[test]
+fn harness_etcd_in_a_labs_router_is_reached_from_a_node_on_another_subnet() {
+    if !tests::require_root() {
+        return;
+    }
+    let lab = tests::Lab::new("harness_etcd_in_a_lab")
+        .subnet("a", "10.0.1.0/24")
+        .subnet("b", "10.0.2.0/24")
+        .node("n1", "b")
+        .build()
+        .unwrap();
+    let router = lab.router().unwrap();
+    let address = router.address_in("a", "10.0.1.1".parse().unwrap()).unwrap();
+    let etcd = Etcd::start_in(lab.logs(), router, address).unwrap();
+    assert_eq!(etcd.endpoint().split(':').nth(1), Some("//10.0.1.1"));
+    etcd.etcdctl(&["put", "/tabby/k", "v1"]).unwrap();
+    let read = lab
+        .node("n1")
+        .exec(
+            "etcdctl",
+            &[
+                &format!("--endpoints={}", etcd.endpoint()),
+                "get",
+                "/tabby/k",
+                "--print-value-only",
+            ],
+        )
+        .unwrap();
+    assert_eq!(read, "v1\n");
+}

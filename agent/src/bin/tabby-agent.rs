@@ -4,8 +4,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use agent::config::{DatastoreKind, Flags};
+use agent::grpc;
 use api::datastore::{Backend, EtcdStore};
 use clap::Parser;
+use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -41,11 +43,21 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let store = open(&flags).await?;
-        let (status, _) = tokio::sync::watch::channel(agent::daemon::Status::default());
-        agent::daemon::run(options, store, status, shutdown())
+        let (bound, metrics) = grpc::bind(flags.socket.clone(), flags.metrics_address)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let store = open(&flags).await?;
+        let (reporting, handle) = agent::daemon::channels();
+        let (stop, stopped) = watch::channel(false);
+        let api = tokio::spawn(grpc::serve(handle, bound, metrics, stopped));
+        let result = agent::daemon::run(options, store, reporting, shutdown())
+            .await
+            .map_err(|e| e.to_string());
+        let _ = stop.send(true);
+        if let Ok(Err(error)) = api.await {
+            tracing::warn!(%error, "status API");
+        }
+        result
     });
     match result {
         // Exit at once: sessions close without a Cease, so peers keep this node's

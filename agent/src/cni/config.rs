@@ -13,16 +13,34 @@ use super::result::CniResult;
 /// Smallest MTU the kernel accepts for IPv4 (RFC 791); veths allow up to 65535.
 const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 
+/// Where tabby-agent writes this node's name and the pods' MTU for the plugin
+/// (Calico keeps them in /var/lib/calico).
+pub const NODENAME_FILE: &str = "/var/run/tabby/nodename";
+pub const MTU_FILE: &str = "/var/run/tabby/mtu";
+
 /// A checked network config: what tabby-cni uses of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetConf {
     pub cni_version: String,
     /// `ipam.type`: the IPAM plugin's binary name on `CNI_PATH`.
     pub ipam_plugin: String,
-    /// Both ends of the veth; the kernel default (1500) when absent.
+    /// Both ends of the veth; from `mtu`, else the agent's MTU file, else the
+    /// kernel default (1500).
     pub mtu: Option<u32>,
     /// The ADD result, given to CHECK and DEL (DEL does not need it).
     pub prev_result: Option<Value>,
+    /// Where pods are recorded (as `WorkloadEndpoint`s); none without a datastore.
+    pub datastore: Option<DatastoreConf>,
+}
+
+/// The datastore in Calico's keys: `datastore_type`, `etcd_endpoints`, plus
+/// `etcd_prefix`; the node from `nodename` or `nodename_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatastoreConf {
+    pub etcd_endpoints: Vec<String>,
+    /// The backend's default when unset.
+    pub etcd_prefix: Option<String>,
+    pub node: String,
 }
 
 /// The config as the runtime writes it.
@@ -34,12 +52,30 @@ struct Wire {
     ipam: Option<Ipam>,
     mtu: Option<u32>,
     prev_result: Option<Value>,
+    #[serde(rename = "mtu_file")]
+    mtu_file: Option<std::path::PathBuf>,
+    #[serde(flatten)]
+    datastore: DatastoreKeys,
+    #[serde(rename = "nodename_file")]
+    nodename_file: Option<std::path::PathBuf>,
+}
+
+/// The datastore keys, at the top level (Calico's place) or in the `ipam`
+/// section (tabby-ipam's), so one set serves both plugins.
+#[derive(Debug, Default, Deserialize)]
+struct DatastoreKeys {
+    datastore_type: Option<String>,
+    etcd_endpoints: Option<String>,
+    etcd_prefix: Option<String>,
+    nodename: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Ipam {
     #[serde(rename = "type")]
     plugin: String,
+    #[serde(flatten)]
+    datastore: DatastoreKeys,
 }
 
 impl NetConf {
@@ -61,6 +97,7 @@ impl NetConf {
         if wire.name.is_empty() {
             return Err(CniError::config("name", "is empty: name the network"));
         }
+        let datastore = datastore(&wire)?;
         let Some(ipam) = wire.ipam else {
             return Err(CniError::config(
                 "ipam",
@@ -76,7 +113,11 @@ impl NetConf {
                 ),
             ));
         }
-        if let Some(mtu) = wire.mtu.filter(|mtu| !MTU_RANGE.contains(mtu)) {
+        let mtu = match wire.mtu {
+            Some(mtu) => Some(mtu),
+            None => read_mtu(wire.mtu_file.as_deref())?,
+        };
+        if let Some(mtu) = mtu.filter(|mtu| !MTU_RANGE.contains(mtu)) {
             return Err(CniError::config(
                 "mtu",
                 format!(
@@ -89,9 +130,15 @@ impl NetConf {
         Ok(Self {
             cni_version: wire.cni_version,
             ipam_plugin: ipam.plugin,
-            mtu: wire.mtu,
+            mtu,
             prev_result: wire.prev_result,
+            datastore,
         })
+    }
+
+    /// The node's name, when a datastore is configured.
+    pub fn node(&self) -> Option<&str> {
+        self.datastore.as_ref().map(|d| d.node.as_str())
     }
 
     /// `prevResult`, which CHECK requires.
@@ -101,6 +148,84 @@ impl NetConf {
         })?;
         serde_json::from_value(value).map_err(|e| CniError::config("prevResult", e.to_string()))
     }
+}
+
+/// The MTU tabby-agent wrote for pods; none when it has not (yet).
+fn read_mtu(file: Option<&std::path::Path>) -> Result<Option<u32>, CniError> {
+    let path = file.unwrap_or(std::path::Path::new(MTU_FILE));
+    match std::fs::read_to_string(path) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            CniError::config(
+                "mtu_file",
+                format!("{} holds {:?}, not an MTU", path.display(), text.trim()),
+            )
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(CniError::io(format!("reading {}", path.display()))(error)),
+    }
+}
+
+fn datastore(wire: &Wire) -> Result<Option<DatastoreConf>, CniError> {
+    let ipam = wire.ipam.as_ref().map(|i| &i.datastore);
+    // A key at the top level wins; the ipam section's otherwise.
+    let key = |pick: fn(&DatastoreKeys) -> &Option<String>| {
+        pick(&wire.datastore)
+            .clone()
+            .or_else(|| ipam.and_then(|i| pick(i).clone()))
+    };
+    match key(|k| &k.datastore_type).as_deref() {
+        None => return Ok(None),
+        Some("etcdv3" | "etcd") => {}
+        Some("kubernetes") => {
+            return Err(CniError::config(
+                "datastore_type",
+                "\"kubernetes\" is not in this build yet: use \"etcdv3\"",
+            ));
+        }
+        Some(other) => {
+            return Err(CniError::config(
+                "datastore_type",
+                format!("is {other:?}: use \"etcdv3\""),
+            ));
+        }
+    }
+    let endpoints: Vec<String> = key(|k| &k.etcd_endpoints)
+        .iter()
+        .flat_map(|e| e.split(','))
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if endpoints.is_empty() {
+        return Err(CniError::config(
+            "etcd_endpoints",
+            "is missing: list the etcd URLs, comma-separated (\"http://10.0.0.1:2379\")",
+        ));
+    }
+    let node = match key(|k| &k.nodename) {
+        Some(node) => node,
+        None => {
+            let path = wire
+                .nodename_file
+                .clone()
+                .unwrap_or_else(|| NODENAME_FILE.into());
+            std::fs::read_to_string(&path)
+                .map(|n| n.trim().to_owned())
+                .map_err(|e| {
+                    CniError::config(
+                        "nodename",
+                        format!(
+                            "is not set and {} cannot be read ({e}): is tabby-agent running on this node?",
+                            path.display()
+                        ),
+                    )
+                })?
+        }
+    };
+    Ok(Some(DatastoreConf {
+        etcd_endpoints: endpoints,
+        etcd_prefix: key(|k| &k.etcd_prefix),
+        node,
+    }))
 }
 
 #[cfg(test)]
@@ -191,6 +316,59 @@ mod tests {
             assert_eq!(error.code(), code, "{error}");
             assert!(error.to_string().contains(needle), "{error}");
         }
+    }
+
+    #[test]
+    fn calicos_datastore_keys_configure_etcd_and_the_node() {
+        let mut conf = containerd_check();
+        conf["datastore_type"] = json!("etcdv3");
+        conf["etcd_endpoints"] = json!("http://10.0.1.1:2379, http://10.0.1.2:2379");
+        conf["nodename"] = json!("n1");
+        let datastore = parse(&conf).unwrap().datastore.unwrap();
+        assert_eq!(
+            datastore.etcd_endpoints,
+            ["http://10.0.1.1:2379", "http://10.0.1.2:2379"]
+        );
+        assert_eq!(datastore.etcd_prefix, None);
+        assert_eq!(datastore.node, "n1");
+    }
+
+    #[test]
+    fn the_ipam_sections_datastore_keys_serve_when_the_top_level_has_none() {
+        let mut conf = containerd_check();
+        conf["ipam"] = json!({
+            "type": "tabby-ipam",
+            "datastore_type": "etcdv3",
+            "etcd_endpoints": "http://10.0.1.1:2379",
+            "etcd_prefix": "/lab/v1",
+            "nodename": "n2",
+        });
+        let datastore = parse(&conf).unwrap().datastore.unwrap();
+        assert_eq!(datastore.etcd_endpoints, ["http://10.0.1.1:2379"]);
+        assert_eq!(datastore.etcd_prefix.as_deref(), Some("/lab/v1"));
+        assert_eq!(datastore.node, "n2");
+    }
+
+    #[test]
+    fn the_node_name_and_mtu_come_from_the_agents_files_when_not_given() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("nodename"), "n7\n").unwrap();
+        std::fs::write(dir.path().join("mtu"), "1450\n").unwrap();
+        let mut conf = containerd_check();
+        conf.as_object_mut().unwrap().remove("mtu");
+        conf["datastore_type"] = json!("etcdv3");
+        conf["etcd_endpoints"] = json!("http://10.0.1.1:2379");
+        conf["nodename_file"] = json!(dir.path().join("nodename"));
+        conf["mtu_file"] = json!(dir.path().join("mtu"));
+        let parsed = parse(&conf).unwrap();
+        assert_eq!(parsed.node(), Some("n7"));
+        assert_eq!(parsed.mtu, Some(1450));
+        conf["nodename_file"] = json!("/nonexistent/nodename");
+        let error = parse(&conf).unwrap_err();
+        assert!(
+            error.to_string().contains("is tabby-agent running"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -61,6 +61,12 @@ pub enum CniError {
     },
     #[error("CHECK: {0}")]
     Check(String),
+    #[error("datastore ({endpoints}), {what}: {reason}")]
+    Datastore {
+        what: &'static str,
+        endpoints: String,
+        reason: String,
+    },
 }
 
 impl CniError {
@@ -76,6 +82,8 @@ impl CniError {
             Self::Kernel { .. } | Self::Device { .. } | Self::Netlink(_) => CODE_KERNEL,
             Self::Ipam { code, .. } => *code,
             Self::Check(_) => CODE_CHECK,
+            // The spec's "try again later": the runtime retries.
+            Self::Datastore { .. } => 11,
         }
     }
 

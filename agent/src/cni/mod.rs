@@ -1,15 +1,17 @@
 //! tabby-cni, the CNI plugin (spec 1.0.0; 0.4.0 and 0.3.1 configs too).
 //!
 //! ```text
-//!  runtime ── env + stdin ──▶ invoke ─┬─ ADD:   ipam ADD ─▶ plumbing::attach ─▶ result JSON
-//!                                     │         (failure: plumbing::detach, ipam DEL, error)
-//!                                     ├─ DEL:   plumbing::detach ─▶ ipam DEL (both idempotent)
+//!  runtime ── env + stdin ──▶ invoke ─┬─ ADD:   ipam ADD ─▶ plumbing::attach ─▶ workload::register
+//!                                     │         ─▶ result JSON (failure: detach, ipam DEL, error)
+//!                                     ├─ DEL:   plumbing::detach ─▶ workload::unregister ─▶ ipam DEL
 //!                                     ├─ CHECK: plumbing::check against prevResult ─▶ ipam CHECK
 //!                                     └─ VERSION; STATUS and GC (CNI 1.1) go to the IPAM plugin
 //! ```
 //!
 //! IPAM is whatever `ipam.type` names on `CNI_PATH` (`tabby-ipam`, or `host-local`),
-//! run with the same stdin and environment as the standard delegation asks.
+//! run with the same stdin and environment as the standard delegation asks. With a
+//! datastore configured (`datastore_type`, `etcd_endpoints`), the pod is recorded
+//! as a `WorkloadEndpoint` for IPAM's garbage collector and the CLI.
 
 pub mod config;
 pub mod env;
@@ -17,6 +19,7 @@ pub mod error;
 pub mod ipam_delegate;
 pub mod plumbing;
 pub mod result;
+pub mod workload;
 
 use std::fs::File;
 use std::io::Read;
@@ -82,6 +85,9 @@ fn dispatch(
         Command::Add => add(&env, &conf, &raw),
         Command::Del => {
             plumbing::detach(&env.host_veth())?;
+            if let Some(datastore) = &conf.datastore {
+                workload::unregister(datastore, &env)?;
+            }
             ipam_delegate::run(ipam, &env.path, Command::Del, &raw)?;
             Ok(String::new())
         }
@@ -119,7 +125,17 @@ fn add(env: &Env, conf: &NetConf, raw: &[u8]) -> Result<String, CniError> {
             details: String::new(),
         })
     } else {
-        plumbing::attach(&workload)
+        plumbing::attach(&workload).and_then(|pod_mac| {
+            if let Some(datastore) = &conf.datastore {
+                let pod = workload::Attached {
+                    host_veth: &host_veth,
+                    mac: pod_mac,
+                    addresses: &addresses,
+                };
+                workload::register(datastore, env, &pod)?;
+            }
+            Ok(pod_mac)
+        })
     };
     match attached {
         Ok(pod_mac) => Ok(add_result(&workload, netns_path, pod_mac, allocated)

@@ -14,24 +14,30 @@
 //! Nothing is computed until every kind has been listed once: an agent that
 //! converged on a half-read datastore would delete what is right.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
+use api::datastore::Backend;
 use bgp::rib::Change;
-use bgp::speaker::Notice;
+use bgp::speaker::{Hooks, Notice};
+use ipnet::IpNet;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
 use super::Options;
 use super::novelty::Novelty;
+use super::query::{Peer, Peers, Query, Reporting};
 use super::speaker::Bgp;
-use super::status::{PassSummary, Status};
+use super::status::PassSummary;
 use super::sync::BgpSync;
 use super::watch::{KINDS, Update};
 use crate::dataplane::{DesiredState, Pass, Reconciler};
-use crate::desired::{self, Cluster, NodeSettings, Paths};
+use crate::desired::{self, Cluster, Desired, NodeSettings, Owners, Paths, Refusal, Rejection};
 use crate::nat::{self, NatPool};
-use crate::peering;
+use crate::peering::hook::OwnershipHook;
+use crate::peering::{self, Plan};
 
 pub(super) struct Agent {
     options: Options,
@@ -48,10 +54,25 @@ pub(super) struct Agent {
     reconciler: Option<Reconciler>,
     desired: Option<watch::Sender<DesiredState>>,
     nat_applied: Option<Vec<NatPool>>,
+    /// The pools' encapsulation when tunnel addresses were last ensured.
+    tunnels_for: Option<Vec<String>>,
+    store: Arc<dyn Backend>,
     mtu_written: Option<u32>,
     rejected: Novelty,
     problems: Novelty,
-    status: watch::Sender<Status>,
+    reporting: Reporting,
+    /// The last plan and desired state, for the status API.
+    plan: Option<Plan>,
+    last: Option<Desired>,
+    /// Something changed since the last convergence.
+    dirty: bool,
+    /// The ownership index the speaker's import hook reads.
+    owners: watch::Sender<Arc<Owners>>,
+    /// What the hook refused.
+    refused: mpsc::UnboundedReceiver<Rejection>,
+    /// Refusals at import by prefix and peer (each logged once), kept for the
+    /// status until the prefix's ownership changes.
+    import_refusals: BTreeMap<(IpNet, Option<IpAddr>), Rejection>,
     /// Each reconciliation pass, from the reconciler task: (outcome, preserving).
     passes: mpsc::UnboundedReceiver<(PassSummary, bool)>,
     pass_sender: mpsc::UnboundedSender<(PassSummary, bool)>,
@@ -63,24 +84,44 @@ impl Agent {
         settings: NodeSettings,
         reconciler: Reconciler,
         restarted: bool,
-        status: watch::Sender<Status>,
+        reporting: Reporting,
+        store: Arc<dyn Backend>,
     ) -> Self {
         let (pass_sender, passes) = mpsc::unbounded_channel();
+        let (owners, owners_view) = watch::channel(Arc::new(Owners::default()));
+        let (refusals, refused) = mpsc::unbounded_channel();
+        let hook = OwnershipHook::new(owners_view, refusals);
         Self {
-            status,
+            owners,
+            refused,
+            import_refusals: BTreeMap::new(),
+            reporting,
+            plan: None,
+            last: None,
+            dirty: true,
             passes,
             pass_sender,
-            sync: BgpSync::new(restarted, options.bgp_sync_timeout, Instant::now()),
+            sync: BgpSync::new(
+                restarted,
+                options.bgp_sync_timeout,
+                bgp::speaker::config::DEFAULT_SELECTION_DEFERRAL,
+                Instant::now(),
+            ),
             options,
             settings,
             restarted,
             view: Cluster::default(),
             unlisted: KINDS.into_iter().collect(),
             best: Paths::new(),
-            bgp: Bgp::default(),
+            bgp: Bgp::new(Hooks {
+                import: Some(Arc::new(hook)),
+                export: None,
+            }),
             reconciler: Some(reconciler),
             desired: None,
             nat_applied: None,
+            tunnels_for: None,
+            store,
             mtu_written: None,
             rejected: Novelty::default(),
             problems: Novelty::default(),
@@ -97,7 +138,7 @@ impl Agent {
         let mut resync = tokio::time::interval(self.options.resync);
         resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let recheck = self.sync.next_check();
+            let recheck = self.sync.next_check(Instant::now());
             tokio::select! {
                 () = &mut shutdown => break,
                 update = updates.recv() => match update {
@@ -110,12 +151,16 @@ impl Agent {
                     }
                 }
                 Some((pass, preserving)) = self.passes.recv() => self.pass(pass, preserving),
-                () = sleep_until(recheck), if recheck.is_some() => {}
+                Some(query) = self.reporting.queries.recv() => self.answer(query),
+                Some(rejection) = self.refused.recv() => self.refused_at_import(rejection),
+                () = sleep_until(recheck), if recheck.is_some() => self.dirty = true,
                 _ = resync.tick() => {
                     // Repair what changed behind tabby's back; routes are the
                     // reconciler's own resync.
                     self.nat_applied = None;
                     self.mtu_written = None;
+                    self.tunnels_for = None;
+                    self.dirty = true;
                 }
             }
             // Everything already queued goes into the same pass.
@@ -125,7 +170,7 @@ impl Agent {
             while let Some(notice) = self.bgp.try_notice() {
                 self.notice(notice);
             }
-            if self.unlisted.is_empty() {
+            if self.unlisted.is_empty() && std::mem::take(&mut self.dirty) {
                 self.converge();
             }
         }
@@ -135,14 +180,122 @@ impl Agent {
     }
 
     fn pass(&mut self, pass: PassSummary, preserving: bool) {
-        self.status.send_modify(|status| {
+        self.reporting.status.send_modify(|status| {
             status.passes += 1;
             status.reconciled |= pass.ok && !preserving;
+            status.counters.refused_changes += pass.refused.len() as u64;
+            status.counters.failed_passes += u64::from(!pass.ok);
+            status.counters.reconcile_seconds += pass.took.as_secs_f64();
             status.last_pass = Some(pass);
         });
     }
 
+    fn refused_at_import(&mut self, rejection: Rejection) {
+        let key = (rejection.prefix, rejection.peer);
+        if self.import_refusals.contains_key(&key) {
+            return;
+        }
+        tracing::warn!(%rejection, "BGP route refused at import");
+        let reason = rejection.refusal.reason();
+        self.import_refusals.insert(key, rejection);
+        let listed: Vec<String> = self
+            .import_refusals
+            .values()
+            .map(ToString::to_string)
+            .collect();
+        self.reporting.status.send_modify(|status| {
+            *status.counters.rejections.entry(reason).or_default() += 1;
+            status.rejected_at_import = listed;
+        });
+    }
+
+    /// Forgets import refusals the new ownership no longer supports; a route the
+    /// speaker dropped is only learned again when its peer resends it.
+    fn review_import_refusals(&mut self, owners: &Owners) -> Vec<String> {
+        let mut problems = Vec::new();
+        self.import_refusals.retain(|(prefix, _), rejection| {
+            let Refusal::NotOwner {
+                advertiser: Some(advertiser),
+                ..
+            } = &rejection.refusal
+            else {
+                return true;
+            };
+            if owners.owner_of(*prefix) == Some(advertiser.as_str()) {
+                problems.push(format!(
+                    "{rejection}, but IPAM now agrees with the announcer: the route is learned \
+                     again when its peer resends it (a session restart)"
+                ));
+                return false;
+            }
+            true
+        });
+        problems
+    }
+
+    fn answer(&mut self, query: Query) {
+        match query {
+            Query::Routes { prefix, reply } => {
+                // Every path of the RIB, from the speaker, on its own time.
+                let routes = self.bgp.routes();
+                tokio::spawn(async move {
+                    let all = match routes {
+                        Some(answer) => answer.await.unwrap_or_default(),
+                        None => Vec::new(),
+                    };
+                    let wanted = all
+                        .into_iter()
+                        .filter(|(p, _)| prefix.is_none_or(|wanted| *p == wanted))
+                        .collect();
+                    let _ = reply.send(wanted);
+                });
+            }
+            Query::Desired(reply) => {
+                let _ = reply.send(self.last.clone());
+            }
+            Query::Node(reply) => {
+                let _ = reply.send(self.view.nodes.get(&self.settings.name).cloned());
+            }
+            Query::Peers(reply) => {
+                let Some(plan) = &self.plan else {
+                    let _ = reply.send(Peers::default());
+                    return;
+                };
+                let mut answer = Peers {
+                    local_as: plan.speaker.local_as,
+                    router_id: Some(plan.speaker.router_id),
+                    peers: plan
+                        .peers
+                        .values()
+                        .map(|p| Peer {
+                            address: p.config.address,
+                            kind: p.kind,
+                            source: p.source.clone(),
+                            rr_client: p.config.rr_client,
+                            status: None,
+                        })
+                        .collect(),
+                };
+                let speaker = self.bgp.status();
+                // The speaker answers on its own time; the loop goes on.
+                tokio::spawn(async move {
+                    if let Some(statuses) = match speaker {
+                        Some(answer) => answer.await.ok(),
+                        None => None,
+                    } {
+                        for peer in &mut answer.peers {
+                            peer.status =
+                                statuses.iter().find(|s| s.address == peer.address).cloned();
+                        }
+                    }
+                    let _ = reply.send(answer);
+                });
+            }
+        }
+    }
+
     fn update(&mut self, update: Update) {
+        self.dirty = true;
         if let Some(kind) = update.apply(&mut self.view)
             && self.unlisted.remove(kind)
             && self.unlisted.is_empty()
@@ -152,6 +305,7 @@ impl Agent {
     }
 
     fn notice(&mut self, notice: Notice) {
+        self.dirty = true;
         match notice {
             Notice::Best(Change::Best { prefix, paths }) => {
                 self.best.insert(prefix, paths);
@@ -182,22 +336,31 @@ impl Agent {
         let me = self.settings.name.clone();
         let desired = desired::compute(&self.view, &self.settings, &self.best);
         let mut problems = desired.problems.clone();
+        problems.extend(self.review_import_refusals(&desired.owners));
+        let owners = &desired.owners;
+        self.owners.send_if_modified(|current| {
+            let changed = **current != *owners;
+            if changed {
+                *current = Arc::new(owners.clone());
+            }
+            changed
+        });
         match peering::plan::plan(&self.view, &me, self.restarted, &read_password) {
             Ok(plan) => {
                 problems.extend(plan.problems.iter().cloned());
-                if self
-                    .bgp
-                    .apply(&plan, desired.export.keys().copied())
-                    .started
-                {
+                if self.bgp.apply(&plan, &desired.export).started {
                     // A new speaker learns everything again.
                     if !self.best.is_empty() {
                         self.best.clear();
                         self.sync.restart(now);
                     }
                 }
+                self.plan = Some(plan);
             }
-            Err(problem) => problems.push(format!("no BGP: {problem}")),
+            Err(problem) => {
+                problems.push(format!("no BGP: {problem}"));
+                self.plan = None;
+            }
         }
         if self.sync.check(now, self.bgp.all_up()) {
             tracing::info!(
@@ -205,9 +368,12 @@ impl Agent {
                 "BGP routes re-learned; reconciling every route"
             );
         }
-        self.report(&desired, &problems);
+        let new_rejections = self.report(&desired, &problems);
         let peers = self.bgp.peers();
-        self.status.send_modify(|status| {
+        self.reporting.status.send_modify(|status| {
+            for reason in new_rejections {
+                *status.counters.rejections.entry(reason).or_default() += 1;
+            }
             status.listed = true;
             status.bgp_synced = self.sync.synced();
             status.desired_routes = desired.dataplane.routes.len();
@@ -218,12 +384,17 @@ impl Agent {
             status.peers = peers;
         });
 
-        let mut state = desired.dataplane;
+        let mut state = desired.dataplane.clone();
         state.preserve_gateways = !self.sync.synced();
         self.program(state);
+        let tunnel_pools = tunnel_pools(&self.view);
+        if self.tunnels_for.as_ref() != Some(&tunnel_pools) {
+            self.tunnels_for = Some(tunnel_pools);
+            ensure_tunnel_addresses(self.store.clone(), me.clone());
+        }
         if self.nat_applied.as_ref() != Some(&desired.nat) {
             self.nat_applied = Some(desired.nat.clone());
-            apply_nat(desired.nat);
+            apply_nat(desired.nat.clone());
         }
         if self.mtu_written != Some(desired.pod_mtu) {
             self.mtu_written = Some(desired.pod_mtu);
@@ -231,6 +402,7 @@ impl Agent {
                 write_mtu(path, desired.pod_mtu);
             }
         }
+        self.last = Some(desired);
     }
 
     /// Hands `state` to the reconciler, starting it with the first one.
@@ -257,12 +429,17 @@ impl Agent {
         }
     }
 
-    fn report(&mut self, desired: &desired::Desired, problems: &[String]) {
+    /// Logs what changed; returns the reasons of refusals that just started.
+    fn report(&mut self, desired: &Desired, problems: &[String]) -> Vec<&'static str> {
         let (refused, accepted) = self
             .rejected
             .update(desired.rejected.iter().map(ToString::to_string));
+        let mut reasons = Vec::new();
         for rejection in refused {
             tracing::warn!(%rejection, "BGP route refused");
+            if let Some(r) = desired.rejected.iter().find(|r| r.to_string() == rejection) {
+                reasons.push(r.refusal.reason());
+            }
         }
         for rejection in accepted {
             tracing::info!(%rejection, "BGP route no longer refused");
@@ -274,6 +451,7 @@ impl Agent {
         for problem in resolved {
             tracing::info!(%problem, "configuration problem resolved");
         }
+        reasons
     }
 }
 
@@ -285,7 +463,9 @@ fn observer(passes: mpsc::UnboundedSender<(PassSummary, bool)>) -> impl FnMut(Pa
         let summary = PassSummary {
             ok: pass.result.is_ok(),
             applied: pass.result.as_ref().map_or(0, |r| r.applied),
-            failed: pass.result.as_ref().map_or(0, |r| r.failures.len()),
+            refused: pass.result.as_ref().map_or(Vec::new(), |r| {
+                r.failures.iter().map(ToString::to_string).collect()
+            }),
             took: pass.took,
         };
         let _ = passes.send((summary, pass.preserving));
@@ -332,6 +512,43 @@ fn read_password(password: &api::resources::BgpPassword) -> Result<Vec<u8>, Stri
     }
 }
 
+/// What decides whether this node needs tunnel addresses: the pools' CIDRs,
+/// encapsulation, uses and state.
+fn tunnel_pools(view: &Cluster) -> Vec<String> {
+    view.pools
+        .values()
+        .map(|p| {
+            let s = &p.spec;
+            format!(
+                "{} {:?} {:?} {:?} {} {}",
+                s.cidr, s.ipip_mode, s.vxlan_mode, s.allowed_uses, s.disabled, s.node_selector
+            )
+        })
+        .collect()
+}
+
+/// Asks IPAM for this node's IPIP and VXLAN tunnel addresses (or to free them when
+/// no pool wants them); IPAM records them on the Node, which the view then shows.
+fn ensure_tunnel_addresses(store: Arc<dyn Backend>, node: String) {
+    tokio::spawn(async move {
+        let allocator = ipam::Allocator::new(store, node);
+        for tunnel in [ipam::Tunnel::Ipip, ipam::Tunnel::Vxlan] {
+            match allocator
+                .ensure_tunnel_address(tunnel, ipam::Family::V4)
+                .await
+            {
+                Ok(Some(address)) => tracing::info!(?tunnel, %address, "tunnel address"),
+                Ok(None) => tracing::debug!(?tunnel, "no pool wants this tunnel"),
+                Err(error) => tracing::warn!(
+                    ?tunnel,
+                    %error,
+                    "cannot get a tunnel address; retrying at the next resync"
+                ),
+            }
+        }
+    });
+}
+
 fn apply_nat(pools: Vec<NatPool>) {
     tokio::task::spawn_blocking(move || match nat::apply(&nat::render(&pools)) {
         Ok(()) => tracing::debug!(pools = pools.len(), "NAT outgoing applied"),
@@ -341,15 +558,9 @@ fn apply_nat(pools: Vec<NatPool>) {
     });
 }
 
-/// Writes the pods' MTU for tabby-cni, atomically (a reader never sees half a file).
+/// Writes the pods' MTU for tabby-cni.
 fn write_mtu(path: &std::path::Path, mtu: u32) {
-    let temporary = path.with_extension("tmp");
-    let written = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(&temporary, format!("{mtu}\n")))
-        .and_then(|()| std::fs::rename(&temporary, path));
-    match written {
+    match super::write_file(path, &mtu.to_string()) {
         Ok(()) => tracing::info!(mtu, path = %path.display(), "pod MTU written"),
         Err(error) => tracing::warn!(%error, path = %path.display(), "cannot write the pod MTU"),
     }

@@ -4,6 +4,7 @@
 
 mod agent;
 mod novelty;
+pub mod query;
 mod speaker;
 pub mod status;
 mod sync;
@@ -44,6 +45,8 @@ pub struct Options {
     pub bgp_sync_timeout: Duration,
     /// Where the pods' MTU is written for `tabby-cni`.
     pub mtu_file: Option<PathBuf>,
+    /// Where this node's name is written for `tabby-cni`.
+    pub nodename_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -61,6 +64,7 @@ impl Options {
             workload_grace: Duration::from_secs(10),
             bgp_sync_timeout: Duration::from_secs(30),
             mtu_file: None,
+            nodename_file: None,
         }
     }
 }
@@ -79,6 +83,11 @@ pub enum DaemonError {
     Register(#[from] Box<RegisterError>),
     #[error("reading the kernel's routes back: {0}")]
     Kernel(NetlinkError),
+    #[error("writing the node's name to {}: {source}", path.display())]
+    NodenameFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "IP forwarding (net.{key}) is off and cannot be switched on: {source}; \
          set it on the node (sysctl -w net.{key}=1)"
@@ -87,6 +96,17 @@ pub enum DaemonError {
         key: &'static str,
         source: std::io::Error,
     },
+}
+
+/// Writes `content` and a newline to `path` atomically (a reader never sees half
+/// a file), creating the directory.
+pub(crate) fn write_file(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, format!("{content}\n"))?;
+    std::fs::rename(&temporary, path)
 }
 
 /// Routing pods' traffic is forwarding; per-interface settings on the pods' veths
@@ -113,14 +133,16 @@ fn switch_on(path: &std::path::Path) -> std::io::Result<()> {
     std::fs::write(path, "1")
 }
 
+pub use query::{Handle, Reporting, channels};
 pub use status::Status;
 
-/// Runs the agent until `shutdown` completes, publishing its state to `status`.
-/// Must run on a tokio runtime in the node's network namespace.
+/// Runs the agent until `shutdown` completes, publishing its state and answering
+/// questions through `reporting` (see [`channels`]). Must run on a tokio runtime in
+/// the node's network namespace.
 pub async fn run(
     options: Options,
     store: Arc<dyn Backend>,
-    status: tokio::sync::watch::Sender<Status>,
+    reporting: Reporting,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let mut socket = Socket::open().map_err(DaemonError::Interfaces)?;
@@ -152,6 +174,12 @@ pub async fn run(
     enable_forwarding(identity.ipv6.is_some())?;
     node::register(&*store, &identity).await.map_err(Box::new)?;
     tracing::info!(node = %options.node_name, "node registered");
+    if let Some(path) = &options.nodename_file {
+        write_file(path, &options.node_name).map_err(|source| DaemonError::NodenameFile {
+            path: path.clone(),
+            source,
+        })?;
+    }
 
     let mut reconciler = Reconciler::new()
         .map_err(DaemonError::Kernel)?
@@ -171,8 +199,8 @@ pub async fn run(
         check_ownership: options.check_ownership,
     };
     let (updates, receiver) = mpsc::unbounded_channel();
-    let watchers = watch::follow_all(store, updates);
-    agent::Agent::new(options, settings, reconciler, restarted, status)
+    let watchers = watch::follow_all(store.clone(), updates);
+    agent::Agent::new(options, settings, reconciler, restarted, reporting, store)
         .run(receiver, shutdown)
         .await;
     for watcher in watchers {

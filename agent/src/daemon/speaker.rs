@@ -6,11 +6,36 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use bgp::speaker::{self, Notice, Request, SpeakerHandle};
+use api::resources::Community;
+use bgp::codec::{Attributes, LargeCommunity};
+use bgp::speaker::{self, Hooks, Notice, PeerStatus, Request, SpeakerHandle};
 use ipnet::IpNet;
+use tokio::sync::oneshot;
 
+use super::query::Routes;
 use super::status::PeerState;
 use crate::peering::{PeerKind, Plan, Step, Wiring};
+
+/// The attributes an originated prefix carries for its communities (ORIGIN and AS
+/// path are the speaker's defaults).
+fn attributes(communities: &[Community]) -> Attributes {
+    let mut attributes = Attributes::default();
+    for community in communities {
+        match *community {
+            Community::Standard(high, low) => attributes.communities.push(bgp::codec::Community(
+                (u32::from(high) << 16) | u32::from(low),
+            )),
+            Community::Large(global, local1, local2) => {
+                attributes.large_communities.push(LargeCommunity {
+                    global,
+                    local1,
+                    local2,
+                })
+            }
+        }
+    }
+    attributes
+}
 
 /// A session's state as the notices report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +52,8 @@ pub struct Bgp {
     handle: Option<SpeakerHandle>,
     wiring: Wiring,
     sessions: BTreeMap<IpAddr, Session>,
+    /// Given to every speaker started.
+    hooks: Hooks,
 }
 
 /// What applying a plan did.
@@ -37,14 +64,21 @@ pub struct Applied {
 }
 
 impl Bgp {
+    pub fn new(hooks: Hooks) -> Self {
+        Self {
+            hooks,
+            ..Self::default()
+        }
+    }
+
     /// Brings the speaker to `plan`, originating `export`.
-    pub fn apply(&mut self, plan: &Plan, export: impl IntoIterator<Item = IpNet>) -> Applied {
+    pub fn apply(&mut self, plan: &Plan, export: &BTreeMap<IpNet, Vec<Community>>) -> Applied {
         let mut applied = Applied::default();
         for step in self.wiring.steps(plan, export) {
             let request = match step {
                 Step::Start(config) => {
                     self.stop("reconfigured");
-                    match speaker::start(config) {
+                    match speaker::start_with(config, self.hooks.clone()) {
                         Ok(handle) => {
                             tracing::info!("BGP speaker started");
                             self.handle = Some(handle);
@@ -83,7 +117,17 @@ impl Bgp {
                     self.sessions.remove(&address);
                     Request::RemovePeer(address)
                 }
-                Step::Originate(prefix) => Request::Originate(prefix),
+                Step::Originate {
+                    prefix,
+                    communities,
+                } if communities.is_empty() => Request::Originate(prefix),
+                Step::Originate {
+                    prefix,
+                    communities,
+                } => Request::OriginateWith {
+                    prefix,
+                    attributes: attributes(&communities),
+                },
                 Step::Withdraw(prefix) => Request::Withdraw(prefix),
             };
             if let Some(handle) = &self.handle {
@@ -134,6 +178,28 @@ impl Bgp {
     /// Whether every configured session is established.
     pub fn all_up(&self) -> bool {
         self.sessions.values().all(|s| s.up)
+    }
+
+    /// Asks the speaker for its sessions' state.
+    pub fn status(&self) -> Option<oneshot::Receiver<Vec<PeerStatus>>> {
+        let (reply, answer) = oneshot::channel();
+        self.handle
+            .as_ref()?
+            .requests
+            .send(Request::Status(reply))
+            .ok()?;
+        Some(answer)
+    }
+
+    /// Asks the speaker for every path in its RIB.
+    pub fn routes(&self) -> Option<oneshot::Receiver<Routes>> {
+        let (reply, answer) = oneshot::channel();
+        self.handle
+            .as_ref()?
+            .requests
+            .send(Request::Routes(reply))
+            .ok()?;
+        Some(answer)
     }
 
     /// The sessions for the status.

@@ -1,6 +1,7 @@
 //! What the agent reports about itself, published after every pass of its loop:
 //! for `/readyz`, the status API, metrics and tests.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -23,10 +24,27 @@ pub struct Status {
     /// Prefixes the speaker holds best paths for.
     pub bgp_prefixes: usize,
     pub exported: usize,
-    /// Learned routes refused, as sentences.
+    /// Learned routes not programmed, as sentences.
     pub rejected: Vec<String>,
+    /// Routes the speaker's import hook refused (a node announcing what another
+    /// owns), as sentences.
+    pub rejected_at_import: Vec<String>,
     pub problems: Vec<String>,
     pub peers: Vec<PeerState>,
+    pub counters: Counters,
+}
+
+/// Totals since the agent started, for metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counters {
+    /// Changes the kernel refused.
+    pub refused_changes: u64,
+    /// Passes that failed as a whole (the netlink conversation broke).
+    pub failed_passes: u64,
+    /// Time spent reconciling.
+    pub reconcile_seconds: f64,
+    /// Learned routes refused, by reason, counted when a refusal starts.
+    pub rejections: BTreeMap<&'static str, u64>,
 }
 
 impl Status {
@@ -40,7 +58,8 @@ impl Status {
 pub struct PassSummary {
     pub ok: bool,
     pub applied: usize,
-    pub failed: usize,
+    /// The changes the kernel refused, printed like `ip` commands with the reason.
+    pub refused: Vec<String>,
     pub took: Duration,
 }
 

@@ -156,6 +156,9 @@ pub struct Route {
 
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.target == RouteTarget::Blackhole {
+            return write!(f, "blackhole {}", self.dst);
+        }
         write!(f, "{}", self.dst)?;
         let hop = |f: &mut fmt::Formatter<'_>, hop: &NextHop| {
             write!(f, " via {}", hop.gateway)?;
@@ -169,7 +172,7 @@ impl fmt::Display for Route {
         };
         match &self.target {
             RouteTarget::Workload { device } => write!(f, " dev {device} scope link"),
-            RouteTarget::Blackhole => write!(f, " blackhole"),
+            RouteTarget::Blackhole => Ok(()),
             RouteTarget::Gateway(next) => hop(f, next),
             RouteTarget::Multipath(hops) => hops.iter().try_for_each(|next| {
                 write!(f, " nexthop")?;
@@ -421,6 +424,10 @@ mod tests {
         assert_eq!(
             route.to_string(),
             "10.0.0.0/26 via 192.0.2.1 dev tunl0 onlink"
+        );
+        assert_eq!(
+            Route::blackhole(net("10.0.0.0/26")).to_string(),
+            "blackhole 10.0.0.0/26"
         );
         assert_eq!(
             Mac([0x66, 0, 0xa, 0xbc, 1, 2]).to_string(),

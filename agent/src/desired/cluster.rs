@@ -14,15 +14,8 @@ use api::resources::{
     AffinityState, BGPConfiguration, BGPConfigurationSpec, BGPFilter, BGPPeer, BlockAffinity,
     DEFAULT_BGP_CONFIGURATION, IPAMBlock, IPPool, Node, Resource,
 };
+use ipam::table::attr;
 use ipnet::IpNet;
-
-/// Allocation attributes tabby's IPAM records (Calico's keys, so `calicoctl ipam
-/// show` output and migrated data read the same).
-pub const ATTR_NODE: &str = "node";
-pub const ATTR_NAMESPACE: &str = "namespace";
-pub const ATTR_POD: &str = "pod";
-/// What the address is for when it is not a pod's (`ipipTunnelAddress`, ...).
-pub const ATTR_TYPE: &str = "type";
 
 /// One kind's objects by name.
 pub type Objects<R> = BTreeMap<String, R>;
@@ -108,6 +101,7 @@ pub struct Allocation<'a> {
     pub handle: Option<&'a str>,
     pub namespace: Option<&'a str>,
     pub pod: Option<&'a str>,
+    pub container: Option<&'a str>,
     /// Set for tunnel addresses (`ipipTunnelAddress`, `vxlanTunnelAddress`).
     pub kind: Option<&'a str>,
 }
@@ -153,11 +147,12 @@ impl<'a> Ipam<'a> {
                     Allocation {
                         address,
                         block: cidr,
-                        node: secondary(ATTR_NODE),
+                        node: secondary(attr::NODE),
                         handle: attribute.handle_id.as_deref(),
-                        namespace: secondary(ATTR_NAMESPACE),
-                        pod: secondary(ATTR_POD),
-                        kind: secondary(ATTR_TYPE),
+                        namespace: secondary(attr::NAMESPACE),
+                        pod: secondary(attr::POD),
+                        container: secondary(attr::CONTAINER_ID),
+                        kind: secondary(attr::TYPE),
                     },
                 );
             }
@@ -168,6 +163,11 @@ impl<'a> Ipam<'a> {
     /// Whether `prefix` is a block, and if so who owns it.
     pub fn block(&self, prefix: IpNet) -> Option<Option<&'a str>> {
         self.blocks.get(&prefix).copied()
+    }
+
+    /// Every block, with its confirmed owner if it has one.
+    pub fn blocks(&self) -> impl Iterator<Item = (IpNet, Option<&'a str>)> + '_ {
+        self.blocks.iter().map(|(cidr, owner)| (*cidr, *owner))
     }
 
     /// Blocks and their confirmed owners.

@@ -8,7 +8,8 @@
 //! From external peers (eBGP: top-of-rack routers) whatever the session's policy
 //! let through: those routers are the operator's infrastructure.
 
-use std::net::IpAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 
 use bgp::rib::Path;
 use ipnet::IpNet;
@@ -19,7 +20,8 @@ use super::cluster::{Cluster, Ipam};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub prefix: IpNet,
-    pub next_hop: IpAddr,
+    /// Unknown when the speaker's import hook refused it.
+    pub next_hop: Option<IpAddr>,
     /// The session it came over.
     pub peer: Option<IpAddr>,
     pub refusal: Refusal,
@@ -27,7 +29,10 @@ pub struct Rejection {
 
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} via {}", self.prefix, self.next_hop)?;
+        write!(f, "{}", self.prefix)?;
+        if let Some(next_hop) = self.next_hop {
+            write!(f, " via {next_hop}")?;
+        }
         if let Some(peer) = self.peer {
             write!(f, " from peer {peer}")?;
         }
@@ -43,9 +48,9 @@ pub enum Refusal {
     #[error("inside pool {pool:?} but neither an IPAM block nor an allocated address")]
     NotInIpam { pool: String },
     #[error(
-        "owned by {}, but the next hop is {}",
+        "owned by {}, but announced by {}",
         owner.as_deref().map_or("no node".to_owned(), |n| format!("node {n:?}")),
-        advertiser.as_deref().map_or("not a node's address".to_owned(), |n| format!("node {n:?}"))
+        advertiser.as_deref().map_or("an address that is no node's".to_owned(), |n| format!("node {n:?}"))
     )]
     NotOwner {
         owner: Option<String>,
@@ -64,56 +69,128 @@ impl Refusal {
     }
 }
 
-/// Checks one learned path to `prefix`.
-pub fn check(
-    cluster: &Cluster,
-    ipam: &Ipam<'_>,
-    prefix: IpNet,
-    path: &Path,
+/// What the import checks need of the datastore, owned, so the speaker's import
+/// hook can hold a copy while the agent's loop builds the next one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owners {
+    /// Pool CIDRs and names.
+    pools: Vec<(IpNet, String)>,
+    /// Every block, with its owner (confirmed on both sides).
+    blocks: BTreeMap<IpNet, Option<String>>,
+    /// Every allocated address, with the node holding it.
+    holders: BTreeMap<IpAddr, Option<String>>,
+    /// Nodes by BGP address (also their router id, which is their IPv4 address).
+    nodes: BTreeMap<IpAddr, String>,
     check_ownership: bool,
-) -> Result<(), Refusal> {
-    let internal = path.source.internal;
-    let Some(pool) = cluster.pool_of(prefix) else {
-        return if internal {
-            Err(Refusal::OutsidePools)
-        } else {
-            Ok(())
-        };
-    };
-    if !internal || !check_ownership {
-        return Ok(());
-    }
-    let advertiser = node_at(cluster, path.next_hop);
-    let is_host = prefix.prefix_len() == prefix.max_prefix_len();
-    let allocation = ipam.allocation(prefix.addr()).filter(|_| is_host);
-    let owner = match (allocation, ipam.block(prefix)) {
-        (Some(allocation), _) => allocation.node,
-        (None, Some(owner)) => owner,
-        (None, None) => {
-            return Err(Refusal::NotInIpam {
-                pool: pool.metadata.name.clone(),
-            });
+}
+
+impl Owners {
+    pub fn new(cluster: &Cluster, ipam: &Ipam<'_>, check_ownership: bool) -> Self {
+        let owned = |node: Option<&str>| node.map(str::to_owned);
+        Self {
+            pools: cluster
+                .pools
+                .values()
+                .map(|p| (p.spec.cidr.0.trunc(), p.metadata.name.clone()))
+                .collect(),
+            blocks: ipam
+                .blocks()
+                .map(|(cidr, owner)| (cidr, owned(owner)))
+                .collect(),
+            holders: ipam
+                .allocations()
+                .map(|a| (a.address, owned(a.node)))
+                .collect(),
+            nodes: cluster
+                .nodes
+                .values()
+                .flat_map(|node| {
+                    let bgp = node.spec.bgp.iter();
+                    bgp.flat_map(|b| [b.ipv4_address, b.ipv6_address])
+                        .flatten()
+                        .map(|cidr| (cidr.0.addr(), node.metadata.name.clone()))
+                })
+                .collect(),
+            check_ownership,
         }
-    };
-    match (owner, advertiser) {
-        (Some(owner), Some(advertiser)) if owner == advertiser => Ok(()),
-        _ => Err(Refusal::NotOwner {
-            owner: owner.map(str::to_owned),
-            advertiser: advertiser.map(str::to_owned),
-        }),
+    }
+
+    /// The desired state's check of a learned path: the advertiser is the node at
+    /// its next hop, and a pool prefix IPAM does not know is refused.
+    pub fn check(&self, prefix: IpNet, path: &Path) -> Result<(), Refusal> {
+        match self.judge(prefix, path.source.internal, self.nodes.get(&path.next_hop))? {
+            Judgement::Unknown { pool } => Err(Refusal::NotInIpam { pool }),
+            Judgement::Fine => Ok(()),
+        }
+    }
+
+    /// The speaker's import hook, which keeps hijacks out of best-path selection:
+    /// it refuses only what is certainly wrong, a known node announcing what IPAM
+    /// says another known node owns (the advertiser is the route's originator, by
+    /// router id). Everything else is judged again by the desired state, which
+    /// sees the datastore catch up; a route the speaker dropped stays dropped.
+    pub fn check_announcement(
+        &self,
+        prefix: IpNet,
+        internal: bool,
+        originator: Ipv4Addr,
+    ) -> Result<(), Refusal> {
+        match self.judge(prefix, internal, self.nodes.get(&IpAddr::V4(originator))) {
+            Err(
+                refusal @ Refusal::NotOwner {
+                    owner: Some(_),
+                    advertiser: Some(_),
+                },
+            ) => Err(refusal),
+            _ => Ok(()),
+        }
+    }
+
+    /// The node IPAM gives `prefix` (a host prefix's holder, or a block's owner).
+    pub fn owner_of(&self, prefix: IpNet) -> Option<&str> {
+        let is_host = prefix.prefix_len() == prefix.max_prefix_len();
+        let holder = self.holders.get(&prefix.addr()).filter(|_| is_host);
+        holder.or(self.blocks.get(&prefix))?.as_deref()
+    }
+
+    fn judge(
+        &self,
+        prefix: IpNet,
+        internal: bool,
+        advertiser: Option<&String>,
+    ) -> Result<Judgement, Refusal> {
+        let Some((_, pool)) = self.pools.iter().find(|(cidr, _)| cidr.contains(&prefix)) else {
+            return if internal {
+                Err(Refusal::OutsidePools)
+            } else {
+                Ok(Judgement::Fine)
+            };
+        };
+        if !internal || !self.check_ownership {
+            return Ok(Judgement::Fine);
+        }
+        let is_host = prefix.prefix_len() == prefix.max_prefix_len();
+        let holder = self.holders.get(&prefix.addr()).filter(|_| is_host);
+        let owner = match (holder, self.blocks.get(&prefix)) {
+            (Some(node), _) | (None, Some(node)) => node.as_ref(),
+            (None, None) => return Ok(Judgement::Unknown { pool: pool.clone() }),
+        };
+        match (owner, advertiser) {
+            (Some(owner), Some(advertiser)) if owner == advertiser => Ok(Judgement::Fine),
+            _ => Err(Refusal::NotOwner {
+                owner: owner.cloned(),
+                advertiser: advertiser.cloned(),
+            }),
+        }
     }
 }
 
-/// The node whose BGP address is `address`.
-pub fn node_at(cluster: &Cluster, address: IpAddr) -> Option<&str> {
-    cluster.nodes.values().find_map(|node| {
-        let bgp = node.spec.bgp.as_ref()?;
-        [bgp.ipv4_address, bgp.ipv6_address]
-            .into_iter()
-            .flatten()
-            .any(|cidr| cidr.0.addr() == address)
-            .then_some(node.metadata.name.as_str())
-    })
+enum Judgement {
+    Fine,
+    /// Inside `pool`, but neither a block nor an allocated address.
+    Unknown {
+        pool: String,
+    },
 }
 
 #[cfg(test)]
@@ -146,9 +223,13 @@ mod tests {
         cluster
     }
 
-    fn run(prefix: &str, path: Path) -> Result<(), Refusal> {
+    fn owners(check_ownership: bool) -> Owners {
         let cluster = cluster();
-        check(&cluster, &Ipam::new(&cluster), net(prefix), &path, true)
+        Owners::new(&cluster, &Ipam::new(&cluster), check_ownership)
+    }
+
+    fn run(prefix: &str, path: Path) -> Result<(), Refusal> {
+        owners(true).check(net(prefix), &path)
     }
 
     fn mesh(next_hop: &str) -> Path {
@@ -230,22 +311,42 @@ mod tests {
             run("10.0.1.0/26", learned("192.0.2.1", "192.0.2.1", false)),
             Ok(())
         );
-        let cluster = cluster();
-        let unchecked = check(
-            &cluster,
-            &Ipam::new(&cluster),
-            net("10.0.1.0/26"),
-            &mesh("192.0.2.12"),
-            false,
-        );
+        let unchecked = owners(false).check(net("10.0.1.0/26"), &mesh("192.0.2.12"));
         assert_eq!(unchecked, Ok(()));
+    }
+
+    #[test]
+    fn the_import_hook_judges_by_originator_and_lets_unknown_blocks_through() {
+        let owners = owners(true);
+        let id = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(
+            owners.check_announcement(net("10.0.1.0/26"), true, id("192.0.2.11")),
+            Ok(())
+        );
+        assert!(matches!(
+            owners.check_announcement(net("10.0.1.0/26"), true, id("192.0.2.12")),
+            Err(Refusal::NotOwner { .. })
+        ));
+        // A block the datastore has not told this node about yet, an unknown
+        // announcer, a prefix outside the pools: for the desired state to judge.
+        for (prefix, originator) in [
+            ("10.0.9.0/26", "192.0.2.12"),
+            ("10.0.1.0/26", "192.0.2.99"),
+            ("0.0.0.0/0", "192.0.2.12"),
+        ] {
+            assert_eq!(
+                owners.check_announcement(net(prefix), true, id(originator)),
+                Ok(()),
+                "{prefix} from {originator}"
+            );
+        }
     }
 
     #[test]
     fn refusals_read_as_sentences() {
         let rejection = Rejection {
             prefix: net("10.0.1.0/26"),
-            next_hop: ip("192.0.2.99"),
+            next_hop: Some(ip("192.0.2.99")),
             peer: Some(ip("192.0.2.99")),
             refusal: Refusal::NotOwner {
                 owner: Some("b".into()),
@@ -254,8 +355,8 @@ mod tests {
         };
         assert_eq!(
             rejection.to_string(),
-            "10.0.1.0/26 via 192.0.2.99 from peer 192.0.2.99: owned by node \"b\", but the \
-             next hop is not a node's address"
+            "10.0.1.0/26 via 192.0.2.99 from peer 192.0.2.99: owned by node \"b\", but \
+             announced by an address that is no node's"
         );
     }
 }

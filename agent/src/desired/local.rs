@@ -28,13 +28,16 @@ pub(super) fn routes(ipam: &Ipam<'_>, me: &str, dataplane: &mut DesiredState) {
 }
 
 /// The host end of the workload's veth, named as `tabby-cni` names it: after the pod
-/// when IPAM recorded one, else after the container id, which is the part of the
-/// handle (`<network>.<container id>`) after the network's name.
+/// when IPAM recorded one, else after the container id (recorded, or the part of
+/// the handle `<network>.<container id>` after the network's name).
 pub fn workload_device(allocation: &Allocation<'_>) -> Option<String> {
     match (allocation.namespace, allocation.pod) {
         (Some(namespace), Some(pod)) => Some(host_veth_name(namespace, pod)),
         _ => {
-            let (_, container) = allocation.handle?.split_once('.')?;
+            let container = match allocation.container {
+                Some(container) => container,
+                None => allocation.handle?.split_once('.')?.1,
+            };
             (!container.is_empty()).then(|| container_veth_name(container))
         }
     }

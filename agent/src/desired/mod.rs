@@ -29,7 +29,7 @@ use bgp::rib::Path;
 use ipnet::IpNet;
 
 pub use cluster::{Cluster, Ipam};
-pub use import::{Refusal, Rejection};
+pub use import::{Owners, Refusal, Rejection};
 
 use crate::dataplane::DesiredState;
 use crate::nat::NatPool;
@@ -65,6 +65,8 @@ pub struct Desired {
     /// Configuration that keeps part of the desired state from being built (a
     /// VXLAN pool while this node has no VTEP, ...), for the log and status.
     pub problems: Vec<String>,
+    /// Who owns what, for the speaker's import hook.
+    pub owners: Owners,
 }
 
 /// Computes the desired state of node `settings.name`.
@@ -72,7 +74,9 @@ pub fn compute(cluster: &Cluster, settings: &NodeSettings, best: &Paths) -> Desi
     let ipam = Ipam::new(cluster);
     let mut desired = Desired::default();
     let tunnels = devices::tunnels(cluster, settings, &mut desired);
-    remote::learned(cluster, &ipam, settings, &tunnels, best, &mut desired);
+    let owners = Owners::new(cluster, &ipam, settings.check_ownership);
+    remote::learned(cluster, &owners, settings, &tunnels, best, &mut desired);
+    desired.owners = owners;
     remote::vxlan(cluster, &ipam, settings, &tunnels, &mut desired);
     // Last: a local route wins over anything learned for the same destination.
     local::routes(&ipam, &settings.name, &mut desired.dataplane);

@@ -17,7 +17,7 @@ use ipnet::IpNet;
 
 use super::cluster::{Cluster, Ipam};
 use super::devices::Tunnels;
-use super::import::{self, Rejection};
+use super::import::{Owners, Rejection};
 use super::{Desired, NodeSettings, Paths};
 use crate::dataplane::{IPIP_DEVICE, Mac, NextHop, Route, VXLAN_DEVICE, Vtep};
 
@@ -28,7 +28,7 @@ fn uses_vxlan(pool: &IPPool) -> bool {
 /// Routes from the speaker's best paths.
 pub(super) fn learned(
     cluster: &Cluster,
-    ipam: &Ipam<'_>,
+    owners: &Owners,
     settings: &NodeSettings,
     tunnels: &Tunnels,
     best: &Paths,
@@ -46,12 +46,10 @@ pub(super) fn learned(
             if path.source.peer.is_none() || own.contains(&path.next_hop) {
                 continue;
             }
-            if let Err(refusal) =
-                import::check(cluster, ipam, prefix, path, settings.check_ownership)
-            {
+            if let Err(refusal) = owners.check(prefix, path) {
                 desired.rejected.push(Rejection {
                     prefix,
-                    next_hop: path.next_hop,
+                    next_hop: Some(path.next_hop),
                     peer: path.source.peer,
                     refusal,
                 });

@@ -13,7 +13,9 @@ use bgp::codec::Attributes;
 use bgp::rib::{Path, Source};
 use ipnet::IpNet;
 
-use super::cluster::{ATTR_NAMESPACE, ATTR_NODE, ATTR_POD, ATTR_TYPE, Cluster};
+use ipam::table::attr;
+
+use super::cluster::Cluster;
 use super::{NodeSettings, Paths};
 
 pub fn net(s: &str) -> IpNet {
@@ -112,10 +114,10 @@ pub fn add_block(
 
 /// Allocates `address` to a holder on `node`: a pod when `pod` is `(namespace, name)`.
 pub fn allocate(cluster: &mut Cluster, address: &str, node: &str, pod: Option<(&str, &str)>) {
-    let mut secondary = BTreeMap::from([(ATTR_NODE.to_owned(), node.to_owned())]);
+    let mut secondary = BTreeMap::from([(attr::NODE.to_owned(), node.to_owned())]);
     if let Some((namespace, name)) = pod {
-        secondary.insert(ATTR_NAMESPACE.into(), namespace.into());
-        secondary.insert(ATTR_POD.into(), name.into());
+        secondary.insert(attr::NAMESPACE.into(), namespace.into());
+        secondary.insert(attr::POD.into(), name.into());
     }
     allocate_with(
         cluster,
@@ -128,8 +130,8 @@ pub fn allocate(cluster: &mut Cluster, address: &str, node: &str, pod: Option<(&
 /// Allocates `address` as node `node`'s tunnel address of `kind`.
 pub fn allocate_tunnel(cluster: &mut Cluster, address: &str, node: &str, kind: &str) {
     let secondary = BTreeMap::from([
-        (ATTR_NODE.to_owned(), node.to_owned()),
-        (ATTR_TYPE.to_owned(), kind.to_owned()),
+        (attr::NODE.to_owned(), node.to_owned()),
+        (attr::TYPE.to_owned(), kind.to_owned()),
     ]);
     allocate_with(cluster, address, secondary, Some(format!("{kind}-{node}")));
 }

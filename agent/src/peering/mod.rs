@@ -2,6 +2,8 @@
 //! embedded speaker to them and to the export set one change at a time
 //! ([`wiring`]).
 
+pub mod filters;
+pub mod hook;
 pub mod plan;
 pub mod wiring;
 

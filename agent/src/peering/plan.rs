@@ -22,6 +22,7 @@ use bgp::session::GracefulRestartConfig;
 use bgp::speaker::{PeerConfig, Policy, SpeakerConfig};
 use bgp::transport::TtlPolicy;
 
+use super::filters::{self, Direction};
 use crate::desired::Cluster;
 
 /// What `node status` calls a peer.
@@ -119,7 +120,11 @@ pub fn plan(
         peers: BTreeMap::new(),
         problems: Vec::new(),
     };
-    let me_node = Local { node, cluster_as };
+    let me_node = Local {
+        node,
+        cluster_as,
+        local_as,
+    };
     if config.node_to_node_mesh_enabled.unwrap_or(true) {
         let password = match config.node_mesh_password.as_ref().map(passwords) {
             Some(Ok(key)) => Some(key),
@@ -161,6 +166,7 @@ pub fn plan(
 struct Local<'a> {
     node: &'a Node,
     cluster_as: u32,
+    local_as: u32,
 }
 
 impl Local<'_> {
@@ -248,6 +254,18 @@ fn bgp_peer(
         }
         None => None,
     };
+    let mut filters = Vec::new();
+    for (i, wanted) in spec.filters.iter().enumerate() {
+        match cluster.bgp_filters.get(wanted) {
+            Some(filter) => filters.push(filter),
+            None => {
+                problems.push(format!(
+                    "BGPPeer {name:?}: spec.filters[{i}]: no BGPFilter {wanted:?}: not peering"
+                ));
+                return Vec::new();
+            }
+        }
+    }
     if spec.max_restart_time.is_some() {
         problems.push(format!(
             "BGPPeer {name:?}: spec.maxRestartTime is not supported per peer yet; the \
@@ -273,6 +291,23 @@ fn bgp_peer(
         };
         config.allowas_in = spec.num_allowed_local_as_numbers.map_or(0, usize::from);
         config.keepalive = spec.keepalive_time.map(|d| d.0);
+        let external = remote_as != me.local_as;
+        let compiled = filters::compile(&filters, Direction::Import, external).and_then(|import| {
+            Ok((
+                import,
+                filters::compile(&filters, Direction::Export, external)?,
+            ))
+        });
+        match compiled {
+            Ok((import, export)) => {
+                config.import_filter = import;
+                config.export_filter = export;
+            }
+            Err(problem) => {
+                problems.push(format!("BGPPeer {name:?}: {problem}: not peering"));
+                return Vec::new();
+            }
+        }
         // A reflector's peers outside its cluster are its clients.
         config.rr_client = me.reflector().is_some()
             && remote_node.is_some_and(|other| {

@@ -3,9 +3,10 @@
 //! A change to the speaker itself (AS, router id, cluster id, port, restart time)
 //! restarts it with every session; that is the rare case.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use api::resources::Community;
 use bgp::speaker::{PeerConfig, SpeakerConfig};
 use ipnet::IpNet;
 
@@ -19,7 +20,11 @@ pub enum Step {
     Start(SpeakerConfig),
     AddPeer(PeerConfig),
     RemovePeer(IpAddr),
-    Originate(IpNet),
+    /// Originate (or re-originate with new communities).
+    Originate {
+        prefix: IpNet,
+        communities: Vec<Community>,
+    },
     Withdraw(IpNet),
 }
 
@@ -28,13 +33,13 @@ pub enum Step {
 pub struct Wiring {
     speaker: Option<SpeakerConfig>,
     peers: BTreeMap<IpAddr, PeerConfig>,
-    originated: BTreeSet<IpNet>,
+    originated: BTreeMap<IpNet, Vec<Community>>,
 }
 
 impl Wiring {
-    /// The steps to reach `plan` originating `export`; records them as done.
-    pub fn steps(&mut self, plan: &Plan, export: impl IntoIterator<Item = IpNet>) -> Vec<Step> {
-        let export: BTreeSet<IpNet> = export.into_iter().collect();
+    /// The steps to reach `plan` originating `export` (prefixes with their
+    /// communities); records them as done.
+    pub fn steps(&mut self, plan: &Plan, export: &BTreeMap<IpNet, Vec<Community>>) -> Vec<Step> {
         let mut steps = Vec::new();
         let restart = self
             .speaker
@@ -62,13 +67,20 @@ impl Wiring {
                 steps.push(Step::AddPeer(peering.config.clone()));
             }
         }
-        for prefix in self.originated.difference(&export) {
-            steps.push(Step::Withdraw(*prefix));
+        for prefix in self.originated.keys() {
+            if !export.contains_key(prefix) {
+                steps.push(Step::Withdraw(*prefix));
+            }
         }
-        for prefix in export.difference(&self.originated) {
-            steps.push(Step::Originate(*prefix));
+        for (prefix, communities) in export {
+            if self.originated.get(prefix) != Some(communities) {
+                steps.push(Step::Originate {
+                    prefix: *prefix,
+                    communities: communities.clone(),
+                });
+            }
         }
-        self.originated = export;
+        self.originated.clone_from(export);
         steps
     }
 
@@ -118,39 +130,46 @@ mod tests {
         }
     }
 
-    fn nets(prefixes: &[&str]) -> Vec<IpNet> {
-        prefixes.iter().map(|p| net(p)).collect()
+    fn nets(prefixes: &[&str]) -> BTreeMap<IpNet, Vec<Community>> {
+        prefixes.iter().map(|p| (net(p), Vec::new())).collect()
+    }
+
+    fn originate(prefix: &str) -> Step {
+        Step::Originate {
+            prefix: net(prefix),
+            communities: Vec::new(),
+        }
     }
 
     #[test]
     fn the_first_plan_starts_the_speaker_with_every_peer_and_prefix() {
         let mut wiring = Wiring::default();
         let plan = plan(&["192.0.2.11"]);
-        let steps = wiring.steps(&plan, nets(&["10.0.0.0/26"]));
+        let steps = wiring.steps(&plan, &nets(&["10.0.0.0/26"]));
         assert_eq!(
             steps,
             [
                 Step::Start(plan.speaker.clone()),
                 Step::AddPeer(PeerConfig::new(ip("192.0.2.11"), Some(64512))),
-                Step::Originate(net("10.0.0.0/26")),
+                originate("10.0.0.0/26"),
             ]
         );
-        assert_eq!(wiring.steps(&plan, nets(&["10.0.0.0/26"])), []);
+        assert_eq!(wiring.steps(&plan, &nets(&["10.0.0.0/26"])), []);
     }
 
     #[test]
     fn a_new_peer_and_a_new_block_touch_nothing_else() {
         let mut wiring = Wiring::default();
-        wiring.steps(&plan(&["192.0.2.11"]), nets(&["10.0.0.0/26"]));
+        wiring.steps(&plan(&["192.0.2.11"]), &nets(&["10.0.0.0/26"]));
         let steps = wiring.steps(
             &plan(&["192.0.2.11", "192.0.2.12"]),
-            nets(&["10.0.0.0/26", "10.0.0.64/26"]),
+            &nets(&["10.0.0.0/26", "10.0.0.64/26"]),
         );
         assert_eq!(
             steps,
             [
                 Step::AddPeer(PeerConfig::new(ip("192.0.2.12"), Some(64512))),
-                Step::Originate(net("10.0.0.64/26")),
+                originate("10.0.0.64/26"),
             ]
         );
     }
@@ -160,9 +179,9 @@ mod tests {
         let mut wiring = Wiring::default();
         wiring.steps(
             &plan(&["192.0.2.11", "192.0.2.12"]),
-            nets(&["10.0.0.0/26", "10.0.0.64/26"]),
+            &nets(&["10.0.0.0/26", "10.0.0.64/26"]),
         );
-        let steps = wiring.steps(&plan(&["192.0.2.12"]), nets(&["10.0.0.64/26"]));
+        let steps = wiring.steps(&plan(&["192.0.2.12"]), &nets(&["10.0.0.64/26"]));
         assert_eq!(
             steps,
             [
@@ -175,12 +194,31 @@ mod tests {
     #[test]
     fn a_changed_peer_is_reconfigured_alone() {
         let mut wiring = Wiring::default();
-        wiring.steps(&plan(&["192.0.2.11", "192.0.2.12"]), []);
+        wiring.steps(&plan(&["192.0.2.11", "192.0.2.12"]), &nets(&[]));
         let mut changed = plan(&["192.0.2.11", "192.0.2.12"]);
         let peer = &mut changed.peers.get_mut(&ip("192.0.2.12")).unwrap().config;
         peer.md5_key = Some(b"secret".to_vec());
         let expected = peer.clone();
-        assert_eq!(wiring.steps(&changed, []), [Step::AddPeer(expected)]);
+        assert_eq!(
+            wiring.steps(&changed, &nets(&[])),
+            [Step::AddPeer(expected)]
+        );
+    }
+
+    #[test]
+    fn new_communities_re_originate_the_prefix() {
+        let mut wiring = Wiring::default();
+        let plan = plan(&[]);
+        wiring.steps(&plan, &nets(&["10.96.0.0/12"]));
+        let tagged: BTreeMap<IpNet, Vec<Community>> =
+            [(net("10.96.0.0/12"), vec!["65000:100".parse().unwrap()])].into();
+        assert_eq!(
+            wiring.steps(&plan, &tagged),
+            [Step::Originate {
+                prefix: net("10.96.0.0/12"),
+                communities: vec!["65000:100".parse().unwrap()],
+            }]
+        );
     }
 
     #[test]
@@ -192,7 +230,7 @@ mod tests {
             restarting: true,
             forwarding_preserved: true,
         });
-        wiring.steps(&first, nets(&["10.0.0.0/26"]));
+        wiring.steps(&first, &nets(&["10.0.0.0/26"]));
         let mut settled = first.clone();
         settled
             .speaker
@@ -200,10 +238,10 @@ mod tests {
             .as_mut()
             .unwrap()
             .restarting = false;
-        assert_eq!(wiring.steps(&settled, nets(&["10.0.0.0/26"])), []);
+        assert_eq!(wiring.steps(&settled, &nets(&["10.0.0.0/26"])), []);
         let mut other_as = settled.clone();
         other_as.speaker.local_as = 65000;
-        let steps = wiring.steps(&other_as, nets(&["10.0.0.0/26"]));
+        let steps = wiring.steps(&other_as, &nets(&["10.0.0.0/26"]));
         assert_eq!(steps.len(), 3, "{steps:?}");
         assert!(matches!(steps[0], Step::Start(_)));
     }

@@ -4,9 +4,8 @@
 // Each test file uses the part it needs.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use tests::{Lab, Netns, Node};
@@ -15,12 +14,7 @@ use tests::{Lab, Netns, Node};
 pub const CNI_PATH: &str = "/usr/lib/cni";
 const NETWORK: &str = "tabby-test";
 
-/// The plugin's answer to one call.
-#[derive(Debug)]
-pub struct Answer {
-    pub json: Value,
-    pub success: bool,
-}
+pub use tests::cni::Answer;
 
 /// A network config and the runtime's side of calls on one node.
 pub struct Runtime<'a> {
@@ -121,33 +115,8 @@ impl<'a> Runtime<'a> {
 
 /// Runs the plugin binary as a runtime does: `vars` in the environment, `conf`
 /// on stdin, the answer from stdout.
-pub fn run_plugin(mut command: Command, vars: &[(&str, &str)], conf: &Value) -> Answer {
-    let mut child = command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(vars.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let json = if stdout.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout {stdout:?}: {e}"))
-    };
-    Answer {
-        json,
-        success: output.status.success(),
-    }
+pub fn run_plugin(command: Command, vars: &[(&str, &str)], conf: &Value) -> Answer {
+    tests::cni::run_plugin(command, vars, conf).unwrap()
 }
 
 /// A one-subnet lab whose node has a default route (via the router): proxy ARP

@@ -14,12 +14,14 @@ use std::thread::JoinHandle;
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use agent::daemon::{self, Options, Status};
+use agent::grpc;
 use api::datastore::{Backend, Datastore, Error, MemoryStore};
 use api::resources::{
     AffinityState, AllocationAttribute, BlockAffinity, BlockAffinitySpec, Cidr, EncapsulationMode,
-    IPAMBlock, IPAMBlockSpec, IPPool, IPPoolSpec, MacAddress, Node as NodeResource, Resource,
-    cidr_name,
+    IPAMBlock, IPAMBlockSpec, IPPool, IPPoolSpec, Resource, cidr_name,
 };
 use ipnet::IpNet;
 use tests::routes::routes;
@@ -77,24 +79,50 @@ impl<T: Send + 'static> Drop for Background<T> {
     }
 }
 
-/// An agent running on a lab node.
+/// An agent running on a lab node, serving its status API on a socket.
 pub struct RunningAgent {
     work: Background<()>,
     pub status: watch::Receiver<Status>,
+    _dir: tempfile::TempDir,
+    pub socket: PathBuf,
 }
 
 impl RunningAgent {
     pub fn start(node: &Node, store: Arc<MemoryStore>, options: Options) -> Self {
-        let (status_sender, status) = watch::channel(Status::default());
+        let (reporting, handle) = daemon::channels();
+        let status = handle.status.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let api_socket = socket.clone();
         let work = Background::start(node, move |stopped| async move {
+            let (bound, metrics) = grpc::bind(api_socket, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (stop, api_stopped) = watch::channel(false);
+            let api = tokio::spawn(grpc::serve(handle, bound, metrics, api_stopped));
             let store: Arc<dyn Backend> = store;
-            daemon::run(options, store, status_sender, async {
+            let result = daemon::run(options, store, reporting, async {
                 let _ = stopped.await;
             })
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+            let _ = stop.send(true);
+            let _ = api.await;
+            result
         });
-        Self { work, status }
+        Self {
+            work,
+            status,
+            _dir: dir,
+            socket,
+        }
+    }
+
+    /// A gRPC channel to the agent's status API, for `runtime`.
+    pub fn channel(&self, runtime: &tokio::runtime::Runtime) -> tonic::transport::Channel {
+        runtime
+            .block_on(proto::client::connect_unix(&self.socket))
+            .expect("the agent's status socket")
     }
 
     /// Stops the agent as SIGTERM does: sessions drop without a Cease.
@@ -223,6 +251,9 @@ pub fn record_pod(store: &MemoryStore, address: IpAddr, node: &str, namespace: &
         spec.allocations[ordinal] = Some(spec.attributes.len());
         spec.unallocated.retain(|o| *o != ordinal);
         spec.attributes.push(attribute.clone());
+        spec.sequence_number_for_allocation
+            .insert(ordinal.to_string(), spec.sequence_number);
+        spec.sequence_number += 1;
     });
 }
 
@@ -231,20 +262,9 @@ pub fn release(store: &MemoryStore, address: IpAddr) {
     update_block(store, address, |spec, ordinal| {
         spec.allocations[ordinal] = None;
         spec.unallocated.push(ordinal);
+        spec.sequence_number_for_allocation
+            .remove(&ordinal.to_string());
     });
-}
-
-/// Gives node `node` its VXLAN tunnel address and MAC once it has registered, as
-/// the agent's tunnel allocation will.
-pub fn set_vtep(store: &MemoryStore, node: &str, address: &str, mac: [u8; 6]) {
-    let address = address.parse().unwrap();
-    tests::wait_until(Duration::from_secs(30), &format!("{node}'s VTEP"), || {
-        let mut resource: NodeResource = run(store.get(node))?;
-        resource.spec.ipv4_vxlan_tunnel_addr = Some(address);
-        resource.spec.vxlan_tunnel_mac_addr = Some(MacAddress(mac));
-        anyhow::Ok(run(store.update(&resource)).is_ok())
-    })
-    .unwrap();
 }
 
 /// Releases an empty block as IPAM does: the affinity, then the block.

@@ -17,6 +17,20 @@ use crate::netns::Netns;
 use crate::process::{self, Process};
 use crate::wait::wait_until;
 
+/// How BIRD is started.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mode {
+    /// `bird -R`: restarting gracefully.
+    restarting: bool,
+    /// Best routes go to the kernel.
+    kernel: bool,
+}
+
+/// Exports every best route to the kernel's main tables (BIRD's own protocol
+/// number, 12), for both families.
+const KERNEL_PROTOCOLS: &str = "protocol kernel {\n  ipv4 { export all; };\n}\n\
+    protocol kernel {\n  ipv6 { export all; };\n}\n";
+
 /// A running BIRD2 inside a namespace; killed on drop.
 #[derive(Debug)]
 pub struct Bird {
@@ -32,19 +46,36 @@ pub struct Bird {
 impl Bird {
     /// Starts BIRD in `netns` with `config` and waits for its control socket.
     pub fn start(netns: &Netns, config: &BgpConfig) -> Result<Self> {
-        Self::spawn(netns, config, false)
+        Self::spawn(netns, config, Mode::default())
+    }
+
+    /// Starts BIRD as a router: it also installs its best routes in the
+    /// namespace's kernel (`protocol kernel`), so it forwards what it learns.
+    pub fn start_routing(netns: &Netns, config: &BgpConfig) -> Result<Self> {
+        let mode = Mode {
+            kernel: true,
+            ..Mode::default()
+        };
+        Self::spawn(netns, config, mode)
     }
 
     /// Starts BIRD as a speaker restarting gracefully (`bird -R`): it announces the
     /// restart bit and waits for its peers' End-of-RIB.
     pub fn start_restarting(netns: &Netns, config: &BgpConfig) -> Result<Self> {
-        Self::spawn(netns, config, true)
+        let mode = Mode {
+            restarting: true,
+            ..Mode::default()
+        };
+        Self::spawn(netns, config, mode)
     }
 
-    fn spawn(netns: &Netns, config: &BgpConfig, restarting: bool) -> Result<Self> {
+    fn spawn(netns: &Netns, config: &BgpConfig, mode: Mode) -> Result<Self> {
         let sockets = socket_dir()?;
         let socket = sockets.path().join("bird.ctl");
-        let (text, protocols) = render(config);
+        let (mut text, protocols) = render(config);
+        if mode.kernel {
+            text.push_str(KERNEL_PROTOCOLS);
+        }
         let file = write_config(netns, &format!("bird-{}.conf", role(netns)), &text)?;
         let mut command = netns.command("bird");
         command
@@ -55,7 +86,7 @@ impl Bird {
             .arg(&socket)
             .arg("-P")
             .arg(sockets.path().join("bird.pid"));
-        if restarting {
+        if mode.restarting {
             command.arg("-R");
         }
         let process = Process::spawn(command, netns.logs(), &format!("bird-{}", role(netns)))?;

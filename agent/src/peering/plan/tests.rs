@@ -286,3 +286,50 @@ fn a_node_without_an_ipv4_address_cannot_speak_and_says_why() {
     assert!(error.contains("router id"), "{error}");
     assert!(plan(&cluster, "zz", false, &no_passwords).is_err());
 }
+
+#[test]
+fn a_peers_filters_are_compiled_for_its_session_and_a_missing_one_leaves_it_out() {
+    let mut cluster = cluster();
+    let rule = api::resources::FilterRule {
+        cidr: Some(cidr("10.244.0.0/16")),
+        match_operator: Some(api::resources::MatchOperator::In),
+        prefix_length: None,
+        peer_type: None,
+        communities: None,
+        action: api::resources::FilterAction::Accept,
+        operations: Vec::new(),
+    };
+    cluster.bgp_filters.insert(
+        "pods-only".into(),
+        api::resources::BGPFilter::new(
+            "pods-only",
+            api::resources::BGPFilterSpec {
+                export_v4: vec![rule],
+                ..Default::default()
+            },
+        ),
+    );
+    let tor = |filters: Vec<String>| BGPPeerSpec {
+        peer_ip: Some(PeerAddress {
+            ip: ip("192.0.2.1"),
+            port: None,
+        }),
+        as_number: Some(AsNumber(65001)),
+        filters,
+        ..BGPPeerSpec::default()
+    };
+    add_peer(&mut cluster, "tor", tor(vec!["pods-only".into()]));
+    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    let config = &plan.peers[&ip("192.0.2.1")].config;
+    assert_eq!(config.export_filter.as_ref().unwrap().terms.len(), 1);
+    assert!(config.import_filter.as_ref().unwrap().terms.is_empty());
+
+    add_peer(&mut cluster, "tor", tor(vec!["missing".into()]));
+    let plan = super::plan(&cluster, "a", false, &no_passwords).unwrap();
+    assert!(!plan.peers.contains_key(&ip("192.0.2.1")));
+    assert!(
+        plan.problems[0].contains("no BGPFilter \"missing\""),
+        "{:?}",
+        plan.problems
+    );
+}

@@ -1,0 +1,195 @@
+//! tabby nodes peering eBGP with a top-of-rack router, the node-to-node mesh off:
+//! the lab's router runs BIRD (as a router: what it learns goes into its kernel)
+//! or FRR bgpd (without zebra here: it learns, but cannot forward). Nodes find
+//! their ToR through `BGPPeer`s that select them by rack label, with a TCP-MD5
+//! password read from a file. Two racks (subnets), nodes in AS 64512, the ToR in
+//! AS 65000; nodes accept their own AS once in a path (`numAllowedLocalASNumbers`),
+//! as nodes sharing an AS behind eBGP ToRs must. Needs root.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use api::resources::{
+    BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Cidr, IPPool, IPPoolSpec,
+};
+use ipnet::IpNet;
+use serde_json::json;
+use tests::e2e::{Cluster, Pod, ping_all};
+use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
+use tests::routes::routes;
+use tests::{Lab, wait_until};
+
+const NODE_AS: u32 = 64512;
+const TOR_AS: u32 = 65000;
+const PASSWORD: &str = "rack-secret";
+/// What the ToR originates towards the nodes (a data-centre prefix).
+const EXTERNAL: &str = "198.51.100.0/24";
+const READY: Duration = Duration::from_secs(60);
+const CONVERGED: Duration = Duration::from_secs(30);
+const NODES: [(&str, &str); 3] = [("n1", "a"), ("n2", "a"), ("n3", "b")];
+
+fn lab(test: &str) -> Lab {
+    let mut builder = Lab::new(test)
+        .subnet("a", "10.0.1.0/24")
+        .subnet("b", "10.0.2.0/24");
+    for (node, rack) in NODES {
+        builder = builder.node(node, rack);
+    }
+    builder.build().unwrap()
+}
+
+/// The ToR's address on `rack`.
+fn tor_address(cluster: &Cluster, rack: &str) -> IpAddr {
+    let router = cluster.lab.router().unwrap();
+    let like = cluster.lab.nodes()[0].address();
+    router.address_in(rack, like).unwrap()
+}
+
+/// The ToR's configuration: every node a passive neighbour with the password.
+fn tor_config(cluster: &Cluster) -> BgpConfig {
+    let mut config =
+        BgpConfig::new(TOR_AS, "10.0.1.1".parse().unwrap()).route(EXTERNAL.parse().unwrap());
+    for (node, _) in NODES {
+        let address = cluster.lab.node(node).address();
+        config = config.neighbor(Neighbor::new(address, NODE_AS).passive().password(PASSWORD));
+    }
+    config
+}
+
+/// The cluster: one unencapsulated pool, the mesh off, a `BGPPeer` per rack to
+/// its ToR; nothing started yet.
+fn cluster(test: &str) -> Cluster {
+    let cluster = Cluster::new(lab(test)).unwrap();
+    let password = cluster.dir().join("tor-password");
+    std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
+    let pool = IPPoolSpec::new(Cidr("10.244.0.0/16".parse().unwrap()));
+    cluster
+        .create(&IPPool::new("default-ipv4-ippool", pool))
+        .unwrap();
+    let bgp: BGPConfigurationSpec = serde_json::from_value(json!({
+        "nodeToNodeMeshEnabled": false,
+        "asNumber": NODE_AS,
+    }))
+    .unwrap();
+    cluster
+        .create(&BGPConfiguration::new("default", bgp))
+        .unwrap();
+    for rack in ["a", "b"] {
+        let peer: BGPPeerSpec = serde_json::from_value(json!({
+            "nodeSelector": format!("rack == '{rack}'"),
+            "peerIP": tor_address(&cluster, rack).to_string(),
+            "asNumber": TOR_AS,
+            "password": {"file": password},
+            "numAllowedLocalASNumbers": 1,
+        }))
+        .unwrap();
+        cluster
+            .create(&BGPPeer::new(format!("tor-{rack}"), peer))
+            .unwrap();
+    }
+    cluster
+}
+
+/// Starts the agents (labelled with their rack) and a pod on each node.
+fn start(cluster: &mut Cluster) -> Vec<Pod> {
+    for (node, rack) in NODES {
+        cluster
+            .start_agent_with(node, &[&format!("--node-labels=rack={rack}")])
+            .unwrap();
+    }
+    for (node, _) in NODES {
+        cluster.wait_ready(node, READY).unwrap();
+    }
+    NODES
+        .iter()
+        .map(|(node, _)| cluster.add_pod(node, &format!("pod-{node}")).unwrap())
+        .collect()
+}
+
+/// Every node's block, as the ToR must learn it.
+fn blocks(cluster: &Cluster) -> Vec<IpNet> {
+    let facts = cluster.facts().unwrap();
+    assert_eq!(facts.owners.len(), NODES.len(), "{:?}", facts.owners);
+    facts.owners.values().flatten().copied().collect()
+}
+
+/// Waits until every node has a tabby route to every other node's block and to
+/// the ToR's prefix, through the ToR's sessions.
+fn wait_for_learned_routes(cluster: &Cluster, blocks: &[IpNet]) {
+    for (node, _) in NODES {
+        let own = cluster.facts().unwrap().owners[node].clone();
+        wait_until(CONVERGED, &format!("{node}'s routes from the ToR"), || {
+            let table = routes(cluster.lab.node(node), "84")?;
+            let routed = |prefix: String| {
+                table
+                    .iter()
+                    .any(|l| l.starts_with(&format!("{prefix} via ")))
+            };
+            let missing: Vec<String> = blocks
+                .iter()
+                .filter(|b| !own.contains(b))
+                .map(ToString::to_string)
+                .chain([EXTERNAL.to_owned()])
+                .filter(|p| !routed(p.clone()))
+                .collect();
+            anyhow::Ok(if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("missing {missing:?} in {table:#?}"))
+            })
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn e2e_tor_bird_learns_every_nodes_block_over_md5_and_routes_pods_between_racks() {
+    if !tests::require_root() {
+        return;
+    }
+    let mut cluster = cluster("e2e_tor_bird");
+    let router = cluster.lab.router().unwrap();
+    let bird = Bird::start_routing(router, &tor_config(&cluster)).unwrap();
+    let pods = start(&mut cluster);
+    for (node, _) in NODES {
+        let address = cluster.lab.node(node).address();
+        bird.wait_established(address, CONVERGED).unwrap();
+    }
+    let blocks = blocks(&cluster);
+    for block in &blocks {
+        bird.wait_route(*block, CONVERGED).unwrap();
+        let router = cluster.lab.router().unwrap();
+        wait_until(CONVERGED, &format!("{block} in the ToR's kernel"), || {
+            let table = routes(router, "bird")?;
+            anyhow::Ok(
+                table
+                    .iter()
+                    .any(|l| l.starts_with(&format!("{block} via "))),
+            )
+        })
+        .unwrap();
+    }
+    wait_for_learned_routes(&cluster, &blocks);
+    ping_all(&pods).unwrap();
+}
+
+#[test]
+fn e2e_tor_frr_learns_every_nodes_block_over_md5_and_its_prefix_reaches_every_node() {
+    if !tests::require_root() {
+        return;
+    }
+    let mut cluster = cluster("e2e_tor_frr");
+    let router = cluster.lab.router().unwrap();
+    let frr = Frr::start(router, &tor_config(&cluster)).unwrap();
+    let _pods = start(&mut cluster);
+    for (node, _) in NODES {
+        let address = cluster.lab.node(node).address();
+        frr.wait_established(address, CONVERGED).unwrap();
+    }
+    let blocks = blocks(&cluster);
+    for block in &blocks {
+        let route = frr.wait_route(*block, CONVERGED).unwrap();
+        assert_eq!(route.as_path, [NODE_AS], "{route:?}");
+    }
+    wait_for_learned_routes(&cluster, &blocks);
+}
