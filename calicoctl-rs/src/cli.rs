@@ -267,9 +267,85 @@ pub struct RoutesArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum IpamCommand {
+    /// Addresses in use per pool; blocks and owners, borrowed addresses, who holds an IP
+    #[command(after_help = IPAM_SHOW_EXAMPLES)]
+    Show(ShowArgs),
+    /// Find leaks, double ownership, handles without addresses, blocks without
+    /// affinity; exit 1 when anything is found
+    #[command(after_help = IPAM_CHECK_EXAMPLES)]
+    Check(CheckArgs),
+    /// Free addresses: refused for one a live workload holds, unless --force
+    #[command(after_help = IPAM_RELEASE_EXAMPLES)]
+    Release(ReleaseArgs),
     /// Change the cluster's IPAM configuration (the IPAMConfig "default")
     #[command(after_help = IPAM_CONFIGURE_EXAMPLES)]
     Configure(ConfigureArgs),
+}
+
+const IPAM_SHOW_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs ipam show
+  calicoctl-rs ipam show --show-blocks --show-borrowed
+  calicoctl-rs ipam show --ip 192.168.1.7
+  calicoctl-rs ipam show --pool 10.20.0.0/16 --show-allocations    who still uses a pool
+  calicoctl-rs ipam show --show-configuration";
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Each block of each pool, with the node it is affine to
+    #[arg(long)]
+    pub show_blocks: bool,
+    /// Addresses taken from another node's block
+    #[arg(long)]
+    pub show_borrowed: bool,
+    /// Every allocation: address, node, pod, handle
+    #[arg(long)]
+    pub show_allocations: bool,
+    /// Only this pool (name or CIDR)
+    #[arg(long, value_name = "POOL")]
+    pub pool: Option<String>,
+    /// Who holds this address
+    #[arg(long, value_name = "IP", conflicts_with_all = ["show_blocks", "show_borrowed", "show_allocations", "pool"])]
+    pub ip: Option<std::net::IpAddr>,
+    /// The IPAM configuration
+    #[arg(long, conflicts_with = "ip")]
+    pub show_configuration: bool,
+}
+
+const IPAM_CHECK_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs ipam check
+  calicoctl-rs ipam check -o report.json && echo consistent
+  calicoctl-rs ipam release --from-report report.json     frees the leaks it found
+
+Allocations in flight while the check reads show up as problems that are gone on the
+next run; a problem that stays is real.";
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also write the report as JSON to FILE (- for standard output)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<String>,
+}
+
+const IPAM_RELEASE_EXAMPLES: &str = "\
+Examples:
+  calicoctl-rs ipam release --ip 192.168.1.7
+  calicoctl-rs ipam release --ip 192.168.1.7 --ip 192.168.1.9 --force
+  calicoctl-rs ipam release --from-report report.json";
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).multiple(true))]
+pub struct ReleaseArgs {
+    /// Address to free; repeatable
+    #[arg(long = "ip", value_name = "IP", group = "what")]
+    pub ips: Vec<std::net::IpAddr>,
+    /// Free the leaks an `ipam check -o FILE` report lists (each re-checked first)
+    #[arg(long, value_name = "FILE", group = "what")]
+    pub from_report: Option<PathBuf>,
+    /// Free addresses even while their pod, node or unknown holder exists
+    #[arg(long)]
+    pub force: bool,
 }
 
 const IPAM_CONFIGURE_EXAMPLES: &str = "\

@@ -53,19 +53,22 @@ pub struct DatastoreArgs {
     )]
     #[arg(value_name = "URLS")]
     pub etcd_endpoints: Vec<String>,
-    /// CA certificate for etcd's TLS (TLS is not in this build yet: refused)
+    /// CA certificate etcd's TLS certificate is checked against (https:// endpoints)
     #[arg(
         long,
         env = "TABBY_ETCD_CA_CERT_FILE",
         global = true,
-        value_name = "FILE"
+        value_name = "FILE",
+        visible_alias = "etcd-cacert"
     )]
     pub etcd_ca_cert_file: Option<PathBuf>,
-    /// Client certificate for etcd (refused, as above)
+    /// Client certificate, for etcd's --client-cert-auth
     #[arg(long, env = "TABBY_ETCD_CERT_FILE", global = true, value_name = "FILE")]
+    #[arg(visible_alias = "etcd-cert")]
     pub etcd_cert_file: Option<PathBuf>,
-    /// Client key for etcd (refused, as above)
+    /// The client certificate's key
     #[arg(long, env = "TABBY_ETCD_KEY_FILE", global = true, value_name = "FILE")]
+    #[arg(visible_alias = "etcd-key")]
     pub etcd_key_file: Option<PathBuf>,
     /// etcd user; the password comes from TABBY_ETCD_PASSWORD or the file, never argv
     #[arg(long, env = "TABBY_ETCD_USERNAME", global = true, value_name = "USER")]
@@ -81,9 +84,18 @@ pub enum Target {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubernetesTarget {
-    /// kubeconfig files, merged in order as kubectl merges `KUBECONFIG`.
-    pub kubeconfig: Vec<PathBuf>,
+    pub kubeconfig: Kubeconfigs,
     pub context: Option<String>,
+}
+
+/// Where the kubeconfig comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kubeconfigs {
+    /// Named by a flag, variable or the config file: it must exist.
+    Named(PathBuf),
+    /// `KUBECONFIG`'s list or `~/.kube/config`: those that exist are merged in order,
+    /// as kubectl merges them; with none, the pod's service account is used.
+    Search(Vec<PathBuf>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,8 +255,8 @@ pub fn resolve(
         DatastoreType::Kubernetes => {
             reject_etcd_flags(args)?;
             let kubeconfig = match args.kubeconfig.clone().or(file.kubeconfig) {
-                Some(path) => vec![path],
-                None => default_kubeconfig(environment),
+                Some(path) => Kubeconfigs::Named(path),
+                None => Kubeconfigs::Search(default_kubeconfig(environment)),
             };
             Ok(Target::Kubernetes(KubernetesTarget {
                 kubeconfig,

@@ -14,6 +14,8 @@ pub enum CliError {
     Input(#[from] InputError),
     #[error("{}", datastore_message(.0))]
     Datastore(#[from] api::datastore::Error),
+    #[error("{}", ipam_message(.0))]
+    Ipam(#[from] ipam::IpamError),
     /// The datastore named by the configuration cannot be reached or built.
     #[error("{0}")]
     Connect(String),
@@ -42,19 +44,57 @@ impl CliError {
     }
 }
 
-/// The datastore's error; a failed etcd request as its status message and innermost
-/// cause (the refused connection, the timeout), not the whole gRPC chain.
+/// The datastore's error. A failed request says what failed and its innermost cause
+/// (the refused connection, the timeout), not the whole chain of client errors.
 fn datastore_message(error: &api::datastore::Error) -> String {
-    let api::datastore::Error::Etcd(etcd_client::Error::GRpcStatus(status)) = error else {
-        return error.to_string();
-    };
-    let mut cause: &dyn std::error::Error = status;
+    use api::datastore::Error;
+    match error {
+        Error::Etcd(etcd @ etcd_client::Error::GRpcStatus(_)) => {
+            format!("etcd: {}", etcd_message(etcd))
+        }
+        Error::Kubernetes(kube::Error::Api(status)) => {
+            format!("kubernetes: {} ({})", status.message, status.reason)
+        }
+        Error::Kubernetes(kube @ (kube::Error::Service(_) | kube::Error::HyperError(_))) => {
+            let summary = "the API server cannot be reached".to_owned();
+            format!("kubernetes: {}", with_cause(summary, kube))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// An etcd client error as its gRPC status message and innermost cause.
+pub fn etcd_message(error: &etcd_client::Error) -> String {
+    match error {
+        etcd_client::Error::GRpcStatus(status) => with_cause(status.message().to_owned(), status),
+        other => other.to_string(),
+    }
+}
+
+/// `summary: cause` with `top`'s innermost cause, unless that adds nothing.
+fn with_cause(summary: String, top: &dyn std::error::Error) -> String {
+    let cause = innermost_cause(top);
+    // gRPC statuses often carry their cause's text as their message.
+    if std::ptr::addr_eq(cause, top) || cause.to_string() == summary {
+        summary
+    } else {
+        format!("{summary}: {cause}")
+    }
+}
+
+/// The error at the end of `error`'s chain of sources: the refused connection, the
+/// timeout, the certificate problem.
+fn innermost_cause(error: &dyn std::error::Error) -> &dyn std::error::Error {
+    let mut cause = error;
     while let Some(source) = cause.source() {
         cause = source;
     }
-    if std::ptr::addr_eq(cause, status as &dyn std::error::Error) {
-        format!("etcd: {}", status.message())
-    } else {
-        format!("etcd: {}: {cause}", status.message())
+    cause
+}
+
+fn ipam_message(error: &ipam::IpamError) -> String {
+    match error {
+        ipam::IpamError::Datastore(e) => datastore_message(e),
+        other => other.to_string(),
     }
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod columns;
 pub mod commands;
 pub mod config;
+pub mod connect;
 pub mod error;
 pub mod input;
 pub mod kinds;

@@ -4,12 +4,10 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use std::time::Duration;
+use api::datastore::Backend;
 
-use api::datastore::{Backend, EtcdStore};
-use etcd_client::ConnectOptions;
-
-use crate::config::{self, DatastoreArgs, EtcdTarget, Target};
+use crate::config::{self, DatastoreArgs};
+use crate::connect::connect;
 use crate::error::CliError;
 
 pub struct Session<'a> {
@@ -86,62 +84,4 @@ impl<'a> Session<'a> {
     pub fn warn(&mut self, line: &str) -> Result<(), CliError> {
         writeln!(self.err, "{line}").map_err(CliError::io("writing to standard error"))
     }
-}
-
-/// How long the first contact with a datastore may take before it is reported
-/// unreachable, and how long any one request may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// A backend for `target`.
-async fn connect(target: &Target) -> Result<Arc<dyn Backend>, CliError> {
-    match target {
-        Target::Etcd(etcd) => Ok(Arc::new(connect_etcd(etcd).await?)),
-        // The kubernetes backend is being written in the api crate; until it lands,
-        // say so rather than pretend.
-        Target::Kubernetes(_) => Err(CliError::Connect(
-            "the kubernetes datastore backend is not in this build of calicoctl-rs yet: use \
-             --datastore etcd"
-                .to_owned(),
-        )),
-    }
-}
-
-async fn connect_etcd(target: &EtcdTarget) -> Result<EtcdStore, CliError> {
-    let tls = [&target.ca_cert_file, &target.cert_file, &target.key_file];
-    if tls.iter().any(|file| file.is_some()) {
-        return Err(CliError::Connect(
-            "TLS to etcd is not supported by this build (its etcd client has no TLS): reach \
-             etcd over http on a trusted network, or through a local TLS proxy"
-                .to_owned(),
-        ));
-    }
-    let mut options = ConnectOptions::new()
-        .with_connect_timeout(CONNECT_TIMEOUT)
-        .with_timeout(REQUEST_TIMEOUT);
-    match (&target.username, &target.password) {
-        (Some(user), Some(password)) => options = options.with_user(user, password),
-        (None, None) => {}
-        (Some(_), None) => {
-            return Err(CliError::Usage(
-                "an etcd username needs its password: set TABBY_ETCD_PASSWORD (or \
-                 spec.etcdPassword in the config file)"
-                    .to_owned(),
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(CliError::Usage(
-                "an etcd password needs its user: set --etcd-username".to_owned(),
-            ));
-        }
-    }
-    let client = etcd_client::Client::connect(&target.endpoints, Some(options))
-        .await
-        .map_err(|e| {
-            CliError::Connect(format!(
-                "cannot reach etcd at {}: {e}",
-                target.endpoints.join(",")
-            ))
-        })?;
-    Ok(EtcdStore::new(client))
 }

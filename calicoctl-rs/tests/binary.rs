@@ -119,3 +119,46 @@ fn completion_scripts_come_from_the_binary() {
     assert_eq!(output.status.code(), Some(0));
     assert!(text(&output.stdout).contains("complete -F _calicoctl__rs"));
 }
+
+#[test]
+fn etcd_tls_files_with_http_endpoints_or_mixed_schemes_are_usage_errors() {
+    let cases = [
+        (
+            &[
+                "--etcd-endpoints",
+                "http://127.0.0.1:9",
+                "--etcd-cacert",
+                "ca.crt",
+            ][..],
+            "error: etcd TLS files are given but the endpoints are http://: use https:// endpoints",
+        ),
+        (
+            &["--etcd-endpoints", "https://127.0.0.1:9,http://127.0.0.1:8"],
+            "error: mix of http:// and https:// etcd endpoints: use one scheme",
+        ),
+        (
+            &[
+                "--etcd-endpoints",
+                "https://127.0.0.1:9",
+                "--etcd-cacert",
+                "/nonexistent/ca",
+            ],
+            "error: etcd CA certificate /nonexistent/ca: No such file or directory (os error 2)",
+        ),
+        (
+            &[
+                "--etcd-endpoints",
+                "https://127.0.0.1:9",
+                "--etcd-cert",
+                "c.crt",
+            ],
+            "error: an etcd client certificate needs its key: give both --etcd-cert-file and \
+             --etcd-key-file",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let output = calicoctl(&[flags, &["get", "ippools"]].concat(), &[]);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}");
+        assert_eq!(text(&output.stderr), format!("{expected}\n"), "{flags:?}");
+    }
+}

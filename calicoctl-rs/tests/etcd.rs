@@ -2,8 +2,11 @@
 //! free loopback ports by the harness): resources written, read back, changed and
 //! refused as an operator would see it, with etcd's own view checked by etcdctl.
 
+mod support;
+
 use std::process::{Command, Output};
 
+use support::stdout_of;
 use tests::etcd::Etcd;
 use tests::logs::LogDir;
 
@@ -28,10 +31,7 @@ impl Cluster {
 
     #[track_caller]
     fn ok(&self, args: &[&str]) -> String {
-        let output = self.calicoctl(args);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
-        String::from_utf8(output.stdout).unwrap()
+        stdout_of(self.calicoctl(args))
     }
 
     fn keys(&self, prefix: &str) -> Vec<String> {

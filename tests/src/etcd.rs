@@ -8,6 +8,12 @@
 //! let etcd = tests::etcd::Etcd::start(&logs)?;
 //! etcd.etcdctl(&["put", "k", "v"])?;
 //! let endpoint: String = etcd.endpoint(); // "http://127.0.0.1:<port>"
+//!
+//! // Clients only over TLS, with certificates signed by this run's CA:
+//! let secure = tests::etcd::Etcd::start_tls(&logs)?;
+//! let files = secure.tls().expect("started with TLS");
+//! let (cert, key) = files.client();
+//! # let _ = (files.ca(), cert, key);
 //! # anyhow::Ok(())
 //! ```
 
@@ -23,6 +29,7 @@ use tempfile::TempDir;
 use crate::netns::Netns;
 use crate::process::{self, Process};
 use crate::registry::Registration;
+use crate::tls::TlsFiles;
 use crate::wait::wait_until;
 
 /// Attempts when another process grabs a port between picking and binding it.
@@ -39,24 +46,33 @@ pub struct Etcd {
     /// The namespace it runs in; the host's when `None`.
     netns: Option<String>,
     registration: Registration,
+    tls: Option<TlsFiles>,
 }
 
 impl Etcd {
     /// Starts etcd logging to `<log_dir>/etcd-<port>.log` and waits until it is healthy.
     pub fn start(log_dir: impl AsRef<Path>) -> Result<Self> {
-        Self::start_at(log_dir.as_ref(), None, Ipv4Addr::LOCALHOST.into())
+        Self::start_with(log_dir.as_ref(), None, Ipv4Addr::LOCALHOST.into(), false)
     }
 
     /// Starts etcd inside `netns`, listening on `address` (one of the namespace's),
     /// e.g. a lab's router, which every node has a route to.
     pub fn start_in(log_dir: impl AsRef<Path>, netns: &Netns, address: IpAddr) -> Result<Self> {
-        Self::start_at(log_dir.as_ref(), Some(netns.name()), address)
+        Self::start_with(log_dir.as_ref(), Some(netns.name()), address, false)
     }
 
-    fn start_at(log_dir: &Path, netns: Option<&str>, address: IpAddr) -> Result<Self> {
+    /// As [`Etcd::start`], but clients speak TLS (`https://`) and must present a
+    /// certificate signed by the CA in [`Etcd::tls`] (etcd's `--client-cert-auth`),
+    /// as production clusters are set up. Health is read from a plain-HTTP metrics
+    /// listener.
+    pub fn start_tls(log_dir: impl AsRef<Path>) -> Result<Self> {
+        Self::start_with(log_dir.as_ref(), None, Ipv4Addr::LOCALHOST.into(), true)
+    }
+
+    fn start_with(log_dir: &Path, netns: Option<&str>, address: IpAddr, tls: bool) -> Result<Self> {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(log_dir, netns, address) {
+            match Self::try_start(log_dir, netns, address, tls) {
                 Ok(etcd) => return Ok(etcd),
                 Err(e) if format!("{e:#}").contains("address already in use") => {
                     last_error = Some(e)
@@ -68,15 +84,20 @@ impl Etcd {
             .context("starting etcd: ports kept colliding")
     }
 
-    fn try_start(log_dir: &Path, netns: Option<&str>, address: IpAddr) -> Result<Self> {
+    fn try_start(log_dir: &Path, netns: Option<&str>, address: IpAddr, tls: bool) -> Result<Self> {
         let registration = Registration::new()?;
         let data = tempfile::Builder::new()
             .prefix("tabby-etcd-")
             .tempdir()
             .context("creating etcd's data directory")?;
         let (client_port, peer_port) = (free_port()?, free_port()?);
+        let tls = match tls {
+            true => Some(TlsFiles::generate("tabby-test-etcd-ca")?),
+            false => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let client_address = SocketAddr::new(address, client_port);
-        let client = format!("http://{client_address}");
+        let client = format!("{scheme}://{client_address}");
         let peer = format!("http://{}", SocketAddr::new(address, peer_port));
         let mut command = match netns {
             Some(name) => crate::netns::command_in(name, "etcd"),
@@ -92,13 +113,30 @@ impl Etcd {
             .arg(format!("--initial-cluster=tabby-test={peer}"))
             .arg("--logger=zap")
             .arg("--log-outputs=stderr");
+        let health = match &tls {
+            None => client_address,
+            Some(files) => {
+                let metrics_port = free_port()?;
+                let (cert, key) = files.server();
+                command
+                    .arg(format!("--cert-file={}", cert.display()))
+                    .arg(format!("--key-file={}", key.display()))
+                    .arg(format!("--trusted-ca-file={}", files.ca().display()))
+                    .arg("--client-cert-auth")
+                    .arg(format!(
+                        "--listen-metrics-urls=http://{}",
+                        SocketAddr::new(address, metrics_port)
+                    ));
+                SocketAddr::new(address, metrics_port)
+            }
+        };
         let mut process = Process::spawn(command, log_dir, &format!("etcd-{client_port}"))?;
         registration.record_pid(process.pid())?;
         wait_until(HEALTHY_TIMEOUT, "etcd to become healthy", || {
             process.check_running()?;
             Ok(match netns {
-                Some(name) => crate::netns::in_netns(name, || healthy(client_address))?,
-                None => healthy(client_address),
+                Some(name) => crate::netns::in_netns(name, || healthy(health))?,
+                None => healthy(health),
             })
         })
         .map_err(|e| match process.check_running() {
@@ -112,27 +150,39 @@ impl Etcd {
             client: client_address,
             netns: netns.map(str::to_owned),
             registration,
+            tls,
         })
     }
 
-    /// The client URL, `http://<address>:<port>`.
+    /// The client URL, `http://<address>:<port>` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.client)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.client)
     }
 
-    /// Runs `etcdctl --endpoints <endpoint> <args>` (API v3) where etcd runs;
-    /// returns stdout.
+    /// The CA and certificates of an etcd started with [`Etcd::start_tls`].
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// Runs `etcdctl --endpoints <endpoint> <args>` (API v3) where etcd runs, with
+    /// the client certificate when TLS is on; returns stdout.
     pub fn etcdctl(&self, args: &[&str]) -> Result<String> {
         let mut command = match &self.netns {
             Some(name) => crate::netns::command_in(name, "etcdctl"),
             None => Command::new("etcdctl"),
         };
-        process::exec(
+        command
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint()));
+        if let Some(files) = &self.tls {
+            let (cert, key) = files.client();
             command
-                .env("ETCDCTL_API", "3")
-                .arg(format!("--endpoints={}", self.endpoint()))
-                .args(args),
-        )
+                .arg(format!("--cacert={}", files.ca().display()))
+                .arg(format!("--cert={}", cert.display()))
+                .arg(format!("--key={}", key.display()));
+        }
+        process::exec(command.args(args))
     }
 
     /// The etcd process (pid, log).

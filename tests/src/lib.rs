@@ -7,10 +7,12 @@
 //! - [`netns::Netns`], [`process::Process`], [`process::exec`]: run programs and Rust
 //!   code ([`in_netns`]) inside a namespace, output logged per test ([`logs::LogDir`]).
 //! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
-//! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports.
+//! - [`cni`]: a CNI plugin run as a container runtime runs it.
+//! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports, plain or TLS-only
+//!   with certificates made for the run ([`tls::TlsFiles`]).
 //! - [`conformance`]: the datastore contract, run against every backend.
 //! - [`e2e`]: clusters of tabby-agent processes over etcd, pods attached by tabby-cni
-//!   with tabby-ipam; [`cni`]: calling a CNI plugin as a runtime does.
+//!   with tabby-ipam; [`tabby_lab`]: the lab built on them.
 //! - [`kube_api::KubeApi`]: the Kubernetes API double the kubernetes backend runs against.
 //! - [`manifests`]: what `kubectl apply -k manifests/` installs, read for its tests.
 //! - [`routes::routes`]: a namespace's kernel routes as normalised lines.
@@ -36,6 +38,7 @@ pub mod root;
 pub mod routes;
 pub mod runtime;
 pub mod tcp_proxy;
+pub mod tls;
 pub mod vm;
 pub mod wait;
 

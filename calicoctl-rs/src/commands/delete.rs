@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use api::datastore::{Backend, Datastore, Error};
 use api::resources::{IPAMBlock, IPPool, Resource};
+use ipam::inventory::Owner;
+use ipam::table::AllocationTable;
 
 use super::get::list_all;
 use crate::cli::DeleteArgs;
@@ -69,31 +71,23 @@ async fn delete_pool(
     Ok(pool.reference())
 }
 
-/// Allocations inside `pool`, by the node that holds them.
-pub async fn allocations_by_node(
+/// Allocations inside `pool`, by the node that holds them (a borrowed address by
+/// its borrower, as the `ipam` crate reads owners).
+async fn allocations_by_node(
     store: &dyn Backend,
     pool: &IPPool,
 ) -> Result<BTreeMap<String, usize>, CliError> {
     let blocks: Vec<IPAMBlock> = list_all(store, None).await?;
     let mut by_node = BTreeMap::new();
-    for block in blocks
+    let in_pool = blocks
         .iter()
-        .filter(|b| pool.spec.cidr.0.contains(&b.spec.cidr.0))
-    {
-        let owner = block
-            .spec
-            .affinity
-            .as_deref()
-            .and_then(|a| a.strip_prefix("host:"));
-        for index in block.spec.allocations.iter().flatten() {
-            // A borrowed address records the node that borrowed it.
-            let node = block
-                .spec
-                .attributes
-                .get(*index)
-                .and_then(|a| a.secondary.get("node"))
-                .map(String::as_str)
-                .or(owner)
+        .filter(|b| pool.spec.cidr.0.contains(&b.spec.cidr.0));
+    for block in in_pool {
+        for allocation in block.spec.allocations() {
+            let owner = Owner::of(&allocation);
+            let node = owner
+                .node()
+                .or(block.spec.affine_node())
                 .unwrap_or("(no node)");
             *by_node.entry(node.to_owned()).or_insert(0) += 1;
         }

@@ -75,7 +75,7 @@ fn without_any_setting_the_kubernetes_datastore_uses_kubeconfig_then_home() {
     assert_eq!(
         from_env,
         Target::Kubernetes(KubernetesTarget {
-            kubeconfig: vec!["/a/config".into(), "/b/config".into()],
+            kubeconfig: Kubeconfigs::Search(vec!["/a/config".into(), "/b/config".into()]),
             context: None,
         })
     );
@@ -83,7 +83,10 @@ fn without_any_setting_the_kubernetes_datastore_uses_kubeconfig_then_home() {
     let Target::Kubernetes(kube) = from_home else {
         panic!("not kubernetes");
     };
-    assert_eq!(kube.kubeconfig, [PathBuf::from("/home/op/.kube/config")]);
+    assert_eq!(
+        kube.kubeconfig,
+        Kubeconfigs::Search(vec![PathBuf::from("/home/op/.kube/config")])
+    );
 }
 
 #[test]
@@ -100,7 +103,7 @@ fn the_config_file_kubeconfig_beats_the_generic_variable() {
     assert_eq!(
         target,
         Target::Kubernetes(KubernetesTarget {
-            kubeconfig: vec!["/etc/tabby/admin.conf".into()],
+            kubeconfig: Kubeconfigs::Named("/etc/tabby/admin.conf".into()),
             context: Some("prod".into()),
         })
     );

@@ -87,6 +87,24 @@ impl Shell {
     }
 }
 
+/// A run of the binary's standard output, after checking it exited 0 (its standard
+/// error shown otherwise).
+#[track_caller]
+pub fn stdout_of(output: std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The one line a failed run of the binary printed, after checking its exit code.
+#[track_caller]
+pub fn error_line(output: std::process::Output, code: i32) -> String {
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr:?}");
+    stderr.trim_end().to_owned()
+}
+
 /// A fixture's path relative to the package, as error messages will print it
 /// (cargo runs tests from the package's directory).
 pub fn fixture(name: &str) -> String {

@@ -1,25 +1,17 @@
-//! `ipam`: the cluster's IPAM configuration.
+//! `ipam configure`: the cluster's IPAM configuration.
 
 use api::resources::{IPAMConfig, IPAMConfigSpec, Object, Resource};
 
-use super::retry::write_with_retry;
-use crate::cli::{ConfigureArgs, IpamCommand};
+use super::IPAM_CONFIG;
+use crate::cli::ConfigureArgs;
+use crate::commands::retry::write_with_retry;
 use crate::error::CliError;
 use crate::output::exit;
 use crate::session::Session;
 
-/// The one IPAM configuration's name.
-const IPAM_CONFIG: &str = "default";
-
-pub async fn ipam(session: &mut Session<'_>, command: IpamCommand) -> Result<i32, CliError> {
-    match command {
-        IpamCommand::Configure(args) => configure(session, args).await,
-    }
-}
-
 /// Changes the settings given, creating the configuration with defaults for the
 /// rest if there is none yet.
-async fn configure(session: &mut Session<'_>, args: ConfigureArgs) -> Result<i32, CliError> {
+pub async fn configure(session: &mut Session<'_>, args: ConfigureArgs) -> Result<i32, CliError> {
     let store = session.store().await?;
     let outcome = write_with_retry::<IPAMConfig>(&*store, IPAM_CONFIG, |current| {
         let mut next = current
