@@ -37,6 +37,7 @@ pub mod registry;
 pub mod root;
 pub mod routes;
 pub mod runtime;
+pub mod tabby_lab;
 pub mod tcp_proxy;
 pub mod tls;
 pub mod vm;
