@@ -11,6 +11,7 @@
 //! - [`nat`]: NAT outgoing as tabby's own nftables tables.
 //! - [`node`]: BGP address autodetection and the node's registration.
 //! - [`peering`]: the BGP sessions this node should have, and the speaker wiring.
+//! - [`rbac`]: the Kubernetes API calls agent and plugin make (what their role grants).
 
 pub mod cni;
 pub mod config;
@@ -21,4 +22,5 @@ pub mod grpc;
 pub mod nat;
 pub mod node;
 pub mod peering;
+pub mod rbac;
 pub mod veth;

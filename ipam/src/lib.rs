@@ -13,6 +13,7 @@
 //! - [`check`]: the consistency checker; [`gc`]: the controller's garbage collector;
 //!   [`inventory`]: who owns an allocation and whether it still exists.
 //! - [`cni`]: the `tabby-ipam` CNI plugin.
+//! - [`rbac`]: the Kubernetes API calls the plugin and the controller make.
 
 pub mod assign;
 pub mod blocks;
@@ -28,6 +29,7 @@ pub mod gc;
 pub mod handles;
 pub mod inventory;
 pub mod pools;
+pub mod rbac;
 pub mod release;
 pub mod state;
 pub mod table;

@@ -7,13 +7,15 @@
 //! - [`netns::Netns`], [`process::Process`], [`process::exec`]: run programs and Rust
 //!   code ([`in_netns`]) inside a namespace, output logged per test ([`logs::LogDir`]).
 //! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
-//! - [`cni::run`], [`cni::run_plugin`]: a CNI plugin run as a container runtime runs it.
+//! - [`cni`]: a CNI plugin run as a container runtime runs it.
 //! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports, plain or TLS-only
 //!   with certificates made for the run ([`tls::TlsFiles`]).
 //! - [`conformance`]: the datastore contract, run against every backend.
 //! - [`e2e`]: clusters of tabby-agent processes over etcd, pods attached by tabby-cni
-//!   with tabby-ipam, and the convergence benchmark behind `tabby-convergence`.
+//!   with tabby-ipam, and the convergence benchmark behind `tabby-convergence`;
+//!   [`tabby_lab`]: the lab built on them.
 //! - [`kube_api::KubeApi`]: the Kubernetes API double the kubernetes backend runs against.
+//! - [`manifests`]: what `kubectl apply -k manifests/` installs, read for its tests.
 //! - [`routes::routes`]: a namespace's kernel routes as normalised lines.
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
 //! - [`bgperf`]: the route-reflector benchmark behind `tabby-bgperf`.
@@ -27,6 +29,7 @@ pub mod etcd;
 pub mod kube_api;
 pub mod lab;
 pub mod logs;
+pub mod manifests;
 pub mod names;
 pub mod netns;
 pub mod peers;
@@ -35,6 +38,7 @@ pub mod registry;
 pub mod root;
 pub mod routes;
 pub mod runtime;
+pub mod tabby_lab;
 pub mod tcp_proxy;
 pub mod tls;
 pub mod vm;

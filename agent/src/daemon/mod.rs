@@ -88,7 +88,10 @@ pub enum DaemonError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("enabling IP forwarding ({key}): {source}")]
+    #[error(
+        "IP forwarding (net.{key}) is off and cannot be switched on: {source}; \
+         set it on the node (sysctl -w net.{key}=1)"
+    )]
     Forwarding {
         key: &'static str,
         source: std::io::Error,
@@ -109,15 +112,25 @@ pub(crate) fn write_file(path: &std::path::Path, content: &str) -> std::io::Resu
 /// Routing pods' traffic is forwarding; per-interface settings on the pods' veths
 /// (set by tabby-cni) cover only what arrives from pods.
 fn enable_forwarding(ipv6: bool) -> Result<(), DaemonError> {
-    let mut keys = vec!["ipv4/ip_forward"];
+    let mut keys = vec!["ipv4.ip_forward"];
     if ipv6 {
-        keys.push("ipv6/conf/all/forwarding");
+        keys.push("ipv6.conf.all.forwarding");
     }
     for key in keys {
-        std::fs::write(format!("/proc/sys/net/{key}"), "1")
-            .map_err(|source| DaemonError::Forwarding { key, source })?;
+        let path = PathBuf::from(format!("/proc/sys/net/{}", key.replace('.', "/")));
+        switch_on(&path).map_err(|source| DaemonError::Forwarding { key, source })?;
     }
     Ok(())
+}
+
+/// Writes 1 to a sysctl unless it is 1 already: `/proc/sys` is read-only in a
+/// container without privileges, and a Kubernetes node forwards already (kubeadm
+/// checks it), so tabby-agent's DaemonSet runs with capabilities instead.
+fn switch_on(path: &std::path::Path) -> std::io::Result<()> {
+    if std::fs::read_to_string(path)?.trim() == "1" {
+        return Ok(());
+    }
+    std::fs::write(path, "1")
 }
 
 pub use query::{Handle, Reporting, channels};
@@ -194,4 +207,38 @@ pub async fn run(
         watcher.abort();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sysctl_already_on_is_left_alone_and_one_off_is_switched_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let on = dir.path().join("ip_forward");
+        std::fs::write(&on, "1\n").unwrap();
+        switch_on(&on).unwrap();
+        // As the kernel shows it, not as switch_on would write it: untouched.
+        assert_eq!(std::fs::read_to_string(&on).unwrap(), "1\n");
+
+        let off = dir.path().join("forwarding");
+        std::fs::write(&off, "0\n").unwrap();
+        switch_on(&off).unwrap();
+        assert_eq!(std::fs::read_to_string(&off).unwrap(), "1");
+    }
+
+    #[test]
+    fn forwarding_that_cannot_be_switched_on_says_how_to_set_it_on_the_node() {
+        let error = DaemonError::Forwarding {
+            key: "ipv4.ip_forward",
+            source: std::io::Error::from_raw_os_error(libc::EROFS),
+        };
+        assert_eq!(
+            error.to_string(),
+            "IP forwarding (net.ipv4.ip_forward) is off and cannot be switched on: \
+             Read-only file system (os error 30); set it on the node \
+             (sysctl -w net.ipv4.ip_forward=1)"
+        );
+    }
 }

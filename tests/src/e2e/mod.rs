@@ -112,6 +112,12 @@ impl Cluster {
         })
     }
 
+    /// Keeps the cluster's resources under `prefix` (before any agent starts): a
+    /// lab that tools such as calicoctl-rs read uses etcd's default prefix.
+    pub fn set_prefix(&mut self, prefix: &str) {
+        self.prefix = prefix.to_owned();
+    }
+
     /// Runs `work` against the cluster's datastore, from the router's namespace.
     pub fn datastore<T: Send>(
         &self,

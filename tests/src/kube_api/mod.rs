@@ -38,6 +38,7 @@
 //! DELETED events a label-selected watch sends for objects that stop matching (this
 //! double sends the change as it happened to any watch either state matched).
 
+pub mod calls;
 mod handlers;
 pub mod labels;
 mod store;

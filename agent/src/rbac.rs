@@ -1,0 +1,50 @@
+//! The Kubernetes API calls `tabby-agent` and `tabby-cni` make (see [`api::rbac`]
+//! for how datastore operations become calls). `manifests/rbac/agent.yaml` grants
+//! these and the IPAM plugin's (`ipam::rbac::PLUGIN`: the CNI plugins run with the
+//! agent's credentials), and nothing else; the `manifests_*` tests hold both to
+//! this list and the list to what the daemon sends to the API double.
+
+use api::rbac::{ApiCall, Verb};
+use api::resources::{
+    BGPConfiguration, BGPFilter, BGPPeer, BlockAffinity, IPAMBlock, IPPool, Node, WorkloadEndpoint,
+};
+
+/// `tabby-agent`: [`crate::daemon::watch`] lists and watches every kind the desired
+/// state reads; [`crate::node::register`] reads, creates and updates this node's
+/// `Node`. Its tunnel addresses come from IPAM's allocator: those calls are
+/// `ipam::rbac::PLUGIN`'s (and IPAM records the address on the `Node`).
+pub const AGENT: &[ApiCall] = &[
+    ApiCall::tabby::<IPPool>(Verb::List),
+    ApiCall::tabby::<IPPool>(Verb::Watch),
+    ApiCall::tabby::<IPAMBlock>(Verb::List),
+    ApiCall::tabby::<IPAMBlock>(Verb::Watch),
+    ApiCall::tabby::<BlockAffinity>(Verb::List),
+    ApiCall::tabby::<BlockAffinity>(Verb::Watch),
+    ApiCall::tabby::<BGPConfiguration>(Verb::List),
+    ApiCall::tabby::<BGPConfiguration>(Verb::Watch),
+    ApiCall::tabby::<BGPPeer>(Verb::List),
+    ApiCall::tabby::<BGPPeer>(Verb::Watch),
+    ApiCall::tabby::<BGPFilter>(Verb::List),
+    ApiCall::tabby::<BGPFilter>(Verb::Watch),
+    ApiCall::tabby::<Node>(Verb::Get),
+    ApiCall::tabby::<Node>(Verb::List),
+    ApiCall::tabby::<Node>(Verb::Watch),
+    ApiCall::tabby::<Node>(Verb::Create),
+    ApiCall::tabby::<Node>(Verb::Update),
+];
+
+/// `tabby-cni`: [`crate::cni::workload`] records the pod's `WorkloadEndpoint` on ADD
+/// (read, then create or replace) and removes it on DEL (read, then delete);
+/// addresses are tabby-ipam's, which it runs.
+pub const CNI: &[ApiCall] = &[
+    ApiCall::tabby::<WorkloadEndpoint>(Verb::Get),
+    ApiCall::tabby::<WorkloadEndpoint>(Verb::Create),
+    ApiCall::tabby::<WorkloadEndpoint>(Verb::Update),
+    ApiCall::tabby::<WorkloadEndpoint>(Verb::Delete),
+];
+
+/// Reading the Secrets that `BGPPeer` and `BGPConfiguration` passwords name
+/// (`secretKeyRef`), in tabby's own namespace and only those Secrets: a Role, not
+/// the ClusterRole. Granted ahead of the code: today the agent answers that
+/// `secretKeyRef` needs the kubernetes datastore and reads passwords from files.
+pub const BGP_PASSWORD_SECRETS: &[ApiCall] = &[ApiCall::core("secrets", Verb::Get)];

@@ -1,0 +1,140 @@
+//! tabby-lab: a real tabby cluster in network namespaces on this machine.
+//!
+//! ```text
+//! tabby-lab --once [--nodes 4] [--mode crosssubnet] [--pods 2]   build, check, report, tear down
+//! tabby-lab up [--nodes N] [--mode direct|vxlan|crosssubnet]     build and stay up until `down`
+//! tabby-lab down                                                 remove it (also after a crash)
+//! ```
+//!
+//! Needs root (network namespaces) and etcd, ping and iproute2 (scripts/install-deps).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use tests::tabby_lab::{self, Lab, Mode, Options};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "A real tabby cluster in network namespaces on this machine"
+)]
+struct Args {
+    /// Build the lab, check that pods reach each other across nodes, print the
+    /// report and tear everything down; exits non-zero when a check fails.
+    #[arg(long)]
+    once: bool,
+    #[command(flatten)]
+    shape: Shape,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct Shape {
+    /// Nodes (2 to 8), n1, n2, ...
+    #[arg(long, default_value_t = 4, global = true)]
+    nodes: usize,
+    /// How pod traffic crosses between nodes.
+    #[arg(long, value_enum, default_value_t = Mode::Crosssubnet, global = true)]
+    mode: Mode,
+    /// Pods per node (1 to 4).
+    #[arg(long, default_value_t = 2, global = true)]
+    pods: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build the lab and keep it up until `tabby-lab down` (or Ctrl-C).
+    Up,
+    /// Stop a running lab and remove whatever a crashed one left.
+    Down,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("tabby-lab: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("needs root: the lab is built of network namespaces (sudo tabby-lab ...)");
+    }
+    let options = Options {
+        nodes: args.shape.nodes,
+        mode: args.shape.mode,
+        pods_per_node: args.shape.pods,
+    };
+    match (args.command, args.once) {
+        (Some(Command::Down), _) => {
+            print!("{}", tabby_lab::down(Duration::from_secs(60))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        (Some(Command::Up), true) => bail!("--once and up: choose one"),
+        (Some(Command::Up), false) => up(options),
+        (None, true) => once(options),
+        (None, false) => {
+            bail!("nothing to do: `tabby-lab --once`, `tabby-lab up` or `tabby-lab down`")
+        }
+    }
+}
+
+fn building(options: &Options) {
+    println!(
+        "tabby-lab: building {} nodes ({:?}), etcd, a tabby-agent per node, {} pods per node ...",
+        options.nodes, options.mode, options.pods_per_node
+    );
+}
+
+fn once(options: Options) -> Result<ExitCode> {
+    if let Some(pid) = tabby_lab::running() {
+        bail!("a lab is already up (tabby-lab up, pid {pid}): run `tabby-lab down` first");
+    }
+    building(&options);
+    let lab = Lab::up("tabby-lab", options)?;
+    let report = lab.report()?;
+    println!("\n{report}");
+    drop(lab);
+    println!("  torn down: every namespace, process and file of the lab is gone");
+    Ok(match report.healthy() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
+    })
+}
+
+fn up(options: Options) -> Result<ExitCode> {
+    tabby_lab::claim()?;
+    building(&options);
+    let lab = Lab::up("tabby-lab", options);
+    let lab = match lab {
+        Ok(lab) => lab,
+        Err(e) => {
+            let _ = std::fs::remove_file(tabby_lab::STATE_FILE);
+            return Err(e);
+        }
+    };
+    println!("\n{}", lab.report()?);
+    println!("{}", lab.how_to_reach());
+    println!("Up until `tabby-lab down` (or Ctrl-C).");
+    tests::runtime().block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT")?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        anyhow::Ok(())
+    })?;
+    drop(lab);
+    let _ = std::fs::remove_file(tabby_lab::STATE_FILE);
+    println!("tabby-lab: torn down");
+    Ok(ExitCode::SUCCESS)
+}
