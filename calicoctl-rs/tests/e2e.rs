@@ -12,7 +12,7 @@
 mod support;
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use api::datastore::{Datastore, EtcdStore};
@@ -22,42 +22,6 @@ use support::stdout_of;
 use tests::cni::CniCall;
 use tests::etcd::Etcd;
 use tests::logs::LogDir;
-
-/// A binary of another workspace package, built (or found up to date) in this test
-/// binary's target directory. `--workspace` unifies features as `nextest run
-/// --workspace` does, so under `scripts/test` this finds the binary already built.
-fn workspace_binary(name: &str) -> PathBuf {
-    let ours = Path::new(env!("CARGO_BIN_EXE_calicoctl-rs"));
-    let profile_dir = ours.parent().expect("target/<profile>");
-    let target_dir = profile_dir.parent().expect("the target directory");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--quiet", "--locked", "--workspace", "--bin", name])
-        .arg("--target-dir")
-        .arg(target_dir);
-    // What cargo set for this test is not the build's: ring's build script reruns
-    // when CARGO_MANIFEST_DIR changes, which would rebuild half the tree each time.
-    for (variable, _) in std::env::vars() {
-        let ours = [
-            "CARGO_PKG_",
-            "CARGO_BIN_",
-            "CARGO_MANIFEST_",
-            "CARGO_CRATE_",
-            "CARGO_PRIMARY_",
-            "CARGO_TARGET_TMPDIR",
-        ];
-        if ours.iter().any(|prefix| variable.starts_with(prefix)) {
-            build.env_remove(variable);
-        }
-    }
-    if profile_dir.ends_with("release") {
-        build.arg("--release");
-    }
-    let status = build.status().expect("cargo runs");
-    assert!(status.success(), "building {name}");
-    profile_dir.join(name)
-}
 
 struct Cluster {
     etcd: Etcd,
@@ -137,7 +101,7 @@ fn e2e_apply_allocate_check_leak_and_release_against_real_etcd() {
     let logs = LogDir::new("e2e_apply_allocate_check_leak_and_release").unwrap();
     let cluster = Cluster {
         etcd: Etcd::start(&logs).expect("etcd starts"),
-        plugin: workspace_binary("tabby-ipam"),
+        plugin: tests::e2e::binary("tabby-ipam").expect("tabby-ipam builds"),
         state: tempfile::tempdir().unwrap(),
         runtime: tokio::runtime::Builder::new_current_thread()
             .enable_all()

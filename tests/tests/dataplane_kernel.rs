@@ -10,11 +10,13 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use agent::dataplane::{
-    DesiredState, IPIP_DEVICE, IpipDevice, Mac, NextHop, Reconciler, Route, VXLAN_DEVICE, Vtep,
-    VxlanDevice,
+    DesiredState, IPIP_DEVICE, IpipDevice, Mac, NextHop, Pass, Reconciler, Route, VXLAN_DEVICE,
+    Vtep, VxlanDevice,
 };
 use ipnet::IpNet;
 use serde_json::Value;
@@ -515,6 +517,39 @@ fn dataplane_the_running_reconciler_follows_desired_state_and_repairs_on_resync(
         drop(desired);
         task.await
             .expect("the reconciler stops when its sender is dropped");
+    });
+}
+
+#[test]
+fn dataplane_a_route_refused_for_a_missing_veth_is_retried_when_it_appears_not_at_resync() {
+    if !tests::require_root() {
+        return;
+    }
+    let ns = node();
+    ns.run(async || {
+        let mut state = DesiredState::default();
+        state.insert_route(Route::workload(net("10.0.0.9/32"), "cali9").unwrap());
+        let (_desired, updates) = watch::channel(state);
+        let refused = Arc::new(AtomicUsize::new(0));
+        let counted = refused.clone();
+        let observe = move |pass: Pass| {
+            if pass.result.is_ok_and(|report| !report.failures.is_empty()) {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        // A resync far beyond the test: only the retry can program the route.
+        let reconciler = Reconciler::new().unwrap();
+        tokio::spawn(reconciler.run(updates, Duration::from_secs(3600), observe));
+        wait_for("the kernel to refuse the route", || {
+            refused.load(Ordering::Relaxed) > 0
+        })
+        .await;
+        // tabby-cni makes the pod's veth after IPAM gave the address.
+        ns.veth("cali9", "pod9");
+        wait_for("the retry to program it", || {
+            ip_routes(&ns, "84") == lines(&["10.0.0.9/32 dev cali9 scope link"])
+        })
+        .await;
     });
 }
 

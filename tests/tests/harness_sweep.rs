@@ -1,6 +1,7 @@
 //! The sweep removes what a crashed run left behind, and nothing of live runs.
 
 use std::process::Command;
+use std::time::Duration;
 
 use tests::{Lab, require_root};
 
@@ -27,6 +28,18 @@ fn harness_sweep_removes_leftovers_of_a_dead_owner_only() {
         .arg("600")
         .spawn()
         .unwrap();
+    // Only once it has entered the namespace is it a leftover the sweep must find
+    // (before that, deleting the namespace makes `ip netns exec` fail by itself).
+    let pid = orphan.id().to_string();
+    tests::wait_until(
+        Duration::from_secs(30),
+        "the orphan in its namespace",
+        || {
+            let pids = tests::process::exec(Command::new("ip").args(["netns", "pids", &leftover]))?;
+            anyhow::Ok(pids.split_whitespace().any(|p| p == pid))
+        },
+    )
+    .unwrap();
 
     tests::sweep();
 

@@ -56,6 +56,9 @@ pub(super) struct Agent {
     nat_applied: Option<Vec<NatPool>>,
     /// The pools' encapsulation when tunnel addresses were last ensured.
     tunnels_for: Option<Vec<String>>,
+    /// The task ensuring them: one at a time, so a slow datastore is not sent a
+    /// new allocation on every resync while the last one still waits.
+    tunnel_task: Option<tokio::task::JoinHandle<()>>,
     store: Arc<dyn Backend>,
     mtu_written: Option<u32>,
     rejected: Novelty,
@@ -121,6 +124,7 @@ impl Agent {
             desired: None,
             nat_applied: None,
             tunnels_for: None,
+            tunnel_task: None,
             store,
             mtu_written: None,
             rejected: Novelty::default(),
@@ -388,9 +392,10 @@ impl Agent {
         state.preserve_gateways = !self.sync.synced();
         self.program(state);
         let tunnel_pools = tunnel_pools(&self.view);
-        if self.tunnels_for.as_ref() != Some(&tunnel_pools) {
+        let idle = self.tunnel_task.as_ref().is_none_or(|t| t.is_finished());
+        if idle && self.tunnels_for.as_ref() != Some(&tunnel_pools) {
             self.tunnels_for = Some(tunnel_pools);
-            ensure_tunnel_addresses(self.store.clone(), me.clone());
+            self.tunnel_task = Some(ensure_tunnel_addresses(self.store.clone(), me.clone()));
         }
         if self.nat_applied.as_ref() != Some(&desired.nat) {
             self.nat_applied = Some(desired.nat.clone());
@@ -529,7 +534,7 @@ fn tunnel_pools(view: &Cluster) -> Vec<String> {
 
 /// Asks IPAM for this node's IPIP and VXLAN tunnel addresses (or to free them when
 /// no pool wants them); IPAM records them on the Node, which the view then shows.
-fn ensure_tunnel_addresses(store: Arc<dyn Backend>, node: String) {
+fn ensure_tunnel_addresses(store: Arc<dyn Backend>, node: String) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let allocator = ipam::Allocator::new(store, node);
         for tunnel in [ipam::Tunnel::Ipip, ipam::Tunnel::Vxlan] {
@@ -546,7 +551,7 @@ fn ensure_tunnel_addresses(store: Arc<dyn Backend>, node: String) {
                 ),
             }
         }
-    });
+    })
 }
 
 fn apply_nat(pools: Vec<NatPool>) {
@@ -558,8 +563,12 @@ fn apply_nat(pools: Vec<NatPool>) {
     });
 }
 
-/// Writes the pods' MTU for tabby-cni.
+/// Writes the pods' MTU for tabby-cni, unless the file already holds it.
 fn write_mtu(path: &std::path::Path, mtu: u32) {
+    let current = std::fs::read_to_string(path).ok();
+    if current.is_some_and(|text| text.trim() == mtu.to_string()) {
+        return;
+    }
     match super::write_file(path, &mtu.to_string()) {
         Ok(()) => tracing::info!(mtu, path = %path.display(), "pod MTU written"),
         Err(error) => tracing::warn!(%error, path = %path.display(), "cannot write the pod MTU"),

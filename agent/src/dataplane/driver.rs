@@ -11,6 +11,11 @@ use super::model::DesiredState;
 use super::netlink::NetlinkError;
 use super::reconcile::{Reconciler, Report};
 
+/// The first retry after a pass the kernel refused part of; it doubles up to the
+/// resync interval. A pod's route is refused until tabby-cni has made its veth,
+/// and the pod is unreachable until it is in: that wait must not be a resync.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+
 /// One reconciliation pass.
 #[derive(Debug)]
 pub struct Pass {
@@ -24,8 +29,8 @@ pub struct Pass {
 impl Reconciler {
     /// Keeps the kernel at the latest desired state until the sender is dropped:
     /// reconciles on every new state, every `resync`, and when a held workload
-    /// deletion falls due. Each pass goes to `observe`; a failed pass is retried at
-    /// the next one.
+    /// deletion falls due. Each pass goes to `observe`; a pass with failures is
+    /// retried after [`FIRST_RETRY`], backing off to `resync`.
     pub async fn run(
         mut self,
         mut desired: watch::Receiver<DesiredState>,
@@ -34,17 +39,27 @@ impl Reconciler {
     ) {
         let mut timer = tokio::time::interval(resync);
         timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut backoff = FIRST_RETRY;
+        let mut retry = None;
         loop {
             let due = self.grace.next_due();
             tokio::select! {
                 changed = desired.changed() => if changed.is_err() { return },
                 _ = timer.tick() => {}
                 () = sleep_until(due), if due.is_some() => {}
+                () = sleep_until(retry), if retry.is_some() => {}
             }
             // Cloned so the sender is never blocked while netlink work is under way.
             let state = desired.borrow_and_update().clone();
             let start = Instant::now();
             let result = self.reconcile(&state).await;
+            let failed = result.as_ref().map_or(true, |r| !r.failures.is_empty());
+            retry = failed.then(|| Instant::now() + backoff);
+            backoff = if failed {
+                (backoff * 2).min(resync)
+            } else {
+                FIRST_RETRY
+            };
             observe(Pass {
                 result,
                 took: start.elapsed(),
