@@ -104,7 +104,11 @@ fn e2e_reflectors_with_the_mesh_off_give_every_pod_a_route_to_every_pod() {
         assert_eq!(addresses, expected, "{node}: {peers:?}");
         for peer in &peers {
             assert_eq!(peer.r#type(), proto::bgp::PeerType::Global, "{peer:?}");
-            assert_eq!(peer.state(), proto::bgp::SessionState::Established, "{peer:?}");
+            assert_eq!(
+                peer.state(),
+                proto::bgp::SessionState::Established,
+                "{peer:?}"
+            );
         }
     }
 }
