@@ -31,6 +31,24 @@ pub enum DatastoreConf {
     },
 }
 
+/// Where it points, for messages: the etcd endpoints, or the API server's source.
+impl std::fmt::Display for DatastoreConf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Etcd { endpoints, .. } => write!(f, "etcd {}", endpoints.join(",")),
+            Self::Kubernetes {
+                kubeconfig: Some(path),
+                ..
+            } => write!(f, "kubernetes, kubeconfig {}", path.display()),
+            Self::Kubernetes {
+                api_root: Some(url),
+                ..
+            } => write!(f, "kubernetes at {url}"),
+            Self::Kubernetes { .. } => f.write_str("kubernetes, $KUBECONFIG or service account"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("cannot reach etcd at {endpoints}: {problem}")]

@@ -137,7 +137,7 @@ fn peer(book: &Book, status: &PeerStatus) -> Peer {
         .checked_sub(ago)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs() as i64);
-    let received = status.prefixes_received as u64;
+    let received = status.prefixes_received;
     Peer {
         address: status.address.to_string(),
         remote_as: status.remote_as.unwrap_or(0),

@@ -483,18 +483,22 @@ fn manifests_the_cni_config_gives_tabby_ipam_the_kubernetes_datastore_and_the_no
     assert_eq!(
         ipam.ipam.datastore,
         ipam::connect::DatastoreConf::Kubernetes {
-            kubeconfig: Some("/etc/cni/net.d/tabby/kubeconfig".into())
+            kubeconfig: Some("/etc/cni/net.d/tabby/kubeconfig".into()),
+            api_root: None,
         }
     );
     assert!(ipam.ipam.assign_ipv4 && !ipam.ipam.assign_ipv6);
 }
 
 #[test]
-#[ignore = "tabby-cni records WorkloadEndpoints in etcd only so far: it refuses \
-            datastore_type kubernetes (agent::cni::config); un-ignore when it has it"]
 fn manifests_the_cni_config_gives_tabby_cni_a_config_it_accepts() {
     let cni = agent::cni::config::NetConf::parse(&plugin_stdin()).unwrap();
     assert_eq!(cni.ipam_plugin, "tabby-ipam");
+    // tabby-cni records the pod where tabby-ipam assigns its address.
+    let datastore = cni.datastore.unwrap();
+    assert_eq!(datastore.node, "worker-1");
+    let ipam = ipam::cni::config::NetConf::parse(&plugin_stdin()).unwrap();
+    assert_eq!(datastore.store, ipam.ipam.datastore);
 }
 
 /// Runs the image's tabby-install-cni with the host's directories in `root`.

@@ -84,10 +84,14 @@ async fn open(flags: &Flags) -> Result<Arc<dyn Backend>, String> {
                 })?;
             Ok(Arc::new(store.with_prefix(&flags.etcd_prefix)))
         }
-        // The kubernetes backend lands with the api crate's kubernetes issue; until
-        // then the binary says so instead of pretending.
         DatastoreKind::Kubernetes => {
-            Err("--datastore kubernetes: the kubernetes backend is not in this build yet".into())
+            let conf = ipam::connect::DatastoreConf::Kubernetes {
+                kubeconfig: flags.kubeconfig.clone(),
+                api_root: None,
+            };
+            ipam::connect::connect(&conf)
+                .await
+                .map_err(|e| format!("--datastore kubernetes: {e}"))
         }
     }
 }

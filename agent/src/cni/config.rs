@@ -33,13 +33,13 @@ pub struct NetConf {
     pub datastore: Option<DatastoreConf>,
 }
 
-/// The datastore in Calico's keys: `datastore_type`, `etcd_endpoints`, plus
-/// `etcd_prefix`; the node from `nodename` or `nodename_file`.
+/// The datastore in Calico's keys: `datastore_type`, then `etcd_endpoints` and
+/// `etcd_prefix`, or `kubeconfig` / `k8s_api_root` as tabby-ipam reads them; the
+/// node from `nodename` or `nodename_file`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatastoreConf {
-    pub etcd_endpoints: Vec<String>,
-    /// The backend's default when unset.
-    pub etcd_prefix: Option<String>,
+    /// How to connect: tabby-ipam's settings, so both plugins reach one store.
+    pub store: ipam::connect::DatastoreConf,
     pub node: String,
 }
 
@@ -67,6 +67,8 @@ struct DatastoreKeys {
     datastore_type: Option<String>,
     etcd_endpoints: Option<String>,
     etcd_prefix: Option<String>,
+    kubeconfig: Option<std::path::PathBuf>,
+    k8s_api_root: Option<String>,
     nodename: Option<String>,
 }
 
@@ -173,23 +175,35 @@ fn datastore(wire: &Wire) -> Result<Option<DatastoreConf>, CniError> {
             .clone()
             .or_else(|| ipam.and_then(|i| pick(i).clone()))
     };
-    match key(|k| &k.datastore_type).as_deref() {
+    let store = match key(|k| &k.datastore_type).as_deref() {
         None => return Ok(None),
-        Some("etcdv3" | "etcd") => {}
-        Some("kubernetes") => {
-            return Err(CniError::config(
-                "datastore_type",
-                "\"kubernetes\" is not in this build yet: use \"etcdv3\"",
-            ));
-        }
+        Some("etcdv3" | "etcd") => etcd(&key(|k| &k.etcd_endpoints), key(|k| &k.etcd_prefix))?,
+        // tabby-ipam checks these keys in full before anything is recorded.
+        Some("kubernetes") => ipam::connect::DatastoreConf::Kubernetes {
+            kubeconfig: pick_path(wire, ipam),
+            api_root: key(|k| &k.k8s_api_root),
+        },
         Some(other) => {
             return Err(CniError::config(
                 "datastore_type",
-                format!("is {other:?}: use \"etcdv3\""),
+                format!("is {other:?}: use \"etcdv3\" or \"kubernetes\""),
             ));
         }
-    }
-    let endpoints: Vec<String> = key(|k| &k.etcd_endpoints)
+    };
+    let node = node(wire, key(|k| &k.nodename))?;
+    Ok(Some(DatastoreConf { store, node }))
+}
+
+/// `kubeconfig` at the top level, else the ipam section's.
+fn pick_path(wire: &Wire, ipam: Option<&DatastoreKeys>) -> Option<std::path::PathBuf> {
+    (wire.datastore.kubeconfig.clone()).or_else(|| ipam.and_then(|i| i.kubeconfig.clone()))
+}
+
+fn etcd(
+    endpoints: &Option<String>,
+    prefix: Option<String>,
+) -> Result<ipam::connect::DatastoreConf, CniError> {
+    let endpoints: Vec<String> = endpoints
         .iter()
         .flat_map(|e| e.split(','))
         .map(|e| e.trim().to_owned())
@@ -201,7 +215,12 @@ fn datastore(wire: &Wire) -> Result<Option<DatastoreConf>, CniError> {
             "is missing: list the etcd URLs, comma-separated (\"http://10.0.0.1:2379\")",
         ));
     }
-    let node = match key(|k| &k.nodename) {
+    Ok(ipam::connect::DatastoreConf::Etcd { endpoints, prefix })
+}
+
+/// The node from `nodename`, else from the file tabby-agent writes.
+fn node(wire: &Wire, nodename: Option<String>) -> Result<String, CniError> {
+    Ok(match nodename {
         Some(node) => node,
         None => {
             let path = wire
@@ -220,12 +239,7 @@ fn datastore(wire: &Wire) -> Result<Option<DatastoreConf>, CniError> {
                     )
                 })?
         }
-    };
-    Ok(Some(DatastoreConf {
-        etcd_endpoints: endpoints,
-        etcd_prefix: key(|k| &k.etcd_prefix),
-        node,
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -325,11 +339,14 @@ mod tests {
         conf["etcd_endpoints"] = json!("http://10.0.1.1:2379, http://10.0.1.2:2379");
         conf["nodename"] = json!("n1");
         let datastore = parse(&conf).unwrap().datastore.unwrap();
+        let endpoints = ["http://10.0.1.1:2379", "http://10.0.1.2:2379"];
         assert_eq!(
-            datastore.etcd_endpoints,
-            ["http://10.0.1.1:2379", "http://10.0.1.2:2379"]
+            datastore.store,
+            ipam::connect::DatastoreConf::Etcd {
+                endpoints: endpoints.map(String::from).to_vec(),
+                prefix: None
+            }
         );
-        assert_eq!(datastore.etcd_prefix, None);
         assert_eq!(datastore.node, "n1");
     }
 
@@ -344,9 +361,36 @@ mod tests {
             "nodename": "n2",
         });
         let datastore = parse(&conf).unwrap().datastore.unwrap();
-        assert_eq!(datastore.etcd_endpoints, ["http://10.0.1.1:2379"]);
-        assert_eq!(datastore.etcd_prefix.as_deref(), Some("/lab/v1"));
+        assert_eq!(
+            datastore.store,
+            ipam::connect::DatastoreConf::Etcd {
+                endpoints: vec!["http://10.0.1.1:2379".into()],
+                prefix: Some("/lab/v1".into())
+            }
+        );
         assert_eq!(datastore.node, "n2");
+    }
+
+    #[test]
+    fn the_kubernetes_datastore_takes_the_ipam_sections_kubeconfig() {
+        let mut conf = containerd_check();
+        conf["ipam"] = json!({
+            "type": "tabby-ipam",
+            "datastore_type": "kubernetes",
+            "kubeconfig": "/etc/cni/net.d/tabby/kubeconfig",
+            "nodename": "n3",
+        });
+        let datastore = parse(&conf).unwrap().datastore.unwrap();
+        assert_eq!(
+            datastore.store,
+            ipam::connect::DatastoreConf::Kubernetes {
+                kubeconfig: Some("/etc/cni/net.d/tabby/kubeconfig".into()),
+                api_root: None
+            }
+        );
+        conf["datastore_type"] = json!("consul");
+        let error = parse(&conf).unwrap_err();
+        assert!(error.to_string().contains("\"kubernetes\""), "{error}");
     }
 
     #[test]

@@ -61,10 +61,10 @@ pub enum CniError {
     },
     #[error("CHECK: {0}")]
     Check(String),
-    #[error("datastore ({endpoints}), {what}: {reason}")]
+    #[error("datastore ({store}), {what}: {reason}")]
     Datastore {
         what: &'static str,
-        endpoints: String,
+        store: String,
         reason: String,
     },
 }

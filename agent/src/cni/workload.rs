@@ -72,16 +72,13 @@ fn with_store(
     runtime.block_on(async {
         let failed = |reason: String| CniError::Datastore {
             what,
-            endpoints: datastore.etcd_endpoints.join(","),
+            store: datastore.store.to_string(),
             reason,
         };
         // tabby-ipam's connection: the same timeouts for both plugins.
-        let store = ipam::connect::connect(&ipam::connect::DatastoreConf::Etcd {
-            endpoints: datastore.etcd_endpoints.clone(),
-            prefix: datastore.etcd_prefix.clone(),
-        })
-        .await
-        .map_err(|e| failed(e.to_string()))?;
+        let store = ipam::connect::connect(&datastore.store)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
         work(&*store).await.map_err(|e| failed(e.to_string()))
     })
 }

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use api::resources::{
     AffinityState, AllocationAttribute, BlockAffinity, BlockAffinitySpec, Cidr, EncapsulationMode,
-    IPAMBlock, IPAMBlockSpec, IPPool, IPPoolSpec, MacAddress, Node, NodeBgpSpec, NodeSpec,
-    Resource, cidr_name,
+    IPPool, IPPoolSpec, MacAddress, Node, NodeBgpSpec, NodeSpec, Resource,
 };
 use bgp::codec::Attributes;
 use bgp::rib::{Path, Source};
