@@ -100,13 +100,14 @@ fn run(args: Args) -> Result<ExitCode> {
 fn building(options: &Options) {
     let peering = match options.reflectors {
         0 => "the node-to-node mesh".to_owned(),
-        n => format!("{n} tabby-reflector(s)"),
+        1 => "a tabby-reflector".to_owned(),
+        n => format!("{n} tabby-reflectors"),
     };
     println!(
-        "tabby-lab: building {} nodes ({:?} mode), etcd, {peering}, ToR: {}, \
+        "tabby-lab: building {} nodes ({} mode), etcd, {peering}, ToR: {}, \
          a tabby-agent per node, {} pods per node ...",
         options.nodes,
-        options.mode,
+        format!("{:?}", options.mode).to_lowercase(),
         options.tor.label(),
         options.pods_per_node
     );
@@ -120,8 +121,12 @@ fn once(options: Options) -> Result<ExitCode> {
     let lab = Lab::up("tabby-lab", options)?;
     let report = lab.report()?;
     println!("\n{report}");
+    let logs = lab.logs();
     drop(lab);
-    println!("  torn down: every namespace, process and file of the lab is gone");
+    println!(
+        "Torn down: every namespace and process of the lab is gone; its logs stay in {}",
+        logs.display()
+    );
     Ok(match report.healthy() {
         true => ExitCode::SUCCESS,
         false => ExitCode::FAILURE,

@@ -14,6 +14,7 @@
 mod operator;
 mod reflector;
 mod report;
+mod show;
 mod state;
 mod tor;
 
@@ -174,7 +175,7 @@ impl Lab {
                 .collect::<Result<_>>()?,
             tor: tor_addresses.clone(),
         };
-        let resources = cluster.lab.logs().path().join("cluster.yaml");
+        let resources = logs(&cluster).join("cluster.yaml");
         std::fs::write(&resources, operator::resources(&shape))?;
         let applied = operator::apply(&cluster, &resources)?;
 
@@ -190,7 +191,8 @@ impl Lab {
             .iter()
             .map(|n| cluster.lab.node(n).address())
             .collect();
-        let tor = TopOfRack::start(options.tor, router, like, &node_addresses)?;
+        let tor_id = router.address_in("a", like).context("the router on a")?;
+        let tor = TopOfRack::start(options.tor, router, tor_id, &node_addresses)?;
         let reflectors = (reflectors.iter())
             .map(|rr| Reflector::start(&cluster, rr))
             .collect::<Result<_>>()?;
@@ -238,6 +240,11 @@ impl Lab {
     /// What [`Lab::report`] reads; the pod-to-pod pings only when `ping`.
     fn observe(&self, ping: bool) -> Result<Report> {
         report::observe(self, ping)
+    }
+
+    /// Where its logs (and the resources applied) are; they stay after it is gone.
+    pub fn logs(&self) -> PathBuf {
+        logs(&self.cluster)
     }
 
     /// The sessions `node` should have.
@@ -306,9 +313,15 @@ impl Lab {
                 "  ip netns exec {router} ip route           # what the ToR learned (BIRD installs it)"
             );
         }
-        let _ = writeln!(text, "  logs: {}", self.cluster.lab.logs().path().display());
+        let _ = writeln!(text, "  logs: {}", self.logs().display());
         text
     }
+}
+
+/// The cluster's log directory, without `..` (it is shown to people).
+fn logs(cluster: &Cluster) -> PathBuf {
+    let path = cluster.lab.logs().path();
+    path.canonicalize().unwrap_or_else(|_| path.to_owned())
 }
 
 /// The sessions of the speaker whose status API (`tabby.bgp.v1.BgpStatus`) is at
