@@ -59,6 +59,10 @@ pub struct Learned {
     pub block: String,
     pub owner: String,
     pub learned: bool,
+    /// Who it forwards the block's traffic to: the owner, or a node that learned
+    /// the block over iBGP and re-advertised it over eBGP with itself as the
+    /// next hop (the ToR picks one of the equally long paths).
+    pub next_hop: String,
 }
 
 /// What [`Lab::report`] saw.
@@ -183,13 +187,15 @@ pub(super) fn observe(lab: &Lab, ping: bool) -> Result<Report> {
             let learned = tor.peer().routes().map_err(|e| format!("{e:#}"));
             for (owner, blocks) in &facts.owners {
                 for block in blocks {
-                    let learned = learned
-                        .as_ref()
-                        .is_ok_and(|routes| routes.iter().any(|r| r.prefix == *block));
+                    let route = (learned.as_ref().ok())
+                        .and_then(|routes| routes.iter().find(|r| r.prefix == *block));
                     tor_blocks.push(Learned {
                         block: block.to_string(),
                         owner: owner.clone(),
-                        learned,
+                        learned: route.is_some(),
+                        next_hop: (route.and_then(|r| r.next_hop))
+                            .map(|hop| lab.name_of(&hop.to_string()))
+                            .unwrap_or_default(),
                     });
                 }
             }

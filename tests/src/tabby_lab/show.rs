@@ -107,7 +107,8 @@ impl fmt::Display for Report {
                 .map(|b| {
                     vec![
                         format!("{} {}", mark(b.learned), b.block),
-                        format!("from {}", b.owner),
+                        format!("{}'s block", b.owner),
+                        format!("next hop {}", b.next_hop),
                     ]
                 })
                 .collect();
