@@ -5,6 +5,7 @@
 //!   calls it.
 //! - [`agent`]: the node agent's own service (`tabby.agent.v1.AgentStatus`): its
 //!   node, the kernel routes it programs, its dataplane.
+//! - [`speaker`]: the `bgp` crate's speaker state as the status API shows it.
 //! - [`serve`]: serve tonic services on a Unix socket and optionally TCP.
 //! - [`client`]: a channel to a daemon's Unix socket.
 //! - [`http`]: `/metrics`, `/healthz` and `/readyz` over plain HTTP.
@@ -17,6 +18,7 @@ pub mod client;
 pub mod http;
 pub mod metrics;
 pub mod serve;
+pub mod speaker;
 
 /// `tabby.bgp.v1`: the BGP status service.
 pub mod bgp {

@@ -1,15 +1,13 @@
 //! The BGP status gRPC service (`tabby.bgp.v1.BgpStatus`) over the speaker.
 
 use std::net::IpAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use bgp::rib::Path;
 use bgp::speaker::{PeerStatus, Request};
 use ipnet::IpNet;
 use proto::bgp::bgp_status_server::BgpStatus;
 use proto::bgp::{
     HealthRequest, HealthResponse, ListPeersRequest, ListPeersResponse, ListRoutesRequest,
-    ListRoutesResponse, Peer, PeerType, Route, RoutePath, SessionState,
+    ListRoutesResponse, Peer, PeerType, Route,
 };
 use tokio::sync::{oneshot, watch};
 use tonic::{Request as GrpcRequest, Response, Status};
@@ -87,7 +85,7 @@ impl BgpStatus for StatusService {
                     paths: paths
                         .iter()
                         .enumerate()
-                        .map(|(i, p)| route_path(p, i == 0))
+                        .map(|(i, p)| proto::speaker::route_path(p, i == 0))
                         .collect(),
                 })
                 .collect(),
@@ -132,65 +130,13 @@ fn peer(book: &Book, status: &PeerStatus) -> Peer {
         Some(Origin::Discovered) => PeerType::Discovered,
         None => PeerType::Dynamic,
     };
-    let ago = Instant::now().saturating_duration_since(status.since);
-    let since = SystemTime::now()
-        .checked_sub(ago)
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64);
-    let received = status.prefixes_received;
-    Peer {
+    let mut peer = Peer {
         address: status.address.to_string(),
-        remote_as: status.remote_as.unwrap_or(0),
         r#type: kind.into(),
-        state: if status.established {
-            SessionState::Established
-        } else {
-            SessionState::Down
-        }
-        .into(),
-        since_unix_seconds: since,
-        state_seconds: ago.as_secs(),
-        // The speaker counts what its RIB holds; with no import filter every
-        // received route is accepted.
-        prefixes_received: received,
-        prefixes_accepted: received,
-        prefixes_advertised: status.prefixes_advertised as u64,
-        last_error: status.info.clone().unwrap_or_default(),
-        internal: status.internal,
         route_reflector_client: client,
-        hostname: status.hostname.clone().unwrap_or_default(),
         name: entry.map_or_else(|| status.address.to_string(), |e| e.name.clone()),
-    }
-}
-
-fn route_path(path: &Path, best: bool) -> RoutePath {
-    let a = &path.attributes;
-    RoutePath {
-        peer: path.source.peer.map(|p| p.to_string()).unwrap_or_default(),
-        next_hop: path.next_hop.to_string(),
-        as_path: a
-            .as_path
-            .iter()
-            .flat_map(|p| &p.segments)
-            .flat_map(|s| s.asns.iter().copied())
-            .collect(),
-        local_pref: a.local_pref,
-        med: a.med,
-        communities: a
-            .communities
-            .iter()
-            .map(|c| format!("{}:{}", c.0 >> 16, c.0 & 0xffff))
-            .collect(),
-        origin: match a.origin {
-            Some(bgp::codec::Origin::Igp) => "igp",
-            Some(bgp::codec::Origin::Egp) => "egp",
-            Some(bgp::codec::Origin::Incomplete) => "incomplete",
-            None => "",
-        }
-        .to_owned(),
-        originator_id: a.originator_id.map(|o| o.to_string()).unwrap_or_default(),
-        cluster_list: a.cluster_list.iter().map(|c| c.to_string()).collect(),
-        best,
-        stale: path.stale,
-    }
+        ..Peer::default()
+    };
+    proto::speaker::session(status, &mut peer);
+    peer
 }

@@ -1,11 +1,6 @@
 //! `tabby.bgp.v1.BgpStatus` as the agent answers it: its peers with Calico's
 //! kinds (mesh, global, node specific) and its best paths.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-use bgp::codec::{Attributes, Origin};
-use bgp::rib::Path;
-use bgp::session::State as FsmState;
 use proto::bgp::bgp_status_server::BgpStatus;
 use proto::bgp::{
     HealthRequest, HealthResponse, ListPeersRequest, ListPeersResponse, ListRoutesRequest,
@@ -68,7 +63,7 @@ impl BgpStatus for BgpService {
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| peer.is_none() || p.source.peer == peer)
-                    .map(|(i, p)| route_path(p, i == 0))
+                    .map(|(i, p)| proto::speaker::route_path(p, i == 0))
                     .collect();
                 (!paths.is_empty()).then(|| Route {
                     prefix: prefix.to_string(),
@@ -107,67 +102,7 @@ fn peer(peer: &AgentPeer) -> Peer {
         ..Peer::default()
     };
     if let Some(status) = &peer.status {
-        out.remote_as = status.remote_as.unwrap_or(0);
-        out.state = match status.state {
-            FsmState::Idle => SessionState::Idle,
-            FsmState::Connect => SessionState::Connect,
-            FsmState::Active => SessionState::Active,
-            FsmState::OpenSent => SessionState::OpenSent,
-            FsmState::OpenConfirm => SessionState::OpenConfirm,
-            FsmState::Established => SessionState::Established,
-        } as i32;
-        let age = Instant::now().saturating_duration_since(status.since);
-        out.state_seconds = age.as_secs();
-        out.since_unix_seconds = SystemTime::now()
-            .checked_sub(age)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs() as i64);
-        out.prefixes_received = status.prefixes_received;
-        out.prefixes_accepted = status.prefixes_accepted as u64;
-        out.prefixes_advertised = status.prefixes_advertised as u64;
-        out.last_error = status.info.clone().unwrap_or_default();
-        out.internal = status.internal;
-        out.hostname = status.hostname.clone().unwrap_or_default();
+        proto::speaker::session(status, &mut out);
     }
     out
-}
-
-/// One path as the API shows it.
-pub fn route_path(path: &Path, best: bool) -> RoutePath {
-    let attributes: &Attributes = &path.attributes;
-    RoutePath {
-        peer: path.source.peer.map(|p| p.to_string()).unwrap_or_default(),
-        next_hop: path.next_hop.to_string(),
-        as_path: attributes
-            .as_path
-            .iter()
-            .flat_map(|p| &p.segments)
-            .flat_map(|s| s.asns.iter().copied())
-            .collect(),
-        local_pref: attributes.local_pref,
-        med: attributes.med,
-        communities: attributes
-            .communities
-            .iter()
-            .map(|c| format!("{}:{}", c.0 >> 16, c.0 & 0xffff))
-            .collect(),
-        origin: match attributes.origin {
-            Some(Origin::Igp) => "igp",
-            Some(Origin::Egp) => "egp",
-            Some(Origin::Incomplete) => "incomplete",
-            None => "",
-        }
-        .into(),
-        originator_id: attributes
-            .originator_id
-            .map(|id| id.to_string())
-            .unwrap_or_default(),
-        cluster_list: attributes
-            .cluster_list
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        best,
-        stale: path.stale,
-    }
 }

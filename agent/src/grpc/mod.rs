@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tonic::service::Routes;
 
 pub use agent::AgentService;
-pub use bgp::{BgpService, route_path};
+pub use bgp::BgpService;
 
 use crate::daemon::{Handle, Status};
 

@@ -1,9 +1,11 @@
 //! tabby-lab: a real tabby cluster in network namespaces on this machine.
 //!
 //! ```text
-//! tabby-lab --once [--nodes 4] [--mode crosssubnet] [--pods 2]   build, check, report, tear down
-//! tabby-lab up [--nodes N] [--mode direct|vxlan|crosssubnet]     build and stay up until `down`
-//! tabby-lab down                                                 remove it (also after a crash)
+//! tabby-lab --once [--nodes 4] [--mode crosssubnet] [--pods 2] [--reflectors 1] [--tor bird]
+//!                                      build, check, report, tear down; non-zero when a check fails
+//! tabby-lab up [--nodes N] [--mode direct|vxlan|crosssubnet] [--reflectors 0|1|2] [--tor bird|frr|none]
+//!                                      build and stay up until `down`
+//! tabby-lab down                       remove it (also after a crash)
 //! ```
 //!
 //! Needs root (network namespaces) and etcd, ping and iproute2 (scripts/install-deps).
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use tests::tabby_lab::{self, Lab, Mode, Options};
+use tests::tabby_lab::{self, Lab, Mode, Options, Tor};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,6 +44,13 @@ struct Shape {
     /// Pods per node (1 to 4).
     #[arg(long, default_value_t = 2, global = true)]
     pods: usize,
+    /// tabby-reflectors (0 to 2), each in a namespace of its own; the
+    /// node-to-node mesh is turned off when there are any.
+    #[arg(long, default_value_t = 1, global = true)]
+    reflectors: usize,
+    /// A top-of-rack router in the router namespace, peering eBGP with every node.
+    #[arg(long, value_enum, default_value_t = Tor::Bird, global = true)]
+    tor: Tor,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +80,8 @@ fn run(args: Args) -> Result<ExitCode> {
         nodes: args.shape.nodes,
         mode: args.shape.mode,
         pods_per_node: args.shape.pods,
+        reflectors: args.shape.reflectors,
+        tor: args.shape.tor,
     };
     match (args.command, args.once) {
         (Some(Command::Down), _) => {
@@ -87,9 +98,18 @@ fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn building(options: &Options) {
+    let peering = match options.reflectors {
+        0 => "the node-to-node mesh".to_owned(),
+        1 => "a tabby-reflector".to_owned(),
+        n => format!("{n} tabby-reflectors"),
+    };
     println!(
-        "tabby-lab: building {} nodes ({:?}), etcd, a tabby-agent per node, {} pods per node ...",
-        options.nodes, options.mode, options.pods_per_node
+        "tabby-lab: building {} nodes ({} mode), etcd, {peering}, ToR: {}, \
+         a tabby-agent per node, {} pods per node ...",
+        options.nodes,
+        format!("{:?}", options.mode).to_lowercase(),
+        options.tor.label(),
+        options.pods_per_node
     );
 }
 
@@ -101,8 +121,12 @@ fn once(options: Options) -> Result<ExitCode> {
     let lab = Lab::up("tabby-lab", options)?;
     let report = lab.report()?;
     println!("\n{report}");
+    let logs = lab.logs();
     drop(lab);
-    println!("  torn down: every namespace, process and file of the lab is gone");
+    println!(
+        "Torn down: every namespace and process of the lab is gone; its logs stay in {}",
+        logs.display()
+    );
     Ok(match report.healthy() {
         true => ExitCode::SUCCESS,
         false => ExitCode::FAILURE,

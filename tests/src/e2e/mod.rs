@@ -345,7 +345,7 @@ fn agent_veth_name(pod: &str) -> Result<String> {
 }
 
 /// The node's lab IPv4 address with its subnet's length.
-fn address_with_subnet(node: &Node) -> Result<String> {
+pub(crate) fn address_with_subnet(node: &Node) -> Result<String> {
     node.addresses
         .iter()
         .find(|a| a.addr().is_ipv4())
