@@ -61,7 +61,9 @@ impl Probe for Observer {
             for peer in &status {
                 let value = match name {
                     "tabby_reflector_peer_up" => f64::from(u8::from(peer.established)),
-                    "tabby_reflector_prefixes_received" => peer.prefixes_received as f64,
+                    // Its routes in the RIB now, as the help says; the speaker's
+                    // `prefixes_received` counts announcements over every session.
+                    "tabby_reflector_prefixes_received" => peer.prefixes_accepted as f64,
                     _ => peer.prefixes_advertised as f64,
                 };
                 page.sample(name, &[("peer", &peer.address.to_string())], value);
@@ -108,5 +110,71 @@ impl Probe for Observer {
             .await
             .map(drop)
             .ok_or_else(|| "the BGP speaker is not running".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::Ipv4Addr;
+    use std::time::Instant;
+
+    use bgp::session::State;
+    use bgp::speaker::{PeerStatus, Request};
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    /// A peer that announced 5 prefixes over its sessions, 2 of which are in the RIB.
+    fn status() -> PeerStatus {
+        PeerStatus {
+            address: "10.0.0.2".parse().unwrap(),
+            remote_as: Some(64512),
+            state: State::Established,
+            established: true,
+            internal: true,
+            since: Instant::now(),
+            uptime: None,
+            info: None,
+            hostname: None,
+            messages_received: 0,
+            messages_sent: 0,
+            updates_received: 0,
+            updates_sent: 0,
+            prefixes_received: 5,
+            prefixes_accepted: 2,
+            prefixes_advertised: 3,
+            restarting: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn prefixes_received_is_the_peers_routes_in_the_rib_not_its_announcements() {
+        let (requests, mut asked) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(Request::Status(reply)) = asked.recv().await {
+                let _ = reply.send(vec![status()]);
+            }
+        });
+        let book = Book {
+            requests,
+            local_as: 64512,
+            router_id: Ipv4Addr::new(10, 0, 0, 1),
+            peers: BTreeMap::new(),
+            ranges: Vec::new(),
+        };
+        let (_keep, book) = watch::channel(book);
+        let observer = Observer {
+            book,
+            counters: Arc::default(),
+        };
+        let page = observer.metrics().await;
+        for line in [
+            "tabby_reflector_prefixes_received{peer=\"10.0.0.2\"} 2",
+            "tabby_reflector_prefixes_advertised{peer=\"10.0.0.2\"} 3",
+            "tabby_reflector_peer_up{peer=\"10.0.0.2\"} 1",
+        ] {
+            assert!(page.lines().any(|l| l == line), "{line} in:\n{page}");
+        }
     }
 }
