@@ -1,4 +1,4 @@
-//! The workspace's binaries (tabby-agent, tabby-cni, tabby-ipam, ...) for tests and
+//! The workspace's binaries (tabby-agent, tabby-cni, tabby-ipam, tabby-reflector, ...) for tests and
 //! tools of another package, which cargo gives no `CARGO_BIN_EXE_*` for: built once
 //! per process with the cargo that runs the tests, found in the target directory
 //! next to the running executable.
