@@ -1,29 +1,160 @@
-//! tabby nodes with the node-to-node mesh off, peering only with two route
-//! reflectors of one cluster id: every pod still reaches every pod, with the
-//! routes the mesh would give. The reflectors are BIRD for now: tabby's own
-//! `tabby-reflector` is being finished on another branch and is not in main yet;
-//! these tests should run against it (and BIRD) once it lands. Needs root.
+//! tabby nodes with the node-to-node mesh off, peering (global `BGPPeer`s) only
+//! with two route reflectors of one cluster id: every pod still reaches every pod,
+//! with the routes the mesh would give. The reflectors are two `tabby-reflector`s
+//! (one finding its clients in etcd, one accepting them from a listen range), and,
+//! as the interop check, two BIRDs. Needs root.
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use api::resources::{
     BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Cidr, IPPool, IPPoolSpec,
 };
+use proto::bgp::{PeerType, SessionState};
 use serde_json::json;
-use tests::e2e::{Cluster, ping_all};
+use tests::e2e::{Clients, Cluster, Pod, ping_all};
 use tests::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
-use tests::{Lab, Node};
+use tests::{Lab, wait_until};
 
 const AS: u32 = 64512;
-const NODES: [&str; 3] = ["n1", "n2", "n3"];
+const SUBNET: &str = "10.0.1.0/24";
+const CLUSTER_ID: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 250);
+/// n4 gets no pod until one reflector is gone.
+const NODES: [&str; 4] = ["n1", "n2", "n3", "n4"];
+const WITH_PODS: [&str; 3] = ["n1", "n2", "n3"];
 const REFLECTORS: [&str; 2] = ["rr1", "rr2"];
 const READY: Duration = Duration::from_secs(60);
 const CONVERGED: Duration = Duration::from_secs(30);
 
-/// A reflector: every agent node its (passive) client.
-fn reflector(machine: &Node, lab: &Lab) -> Bird {
-    let mut config =
-        BgpConfig::new(AS, machine.ipv4().unwrap()).cluster_id("10.0.1.250".parse().unwrap());
+/// The agents on [`NODES`], the mesh off, a global BGPPeer per reflector machine;
+/// no reflector running yet.
+fn cluster(test: &str) -> Cluster {
+    let mut builder = Lab::new(test).subnet("a", SUBNET).router();
+    for machine in NODES.iter().chain(&REFLECTORS) {
+        builder = builder.node(machine, "a");
+    }
+    let cluster = Cluster::new(builder.build().unwrap()).unwrap();
+    let pool = IPPoolSpec::new(Cidr("10.244.0.0/16".parse().unwrap()));
+    cluster
+        .create(&IPPool::new("default-ipv4-ippool", pool))
+        .unwrap();
+    let bgp: BGPConfigurationSpec =
+        serde_json::from_value(json!({"nodeToNodeMeshEnabled": false, "asNumber": AS})).unwrap();
+    cluster
+        .create(&BGPConfiguration::new("default", bgp))
+        .unwrap();
+    for rr in REFLECTORS {
+        let address = cluster.lab.node(rr).address().to_string();
+        let peer: BGPPeerSpec =
+            serde_json::from_value(json!({"peerIP": address, "asNumber": AS})).unwrap();
+        cluster.create(&BGPPeer::new(rr, peer)).unwrap();
+    }
+    cluster
+}
+
+fn start_agents(cluster: &mut Cluster) {
+    for node in NODES {
+        cluster.start_agent(node).unwrap();
+    }
+    for node in NODES {
+        cluster.wait_ready(node, READY).unwrap();
+    }
+}
+
+/// A pod on each of [`WITH_PODS`]: the kernel routes are the expected table and
+/// every pod pings every pod.
+fn pods_reach_each_other(cluster: &Cluster) -> Vec<Pod> {
+    let pods: Vec<_> = WITH_PODS
+        .iter()
+        .map(|node| cluster.add_pod(node, &format!("pod-{node}")).unwrap())
+        .collect();
+    cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
+    ping_all(&pods).unwrap();
+    pods
+}
+
+/// The agent's sessions on `node`, from the status API `calicoctl-rs node status`
+/// reads.
+fn agent_peers(cluster: &Cluster, node: &str) -> anyhow::Result<Vec<proto::bgp::Peer>> {
+    tests::runtime().block_on(async {
+        let channel = proto::client::connect_unix(&cluster.socket(node)).await?;
+        let mut client = proto::bgp::bgp_status_client::BgpStatusClient::new(channel);
+        let peers = client.list_peers(proto::bgp::ListPeersRequest {}).await?;
+        anyhow::Ok(peers.into_inner().peers)
+    })
+}
+
+/// Every agent has exactly the two reflectors as global peers, established; no
+/// mesh session.
+fn agents_peer_with_the_reflectors(cluster: &Cluster) {
+    let expected: Vec<String> = REFLECTORS
+        .iter()
+        .map(|rr| cluster.lab.node(rr).address().to_string())
+        .collect();
+    for node in NODES {
+        let peers = agent_peers(cluster, node).unwrap();
+        let addresses: Vec<String> = peers.iter().map(|p| p.address.clone()).collect();
+        assert_eq!(addresses, expected, "{node}: {peers:?}");
+        for peer in &peers {
+            assert_eq!(peer.r#type(), PeerType::Global, "{peer:?}");
+            assert_eq!(peer.state(), SessionState::Established, "{peer:?}");
+        }
+    }
+}
+
+#[test]
+fn e2e_reflectors_tabby_reflector_pair_with_the_mesh_off_and_one_killed() {
+    if !tests::require_root() {
+        return;
+    }
+    let mut cluster = cluster("e2e_reflectors_tabby");
+    cluster
+        .start_reflector("rr1", AS, CLUSTER_ID, Clients::Datastore)
+        .unwrap();
+    let range = Clients::ListenRange(SUBNET.parse().unwrap());
+    cluster
+        .start_reflector("rr2", AS, CLUSTER_ID, range)
+        .unwrap();
+    for rr in REFLECTORS {
+        cluster.wait_reflector_ready(rr, READY).unwrap();
+    }
+    start_agents(&mut cluster);
+    for rr in REFLECTORS {
+        cluster
+            .wait_reflector_established(rr, &NODES, CONVERGED)
+            .unwrap();
+    }
+    let mut pods = pods_reach_each_other(&cluster);
+    agents_peer_with_the_reflectors(&cluster);
+
+    // rr1 dies without a NOTIFICATION: once every agent has seen its session
+    // go, the routes are still the expected table (rr2 carries them), and a pod
+    // in a new block (n4 has none) is reflected by rr2 alone.
+    cluster.kill_reflector("rr1");
+    let rr1 = cluster.lab.node("rr1").address().to_string();
+    for node in NODES {
+        wait_until(CONVERGED, &format!("{node} to see rr1 down"), || {
+            let peers = agent_peers(&cluster, node)?;
+            anyhow::Ok(
+                peers
+                    .iter()
+                    .find(|p| p.address == rr1 && p.state() != SessionState::Established)
+                    .map(|_| ())
+                    .ok_or(format!("{peers:?}")),
+            )
+        })
+        .unwrap();
+    }
+    cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
+    ping_all(&pods).unwrap();
+    pods.push(cluster.add_pod("n4", "pod-n4").unwrap());
+    cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
+    ping_all(&pods).unwrap();
+}
+
+/// A BIRD reflector: every agent node its (passive) client.
+fn bird_reflector(machine: &tests::Node, lab: &Lab) -> Bird {
+    let mut config = BgpConfig::new(AS, machine.ipv4().unwrap()).cluster_id(CLUSTER_ID);
     for node in NODES {
         config = config.neighbor(
             Neighbor::new(lab.node(node).address(), AS)
@@ -35,80 +166,22 @@ fn reflector(machine: &Node, lab: &Lab) -> Bird {
 }
 
 #[test]
-fn e2e_reflectors_with_the_mesh_off_give_every_pod_a_route_to_every_pod() {
+fn e2e_reflectors_bird_pair_with_the_mesh_off_give_every_pod_a_route_to_every_pod() {
     if !tests::require_root() {
         return;
     }
-    let mut builder = Lab::new("e2e_reflectors")
-        .subnet("a", "10.0.1.0/24")
-        .router();
-    for machine in NODES.iter().chain(&REFLECTORS) {
-        builder = builder.node(machine, "a");
-    }
-    let mut cluster = Cluster::new(builder.build().unwrap()).unwrap();
-    let pool = IPPoolSpec::new(Cidr("10.244.0.0/16".parse().unwrap()));
-    cluster
-        .create(&IPPool::new("default-ipv4-ippool", pool))
-        .unwrap();
-    let bgp: BGPConfigurationSpec =
-        serde_json::from_value(json!({"nodeToNodeMeshEnabled": false, "asNumber": AS})).unwrap();
-    cluster
-        .create(&BGPConfiguration::new("default", bgp))
-        .unwrap();
-    let reflectors: Vec<Bird> = REFLECTORS
+    let mut cluster = cluster("e2e_reflectors_bird");
+    let birds: Vec<Bird> = REFLECTORS
         .iter()
-        .map(|rr| {
-            let machine = cluster.lab.node(rr);
-            let peer: BGPPeerSpec = serde_json::from_value(
-                json!({"peerIP": machine.address().to_string(), "asNumber": AS}),
-            )
-            .unwrap();
-            cluster.create(&BGPPeer::new(*rr, peer)).unwrap();
-            reflector(machine, &cluster.lab)
-        })
+        .map(|rr| bird_reflector(cluster.lab.node(rr), &cluster.lab))
         .collect();
-    for node in NODES {
-        cluster.start_agent(node).unwrap();
-    }
-    for node in NODES {
-        cluster.wait_ready(node, READY).unwrap();
-    }
-    for bird in &reflectors {
+    start_agents(&mut cluster);
+    for bird in &birds {
         for node in NODES {
             bird.wait_established(cluster.lab.node(node).address(), CONVERGED)
                 .unwrap();
         }
     }
-    let pods: Vec<_> = NODES
-        .iter()
-        .map(|node| cluster.add_pod(node, &format!("pod-{node}")).unwrap())
-        .collect();
-    cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
-    ping_all(&pods).unwrap();
-    // The status API (what `calicoctl-rs node status` reads): the two reflectors,
-    // global peers, established; no mesh session.
-    let expected: Vec<String> = REFLECTORS
-        .iter()
-        .map(|rr| cluster.lab.node(rr).address().to_string())
-        .collect();
-    for node in NODES {
-        let peers = tests::runtime()
-            .block_on(async {
-                let channel = proto::client::connect_unix(&cluster.socket(node)).await?;
-                let mut client = proto::bgp::bgp_status_client::BgpStatusClient::new(channel);
-                let peers = client.list_peers(proto::bgp::ListPeersRequest {}).await?;
-                anyhow::Ok(peers.into_inner().peers)
-            })
-            .unwrap();
-        let addresses: Vec<String> = peers.iter().map(|p| p.address.clone()).collect();
-        assert_eq!(addresses, expected, "{node}: {peers:?}");
-        for peer in &peers {
-            assert_eq!(peer.r#type(), proto::bgp::PeerType::Global, "{peer:?}");
-            assert_eq!(
-                peer.state(),
-                proto::bgp::SessionState::Established,
-                "{peer:?}"
-            );
-        }
-    }
+    pods_reach_each_other(&cluster);
+    agents_peer_with_the_reflectors(&cluster);
 }

@@ -2,7 +2,7 @@
 //! `tests::e2e::convergence` and docs/benchmarks.md):
 //!
 //! ```text
-//! tabby-convergence --nodes 10 --samples 100 --mode mesh --mode reflector
+//! tabby-convergence --nodes 10 --samples 100 --mode mesh --mode tabby-reflector --mode bird-reflector
 //! ```
 //!
 //! Prints a Markdown table: p50, p99 and max of each measure, with the machine's
@@ -23,7 +23,7 @@ struct Args {
     /// Pods measured per mode.
     #[arg(long, default_value_t = 100)]
     samples: usize,
-    /// Modes to measure (mesh, reflector); both when none is given.
+    /// Modes to measure; all when none is given.
     #[arg(long = "mode")]
     modes: Vec<Mode>,
 }
@@ -43,7 +43,7 @@ fn run(args: Args) -> Result<()> {
         anyhow::bail!("--nodes {}: needs at least 2", args.nodes);
     }
     let modes = if args.modes.is_empty() {
-        vec![Mode::Mesh, Mode::Reflector]
+        vec![Mode::Mesh, Mode::TabbyReflector, Mode::BirdReflector]
     } else {
         args.modes
     };
@@ -61,6 +61,11 @@ fn run(args: Args) -> Result<()> {
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for report in &reports {
         row(report, "CNI ADD → route on every other node", &report.add);
+        row(
+            report,
+            "CNI ADD → route on the first other node",
+            &report.add_first,
+        );
         row(report, "CNI ADD call itself", &report.cni_add);
         row(
             report,

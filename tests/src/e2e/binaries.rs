@@ -1,7 +1,7 @@
-//! The workspace's binaries (tabby-agent, tabby-cni, tabby-ipam, ...) for tests and
-//! tools of another package, which cargo gives no `CARGO_BIN_EXE_*` for: built once
-//! per process with the cargo that runs the tests, found in the target directory
-//! next to the running executable.
+//! The workspace's binaries (tabby-agent, tabby-cni, tabby-ipam, tabby-reflector,
+//! ...) for tests and tools of another package, which cargo gives no
+//! `CARGO_BIN_EXE_*` for: built once per process with the cargo that runs the tests,
+//! found in the target directory next to the running executable.
 //!
 //! The build asks for the whole workspace's binaries with one test target, so that
 //! cargo resolves features as `cargo nextest run --workspace` does (dev-dependencies

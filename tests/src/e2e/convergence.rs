@@ -9,8 +9,9 @@
 //! node, each line timestamped as it arrives, so no polling interval hides in the
 //! figures.
 //!
-//! Modes: the node-to-node mesh, or the mesh off and one route reflector (BIRD for
-//! now: `tabby-reflector` is on another branch, not in main yet).
+//! Modes: the node-to-node mesh, or the mesh off and one route reflector every node
+//! peers with (a global `BGPPeer`): `tabby-reflector` finding the nodes in etcd,
+//! or BIRD with every node a configured client.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -25,7 +26,7 @@ use api::resources::{
 };
 use ipnet::IpNet;
 
-use super::Cluster;
+use super::{Clients, Cluster};
 use crate::lab::Lab;
 use crate::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
 use crate::wait::wait_until;
@@ -34,8 +35,10 @@ use crate::wait::wait_until;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     Mesh,
+    /// One tabby-reflector (`--datastore etcd`), the mesh off.
+    TabbyReflector,
     /// One BIRD route reflector, the mesh off.
-    Reflector,
+    BirdReflector,
 }
 
 /// The pool's block size: every sample claims one block.
@@ -51,6 +54,8 @@ pub struct Report {
     pub nodes: usize,
     /// CNI ADD start → the block's route in the last other node's kernel.
     pub add: Vec<Duration>,
+    /// CNI ADD start → the block's route in the first other node's kernel.
+    pub add_first: Vec<Duration>,
     /// Block released → its route gone from the last other node's kernel.
     pub withdraw: Vec<Duration>,
     /// How long the CNI ADD call itself took.
@@ -66,31 +71,47 @@ pub fn run(mode: Mode, nodes: usize, samples: usize) -> Result<Report> {
     for name in &names {
         builder = builder.node(name, "a");
     }
-    if mode == Mode::Reflector {
+    if mode != Mode::Mesh {
         builder = builder.node("rr", "a");
     }
     let mut cluster = Cluster::new(builder.build()?)?;
     let mut pool = IPPoolSpec::new(Cidr("10.244.0.0/16".parse()?));
     pool.block_size = Some(BLOCK);
     cluster.create(&IPPool::new("default-ipv4-ippool", pool))?;
-    let reflector = match mode {
+    if mode != Mode::Mesh {
+        reflector_peer(&cluster)?;
+    }
+    let bird = match mode {
         Mode::Mesh => None,
-        Mode::Reflector => Some(reflector(&cluster, &names)?),
+        Mode::TabbyReflector => {
+            let id = cluster.lab.node("rr").ipv4().context("rr has no IPv4")?;
+            cluster.start_reflector("rr", AS, id, Clients::Datastore)?;
+            cluster.wait_reflector_ready("rr", DEADLINE)?;
+            None
+        }
+        Mode::BirdReflector => Some(bird_reflector(&cluster, &names)?),
     };
     for name in &names {
         cluster.start_agent_with(name, &["--log-level=warn"])?;
     }
     for name in &names {
         cluster.wait_ready(name, Duration::from_secs(120))?;
-        if let Some(bird) = &reflector {
+    }
+    if let Some(bird) = &bird {
+        for name in &names {
             bird.wait_established(cluster.lab.node(name).address(), DEADLINE)?;
         }
+    }
+    if mode == Mode::TabbyReflector {
+        let clients: Vec<&str> = names.iter().map(String::as_str).collect();
+        cluster.wait_reflector_established("rr", &clients, DEADLINE)?;
     }
     let watch = Watch::start(&cluster, &names)?;
     let mut report = Report {
         mode,
         nodes,
         add: Vec::new(),
+        add_first: Vec::new(),
         withdraw: Vec::new(),
         cni_add: Vec::new(),
     };
@@ -98,10 +119,11 @@ pub fn run(mode: Mode, nodes: usize, samples: usize) -> Result<Report> {
     for index in 0..=samples {
         let node = &names[index % names.len()];
         let others: Vec<&String> = names.iter().filter(|n| *n != node).collect();
-        let (add, cni, withdraw) = sample(&cluster, &watch, node, &others, index)
+        let ((first, add), cni, withdraw) = sample(&cluster, &watch, node, &others, index)
             .with_context(|| format!("sample {index} on {node}"))?;
         if index > 0 {
             report.add.push(add);
+            report.add_first.push(first);
             report.cni_add.push(cni);
             report.withdraw.push(withdraw);
         }
@@ -109,21 +131,23 @@ pub fn run(mode: Mode, nodes: usize, samples: usize) -> Result<Report> {
     Ok(report)
 }
 
-/// One pod: (ADD to everywhere, the ADD call, release to gone everywhere).
+/// One pod: ((ADD to the first other node, to everywhere), the ADD call, release
+/// to gone everywhere).
 fn sample(
     cluster: &Cluster,
     watch: &Watch,
     node: &str,
     others: &[&String],
     index: usize,
-) -> Result<(Duration, Duration, Duration)> {
+) -> Result<((Duration, Duration), Duration, Duration)> {
     let name = format!("c{index}");
     let start = Instant::now();
     let pod = cluster.add_pod(node, &name)?;
     let cni = start.elapsed();
     let block = IpNet::new(pod.ip, BLOCK)?.trunc();
-    let added = watch.wait_all(others, block, true)?;
-    let add = added.saturating_duration_since(start);
+    let (first, last) = watch.wait_all(others, block, true)?;
+    let since_start = |at: Instant| at.saturating_duration_since(start);
+    let add = (since_start(first), since_start(last));
     cluster.delete_pod(pod)?;
     let owner = node.to_owned();
     let released = Instant::now();
@@ -135,21 +159,27 @@ fn sample(
     if freed.is_empty() {
         bail!("IPAM released no block after deleting the pod in {block}");
     }
-    let gone = watch.wait_all(others, block, false)?;
+    let (_, gone) = watch.wait_all(others, block, false)?;
     Ok((add, cni, gone.saturating_duration_since(released)))
 }
 
-/// One route reflector every node peers with (a global `BGPPeer`), the mesh off.
-fn reflector(cluster: &Cluster, names: &[String]) -> Result<Bird> {
-    let machine = cluster.lab.node("rr");
+/// The mesh off, and every node peering with the reflector on `rr` (a global
+/// `BGPPeer`).
+fn reflector_peer(cluster: &Cluster) -> Result<()> {
     let bgp: BGPConfigurationSpec = serde_json::from_value(
         serde_json::json!({"nodeToNodeMeshEnabled": false, "asNumber": AS}),
     )?;
     cluster.create(&BGPConfiguration::new("default", bgp))?;
-    let peer: BGPPeerSpec = serde_json::from_value(
-        serde_json::json!({"peerIP": machine.address().to_string(), "asNumber": AS}),
-    )?;
+    let address = cluster.lab.node("rr").address().to_string();
+    let peer: BGPPeerSpec =
+        serde_json::from_value(serde_json::json!({"peerIP": address, "asNumber": AS}))?;
     cluster.create(&BGPPeer::new("reflector", peer))?;
+    Ok(())
+}
+
+/// BIRD as the reflector on `rr`, every node of `names` its passive client.
+fn bird_reflector(cluster: &Cluster, names: &[String]) -> Result<Bird> {
+    let machine = cluster.lab.node("rr");
     let ipv4 = machine
         .ipv4()
         .context("the reflector has no IPv4 address")?;
@@ -201,23 +231,27 @@ impl Watch {
     }
 
     /// Waits until every node of `nodes` has last seen `prefix` added (or
-    /// deleted); returns when the last of them saw it.
-    fn wait_all(&self, nodes: &[&String], prefix: IpNet, added: bool) -> Result<Instant> {
+    /// deleted); returns when the first and the last of them saw it.
+    fn wait_all(
+        &self,
+        nodes: &[&String],
+        prefix: IpNet,
+        added: bool,
+    ) -> Result<(Instant, Instant)> {
         let what = if added { "added" } else { "deleted" };
         wait_until(DEADLINE, &format!("{prefix} {what} on every node"), || {
             let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            let mut last: Option<Instant> = None;
+            let mut times = Vec::new();
             for node in nodes {
                 match seen.get(&(node.to_string(), prefix)) {
-                    Some((state, at)) if *state == added => {
-                        last = Some(last.map_or(*at, |l| l.max(*at)));
-                    }
+                    Some((state, at)) if *state == added => times.push(*at),
                     _ => return anyhow::Ok(Err(format!("not yet on {node}"))),
                 }
             }
+            let span = times.iter().min().zip(times.iter().max());
             anyhow::Ok(
-                last.context("no node to wait for")
-                    .map_err(|e| e.to_string()),
+                span.map(|(first, last)| (*first, *last))
+                    .ok_or_else(|| "no node to wait for".to_owned()),
             )
         })
     }

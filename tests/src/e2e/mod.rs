@@ -8,6 +8,8 @@
 //!   [`Cluster::datastore`] write resources (pools, BGP configuration, peers);
 //! - [`Cluster::start_agent`] (`_with` extra flags), [`Cluster::wait_ready`],
 //!   [`Cluster::kill_agent`], [`Cluster::socket`] (the status API);
+//! - [`Cluster::start_reflector`] (tabby-reflector, see [`reflector`]),
+//!   [`Cluster::wait_reflector_ready`], [`Cluster::kill_reflector`];
 //! - [`Cluster::add_pod`] / [`Cluster::delete_pod`] (CNI ADD / DEL), [`Cluster::cni`]
 //!   for any other call;
 //! - [`Cluster::expected_routes`], [`Cluster::wait_for_routes`] and [`ping_all`]
@@ -29,9 +31,11 @@
 mod binaries;
 pub mod convergence;
 mod expect;
+pub mod reflector;
 
 pub use binaries::binary;
 pub use expect::{Facts, ping_all};
+pub use reflector::Clients;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -72,6 +76,7 @@ pub struct Pod {
 #[derive(Debug)]
 pub struct Cluster {
     agents: BTreeMap<String, Process>,
+    reflectors: BTreeMap<String, Process>,
     extra_args: BTreeMap<String, Vec<String>>,
     pub etcd: Etcd,
     prefix: String,
@@ -101,6 +106,7 @@ impl Cluster {
         std::os::unix::fs::symlink(binary("tabby-ipam")?, cni_path.path().join("tabby-ipam"))?;
         Ok(Self {
             agents: BTreeMap::new(),
+            reflectors: BTreeMap::new(),
             extra_args: BTreeMap::new(),
             prefix: format!("/e2e-{}", lab.id()),
             agent: binary("tabby-agent")?,
