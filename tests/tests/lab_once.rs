@@ -81,7 +81,10 @@ fn lab_once_three_nodes_a_reflector_and_a_bird_tor_every_pod_reaches_every_pod_a
     assert_eq!(report.reachable.len(), 3);
     assert_eq!(report.pairs(), (9, 9));
 
-    let pids = [lab.reflectors[0].pid(), lab.tor.as_ref().unwrap().pid()];
+    let pids = [
+        lab.cluster.reflector_pid(&lab.reflectors[0]).unwrap(),
+        lab.tor.as_ref().unwrap().pid(),
+    ];
     drop(lab);
     for pid in pids {
         let proc = std::path::PathBuf::from(format!("/proc/{pid}"));

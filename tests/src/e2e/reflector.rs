@@ -128,14 +128,12 @@ impl Cluster {
 
     /// Every session of the reflector on `node`, as its ListPeers shows them.
     pub fn reflector_peers(&self, node: &str) -> Result<Vec<Peer>> {
-        let socket = self.reflector_socket(node);
-        crate::runtime().block_on(async {
-            let channel = proto::client::connect_unix(&socket).await?;
-            let peers = BgpStatusClient::new(channel)
-                .list_peers(ListPeersRequest {})
-                .await?;
-            Ok(peers.into_inner().peers)
-        })
+        list_peers(&self.reflector_socket(node))
+    }
+
+    /// The pid of the reflector on `node`, while it runs.
+    pub fn reflector_pid(&self, node: &str) -> Option<u32> {
+        self.reflectors.get(node).map(Process::pid)
     }
 
     /// Waits until the reflector on `node` has an Established session with each
@@ -171,4 +169,15 @@ impl Cluster {
             },
         )
     }
+}
+
+/// Every session of the daemon (agent or reflector) serving BgpStatus on `socket`.
+pub fn list_peers(socket: &std::path::Path) -> Result<Vec<Peer>> {
+    crate::runtime().block_on(async {
+        let channel = proto::client::connect_unix(socket).await?;
+        let peers = BgpStatusClient::new(channel)
+            .list_peers(ListPeersRequest {})
+            .await?;
+        Ok(peers.into_inner().peers)
+    })
 }

@@ -12,14 +12,12 @@
 //! `scripts/test -E 'test(/ipip/)'`).
 
 mod operator;
-mod reflector;
 mod report;
 mod show;
 mod state;
 mod tor;
 
 pub use operator::{CLUSTER_AS, TOR_AS};
-pub use reflector::Reflector;
 pub use report::{Report, Session};
 pub use state::{STATE_FILE, claim, down, running};
 pub use tor::{TopOfRack, Tor};
@@ -27,14 +25,12 @@ pub use tor::{TopOfRack, Tor};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use proto::bgp::bgp_status_client::BgpStatusClient;
-use proto::bgp::{ListPeersRequest, Peer};
 
-use crate::e2e::{Cluster, Pod, address_with_subnet};
+use crate::e2e::{Clients, Cluster, Pod, address_with_subnet};
 
 /// How long agents get to become ready, and the whole lab to pass its checks.
 const READY: Duration = Duration::from_secs(90);
@@ -107,7 +103,8 @@ impl Options {
 #[derive(Debug)]
 pub struct Lab {
     pub tor: Option<TopOfRack>,
-    pub reflectors: Vec<Reflector>,
+    /// The reflectors' lab nodes; the cluster runs them.
+    pub reflectors: Vec<String>,
     pub cluster: Cluster,
     pub pods: Vec<Pod>,
     pub options: Options,
@@ -193,9 +190,10 @@ impl Lab {
             .collect();
         let tor_id = router.address_in("a", like).context("the router on a")?;
         let tor = TopOfRack::start(options.tor, router, tor_id, &node_addresses)?;
-        let reflectors = (reflectors.iter())
-            .map(|rr| Reflector::start(&cluster, rr))
-            .collect::<Result<_>>()?;
+        let cluster_id = operator::REFLECTOR_CLUSTER_ID.parse()?;
+        for rr in &reflectors {
+            cluster.start_reflector(rr, operator::CLUSTER_AS, cluster_id, Clients::Datastore)?;
+        }
 
         let started = Instant::now();
         for node in &nodes {
@@ -252,7 +250,7 @@ impl Lab {
         let mut peers: Vec<String> = if self.reflectors.is_empty() {
             self.nodes.iter().filter(|n| *n != node).cloned().collect()
         } else {
-            self.reflectors.iter().map(|r| r.name.clone()).collect()
+            self.reflectors.clone()
         };
         if self.tor.is_some() {
             peers.push(TOR_NAME.to_owned());
@@ -322,17 +320,4 @@ impl Lab {
 fn logs(cluster: &Cluster) -> PathBuf {
     let path = cluster.lab.logs().path();
     path.canonicalize().unwrap_or_else(|_| path.to_owned())
-}
-
-/// The sessions of the speaker whose status API (`tabby.bgp.v1.BgpStatus`) is at
-/// `socket`: an agent's or a reflector's.
-fn list_peers(socket: &Path) -> Result<Vec<Peer>> {
-    crate::runtime().block_on(async {
-        let channel = proto::client::connect_unix(socket).await?;
-        let peers = BgpStatusClient::new(channel)
-            .list_peers(ListPeersRequest {})
-            .await?
-            .into_inner();
-        anyhow::Ok(peers.peers)
-    })
 }

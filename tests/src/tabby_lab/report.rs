@@ -120,7 +120,7 @@ pub(super) fn observe(lab: &Lab, ping: bool) -> Result<Report> {
             address: node.address().to_string(),
             role: format!("subnet {}  agent", subnet(name)),
             sessions: sessions(
-                super::list_peers(&lab.cluster.socket(name)),
+                crate::e2e::reflector::list_peers(&lab.cluster.socket(name)),
                 lab.expected_peers(name),
             ),
         });
@@ -154,14 +154,13 @@ pub(super) fn observe(lab: &Lab, ping: bool) -> Result<Report> {
     }
     let reflectors = (lab.reflectors.iter())
         .map(|rr| {
-            let others = lab.reflectors.iter().filter(|o| o.name != rr.name);
-            let expected = lab.nodes.iter().cloned();
-            let expected = expected.chain(others.map(|o| o.name.clone())).collect();
+            let others = lab.reflectors.iter().filter(|o| *o != rr);
+            let expected = lab.nodes.iter().chain(others).cloned().collect();
             Speaker {
-                name: rr.name.clone(),
-                address: lab.cluster.lab.node(&rr.name).address().to_string(),
-                role: format!("subnet {}  tabby-reflector", subnet(&rr.name)),
-                sessions: sessions(rr.peers(), expected),
+                name: rr.clone(),
+                address: lab.cluster.lab.node(rr).address().to_string(),
+                role: format!("subnet {}  tabby-reflector", subnet(rr)),
+                sessions: sessions(lab.cluster.reflector_peers(rr), expected),
             }
         })
         .collect();
