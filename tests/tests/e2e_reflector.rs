@@ -73,17 +73,6 @@ fn pods_reach_each_other(cluster: &Cluster) -> Vec<Pod> {
     pods
 }
 
-/// The agent's sessions on `node`, from the status API `calicoctl-rs node status`
-/// reads.
-fn agent_peers(cluster: &Cluster, node: &str) -> anyhow::Result<Vec<proto::bgp::Peer>> {
-    tests::runtime().block_on(async {
-        let channel = proto::client::connect_unix(&cluster.socket(node)).await?;
-        let mut client = proto::bgp::bgp_status_client::BgpStatusClient::new(channel);
-        let peers = client.list_peers(proto::bgp::ListPeersRequest {}).await?;
-        anyhow::Ok(peers.into_inner().peers)
-    })
-}
-
 /// Every agent has exactly the two reflectors as global peers, established; no
 /// mesh session.
 fn agents_peer_with_the_reflectors(cluster: &Cluster) {
@@ -92,7 +81,7 @@ fn agents_peer_with_the_reflectors(cluster: &Cluster) {
         .map(|rr| cluster.lab.node(rr).address().to_string())
         .collect();
     for node in NODES {
-        let peers = agent_peers(cluster, node).unwrap();
+        let peers = tests::e2e::list_peers(&cluster.socket(node)).unwrap();
         let addresses: Vec<String> = peers.iter().map(|p| p.address.clone()).collect();
         assert_eq!(addresses, expected, "{node}: {peers:?}");
         for peer in &peers {
@@ -134,7 +123,7 @@ fn e2e_reflectors_tabby_reflector_pair_with_the_mesh_off_and_one_killed() {
     let rr1 = cluster.lab.node("rr1").address().to_string();
     for node in NODES {
         wait_until(CONVERGED, &format!("{node} to see rr1 down"), || {
-            let peers = agent_peers(&cluster, node)?;
+            let peers = tests::e2e::list_peers(&cluster.socket(node))?;
             anyhow::Ok(
                 peers
                     .iter()

@@ -67,7 +67,7 @@ struct DatastoreKeys {
     datastore_type: Option<String>,
     etcd_endpoints: Option<String>,
     etcd_prefix: Option<String>,
-    kubeconfig: Option<std::path::PathBuf>,
+    kubeconfig: Option<String>,
     k8s_api_root: Option<String>,
     nodename: Option<String>,
 }
@@ -177,10 +177,10 @@ fn datastore(wire: &Wire) -> Result<Option<DatastoreConf>, CniError> {
     };
     let store = match key(|k| &k.datastore_type).as_deref() {
         None => return Ok(None),
-        Some("etcdv3" | "etcd") => etcd(&key(|k| &k.etcd_endpoints), key(|k| &k.etcd_prefix))?,
+        Some("etcdv3" | "etcd") => etcd(key(|k| &k.etcd_endpoints), key(|k| &k.etcd_prefix))?,
         // tabby-ipam checks these keys in full before anything is recorded.
         Some("kubernetes") => ipam::connect::DatastoreConf::Kubernetes {
-            kubeconfig: pick_path(wire, ipam),
+            kubeconfig: key(|k| &k.kubeconfig).map(Into::into),
             api_root: key(|k| &k.k8s_api_root),
         },
         Some(other) => {
@@ -194,13 +194,8 @@ fn datastore(wire: &Wire) -> Result<Option<DatastoreConf>, CniError> {
     Ok(Some(DatastoreConf { store, node }))
 }
 
-/// `kubeconfig` at the top level, else the ipam section's.
-fn pick_path(wire: &Wire, ipam: Option<&DatastoreKeys>) -> Option<std::path::PathBuf> {
-    (wire.datastore.kubeconfig.clone()).or_else(|| ipam.and_then(|i| i.kubeconfig.clone()))
-}
-
 fn etcd(
-    endpoints: &Option<String>,
+    endpoints: Option<String>,
     prefix: Option<String>,
 ) -> Result<ipam::connect::DatastoreConf, CniError> {
     let endpoints: Vec<String> = endpoints

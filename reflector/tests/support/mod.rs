@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use proto::bgp::bgp_status_client::BgpStatusClient;
-use proto::bgp::{ListPeersRequest, Peer};
+use proto::bgp::Peer;
 use tempfile::TempDir;
 use tests::process::Process;
 use tests::{Lab, Node};
@@ -81,14 +80,7 @@ impl Reflector {
 
     /// Every peer as ListPeers returns it over the Unix socket.
     pub fn peers(&self) -> anyhow::Result<Vec<Peer>> {
-        let socket = self.socket.clone();
-        tests::runtime().block_on(async move {
-            let channel = proto::client::connect_unix(&socket).await?;
-            let response = BgpStatusClient::new(channel)
-                .list_peers(ListPeersRequest {})
-                .await?;
-            Ok(response.into_inner().peers)
-        })
+        tests::e2e::list_peers(&self.socket)
     }
 
     /// The peer at `address`, once ListPeers shows it Established.

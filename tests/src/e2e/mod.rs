@@ -35,7 +35,7 @@ pub mod reflector;
 
 pub use binaries::binary;
 pub use expect::{Facts, ping_all};
-pub use reflector::Clients;
+pub use reflector::{Clients, list_peers};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -221,14 +221,9 @@ impl Cluster {
     /// over its status socket); fails at once if the agent exits.
     pub fn wait_ready(&mut self, node: &str, timeout: Duration) -> Result<()> {
         let socket = self.socket(node);
-        let runtime = crate::runtime();
-        let exited = wait_until(timeout, &format!("the agent on {node} to be ready"), || {
-            if let Some(process) = self.agents.get_mut(node)
-                && let Err(exited) = process.check_running()
-            {
-                return Ok(Ok(Some(exited)));
-            }
-            runtime.block_on(async {
+        let what = format!("the agent on {node} to be ready");
+        wait_serving(self.agents.get_mut(node), timeout, &what, || {
+            crate::runtime().block_on(async {
                 let channel = proto::client::connect_unix(&socket).await?;
                 let mut client = proto::agent::agent_status_client::AgentStatusClient::new(channel);
                 let me = client
@@ -236,13 +231,12 @@ impl Cluster {
                     .await?
                     .into_inner();
                 anyhow::Ok(if me.ready {
-                    Ok(None)
+                    Ok(())
                 } else {
                     Err(format!("{me:?}"))
                 })
             })
-        })?;
-        exited.map_or(Ok(()), Err)
+        })
     }
 
     /// The CNI network config every node uses.
@@ -357,4 +351,23 @@ pub(crate) fn address_with_subnet(node: &Node) -> Result<String> {
         .find(|a| a.addr().is_ipv4())
         .map(ToString::to_string)
         .context("the node has no IPv4 address")
+}
+
+/// Waits until `ready` (a question to the daemon's status socket) says so, failing at
+/// once when `process` exits meanwhile rather than at the deadline.
+fn wait_serving(
+    mut process: Option<&mut Process>,
+    timeout: Duration,
+    what: &str,
+    mut ready: impl FnMut() -> Result<Result<(), String>>,
+) -> Result<()> {
+    let exited = wait_until(timeout, what, || {
+        if let Some(process) = process.as_deref_mut()
+            && let Err(exited) = process.check_running()
+        {
+            return Ok(Ok(Some(exited)));
+        }
+        Ok(ready()?.map(|()| None))
+    })?;
+    exited.map_or(Ok(()), Err)
 }

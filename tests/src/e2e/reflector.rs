@@ -100,30 +100,21 @@ impl Cluster {
     /// socket; fails at once if it exits.
     pub fn wait_reflector_ready(&mut self, node: &str, timeout: Duration) -> Result<()> {
         let socket = self.reflector_socket(node);
-        let exited = wait_until(
-            timeout,
-            &format!("the reflector on {node} to be ready"),
-            || {
-                if let Some(process) = self.reflectors.get_mut(node)
-                    && let Err(exited) = process.check_running()
-                {
-                    return Ok(Ok(Some(exited)));
-                }
-                crate::runtime().block_on(async {
-                    let channel = proto::client::connect_unix(&socket).await?;
-                    let health = BgpStatusClient::new(channel)
-                        .health(HealthRequest {})
-                        .await?
-                        .into_inner();
-                    anyhow::Ok(if health.ready {
-                        Ok(None)
-                    } else {
-                        Err(format!("{health:?}"))
-                    })
+        let what = format!("the reflector on {node} to be ready");
+        super::wait_serving(self.reflectors.get_mut(node), timeout, &what, || {
+            crate::runtime().block_on(async {
+                let channel = proto::client::connect_unix(&socket).await?;
+                let health = BgpStatusClient::new(channel)
+                    .health(HealthRequest {})
+                    .await?
+                    .into_inner();
+                anyhow::Ok(if health.ready {
+                    Ok(())
+                } else {
+                    Err(format!("{health:?}"))
                 })
-            },
-        )?;
-        exited.map_or(Ok(()), Err)
+            })
+        })
     }
 
     /// Every session of the reflector on `node`, as its ListPeers shows them.

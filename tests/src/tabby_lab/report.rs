@@ -120,7 +120,7 @@ pub(super) fn observe(lab: &Lab, ping: bool) -> Result<Report> {
             address: node.address().to_string(),
             role: format!("subnet {}  agent", subnet(name)),
             sessions: sessions(
-                crate::e2e::reflector::list_peers(&lab.cluster.socket(name)),
+                crate::e2e::list_peers(&lab.cluster.socket(name)),
                 lab.expected_peers(name),
             ),
         });
