@@ -485,7 +485,9 @@ fn log_pass(failures: &mut Novelty, pass: &Pass) {
             for failure in new {
                 tracing::warn!(%failure, "kernel refused a change");
             }
-            if report.changes() > 0 {
+            // Refused changes are retried within moments: a pass that only meets
+            // the same refusals again is no news (new ones were logged above).
+            if report.applied > 0 {
                 tracing::info!(
                     applied = report.applied,
                     failed = report.failures.len(),
