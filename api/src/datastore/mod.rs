@@ -23,7 +23,12 @@
 //! Which pods and nodes exist is asked the same way on every backend; see
 //! [`workloads`].
 
+#[cfg(feature = "cli")]
+pub mod args;
+pub mod config;
+mod connect;
 mod etcd;
+pub mod explain;
 mod kubernetes;
 mod memory;
 mod page;
@@ -41,6 +46,8 @@ use crate::resources::{
 };
 use crate::selector::Selector;
 
+pub use config::DatastoreConfig;
+pub use connect::{ConnectError, connect};
 pub use etcd::{DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX, EtcdStore};
 pub use kubernetes::KubeStore;
 pub use memory::MemoryStore;
@@ -318,8 +325,9 @@ impl<B: Backend + ?Sized> Datastore for B {
     async fn nodes(&self) -> Result<Vec<String>> {
         match self.inventory() {
             Some(core) => core.nodes().await,
-            None => Ok(list_all::<Node, _>(self)
+            None => Ok(list_all::<Node, _>(self, None)
                 .await?
+                .items
                 .into_iter()
                 .map(|node| node.metadata.name)
                 .collect()),
@@ -349,24 +357,38 @@ fn exists<T>(found: Result<T>) -> Result<bool> {
     }
 }
 
-/// Every object of a kind, page by page.
-async fn list_all<R: Resource, D: Datastore + Sync + ?Sized>(store: &D) -> Result<Vec<R>> {
+/// Every object of a kind whose labels match `selector` (all without one), page by
+/// page. The list's revision is the first page's: a watch from it replays whatever
+/// changed while the later pages were read. `continue_token` is always `None`.
+pub async fn list_all<R: Resource, D: Datastore + Sync + ?Sized>(
+    store: &D,
+    selector: Option<Selector>,
+) -> Result<List<R>> {
     let mut options = ListOptions {
+        selector,
         limit: Some(LIST_ALL_PAGE),
-        ..ListOptions::default()
+        continue_token: None,
     };
-    let mut all = Vec::new();
+    let mut items = Vec::new();
+    let mut first = None;
     loop {
         let page = store.list::<R>(&options).await?;
-        all.extend(page.items);
+        let revision = *first.get_or_insert(page.revision);
+        items.extend(page.items);
         match page.continue_token {
             Some(token) => options.continue_token = Some(token),
-            None => return Ok(all),
+            None => {
+                return Ok(List {
+                    items,
+                    revision,
+                    continue_token: None,
+                });
+            }
         }
     }
 }
 
-/// Page size when a caller needs every object of a kind.
+/// Page size of [`list_all`].
 const LIST_ALL_PAGE: usize = 500;
 
 fn invalid<R: Resource>(name: &str, source: ValidationError) -> Error {
