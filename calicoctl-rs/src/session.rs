@@ -4,10 +4,9 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use api::datastore::Backend;
+use api::datastore::{Backend, connect};
 
 use crate::config::{self, DatastoreArgs};
-use crate::connect::connect;
 use crate::error::CliError;
 
 pub struct Session<'a> {
@@ -64,7 +63,10 @@ impl<'a> Session<'a> {
 
     pub async fn store(&mut self) -> Result<Arc<dyn Backend>, CliError> {
         if let Store::Configured(args) = &self.store {
-            let target = config::resolve(args, &|name| std::env::var(name).ok())?;
+            let (target, warnings) = config::resolve(args, &|name| std::env::var(name).ok())?;
+            for warning in warnings {
+                self.warn(&format!("warning: {warning}"))?;
+            }
             self.store = Store::Connected(connect(&target).await?);
         }
         match &self.store {

@@ -25,17 +25,32 @@ pub struct DatastoreArgs {
     pub context: Option<String>,
     /// The API server's URL, replacing the kubeconfig's (with no kubeconfig: reached
     /// without credentials, e.g. a kubectl proxy)
-    #[arg(long, env = "TABBY_K8S_API_ENDPOINT", global = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "TABBY_K8S_API_ENDPOINT",
+        global = true,
+        value_name = "URL"
+    )]
     pub k8s_api_endpoint: Option<String>,
     /// etcd endpoints, comma-separated [default: http://127.0.0.1:2379]
-    #[arg(long, env = "TABBY_ETCD_ENDPOINTS", global = true, value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "TABBY_ETCD_ENDPOINTS",
+        global = true,
+        value_delimiter = ','
+    )]
     #[arg(value_name = "URLS")]
     pub etcd_endpoints: Vec<String>,
     /// The key prefix of tabby's resources in etcd [default: /tabby/v1]
     #[arg(long, env = "TABBY_ETCD_PREFIX", global = true, value_name = "PREFIX")]
     pub etcd_prefix: Option<String>,
     /// CA certificate etcd's TLS certificate is checked against (https:// endpoints)
-    #[arg(long, env = "TABBY_ETCD_CA_CERT_FILE", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "TABBY_ETCD_CA_CERT_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
     #[arg(alias = "etcd-cacert")]
     pub etcd_ca_cert_file: Option<PathBuf>,
     /// Client certificate, for etcd's --client-cert-auth
@@ -52,7 +67,12 @@ pub struct DatastoreArgs {
 
     // Old spellings, hidden: each use is a warning.
     /// Deprecated: --datastore-type.
-    #[arg(long = "datastore", env = "TABBY_DATASTORE", global = true, hide = true)]
+    #[arg(
+        long = "datastore",
+        env = "TABBY_DATASTORE",
+        global = true,
+        hide = true
+    )]
     #[arg(value_enum)]
     pub deprecated_datastore: Option<DatastoreType>,
     /// Deprecated: --k8s-api-endpoint.
@@ -87,7 +107,10 @@ impl DatastoreArgs {
         };
         let new_endpoint = "--k8s-api-endpoint (TABBY_K8S_API_ENDPOINT)";
         let old_endpoints = [
-            ("--kubernetes-api (TABBY_KUBERNETES_API)", &self.kubernetes_api),
+            (
+                "--kubernetes-api (TABBY_KUBERNETES_API)",
+                &self.kubernetes_api,
+            ),
             ("--k8s-api-root (TABBY_K8S_API_ROOT)", &self.k8s_api_root),
         ];
         let mut k8s_api_endpoint = self
@@ -100,9 +123,8 @@ impl DatastoreArgs {
                 k8s_api_endpoint = k8s_api_endpoint.or_else(|| setting(url.clone(), old));
             }
         }
-        let path = |value: &Option<PathBuf>, source: &str| {
-            value.clone().and_then(|p| setting(p, source))
-        };
+        let path =
+            |value: &Option<PathBuf>, source: &str| value.clone().and_then(|p| setting(p, source));
         let settings = Settings {
             datastore_type,
             kubeconfig: path(&self.kubeconfig, "--kubeconfig (TABBY_KUBECONFIG)"),
@@ -226,7 +248,10 @@ mod tests {
     fn calicos_variables_serve_when_tabbys_are_not_set() {
         const CALICO: &[(&str, &str)] = &[
             ("DATASTORE_TYPE", "etcdv3"),
-            ("ETCD_ENDPOINTS", "https://10.0.0.1:2379,https://10.0.0.2:2379"),
+            (
+                "ETCD_ENDPOINTS",
+                "https://10.0.0.1:2379,https://10.0.0.2:2379",
+            ),
             ("ETCD_CA_CERT_FILE", "/calico/ca.pem"),
             ("ETCD_CERT_FILE", "/calico/cert.pem"),
             ("ETCD_KEY_FILE", "/calico/key.pem"),
@@ -268,9 +293,14 @@ mod tests {
     #[test]
     fn the_password_comes_from_its_variable_and_a_user_without_one_is_an_error() {
         let args = parse(&["--etcd-endpoints", "http://10.0.0.1:2379"]);
-        let (config, _) = parse(&["--etcd-username", "tabby", "--etcd-endpoints", "http://e:2379"])
-            .resolve(&env(&[("TABBY_ETCD_PASSWORD", "pw")]), false)
-            .unwrap();
+        let (config, _) = parse(&[
+            "--etcd-username",
+            "tabby",
+            "--etcd-endpoints",
+            "http://e:2379",
+        ])
+        .resolve(&env(&[("TABBY_ETCD_PASSWORD", "pw")]), false)
+        .unwrap();
         assert_eq!(etcd(config).password.as_deref(), Some("pw"));
         let error = parse(&["--etcd-username", "tabby", "--datastore-type", "etcdv3"])
             .resolve(&env(&[]), false)

@@ -334,10 +334,7 @@ impl Settings {
     /// kubernetes. `env` gives `KUBECONFIG` and `HOME` for the kubeconfig search.
     /// A setting for the other type from an explicit source is an error (it was
     /// meant for something); the error names the setting and its source.
-    pub fn resolve(
-        self,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<DatastoreConfig, String> {
+    pub fn resolve(self, env: &dyn Fn(&str) -> Option<String>) -> Result<DatastoreConfig, String> {
         let kind = match &self.datastore_type {
             Some(kind) => kind.value,
             None if self.etcd_endpoints.is_some() => DatastoreType::Etcd,
@@ -400,17 +397,26 @@ impl Settings {
         }
         let prefix = match self.etcd_prefix {
             Some(p) if !p.value.starts_with('/') => {
-                return Err(format!("{} {:?} does not start with '/'", p.source, p.value));
+                return Err(format!(
+                    "{} {:?} does not start with '/'",
+                    p.source, p.value
+                ));
             }
             Some(p) => p.value.trim_end_matches('/').to_owned(),
             None => ETCD_DEFAULT_PREFIX.to_owned(),
         };
         match (&self.etcd_cert_file, &self.etcd_key_file) {
             (Some(cert), None) => {
-                return Err(format!("{} needs its key: give the client key too", cert.source));
+                return Err(format!(
+                    "{} needs its key: give the client key too",
+                    cert.source
+                ));
             }
             (None, Some(key)) => {
-                return Err(format!("{} needs its certificate: give the client certificate too", key.source));
+                return Err(format!(
+                    "{} needs its certificate: give the client certificate too",
+                    key.source
+                ));
             }
             _ => {}
         }
@@ -427,7 +433,10 @@ impl Settings {
             }
             _ => {}
         }
-        let https = endpoints.iter().filter(|e| e.starts_with("https://")).count();
+        let https = endpoints
+            .iter()
+            .filter(|e| e.starts_with("https://"))
+            .count();
         let files = [
             &self.etcd_ca_cert_file,
             &self.etcd_cert_file,

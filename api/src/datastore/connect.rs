@@ -212,9 +212,9 @@ fn read_kubeconfigs(source: &Kubeconfigs) -> Result<Option<Kubeconfig>, ConnectE
         let config = read(path)?;
         merged = Some(match merged {
             None => config,
-            Some(earlier) => earlier.merge(config).map_err(|e| {
-                ConnectError::Config(format!("kubeconfig {}: {e}", path.display()))
-            })?,
+            Some(earlier) => earlier
+                .merge(config)
+                .map_err(|e| ConnectError::Config(format!("kubeconfig {}: {e}", path.display())))?,
         });
     }
     Ok(merged)

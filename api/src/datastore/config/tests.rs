@@ -94,8 +94,7 @@ fn tls_and_credentials_are_checked_before_anything_is_dialled() {
             "ETCD_EP mixes http:// and https://",
         ),
         (
-            https(&|s| s.etcd_endpoints = setting(vec!["http://a:2379".into()], "EP"))
-                .unwrap_err(),
+            https(&|s| s.etcd_endpoints = setting(vec!["http://a:2379".into()], "EP")).unwrap_err(),
             "CA is given but the etcd endpoints are http://",
         ),
         (
@@ -103,8 +102,7 @@ fn tls_and_credentials_are_checked_before_anything_is_dialled() {
             "USER needs a password",
         ),
         (
-            https(&|s| s.etcd_endpoints = setting(vec!["10.0.0.1:2379".into()], "EP"))
-                .unwrap_err(),
+            https(&|s| s.etcd_endpoints = setting(vec!["10.0.0.1:2379".into()], "EP")).unwrap_err(),
             "EP: \"10.0.0.1:2379\" is not a URL",
         ),
         (
