@@ -167,20 +167,26 @@ impl DatastoreArgs {
         (settings, warnings)
     }
 
-    /// The datastore these flags name, then Calico's variables; `None` when neither
-    /// names one and `optional` (a binary that can run without a datastore).
+    /// The datastore these flags name, else Calico's variables, else the default;
+    /// with the warnings for old spellings.
     pub fn resolve(
         &self,
         env: &dyn Fn(&str) -> Option<String>,
-        optional: bool,
-    ) -> Result<(Option<DatastoreConfig>, Vec<String>), String> {
+    ) -> Result<(DatastoreConfig, Vec<String>), String> {
         let (own, warnings) = self.settings(env);
-        let calico = Settings::calico_env(env)?;
-        if optional && !own.is_given() && calico == Settings::default() {
-            return Ok((None, warnings));
-        }
-        let config = own.or(calico).resolve(env)?;
-        Ok((Some(config), warnings))
+        let config = own.or(Settings::calico_env(env)?).resolve(env)?;
+        Ok((config, warnings))
+    }
+
+    /// As [`DatastoreArgs::resolve`], but `None` when neither these flags nor Calico's
+    /// variables name a datastore (for a binary that can run without one).
+    pub fn resolve_if_given(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<(DatastoreConfig, Vec<String>)>, String> {
+        let given =
+            self.settings(env).0.is_given() || Settings::calico_env(env)? != Settings::default();
+        given.then(|| self.resolve(env)).transpose()
     }
 }
 
@@ -210,9 +216,9 @@ mod tests {
         }
     }
 
-    fn etcd(config: Option<DatastoreConfig>) -> EtcdConfig {
+    fn etcd(config: DatastoreConfig) -> EtcdConfig {
         match config {
-            Some(DatastoreConfig::Etcd(etcd)) => etcd,
+            DatastoreConfig::Etcd(etcd) => etcd,
             other => panic!("not etcd: {other:?}"),
         }
     }
@@ -235,10 +241,9 @@ mod tests {
             ]
         );
         let (config, _) = parse(&["--k8s-api-root", "http://127.0.0.1:8001"])
-            .resolve(&env(&[]), false)
+            .resolve(&env(&[]))
             .unwrap();
-        let Some(DatastoreConfig::Kubernetes(KubernetesConfig { api_endpoint, .. })) = config
-        else {
+        let DatastoreConfig::Kubernetes(KubernetesConfig { api_endpoint, .. }) = config else {
             panic!("not kubernetes");
         };
         assert_eq!(api_endpoint.as_deref(), Some("http://127.0.0.1:8001"));
@@ -258,7 +263,7 @@ mod tests {
             ("ETCD_USERNAME", "calico"),
             ("ETCD_PASSWORD", "secret"),
         ];
-        let (config, warnings) = parse(&[]).resolve(&env(CALICO), true).unwrap();
+        let (config, warnings) = parse(&[]).resolve_if_given(&env(CALICO)).unwrap().unwrap();
         assert!(warnings.is_empty());
         let config = etcd(config);
         assert_eq!(
@@ -270,18 +275,16 @@ mod tests {
         assert!(!format!("{config:?}").contains("secret"), "{config:?}");
         // tabby's own names win.
         let args = parse(&["--etcd-endpoints", "https://10.9.9.9:2379"]);
-        let config = etcd(args.resolve(&env(CALICO), false).unwrap().0);
+        let config = etcd(args.resolve(&env(CALICO)).unwrap().0);
         assert_eq!(config.endpoints, ["https://10.9.9.9:2379"]);
     }
 
     #[test]
     fn without_any_setting_an_optional_datastore_is_none_and_a_required_one_kubernetes() {
-        let none = parse(&[]).resolve(&env(&[("HOME", "/home/op")]), true);
-        assert!(matches!(none, Ok((None, _))));
-        let (config, _) = parse(&[])
-            .resolve(&env(&[("HOME", "/home/op")]), false)
-            .unwrap();
-        let Some(DatastoreConfig::Kubernetes(kube)) = config else {
+        let none = parse(&[]).resolve_if_given(&env(&[("HOME", "/home/op")]));
+        assert!(matches!(none, Ok(None)));
+        let (config, _) = parse(&[]).resolve(&env(&[("HOME", "/home/op")])).unwrap();
+        let DatastoreConfig::Kubernetes(kube) = config else {
             panic!("not kubernetes");
         };
         assert_eq!(
@@ -303,9 +306,9 @@ mod tests {
         .unwrap();
         assert_eq!(etcd(config).password.as_deref(), Some("pw"));
         let error = parse(&["--etcd-username", "tabby", "--datastore-type", "etcdv3"])
-            .resolve(&env(&[]), false)
+            .resolve(&env(&[]))
             .unwrap_err();
         assert!(error.contains("TABBY_ETCD_PASSWORD"), "{error}");
-        assert!(args.resolve(&env(&[]), false).is_ok());
+        assert!(args.resolve(&env(&[])).is_ok());
     }
 }

@@ -39,7 +39,7 @@ impl Reflector {
         Self::start_with(node, body, &[])
     }
 
-    /// As [`Reflector::start`], with more flags (`--datastore etcd ...`).
+    /// As [`Reflector::start`], with more flags (`--datastore-type etcdv3 ...`).
     pub fn start_with(node: &Node, body: &str, args: &[String]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tabby-rr-")
