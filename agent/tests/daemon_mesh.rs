@@ -3,7 +3,6 @@
 //! routes in the kernel against the expected table, pod-to-pod pings, a restart
 //! that changes nothing, and a hijack that is refused. Needs root.
 
-mod cni_support;
 mod daemon_support;
 
 use std::collections::BTreeSet;
@@ -14,7 +13,6 @@ use std::time::Duration;
 use api::datastore::{Datastore, MemoryStore};
 use api::resources::{Cidr, EncapsulationMode, Node as NodeResource, NodeBgpSpec, NodeSpec};
 use bgp::speaker::{self, PeerConfig, Request, SpeakerConfig};
-use cni_support::Runtime;
 use daemon_support::{
     Background, RunningAgent, block_range, claim_block, options, pod, pool, release, release_block,
     run, wait_for_routes,
@@ -23,6 +21,7 @@ use proto::agent::agent_status_client::AgentStatusClient;
 use proto::agent::{GetDataplaneRequest, GetNodeRequest, ListKernelRoutesRequest};
 use proto::bgp::bgp_status_client::BgpStatusClient;
 use proto::bgp::{ListPeersRequest, ListRoutesRequest, PeerType, SessionState};
+use tests::cni::HostLocal as Runtime;
 use tests::routes::routes;
 use tests::{Lab, Netns, Node};
 

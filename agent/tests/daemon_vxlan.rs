@@ -4,7 +4,6 @@
 //! addresses come from tabby's IPAM (a tunnel-only pool), as the agent asks for
 //! them. Needs root.
 
-mod cni_support;
 mod daemon_support;
 
 use std::collections::BTreeSet;
@@ -16,10 +15,10 @@ use api::datastore::{Datastore, MemoryStore};
 use api::resources::{
     AllowedUse, Cidr, EncapsulationMode, IPPool, IPPoolSpec, Node as NodeResource,
 };
-use cni_support::Runtime;
 use daemon_support::{RunningAgent, block_range, claim_block, options, pod, run, wait_for_routes};
 use serde_json::Value;
 use tests::Lab;
+use tests::cni::HostLocal as Runtime;
 
 /// A pool for one use, with VXLAN CrossSubnet.
 fn vxlan_pool(store: &MemoryStore, name: &str, cidr: &str, used: AllowedUse) {

@@ -2,12 +2,10 @@
 //! `nft -j list ruleset`, and a pod (plugged in by tabby-cni) pinging an
 //! "internet" (the lab's router) that only knows the node's address. Needs root.
 
-mod cni_support;
-
 use agent::nat::{self, NAT_TABLE, NatPool};
-use cni_support::{Runtime, lab, v4_range};
 use serde_json::Value;
 use tests::Netns;
+use tests::cni::{HostLocal as Runtime, one_node_lab as lab, v4_range};
 
 fn pool(cidr: &str, nat_outgoing: bool) -> NatPool {
     NatPool {

@@ -27,7 +27,7 @@ use ipnet::IpNet;
 use tests::routes::routes;
 use tests::{Netns, Node};
 
-use crate::cni_support::{Runtime, pod_ip};
+use tests::cni::{HostLocal as Runtime, pod_ip};
 use tokio::sync::{oneshot, watch};
 
 /// Async work running on its own thread inside a node's namespace until stopped.

@@ -302,7 +302,7 @@ mod tests {
             "--etcd-endpoints",
             "http://e:2379",
         ])
-        .resolve(&env(&[("TABBY_ETCD_PASSWORD", "pw")]), false)
+        .resolve(&env(&[("TABBY_ETCD_PASSWORD", "pw")]))
         .unwrap();
         assert_eq!(etcd(config).password.as_deref(), Some("pw"));
         let error = parse(&["--etcd-username", "tabby", "--datastore-type", "etcdv3"])

@@ -305,10 +305,15 @@ impl Settings {
 
     /// Whether anything names a datastore (beyond Calico's variables).
     pub fn is_given(&self) -> bool {
-        self.sources().iter().any(|(_, fallback)| !fallback)
+        self.all().iter().any(|(_, fallback)| !fallback)
     }
 
-    fn sources(&self) -> Vec<(&str, bool)> {
+    /// Where each setting given came from.
+    pub fn sources(&self) -> impl Iterator<Item = &str> {
+        self.all().into_iter().map(|(source, _)| source)
+    }
+
+    fn all(&self) -> Vec<(&str, bool)> {
         fn of<T>(s: &Option<Setting<T>>) -> Option<(&str, bool)> {
             s.as_ref().map(|s| (s.source.as_str(), s.fallback))
         }

@@ -100,6 +100,20 @@ pub enum Error {
     Config(String),
 }
 
+impl Error {
+    /// True for failures a later retry may not meet: the store unreachable,
+    /// overloaded or failing, or a write lost to another writer; not a refusal
+    /// (401, 403, 422, an invalid object), which the same request would meet again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Conflict { .. } | Self::Etcd(_) => true,
+            Self::Kubernetes(kube::Error::Api(status)) => status.code == 429 || status.code >= 500,
+            Self::Kubernetes(kube::Error::HyperError(_) | kube::Error::Service(_)) => true,
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Which kind a backend call is about: its name for errors, its plural for keys.

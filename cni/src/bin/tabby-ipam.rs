@@ -1,0 +1,25 @@
+//! tabby-ipam: the CNI IPAM plugin binary; the logic lives in `cni::ipam_plugin`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cni::init_logs();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tabby-ipam: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let var = |name: &str| std::env::var(name).ok();
+    runtime
+        .block_on(cni::ipam_plugin::invoke(
+            &var,
+            std::io::stdin().lock(),
+            &cni::ipam_plugin::connect,
+        ))
+        .finish()
+}
