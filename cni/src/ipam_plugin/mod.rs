@@ -114,18 +114,21 @@ async fn dispatch(
     }
 }
 
-/// Runs `work` holding the node's lock, with the saved view; saves it after.
+/// Runs `work` holding the node's lock, with the saved view; saves it after (a view
+/// that cannot be saved is a warning: the datastore has the change already).
 async fn locked<T>(
     conf: &IpamNetConf,
     node: &str,
     store: Arc<dyn Backend>,
     work: impl AsyncFnOnce(&Allocator) -> Result<T, IpamError>,
 ) -> Result<T, CniError> {
-    let lock = NodeLock::acquire(&conf.ipam.state_dir, node)?;
+    let lock = NodeLock::acquire(&conf.ipam.state_dir, node, conf.ipam.lock_timeout)?;
     let allocator = Allocator::with_state(store, lock.load(node));
     let outcome = work(&allocator).await;
     // Saved also after a failure: the view is as current as the datastore left it.
-    lock.save(&allocator.state().await)?;
+    if let Err(error) = lock.save(&allocator.state().await) {
+        tracing::warn!(%error, "the next call on this node starts from the datastore");
+    }
     Ok(outcome?)
 }
 

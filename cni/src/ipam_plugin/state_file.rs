@@ -3,20 +3,26 @@
 //! - `lock`: held (flock) for the whole of every ADD, DEL and GC, so one node's
 //!   plugin processes take turns, as Calico's host-wide IPAM lock makes them. They
 //!   would be correct without it (every write is a compare-and-swap) but would
-//!   fight over the same block.
+//!   fight over the same block. A call waits for it at most `lock_timeout`, then
+//!   answers "try again later": a stuck call does not stall every pod on the node.
 //! - `<node>.json`: the allocator's view (settings, the node's blocks with their
-//!   revisions), so the next process writes straight to its block. A missing or
-//!   unreadable file only makes that process start cold; a stale one costs a
-//!   re-read when the compare-and-swap fails.
+//!   revisions), so the next process writes straight to its block. It is a cache:
+//!   a missing or unreadable file only makes that process start cold, a stale one
+//!   costs a re-read when the compare-and-swap fails, and one that cannot be saved
+//!   is a warning, never a failed call once the datastore has the change.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ipam::state::NodeState;
 
 use crate::error::CniError;
+
+/// How often a waiting call tries the lock again.
+const LOCK_POLL: Duration = Duration::from_millis(20);
 
 /// The node's lock, held until dropped (closing the file releases it).
 #[derive(Debug)]
@@ -26,8 +32,8 @@ pub struct NodeLock {
 }
 
 impl NodeLock {
-    /// Waits for the lock in `dir` (created if missing).
-    pub fn acquire(dir: &Path, node: &str) -> Result<Self, CniError> {
+    /// Waits for the lock in `dir` (created if missing), at most `timeout`.
+    pub fn acquire(dir: &Path, node: &str, timeout: Duration) -> Result<Self, CniError> {
         let io = |what: String| move |source| CniError::Io { what, source };
         fs::DirBuilder::new()
             .recursive(true)
@@ -45,8 +51,24 @@ impl NodeLock {
             .mode(0o600)
             .open(&path)
             .map_err(io(format!("opening {}", path.display())))?;
-        file.lock()
-            .map_err(io(format!("locking {}", path.display())))?;
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < timeout => {
+                    std::thread::sleep(LOCK_POLL);
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(CniError::LockTimeout {
+                        path,
+                        waited: timeout,
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(io(format!("locking {}", path.display()))(e));
+                }
+            }
+        }
         Ok(Self {
             _lock: file,
             cache: dir.join(format!("{node}.json")),
@@ -85,7 +107,8 @@ mod tests {
     #[test]
     fn ipam_the_saved_view_is_loaded_back_and_a_broken_one_starts_cold() {
         let dir = tempfile::tempdir().unwrap();
-        let lock = NodeLock::acquire(&dir.path().join("ipam"), "n1").unwrap();
+        let lock =
+            NodeLock::acquire(&dir.path().join("ipam"), "n1", Duration::from_secs(1)).unwrap();
         assert_eq!(lock.load("n1"), NodeState::new("n1"));
         let mut state = NodeState::new("n1");
         state.listed = true;
