@@ -15,7 +15,9 @@ use api::datastore::{Datastore, MemoryStore};
 use api::resources::{
     AllowedUse, Cidr, EncapsulationMode, IPPool, IPPoolSpec, Node as NodeResource,
 };
-use daemon_support::{RunningAgent, block_range, claim_block, options, pod, run, wait_for_routes};
+use daemon_support::{
+    RunningAgent, block_range, claim_block, options, pod, run, tabby_cni, wait_for_routes,
+};
 use serde_json::Value;
 use tests::Lab;
 use tests::cni::HostLocal as Runtime;
@@ -67,7 +69,7 @@ fn daemon_vxlan_crosssubnet_goes_direct_on_the_subnet_and_over_vxlan_across_the_
         let block = format!("10.244.{}.0/26", i + 1);
         claim_block(&store, name, &block);
         agents.push(RunningAgent::start(node, store.clone(), options(node)));
-        let runtime = Runtime::new(&lab, node, block_range(&block));
+        let runtime = Runtime::new(&lab, node, block_range(&block), tabby_cni());
         let netns = lab.pod(&format!("p{}", i + 1)).unwrap();
         let ip = pod(&store, &runtime, node, &format!("p{}", i + 1), &netns);
         pods.push((runtime.host_veth(&format!("p{}", i + 1)), ip, netns));

@@ -131,7 +131,12 @@ fn nat_outgoing_lets_a_pod_reach_a_network_that_only_knows_the_node() {
     // Replies come in on eth0 and are forwarded to the pod: the node-wide switch
     // (the agent's and the node's business, not the plugin's) must be on.
     node.sysctl("net.ipv4.ip_forward", "1").unwrap();
-    let runtime = Runtime::new(&lab, node, v4_range());
+    let runtime = Runtime::new(
+        &lab,
+        node,
+        v4_range(),
+        tests::e2e::binary("tabby-cni").unwrap(),
+    );
     let web = lab.pod("web").unwrap();
     runtime.add("web", &web);
 

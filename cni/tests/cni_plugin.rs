@@ -24,7 +24,7 @@ fn cni_two_pods_on_a_node_get_host_local_addresses_and_ping_each_other_and_the_n
     }
     let lab = lab("cni_two_pods");
     let node = lab.node("n1");
-    let runtime = Runtime::new(&lab, node, v4_range());
+    let runtime = Runtime::new(&lab, node, v4_range(), env!("CARGO_BIN_EXE_tabby-cni"));
     let (web, db) = (lab.pod("web").unwrap(), lab.pod("db").unwrap());
     let web_result = runtime.add("web", &web);
     let db_result = runtime.add("db", &db);
@@ -70,7 +70,7 @@ fn cni_del_removes_the_veth_and_host_route_and_releases_the_address_and_repeats_
     }
     let lab = lab("cni_del");
     let node = lab.node("n1");
-    let runtime = Runtime::new(&lab, node, v4_range());
+    let runtime = Runtime::new(&lab, node, v4_range(), env!("CARGO_BIN_EXE_tabby-cni"));
     let web = lab.pod("web").unwrap();
     let ip = pod_ip(&runtime.add("web", &web), 0);
     assert_eq!(runtime.allocated(), [ip.to_string()]);
@@ -99,7 +99,7 @@ fn cni_del_after_the_pod_namespace_is_gone_releases_the_address() {
     }
     let lab = lab("cni_del_gone");
     let node = lab.node("n1");
-    let runtime = Runtime::new(&lab, node, v4_range());
+    let runtime = Runtime::new(&lab, node, v4_range(), env!("CARGO_BIN_EXE_tabby-cni"));
     let web = lab.pod("web").unwrap();
     runtime.add("web", &web);
     drop(web);
@@ -167,7 +167,7 @@ fn cni_a_failing_ipam_leaves_no_veth_and_no_allocation_behind() {
     let web = lab.pod("web").unwrap();
 
     // IPAM itself fails: the plugin is not on CNI_PATH.
-    let runtime = Runtime::new(&lab, node, v4_range());
+    let runtime = Runtime::new(&lab, node, v4_range(), env!("CARGO_BIN_EXE_tabby-cni"));
     let mut conf = runtime.conf.clone();
     conf["ipam"]["type"] = json!("tabby-ipam-not-installed");
     let answer = runtime.call("ADD", "web", Some(&web), &conf);
@@ -184,7 +184,12 @@ fn cni_a_failing_ipam_leaves_no_veth_and_no_allocation_behind() {
     web.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
     web.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
         .unwrap();
-    let runtime = Runtime::new(&lab, node, json!([[{"subnet": "fd00:244::/64"}]]));
+    let runtime = Runtime::new(
+        &lab,
+        node,
+        json!([[{"subnet": "fd00:244::/64"}]]),
+        env!("CARGO_BIN_EXE_tabby-cni"),
+    );
     let answer = runtime.call("ADD", "web", Some(&web), &runtime.conf);
     assert!(!answer.success, "{}", answer.json);
     assert_eq!(
@@ -204,7 +209,7 @@ fn cni_check_passes_on_a_good_pod_and_fails_after_its_host_route_is_deleted() {
     }
     let lab = lab("cni_check");
     let node = lab.node("n1");
-    let runtime = Runtime::new(&lab, node, v4_range());
+    let runtime = Runtime::new(&lab, node, v4_range(), env!("CARGO_BIN_EXE_tabby-cni"));
     let web = lab.pod("web").unwrap();
     let result = runtime.add("web", &web);
     let answer = runtime.check("web", &web, &result);
@@ -231,6 +236,7 @@ fn cni_dual_stack_pods_ping_each_other_over_ipv4_and_ipv6() {
         &lab,
         node,
         json!([[{"subnet": "10.244.0.0/24"}], [{"subnet": "fd00:244::/64"}]]),
+        env!("CARGO_BIN_EXE_tabby-cni"),
     );
     let (web, db) = (lab.pod("web").unwrap(), lab.pod("db").unwrap());
     let web_result = runtime.add("web", &web);
@@ -253,7 +259,7 @@ fn cni_a_0_4_0_config_gets_a_0_4_0_result_and_0_3_1_refuses_check() {
     }
     let lab = lab("cni_versions");
     let node = lab.node("n1");
-    let mut runtime = Runtime::new(&lab, node, v4_range());
+    let mut runtime = Runtime::new(&lab, node, v4_range(), env!("CARGO_BIN_EXE_tabby-cni"));
     let web = lab.pod("web").unwrap();
     runtime.conf["cniVersion"] = json!("0.4.0");
     let result = runtime.add("web", &web);
@@ -274,7 +280,7 @@ fn cni_add_replaces_a_host_veth_left_behind_by_an_earlier_attempt() {
     }
     let lab = lab("cni_stale_veth");
     let node = lab.node("n1");
-    let runtime = Runtime::new(&lab, node, v4_range());
+    let runtime = Runtime::new(&lab, node, v4_range(), env!("CARGO_BIN_EXE_tabby-cni"));
     let web = lab.pod("web").unwrap();
     let stale = runtime.host_veth("web");
     node.ip(&format!("link add {stale} type veth peer name stale-peer"))
@@ -296,7 +302,7 @@ fn cni_a_pod_is_recorded_as_a_workload_endpoint_in_etcd_and_forgotten_by_its_del
     let router = lab.router().unwrap();
     let etcd =
         tests::etcd::Etcd::start_in(lab.logs(), router, "10.0.1.1".parse().unwrap()).unwrap();
-    let mut runtime = Runtime::new(&lab, node, v4_range());
+    let mut runtime = Runtime::new(&lab, node, v4_range(), env!("CARGO_BIN_EXE_tabby-cni"));
     runtime.conf["datastore_type"] = json!("etcdv3");
     runtime.conf["etcd_endpoints"] = json!(etcd.endpoint());
     runtime.conf["nodename"] = json!("n1");
@@ -325,7 +331,7 @@ fn cni_add_with_an_unreachable_datastore_fails_with_try_again_and_leaves_nothing
     }
     let lab = lab("cni_datastore_down");
     let node = lab.node("n1");
-    let mut runtime = Runtime::new(&lab, node, v4_range());
+    let mut runtime = Runtime::new(&lab, node, v4_range(), env!("CARGO_BIN_EXE_tabby-cni"));
     runtime.conf["datastore_type"] = json!("etcdv3");
     // The router's address, where no etcd listens.
     runtime.conf["etcd_endpoints"] = json!("http://10.0.1.1:2379");

@@ -114,7 +114,7 @@ fn ipam_plugin_allocates_over_etcd_with_a_user_and_password() {
 /// host-local here, so that only tabby-cni talks to etcd).
 fn records_the_pod(lab: &tests::Lab, etcd: &Etcd) {
     let node = lab.node("n1");
-    let mut runtime = HostLocal::new(lab, node, v4_range());
+    let mut runtime = HostLocal::new(lab, node, v4_range(), env!("CARGO_BIN_EXE_tabby-cni"));
     for (key, value) in datastore_keys(etcd).as_object().unwrap() {
         runtime.conf[key] = value.clone();
     }

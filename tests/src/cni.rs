@@ -6,7 +6,7 @@
 
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use anyhow::{Context, Result};
@@ -107,6 +107,8 @@ const HOST_LOCAL_NETWORK: &str = "tabby-test";
 #[derive(Debug)]
 pub struct HostLocal<'a> {
     node: &'a Node,
+    /// The tabby-cni binary.
+    plugin: PathBuf,
     /// host-local's state: one file per allocated address under `<dir>/<network>/`.
     data_dir: tempfile::TempDir,
     pub conf: Value,
@@ -115,7 +117,9 @@ pub struct HostLocal<'a> {
 }
 
 impl<'a> HostLocal<'a> {
-    pub fn new(lab: &Lab, node: &'a Node, ranges: Value) -> Self {
+    /// Calls to `plugin` (tabby-cni; its package's tests name their own build, others
+    /// [`crate::e2e::binary`]) allocating from host-local `ranges`.
+    pub fn new(lab: &Lab, node: &'a Node, ranges: Value, plugin: impl Into<PathBuf>) -> Self {
         let data_dir = tempfile::tempdir().expect("a directory for host-local");
         let conf = json!({
             "cniVersion": "1.0.0",
@@ -130,6 +134,7 @@ impl<'a> HostLocal<'a> {
         });
         Self {
             node,
+            plugin: plugin.into(),
             data_dir,
             conf,
             namespace: format!("ns-{}", lab.id()),
@@ -139,9 +144,8 @@ impl<'a> HostLocal<'a> {
     /// Calls tabby-cni with `command` for `pod` (netns `None`: already gone).
     pub fn call(&self, command: &str, pod: &str, netns: Option<&Netns>, conf: &Value) -> Answer {
         let netns = netns.map(|n| n.path()).unwrap_or_default();
-        let plugin = crate::e2e::binary("tabby-cni").expect("tabby-cni builds");
         run_plugin(
-            self.node.command(&plugin),
+            self.node.command(&self.plugin),
             &[
                 ("CNI_COMMAND", command),
                 ("CNI_CONTAINERID", &format!("ctr-{pod}")),

@@ -30,6 +30,11 @@ use tests::{Netns, Node};
 use tests::cni::{HostLocal as Runtime, pod_ip};
 use tokio::sync::{oneshot, watch};
 
+/// The tabby-cni binary (the `cni` package's), which attaches the tests' pods.
+pub fn tabby_cni() -> PathBuf {
+    tests::e2e::binary("tabby-cni").expect("tabby-cni builds")
+}
+
 /// Async work running on its own thread inside a node's namespace until stopped.
 pub struct Background<T: Send + 'static> {
     stop: Option<oneshot::Sender<()>>,
