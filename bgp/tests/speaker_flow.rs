@@ -134,9 +134,7 @@ async fn status_reports_state_counters_and_the_last_error() {
     })
     .await
     .unwrap();
-    peer.send(Message::Notification(Notification::cease(
-        false,
-        "maintenance",
+    peer.send(Message::Notification(Notification::administrative_shutdown("maintenance",
     )))
     .await;
     tokio::time::timeout(TIMEOUT, async {

@@ -150,7 +150,7 @@ fn the_hold_timer_in_open_sent_sends_4_0() {
 #[test]
 fn a_notification_in_open_sent_ends_the_attempt_and_is_remembered() {
     let mut session = open_sent();
-    let cease = Notification::cease(false, "");
+    let cease = Notification::administrative_shutdown("");
     let out = session.handle(Input::Message(Message::Notification(cease.clone())));
     assert_eq!(notification_sent(&out), None);
     assert_eq!(session.last_error(), Some(&DownReason::Received(cease)));
@@ -204,9 +204,9 @@ fn the_keepalive_timer_in_open_confirm_sends_a_keepalive() {
 #[test]
 fn a_notification_or_a_closed_connection_in_open_confirm_goes_idle() {
     let mut session = open_confirm();
-    session.handle(Input::Message(Message::Notification(Notification::cease(
-        false, "",
-    ))));
+    session.handle(Input::Message(Message::Notification(
+        Notification::administrative_shutdown(""),
+    )));
     assert_eq!(session.state(), State::Idle);
     let mut session = open_confirm();
     let out = session.handle(Input::Closed);
@@ -254,11 +254,7 @@ fn a_malformed_message_in_established_sends_its_notification_and_reports_down() 
 #[test]
 fn reset_for_a_while_refuses_connections_until_the_wait_is_over() {
     let mut session = established();
-    let cease = Notification {
-        code: 6,
-        subcode: 1,
-        data: vec![],
-    };
+    let cease = Notification::maximum_prefixes_reached(0);
     let out = session.handle(Input::ResetFor(cease, Duration::from_secs(60)));
     assert_eq!(notification_sent(&out), Some((6, 1)));
     assert_eq!(
@@ -279,11 +275,7 @@ fn reset_for_a_while_refuses_connections_until_the_wait_is_over() {
 #[test]
 fn reset_while_not_connected_sends_nothing_and_waits() {
     let mut session = connecting();
-    let cease = Notification {
-        code: 6,
-        subcode: 1,
-        data: vec![],
-    };
+    let cease = Notification::maximum_prefixes_reached(0);
     let out = session.handle(Input::ResetFor(cease, Duration::from_secs(5)));
     assert_eq!(notification_sent(&out), None);
     assert_eq!(session.state(), State::Idle);
