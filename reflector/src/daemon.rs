@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  Control (signals) ─┐                          ┌─▶ speaker (bgp::speaker) ◀── sessions
-//!  file check (1 s) ──┼─▶ daemon loop ── plan ───┤
+//!  file check (1 s) ──┼─▶ daemon loop ─ changes ─┤
 //!  discovery (watch) ─┘        │                 └─▶ Book (watch) ─▶ gRPC, /metrics
 //!                         notices (up/down)
 //! ```
@@ -23,11 +23,11 @@ use tokio::sync::{mpsc, watch};
 use tonic::service::Routes;
 
 use crate::book::{Book, Counters};
+use crate::changes::{Changes, changes};
 use crate::config::{self, Config, ConfigError};
 use crate::desired::Desired;
 use crate::discovery::{self, Discovered};
 use crate::observe::Observer;
-use crate::plan::{Plan, plan};
 use crate::status::StatusService;
 
 /// How often the file is checked for changes (a ConfigMap update swaps it).
@@ -211,7 +211,7 @@ async fn reload(
         Ok(d) => d,
         Err(error) => return reject(&error, counters),
     };
-    let changes = plan(desired, &next_desired);
+    let changes = changes(desired, &next_desired);
     if next.api != config.api || next.metrics != config.metrics {
         tracing::warn!("api and metrics addresses change only when the reflector restarts");
     }
@@ -227,28 +227,32 @@ async fn reload(
     book.send_replace(Book::new(desired, speaker.requests.clone()));
 }
 
-async fn apply(plan: Plan, desired: &Desired, speaker: &mut SpeakerHandle) -> Result<(), Error> {
-    if let Some(what) = plan.restart {
+async fn apply(
+    changes: Changes,
+    desired: &Desired,
+    speaker: &mut SpeakerHandle,
+) -> Result<(), Error> {
+    if let Some(what) = changes.restart {
         tracing::warn!(changed = %what, "speaker-wide setting changed: restarting every session");
         stop_speaker(speaker, format!("configuration changed ({what})")).await;
         *speaker = start(desired)?;
         return Ok(());
     }
     tracing::info!(
-        added_or_changed = plan.add.len(),
-        removed = plan.remove.len(),
-        listen_ranges = plan.listen_ranges.is_some(),
+        added_or_changed = changes.add.len(),
+        removed = changes.remove.len(),
+        listen_ranges = changes.listen_ranges.is_some(),
         "configuration reloaded"
     );
-    for address in plan.remove {
+    for address in changes.remove {
         let _ = speaker.requests.send(Request::RemovePeer(address));
     }
     // New peers are added; a changed one restarts its session only when its
     // OPEN or connection differs, filters and policy change in place.
-    for peer in plan.add {
+    for peer in changes.add {
         let _ = speaker.requests.send(Request::UpdatePeer(peer));
     }
-    if let Some(ranges) = plan.listen_ranges {
+    if let Some(ranges) = changes.listen_ranges {
         let _ = speaker.requests.send(Request::SetListenRanges(ranges));
     }
     Ok(())

@@ -124,6 +124,7 @@ impl Bgp {
                     }
                     Request::UpdatePeer(config)
                 }
+                Step::SetListenRanges(ranges) => Request::SetListenRanges(ranges),
                 Step::RemovePeer(address) => {
                     tracing::info!(peer = %address, "BGP peer removed");
                     self.sessions.remove(&address);

@@ -658,7 +658,10 @@ mod tests {
         // Ours is 10.0.0.1: the peer's connection wins.
         let (mut session, out) = collide(Ipv4Addr::new(10, 0, 0, 9));
         let cease = Notification::connection_collision_resolution();
-        let adopt = out.iter().position(|o| *o == Output::AdoptIncoming).unwrap();
+        let adopt = out
+            .iter()
+            .position(|o| *o == Output::AdoptIncoming)
+            .unwrap();
         assert_eq!(
             out[..2],
             [
@@ -670,7 +673,10 @@ mod tests {
         // Then our OPEN and KEEPALIVE on the peer's connection: it answers the
         // OPEN the peer sent there, and no failure was counted.
         let after: Vec<&Message> = sent(&out[adopt..]);
-        assert!(matches!(after[..], [Message::Open(_), Message::Keepalive]), "{after:?}");
+        assert!(
+            matches!(after[..], [Message::Open(_), Message::Keepalive]),
+            "{after:?}"
+        );
         assert_eq!(session.state(), State::OpenConfirm);
         assert_eq!(session.last_error(), None);
         let out = session.handle(Input::Message(Message::Keepalive));
@@ -682,7 +688,9 @@ mod tests {
         let (session, out) = collide(Ipv4Addr::new(10, 0, 0, 0));
         assert_eq!(
             out,
-            [Output::RefuseIncoming(Notification::connection_collision_resolution())]
+            [Output::RefuseIncoming(
+                Notification::connection_collision_resolution()
+            )]
         );
         assert_eq!(session.state(), State::OpenConfirm, "ours carries on");
     }

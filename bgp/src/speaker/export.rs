@@ -185,14 +185,20 @@ fn chunk(
     scratch.last = None;
     scratch.withdraw.clear();
     let gone = session.outbox.withdrawals.len().min(BATCH);
-    scratch.withdraw.extend(session.outbox.withdrawals.drain(..gone));
+    scratch
+        .withdraw
+        .extend(session.outbox.withdrawals.drain(..gone));
     let mut slots = std::mem::take(&mut scratch.slots);
     session.outbox.take(BATCH, &mut slots);
     for &slot in &slots {
         let Some(prefix) = rib.prefix_at(slot) else {
             continue;
         };
-        if session.packer.context().sends_path_ids(Nlri::new(prefix).afi()) {
+        if session
+            .packer
+            .context()
+            .sends_path_ids(Nlri::new(prefix).afi())
+        {
             every_path(rib, config, session, hooks, scratch, slot, prefix);
             continue;
         }
@@ -232,7 +238,10 @@ fn chunk(
                 link_local: None,
             },
         };
-        match session.packer.announce(attributes, next_hop, nlri, &mut out) {
+        match session
+            .packer
+            .announce(attributes, next_hop, nlri, &mut out)
+        {
             Ok(n) => updates += n,
             Err(error) => {
                 tracing::error!(peer = %config.address, %error, "cannot encode an announcement")
@@ -394,7 +403,13 @@ fn export_path(
             session.local,
             config.next_hop,
         ),
-        None => export(&session.router, &best, &session.source, session.local, config.next_hop),
+        None => export(
+            &session.router,
+            &best,
+            &session.source,
+            session.local,
+            config.next_hop,
+        ),
     }?;
     let next_hop = match (ipv4, next_hop) {
         (true, IpAddr::V6(_)) if !session.negotiated.context.extended_next_hop => return None,

@@ -14,8 +14,8 @@ use crate::rib::check_import;
 use crate::rib::filter::Decision;
 
 use super::config::{PeerConfig, Policy};
-use super::hooks::Verdict;
 use super::core::Core;
+use super::hooks::Verdict;
 
 /// One announced route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,10 +171,11 @@ impl Core {
                         Some(at) => at,
                         None => {
                             let filter = config.import_filter.as_ref().expect("decided by it");
-                            let set = match filter.rewrite(term, &attributes, session.router.local_as) {
-                                Some(changed) => self.interner.intern(changed),
-                                None => Arc::clone(&attributes),
-                            };
+                            let set =
+                                match filter.rewrite(term, &attributes, session.router.local_as) {
+                                    Some(changed) => self.interner.intern(changed),
+                                    None => Arc::clone(&attributes),
+                                };
                             rewritten.push((term, set));
                             rewritten.len() - 1
                         }

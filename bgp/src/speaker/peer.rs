@@ -41,7 +41,13 @@ pub(crate) struct Peer {
 
 impl Peer {
     /// The peer as `node status` shows it, at `now`.
-    pub fn status(&self, address: IpAddr, speaker: &SpeakerConfig, rib: &Rib, now: Instant) -> PeerStatus {
+    pub fn status(
+        &self,
+        address: IpAddr,
+        speaker: &SpeakerConfig,
+        rib: &Rib,
+        now: Instant,
+    ) -> PeerStatus {
         let session = self.session.as_ref();
         let stats = &self.stats;
         PeerStatus {

@@ -128,9 +128,10 @@ impl Core {
 
     /// Dynamic neighbours leave once their session and their routes are gone.
     pub(super) fn forget_if_dynamic(&mut self, address: IpAddr) {
-        let gone = self.peers.get(&address).is_some_and(|p| {
-            p.range.is_some() && p.session.is_none() && p.stale_until.is_none()
-        });
+        let gone = self
+            .peers
+            .get(&address)
+            .is_some_and(|p| p.range.is_some() && p.session.is_none() && p.stale_until.is_none());
         if gone {
             self.remove_peer(address, "dynamic neighbour gone");
         }
@@ -306,7 +307,11 @@ impl Core {
 
     /// A ROUTE-REFRESH (RFC 2918): everything of that family is sent again.
     pub(super) fn refresh_requested(&mut self, address: IpAddr, refresh: &RouteRefresh) {
-        let Some(session) = self.peers.get_mut(&address).and_then(|p| p.session.as_mut()) else {
+        let Some(session) = self
+            .peers
+            .get_mut(&address)
+            .and_then(|p| p.session.as_mut())
+        else {
             return;
         };
         if refresh.kind != RouteRefreshKind::Request {
