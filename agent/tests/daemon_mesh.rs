@@ -21,8 +21,8 @@ use daemon_support::{
 };
 use proto::agent::agent_status_client::AgentStatusClient;
 use proto::agent::{GetDataplaneRequest, GetNodeRequest, ListKernelRoutesRequest};
-use proto::bgp::bgp_status_client::BgpStatusClient;
-use proto::bgp::{ListPeersRequest, ListRoutesRequest, PeerType, SessionState};
+use proto::bgp_status::bgp_status_client::BgpStatusClient;
+use proto::bgp_status::{ListPeersRequest, ListRoutesRequest, PeerType, SessionState};
 use tests::routes::routes;
 use tests::{Lab, Netns, Node};
 

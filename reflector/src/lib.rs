@@ -8,7 +8,6 @@
 //! - [`daemon`]: the loop owning the speaker: reloads, notices, shutdown.
 //! - [`status`], [`observe`]: the gRPC status API and `/metrics`, `/readyz`.
 
-pub mod book;
 pub mod changes;
 pub mod cluster_id;
 pub mod config;
@@ -18,5 +17,6 @@ pub mod discovery;
 pub mod observe;
 pub mod rbac;
 pub mod status;
+pub mod view;
 
 pub use cluster_id::{ClusterId, ClusterIdError};

@@ -4,8 +4,8 @@
 mod support;
 
 use ipnet::IpNet;
-use proto::bgp::bgp_status_client::BgpStatusClient;
-use proto::bgp::{HealthRequest, ListRoutesRequest, PeerType};
+use proto::bgp_status::bgp_status_client::BgpStatusClient;
+use proto::bgp_status::{HealthRequest, ListRoutesRequest, PeerType};
 use support::{AS, Reflector, TIMEOUT, peer};
 use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
 use tests::require_root;

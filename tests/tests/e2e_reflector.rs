@@ -10,7 +10,7 @@ use std::time::Duration;
 use api::resources::{
     BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Cidr, IPPool, IPPoolSpec,
 };
-use proto::bgp::{PeerType, SessionState};
+use proto::bgp_status::{PeerType, SessionState};
 use serde_json::json;
 use tests::e2e::{Clients, Cluster, Pod, ping_all};
 use tests::peers::{BgpConfig, BgpPeer, Bird, Neighbor};

@@ -114,7 +114,7 @@ pub enum RouteChange {
 /// The changes that take the kernel to the desired state, in the order to apply
 /// them: the device first (neighbours and onlink routes need it), routes last.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Plan {
+pub struct KernelChanges {
     pub link: Option<LinkChange>,
     pub ipip: Option<IpipChange>,
     pub addresses: Vec<AddressChange>,
@@ -125,7 +125,7 @@ pub struct Plan {
     pub conflicts: Vec<Route>,
 }
 
-impl Plan {
+impl KernelChanges {
     /// The number of kernel changes (conflicts are not changes).
     pub fn len(&self) -> usize {
         usize::from(self.link.is_some())
@@ -141,7 +141,7 @@ impl Plan {
 }
 
 /// The minimal changes from `observed` to `desired`.
-pub fn diff(desired: &DesiredState, observed: &Observed) -> Plan {
+pub fn diff(desired: &DesiredState, observed: &Observed) -> KernelChanges {
     let link = diff_link(desired.vxlan.as_ref(), observed.vxlan.as_ref());
     // A new device starts empty, and the kernel flushes routes through a device it
     // deletes: routes through `vxlan.tabby` are then programmed again (and refused,
@@ -174,7 +174,7 @@ pub fn diff(desired: &DesiredState, observed: &Observed) -> Plan {
         diff_addresses(IPIP_DEVICE, desired, &observed.addresses, &mut addresses);
     }
     let (routes, conflicts) = diff_routes(desired, observed, fresh_device);
-    Plan {
+    KernelChanges {
         link,
         ipip,
         addresses,
@@ -959,7 +959,7 @@ mod tests {
         }
 
         /// What the kernel does with `plan`, as far as tabby can see.
-        fn apply(plan: &Plan, mut kernel: Observed) -> Observed {
+        fn apply(plan: &KernelChanges, mut kernel: Observed) -> Observed {
             let flush = |kernel: &mut Observed| {
                 kernel.neighbours.clear();
                 kernel.fdb.clear();

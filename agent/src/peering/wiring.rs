@@ -15,7 +15,7 @@ use api::resources::Community;
 use bgp::speaker::{ListenRange, PeerConfig, SpeakerConfig};
 use ipnet::IpNet;
 
-use super::plan::Plan;
+use super::plan::DesiredBgp;
 
 /// One instruction for the speaker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +47,11 @@ pub struct Wiring {
 impl Wiring {
     /// The steps to reach `plan` originating `export` (prefixes with their
     /// communities); records them as done.
-    pub fn steps(&mut self, plan: &Plan, export: &BTreeMap<IpNet, Vec<Community>>) -> Vec<Step> {
+    pub fn steps(
+        &mut self,
+        plan: &DesiredBgp,
+        export: &BTreeMap<IpNet, Vec<Community>>,
+    ) -> Vec<Step> {
         let mut steps = Vec::new();
         match &self.speaker {
             Some(running) if running.needs_restart(&plan.speaker).is_none() => {
@@ -111,8 +115,8 @@ mod tests {
     use crate::desired::testing::{ip, net};
     use crate::peering::plan::{PeerKind, Peering};
 
-    fn plan(peers: &[&str]) -> Plan {
-        Plan {
+    fn plan(peers: &[&str]) -> DesiredBgp {
+        DesiredBgp {
             speaker: SpeakerConfig::new(64512, Ipv4Addr::new(192, 0, 2, 10)),
             peers: peers
                 .iter()

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use proto::bgp::Peer;
+use proto::bgp_status::Peer;
 use tempfile::TempDir;
 use tests::process::Process;
 use tests::{Lab, Node};

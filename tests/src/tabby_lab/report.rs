@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use proto::bgp::{Peer, SessionState};
+use proto::bgp_status::{Peer, SessionState};
 
 use super::{Lab, Mode, Tor};
 
