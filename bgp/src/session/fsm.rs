@@ -641,69 +641,6 @@ mod tests {
         );
     }
 
-    /// The session in OpenConfirm on its own connection, and the peer's OPEN on
-    /// a second one, from a peer with identifier `peer_id`.
-    fn collide(peer_id: Ipv4Addr) -> (Session, Vec<Output>) {
-        let mut session = Session::new(config());
-        session.handle(Input::Start);
-        session.handle(Input::Connected);
-        session.handle(Input::Message(peer_open(30)));
-        let open = Open::new(PEER_AS, 30, peer_id, vec![Capability::FourOctetAs(PEER_AS)]);
-        let out = session.handle(Input::Collision(open));
-        (session, out)
-    }
-
-    #[test]
-    fn a_collision_with_a_higher_identifier_moves_to_the_peers_connection() {
-        // Ours is 10.0.0.1: the peer's connection wins.
-        let (mut session, out) = collide(Ipv4Addr::new(10, 0, 0, 9));
-        let cease = Notification::connection_collision_resolution();
-        let adopt = out
-            .iter()
-            .position(|o| *o == Output::AdoptIncoming)
-            .unwrap();
-        assert_eq!(
-            out[..2],
-            [
-                Output::Send(Message::Notification(cease)),
-                Output::Disconnect
-            ],
-            "ours closes with Cease/7 first"
-        );
-        // Then our OPEN and KEEPALIVE on the peer's connection: it answers the
-        // OPEN the peer sent there, and no failure was counted.
-        let after: Vec<&Message> = sent(&out[adopt..]);
-        assert!(
-            matches!(after[..], [Message::Open(_), Message::Keepalive]),
-            "{after:?}"
-        );
-        assert_eq!(session.state(), State::OpenConfirm);
-        assert_eq!(session.last_error(), None);
-        let out = session.handle(Input::Message(Message::Keepalive));
-        assert!(matches!(out.last(), Some(Output::Up(_))));
-    }
-
-    #[test]
-    fn a_collision_with_a_lower_identifier_refuses_the_peers_connection() {
-        let (session, out) = collide(Ipv4Addr::new(10, 0, 0, 0));
-        assert_eq!(
-            out,
-            [Output::RefuseIncoming(
-                Notification::connection_collision_resolution()
-            )]
-        );
-        assert_eq!(session.state(), State::OpenConfirm, "ours carries on");
-    }
-
-    #[test]
-    fn an_established_session_refuses_a_colliding_connection_whatever_its_identifier() {
-        let mut session = established();
-        let open = Open::new(PEER_AS, 30, Ipv4Addr::new(10, 0, 0, 200), vec![]);
-        let out = session.handle(Input::Collision(open));
-        assert!(matches!(out[..], [Output::RefuseIncoming(_)]));
-        assert_eq!(session.state(), State::Established);
-    }
-
     #[test]
     fn keepalives_follow_the_negotiated_interval_and_zero_hold_sends_none() {
         let mut session = established();
