@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 #[test]
 fn cni_two_pods_on_a_node_get_host_local_addresses_and_ping_each_other_and_the_node() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let lab = lab("cni_two_pods");
@@ -58,7 +58,7 @@ fn cni_two_pods_on_a_node_get_host_local_addresses_and_ping_each_other_and_the_n
 
 #[test]
 fn cni_del_removes_the_veth_and_host_route_and_releases_the_address_and_repeats_harmlessly() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let lab = lab("cni_del");
@@ -87,7 +87,7 @@ fn cni_del_removes_the_veth_and_host_route_and_releases_the_address_and_repeats_
 
 #[test]
 fn cni_del_after_the_pod_namespace_is_gone_releases_the_address() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let lab = lab("cni_del_gone");
@@ -152,7 +152,7 @@ fn cni_bad_config_is_a_cni_error_that_names_the_field() {
 
 #[test]
 fn cni_a_failing_ipam_leaves_no_veth_and_no_allocation_behind() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let lab = lab("cni_ipam_fails");
@@ -188,7 +188,7 @@ fn cni_a_failing_ipam_leaves_no_veth_and_no_allocation_behind() {
 
 #[test]
 fn cni_check_passes_on_a_good_pod_and_fails_after_its_host_route_is_deleted() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let lab = lab("cni_check");
@@ -209,7 +209,7 @@ fn cni_check_passes_on_a_good_pod_and_fails_after_its_host_route_is_deleted() {
 
 #[test]
 fn cni_dual_stack_pods_ping_each_other_over_ipv4_and_ipv6() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let lab = lab("cni_dual_stack");
@@ -237,7 +237,7 @@ fn cni_dual_stack_pods_ping_each_other_over_ipv4_and_ipv6() {
 
 #[test]
 fn cni_a_0_4_0_config_gets_a_0_4_0_result_and_0_3_1_refuses_check() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let lab = lab("cni_versions");
@@ -258,7 +258,7 @@ fn cni_a_0_4_0_config_gets_a_0_4_0_result_and_0_3_1_refuses_check() {
 
 #[test]
 fn cni_add_replaces_a_host_veth_left_behind_by_an_earlier_attempt() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let lab = lab("cni_stale_veth");
@@ -277,14 +277,14 @@ fn cni_add_replaces_a_host_veth_left_behind_by_an_earlier_attempt() {
 
 #[test]
 fn cni_a_pod_is_recorded_as_a_workload_endpoint_in_etcd_and_forgotten_by_its_del() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let lab = lab("cni_workload_endpoint");
     let node = lab.node("n1");
     let router = lab.router().unwrap();
     let etcd =
-        tests::etcd::Etcd::start_in(lab.logs(), router, "10.0.1.1".parse().unwrap()).unwrap();
+        harness::etcd::Etcd::start_in(lab.logs(), router, "10.0.1.1".parse().unwrap()).unwrap();
     let mut runtime = Runtime::new(&lab, node, v4_range());
     runtime.conf["datastore_type"] = json!("etcdv3");
     runtime.conf["etcd_endpoints"] = json!(etcd.endpoint());
@@ -309,7 +309,7 @@ fn cni_a_pod_is_recorded_as_a_workload_endpoint_in_etcd_and_forgotten_by_its_del
 
 #[test]
 fn cni_add_with_an_unreachable_datastore_fails_with_try_again_and_leaves_nothing() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let lab = lab("cni_datastore_down");

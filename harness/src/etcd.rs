@@ -4,13 +4,13 @@
 //! removed on drop.
 //!
 //! ```no_run
-//! let logs = tests::logs::LogDir::new("my_test")?;
-//! let etcd = tests::etcd::Etcd::start(&logs)?;
+//! let logs = harness::logs::LogDir::new("my_test")?;
+//! let etcd = harness::etcd::Etcd::start(&logs)?;
 //! etcd.etcdctl(&["put", "k", "v"])?;
 //! let endpoint: String = etcd.endpoint(); // "http://127.0.0.1:<port>"
 //!
 //! // Clients only over TLS, with certificates signed by this run's CA:
-//! let secure = tests::etcd::Etcd::start_tls(&logs)?;
+//! let secure = harness::etcd::Etcd::start_tls(&logs)?;
 //! let files = secure.tls().expect("started with TLS");
 //! let (cert, key) = files.client();
 //! # let _ = (files.ca(), cert, key);

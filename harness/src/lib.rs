@@ -1,6 +1,8 @@
 //! The multi-node test harness: machines as network namespaces on one host, real BGP
 //! peers and etcd started from generated configs, and everything removed when the
-//! test ends, also when it panics.
+//! test ends, also when it panics. The tools built on it (tabby-lab, tabby-bgperf,
+//! tabby-convergence) are the `lab` crate; the tests that use it live in each crate's
+//! `tests/` folder and, when they span crates, in the `tests` package.
 //!
 //! - [`Lab`]: an underlay of subnets (bridges in their own namespace), nodes, a router
 //!   joining the subnets, pod namespaces.
@@ -12,16 +14,13 @@
 //!   with certificates made for the run ([`tls::TlsFiles`]).
 //! - [`conformance`]: the datastore contract, run against every backend.
 //! - [`e2e`]: clusters of tabby-agent processes over etcd, pods attached by tabby-cni
-//!   with tabby-ipam, and the convergence benchmark behind `tabby-convergence`;
-//!   [`tabby_lab`]: the lab built on them.
+//!   with tabby-ipam, and the workspace's binaries they run ([`e2e::binary`]).
 //! - [`kube_api::KubeApi`]: the Kubernetes API double the kubernetes backend runs against.
 //! - [`manifests`]: what `kubectl apply -k manifests/` installs, read for its tests.
 //! - [`routes::routes`]: a namespace's kernel routes as normalised lines.
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
-//! - [`bgperf`]: the route-reflector benchmark behind `tabby-bgperf`.
 //! - [`require_root`], [`sweep`]: the root guard and the leftover sweep.
 
-pub mod bgperf;
 pub mod cni;
 pub mod conformance;
 pub mod e2e;
@@ -38,7 +37,6 @@ pub mod registry;
 pub mod root;
 pub mod routes;
 pub mod runtime;
-pub mod tabby_lab;
 pub mod tcp_proxy;
 pub mod tls;
 pub mod vm;

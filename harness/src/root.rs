@@ -5,7 +5,7 @@
 /// current test and returns false; under `CI=true` it panics instead.
 ///
 /// ```no_run
-/// if !tests::require_root() {
+/// if !harness::require_root() {
 ///     return;
 /// }
 /// ```

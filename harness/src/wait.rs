@@ -49,7 +49,7 @@ impl<T, E: Display> Poll for Result<T, E> {
 /// ```no_run
 /// # use std::time::Duration;
 /// # fn established() -> anyhow::Result<bool> { Ok(true) }
-/// tests::wait_until(Duration::from_secs(10), "the session is established", || established())?;
+/// harness::wait_until(Duration::from_secs(10), "the session is established", || established())?;
 /// # anyhow::Ok(())
 /// ```
 pub fn wait_until<P: Poll>(

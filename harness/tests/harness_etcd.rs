@@ -1,7 +1,7 @@
 //! A throwaway etcd answers etcdctl, and two run side by side.
 
-use tests::etcd::Etcd;
-use tests::logs::LogDir;
+use harness::etcd::Etcd;
+use harness::logs::LogDir;
 
 #[test]
 fn harness_etcd_answers_put_and_get() {
@@ -37,10 +37,10 @@ fn harness_two_etcds_run_side_by_side() {
 
 #[test]
 fn harness_etcd_in_a_labs_router_is_reached_from_a_node_on_another_subnet() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
-    let lab = tests::Lab::new("harness_etcd_in_a_lab")
+    let lab = harness::Lab::new("harness_etcd_in_a_lab")
         .subnet("a", "10.0.1.0/24")
         .subnet("b", "10.0.2.0/24")
         .node("n1", "b")

@@ -6,10 +6,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use tests::{Lab, require_root};
+use harness::{Lab, require_root};
 
 fn gone(namespaces: &[String]) -> bool {
-    let present = tests::netns::list();
+    let present = harness::netns::list();
     namespaces.iter().all(|n| !present.contains(n))
 }
 

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
+use harness::{Lab, require_root};
 use ipnet::IpNet;
-use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
-use tests::{Lab, require_root};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use tests::{Lab, require_root};
+use harness::{Lab, require_root};
 
 #[test]
 fn harness_sweep_removes_leftovers_of_a_dead_owner_only() {
@@ -19,31 +19,32 @@ fn harness_sweep_removes_leftovers_of_a_dead_owner_only() {
     // A crashed run: its registration names an owner that no longer exists (pid 1
     // with the wrong start time), and it left a namespace with a process inside.
     let id = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
-    let registration = std::path::Path::new(tests::registry::REGISTRY_DIR).join(&id);
+    let registration = std::path::Path::new(harness::registry::REGISTRY_DIR).join(&id);
     std::fs::create_dir_all(registration.join("pids")).unwrap();
     std::fs::write(registration.join("owner"), "1 0").unwrap();
     let leftover = format!("tb-{id}-n1");
-    tests::process::exec(Command::new("ip").args(["netns", "add", &leftover])).unwrap();
-    let mut orphan = tests::netns::command_in(&leftover, "sleep")
+    harness::process::exec(Command::new("ip").args(["netns", "add", &leftover])).unwrap();
+    let mut orphan = harness::netns::command_in(&leftover, "sleep")
         .arg("600")
         .spawn()
         .unwrap();
     // Only once it has entered the namespace is it a leftover the sweep must find
     // (before that, deleting the namespace makes `ip netns exec` fail by itself).
     let pid = orphan.id().to_string();
-    tests::wait_until(
+    harness::wait_until(
         Duration::from_secs(30),
         "the orphan in its namespace",
         || {
-            let pids = tests::process::exec(Command::new("ip").args(["netns", "pids", &leftover]))?;
+            let pids =
+                harness::process::exec(Command::new("ip").args(["netns", "pids", &leftover]))?;
             anyhow::Ok(pids.split_whitespace().any(|p| p == pid))
         },
     )
     .unwrap();
 
-    tests::sweep();
+    harness::sweep();
 
-    assert!(!tests::netns::list().contains(&leftover));
+    assert!(!harness::netns::list().contains(&leftover));
     assert!(!registration.exists());
     assert!(
         orphan.wait().is_ok_and(|status| !status.success()),

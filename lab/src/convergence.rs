@@ -26,10 +26,10 @@ use api::resources::{
 };
 use ipnet::IpNet;
 
-use super::{Clients, Cluster};
-use crate::lab::Lab;
-use crate::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
-use crate::wait::wait_until;
+use harness::Lab;
+use harness::e2e::{Clients, Cluster};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
+use harness::wait_until;
 
 /// How the nodes exchange routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -6,7 +6,7 @@
 
 use api::datastore::Datastore;
 use api::resources::{BGPConfiguration, BGPPeer, IPPool};
-use tests::tabby_lab::{Lab, Mode, Options, Session, Tor};
+use lab::tabby_lab::{Lab, Mode, Options, Session, Tor};
 
 fn up(peers: &[&str]) -> Vec<Session> {
     (peers.iter())
@@ -20,7 +20,7 @@ fn up(peers: &[&str]) -> Vec<Session> {
 #[test]
 fn lab_once_three_nodes_a_reflector_and_a_bird_tor_every_pod_reaches_every_pod_and_nothing_is_left()
 {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let options = Options {
@@ -50,7 +50,7 @@ fn lab_once_three_nodes_a_reflector_and_a_bird_tor_every_pod_reaches_every_pod_a
         })
         .unwrap()
         .unwrap();
-    assert_eq!(pool.spec.cidr.0.to_string(), tests::tabby_lab::POOL);
+    assert_eq!(pool.spec.cidr.0.to_string(), lab::tabby_lab::POOL);
     assert_eq!(mesh, Some(false));
     peers.sort();
     assert_eq!(peers, ["rr1", "tor-a", "tor-b"]);
@@ -90,7 +90,7 @@ fn lab_once_three_nodes_a_reflector_and_a_bird_tor_every_pod_reaches_every_pod_a
         let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
         assert!(!proc.exists(), "process {pid} is still running");
     }
-    let left: Vec<String> = tests::netns::list()
+    let left: Vec<String> = harness::netns::list()
         .into_iter()
         .filter(|n| namespaces.contains(n))
         .collect();

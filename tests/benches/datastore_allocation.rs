@@ -16,8 +16,8 @@ use api::datastore::{Datastore, EtcdStore};
 use api::resources::{IPAMBlock, IPAMBlockSpec, Object, cidr_name};
 use criterion::{Criterion, criterion_group, criterion_main};
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
-use tests::etcd::Etcd;
-use tests::logs::LogDir;
+use harness::etcd::Etcd;
+use harness::logs::LogDir;
 
 fn block() -> IPAMBlock {
     let cidr = "10.0.0.0/26".parse().unwrap();

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use agent::dataplane::{DesiredState, NextHop, Reconciler, Route};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use harness::process::{self, Process};
 use ipnet::IpNet;
 use support::Host;
-use tests::process::{self, Process};
 
 const ROUTES: u32 = 100_000;
 const GATEWAY: &str = "192.0.2.2";
@@ -150,7 +150,7 @@ fn bird(dir: &Path) -> Duration {
 }
 
 fn route_programming(c: &mut Criterion) {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -18,10 +18,10 @@ use agent::dataplane::{
     DesiredState, IPIP_DEVICE, IpipDevice, Mac, NextHop, Pass, Reconciler, Route, VXLAN_DEVICE,
     Vtep, VxlanDevice,
 };
+use harness::routes::lines;
 use ipnet::IpNet;
 use serde_json::Value;
 use support::Host;
-use tests::routes::lines;
 use tokio::sync::watch;
 
 fn net(s: &str) -> IpNet {
@@ -34,7 +34,7 @@ fn ip(s: &str) -> IpAddr {
 /// A node: workloads `cali1`, `cali2`, the underlay `eth0` (192.0.2.10/24,
 /// fd00:ff::a/64) and `tunl0`, all up.
 fn node() -> Host {
-    let host = Host::new(&tests::root::current_test_name());
+    let host = Host::new(&harness::root::current_test_name());
     host.veth("cali1", "pod1");
     host.veth("cali2", "pod2");
     host.veth("tunl0", "tunl0p");
@@ -95,12 +95,12 @@ const EVERY_KIND: [&str; 9] = [
 
 /// Routes of `protocol` in the node's main table, one line each.
 fn ip_routes(ns: &Host, protocol: &str) -> BTreeSet<String> {
-    tests::routes::routes(ns.node(), protocol).unwrap()
+    harness::routes::routes(ns.node(), protocol).unwrap()
 }
 
 #[test]
 fn dataplane_every_route_kind_is_programmed_as_ip_route_reads_it() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let ns = node();
@@ -122,7 +122,7 @@ fn dataplane_every_route_kind_is_programmed_as_ip_route_reads_it() {
 
 #[test]
 fn dataplane_a_restarted_reconciler_against_a_matching_kernel_issues_no_changes() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let ns = node();
@@ -135,7 +135,7 @@ fn dataplane_a_restarted_reconciler_against_a_matching_kernel_issues_no_changes(
 
 #[test]
 fn dataplane_foreign_routes_on_tabbys_devices_are_left_alone() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let ns = node();
@@ -170,7 +170,7 @@ fn dataplane_foreign_routes_on_tabbys_devices_are_left_alone() {
 
 #[test]
 fn dataplane_routes_changed_or_removed_behind_tabbys_back_are_repaired() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let ns = node();
@@ -193,7 +193,7 @@ fn dataplane_routes_changed_or_removed_behind_tabbys_back_are_repaired() {
 
 #[test]
 fn dataplane_a_route_removed_from_desired_is_deleted_and_the_rest_untouched() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let ns = node();
@@ -217,7 +217,7 @@ fn dataplane_a_route_removed_from_desired_is_deleted_and_the_rest_untouched() {
 
 #[test]
 fn dataplane_refused_changes_are_reported_one_by_one_and_the_rest_applied() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let ns = node();
@@ -274,7 +274,7 @@ fn vxlan_node_state(underlay: &str) -> DesiredState {
 
 #[test]
 fn dataplane_the_vxlan_device_and_its_vtep_entries_match_ip_and_bridge() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let ns = node();
@@ -357,7 +357,7 @@ fn addresses(ns: &Host, device: &str) -> Vec<String> {
 
 #[test]
 fn dataplane_the_vxlan_tunnel_address_is_set_and_stray_addresses_removed() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let ns = node();
@@ -379,11 +379,11 @@ fn dataplane_the_vxlan_tunnel_address_is_set_and_stray_addresses_removed() {
 
 #[test]
 fn dataplane_tunl0_on_a_kernel_without_ipip_is_one_reported_failure_and_the_rest_applies() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     // A node without the veth stand-in: `tunl0` really is missing here.
-    let ns = Host::new(&tests::root::current_test_name());
+    let ns = Host::new(&harness::root::current_test_name());
     ns.veth("cali1", "pod1");
     let mut desired = DesiredState {
         ipip: Some(IpipDevice { mtu: 1480 }),
@@ -410,7 +410,7 @@ fn dataplane_tunl0_on_a_kernel_without_ipip_is_one_reported_failure_and_the_rest
 
 #[test]
 fn dataplane_a_vxlan_device_changed_behind_tabbys_back_is_repaired_in_place() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let ns = node();
@@ -446,7 +446,7 @@ fn dataplane_a_vxlan_device_changed_behind_tabbys_back_is_repaired_in_place() {
 
 #[test]
 fn dataplane_refusals_across_many_batches_are_matched_to_their_own_changes() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let ns = node();
@@ -492,7 +492,7 @@ async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
 
 #[test]
 fn dataplane_the_running_reconciler_follows_desired_state_and_repairs_on_resync() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let ns = node();
@@ -522,7 +522,7 @@ fn dataplane_the_running_reconciler_follows_desired_state_and_repairs_on_resync(
 
 #[test]
 fn dataplane_a_route_refused_for_a_missing_veth_is_retried_when_it_appears_not_at_resync() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let ns = node();
@@ -555,7 +555,7 @@ fn dataplane_a_route_refused_for_a_missing_veth_is_retried_when_it_appears_not_a
 
 #[test]
 fn dataplane_a_vxlan_device_with_another_vni_is_recreated_with_its_entries_and_routes() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let ns = node();

@@ -8,9 +8,9 @@ use std::time::Duration;
 use api::datastore::{Datastore, Error, EtcdStore, ListOptions, WatchEvent};
 use api::resources::{IPAMHandle, Resource};
 use futures::StreamExt;
-use tests::conformance::EtcdFixture;
-use tests::conformance::cases::{handle, revision_now};
-use tests::tcp_proxy::TcpProxy;
+use harness::conformance::EtcdFixture;
+use harness::conformance::cases::{handle, revision_now};
+use harness::tcp_proxy::TcpProxy;
 
 const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 

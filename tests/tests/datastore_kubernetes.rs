@@ -10,9 +10,9 @@ use api::datastore::{Datastore, Error, ListOptions, WatchEvent};
 use api::resources::{
     IPAMBlock, IPAMBlockSpec, IPAMHandle, IPPool, IPPoolSpec, Object, Resource, cidr_name,
 };
-use tests::conformance::KubeFixture;
-use tests::conformance::cases::{handle, next_event, revision_now};
-use tests::kube_api::KubeApiOptions;
+use harness::conformance::KubeFixture;
+use harness::conformance::cases::{handle, next_event, revision_now};
+use harness::kube_api::KubeApiOptions;
 
 /// How long the bookmark case waits for a reopened watch.
 const REOPEN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -188,7 +188,7 @@ async fn kubernetes_a_reopened_watch_resumes_from_its_last_bookmark() {
     }
     let moved_to = fixture.api().revision();
     // End the watch until the backend reopens it from a bookmark at least that new.
-    tests::wait_until(REOPEN_TIMEOUT, "a watch reopened from a bookmark", || {
+    harness::wait_until(REOPEN_TIMEOUT, "a watch reopened from a bookmark", || {
         fixture.api().end_watches();
         Ok(fixture.api().requests().iter().any(|r| {
             r.contains("watch=true")

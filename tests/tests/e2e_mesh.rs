@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use api::datastore::{Backend, Datastore};
 use api::resources::{Cidr, EncapsulationMode, IPPool, IPPoolSpec, Node};
-use tests::e2e::{Cluster, Pod, ping_all};
-use tests::routes::routes;
-use tests::{Lab, wait_until};
+use harness::e2e::{Cluster, Pod, ping_all};
+use harness::routes::routes;
+use harness::{Lab, wait_until};
 
 const READY: Duration = Duration::from_secs(60);
 const CONVERGED: Duration = Duration::from_secs(30);
@@ -61,7 +61,7 @@ const FIVE: [&str; 5] = ["n1", "n2", "n3", "n4", "n5"];
 
 #[test]
 fn e2e_mesh_vxlan_crosssubnet_five_nodes_two_subnets_every_pod_reaches_every_pod() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let (cluster, pods) = cluster(
@@ -75,7 +75,7 @@ fn e2e_mesh_vxlan_crosssubnet_five_nodes_two_subnets_every_pod_reaches_every_pod
 
 #[test]
 fn e2e_mesh_vxlan_always_five_nodes_every_pod_reaches_every_pod() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let (cluster, pods) = cluster("e2e_mesh_vxlan_always", &FIVE, EncapsulationMode::Always);
@@ -87,7 +87,7 @@ const SUBNET_A: [&str; 3] = ["n1", "n2", "n3"];
 
 #[test]
 fn e2e_mesh_without_encapsulation_routes_pods_over_bgp_on_one_subnet() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let (cluster, pods) = cluster("e2e_mesh_direct", &SUBNET_A, EncapsulationMode::Never);
@@ -97,7 +97,7 @@ fn e2e_mesh_without_encapsulation_routes_pods_over_bgp_on_one_subnet() {
 
 #[test]
 fn e2e_a_deleted_pod_and_its_released_block_leave_every_nodes_table() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let (cluster, mut pods) = cluster("e2e_pod_deleted", &SUBNET_A, EncapsulationMode::Never);
@@ -122,7 +122,7 @@ fn e2e_a_deleted_pod_and_its_released_block_leave_every_nodes_table() {
 
 #[test]
 fn e2e_a_removed_node_is_dropped_and_its_routes_withdrawn_everywhere() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let (mut cluster, mut pods) = cluster("e2e_node_removed", &SUBNET_A, EncapsulationMode::Never);

@@ -14,12 +14,12 @@ use api::resources::{
     BGPConfiguration, BGPConfigurationSpec, BGPFilter, BGPFilterSpec, BGPPeer, BGPPeerSpec, Cidr,
     IPPool, IPPoolSpec,
 };
+use harness::e2e::{Cluster, Pod, ping_all};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
+use harness::routes::routes;
+use harness::{Lab, wait_until};
 use ipnet::IpNet;
 use serde_json::json;
-use tests::e2e::{Cluster, Pod, ping_all};
-use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
-use tests::routes::routes;
-use tests::{Lab, wait_until};
 
 const NODE_AS: u32 = 64512;
 const TOR_AS: u32 = 65000;
@@ -154,7 +154,7 @@ fn wait_for_learned_routes(cluster: &Cluster, blocks: &[IpNet]) {
 
 #[test]
 fn e2e_tor_bird_learns_every_nodes_block_over_md5_and_routes_pods_between_racks() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let mut cluster = cluster("e2e_tor_bird");
@@ -182,7 +182,7 @@ fn e2e_tor_bird_learns_every_nodes_block_over_md5_and_routes_pods_between_racks(
 
 #[test]
 fn e2e_tor_frr_learns_every_nodes_block_over_md5_and_its_prefix_reaches_every_node() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let mut cluster = cluster("e2e_tor_frr");
@@ -221,7 +221,7 @@ fn sessions_established(cluster: &mut Cluster, node: &str, peer: IpAddr) -> usiz
 
 #[test]
 fn e2e_tor_a_new_export_filter_on_a_bgppeer_withdraws_from_the_tor_without_a_session_reset() {
-    if !tests::require_root() {
+    if !harness::require_root() {
         return;
     }
     let mut cluster = cluster("e2e_tor_policy");

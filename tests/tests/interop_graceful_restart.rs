@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use bgp::rib::Change;
 use bgp::session::GracefulRestartConfig;
 use bgp::speaker::{self, Notice, PeerConfig, Policy, Request, SpeakerConfig, SpeakerHandle};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
+use harness::process::Process;
+use harness::{Lab, Node, require_root};
 use ipnet::IpNet;
-use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
-use tests::process::Process;
-use tests::{Lab, Node, require_root};
 
 const PEER_AS: u32 = 65001;
 const TABBY_AS: u32 = 65002;
@@ -84,8 +84,9 @@ fn tabby_process(tabby: &Node, peer: &Node, restart_time: u16, restarting: bool)
     if restarting {
         args.push("--restarting");
     }
+    let speaker = harness::e2e::binary("tabby-test-speaker").unwrap();
     tabby
-        .spawn("tabby", env!("CARGO_BIN_EXE_tabby-test-speaker"), &args)
+        .spawn("tabby", &speaker.to_string_lossy(), &args)
         .unwrap()
 }
 
@@ -185,7 +186,7 @@ fn interop_graceful_restart_tabby_keeps_a_restarting_birds_routes_until_end_of_r
     let peer_address = peer.address();
     tabby
         .run(|| {
-            tests::runtime().block_on(async {
+            harness::runtime().block_on(async {
                 let mut handle = tabby_speaker(tabby, peer_address, 120, false);
                 let mut learned = Vec::new();
                 while learned.len() < 2 {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bgp::speaker::{self, PeerConfig, Request, SpeakerConfig};
 use bgp::transport::{Endpoint, TtlPolicy, connect};
-use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
-use tests::{Lab, Node, require_root};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
+use harness::{Lab, Node, require_root};
 use tokio::io::AsyncReadExt;
 
 const PASSWORD: &str = "tabby-md5";
@@ -46,7 +46,7 @@ fn first_message(tabby: &Node, peer: &Node, key: &str) -> Option<u8> {
     };
     tabby
         .run(|| {
-            tests::runtime().block_on(async {
+            harness::runtime().block_on(async {
                 let session = async {
                     let mut stream = connect(&endpoint).await.ok()?;
                     let mut header = [0u8; 19];
@@ -65,7 +65,7 @@ fn first_message(tabby: &Node, peer: &Node, key: &str) -> Option<u8> {
 
 /// Waits for the daemon to listen, then checks both keys.
 fn check(tabby: &Node, peer: &Node) {
-    tests::wait_until(
+    harness::wait_until(
         Duration::from_secs(20),
         "the peer listens on port 179",
         || {
@@ -121,7 +121,7 @@ fn speaker_session(tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync), key
     let (router_id, peer_address) = (tabby.ipv4().unwrap(), peer.address());
     tabby
         .run(|| {
-            tests::runtime().block_on(async {
+            harness::runtime().block_on(async {
                 let handle = speaker::start(SpeakerConfig::new(65002, router_id)).unwrap();
                 let config = PeerConfig {
                     md5_key: Some(key.as_bytes().to_vec()),

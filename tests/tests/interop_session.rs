@@ -9,9 +9,9 @@ use std::time::Duration;
 use bgp::codec::Message;
 use bgp::session::{Command, Event, SessionConfig, SessionHandle, spawn};
 use bgp::transport::{Endpoint, TtlPolicy};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
+use harness::{Lab, Node, require_root};
 use ipnet::IpNet;
-use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
-use tests::{Lab, Node, require_root};
 
 const PEER_AS: u32 = 65001;
 const TABBY_AS: u32 = 65002;
@@ -58,7 +58,7 @@ fn session_with(tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync)) {
     let config = SessionConfig::new(TABBY_AS, tabby.ipv4().unwrap(), Some(PEER_AS));
     tabby
         .run(|| {
-            tests::runtime().block_on(async {
+            harness::runtime().block_on(async {
                 let mut handle = spawn(config, endpoint);
                 let negotiated = loop {
                     match next(&mut handle, "Up").await {

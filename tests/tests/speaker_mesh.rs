@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bgp::rib::Change;
 use bgp::speaker::{self, Notice, PeerConfig, Request, SpeakerConfig};
+use harness::{Lab, Node, require_root};
 use ipnet::IpNet;
-use tests::{Lab, Node, require_root};
 
 const AS: u32 = 64512;
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -20,7 +20,7 @@ fn mesh_node(node: &Node, other: &Node, own: IpNet, theirs: IpNet, progress: &[A
     let (address, other_address) = (node.address(), other.address());
     let router_id = node.ipv4().unwrap();
     node.run(|| {
-        tests::runtime().block_on(async {
+        harness::runtime().block_on(async {
             let mut handle = speaker::start(SpeakerConfig {
                 listen: Some(SocketAddr::new(address, 179)),
                 ..SpeakerConfig::new(AS, router_id)
@@ -48,7 +48,7 @@ fn mesh_node(node: &Node, other: &Node, own: IpNet, theirs: IpNet, progress: &[A
             // Keep serving the other side until it has learned ours too.
             rendezvous(&progress[0]).await;
             // One session between the two, whichever connection it uses.
-            tests::wait_until(Duration::from_secs(5), "one BGP connection", || {
+            harness::wait_until(Duration::from_secs(5), "one BGP connection", || {
                 let sockets = node.exec(
                     "ss",
                     &[

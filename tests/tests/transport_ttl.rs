@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bgp::transport::{Endpoint, TtlPolicy, connect, listen};
-use tests::{Lab, Node, require_root, runtime};
+use harness::{Lab, Node, require_root, runtime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn routed_lab(test: &str) -> Lab {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tests::{Lab, Node, require_root, vm};
+use harness::{Lab, Node, require_root, vm};
 
 /// Generous: the guest is emulated (TCG) and may share two cores with a build.
 const VM_TIMEOUT: Duration = Duration::from_secs(240);

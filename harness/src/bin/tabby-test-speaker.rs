@@ -79,7 +79,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = tests::runtime();
+    let runtime = harness::runtime();
     runtime.block_on(async {
         let config = SpeakerConfig {
             graceful_restart: args.restart_time.map(|restart_time| GracefulRestartConfig {

@@ -6,7 +6,7 @@ fn main() {
         eprintln!("tabby-test-sweep: needs root");
         std::process::exit(1);
     }
-    let swept = tests::sweep();
+    let swept = harness::sweep();
     for name in &swept.namespaces {
         println!("removed namespace {name}");
     }

@@ -16,10 +16,10 @@
 //!   check the result.
 //!
 //! ```no_run
-//! # fn f(lab: tests::Lab) -> anyhow::Result<()> {
+//! # fn f(lab: harness::Lab) -> anyhow::Result<()> {
 //! # use std::time::Duration;
 //! use api::resources::{Cidr, IPPool, IPPoolSpec};
-//! let mut cluster = tests::e2e::Cluster::new(lab)?;
+//! let mut cluster = harness::e2e::Cluster::new(lab)?;
 //! cluster.create(&IPPool::new("default", IPPoolSpec::new(Cidr("10.244.0.0/16".parse()?))))?;
 //! cluster.start_agent("n1")?;
 //! cluster.wait_ready("n1", Duration::from_secs(60))?;
@@ -29,7 +29,6 @@
 //! ```
 
 mod binaries;
-pub mod convergence;
 mod expect;
 pub mod reflector;
 
@@ -345,7 +344,7 @@ fn agent_veth_name(pod: &str) -> Result<String> {
 }
 
 /// The node's lab IPv4 address with its subnet's length.
-pub(crate) fn address_with_subnet(node: &Node) -> Result<String> {
+pub fn address_with_subnet(node: &Node) -> Result<String> {
     node.addresses
         .iter()
         .find(|a| a.addr().is_ipv4())

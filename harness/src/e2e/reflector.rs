@@ -5,9 +5,9 @@
 //! `BGPPeer` resources, which the test creates.
 //!
 //! ```no_run
-//! # fn f(mut cluster: tests::e2e::Cluster) -> anyhow::Result<()> {
+//! # fn f(mut cluster: harness::e2e::Cluster) -> anyhow::Result<()> {
 //! # use std::time::Duration;
-//! use tests::e2e::Clients;
+//! use harness::e2e::Clients;
 //! let id = "10.0.1.250".parse()?;
 //! cluster.start_reflector("rr1", 64512, id, Clients::Datastore)?;
 //! cluster.wait_reflector_ready("rr1", Duration::from_secs(30))?;

@@ -14,7 +14,7 @@
 //! Everything goes on drop, also when the test panics.
 //!
 //! ```no_run
-//! let lab = tests::Lab::new("two_subnets")
+//! let lab = harness::Lab::new("two_subnets")
 //!     .subnet("a", "10.0.1.0/24")
 //!     .subnet("b", "10.0.2.0/24")
 //!     .node("n1", "a")

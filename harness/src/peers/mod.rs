@@ -4,8 +4,8 @@
 //!
 //! ```no_run
 //! # use std::time::Duration;
-//! # use tests::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
-//! # fn f(node: &tests::Node, other: &tests::Node) -> anyhow::Result<()> {
+//! # use harness::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
+//! # fn f(node: &harness::Node, other: &harness::Node) -> anyhow::Result<()> {
 //! let config = BgpConfig::new(65001, "10.0.1.10".parse()?)
 //!     .neighbor(Neighbor::new(other.address(), 65002))
 //!     .route("10.100.0.0/24".parse()?);

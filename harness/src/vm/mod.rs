@@ -43,7 +43,7 @@ pub fn cache_dir() -> PathBuf {
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("the tests crate lives inside the workspace")
+        .expect("the harness crate lives inside the workspace")
         .to_path_buf()
 }
 

@@ -5,7 +5,7 @@
 //!   (pre-encoded stream)          BIRD | FRR bgpd | GoBGP | tabby         (count NLRI in a bitset)
 //! ```
 //!
-//! The target runs in its own namespace of a [`Lab`](crate::Lab); the tester and
+//! The target runs in its own namespace of a [`Lab`](harness::Lab); the tester and
 //! monitor sessions run in this process, inside a second namespace with one address
 //! per session. The clock runs from the first UPDATE written until every monitor
 //! holds every prefix; the target's CPU time and peak RSS come from `/proc`.

@@ -16,7 +16,7 @@ use super::session::{self, Client};
 use super::stream;
 use super::target::{Target, TargetKind, Usage};
 use super::workload::{Role, Workload};
-use crate::Lab;
+use harness::Lab;
 
 /// The AS of the target and every client: iBGP.
 pub const ASN: u32 = 64512;

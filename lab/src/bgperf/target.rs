@@ -13,9 +13,9 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result};
 use tempfile::TempDir;
 
-use crate::netns::Netns;
-use crate::peers::{BgpConfig, Bird, Frr, GoBgp, Neighbor};
-use crate::process::Process;
+use harness::netns::Netns;
+use harness::peers::{BgpConfig, Bird, Frr, GoBgp, Neighbor};
+use harness::process::Process;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TargetKind {

@@ -1,4 +1,4 @@
-//! The route-reflector benchmark (see `tests::bgperf` and docs/benchmarks.md):
+//! The route-reflector benchmark (see `lab::bgperf` and docs/benchmarks.md):
 //!
 //! ```text
 //! tabby-bgperf --target bird --target frr --workload w1 --workload w3 --runs 3
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use tests::bgperf::{self, Options, Outcome, TargetKind, Workload};
+use lab::bgperf::{self, Options, Outcome, TargetKind, Workload};
 
 #[derive(Debug, Parser)]
 #[command(about = "tester -> route reflector -> monitor benchmark against real daemons")]

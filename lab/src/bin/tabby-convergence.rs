@@ -1,5 +1,5 @@
 //! Pod-route convergence on a cluster of `tabby-agent`s (see
-//! `tests::e2e::convergence` and docs/benchmarks.md):
+//! `lab::convergence` and docs/benchmarks.md):
 //!
 //! ```text
 //! tabby-convergence --nodes 10 --samples 100 --mode mesh --mode tabby-reflector --mode bird-reflector
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use tests::e2e::convergence::{self, Mode, Report, percentile};
+use lab::convergence::{self, Mode, Report, percentile};
 
 #[derive(Debug, Parser)]
 #[command(about = "time from a pod's CNI ADD until its route is in every other node's kernel")]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use tests::tabby_lab::{self, Lab, Mode, Options, Tor};
+use lab::tabby_lab::{self, Lab, Mode, Options, Tor};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -147,7 +147,7 @@ fn up(options: Options) -> Result<ExitCode> {
     println!("\n{}", lab.report()?);
     println!("{}", lab.how_to_reach());
     println!("Up until `tabby-lab down` (or Ctrl-C).");
-    tests::runtime().block_on(async {
+    harness::runtime().block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).context("SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("SIGINT")?;

@@ -1,4 +1,4 @@
-//! `tabby-lab`: a real tabby cluster on this machine, built with [`crate::e2e`]:
+//! `tabby-lab`: a real tabby cluster on this machine, built with [`harness::e2e`]:
 //! nodes in network namespaces (on one subnet, or two behind a router), etcd in
 //! the router's namespace, the cluster's resources applied with `calicoctl-rs`,
 //! `tabby-reflector`s in lab nodes of their own (the node-to-node mesh off) or the
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::e2e::{Clients, Cluster, Pod, address_with_subnet};
+use harness::e2e::{Clients, Cluster, Pod, address_with_subnet};
 
 /// How long agents get to become ready, and the whole lab to pass its checks.
 const READY: Duration = Duration::from_secs(90);
@@ -134,7 +134,7 @@ impl Lab {
             Mode::Direct => (options.nodes, &["a"][..]),
             _ => (options.nodes.div_ceil(2), &["a", "b"][..]),
         };
-        let mut builder = crate::Lab::new(name)
+        let mut builder = harness::Lab::new(name)
             .subnet("a", "10.0.1.0/24")
             .subnet("b", "10.0.2.0/24");
         for (i, node) in nodes.iter().enumerate() {
@@ -222,7 +222,7 @@ impl Lab {
             applied,
         };
         // Not converging is a finding of the report, not an error.
-        let converged = crate::wait_until(CONVERGED, "the lab to converge", || {
+        let converged = harness::wait_until(CONVERGED, "the lab to converge", || {
             let problems = lab.observe(false)?.problems();
             anyhow::Ok(problems.is_empty().then_some(()).ok_or(problems.join("; ")))
         });

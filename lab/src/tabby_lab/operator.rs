@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::e2e::{Cluster, binary};
+use harness::e2e::{Cluster, binary};
 
 /// The AS of every node and reflector, and the top-of-rack router's.
 pub const CLUSTER_AS: u32 = 64512;
@@ -108,6 +108,6 @@ pub fn apply(cluster: &Cluster, file: &Path) -> Result<Vec<String>> {
         .arg(cluster.etcd.endpoint())
         .args(["apply", "-f"])
         .arg(file);
-    let said = crate::process::exec(&mut command).context("calicoctl-rs apply")?;
+    let said = harness::process::exec(&mut command).context("calicoctl-rs apply")?;
     Ok(said.lines().map(str::to_owned).collect())
 }

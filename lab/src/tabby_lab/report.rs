@@ -120,12 +120,12 @@ pub(super) fn observe(lab: &Lab, ping: bool) -> Result<Report> {
             address: node.address().to_string(),
             role: format!("subnet {}  agent", subnet(name)),
             sessions: sessions(
-                crate::e2e::list_peers(&lab.cluster.socket(name)),
+                harness::e2e::list_peers(&lab.cluster.socket(name)),
                 lab.expected_peers(name),
             ),
         });
         let expected = lab.cluster.expected_routes(name, &lab.pods, &facts);
-        let actual = crate::routes::routes(node, "84")?;
+        let actual = harness::routes::routes(node, "84")?;
         let mut lines: Vec<(String, String)> = (actual.iter())
             .map(|line| {
                 let note = match expected.contains(line) {
@@ -239,7 +239,7 @@ pub(super) fn observe(lab: &Lab, ping: bool) -> Result<Report> {
 }
 
 /// What a route `node` has is for, in words.
-fn what_for(line: &str, node: &str, lab: &Lab, facts: &crate::e2e::Facts) -> String {
+fn what_for(line: &str, node: &str, lab: &Lab, facts: &harness::e2e::Facts) -> String {
     let mut words = line.split_whitespace();
     let first = words.next().unwrap_or_default();
     if first == "blackhole" {

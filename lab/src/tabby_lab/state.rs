@@ -37,13 +37,13 @@ pub fn down(timeout: Duration) -> Result<String> {
         let pid = nix::unistd::Pid::from_raw(pid);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
             .context("stopping tabby-lab up")?;
-        crate::wait_until(timeout, "tabby-lab up to tear its lab down", || {
+        harness::wait_until(timeout, "tabby-lab up to tear its lab down", || {
             anyhow::Ok(nix::sys::signal::kill(pid, None).is_err())
         })?;
         let _ = writeln!(said, "stopped tabby-lab up (pid {pid}); its lab is gone");
     }
     let _ = std::fs::remove_file(STATE_FILE);
-    let swept = crate::sweep();
+    let swept = harness::sweep();
     for name in &swept.namespaces {
         let _ = writeln!(said, "removed leftover namespace {name}");
     }

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use anyhow::{Context, Result};
 
 use super::operator::TOR_AS;
-use crate::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
 
 /// Which daemon, on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,7 +43,7 @@ impl TopOfRack {
     /// Starts `kind` in `netns` (router id `router_id`), peering with `nodes`.
     pub fn start(
         kind: Tor,
-        netns: &crate::Netns,
+        netns: &harness::Netns,
         router_id: IpAddr,
         nodes: &[IpAddr],
     ) -> Result<Option<Self>> {

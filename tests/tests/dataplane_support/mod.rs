@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
-use tests::{Lab, Node};
+use harness::{Lab, Node};
 
 /// A lab with one node `n1` on 192.0.2.0/24 and fd00:ff::/64: its `eth0` has
 /// 192.0.2.10 and fd00:ff::a, so 192.0.2.2-4 and fd00:ff::3-4 are on-link gateways.
@@ -52,7 +52,7 @@ impl Host {
     /// opens (the reconciler's) belong to the node.
     pub fn run<T: Send>(&self, f: impl AsyncFnOnce() -> T + Send) -> T {
         self.node()
-            .run(|| tests::runtime().block_on(f()))
+            .run(|| harness::runtime().block_on(f()))
             .expect("entering the node's namespace")
     }
 }
