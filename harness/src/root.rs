@@ -1,25 +1,26 @@
-//! The root guard: tests that need namespaces skip loudly without root, and fail
-//! under `CI=true` so CI cannot go green without running them.
+//! The root guard. A test that needs root (network namespaces, nftables, kernel
+//! routes) is marked `#[ignore = "needs root"]`, so a run without root reports it
+//! skipped rather than passed, and starts with [`require_root`]. `scripts/test`
+//! runs ignored tests as root and under `CI=true`, so CI cannot go green without
+//! running them: there, a missing root fails the test with this guard's message.
 
-/// True when this process is root. Otherwise prints a loud `SKIPPED` line naming the
-/// current test and returns false; under `CI=true` it panics instead.
+/// Panics, naming the current test, unless this process is root: the test was asked
+/// for (`--run-ignored`, `--include-ignored`) where it cannot run.
 ///
 /// ```no_run
-/// if !harness::require_root() {
-///     return;
+/// #[test]
+/// #[ignore = "needs root"]
+/// fn harness_a_node_pings_its_router() {
+///     harness::require_root();
+///     // ...
 /// }
 /// ```
-pub fn require_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    let test = current_test_name();
+pub fn require_root() {
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test} needs root, and CI=true forbids skipping it"
+        nix::unistd::geteuid().is_root(),
+        "{} needs root; without root, run the tests without --run-ignored and it is skipped",
+        current_test_name()
     );
-    eprintln!("SKIPPED (needs root): {test}");
-    false
 }
 
 /// The running test's name: libtest names each test's thread after the test.

@@ -14,10 +14,9 @@ fn gone(namespaces: &[String]) -> bool {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn harness_two_nodes_ping_across_the_underlay() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = Lab::new("harness_two_nodes_ping_across_the_underlay")
         .subnet("a", "10.0.1.0/24")
         .node("n1", "a")
@@ -41,10 +40,9 @@ fn harness_two_nodes_ping_across_the_underlay() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn harness_nodes_on_different_subnets_ping_through_the_router() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = Lab::new("harness_nodes_on_different_subnets_ping_through_the_router")
         .subnet("a", "10.0.1.0/24")
         .ipv6("a", "fd00:1::/64")
@@ -64,10 +62,9 @@ fn harness_nodes_on_different_subnets_ping_through_the_router() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn harness_labs_with_identical_addresses_do_not_collide() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let build = || {
         Lab::new("harness_labs_with_identical_addresses_do_not_collide")
             .subnet("a", "10.0.1.0/24")
@@ -84,10 +81,9 @@ fn harness_labs_with_identical_addresses_do_not_collide() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn harness_code_in_a_node_opens_its_sockets_there() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = Lab::new("harness_code_in_a_node_opens_its_sockets_there")
         .subnet("a", "10.0.1.0/24")
         .node("n1", "a")
@@ -112,10 +108,9 @@ fn harness_code_in_a_node_opens_its_sockets_there() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn harness_pods_are_namespaces_removed_on_drop() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = Lab::new("harness_pods_are_namespaces_removed_on_drop")
         .subnet("a", "10.0.1.0/24")
         .node("n1", "a")
@@ -130,10 +125,9 @@ fn harness_pods_are_namespaces_removed_on_drop() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn harness_a_panicking_test_leaves_nothing_behind() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let (report, seen) = std::sync::mpsc::channel();
     let outcome = std::thread::spawn(move || {
         let lab = Lab::new("harness_a_panicking_test_leaves_nothing_behind")

@@ -23,10 +23,9 @@ fn two_nodes(test: &str) -> Lab {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn harness_bird_and_gobgp_exchange_routes_over_ebgp() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = two_nodes("harness_bird_and_gobgp_exchange_routes_over_ebgp");
     let (n1, n2) = (lab.node("n1"), lab.node("n2"));
     let bird = Bird::start(
@@ -56,10 +55,9 @@ fn harness_bird_and_gobgp_exchange_routes_over_ebgp() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn harness_frr_bgpd_runs_without_zebra_and_learns_a_route() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = two_nodes("harness_frr_bgpd_runs_without_zebra_and_learns_a_route");
     let (n1, n2) = (lab.node("n1"), lab.node("n2"));
     let frr = Frr::start(

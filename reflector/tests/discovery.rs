@@ -65,10 +65,9 @@ fn forward_into(netns: &str, to: SocketAddr) -> SocketAddr {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn reflector_peers_with_every_node_in_etcd_and_follows_additions_and_removals() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = support::lab("reflector_discovery");
     let (rr, c1, c2) = (lab.node("rr"), lab.node("bird"), lab.node("frr"));
     let client = |n: &harness::Node, route: &str| {

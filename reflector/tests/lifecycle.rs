@@ -53,10 +53,9 @@ fn has(daemon: &dyn BgpPeer, prefix: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sigterm_ceases_every_session_with_the_configured_shutdown_message() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = support::lab("reflector_sigterm");
     let (rr, c1, c2) = (lab.node("rr"), lab.node("bird"), lab.node("frr"));
     let (bird, _frr) = clients(rr, c1, c2, false);
@@ -86,10 +85,9 @@ fn sigterm_ceases_every_session_with_the_configured_shutdown_message() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_crashed_reflector_restarts_under_graceful_restart_and_clients_keep_their_routes() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = support::lab("reflector_graceful_restart");
     let (rr, c1, c2) = (lab.node("rr"), lab.node("bird"), lab.node("frr"));
     let (bird, frr) = clients(rr, c1, c2, true);

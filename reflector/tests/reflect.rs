@@ -15,10 +15,9 @@ fn net(s: &str) -> IpNet {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn reflector_passes_routes_between_bird_and_frr_clients_and_reports_them_over_grpc_and_metrics() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = support::lab("reflector_reflects_between_bird_and_frr");
     let (rr, c1, c2) = (lab.node("rr"), lab.node("bird"), lab.node("frr"));
     let (r1, r2) = (net("10.100.1.0/24"), net("10.100.2.0/24"));

@@ -150,9 +150,7 @@ fn bird(dir: &Path) -> Duration {
 }
 
 fn route_programming(c: &mut Criterion) {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let dir = tempfile::tempdir().unwrap();
     let gateway: IpAddr = GATEWAY.parse().unwrap();
     let mut desired = DesiredState::default();

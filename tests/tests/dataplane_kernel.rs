@@ -99,10 +99,9 @@ fn ip_routes(ns: &Host, protocol: &str) -> BTreeSet<String> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_every_route_kind_is_programmed_as_ip_route_reads_it() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let ns = node();
     let desired = every_kind();
     let (first, second) = ns.run(async || {
@@ -121,10 +120,9 @@ fn dataplane_every_route_kind_is_programmed_as_ip_route_reads_it() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_a_restarted_reconciler_against_a_matching_kernel_issues_no_changes() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let ns = node();
     let desired = every_kind();
     reconcile_once(&ns, &desired);
@@ -134,10 +132,9 @@ fn dataplane_a_restarted_reconciler_against_a_matching_kernel_issues_no_changes(
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_foreign_routes_on_tabbys_devices_are_left_alone() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let ns = node();
     ns.ip("route add 10.9.0.0/24 dev cali1 proto static");
     ns.ip("route add 10.0.0.3/32 dev cali2 proto static");
@@ -169,10 +166,9 @@ fn dataplane_foreign_routes_on_tabbys_devices_are_left_alone() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_routes_changed_or_removed_behind_tabbys_back_are_repaired() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let ns = node();
     let desired = every_kind();
     reconcile_once(&ns, &desired);
@@ -192,10 +188,9 @@ fn dataplane_routes_changed_or_removed_behind_tabbys_back_are_repaired() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_a_route_removed_from_desired_is_deleted_and_the_rest_untouched() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let ns = node();
     let mut desired = every_kind();
     let removed = ns.run(async || {
@@ -216,10 +211,9 @@ fn dataplane_a_route_removed_from_desired_is_deleted_and_the_rest_untouched() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_refused_changes_are_reported_one_by_one_and_the_rest_applied() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let ns = node();
     let mut desired = every_kind();
     desired.insert_route(Route::workload(net("10.0.0.9/32"), "cali9").unwrap());
@@ -273,10 +267,9 @@ fn vxlan_node_state(underlay: &str) -> DesiredState {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_the_vxlan_device_and_its_vtep_entries_match_ip_and_bridge() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let ns = node();
     let desired = vxlan_node_state("192.0.2.2");
     let moved = vxlan_node_state("192.0.2.3");
@@ -356,10 +349,9 @@ fn addresses(ns: &Host, device: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_the_vxlan_tunnel_address_is_set_and_stray_addresses_removed() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let ns = node();
     let mut desired = vxlan_node_state("192.0.2.2");
     desired.tunnel_addresses = [(VXLAN_DEVICE.to_owned(), ip("10.0.9.1"))].into();
@@ -378,10 +370,9 @@ fn dataplane_the_vxlan_tunnel_address_is_set_and_stray_addresses_removed() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_tunl0_on_a_kernel_without_ipip_is_one_reported_failure_and_the_rest_applies() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     // A node without the veth stand-in: `tunl0` really is missing here.
     let ns = Host::new(&harness::root::current_test_name());
     ns.veth("cali1", "pod1");
@@ -409,10 +400,9 @@ fn dataplane_tunl0_on_a_kernel_without_ipip_is_one_reported_failure_and_the_rest
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_a_vxlan_device_changed_behind_tabbys_back_is_repaired_in_place() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let ns = node();
     let desired = vxlan_node_state("192.0.2.2");
     reconcile_once(&ns, &desired);
@@ -445,10 +435,9 @@ fn dataplane_a_vxlan_device_changed_behind_tabbys_back_is_repaired_in_place() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_refusals_across_many_batches_are_matched_to_their_own_changes() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let ns = node();
     let mut desired = DesiredState::default();
     let mut refused = Vec::new();
@@ -491,10 +480,9 @@ async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_the_running_reconciler_follows_desired_state_and_repairs_on_resync() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let ns = node();
     ns.run(async || {
         let (desired, updates) = watch::channel(every_kind());
@@ -521,10 +509,9 @@ fn dataplane_the_running_reconciler_follows_desired_state_and_repairs_on_resync(
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_a_route_refused_for_a_missing_veth_is_retried_when_it_appears_not_at_resync() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let ns = node();
     ns.run(async || {
         let mut state = DesiredState::default();
@@ -554,10 +541,9 @@ fn dataplane_a_route_refused_for_a_missing_veth_is_retried_when_it_appears_not_a
 }
 
 #[test]
+#[ignore = "needs root"]
 fn dataplane_a_vxlan_device_with_another_vni_is_recreated_with_its_entries_and_routes() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let ns = node();
     let desired = vxlan_node_state("192.0.2.2");
     reconcile_once(&ns, &desired);

@@ -92,10 +92,9 @@ fn agents_peer_with_the_reflectors(cluster: &Cluster) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_reflectors_tabby_reflector_pair_with_the_mesh_off_and_one_killed() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let mut cluster = cluster("e2e_reflectors_tabby");
     cluster
         .start_reflector("rr1", AS, CLUSTER_ID, Clients::Datastore)
@@ -155,10 +154,9 @@ fn bird_reflector(machine: &harness::Node, lab: &Lab) -> Bird {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_reflectors_bird_pair_with_the_mesh_off_give_every_pod_a_route_to_every_pod() {
-    if !harness::require_root() {
-        return;
-    }
+    harness::require_root();
     let mut cluster = cluster("e2e_reflectors_bird");
     let birds: Vec<Bird> = REFLECTORS
         .iter()

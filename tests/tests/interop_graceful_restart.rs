@@ -141,10 +141,9 @@ fn daemon_config(peer: &Node, tabby: &Node, restart_time: u16) -> BgpConfig {
 macro_rules! restarting_tabby {
     ($($keeps:ident, $drops:ident: $daemon:ident;)*) => {$(
         #[test]
+        #[ignore = "needs root"]
         fn $keeps() {
-            if !require_root() {
-                return;
-            }
+            require_root();
             let lab = lab(stringify!($keeps));
             let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
             let daemon = $daemon::start(peer, &daemon_config(peer, tabby, 120)).unwrap();
@@ -152,10 +151,9 @@ macro_rules! restarting_tabby {
         }
 
         #[test]
+        #[ignore = "needs root"]
         fn $drops() {
-            if !require_root() {
-                return;
-            }
+            require_root();
             let lab = lab(stringify!($drops));
             let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
             let daemon = $daemon::start(peer, &daemon_config(peer, tabby, 120)).unwrap();
@@ -174,10 +172,9 @@ restarting_tabby! {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_graceful_restart_tabby_keeps_a_restarting_birds_routes_until_end_of_rib() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab =
         lab("interop_graceful_restart_tabby_keeps_a_restarting_birds_routes_until_end_of_rib");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));

@@ -83,10 +83,9 @@ fn check(tabby: &Node, peer: &Node) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_md5_bird_sends_open_only_over_a_correctly_signed_connection() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_md5_bird_sends_open_only_over_a_correctly_signed_connection");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let _bird = Bird::start(peer, &config(peer, tabby)).unwrap();
@@ -94,10 +93,9 @@ fn interop_md5_bird_sends_open_only_over_a_correctly_signed_connection() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_md5_frr_sends_open_only_over_a_correctly_signed_connection() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_md5_frr_sends_open_only_over_a_correctly_signed_connection");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let _frr = Frr::start(peer, &config(peer, tabby)).unwrap();
@@ -105,10 +103,9 @@ fn interop_md5_frr_sends_open_only_over_a_correctly_signed_connection() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_md5_gobgp_sends_open_only_over_a_correctly_signed_connection() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_md5_gobgp_sends_open_only_over_a_correctly_signed_connection");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let _gobgp = GoBgp::start(peer, &config(peer, tabby)).unwrap();
@@ -156,10 +153,9 @@ fn check_speaker(tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync)) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_md5_bird_session_comes_up_with_the_right_key_only() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_md5_bird_session_comes_up_with_the_right_key_only");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let bird = Bird::start(peer, &config(peer, tabby)).unwrap();
@@ -167,10 +163,9 @@ fn interop_md5_bird_session_comes_up_with_the_right_key_only() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_md5_frr_session_comes_up_with_the_right_key_only() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_md5_frr_session_comes_up_with_the_right_key_only");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let frr = Frr::start(peer, &config(peer, tabby)).unwrap();
@@ -178,10 +173,9 @@ fn interop_md5_frr_session_comes_up_with_the_right_key_only() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_md5_gobgp_session_comes_up_with_the_right_key_only() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_md5_gobgp_session_comes_up_with_the_right_key_only");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let gobgp = GoBgp::start(peer, &config(peer, tabby)).unwrap();

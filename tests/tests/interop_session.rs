@@ -95,10 +95,9 @@ fn session_with(tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync)) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_session_with_bird_comes_up_learns_its_route_and_shuts_down() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_session_with_bird_comes_up_learns_its_route_and_shuts_down");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let bird = Bird::start(peer, &peer_config(peer, tabby)).unwrap();
@@ -113,10 +112,9 @@ fn interop_session_with_bird_comes_up_learns_its_route_and_shuts_down() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_session_with_frr_comes_up_learns_its_route_and_shuts_down() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_session_with_frr_comes_up_learns_its_route_and_shuts_down");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let frr = Frr::start(peer, &peer_config(peer, tabby)).unwrap();
@@ -124,10 +122,9 @@ fn interop_session_with_frr_comes_up_learns_its_route_and_shuts_down() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_session_with_gobgp_comes_up_learns_its_route_and_shuts_down() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_session_with_gobgp_comes_up_learns_its_route_and_shuts_down");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let gobgp = GoBgp::start(peer, &peer_config(peer, tabby)).unwrap();

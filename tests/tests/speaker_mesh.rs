@@ -82,10 +82,9 @@ async fn rendezvous(arrived: &AtomicUsize) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn speaker_mesh_nodes_connecting_at_once_keep_one_session_and_learn_each_others_blocks() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = Lab::new(
         "speaker_mesh_nodes_connecting_at_once_keep_one_session_and_learn_each_others_blocks",
     )

@@ -62,30 +62,27 @@ fn reaches(
 }
 
 #[test]
+#[ignore = "needs root"]
 fn transport_gtsm_accepts_a_peer_within_its_hop_count() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = routed_lab("transport_gtsm_accepts_a_peer_within_its_hop_count");
     let security = TtlPolicy::Security { hops: 2 };
     assert!(reaches(lab.node("n1"), lab.node("n2"), security, security));
 }
 
 #[test]
+#[ignore = "needs root"]
 fn transport_gtsm_drops_a_peer_one_router_too_far() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = routed_lab("transport_gtsm_drops_a_peer_one_router_too_far");
     let security = TtlPolicy::Security { hops: 1 };
     assert!(!reaches(lab.node("n1"), lab.node("n2"), security, security));
 }
 
 #[test]
+#[ignore = "needs root"]
 fn transport_single_hop_ttl_does_not_cross_a_router() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = routed_lab("transport_single_hop_ttl_does_not_cross_a_router");
     let open = TtlPolicy::Hops(64);
     assert!(!reaches(

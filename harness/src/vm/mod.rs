@@ -60,11 +60,12 @@ pub fn memory() -> String {
 }
 
 /// Runs the test `name` of the current test binary inside a VM and fails unless it
-/// passed there. Call it from the test itself when [`in_vm`] is false.
+/// passed there. Call it from the test itself when [`in_vm`] is false. The test may
+/// be ignored (it needs root, as every VM test does): it was asked for by name.
 pub fn run_test_in_vm(name: &str, timeout: Duration) -> Result<()> {
     let exe = std::env::current_exe().context("locating the test binary")?;
     let command = format!(
-        "{} --exact {} --nocapture --test-threads 1",
+        "{} --exact {} --include-ignored --nocapture --test-threads 1",
         shell_quote(&exe.to_string_lossy()),
         shell_quote(name)
     );
