@@ -10,7 +10,7 @@
 //! BIRD starts with its kernel protocol disabled and is timed from `birdc enable`,
 //! so parsing its 100,000-route configuration is not counted.
 //!
-//! Run as root: `cargo bench -p tests --bench route_programming`.
+//! Run as root: `cargo bench -p agent --bench route_programming`.
 
 #[path = "../tests/dataplane_support/mod.rs"]
 mod support;

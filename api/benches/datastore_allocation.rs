@@ -8,7 +8,7 @@
 //! - bare etcd-client: a range read and a `mod_revision`-compare transaction of the
 //!   same JSON, with no decoding, validation or defaults: the floor.
 //!
-//! `cargo bench -p tests --bench datastore_allocation` (needs etcd-server).
+//! `cargo bench -p api --bench datastore_allocation` (needs etcd-server).
 
 use std::collections::BTreeMap;
 
