@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
+use harness::e2e::Facts;
 use proto::bgp::{Peer, SessionState};
 
-use super::{Lab, Mode, Tor};
+use super::{Lab, Mode, TOR_AS, TOR_NAME, TopOfRack, Tor};
 
 /// One BGP session as a speaker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,135 +88,13 @@ pub struct Report {
     pub reachable: Vec<Vec<bool>>,
 }
 
+/// Reads the lab back: every speaker's sessions, the ToR's learned blocks, every
+/// node's routes and, when `ping`, every pod pair.
 pub(super) fn observe(lab: &Lab, ping: bool) -> Result<Report> {
     let facts = lab.cluster.facts()?;
-    let subnet = |name: &str| lab.cluster.lab.node(name).subnet().to_owned();
-    let sessions =
-        |peers: Result<Vec<Peer>>, expected: Vec<String>| -> Result<Vec<Session>, String> {
-            let peers = peers.map_err(|e| format!("its status API does not answer: {e:#}"))?;
-            let mut sessions: Vec<Session> = expected
-                .into_iter()
-                .map(|name| Session {
-                    up: peers.iter().any(|p| {
-                        lab.name_of(&p.address) == name && p.state() == SessionState::Established
-                    }),
-                    peer: name,
-                })
-                .collect();
-            for peer in &peers {
-                let name = lab.name_of(&peer.address);
-                if !sessions.iter().any(|s| s.peer == name) {
-                    let up = peer.state() == SessionState::Established;
-                    sessions.push(Session { peer: name, up });
-                }
-            }
-            Ok(sessions)
-        };
-    let mut nodes = Vec::new();
-    let mut routes = Vec::new();
-    for name in &lab.nodes {
-        let node = lab.cluster.lab.node(name);
-        nodes.push(Speaker {
-            name: name.clone(),
-            address: node.address().to_string(),
-            role: format!("subnet {}  agent", subnet(name)),
-            sessions: sessions(
-                harness::e2e::list_peers(&lab.cluster.socket(name)),
-                lab.expected_peers(name),
-            ),
-        });
-        let expected = lab.cluster.expected_routes(name, &lab.pods, &facts);
-        let actual = harness::routes::routes(node, "84")?;
-        let mut lines: Vec<(String, String)> = (actual.iter())
-            .map(|line| {
-                let note = match expected.contains(line) {
-                    true => what_for(line, name, lab, &facts),
-                    false => String::new(),
-                };
-                (line.clone(), note)
-            })
-            .collect();
-        // Its own block first, then its pods, then the other nodes' blocks.
-        lines.sort_by_key(|(line, note)| {
-            let rank = if line.starts_with("blackhole") {
-                0
-            } else if note.starts_with("pod ") {
-                1
-            } else {
-                2
-            };
-            (rank, note.clone(), line.clone())
-        });
-        routes.push(NodeRoutes {
-            node: name.clone(),
-            routes: lines,
-            missing: expected.difference(&actual).cloned().collect(),
-        });
-    }
-    let reflectors = (lab.reflectors.iter())
-        .map(|rr| {
-            let others = lab.reflectors.iter().filter(|o| *o != rr);
-            let expected = lab.nodes.iter().chain(others).cloned().collect();
-            Speaker {
-                name: rr.clone(),
-                address: lab.cluster.lab.node(rr).address().to_string(),
-                role: format!("subnet {}  tabby-reflector", subnet(rr)),
-                sessions: sessions(lab.cluster.reflector_peers(rr), expected),
-            }
-        })
-        .collect();
-    let mut tor_blocks = Vec::new();
-    let tor = match &lab.tor {
-        None => None,
-        Some(tor) => {
-            let addresses: Vec<IpAddr> = (lab.nodes.iter())
-                .map(|n| lab.cluster.lab.node(n).address())
-                .collect();
-            let at: BTreeSet<String> = (lab.names.iter())
-                .filter(|(_, n)| *n == super::TOR_NAME)
-                .map(|(a, _)| a.to_string())
-                .collect();
-            let sessions = tor.sessions(&addresses).map(|up| {
-                (lab.nodes.iter().zip(up))
-                    .map(|(n, up)| Session {
-                        peer: n.clone(),
-                        up,
-                    })
-                    .collect()
-            });
-            let learned = tor.peer().routes().map_err(|e| format!("{e:#}"));
-            for (owner, blocks) in &facts.owners {
-                for block in blocks {
-                    let route = (learned.as_ref().ok())
-                        .and_then(|routes| routes.iter().find(|r| r.prefix == *block));
-                    tor_blocks.push(Learned {
-                        block: block.to_string(),
-                        owner: owner.clone(),
-                        learned: route.is_some(),
-                        next_hop: (route.and_then(|r| r.next_hop))
-                            .map(|hop| lab.name_of(&hop.to_string()))
-                            .unwrap_or_default(),
-                    });
-                }
-            }
-            Some(Speaker {
-                name: super::TOR_NAME.to_owned(),
-                address: at.into_iter().collect::<Vec<_>>().join(", "),
-                role: format!("router  {} AS {}", tor.kind().label(), super::TOR_AS),
-                sessions: sessions.map_err(|e| format!("{e:#}")),
-            })
-        }
-    };
-    let reachable = match ping {
-        true => (lab.pods.iter())
-            .map(|from| {
-                (lab.pods.iter())
-                    .map(|to| from.netns.ping(to.ip).is_ok())
-                    .collect()
-            })
-            .collect(),
-        false => Vec::new(),
-    };
+    let routes = (lab.nodes.iter())
+        .map(|node| node_routes(lab, node, &facts))
+        .collect::<Result<_>>()?;
     Ok(Report {
         mode: lab.options.mode,
         tor_kind: lab.options.tor,
@@ -226,20 +105,164 @@ pub(super) fn observe(lab: &Lab, ping: bool) -> Result<Report> {
         convergence: lab.convergence,
         resources: lab.resources.clone(),
         applied: lab.applied.clone(),
-        nodes,
-        reflectors,
-        tor,
-        tor_blocks,
+        nodes: lab
+            .nodes
+            .iter()
+            .map(|node| node_speaker(lab, node))
+            .collect(),
+        reflectors: (lab.reflectors.iter())
+            .map(|rr| reflector_speaker(lab, rr))
+            .collect(),
+        tor: lab.tor.as_ref().map(|tor| tor_speaker(lab, tor)),
+        tor_blocks: (lab.tor.as_ref())
+            .map(|tor| tor_blocks(lab, tor, &facts))
+            .unwrap_or_default(),
         routes,
         pods: (lab.pods.iter())
             .map(|p| (p.name.clone(), p.node.clone(), p.ip.to_string()))
             .collect(),
-        reachable,
+        reachable: if ping { ping_matrix(lab) } else { Vec::new() },
+    })
+}
+
+// Sessions.
+
+fn node_speaker(lab: &Lab, name: &str) -> Speaker {
+    let node = lab.cluster.lab.node(name);
+    Speaker {
+        name: name.to_owned(),
+        address: node.address().to_string(),
+        role: format!("subnet {}  agent", node.subnet()),
+        sessions: sessions(
+            lab,
+            harness::e2e::list_peers(&lab.cluster.socket(name)),
+            lab.expected_peers(name),
+        ),
+    }
+}
+
+/// A reflector peers with every node and every other reflector.
+fn reflector_speaker(lab: &Lab, rr: &str) -> Speaker {
+    let node = lab.cluster.lab.node(rr);
+    let others = lab.reflectors.iter().filter(|o| *o != rr);
+    let expected = lab.nodes.iter().chain(others).cloned().collect();
+    Speaker {
+        name: rr.to_owned(),
+        address: node.address().to_string(),
+        role: format!("subnet {}  tabby-reflector", node.subnet()),
+        sessions: sessions(lab, lab.cluster.reflector_peers(rr), expected),
+    }
+}
+
+/// The ToR peers with every node (on each subnet it joins).
+fn tor_speaker(lab: &Lab, tor: &TopOfRack) -> Speaker {
+    let addresses: Vec<IpAddr> = (lab.nodes.iter())
+        .map(|n| lab.cluster.lab.node(n).address())
+        .collect();
+    let at: BTreeSet<String> = (lab.names.iter())
+        .filter(|(_, n)| *n == TOR_NAME)
+        .map(|(a, _)| a.to_string())
+        .collect();
+    let sessions = tor.sessions(&addresses).map(|up| {
+        (lab.nodes.iter().zip(up))
+            .map(|(n, up)| Session {
+                peer: n.clone(),
+                up,
+            })
+            .collect()
+    });
+    Speaker {
+        name: TOR_NAME.to_owned(),
+        address: at.into_iter().collect::<Vec<_>>().join(", "),
+        role: format!("router  {} AS {}", tor.kind().label(), TOR_AS),
+        sessions: sessions.map_err(|e| format!("{e:#}")),
+    }
+}
+
+/// The `expected` sessions, each up or not, then any other session the speaker
+/// reports (named by [`Lab::name_of`]).
+fn sessions(
+    lab: &Lab,
+    peers: Result<Vec<Peer>>,
+    expected: Vec<String>,
+) -> Result<Vec<Session>, String> {
+    let peers = peers.map_err(|e| format!("its status API does not answer: {e:#}"))?;
+    let mut sessions: Vec<Session> = expected
+        .into_iter()
+        .map(|name| Session {
+            up: peers
+                .iter()
+                .any(|p| lab.name_of(&p.address) == name && p.state() == SessionState::Established),
+            peer: name,
+        })
+        .collect();
+    for peer in &peers {
+        let name = lab.name_of(&peer.address);
+        if !sessions.iter().any(|s| s.peer == name) {
+            let up = peer.state() == SessionState::Established;
+            sessions.push(Session { peer: name, up });
+        }
+    }
+    Ok(sessions)
+}
+
+// Routes.
+
+/// Every node's block, and whether (and through whom) the ToR learned it.
+fn tor_blocks(lab: &Lab, tor: &TopOfRack, facts: &Facts) -> Vec<Learned> {
+    let learned = tor.peer().routes().ok();
+    let mut blocks = Vec::new();
+    for (owner, owned) in &facts.owners {
+        for block in owned {
+            let route =
+                (learned.as_ref()).and_then(|routes| routes.iter().find(|r| r.prefix == *block));
+            blocks.push(Learned {
+                block: block.to_string(),
+                owner: owner.clone(),
+                learned: route.is_some(),
+                next_hop: (route.and_then(|r| r.next_hop))
+                    .map(|hop| lab.name_of(&hop.to_string()))
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    blocks
+}
+
+/// `name`'s tabby routes in its kernel, each with what it is for, and the routes
+/// the datastore implies that it lacks.
+fn node_routes(lab: &Lab, name: &str, facts: &Facts) -> Result<NodeRoutes> {
+    let expected = lab.cluster.expected_routes(name, &lab.pods, facts);
+    let actual = harness::routes::routes(lab.cluster.lab.node(name), "84")?;
+    let mut routes: Vec<(String, String)> = (actual.iter())
+        .map(|line| {
+            let note = match expected.contains(line) {
+                true => what_for(line, name, lab, facts),
+                false => String::new(),
+            };
+            (line.clone(), note)
+        })
+        .collect();
+    // Its own block first, then its pods, then the other nodes' blocks.
+    routes.sort_by_key(|(line, note)| {
+        let rank = if line.starts_with("blackhole") {
+            0
+        } else if note.starts_with("pod ") {
+            1
+        } else {
+            2
+        };
+        (rank, note.clone(), line.clone())
+    });
+    Ok(NodeRoutes {
+        node: name.to_owned(),
+        routes,
+        missing: expected.difference(&actual).cloned().collect(),
     })
 }
 
 /// What a route `node` has is for, in words.
-fn what_for(line: &str, node: &str, lab: &Lab, facts: &harness::e2e::Facts) -> String {
+fn what_for(line: &str, node: &str, lab: &Lab, facts: &Facts) -> String {
     let mut words = line.split_whitespace();
     let first = words.next().unwrap_or_default();
     if first == "blackhole" {
@@ -260,6 +283,19 @@ fn what_for(line: &str, node: &str, lab: &Lab, facts: &harness::e2e::Facts) -> S
         "direct"
     };
     format!("{owner}'s block, {how}")
+}
+
+// Reachability.
+
+/// `[i][j]`: pod i pinged pod j.
+fn ping_matrix(lab: &Lab) -> Vec<Vec<bool>> {
+    (lab.pods.iter())
+        .map(|from| {
+            (lab.pods.iter())
+                .map(|to| from.netns.ping(to.ip).is_ok())
+                .collect()
+        })
+        .collect()
 }
 
 impl Report {
