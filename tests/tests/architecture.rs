@@ -213,8 +213,9 @@ fn architecture_a_missing_or_extra_edge_is_named_in_the_failure() {
     );
 }
 
-/// Every `.rs` file in the workspace's crate folders, relative to the root.
-fn rust_files(workspace: &Workspace) -> Vec<PathBuf> {
+/// Every `.rs` file in the workspace's crate folders (its path relative to the
+/// root) and its text.
+fn rust_sources() -> Vec<(PathBuf, String)> {
     fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -227,6 +228,7 @@ fn rust_files(workspace: &Workspace) -> Vec<PathBuf> {
             }
         }
     }
+    let workspace = workspace();
     let mut files = Vec::new();
     for folder in workspace.crates.keys() {
         walk(&workspace.root.join(folder), &mut files);
@@ -235,15 +237,17 @@ fn rust_files(workspace: &Workspace) -> Vec<PathBuf> {
         .into_iter()
         .map(|f| f.strip_prefix(&workspace.root).unwrap().to_owned())
         .filter(|f| f != Path::new(file!())) // its messages quote the attributes
+        .map(|f| {
+            let source = std::fs::read_to_string(workspace.root.join(&f)).unwrap();
+            (f, source)
+        })
         .collect()
 }
 
 #[test]
 fn architecture_ignored_tests_need_root_or_are_slow_checks_in_a_slow_module() {
-    let workspace = workspace();
     let mut found = Vec::new();
-    for file in rust_files(&workspace) {
-        let source = std::fs::read_to_string(workspace.root.join(&file)).unwrap();
+    for (file, source) in rust_sources() {
         // Open braces inside a `mod slow { ... }`, while in one.
         let mut slow_depth: Option<usize> = None;
         let (mut slow_tests, mut marked_slow) = (0, 0);
@@ -291,10 +295,8 @@ fn architecture_ignored_tests_need_root_or_are_slow_checks_in_a_slow_module() {
 
 #[test]
 fn architecture_every_test_calling_require_root_is_an_integration_test_ignored_as_needing_root() {
-    let workspace = workspace();
     let mut found = Vec::new();
-    for file in rust_files(&workspace) {
-        let source = std::fs::read_to_string(workspace.root.join(&file)).unwrap();
+    for (file, source) in rust_sources() {
         let lines: Vec<&str> = source.lines().map(str::trim).collect();
         let in_folder = |name: &str| {
             file.components()
