@@ -1,4 +1,4 @@
-//! Who owns what: every harness run registers a directory `/run/tabby-tests/<id>/`
+//! Who owns what: every harness run registers a directory `<registry_dir>/<id>/`
 //! holding its owner's pid, so a later [`sweep`] can tell leftovers of crashed runs
 //! (owner dead) from the work of tests running right now.
 //!
@@ -15,8 +15,15 @@ use anyhow::{Context, Result};
 use crate::names;
 use crate::netns;
 
-/// Where runs register.
-pub const REGISTRY_DIR: &str = "/run/tabby-tests";
+/// Where runs register: `/run/tabby-tests` as root. Without root a run makes no
+/// namespaces, only host processes (etcd), and registers where it may write.
+pub fn registry_dir() -> PathBuf {
+    let uid = nix::unistd::geteuid();
+    match uid.is_root() {
+        true => PathBuf::from("/run/tabby-tests"),
+        false => std::env::temp_dir().join(format!("tabby-tests-{uid}")),
+    }
+}
 
 /// A live registration; removing it (on drop) says "nothing of mine is left".
 #[derive(Debug)]
@@ -28,10 +35,12 @@ pub struct Registration {
 impl Registration {
     /// Registers a new run under a fresh unique id.
     pub fn new() -> Result<Self> {
-        fs::create_dir_all(REGISTRY_DIR).with_context(|| format!("creating {REGISTRY_DIR}"))?;
+        let registry = registry_dir();
+        fs::create_dir_all(&registry)
+            .with_context(|| format!("creating {}", registry.display()))?;
         loop {
             let id = names::unique_id();
-            let dir = Path::new(REGISTRY_DIR).join(&id);
+            let dir = registry.join(&id);
             match fs::create_dir(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
@@ -85,7 +94,8 @@ pub struct Swept {
 pub fn sweep() -> Swept {
     let mut swept = Swept::default();
     let namespaces = netns::list();
-    let entries = match fs::read_dir(REGISTRY_DIR) {
+    let registry = registry_dir();
+    let entries = match fs::read_dir(&registry) {
         Ok(entries) => entries.flatten().collect(),
         Err(_) => Vec::new(),
     };
@@ -112,7 +122,7 @@ pub fn sweep() -> Swept {
     // harness namespace without a registration belongs to no live run.
     for name in &namespaces {
         if let Some(id) = harness_id(name)
-            && !Path::new(REGISTRY_DIR).join(id).exists()
+            && !registry.join(id).exists()
             && !swept.namespaces.contains(name)
         {
             netns::delete(name);

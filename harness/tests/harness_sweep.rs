@@ -18,7 +18,7 @@ fn harness_sweep_removes_leftovers_of_a_dead_owner_only() {
     // A crashed run: its registration names an owner that no longer exists (pid 1
     // with the wrong start time), and it left a namespace with a process inside.
     let id = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
-    let registration = std::path::Path::new(harness::registry::REGISTRY_DIR).join(&id);
+    let registration = harness::registry::registry_dir().join(&id);
     std::fs::create_dir_all(registration.join("pids")).unwrap();
     std::fs::write(registration.join("owner"), "1 0").unwrap();
     let leftover = format!("tb-{id}-n1");
