@@ -3,7 +3,7 @@
 //! at the desired state ([`agent`] is the loop).
 
 mod agent;
-mod novelty;
+mod ongoing;
 pub mod query;
 mod speaker;
 pub mod status;
