@@ -119,6 +119,7 @@ impl Authentication {
             auth_type,
             auth_len,
         };
+        // Read only once the length is known to cover it.
         let sequence = || u32::from_be_bytes([section[4], section[5], section[6], section[7]]);
         Ok(match auth_type {
             SIMPLE_PASSWORD => {
@@ -131,11 +132,11 @@ impl Authentication {
                 }
             }
             KEYED_MD5 | METICULOUS_KEYED_MD5 => {
-                let digest = section[8..]
-                    .try_into()
-                    .ok()
-                    .filter(|_| auth_len == MD5_LEN)
-                    .ok_or_else(bad_length)?;
+                if auth_len != MD5_LEN {
+                    return Err(bad_length());
+                }
+                let mut digest = [0; 16];
+                digest.copy_from_slice(&section[8..]);
                 Authentication::KeyedMd5 {
                     meticulous: auth_type == METICULOUS_KEYED_MD5,
                     key_id: section[2],
@@ -144,11 +145,11 @@ impl Authentication {
                 }
             }
             KEYED_SHA1 | METICULOUS_KEYED_SHA1 => {
-                let hash = section[8..]
-                    .try_into()
-                    .ok()
-                    .filter(|_| auth_len == SHA1_LEN)
-                    .ok_or_else(bad_length)?;
+                if auth_len != SHA1_LEN {
+                    return Err(bad_length());
+                }
+                let mut hash = [0; 20];
+                hash.copy_from_slice(&section[8..]);
                 Authentication::KeyedSha1 {
                     meticulous: auth_type == METICULOUS_KEYED_SHA1,
                     key_id: section[2],

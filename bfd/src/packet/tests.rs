@@ -381,3 +381,17 @@ mod properties {
         }
     }
 }
+
+/// Found by the fuzzer: a keyed MD5 section of 4 bytes, shorter than its sequence
+/// number, made the decoder index past its end.
+#[test]
+fn a_keyed_md5_section_too_short_for_its_sequence_number_is_discarded() {
+    let bytes = hex("2044 031c 000f 4240 b45e 7300 0e3d f31a b45e ac00 000f 4240 0204 7800");
+    assert_eq!(
+        ControlPacket::decode(&bytes).unwrap_err(),
+        DecodeError::Authentication(AuthError::BadLength {
+            auth_type: 2,
+            auth_len: 4
+        })
+    );
+}
