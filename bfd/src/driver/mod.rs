@@ -165,7 +165,10 @@ pub struct SessionHandle {
 
 impl Drop for SessionHandle {
     fn drop(&mut self) {
-        // The task ends as its command channel closes; the dispatcher forgets it.
+        // Close the command channel first: the task then says goodbye however soon
+        // the dispatcher, told next, stops routing packets to it.
+        let (closed, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.commands, closed));
         if let Some(requests) = self.requests.upgrade() {
             let _ = requests.send(dispatch::Request::Remove(self.discriminator));
         }

@@ -33,6 +33,9 @@ pub(super) async fn run(mut task: SessionTask) {
     task.apply(out, &mut transmit, &mut detection).await;
     loop {
         let input = tokio::select! {
+            // Commands first: a deleted session's packet queue closes right after
+            // its command channel, and the goodbye must win.
+            biased;
             command = task.commands.recv() => match command {
                 Some(Command::AdminDown) => Input::AdminDown,
                 Some(Command::AdminUp) => Input::AdminUp,

@@ -167,19 +167,21 @@ impl Session {
     /// Sends the first packet and starts periodic transmission.
     pub fn start(&mut self) -> Vec<Output> {
         let mut out = vec![Output::Send(self.packet(false))];
-        self.sync_transmit(&mut out);
+        self.sync_transmit(true, &mut out);
         out
     }
 
     pub fn handle(&mut self, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
+        let before = self.state;
+        // A periodic packet went out: the next one is a full interval later.
+        let mut periodic_sent = false;
         match input {
             Input::Received(packet) => self.receive(packet, &mut out),
             Input::Expired(Timer::Transmit) => {
-                if let Some(interval) = self.transmitting {
+                if self.transmitting.is_some() {
                     out.push(Output::Send(self.packet(false)));
-                    let next = self.jittered(interval);
-                    out.push(Output::SetTimer(Timer::Transmit, next));
+                    periodic_sent = true;
                 }
             }
             Input::Expired(Timer::Detection) => self.detection_time_passed(&mut out),
@@ -199,7 +201,17 @@ impl Session {
                 self.advertise();
             }
         }
-        self.sync_transmit(&mut out);
+        // A new state goes out at once, as BIRD and FRR send theirs: the peer
+        // learns of an AdminDown before its Detection Time, still based on the
+        // faster rate of Up, passes. A Final sent already carried it.
+        let announce = self.state != before
+            && self.transmit_interval().is_some()
+            && !out.iter().any(|o| matches!(o, Output::Send(_)));
+        if announce {
+            out.push(Output::Send(self.packet(false)));
+            periodic_sent = true;
+        }
+        self.sync_transmit(periodic_sent, &mut out);
         out
     }
 
@@ -208,7 +220,9 @@ impl Session {
     /// learns the deletion is no failure, RFC 5882 section 3.2).
     pub fn delete(&mut self) -> Vec<Output> {
         let mut out = self.handle(Input::AdminDown);
-        out.push(Output::Send(self.packet(false)));
+        if !out.iter().any(|o| matches!(o, Output::Send(_))) {
+            out.push(Output::Send(self.packet(false)));
+        }
         out
     }
 
@@ -361,23 +375,30 @@ impl Session {
         }
     }
 
-    /// Restarts or stops the transmit timer when the interval changed (section 6.8.7):
-    /// the slower of this system's Desired Min TX and the peer's Required Min RX; none
-    /// at all when the peer asks for none, or is in Demand mode and no Poll Sequence
-    /// is running.
-    fn sync_transmit(&mut self, out: &mut Vec<Output>) {
+    /// The interval between periodic packets (section 6.8.7): the slower of this
+    /// system's Desired Min TX and the peer's Required Min RX; none at all when the
+    /// peer asks for none, or is in Demand mode and no Poll Sequence is running.
+    fn transmit_interval(&self) -> Option<u32> {
         let remote_demand =
             self.remote.demand && self.state == State::Up && self.remote.state == State::Up;
-        let interval = (self.remote.min_rx != 0 && (!remote_demand || self.polling))
-            .then(|| self.in_force.desired_min_tx.max(self.remote.min_rx));
-        if interval == self.transmitting {
-            return;
-        }
+        (self.remote.min_rx != 0 && (!remote_demand || self.polling))
+            .then(|| self.in_force.desired_min_tx.max(self.remote.min_rx))
+    }
+
+    /// Restarts the transmit timer after a periodic packet or when the interval
+    /// changed, or stops it.
+    fn sync_transmit(&mut self, periodic_sent: bool, out: &mut Vec<Output>) {
+        let interval = self.transmit_interval();
+        let changed = interval != self.transmitting;
         self.transmitting = interval;
-        out.push(match interval {
-            Some(interval) => Output::SetTimer(Timer::Transmit, self.jittered(interval)),
-            None => Output::CancelTimer(Timer::Transmit),
-        });
+        match interval {
+            Some(interval) if changed || periodic_sent => {
+                let next = self.jittered(interval);
+                out.push(Output::SetTimer(Timer::Transmit, next));
+            }
+            None if changed => out.push(Output::CancelTimer(Timer::Transmit)),
+            _ => {}
+        }
     }
 
     /// An interval reduced by up to 25 % at random; by 10 to 25 % when Detect Mult

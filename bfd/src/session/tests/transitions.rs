@@ -18,6 +18,21 @@ fn a_new_session_sends_down_at_once_then_once_a_second() {
 }
 
 #[test]
+fn a_state_change_goes_out_at_once_and_the_next_packet_a_full_interval_later() {
+    let mut session = down();
+    let out = receive(&mut session, from_peer(State::Down));
+    let packets = sent(&out);
+    assert_eq!(packets.len(), 1);
+    assert_eq!(packets[0].state, State::Init);
+    let next = timer_set(&out, Timer::Transmit).unwrap();
+    assert!(next >= ms(750), "{next:?}");
+    // Without a change nothing is sent out of turn.
+    let out = receive(&mut session, from_peer(State::Down));
+    assert!(sent(&out).is_empty());
+    assert_eq!(timer_set(&out, Timer::Transmit), None);
+}
+
+#[test]
 fn down_receiving_down_moves_to_init() {
     let mut session = down();
     let out = receive(&mut session, from_peer(State::Down));
@@ -167,6 +182,8 @@ fn admin_down_from_every_state_holds_the_session_and_keeps_telling_the_peer() {
             state_change(&out),
             Some((State::AdminDown, Diagnostic::AdministrativelyDown))
         );
+        // At once: a peer that is Up must hear it before its Detection Time.
+        assert_eq!(sent(&out)[0].state, State::AdminDown);
         assert_eq!(session.status().flaps, 0, "AdminDown is no flap");
         let packet = next_periodic(&mut session);
         assert_eq!(packet.state, State::AdminDown);
