@@ -202,13 +202,13 @@ impl Topology {
                 .unwrap_or_else(|e| panic!("{:?}'s session with {local}: {e:#}", self.daemon));
             let seen = peer.diagnostic(local);
             eprintln!(
-                "{:?}'s session with {local} {state} ({}) after {:?}",
+                "{:?} on {remote}: session with {local} {state} ({}) after {:?}",
                 self.daemon,
                 seen.as_deref().unwrap_or("no diagnostic shown"),
                 since.elapsed()
             );
             if let Some(seen) = seen {
-                assert_eq!(seen, diagnostic, "{:?}'s session with {local}", self.daemon);
+                assert_eq!(seen, diagnostic, "{:?} on {remote}", self.daemon);
             }
         }
     }
