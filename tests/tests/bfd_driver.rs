@@ -217,22 +217,15 @@ fn bfd_driver_sends_with_ttl_255_from_a_source_port_above_49151_to_the_mode_s_po
     }
 }
 
-/// A Down packet from a hand-made peer: `my` is its discriminator.
+/// A packet from a hand-made peer in `state`: `my` is its discriminator.
 fn down_from(my: u32, state: State) -> Vec<u8> {
     ControlPacket {
-        diagnostic: Diagnostic::NoDiagnostic,
         state,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        demand: false,
         detect_mult: 3,
         my_discriminator: my,
-        your_discriminator: 0,
         desired_min_tx_us: 1_000_000,
         required_min_rx_us: 300_000,
-        required_min_echo_rx_us: 0,
-        authentication: None,
+        ..ControlPacket::default()
     }
     .to_bytes()
     .to_vec()

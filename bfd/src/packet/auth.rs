@@ -115,16 +115,14 @@ impl Authentication {
                 section: section.len(),
             });
         }
-        let bad_length = || AuthError::BadLength {
+        let bad_length = AuthError::BadLength {
             auth_type,
             auth_len,
         };
-        // Read only once the length is known to cover it.
-        let sequence = || u32::from_be_bytes([section[4], section[5], section[6], section[7]]);
         Ok(match auth_type {
             SIMPLE_PASSWORD => {
                 if !(4..=3 + PASSWORD_MAX).contains(&auth_len) {
-                    return Err(bad_length());
+                    return Err(bad_length);
                 }
                 Authentication::SimplePassword {
                     key_id: section[2],
@@ -132,28 +130,20 @@ impl Authentication {
                 }
             }
             KEYED_MD5 | METICULOUS_KEYED_MD5 => {
-                if auth_len != MD5_LEN {
-                    return Err(bad_length());
-                }
-                let mut digest = [0; 16];
-                digest.copy_from_slice(&section[8..]);
+                let (key_id, sequence, digest) = keyed(section).ok_or(bad_length)?;
                 Authentication::KeyedMd5 {
                     meticulous: auth_type == METICULOUS_KEYED_MD5,
-                    key_id: section[2],
-                    sequence: sequence(),
+                    key_id,
+                    sequence,
                     digest,
                 }
             }
             KEYED_SHA1 | METICULOUS_KEYED_SHA1 => {
-                if auth_len != SHA1_LEN {
-                    return Err(bad_length());
-                }
-                let mut hash = [0; 20];
-                hash.copy_from_slice(&section[8..]);
+                let (key_id, sequence, hash) = keyed(section).ok_or(bad_length)?;
                 Authentication::KeyedSha1 {
                     meticulous: auth_type == METICULOUS_KEYED_SHA1,
-                    key_id: section[2],
-                    sequence: sequence(),
+                    key_id,
+                    sequence,
                     hash,
                 }
             }
@@ -202,4 +192,12 @@ impl Authentication {
         out.truncate(start + SECTION_MAX);
         out[start + 1] = (out.len() - start) as u8;
     }
+}
+
+/// Key ID, sequence number and the `N`-byte digest of a keyed MD5 or SHA1
+/// section; None unless the section is exactly 8 + `N` bytes.
+fn keyed<const N: usize>(section: &[u8]) -> Option<(u8, u32, [u8; N])> {
+    let digest = section.get(8..)?.try_into().ok()?;
+    let sequence = u32::from_be_bytes(section.get(4..8)?.try_into().ok()?);
+    Some((section[2], sequence, digest))
 }

@@ -42,8 +42,10 @@ pub const VERSION: u8 = 1;
 /// Length of a Control packet without an authentication section.
 pub const HEADER_LEN: usize = 24;
 
-/// A BFD Control packet. Intervals are in microseconds, as on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A BFD Control packet. Intervals are in microseconds, as on the wire. The
+/// default has every field zero (not a valid packet: Detect Mult and My
+/// Discriminator must be set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ControlPacket {
     pub diagnostic: Diagnostic,
     pub state: State,
@@ -66,9 +68,11 @@ pub struct ControlPacket {
 }
 
 /// The session state a packet reports (RFC 5880 section 4.1, "Sta").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum State {
     AdminDown,
+    /// Where every session starts (RFC 5880 section 6.8.1).
+    #[default]
     Down,
     Init,
     Up,
@@ -102,8 +106,9 @@ impl fmt::Display for State {
 
 /// Why the sender's session last changed state (RFC 5880 section 4.1, "Diag").
 /// Codes 9 to 31 are reserved; they are carried, not rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Diagnostic {
+    #[default]
     NoDiagnostic,
     ControlDetectionTimeExpired,
     EchoFunctionFailed,

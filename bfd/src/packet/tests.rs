@@ -31,19 +31,13 @@ const BIRD_METICULOUS_KEYED_SHA1: &str = "2044 0334 ce28 bb5a 0000 0000 000f 424
 
 fn base(state: State, my: u32, your: u32) -> ControlPacket {
     ControlPacket {
-        diagnostic: Diagnostic::NoDiagnostic,
         state,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        demand: false,
         detect_mult: 3,
         my_discriminator: my,
         your_discriminator: your,
         desired_min_tx_us: 1_000_000,
         required_min_rx_us: 300_000,
-        required_min_echo_rx_us: 0,
-        authentication: None,
+        ..ControlPacket::default()
     }
 }
 

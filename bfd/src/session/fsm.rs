@@ -13,7 +13,7 @@ use crate::packet::{ControlPacket, Diagnostic, State};
 use super::config::Timers;
 
 /// While the session is not Up, packets go at most once a second (section 6.8.3).
-pub const SLOW_TX_US: u32 = 1_000_000;
+const SLOW_TX_US: u32 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Timer {

@@ -37,4 +37,4 @@ mod fsm;
 mod tests;
 
 pub use config::{MAX_INTERVAL, MIN_INTERVAL, Timers, TimersError};
-pub use fsm::{Discard, Input, Output, SLOW_TX_US, Session, Status, Timer};
+pub use fsm::{Discard, Input, Output, Session, Status, Timer};

@@ -4,8 +4,6 @@
 //! No vty TCP port (`-P 0`); queried with `vtysh --vty_socket`, JSON output.
 
 use std::net::IpAddr;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -13,6 +11,7 @@ use bfd::State;
 use serde_json::Value;
 use tempfile::TempDir;
 
+use super::frr::vtysh;
 use super::{Bfd, BfdPeer, BgpConfig, role, socket_dir, write_config};
 use crate::netns::Netns;
 use crate::process::{self, Process};
@@ -65,7 +64,7 @@ impl Bfdd {
 
     /// Runs one vtysh command against this bfdd; returns its output.
     pub fn vtysh(&self, command: &str) -> Result<String> {
-        process::exec(vtysh(self.sockets.path()).args(["-c", command]))
+        process::exec(vtysh(self.sockets.path(), "bfdd").args(["-c", command]))
     }
 
     fn vtysh_json(&self, command: &str) -> Result<Value> {
@@ -104,15 +103,6 @@ impl BfdPeer for Bfdd {
             .peer(remote)?
             .and_then(|peer| parse_status(peer["status"].as_str()?)))
     }
-}
-
-fn vtysh(sockets: &Path) -> Command {
-    let mut command = Command::new("vtysh");
-    command
-        .arg("--vty_socket")
-        .arg(sockets)
-        .args(["-d", "bfdd"]);
-    command
 }
 
 /// The entry of a `show bfd peers [counters] json` list for `remote`.

@@ -122,34 +122,32 @@ impl TabbyBfd {
 
     /// Waits until the session with `remote` is in `state`; returns its status.
     pub fn wait_state(&self, remote: IpAddr, state: State, timeout: Duration) -> Result<Status> {
-        let session = self.session(remote);
-        wait_until(
-            timeout,
-            &format!("tabby's BFD session with {remote} {state}"),
-            || {
-                let status = session.status();
-                Ok(if status.state == state {
-                    Ok(status)
-                } else {
-                    Err(format!("{status:?}"))
-                })
-            },
-        )
+        self.wait(remote, &state.to_string(), timeout, |s| s == state)
     }
 
     /// Waits until the session with `remote` has left Up (Down, or Init again when
     /// the peer keeps sending); returns its status.
     pub fn wait_down(&self, remote: IpAddr, timeout: Duration) -> Result<Status> {
+        self.wait(remote, "down", timeout, |s| s != State::Up)
+    }
+
+    fn wait(
+        &self,
+        remote: IpAddr,
+        what: &str,
+        timeout: Duration,
+        ready: impl Fn(State) -> bool,
+    ) -> Result<Status> {
         let session = self.session(remote);
         wait_until(
             timeout,
-            &format!("tabby's BFD session with {remote} down"),
+            &format!("tabby's BFD session with {remote} {what}"),
             || {
                 let status = session.status();
-                Ok(if status.state == State::Up {
-                    Err("still Up".to_owned())
-                } else {
+                Ok(if ready(status.state) {
                     Ok(status)
+                } else {
+                    Err(format!("{status:?}"))
                 })
             },
         )

@@ -22,12 +22,7 @@ fn ms(n: u64) -> Duration {
 /// it is Down or AdminDown; 1 s / 300 ms × 3 as a peer not yet Up sends.
 fn from_peer(state: State) -> ControlPacket {
     ControlPacket {
-        diagnostic: Diagnostic::NoDiagnostic,
         state,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        demand: false,
         detect_mult: 3,
         my_discriminator: REMOTE,
         your_discriminator: if matches!(state, State::Down | State::AdminDown) {
@@ -37,8 +32,7 @@ fn from_peer(state: State) -> ControlPacket {
         },
         desired_min_tx_us: 1_000_000,
         required_min_rx_us: 300_000,
-        required_min_echo_rx_us: 0,
-        authentication: None,
+        ..ControlPacket::default()
     }
 }
 
