@@ -34,7 +34,8 @@ pub(super) async fn run(mut task: SessionTask) {
     loop {
         let input = tokio::select! {
             // Commands first: a deleted session's packet queue closes right after
-            // its command channel, and the goodbye must win.
+            // its command channel, and the goodbye must win. Timers before
+            // packets: a flood of packets must not hold back this system's own.
             biased;
             command = task.commands.recv() => match command {
                 Some(Command::AdminDown) => Input::AdminDown,
@@ -49,12 +50,12 @@ pub(super) async fn run(mut task: SessionTask) {
                     return;
                 }
             },
+            () = transmit.fired() => Input::Expired(Timer::Transmit),
+            () = detection.fired() => Input::Expired(Timer::Detection),
             packet = task.packets.recv() => match packet {
                 Some(packet) => Input::Received(packet),
                 None => return,
             },
-            () = transmit.fired() => Input::Expired(Timer::Transmit),
-            () = detection.fired() => Input::Expired(Timer::Detection),
         };
         let out = task.session.handle(input);
         task.apply(out, &mut transmit, &mut detection).await;
