@@ -6,7 +6,8 @@
 //!   joining the subnets, pod namespaces.
 //! - [`netns::Netns`], [`process::Process`], [`process::exec`]: run programs and Rust
 //!   code ([`in_netns`]) inside a namespace, output logged per test ([`logs::LogDir`]).
-//! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
+//! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config;
+//!   BFD sessions on BIRD and FRR's bfdd.
 //! - [`cni`]: a CNI plugin run as a container runtime runs it.
 //! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports, plain or TLS-only
 //!   with certificates made for the run ([`tls::TlsFiles`]).
