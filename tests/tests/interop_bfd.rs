@@ -11,17 +11,14 @@
 //! both sides' sessions Down, and its end must bring them back Up. The time each
 //! side took is printed; the diagnostic shows which mechanism noticed.
 
-#[path = "bfd_support/mod.rs"]
-mod bfd_support;
-
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bfd::driver::Hop;
 use bfd::{Diagnostic, State};
-use bfd_support::{TabbyBfd, peer};
-use tests::peers::{BfdPeer, BfdSession, Bfdd, BgpConfig, Bird};
-use tests::{Lab, Node, require_root};
+use harness::peers::{BfdPeer, BfdSession, Bfdd, BgpConfig, Bird};
+use harness::tabby_bfd::{TabbyBfd, peer};
+use harness::{Lab, Node, require_root};
 
 /// Time for a session to come up: packets go once a second until it is Up.
 const UP: Duration = Duration::from_secs(20);
@@ -239,21 +236,16 @@ impl Topology {
 }
 
 /// Both sides Up, and tabby's events so far read.
-fn up(test: &str, daemon: Daemon) -> Option<(Topology, TabbyBfd)> {
-    if !require_root() {
-        return None;
-    }
+fn up(test: &str, daemon: Daemon) -> (Topology, TabbyBfd) {
     let topology = Topology::new(test, daemon);
     let mut tabby = topology.start_tabby();
     topology.wait_both(&tabby, State::Up, UP);
     tabby.events();
-    Some((topology, tabby))
+    (topology, tabby)
 }
 
 fn peer_is_killed(test: &str, daemon: Daemon) {
-    let Some((mut topology, mut tabby)) = up(test, daemon) else {
-        return;
-    };
+    let (mut topology, mut tabby) = up(test, daemon);
     let since = Instant::now();
     topology.stop_peers();
     topology.wait_tabby_down(
@@ -269,9 +261,7 @@ fn peer_is_killed(test: &str, daemon: Daemon) {
 }
 
 fn tabby_stops(test: &str, daemon: Daemon) {
-    let Some((topology, tabby)) = up(test, daemon) else {
-        return;
-    };
+    let (topology, tabby) = up(test, daemon);
     // Killed: the peers hear nothing more.
     let since = Instant::now();
     tabby.crash();
@@ -292,9 +282,7 @@ fn tabby_stops(test: &str, daemon: Daemon) {
 }
 
 fn link_goes_down(test: &str, daemon: Daemon) {
-    let Some((topology, mut tabby)) = up(test, daemon) else {
-        return;
-    };
+    let (topology, mut tabby) = up(test, daemon);
     // The cable is cut: tabby's eth0 loses its carrier, its routes stay.
     let since = Instant::now();
     topology
@@ -326,9 +314,7 @@ fn drop_bfd(node: &Node, hook: &str) {
 }
 
 fn packets_are_dropped(test: &str, daemon: Daemon) {
-    let Some((topology, mut tabby)) = up(test, daemon) else {
-        return;
-    };
+    let (topology, mut tabby) = up(test, daemon);
     let node = topology.node("tabby");
     // What the peers send is lost: tabby notices the silence and says Down, but
     // with Your Discriminator zero after a Detection Time of silence (RFC 5880
@@ -362,7 +348,9 @@ fn packets_are_dropped(test: &str, daemon: Daemon) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_bfd_with_bird_goes_down_when_bird_is_killed_and_comes_back_up() {
+    require_root();
     peer_is_killed(
         "interop_bfd_with_bird_goes_down_when_bird_is_killed_and_comes_back_up",
         Daemon::Bird,
@@ -370,7 +358,9 @@ fn interop_bfd_with_bird_goes_down_when_bird_is_killed_and_comes_back_up() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_bfd_with_frr_goes_down_when_bfdd_is_killed_and_comes_back_up() {
+    require_root();
     peer_is_killed(
         "interop_bfd_with_frr_goes_down_when_bfdd_is_killed_and_comes_back_up",
         Daemon::Frr,
@@ -378,7 +368,9 @@ fn interop_bfd_with_frr_goes_down_when_bfdd_is_killed_and_comes_back_up() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_bfd_with_bird_goes_down_when_tabby_stops_or_holds_it_down_and_comes_back_up() {
+    require_root();
     tabby_stops(
         "interop_bfd_with_bird_goes_down_when_tabby_stops_or_holds_it_down_and_comes_back_up",
         Daemon::Bird,
@@ -386,7 +378,9 @@ fn interop_bfd_with_bird_goes_down_when_tabby_stops_or_holds_it_down_and_comes_b
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_bfd_with_frr_goes_down_when_tabby_stops_or_holds_it_down_and_comes_back_up() {
+    require_root();
     tabby_stops(
         "interop_bfd_with_frr_goes_down_when_tabby_stops_or_holds_it_down_and_comes_back_up",
         Daemon::Frr,
@@ -394,7 +388,9 @@ fn interop_bfd_with_frr_goes_down_when_tabby_stops_or_holds_it_down_and_comes_ba
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_bfd_with_bird_goes_down_when_the_link_goes_down_and_comes_back_up() {
+    require_root();
     link_goes_down(
         "interop_bfd_with_bird_goes_down_when_the_link_goes_down_and_comes_back_up",
         Daemon::Bird,
@@ -402,7 +398,9 @@ fn interop_bfd_with_bird_goes_down_when_the_link_goes_down_and_comes_back_up() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_bfd_with_frr_goes_down_when_the_link_goes_down_and_comes_back_up() {
+    require_root();
     link_goes_down(
         "interop_bfd_with_frr_goes_down_when_the_link_goes_down_and_comes_back_up",
         Daemon::Frr,
@@ -410,7 +408,9 @@ fn interop_bfd_with_frr_goes_down_when_the_link_goes_down_and_comes_back_up() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_bfd_with_bird_goes_down_when_nftables_drops_either_direction_and_comes_back_up() {
+    require_root();
     packets_are_dropped(
         "interop_bfd_with_bird_goes_down_when_nftables_drops_either_direction_and_comes_back_up",
         Daemon::Bird,
@@ -418,7 +418,9 @@ fn interop_bfd_with_bird_goes_down_when_nftables_drops_either_direction_and_come
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_bfd_with_frr_goes_down_when_nftables_drops_either_direction_and_comes_back_up() {
+    require_root();
     packets_are_dropped(
         "interop_bfd_with_frr_goes_down_when_nftables_drops_either_direction_and_comes_back_up",
         Daemon::Frr,
