@@ -177,11 +177,7 @@ impl Backend for MemoryStore {
             ),
             _ => None,
         };
-        Ok(List {
-            items,
-            revision,
-            continue_token,
-        })
+        Ok(List::new(items, revision, continue_token))
     }
 
     async fn create_record(&self, kind: Kind, name: &str, value: Value) -> Result<Record> {
