@@ -51,7 +51,7 @@ use stored::{decode, encode};
 pub use etcd::{DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX, EtcdStore};
 pub use kubernetes::KubeStore;
 pub use memory::MemoryStore;
-pub use skipped::{Skipped, skipped_total};
+pub use skipped::{Skipped, skip, skipped_total};
 pub use stored::Unreadable;
 pub use workloads::{Inventory, Workload};
 
@@ -292,10 +292,22 @@ impl<B: Backend + ?Sized> Datastore for B {
 
     async fn create<R: Resource>(&self, resource: &R) -> Result<R> {
         let value = encode(resource)?;
-        decode(
-            self.create_record(Kind::of::<R>(), resource.name(), value)
-                .await?,
-        )
+        if R::DISJOINT {
+            refuse_overlap(self, resource).await?;
+        }
+        let (kind, name) = (Kind::of::<R>(), resource.name());
+        let created: R = decode(self.create_record(kind, name, value).await?)?;
+        if R::DISJOINT
+            && let Err(overlap) = refuse_overlap(self, &created).await
+        {
+            // Another one was created meanwhile: withdraw ours (see refuse_overlap).
+            match self.delete_record(kind, name, None).await {
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            return Err(overlap);
+        }
+        Ok(created)
     }
 
     async fn update<R: Resource>(&self, resource: &R) -> Result<R> {
@@ -409,6 +421,29 @@ async fn list_all<R: Resource, D: Datastore + Sync + ?Sized>(store: &D) -> Resul
             Some(token) => options.continue_token = Some(token),
             None => return Ok(all),
         }
+    }
+}
+
+/// Fails when `resource` overlaps another object of its kind ([`Resource::DISJOINT`]).
+///
+/// `create` asks before writing and again after: of two overlapping objects created
+/// at once, each writes and then lists, and the list of the later writer sees the
+/// earlier one (every backend's lists are linearizable: memory, etcd, the API
+/// server's default list). So at most one stays; both may withdraw. Objects
+/// written past tabby (kubectl, etcdctl) are not checked here: the IPAM claim keeps
+/// blocks apart on its own.
+async fn refuse_overlap<R: Resource, D: Datastore + Sync + ?Sized>(
+    store: &D,
+    resource: &R,
+) -> Result<()> {
+    let others = list_all::<R, D>(store).await?;
+    let overlap = others
+        .iter()
+        .filter(|other| other.name() != resource.name())
+        .find_map(|other| resource.overlap(other));
+    match overlap {
+        Some(source) => Err(invalid::<R>(resource.name(), source)),
+        None => Ok(()),
     }
 }
 

@@ -25,8 +25,9 @@ pub fn skipped_total() -> BTreeMap<&'static str, u64> {
 }
 
 /// Reports an object left out; `error` must name it ([`Error::Corrupt`]), any other
-/// error is handed back.
-pub(super) fn skip(error: Error) -> Result<Skipped, Error> {
+/// error is handed back. For callers that read objects one by one and go on past
+/// one they cannot read.
+pub fn skip(error: Error) -> Result<Skipped, Error> {
     let Error::Corrupt {
         kind,
         name,

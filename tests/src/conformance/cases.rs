@@ -757,3 +757,57 @@ pub async fn hardening_fields_of_a_newer_version_are_read_past_and_kept_on_updat
         other => panic!("expected the update, got {other:?}"),
     }
 }
+
+fn pool_of(name: &str, cidr: &str, block_size: u8) -> IPPool {
+    let mut spec = IPPoolSpec::new(cidr.parse().unwrap());
+    spec.block_size = Some(block_size);
+    IPPool::new(name, spec)
+}
+
+pub async fn hardening_overlapping_pools_are_refused_also_when_created_at_once(
+    fixture: &dyn Fixture,
+) {
+    let store = store(fixture);
+    store
+        .create(&pool_of("a", "10.0.0.0/16", 26))
+        .await
+        .unwrap();
+    // The same range with another block size would carve blocks over a's blocks.
+    let error = store
+        .create(&pool_of("b", "10.0.0.0/16", 28))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "IPPool \"b\": spec.cidr: \"10.0.0.0/16\" overlaps IPPool \"a\" (10.0.0.0/16); \
+         pools may not overlap"
+    );
+    for (name, cidr) in [("inside", "10.0.128.0/17"), ("around", "10.0.0.0/8")] {
+        let refused = store.create(&pool_of(name, cidr, 26)).await;
+        assert!(matches!(refused, Err(Error::Invalid { .. })), "{name}");
+    }
+    store
+        .create(&pool_of("beside", "10.1.0.0/16", 26))
+        .await
+        .unwrap();
+
+    // Two creators at once: never both.
+    for round in 2..22u8 {
+        let x = pool_of(&format!("x{round}"), &format!("10.{round}.0.0/16"), 26);
+        let y = pool_of(&format!("y{round}"), &format!("10.{round}.0.0/17"), 28);
+        let (x_created, y_created) = tokio::join!(store.create(&x), store.create(&y));
+        let pools: List<IPPool> = store.list(&ListOptions::default()).await.unwrap();
+        let present: Vec<&str> = pools
+            .items
+            .iter()
+            .map(|p| p.name())
+            .filter(|n| n[1..] == round.to_string())
+            .collect();
+        assert!(present.len() <= 1, "round {round}: both {present:?} stored");
+        assert_eq!(
+            present.len(),
+            usize::from(x_created.is_ok()) + usize::from(y_created.is_ok()),
+            "round {round}: a create that succeeded stays, one that failed leaves nothing"
+        );
+    }
+}
