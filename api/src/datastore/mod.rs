@@ -53,7 +53,7 @@ pub use kubernetes::KubeStore;
 pub use memory::MemoryStore;
 pub use skipped::{Skipped, skip, skipped_total};
 pub use stored::Unreadable;
-pub use workloads::{Inventory, Workload};
+pub use workloads::{Attachment, Inventory, Workload};
 
 /// The datastore layer's errors.
 #[derive(Debug, thiserror::Error)]
@@ -353,17 +353,23 @@ impl<B: Backend + ?Sized> Datastore for B {
     }
 
     async fn workload(&self, namespace: &str, pod: &str) -> Result<Option<Workload>> {
-        match self.inventory() {
-            Some(core) => core.pod(namespace, pod).await,
-            None => workloads::endpoint(self, namespace, pod).await,
-        }
+        let recorded = workloads::endpoint(self, namespace, pod).await?;
+        let Some(core) = self.inventory() else {
+            return Ok(recorded);
+        };
+        let mut pods: Vec<Workload> = core.pod(namespace, pod).await?.into_iter().collect();
+        workloads::attach(&mut pods, recorded.into_iter().collect());
+        Ok(pods.pop())
     }
 
     async fn workloads(&self) -> Result<Vec<Workload>> {
-        match self.inventory() {
-            Some(core) => core.pods().await,
-            None => workloads::endpoints(self).await,
-        }
+        let recorded = workloads::endpoints(self).await?;
+        let Some(core) = self.inventory() else {
+            return Ok(recorded);
+        };
+        let mut pods = core.pods().await?;
+        workloads::attach(&mut pods, recorded);
+        Ok(pods)
     }
 
     async fn node_exists(&self, node: &str) -> Result<bool> {
