@@ -137,7 +137,7 @@ impl Agent {
     /// Runs until `shutdown` completes or the watches end.
     pub async fn run(
         mut self,
-        mut updates: mpsc::UnboundedReceiver<Update>,
+        mut updates: mpsc::Receiver<Update>,
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
