@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use tests::etcd::Etcd;
-use tests::{Lab, Node};
+use harness::etcd::Etcd;
+use harness::{Lab, Node};
 
 const USER: &str = "tabby";
 const PASSWORD: &str = "a-long-etcd-password";
@@ -32,9 +32,9 @@ fn registers(node: &Node, etcd: &Etcd, datastore: &[String], env: &[(&str, &str)
         .arg(format!("--nodename-file={}", path("nodename")))
         .args(datastore)
         .envs(env.iter().copied());
-    let mut agent = tests::process::Process::spawn(command, node.logs(), "tabby-agent").unwrap();
+    let mut agent = harness::process::Process::spawn(command, node.logs(), "tabby-agent").unwrap();
     let node_key = "/tabby/v1/nodes/n1";
-    tests::wait_until(Duration::from_secs(30), "the agent's Node in etcd", || {
+    harness::wait_until(Duration::from_secs(30), "the agent's Node in etcd", || {
         agent.check_running()?;
         let value = etcd.etcdctl(&["get", node_key, "--print-value-only"])?;
         Ok(Some(value).filter(|v| !v.is_empty()))
@@ -48,10 +48,9 @@ fn registers(node: &Node, etcd: &Etcd, datastore: &[String], env: &[(&str, &str)
 }
 
 #[test]
+#[ignore = "needs root"]
 fn agent_registers_over_etcd_with_tls_client_certificates() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("agent_etcd_tls");
     let node = lab.node("n1");
     let etcd = Etcd::start_local_in(lab.logs(), node.netns(), true).unwrap();
@@ -68,10 +67,9 @@ fn agent_registers_over_etcd_with_tls_client_certificates() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn agent_registers_over_etcd_with_a_user_and_password() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("agent_etcd_auth");
     let node = lab.node("n1");
     let mut etcd = Etcd::start_local_in(lab.logs(), node.netns(), false).unwrap();

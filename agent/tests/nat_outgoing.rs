@@ -3,9 +3,9 @@
 //! "internet" (the lab's router) that only knows the node's address. Needs root.
 
 use agent::nat::{self, NAT_TABLE, NatPool};
+use harness::Netns;
+use harness::cni::{HostLocal as Runtime, one_node_lab as lab, v4_range};
 use serde_json::Value;
-use tests::Netns;
-use tests::cni::{HostLocal as Runtime, one_node_lab as lab, v4_range};
 
 fn pool(cidr: &str, nat_outgoing: bool) -> NatPool {
     NatPool {
@@ -69,10 +69,9 @@ fn set_elements(ruleset: &[Value], family: &str, name: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn nat_outgoing_tables_follow_the_pools_and_leave_other_tables_alone() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("nat_tables");
     let node = lab.node("n1");
     node.exec("nft", &["add table inet firewall"]).unwrap();
@@ -120,10 +119,9 @@ fn nat_outgoing_tables_follow_the_pools_and_leave_other_tables_alone() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn nat_outgoing_lets_a_pod_reach_a_network_that_only_knows_the_node() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("nat_ping");
     let node = lab.node("n1");
     let router = lab.router().unwrap();
@@ -135,7 +133,7 @@ fn nat_outgoing_lets_a_pod_reach_a_network_that_only_knows_the_node() {
         &lab,
         node,
         v4_range(),
-        tests::e2e::binary("tabby-cni").unwrap(),
+        harness::e2e::binary("tabby-cni").unwrap(),
     );
     let web = lab.pod("web").unwrap();
     runtime.add("web", &web);

@@ -18,7 +18,8 @@ pub struct Session<'a> {
 
 enum Store {
     Connected(Arc<dyn Backend>),
-    Configured(DatastoreArgs),
+    /// Boxed: the settings are large beside a connected store.
+    Configured(Box<DatastoreArgs>),
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -42,7 +43,7 @@ impl<'a> Session<'a> {
             out,
             err,
             stdin,
-            store: Store::Configured(datastore),
+            store: Store::Configured(Box::new(datastore)),
         }
     }
 
@@ -62,17 +63,17 @@ impl<'a> Session<'a> {
     }
 
     pub async fn store(&mut self) -> Result<Arc<dyn Backend>, CliError> {
-        if let Store::Configured(args) = &self.store {
-            let (target, warnings) = config::resolve(args, &|name| std::env::var(name).ok())?;
-            for warning in warnings {
-                self.warn(&format!("warning: {warning}"))?;
-            }
-            self.store = Store::Connected(connect(&target).await?);
+        let args = match &self.store {
+            Store::Connected(store) => return Ok(store.clone()),
+            Store::Configured(args) => args,
+        };
+        let (target, warnings) = config::resolve(args, &|name| std::env::var(name).ok())?;
+        for warning in warnings {
+            self.warn(&format!("warning: {warning}"))?;
         }
-        match &self.store {
-            Store::Connected(store) => Ok(store.clone()),
-            Store::Configured(_) => unreachable!("connected above"),
-        }
+        let store = connect(&target).await?;
+        self.store = Store::Connected(store.clone());
+        Ok(store)
     }
 
     /// Writes to standard output.

@@ -91,7 +91,8 @@ pub enum CniError {
     Datastore {
         what: &'static str,
         store: String,
-        source: api::datastore::Error,
+        /// Boxed: a datastore error is large, and this enum is every call's result.
+        source: Box<api::datastore::Error>,
     },
     /// tabby-ipam: allocation and release.
     #[error(transparent)]
@@ -145,8 +146,6 @@ impl CniError {
 
     /// What the operator can do about it, appended to the message.
     fn hint(&self) -> Option<&'static str> {
-        use api::datastore::Error as Ds;
-        let kubernetes = |error: &Ds| matches!(error, Ds::Kubernetes(_));
         match self {
             Self::Ipam(IpamError::Exhausted(_)) => Some(
                 "free addresses (delete pods or leaked allocations with \
@@ -169,27 +168,8 @@ impl CniError {
                 "check the config's etcd_endpoints (and its TLS and user keys) or its \
                  kubernetes section, and that the datastore is up; the runtime retries",
             ),
-            Self::Ipam(IpamError::Datastore(Ds::Etcd(_)))
-            | Self::Datastore {
-                source: Ds::Etcd(_),
-                ..
-            } => Some("check etcd_endpoints and that etcd is up; the runtime retries"),
-            Self::Ipam(IpamError::Datastore(error)) | Self::Datastore { source: error, .. }
-                if kubernetes(error) && error.is_transient() =>
-            {
-                Some(
-                    "check that the API server (of kubernetes.kubeconfig or \
-                     kubernetes.k8s_api_root) is up; the runtime retries",
-                )
-            }
-            Self::Ipam(IpamError::Datastore(error)) | Self::Datastore { source: error, .. }
-                if kubernetes(error) =>
-            {
-                Some(
-                    "the API server refused: check the plugin's credentials and their RBAC \
-                     rules for tabby.dev resources and core pods and nodes",
-                )
-            }
+            Self::Ipam(IpamError::Datastore(error)) => datastore_hint(error),
+            Self::Datastore { source, .. } => datastore_hint(source),
             Self::Ipam(e) if e.is_transient() => Some("the runtime retries"),
             Self::LockTimeout { .. } => Some("the runtime retries"),
             _ => None,
@@ -234,6 +214,24 @@ impl CniError {
     pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
         let what = what.into();
         move |source| Self::Io { what, source }
+    }
+}
+
+/// What the operator can do about a datastore that failed a call.
+fn datastore_hint(error: &api::datastore::Error) -> Option<&'static str> {
+    use api::datastore::Error as Ds;
+    match error {
+        Ds::Etcd(_) => Some("check etcd_endpoints and that etcd is up; the runtime retries"),
+        Ds::Kubernetes(_) if error.is_transient() => Some(
+            "check that the API server (of kubernetes.kubeconfig or \
+             kubernetes.k8s_api_root) is up; the runtime retries",
+        ),
+        Ds::Kubernetes(_) => Some(
+            "the API server refused: check the plugin's credentials and their RBAC \
+             rules for tabby.dev resources and core pods and nodes",
+        ),
+        _ if error.is_transient() => Some("the runtime retries"),
+        _ => None,
     }
 }
 

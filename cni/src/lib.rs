@@ -76,15 +76,3 @@ impl Outcome {
         }
     }
 }
-
-/// Logs go to stderr, which runtimes keep; `TABBY_LOG` filters them (warnings by
-/// default: old config spellings, undo failures).
-pub fn init_logs() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TABBY_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
-}

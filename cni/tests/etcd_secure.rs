@@ -5,11 +5,11 @@
 
 mod support;
 
+use harness::cni::{HostLocal, one_node_lab, pod_ip, v4_range};
+use harness::etcd::Etcd;
+use harness::logs::LogDir;
 use serde_json::{Value, json};
 use support::{addresses_of_result, call, error_of};
-use tests::cni::{HostLocal, one_node_lab, pod_ip, v4_range};
-use tests::etcd::Etcd;
-use tests::logs::LogDir;
 
 const USER: &str = "tabby";
 const PASSWORD: &str = "a-long-etcd-password";
@@ -112,7 +112,7 @@ fn ipam_plugin_allocates_over_etcd_with_a_user_and_password() {
 
 /// tabby-cni records the pod over the secure connection (its addresses come from
 /// host-local here, so that only tabby-cni talks to etcd).
-fn records_the_pod(lab: &tests::Lab, etcd: &Etcd) {
+fn records_the_pod(lab: &harness::Lab, etcd: &Etcd) {
     let node = lab.node("n1");
     let mut runtime = HostLocal::new(lab, node, v4_range(), env!("CARGO_BIN_EXE_tabby-cni"));
     for (key, value) in datastore_keys(etcd).as_object().unwrap() {
@@ -129,20 +129,18 @@ fn records_the_pod(lab: &tests::Lab, etcd: &Etcd) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn cni_records_the_pod_over_etcd_with_tls_client_certificates() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = one_node_lab("cni_etcd_tls");
     let etcd = Etcd::start_local_in(lab.logs(), lab.node("n1").netns(), true).unwrap();
     records_the_pod(&lab, &etcd);
 }
 
 #[test]
+#[ignore = "needs root"]
 fn cni_records_the_pod_over_etcd_with_a_user_and_password() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = one_node_lab("cni_etcd_auth");
     let mut etcd = Etcd::start_local_in(lab.logs(), lab.node("n1").netns(), false).unwrap();
     records_the_pod(&lab, with_auth(&mut etcd));

@@ -9,10 +9,10 @@ use std::path::Path;
 
 use api::datastore::{Backend, Datastore};
 use api::resources::{IPAMConfig, IPAMConfigSpec, IPAMHandle, IPPool};
+use harness::conformance::EtcdFixture;
 use ipnet::IpNet;
 use serde_json::{Value, json};
 use support::{Reply, addresses_of_result, error_of, pool};
-use tests::conformance::EtcdFixture;
 
 struct Runtime<'a> {
     endpoint: String,
@@ -163,7 +163,7 @@ async fn ipam_cni_errors_carry_the_specs_codes_and_say_what_to_do() {
     let mut unreachable = conf.clone();
     unreachable["etcd_endpoints"] = json!(format!(
         "http://127.0.0.1:{}",
-        tests::etcd::free_port().unwrap()
+        harness::etcd::free_port().unwrap()
     ));
     let replies = tokio::task::block_in_place(|| {
         [

@@ -29,7 +29,7 @@ fn store() -> Arc<MemoryStore> {
     let store = Arc::new(MemoryStore::new());
     let mut spec = IPPoolSpec::new("10.244.0.0/24".parse::<Cidr>().unwrap());
     spec.block_size = Some(28);
-    tests::runtime()
+    harness::runtime()
         .block_on(store.create(&IPPool::new("p", spec)))
         .unwrap();
     store
@@ -74,7 +74,7 @@ fn call(
 }
 
 fn handle(store: &MemoryStore) -> Option<IPAMHandle> {
-    tests::runtime()
+    harness::runtime()
         .block_on(store.get::<IPAMHandle>("net.c1"))
         .ok()
 }

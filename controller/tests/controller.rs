@@ -11,10 +11,10 @@ use std::time::Duration;
 use api::datastore::config::EtcdConfig;
 use api::datastore::{Backend, Datastore, DatastoreConfig};
 use api::resources::{Cidr, IPPool, IPPoolSpec};
+use harness::etcd::Etcd;
+use harness::logs::LogDir;
 use ipam::{Allocator, AssignRequest};
 use serde_json::Value;
-use tests::etcd::Etcd;
-use tests::logs::LogDir;
 
 const USER: &str = "tabby";
 const PASSWORD: &str = "a-long-etcd-password";
@@ -181,7 +181,7 @@ fn hardening_the_controller_exits_cleanly_on_sigterm() {
     }
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = tests::wait_until(Duration::from_secs(10), "the controller to exit", || {
+    let status = harness::wait_until(Duration::from_secs(10), "the controller to exit", || {
         Ok(child.try_wait()?.ok_or("still running"))
     })
     .unwrap();

@@ -103,7 +103,7 @@ async fn ipam_etcd_separate_allocator_processes_hand_out_no_address_twice_and_le
     let store = fixture.backend();
     pool(&*store, "p", "10.1.0.0/24", 26, |_| {}).await;
     let held = tempfile::tempdir().unwrap();
-    let logs = tests::logs::LogDir::new(TEST).unwrap();
+    let logs = harness::logs::LogDir::new(TEST).unwrap();
     // Four processes; two allocate for the same node, as a CNI plugin and an agent
     // may, without sharing a lock: they meet only in the datastore.
     let plans = [
@@ -159,14 +159,14 @@ fn cni_add(endpoint: &str, state: &Path, node: &str, container: &str) -> Child {
         }
     });
     let netns = format!("/var/run/netns/cni-{container}");
-    let call = tests::cni::CniCall {
+    let call = harness::cni::CniCall {
         command: "ADD",
         container,
         netns: &netns,
         args: &format!("K8S_POD_NAMESPACE=crash;K8S_POD_NAME={container}"),
     };
-    let plugin = tests::e2e::binary("tabby-ipam").expect("tabby-ipam builds");
-    tests::cni::start(&plugin, call, &conf).expect("tabby-ipam starts")
+    let plugin = harness::e2e::binary("tabby-ipam").expect("tabby-ipam builds");
+    harness::cni::start(&plugin, call, &conf).expect("tabby-ipam starts")
 }
 
 fn kill(child: &mut Child) {
@@ -204,23 +204,25 @@ async fn ipam_etcd_killed_allocators_leave_nothing_owned_twice_and_the_controlle
         support::node(&*store, name, false).await;
     }
     let state = tempfile::tempdir().unwrap();
-    let logs = tests::logs::LogDir::new(TEST).unwrap();
+    let logs = harness::logs::LogDir::new(TEST).unwrap();
 
-    // Pods that live throughout: allocated, then registered as tabby-cni does.
-    let n1 = Allocator::new(store.clone(), "n1");
+    // Pods that live throughout, on every node (whose endpoints make the node's pods
+    // judged at all): allocated, then registered as tabby-cni does.
     let mut live = BTreeMap::new();
     for i in 0..5 {
         let pod = format!("live-{i}");
+        let node = format!("n{}", 1 + i % 4);
+        let allocator = Allocator::new(store.clone(), node.clone());
         let mut request = AssignRequest::new(format!("net.{pod}"), 1, 0);
         request.attrs = BTreeMap::from([
             ("namespace".to_owned(), "default".to_owned()),
             ("pod".to_owned(), pod.clone()),
-            ("node".to_owned(), "n1".to_owned()),
+            ("node".to_owned(), node.clone()),
         ]);
-        let ip = n1.auto_assign(&request).await.unwrap().addresses[0].ip;
+        let ip = allocator.auto_assign(&request).await.unwrap().addresses[0].ip;
         store
             .register_workload(WorkloadEndpointSpec {
-                node: "n1".into(),
+                node: node.clone(),
                 namespace: "default".into(),
                 pod: pod.clone(),
                 container_id: pod.clone(),
@@ -231,7 +233,7 @@ async fn ipam_etcd_killed_allocators_leave_nothing_owned_twice_and_the_controlle
             })
             .await
             .unwrap();
-        live.insert(pod, ip);
+        live.insert(pod, (node, ip));
     }
 
     // Allocator processes killed at random points: CNI ADDs (each a process that
@@ -294,7 +296,7 @@ async fn ipam_etcd_killed_allocators_leave_nothing_owned_twice_and_the_controlle
     let mut reclaimed = 0;
     for _ in 0..4 {
         let output = tokio::task::block_in_place(|| {
-            Command::new(tests::e2e::binary("tabby-ipam-controller").unwrap())
+            Command::new(harness::e2e::binary("tabby-ipam-controller").unwrap())
                 .args(["--datastore-type", "etcdv3", "--etcd-endpoints", &endpoint])
                 .args(["--once", "--grace", "0s"])
                 .output()
@@ -324,8 +326,8 @@ async fn ipam_etcd_killed_allocators_leave_nothing_owned_twice_and_the_controlle
         live.len(),
         "only the live pods hold addresses"
     );
-    for (pod, ip) in &live {
-        let held = ipam::handles::addresses_of(&*store, &format!("net.{pod}"), "n1")
+    for (pod, (node, ip)) in &live {
+        let held = ipam::handles::addresses_of(&*store, &format!("net.{pod}"), node)
             .await
             .unwrap();
         assert_eq!(

@@ -5,9 +5,9 @@
 
 mod support;
 
+use harness::etcd::Etcd;
+use harness::{Lab, Node};
 use serde_json::json;
-use tests::etcd::Etcd;
-use tests::{Lab, Node};
 
 const USER: &str = "tabby";
 const PASSWORD: &str = "a-long-etcd-password";
@@ -47,7 +47,7 @@ fn discovers(rr: &Node, datastore: &[String], env: &[(&str, &str)]) {
     args.push("--node-name=rr-node".into());
     let reflector =
         support::Reflector::start_env(rr, &format!("routerId: {}\n", rr.address()), &args, env);
-    tests::wait_until(support::TIMEOUT, "the client Node as a peer", || {
+    harness::wait_until(support::TIMEOUT, "the client Node as a peer", || {
         let peers = reflector.peers()?;
         Ok(peers.iter().any(|p| p.address == "10.0.1.77"))
     })
@@ -55,10 +55,9 @@ fn discovers(rr: &Node, datastore: &[String], env: &[(&str, &str)]) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn reflector_discovers_peers_over_etcd_with_tls_client_certificates() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("reflector_etcd_tls");
     let rr = lab.node("rr");
     let etcd = Etcd::start_local_in(lab.logs(), rr.netns(), true).unwrap();
@@ -76,10 +75,9 @@ fn reflector_discovers_peers_over_etcd_with_tls_client_certificates() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn reflector_discovers_peers_over_etcd_with_a_user_and_password() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("reflector_etcd_auth");
     let rr = lab.node("rr");
     let mut etcd = Etcd::start_local_in(lab.logs(), rr.netns(), false).unwrap();

@@ -23,16 +23,16 @@ use api::resources::{
     AffinityState, AllocationAttribute, BlockAffinity, BlockAffinitySpec, Cidr, EncapsulationMode,
     IPAMBlock, IPAMBlockSpec, IPPool, IPPoolSpec, Resource, cidr_name,
 };
+use harness::routes::routes;
+use harness::{Netns, Node};
 use ipnet::IpNet;
-use tests::routes::routes;
-use tests::{Netns, Node};
 
-use tests::cni::{HostLocal as Runtime, pod_ip};
+use harness::cni::{HostLocal as Runtime, pod_ip};
 use tokio::sync::{oneshot, watch};
 
 /// The tabby-cni binary (the `cni` package's), which attaches the tests' pods.
 pub fn tabby_cni() -> PathBuf {
-    tests::e2e::binary("tabby-cni").expect("tabby-cni builds")
+    harness::e2e::binary("tabby-cni").expect("tabby-cni builds")
 }
 
 /// Async work running on its own thread inside a node's namespace until stopped.
@@ -56,7 +56,7 @@ impl<T: Send + 'static> Background<T> {
         let thread = std::thread::spawn(move || {
             nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(|e| format!("entering the node's namespace: {e}"))?;
-            tests::runtime().block_on(work(stopped))
+            harness::runtime().block_on(work(stopped))
         });
         Self {
             stop: Some(stop),
@@ -142,7 +142,7 @@ impl RunningAgent {
 
     /// Waits until the agent's status satisfies `condition`.
     pub fn wait(&self, what: &str, condition: impl Fn(&Status) -> bool) {
-        tests::wait_until(Duration::from_secs(30), what, || {
+        harness::wait_until(Duration::from_secs(30), what, || {
             let status = self.status.borrow().clone();
             anyhow::Ok(if condition(&status) {
                 Ok(())
@@ -193,7 +193,7 @@ pub fn block_range(block: &str) -> serde_json::Value {
 
 /// Waits until `node`'s tabby routes are exactly `expected`.
 pub fn wait_for_routes(node: &Node, expected: &BTreeSet<String>) {
-    tests::wait_until(
+    harness::wait_until(
         Duration::from_secs(30),
         &format!("{}'s routes", node.name()),
         || {
@@ -209,7 +209,7 @@ pub fn wait_for_routes(node: &Node, expected: &BTreeSet<String>) {
 }
 
 pub fn run<T>(future: impl Future<Output = T>) -> T {
-    tests::runtime().block_on(future)
+    harness::runtime().block_on(future)
 }
 
 /// Claims `cidr` for `node` as IPAM does: the block, then the confirmed affinity.

@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    cni::init_logs();
+    // stdout is the protocol; logs go to stderr, which runtimes keep. A filter
+    // that does not parse leaves the plugin without logs, not without a network.
+    let _ = telemetry::LogFlags::from_env().init("tabby-cni", "warn", &Default::default());
     cni::interface::invoke(&|name| std::env::var(name).ok(), std::io::stdin().lock()).finish()
 }

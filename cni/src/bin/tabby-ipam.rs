@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    cni::init_logs();
+    // stdout is the protocol; logs go to stderr, which runtimes keep. A filter
+    // that does not parse leaves the plugin without logs, not without addresses.
+    let _ = telemetry::LogFlags::from_env().init("tabby-ipam", "warn", &Default::default());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -85,7 +85,7 @@ fn with_store(
         work(&*store).await.map_err(|source| CniError::Datastore {
             what,
             store: datastore.to_string(),
-            source,
+            source: Box::new(source),
         })
     })
 }

@@ -8,9 +8,9 @@ use std::process::Child;
 
 use api::datastore::{Backend, Datastore};
 use api::resources::{Cidr, IPPool, IPPoolSpec};
+use harness::cni::CniCall;
 use ipnet::IpNet;
 use serde_json::Value;
-use tests::cni::CniCall;
 
 /// Creates pool `name` of `cidr` in blocks of `/block`.
 pub async fn pool(store: &dyn Backend, name: &str, cidr: &str, block: u8) -> IPPool {
@@ -37,7 +37,7 @@ pub fn start(command: &str, container: &str, cni_args: &str, conf: &Value) -> Ch
         netns: &netns,
         args: cni_args,
     };
-    tests::cni::start(Path::new(env!("CARGO_BIN_EXE_tabby-ipam")), call, conf)
+    harness::cni::start(Path::new(env!("CARGO_BIN_EXE_tabby-ipam")), call, conf)
         .expect("tabby-ipam starts")
 }
 
