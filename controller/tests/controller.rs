@@ -155,7 +155,7 @@ fn hardening_the_controller_exits_cleanly_on_sigterm() {
     let etcd = Etcd::start(LogDir::new("controller_sigterm").unwrap()).unwrap();
     let mut child = controller()
         .args(["--etcd-endpoints", &etcd.endpoint()])
-        .args(["--metrics-listen", "127.0.0.1:0", "--interval", "1s"])
+        .args(["--metrics-address", "127.0.0.1:0", "--interval", "1s"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

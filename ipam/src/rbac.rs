@@ -7,7 +7,7 @@
 
 use api::rbac::{ApiCall, Verb};
 use api::resources::{
-    BlockAffinity, IPAMBlock, IPAMConfig, IPAMHandle, IPPool, IPReservation, Node,
+    BlockAffinity, IPAMBlock, IPAMConfig, IPAMHandle, IPPool, IPReservation, Node, WorkloadEndpoint,
 };
 
 /// `tabby-ipam`: [`crate::state::Settings`] (pools, reservations, the IPAMConfig,
@@ -36,10 +36,12 @@ pub const PLUGIN: &[ApiCall] = &[
 ];
 
 /// `tabby-ipam-controller`: [`crate::gc`] reads everything ([`crate::check::Snapshot`]),
-/// asks the cluster which pods and nodes exist ([`crate::inventory`]; a tunnel
-/// address's `Node`), and reclaims: addresses ([`crate::release::release_ip`]),
-/// deleted nodes' and empty blocks, pending affinities, handles; it repairs an
-/// affinity a cut-short claim left unconfirmed (creating it when missing).
+/// asks the cluster which pods and nodes exist and which attachment (sandbox,
+/// interface) each pod's address has, from tabby-cni's `WorkloadEndpoint`s
+/// ([`crate::inventory`]; a tunnel address's `Node`), and reclaims: addresses
+/// ([`crate::release::release_ip`]), deleted nodes' and empty blocks, pending
+/// affinities, handles; it repairs an affinity a cut-short claim left unconfirmed
+/// (creating it when missing).
 pub const CONTROLLER: &[ApiCall] = &[
     ApiCall::tabby::<IPPool>(Verb::List),
     ApiCall::tabby::<Node>(Verb::Get),
@@ -57,6 +59,8 @@ pub const CONTROLLER: &[ApiCall] = &[
     ApiCall::tabby::<IPAMHandle>(Verb::List),
     ApiCall::tabby::<IPAMHandle>(Verb::Update),
     ApiCall::tabby::<IPAMHandle>(Verb::Delete),
+    ApiCall::tabby::<WorkloadEndpoint>(Verb::Get),
+    ApiCall::tabby::<WorkloadEndpoint>(Verb::List),
     ApiCall::core("pods", Verb::Get),
     ApiCall::core("pods", Verb::List),
     ApiCall::core("nodes", Verb::Get),
