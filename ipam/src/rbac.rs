@@ -36,12 +36,11 @@ pub const PLUGIN: &[ApiCall] = &[
 ];
 
 /// `tabby-ipam-controller`: [`crate::gc`] reads everything ([`crate::check::Snapshot`]),
-/// asks the cluster which pods and nodes exist and which attachment (sandbox,
-/// interface) each pod's address has, from tabby-cni's `WorkloadEndpoint`s
-/// ([`crate::inventory`]; a tunnel address's `Node`), and reclaims: addresses
-/// ([`crate::release::release_ip`]), deleted nodes' and empty blocks, pending
-/// affinities, handles; it repairs an affinity a cut-short claim left unconfirmed
-/// (creating it when missing).
+/// asks the cluster which pods and nodes exist and which sandbox and interface each
+/// address was recorded for ([`crate::inventory`]; a tunnel
+/// address's `Node`), and reclaims: addresses ([`crate::release::release_ip`]),
+/// deleted nodes' and empty blocks, pending affinities, handles; it repairs an
+/// affinity a cut-short claim left unconfirmed (creating it when missing).
 pub const CONTROLLER: &[ApiCall] = &[
     ApiCall::tabby::<IPPool>(Verb::List),
     ApiCall::tabby::<Node>(Verb::Get),
