@@ -187,3 +187,45 @@ fn apply_session(
 
 /// `gracefulRestart: true` on a peer without a global restart time.
 const DEFAULT_RESTART_TIME: u16 = 120;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    fn desired(yaml: &str) -> Desired {
+        Desired::new(&parse(yaml, false).unwrap(), &Discovered::default()).unwrap()
+    }
+
+    const CONFIG: &str = "asNumber: 64512\nrouterId: 10.0.0.1\npeers:\n\
+        - {address: 10.0.0.2, asNumber: 64512}\n\
+        - {address: 10.0.0.3, asNumber: 64512, routeReflectorClient: false}\n\
+        listenRanges:\n- {prefix: 10.1.0.0/16, maxSessions: 10}\n";
+
+    #[test]
+    fn hardening_clients_are_sent_every_path_so_they_can_fall_back() {
+        let desired = desired(CONFIG);
+        let client = &desired.peers[&"10.0.0.2".parse::<IpAddr>().unwrap()].config;
+        assert!(client.add_path_send);
+        assert!(desired.speaker.listen_ranges[0].template.add_path_send);
+    }
+
+    #[test]
+    fn hardening_every_session_has_a_default_prefix_limit() {
+        let desired = desired(CONFIG);
+        let limits: Vec<Option<usize>> = desired
+            .peers
+            .values()
+            .map(|p| p.config.max_prefixes)
+            .chain(
+                desired
+                    .speaker
+                    .listen_ranges
+                    .iter()
+                    .map(|r| r.template.max_prefixes),
+            )
+            .collect();
+        let default = Some(bgp::speaker::DEFAULT_MAX_PREFIXES);
+        assert_eq!(limits, [default, default, default]);
+    }
+}

@@ -174,3 +174,96 @@ fn e2e_reflectors_bird_pair_with_the_mesh_off_give_every_pod_a_route_to_every_po
     pods_reach_each_other(&cluster);
     agents_peer_with_the_reflectors(&cluster);
 }
+
+#[test]
+fn hardening_a_rogue_client_of_the_reflector_cannot_blackhole_another_nodes_block() {
+    if !tests::require_root() {
+        return;
+    }
+    // n1 and n2 run agents; n3 is a rogue registered as a node, so the reflector
+    // (finding its clients in the datastore) peers with it.
+    let mut builder = Lab::new("hardening_rogue_client")
+        .subnet("a", SUBNET)
+        .router();
+    for machine in ["n1", "n2", "n3", "rr1"] {
+        builder = builder.node(machine, "a");
+    }
+    let mut cluster = Cluster::new(builder.build().unwrap()).unwrap();
+    let pool = IPPoolSpec::new(Cidr("10.244.0.0/16".parse().unwrap()));
+    cluster
+        .create(&IPPool::new("default-ipv4-ippool", pool))
+        .unwrap();
+    let bgp: BGPConfigurationSpec =
+        serde_json::from_value(json!({"nodeToNodeMeshEnabled": false, "asNumber": AS})).unwrap();
+    cluster
+        .create(&BGPConfiguration::new("default", bgp))
+        .unwrap();
+    let rr = cluster.lab.node("rr1").address().to_string();
+    let peer: BGPPeerSpec = serde_json::from_value(json!({"peerIP": rr, "asNumber": AS})).unwrap();
+    cluster.create(&BGPPeer::new("rr1", peer)).unwrap();
+    let rogue_address = cluster.lab.node("n3").address();
+    let rogue_node = api::resources::Node::new(
+        "rogue",
+        serde_json::from_value(json!({"bgp": {"ipv4Address": format!("{rogue_address}/24")}}))
+            .unwrap(),
+    );
+    cluster.create(&rogue_node).unwrap();
+    cluster
+        .start_reflector("rr1", AS, CLUSTER_ID, Clients::Datastore)
+        .unwrap();
+    cluster.wait_reflector_ready("rr1", READY).unwrap();
+    for node in ["n1", "n2"] {
+        cluster.start_agent(node).unwrap();
+    }
+    for node in ["n1", "n2"] {
+        cluster.wait_ready(node, READY).unwrap();
+    }
+    let pods: Vec<Pod> = ["n1", "n2"]
+        .iter()
+        .map(|node| cluster.add_pod(node, &format!("pod-{node}")).unwrap())
+        .collect();
+    cluster
+        .wait_for_routes(&["n1", "n2"], &pods, CONVERGED)
+        .unwrap();
+    // The rogue announces n2's block with n2's router id as ORIGINATOR_ID and a
+    // LOCAL_PREF that wins best path at the reflector.
+    let facts = cluster.facts().unwrap();
+    let victim = facts.owners["n2"][0].to_string();
+    let rogue = cluster.lab.node("n3");
+    let (rogue_id, n2_id) = (
+        rogue.ipv4().unwrap().to_string(),
+        cluster.lab.node("n2").ipv4().unwrap().to_string(),
+    );
+    let speaker = tests::e2e::binary("tabby-test-speaker").unwrap();
+    let peer_arg = format!("{rr}:{AS}");
+    let as_arg = AS.to_string();
+    let _rogue = rogue
+        .spawn(
+            "rogue",
+            &speaker.display().to_string(),
+            &[
+                "--as",
+                &as_arg,
+                "--router-id",
+                &rogue_id,
+                "--peer",
+                &peer_arg,
+                "--originate",
+                &victim,
+                "--local-pref",
+                "200",
+                "--originator-id",
+                &n2_id,
+            ],
+        )
+        .unwrap();
+    cluster
+        .wait_reflector_established("rr1", &["n3"], CONVERGED)
+        .unwrap();
+    // Long enough for the rogue's UPDATE to be reflected and programmed.
+    std::thread::sleep(Duration::from_secs(3));
+    cluster
+        .wait_for_routes(&["n1", "n2"], &pods, CONVERGED)
+        .unwrap();
+    ping_all(&pods).unwrap();
+}

@@ -583,3 +583,51 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use api::resources::BgpPassword;
+
+    use super::*;
+
+    /// Reads `path` on a thread of its own; `None` when it has not answered in
+    /// five seconds.
+    fn read_within(path: &std::path::Path) -> Option<Result<Vec<u8>, String>> {
+        let password = BgpPassword {
+            file: Some(path.display().to_string()),
+            secret_key_ref: None,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(read_password(&password)));
+        rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+
+    #[test]
+    fn hardening_a_password_file_that_is_a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("key");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR).unwrap();
+        let answer = read_within(&fifo).expect("an answer, not a read that never ends");
+        let error = answer.unwrap_err();
+        assert!(error.contains("not a regular file"), "{error}");
+    }
+
+    #[test]
+    fn hardening_a_password_file_over_80_bytes_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = dir.path().join("key");
+        std::fs::write(&long, [b'k'; 81]).unwrap();
+        let error = read_within(&long).unwrap().unwrap_err();
+        assert!(error.contains("80 bytes"), "{error}");
+    }
+
+    #[test]
+    fn hardening_a_password_file_outside_the_allowed_directory_is_refused() {
+        let error = read_within(std::path::Path::new("/etc/hostname"))
+            .unwrap()
+            .unwrap_err();
+        assert!(error.contains("outside"), "{error}");
+    }
+}

@@ -343,6 +343,26 @@ mod tests {
     }
 
     #[test]
+    fn hardening_a_router_path_sending_pool_traffic_to_a_node_that_does_not_own_it_is_refused() {
+        // A ToR (192.0.2.1) passing on a path whose next hop is node c, for b's
+        // block and for a /32 in b's block that c does not hold.
+        for prefix in ["10.0.1.0/26", "10.0.1.10/32"] {
+            assert!(
+                matches!(
+                    run(prefix, learned("192.0.2.1", "192.0.2.12", false)),
+                    Err(Refusal::NotOwner { .. } | Refusal::NotInIpam { .. })
+                ),
+                "{prefix}"
+            );
+        }
+        // Through the router itself it is the router's business.
+        assert_eq!(
+            run("10.0.1.0/26", learned("192.0.2.1", "192.0.2.1", false)),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn refusals_read_as_sentences() {
         let rejection = Rejection {
             prefix: net("10.0.1.0/26"),

@@ -287,3 +287,19 @@ fn every_kind_reports_the_path_and_value_of_what_is_wrong() {
         assert_eq!(error, expected);
     }
 }
+
+#[test]
+fn hardening_an_inline_bgp_password_is_not_echoed_in_the_decode_error() {
+    let peer = "apiVersion: tabby.dev/v1
+kind: BGPPeer
+metadata:
+  name: tor
+spec:
+  peerIP: 192.0.2.1
+  asNumber: 65000
+  password: s3cret-key
+";
+    let error = error_of::<BGPPeer>(peer);
+    assert!(!error.contains("s3cret-key"), "{error}");
+    assert!(error.contains("password"), "{error}");
+}

@@ -53,6 +53,11 @@ impl SpeakerConfig {
 /// Short on purpose: while it runs, routes learned since the restart are not yet
 /// in the FIB or passed on (FRR waits 360 s, BIRD 240 s by default).
 pub const DEFAULT_SELECTION_DEFERRAL: Duration = Duration::from_secs(5);
+/// The prefix limit tabby's daemons give every session they create unless told
+/// otherwise: a 1,000-node cluster with ten blocks per node (IPv4 and IPv6), a
+/// path or two per prefix through reflectors and a few thousand borrowed /32s
+/// stays far below it; a peer leaking a full Internet table does not.
+pub const DEFAULT_MAX_PREFIXES: usize = 100_000;
 /// How long a peer that sent too many prefixes waits before it may come back.
 pub const DEFAULT_MAX_PREFIXES_RESTART: Duration = Duration::from_secs(60);
 
@@ -260,5 +265,31 @@ impl PeerConfig {
         } else {
             Policy::Reject
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hardening_md5_keys_never_appear_in_debug_output() {
+        let mut peer = PeerConfig::new(IpAddr::from([192, 0, 2, 1]), Some(65000));
+        peer.md5_key = Some(b"s3cret-key".to_vec().into());
+        let range = ListenRange {
+            prefix: "192.0.2.0/24".parse().unwrap(),
+            max_sessions: 1,
+            template: peer.clone(),
+        };
+        for shown in [
+            format!("{peer:?}"),
+            format!("{range:?}"),
+            format!("{:?}", peer.endpoint()),
+        ] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            // Nor as the bytes' numbers (115 is 's').
+            assert!(!shown.contains("115, 51"), "{shown}");
+            assert!(shown.contains("redacted"), "{shown}");
+        }
     }
 }

@@ -26,8 +26,8 @@ mod peer;
 mod state;
 
 pub use config::{
-    DEFAULT_MAX_PREFIXES_RESTART, DEFAULT_SELECTION_DEFERRAL, ListenRange, PeerConfig,
-    PeerGracefulRestart, Policy, SpeakerConfig,
+    DEFAULT_MAX_PREFIXES, DEFAULT_MAX_PREFIXES_RESTART, DEFAULT_SELECTION_DEFERRAL, ListenRange,
+    PeerConfig, PeerGracefulRestart, Policy, SpeakerConfig,
 };
 pub use hooks::{ExportHook, Hooks, ImportHook, Verdict};
 pub use peer::PeerStatus;

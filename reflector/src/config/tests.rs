@@ -231,3 +231,27 @@ fn a_missing_or_malformed_filter_is_named_with_its_path() {
     let e = error("filters:\n  f:\n    terms:\n    - action: allow\n");
     assert!(e.contains("filters") && e.contains("allow"), "{e}");
 }
+
+#[test]
+fn hardening_a_password_never_appears_in_debug_output_or_a_config_error() {
+    let config = parse(
+        &format!("{BASE}peers:\n- {{address: 10.0.0.2, asNumber: 64512, password: s3cret-key}}\n"),
+        false,
+    )
+    .unwrap();
+    assert!(!format!("{config:?}").contains("s3cret-key"), "{config:?}");
+    let desired =
+        crate::desired::Desired::new(&config, &crate::discovery::Discovered::default()).unwrap();
+    assert!(!format!("{desired:?}").contains("s3cret"), "{desired:?}");
+    // A password YAML reads as a number or a list is still not repeated.
+    for written in ["123456789", "[s3cret-key]"] {
+        let error = error(&format!(
+            "peers:\n- {{address: 10.0.0.2, asNumber: 64512, password: {written}}}\n"
+        ));
+        assert!(
+            !error.contains("123456789") && !error.contains("s3cret-key"),
+            "{error}"
+        );
+        assert!(error.contains("password"), "{error}");
+    }
+}

@@ -333,3 +333,22 @@ fn a_peers_filters_are_compiled_for_its_session_and_a_missing_one_leaves_it_out(
         plan.problems
     );
 }
+
+#[test]
+fn hardening_every_session_has_a_default_prefix_limit() {
+    let mut cluster = cluster();
+    let spec: BGPPeerSpec = serde_json::from_value(serde_json::json!({
+        "peerIP": "192.0.2.1", "asNumber": 65000,
+    }))
+    .unwrap();
+    add_peer(&mut cluster, "tor", spec);
+    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    assert_eq!(plan.peers.len(), 4, "{:?}", plan.peers.keys());
+    for (address, peer) in &plan.peers {
+        assert_eq!(
+            peer.config.max_prefixes,
+            Some(bgp::speaker::DEFAULT_MAX_PREFIXES),
+            "{address}"
+        );
+    }
+}
