@@ -325,8 +325,9 @@ fn daemon_a_node_announcing_another_nodes_block_is_refused() {
         .unwrap()
         .wait("n1 to refuse the rogue's route", |status| {
             status.rejected_at_import.iter().any(|r| {
-                r.starts_with(&format!("10.244.2.0/26 from peer {rogue_ip}"))
-                    && r.contains("owned by node \"n2\", but announced by node \"rogue\"")
+                r.starts_with(&format!(
+                    "10.244.2.0/26 via {rogue_ip} from peer {rogue_ip}"
+                )) && r.contains("owned by node \"n2\", but its next hop is node \"rogue\"")
             }) && status.counters.rejections.get("not_owner") == Some(&1)
         });
     assert_eq!(routes(n1, "84").unwrap(), mesh.n1_table());

@@ -101,6 +101,16 @@ impl Probe for Observer {
             &[("to", "down")],
             load(&c.sessions_down),
         );
+        page.family(
+            "tabby_reflector_routes_refused_total",
+            MetricType::Counter,
+            "Paths the ownership rule refused (kept, never reflected).",
+        )
+        .sample(
+            "tabby_reflector_routes_refused_total",
+            &[],
+            load(&c.routes_refused),
+        );
         page.finish()
     }
 

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use crate::codec::AddPathMode;
 use crate::rib::{Filter, FilterError, NextHopMode};
 use crate::session::{GracefulRestartConfig, SessionConfig};
-use crate::transport::{Endpoint, TtlPolicy};
+use crate::transport::{Endpoint, Md5Key, TtlPolicy};
 
 /// The speaker as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +101,7 @@ pub struct PeerConfig {
     /// path, loop check, iBGP or eBGP), as when replacing another router.
     pub local_as: Option<u32>,
     pub local_address: Option<IpAddr>,
-    pub md5_key: Option<Vec<u8>>,
+    pub md5_key: Option<Md5Key>,
     pub ttl: TtlPolicy,
     pub passive: bool,
     pub rr_client: bool,
@@ -119,6 +119,14 @@ pub struct PeerConfig {
     pub add_path_send: bool,
     /// Offer IPv4 routes with IPv6 next hops (RFC 8950).
     pub extended_next_hop: bool,
+    /// The peer may send reflected routes (it is a route reflector, or a client
+    /// that reflects for others): its ORIGINATOR_ID and CLUSTER_LIST are kept.
+    /// Otherwise they are dropped on import: a speaker that reflects nothing has
+    /// no reason to send them, and one that does could pose as another router.
+    pub keep_reflection_attributes: bool,
+    /// Send the peer routes learned from other peers, not only the ones this
+    /// speaker originates.
+    pub export_learned: bool,
     pub hold_time: u16,
     pub keepalive: Option<Duration>,
     /// `None`: RFC 8212 — accept and send nothing over eBGP without an explicit
@@ -151,6 +159,8 @@ impl PeerConfig {
             add_path_receive: false,
             add_path_send: false,
             extended_next_hop: false,
+            keep_reflection_attributes: true,
+            export_learned: true,
             hold_time: crate::session::config::DEFAULT_HOLD_TIME,
             keepalive: None,
             import: None,

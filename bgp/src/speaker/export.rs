@@ -65,6 +65,10 @@ impl Candidate for Rewritten<'_> {
     fn stale(&self) -> bool {
         self.path.stale()
     }
+
+    fn eligible(&self) -> bool {
+        self.path.eligible()
+    }
 }
 
 /// Routes sent together: the same exported attributes, next hop and family.
@@ -275,7 +279,7 @@ fn every_path(
     prefix: IpNet,
 ) {
     let mut now: Vec<u32> = Vec::new();
-    for path in rib.paths_at(slot) {
+    for path in rib.paths_at(slot).filter(|p| p.eligible()) {
         let Some(group) = exported(config, up, hooks, scratch, prefix, path) else {
             continue;
         };
@@ -320,6 +324,9 @@ fn exported(
 ) -> Option<usize> {
     // Never back to where it came from (RFC 4271 9.1.3; RFC 4456 8 for clients).
     if best.source().peer.is_some() && best.source().peer == up.source.peer {
+        return None;
+    }
+    if !config.export_learned && best.source().peer.is_some() {
         return None;
     }
     let decision = match &config.export_filter {

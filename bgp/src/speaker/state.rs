@@ -16,7 +16,7 @@ use crate::codec::{
     Afi, AsPath, Attributes, Message, Notification, Origin, RouteRefresh, RouteRefreshKind,
     UpdatePacker,
 };
-use crate::rib::{Interner, LOCAL, Rib, Source, Speaker};
+use crate::rib::{Candidate, Interner, LOCAL, Rib, Source, Speaker};
 use crate::session::{self, Command, Event, EventSink};
 use crate::transport::{self, TtlPolicy};
 
@@ -100,7 +100,7 @@ impl State {
         let mut events = self.events.take().expect("run once");
         for (index, range) in self.config.listen_ranges.clone().iter().enumerate() {
             if let Some(key) = &range.template.md5_key {
-                self.set_listener_key(range.prefix, key);
+                self.set_listener_key(range.prefix, key.as_bytes());
             }
             tracing::debug!(index, prefix = %range.prefix, "listening for dynamic peers");
         }
@@ -219,6 +219,13 @@ impl State {
                 let _ = reply.send(routes);
             }
             Request::SetListenRanges(ranges) => self.set_listen_ranges(ranges),
+            Request::Revalidate => {
+                if let Some(hook) = &self.hooks.import {
+                    self.rib.revalidate(|prefix, path| {
+                        hook.eligible(path.source(), &prefix, path.next_hop(), path.attributes())
+                    });
+                }
+            }
             Request::Shutdown(_) => {}
         }
     }
@@ -243,7 +250,7 @@ impl State {
         }
         for range in self.config.listen_ranges.clone() {
             if let Some(key) = &range.template.md5_key {
-                self.set_listener_key(range.prefix, key);
+                self.set_listener_key(range.prefix, key.as_bytes());
             }
         }
     }
@@ -254,7 +261,7 @@ impl State {
         let attributes = self.interner.intern(attributes);
         let next_hop = IpAddr::from([0, 0, 0, 0]);
         self.rib
-            .announce(prefix.trunc(), LOCAL, &attributes, next_hop, None);
+            .announce(prefix.trunc(), LOCAL, &attributes, next_hop, None, true);
     }
 
     fn configure(&mut self, config: PeerConfig) {
@@ -263,7 +270,7 @@ impl State {
             return;
         }
         if let Some(key) = &config.md5_key {
-            self.set_listener_key(IpNet::from(config.address), key);
+            self.set_listener_key(IpNet::from(config.address), key.as_bytes());
         }
         let address = config.address;
         match self.peers.get_mut(&address) {
@@ -275,6 +282,7 @@ impl State {
                 if old.export != peer.config.export
                     || old.export_filter != peer.config.export_filter
                     || old.next_hop != peer.config.next_hop
+                    || old.export_learned != peer.config.export_learned
                 {
                     up.class = class_id(&mut self.classes, ExportClass::of(&peer.config, up));
                     for (slot, _) in self.rib.prefixes() {
@@ -284,6 +292,7 @@ impl State {
                 if old.import != peer.config.import
                     || old.import_filter != peer.config.import_filter
                     || old.allowas_in != peer.config.allowas_in
+                    || old.keep_reflection_attributes != peer.config.keep_reflection_attributes
                 {
                     refresh(peer);
                 }

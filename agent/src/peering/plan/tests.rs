@@ -170,7 +170,7 @@ fn a_tor_peer_carries_its_as_password_gtsm_and_next_hop_mode() {
     assert_eq!(tor.kind, PeerKind::NodeSpecific);
     assert_eq!(tor.config.remote_as, Some(65001));
     assert_eq!(
-        tor.config.md5_key.as_deref(),
+        tor.config.md5_key.as_ref().map(|k| k.as_bytes()),
         Some(&b"/etc/tabby/tor-key"[..])
     );
     assert_eq!(tor.config.ttl, TtlPolicy::Security { hops: 1 });
