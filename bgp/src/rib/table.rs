@@ -885,6 +885,31 @@ mod tests {
     }
 
     #[test]
+    fn hardening_an_ineligible_path_is_never_best_and_the_next_one_is() {
+        let mut rib = rib();
+        let prefix = net("10.244.1.0/26");
+        // Peer 1's path is better (shorter), but ineligible.
+        let short = path(&peer(1, false, false), &[1]);
+        rib.announce(prefix, 1, &short.attributes, short.next_hop, None, false);
+        assert_eq!(best_sources(&rib, prefix), Vec::<SourceId>::new());
+        announce(&mut rib, prefix, 2, &[2, 3]);
+        assert_eq!(best_sources(&rib, prefix), [2]);
+        // Judged again: peer 1 is fine now, and peer 2 not.
+        rib.drain().for_each(drop);
+        rib.revalidate(|_, path| path.source_id() == 1);
+        assert_eq!(best_sources(&rib, prefix), [1]);
+        assert!(rib.drain().any(|t| t == Touched::Best(0)));
+        let paths = rib.paths(&prefix);
+        assert_eq!(
+            paths.iter().map(|p| p.eligible).collect::<Vec<_>>(),
+            [true, false]
+        );
+        // Nothing changes: nothing is journalled.
+        rib.revalidate(|_, path| path.source_id() == 1);
+        assert_eq!(rib.drain().count(), 0);
+    }
+
+    #[test]
     fn a_stored_path_and_a_slot_stay_small() {
         assert_eq!(std::mem::size_of::<Stored>(), 20);
         assert!(
