@@ -434,20 +434,19 @@ fn rogue_announcing(
     (speaker, rogue_ip.into())
 }
 
-/// Waits until n1 has a session with the rogue, then checks that n1 still routes
-/// n2's block through n2 and its pod reaches n2's.
+/// Waits until n1 has refused the rogue's route, then checks that n1 still
+/// routes n2's block through n2 and its pod reaches n2's.
 fn n1_still_routes_n2s_block_through_n2(mesh: &Mesh, rogue_ip: IpAddr) {
+    let via_rogue = format!("via {rogue_ip} from peer {rogue_ip}");
     mesh.agents[0]
         .as_ref()
         .unwrap()
-        .wait("n1's session with the rogue", |status| {
+        .wait("n1 to refuse the rogue's route", |status| {
             status
-                .peers
+                .rejected_at_import
                 .iter()
-                .any(|p| p.address == rogue_ip && p.established)
+                .any(|r| r.contains(&via_rogue))
         });
-    // Long enough for the rogue's UPDATE to be taken and programmed.
-    std::thread::sleep(Duration::from_secs(3));
     wait_for_routes(mesh.n1(), &mesh.n1_table());
     mesh.web.ping(mesh.db_ip).unwrap();
 }

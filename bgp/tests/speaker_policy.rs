@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use bgp::codec::{AsPath, Attributes, Community, NextHop};
 use bgp::rib::{Change, Filter, NextHopMode, Source};
-use bgp::speaker::{
-    self, Hooks, ImportHook, JudgeHook, PeerConfig, Policy, Request, Verdict,
-};
+use bgp::speaker::{self, Hooks, ImportHook, JudgeHook, PeerConfig, Policy, Request, Verdict};
 use client::{Offer, Pending, SPEAKER_AS, best, external, internal, net, speaker, speaker_config};
 use ipnet::IpNet;
 
@@ -416,7 +414,11 @@ async fn hardening_a_path_the_hook_refuses_falls_back_to_the_next_and_is_revalid
     let (reply, routes) = tokio::sync::oneshot::channel();
     handle.requests.send(Request::Routes(reply)).unwrap();
     let routes = routes.await.unwrap();
-    let held: Vec<(IpAddr, bool)> = routes[0].1.iter().map(|p| (p.next_hop, p.eligible)).collect();
+    let held: Vec<(IpAddr, bool)> = routes[0]
+        .1
+        .iter()
+        .map(|p| (p.next_hop, p.eligible))
+        .collect();
     assert_eq!(held, [(hop(2), true), (hop(3), false)]);
     // The view changes: the owner's path is refused, the other one selected.
     view.send_replace(Arc::new(hop(2)));

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use api::datastore::Datastore;
 use bgp::speaker::{self, Hooks, ImportHook, JudgeHook, Notice, Request, SpeakerHandle};
-use ipam::ownership::Judge;
+use ipam::ownership::{Judge, Owners};
 use proto::bgp::bgp_status_server::BgpStatusServer;
 use proto::http::MetricsServer;
 use proto::serve::{Bound, Endpoints};
@@ -247,14 +247,14 @@ impl Reflector {
             tracing::info!(peers = discovered.peers.len(), "datastore view changed");
             self.reload(self.config.clone(), discovered).await;
         }
-        self.judge_by(snapshot);
+        self.judge_by(snapshot.owners());
     }
 
-    /// Gives the import hook the ownership `snapshot` shows, with what each
-    /// peer is, and has the speaker judge every path again when that changed.
-    fn judge_by(&mut self, snapshot: &Snapshot) {
+    /// Gives the import hook `owners`, with what each peer is now, and has the
+    /// speaker judge every path again when that changed.
+    fn judge_by(&mut self, owners: Owners) {
         let judge = Judge {
-            owners: snapshot.owners(),
+            owners,
             roles: self.desired.roles(&self.discovered),
         };
         let changed = self.judge.send_if_modified(|current| {
@@ -292,6 +292,9 @@ impl Reflector {
         self.discovered = discovered;
         self.publish();
         self.warn_about_config();
+        // Peers may be other things now.
+        let owners = self.judge.borrow().owners.clone();
+        self.judge_by(owners);
     }
 
     async fn apply(&mut self, plan: Plan, desired: &Desired) -> Result<(), Error> {

@@ -107,7 +107,7 @@ impl<'de> Deserialize<'de> for Password {
         match serde_yaml::Value::deserialize(deserializer)? {
             serde_yaml::Value::String(text) => Ok(Self(text)),
             _ => Err(serde::de::Error::custom(
-                "must be a string (quote it); what is written is not repeated",
+                "password: must be a string (quote it); what is written is not repeated",
             )),
         }
     }

@@ -395,7 +395,11 @@ fn hardening_a_peer_is_a_node_a_reflector_or_a_router_by_what_it_is_not_by_its_a
     assert_eq!(roles[&ip("192.0.2.50")], PeerRole::Reflector);
     assert_eq!(roles[&ip("192.0.2.1")], PeerRole::Router);
     // Only reflectors may send ORIGINATOR_ID, and send every path.
-    for (address, reflector) in [("192.0.2.11", false), ("192.0.2.12", true), ("192.0.2.50", true)] {
+    for (address, reflector) in [
+        ("192.0.2.11", false),
+        ("192.0.2.12", true),
+        ("192.0.2.50", true),
+    ] {
         let config = &plan.peers[&ip(address)].config;
         assert_eq!(config.keep_reflection_attributes, reflector, "{address}");
         assert_eq!(config.add_path_receive, reflector, "{address}");
