@@ -11,10 +11,9 @@ use cni_support::{CNI_PATH, Runtime, has_link, ip_json, lab, pod_ip, run_plugin,
 use serde_json::{Value, json};
 
 #[test]
+#[ignore = "needs root"]
 fn cni_two_pods_on_a_node_get_host_local_addresses_and_ping_each_other_and_the_node() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("cni_two_pods");
     let node = lab.node("n1");
     let runtime = Runtime::new(&lab, node, v4_range());
@@ -57,10 +56,9 @@ fn cni_two_pods_on_a_node_get_host_local_addresses_and_ping_each_other_and_the_n
 }
 
 #[test]
+#[ignore = "needs root"]
 fn cni_del_removes_the_veth_and_host_route_and_releases_the_address_and_repeats_harmlessly() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("cni_del");
     let node = lab.node("n1");
     let runtime = Runtime::new(&lab, node, v4_range());
@@ -86,10 +84,9 @@ fn cni_del_removes_the_veth_and_host_route_and_releases_the_address_and_repeats_
 }
 
 #[test]
+#[ignore = "needs root"]
 fn cni_del_after_the_pod_namespace_is_gone_releases_the_address() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("cni_del_gone");
     let node = lab.node("n1");
     let runtime = Runtime::new(&lab, node, v4_range());
@@ -151,10 +148,9 @@ fn cni_bad_config_is_a_cni_error_that_names_the_field() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn cni_a_failing_ipam_leaves_no_veth_and_no_allocation_behind() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("cni_ipam_fails");
     let node = lab.node("n1");
     let web = lab.pod("web").unwrap();
@@ -187,10 +183,9 @@ fn cni_a_failing_ipam_leaves_no_veth_and_no_allocation_behind() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn cni_check_passes_on_a_good_pod_and_fails_after_its_host_route_is_deleted() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("cni_check");
     let node = lab.node("n1");
     let runtime = Runtime::new(&lab, node, v4_range());
@@ -208,10 +203,9 @@ fn cni_check_passes_on_a_good_pod_and_fails_after_its_host_route_is_deleted() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn cni_dual_stack_pods_ping_each_other_over_ipv4_and_ipv6() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("cni_dual_stack");
     let node = lab.node("n1");
     // IPv6 forwards only with the node-wide switch on (the agent's job on a node).
@@ -236,10 +230,9 @@ fn cni_dual_stack_pods_ping_each_other_over_ipv4_and_ipv6() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn cni_a_0_4_0_config_gets_a_0_4_0_result_and_0_3_1_refuses_check() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("cni_versions");
     let node = lab.node("n1");
     let mut runtime = Runtime::new(&lab, node, v4_range());
@@ -257,10 +250,9 @@ fn cni_a_0_4_0_config_gets_a_0_4_0_result_and_0_3_1_refuses_check() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn cni_add_replaces_a_host_veth_left_behind_by_an_earlier_attempt() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("cni_stale_veth");
     let node = lab.node("n1");
     let runtime = Runtime::new(&lab, node, v4_range());
@@ -276,15 +268,14 @@ fn cni_add_replaces_a_host_veth_left_behind_by_an_earlier_attempt() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn cni_a_pod_is_recorded_as_a_workload_endpoint_in_etcd_and_forgotten_by_its_del() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("cni_workload_endpoint");
     let node = lab.node("n1");
     let router = lab.router().unwrap();
     let etcd =
-        tests::etcd::Etcd::start_in(lab.logs(), router, "10.0.1.1".parse().unwrap()).unwrap();
+        harness::etcd::Etcd::start_in(lab.logs(), router, "10.0.1.1".parse().unwrap()).unwrap();
     let mut runtime = Runtime::new(&lab, node, v4_range());
     runtime.conf["datastore_type"] = json!("etcdv3");
     runtime.conf["etcd_endpoints"] = json!(etcd.endpoint());
@@ -308,10 +299,9 @@ fn cni_a_pod_is_recorded_as_a_workload_endpoint_in_etcd_and_forgotten_by_its_del
 }
 
 #[test]
+#[ignore = "needs root"]
 fn cni_add_with_an_unreachable_datastore_fails_with_try_again_and_leaves_nothing() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("cni_datastore_down");
     let node = lab.node("n1");
     let mut runtime = Runtime::new(&lab, node, v4_range());

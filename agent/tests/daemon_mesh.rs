@@ -19,12 +19,12 @@ use daemon_support::{
     Background, RunningAgent, block_range, claim_block, options, pod, pool, release, release_block,
     run, wait_for_routes,
 };
+use harness::routes::routes;
+use harness::{Lab, Netns, Node};
 use proto::agent::agent_status_client::AgentStatusClient;
 use proto::agent::{GetDataplaneRequest, GetNodeRequest, ListKernelRoutesRequest};
 use proto::bgp::bgp_status_client::BgpStatusClient;
 use proto::bgp::{ListPeersRequest, ListRoutesRequest, PeerType, SessionState};
-use tests::routes::routes;
-use tests::{Lab, Netns, Node};
 
 /// Subnet a: n1 (10.0.1.10), n2 (10.0.1.11) and n3 (10.0.1.12, without an agent);
 /// the router gives each a default route, which proxy ARP for the pods' gateway
@@ -122,10 +122,9 @@ impl Mesh {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn daemon_two_mesh_nodes_route_each_others_pods_and_blackhole_their_own() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let mesh = Mesh::new("daemon_mesh_routes");
     mesh.web.ping(mesh.db_ip).unwrap();
     mesh.db.ping(mesh.web_ip).unwrap();
@@ -140,14 +139,13 @@ fn daemon_two_mesh_nodes_route_each_others_pods_and_blackhole_their_own() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn daemon_status_api_reports_peers_bgp_routes_kernel_routes_and_the_dataplane() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let mesh = Mesh::new("daemon_status_api");
     let agent = mesh.agents[0].as_ref().unwrap();
     agent.wait_ready();
-    let runtime = tests::runtime();
+    let runtime = harness::runtime();
     let channel = agent.channel(&runtime);
     let mut bgp = BgpStatusClient::new(channel.clone());
     let mut node = AgentStatusClient::new(channel);
@@ -220,10 +218,9 @@ fn daemon_status_api_reports_peers_bgp_routes_kernel_routes_and_the_dataplane() 
 }
 
 #[test]
+#[ignore = "needs root"]
 fn daemon_a_restarted_agent_changes_no_route_and_loses_no_ping() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let mut mesh = Mesh::new("daemon_restart");
     for agent in mesh.agents.iter().flatten() {
         agent.wait_ready();
@@ -252,7 +249,7 @@ fn daemon_a_restarted_agent_changes_no_route_and_loses_no_ping() {
     mesh.agents[0].take().unwrap().stop().unwrap();
     let restarted = RunningAgent::start(n1, mesh.store.clone(), options(n1));
     restarted.wait_ready();
-    tests::wait_until(Duration::from_secs(30), "the pings to finish", || {
+    harness::wait_until(Duration::from_secs(30), "the pings to finish", || {
         anyhow::Ok(!ping.is_running())
     })
     .unwrap();
@@ -279,10 +276,9 @@ fn daemon_a_restarted_agent_changes_no_route_and_loses_no_ping() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn daemon_a_node_announcing_another_nodes_block_is_refused() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let mesh = Mesh::new("daemon_hijack");
     let (n1, rogue_node) = (mesh.n1(), mesh.lab.node("n3"));
     // A rogue speaker on the subnet, registered as node "rogue" so the mesh peers
@@ -336,10 +332,9 @@ fn daemon_a_node_announcing_another_nodes_block_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn daemon_a_deleted_pod_and_its_released_block_leave_no_route_anywhere() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let mesh = Mesh::new("daemon_pod_delete");
     let (n1, n2) = (mesh.n1(), mesh.n2());
     // DEL as the runtime sends it, then IPAM frees the address, finds the block
@@ -362,10 +357,9 @@ fn daemon_a_deleted_pod_and_its_released_block_leave_no_route_anywhere() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn daemon_a_removed_node_leaves_the_mesh_and_its_routes_are_withdrawn() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let mesh = Mesh::new("daemon_node_removed");
     run(mesh.store.delete::<NodeResource>("n2", None)).unwrap();
     wait_for_routes(
@@ -452,10 +446,9 @@ fn n1_still_routes_n2s_block_through_n2(mesh: &Mesh, rogue_ip: IpAddr) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn hardening_a_spoofed_originator_with_a_higher_preference_does_not_blackhole_the_owners_block() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let mesh = Mesh::new("hardening_spoofed_originator");
     // n2's router id as ORIGINATOR_ID, and a LOCAL_PREF that wins best path.
     let spoofed = bgp::codec::Attributes {
@@ -468,10 +461,9 @@ fn hardening_a_spoofed_originator_with_a_higher_preference_does_not_blackhole_th
 }
 
 #[test]
+#[ignore = "needs root"]
 fn hardening_a_node_that_changes_its_own_as_is_still_held_to_ownership() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let mesh = Mesh::new("hardening_own_as");
     // Its own Node says AS 65099: the mesh session with it is eBGP. Half of n2's
     // block, which the kernel prefers to the whole.

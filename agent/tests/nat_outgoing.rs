@@ -6,8 +6,8 @@ mod cni_support;
 
 use agent::nat::{self, NAT_TABLE, NatPool};
 use cni_support::{Runtime, lab, v4_range};
+use harness::Netns;
 use serde_json::Value;
-use tests::Netns;
 
 fn pool(cidr: &str, nat_outgoing: bool) -> NatPool {
     NatPool {
@@ -71,10 +71,9 @@ fn set_elements(ruleset: &[Value], family: &str, name: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn nat_outgoing_tables_follow_the_pools_and_leave_other_tables_alone() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("nat_tables");
     let node = lab.node("n1");
     node.exec("nft", &["add table inet firewall"]).unwrap();
@@ -122,10 +121,9 @@ fn nat_outgoing_tables_follow_the_pools_and_leave_other_tables_alone() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn nat_outgoing_lets_a_pod_reach_a_network_that_only_knows_the_node() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let lab = lab("nat_ping");
     let node = lab.node("n1");
     let router = lab.router().unwrap();

@@ -17,11 +17,11 @@ use std::process::{Command, Output};
 
 use api::datastore::{Datastore, EtcdStore};
 use api::resources::WorkloadEndpointSpec;
+use harness::cni::CniCall;
+use harness::etcd::Etcd;
+use harness::logs::LogDir;
 use serde_json::{Value, json};
 use support::stdout_of;
-use tests::cni::CniCall;
-use tests::etcd::Etcd;
-use tests::logs::LogDir;
 
 struct Cluster {
     etcd: Etcd,
@@ -64,7 +64,7 @@ impl Cluster {
             netns: &format!("/var/run/netns/{pod}"),
             args: &format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod}"),
         };
-        let output = tests::cni::run(&self.plugin, call, &conf).expect("tabby-ipam runs");
+        let output = harness::cni::run(&self.plugin, call, &conf).expect("tabby-ipam runs");
         let result: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
         assert!(output.status.success(), "ADD {pod}: {result} {output:?}");
         let address = result["ips"][0]["address"].as_str().expect("an address");
@@ -101,7 +101,7 @@ fn e2e_apply_allocate_check_leak_and_release_against_real_etcd() {
     let logs = LogDir::new("e2e_apply_allocate_check_leak_and_release").unwrap();
     let cluster = Cluster {
         etcd: Etcd::start(&logs).expect("etcd starts"),
-        plugin: tests::e2e::binary("tabby-ipam").expect("tabby-ipam builds"),
+        plugin: harness::e2e::binary("tabby-ipam").expect("tabby-ipam builds"),
         state: tempfile::tempdir().unwrap(),
         runtime: tokio::runtime::Builder::new_current_thread()
             .enable_all()

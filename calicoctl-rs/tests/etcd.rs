@@ -6,9 +6,9 @@ mod support;
 
 use std::process::{Command, Output};
 
+use harness::etcd::Etcd;
+use harness::logs::LogDir;
 use support::stdout_of;
-use tests::etcd::Etcd;
-use tests::logs::LogDir;
 
 struct Cluster {
     etcd: Etcd,

@@ -8,10 +8,10 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use harness::etcd::Etcd;
+use harness::logs::LogDir;
+use harness::tls::TlsFiles;
 use support::{error_line, golden, stdout_of};
-use tests::etcd::Etcd;
-use tests::logs::LogDir;
-use tests::tls::TlsFiles;
 
 fn start(test: &str) -> Etcd {
     let logs = LogDir::new(test).expect("a log directory");

@@ -1,14 +1,14 @@
 //! The `calicoctl-rs` binary on the kubernetes datastore, against the in-repo API
 //! double (a real kube-apiserver cannot be installed on these machines; the double
-//! follows the API's semantics, see `tests::kube_api`). The kubeconfig handling is
+//! follows the API's semantics, see `harness::kube_api`). The kubeconfig handling is
 //! kube's own, as on a real cluster.
 
 mod support;
 
 use std::process::{Command, Output};
 
+use harness::conformance::KubeFixture;
 use support::stdout_of;
-use tests::conformance::KubeFixture;
 
 /// The double on a runtime of its own, and a kubeconfig whose current context points
 /// nowhere while context `double` points at it.

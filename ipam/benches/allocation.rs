@@ -226,8 +226,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let logs = tests::logs::LogDir::new("bench_ipam_allocation").unwrap();
-    let etcd = tests::etcd::Etcd::start(&logs).expect("etcd starts (install etcd-server)");
+    let logs = harness::logs::LogDir::new("bench_ipam_allocation").unwrap();
+    let etcd = harness::etcd::Etcd::start(&logs).expect("etcd starts (install etcd-server)");
     let total = calls();
     runtime.block_on(async {
         let client = Client::connect([etcd.endpoint()], None).await.unwrap();

@@ -420,7 +420,7 @@ async fn ipam_a_watching_allocator_stops_using_a_disabled_pool_once_its_watch_sa
     edit::<IPPool>(&*store, "a", |p| p.spec.disabled = true).await;
     pool(&*store, "b", "10.1.0.0/24", 26, |_| {}).await;
     tokio::task::block_in_place(|| {
-        tests::wait_until(
+        harness::wait_until(
             std::time::Duration::from_secs(10),
             "the watch to see both changes",
             || {

@@ -153,7 +153,7 @@ async fn ipam_cni_errors_carry_the_specs_codes_and_say_what_to_do() {
     let mut unreachable = conf.clone();
     unreachable["ipam"]["etcd_endpoints"] = json!(format!(
         "http://127.0.0.1:{}",
-        tests::etcd::free_port().unwrap()
+        harness::etcd::free_port().unwrap()
     ));
     let replies = tokio::task::block_in_place(|| {
         [

@@ -103,7 +103,7 @@ async fn ipam_etcd_separate_allocator_processes_hand_out_no_address_twice_and_le
     let store = fixture.backend();
     pool(&*store, "p", "10.1.0.0/24", 26, |_| {}).await;
     let held = tempfile::tempdir().unwrap();
-    let logs = tests::logs::LogDir::new(TEST).unwrap();
+    let logs = harness::logs::LogDir::new(TEST).unwrap();
     // Four processes; two allocate for the same node, as a CNI plugin and an agent
     // may, without sharing a lock: they meet only in the datastore.
     let plans = [
@@ -197,7 +197,7 @@ async fn ipam_etcd_killed_allocators_leave_nothing_owned_twice_and_the_controlle
         support::node(&*store, name, false).await;
     }
     let state = tempfile::tempdir().unwrap();
-    let logs = tests::logs::LogDir::new(TEST).unwrap();
+    let logs = harness::logs::LogDir::new(TEST).unwrap();
 
     // Pods that live throughout: allocated, then registered as tabby-cni does.
     let n1 = Allocator::new(store.clone(), "n1");

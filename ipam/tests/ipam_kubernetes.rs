@@ -1,5 +1,5 @@
 //! tabby-ipam and tabby-ipam-controller on the kubernetes datastore, run as their
-//! binaries against the Kubernetes API double (`tests::kube_api`: no real API server
+//! binaries against the Kubernetes API double (`harness::kube_api`: no real API server
 //! can be installed here) with `manifests/crds.yaml` installed, reached through a
 //! kubeconfig file as a node's CNI config and the controller's deployment reach a
 //! cluster. Pods and nodes are the double's core Pods and Nodes, as on a cluster.
@@ -11,10 +11,10 @@ use std::process::{Command, Output};
 
 use api::datastore::{Backend, Datastore, ListOptions};
 use api::resources::BlockAffinity;
+use harness::conformance::{Fixture, KubeFixture};
 use serde_json::{Value, json};
 use support::cni::{self, addresses_of_result, error_of};
 use support::pool;
-use tests::conformance::{Fixture, KubeFixture};
 
 /// A kubeconfig for a server without authentication, as `kubectl config` writes one.
 fn kubeconfig(dir: &Path, server: &str) -> PathBuf {
@@ -167,7 +167,7 @@ async fn ipam_kubernetes_a_bad_kubeconfig_or_an_absent_server_is_an_error_saying
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-kubeconfig");
     let state = dir.path().join("state");
-    let absent = format!("http://127.0.0.1:{}", tests::etcd::free_port().unwrap());
+    let absent = format!("http://127.0.0.1:{}", harness::etcd::free_port().unwrap());
     let mut no_server = conf(&missing, &state, "n1");
     let ipam = no_server["ipam"].as_object_mut().unwrap();
     ipam.remove("kubeconfig");

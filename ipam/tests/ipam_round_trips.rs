@@ -70,7 +70,7 @@ async fn ipam_a_warm_allocator_that_watches_its_settings_only_writes_block_and_h
     let (rounds, store) = counted().await;
     let n1 = Allocator::watching(store.clone(), "n1");
     tokio::task::block_in_place(|| {
-        tests::wait_until(
+        harness::wait_until(
             std::time::Duration::from_secs(10),
             "the settings watches",
             || Ok(n1.settings_watch().unwrap().current().is_some()),

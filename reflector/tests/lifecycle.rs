@@ -4,11 +4,11 @@
 
 mod support;
 
+use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
+use harness::{Node, require_root};
 use ipnet::IpNet;
 use nix::sys::signal::Signal;
 use support::{AS, Reflector, TIMEOUT, peer};
-use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
-use tests::{Node, require_root};
 
 fn net(s: &str) -> IpNet {
     s.parse().unwrap()
@@ -53,10 +53,9 @@ fn has(daemon: &dyn BgpPeer, prefix: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn sigterm_ceases_every_session_with_the_configured_shutdown_message() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = support::lab("reflector_sigterm");
     let (rr, c1, c2) = (lab.node("rr"), lab.node("bird"), lab.node("frr"));
     let (bird, _frr) = clients(rr, c1, c2, false);
@@ -67,7 +66,7 @@ fn sigterm_ceases_every_session_with_the_configured_shutdown_message() {
     bird.wait_route(net(R2), TIMEOUT).unwrap();
 
     reflector.signal(Signal::SIGTERM);
-    tests::wait_until(TIMEOUT, "the reflector exits", || {
+    harness::wait_until(TIMEOUT, "the reflector exits", || {
         Ok(!reflector.process.is_running())
     })
     .unwrap();
@@ -86,10 +85,9 @@ fn sigterm_ceases_every_session_with_the_configured_shutdown_message() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_crashed_reflector_restarts_under_graceful_restart_and_clients_keep_their_routes() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = support::lab("reflector_graceful_restart");
     let (rr, c1, c2) = (lab.node("rr"), lab.node("bird"), lab.node("frr"));
     let (bird, frr) = clients(rr, c1, c2, true);
@@ -115,14 +113,14 @@ fn a_crashed_reflector_restarts_under_graceful_restart_and_clients_keep_their_ro
 
     // Back up: the sessions return and the routes never leave the clients' tables.
     reflector.restart(rr);
-    tests::wait_until(TIMEOUT, "both sessions back", || {
+    harness::wait_until(TIMEOUT, "both sessions back", || {
         assert!(has(&bird, R2), "BIRD lost the route during the restart");
         assert!(has(&frr, R1), "FRR lost the route during the restart");
         Ok(bird.established(rr.address())? && frr.established(rr.address())?)
     })
     .unwrap();
     // After End-of-RIB the routes are fresh again: BIRD no longer marks it stale.
-    tests::wait_until(TIMEOUT, "BIRD's route refreshed", || {
+    harness::wait_until(TIMEOUT, "BIRD's route refreshed", || {
         let route = bird.birdc(&format!("show route all {R2}"))?;
         Ok(if route.contains("stale") || !route.contains(R2) {
             Err(route)

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use api::datastore::{Backend, Datastore};
 use api::resources::{Cidr, EncapsulationMode, IPPool, IPPoolSpec, Node};
-use tests::e2e::{Cluster, Pod, ping_all};
-use tests::routes::routes;
-use tests::{Lab, wait_until};
+use harness::e2e::{Cluster, Pod, ping_all};
+use harness::routes::routes;
+use harness::{Lab, wait_until};
 
 const READY: Duration = Duration::from_secs(60);
 const CONVERGED: Duration = Duration::from_secs(30);
@@ -60,10 +60,9 @@ fn wait_for_tables(cluster: &Cluster, nodes: &[&str], pods: &[Pod]) {
 const FIVE: [&str; 5] = ["n1", "n2", "n3", "n4", "n5"];
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_mesh_vxlan_crosssubnet_five_nodes_two_subnets_every_pod_reaches_every_pod() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let (cluster, pods) = cluster(
         "e2e_mesh_vxlan_crosssubnet",
         &FIVE,
@@ -74,10 +73,9 @@ fn e2e_mesh_vxlan_crosssubnet_five_nodes_two_subnets_every_pod_reaches_every_pod
 }
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_mesh_vxlan_always_five_nodes_every_pod_reaches_every_pod() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let (cluster, pods) = cluster("e2e_mesh_vxlan_always", &FIVE, EncapsulationMode::Always);
     wait_for_tables(&cluster, &FIVE, &pods);
     ping_all(&pods).unwrap();
@@ -86,20 +84,18 @@ fn e2e_mesh_vxlan_always_five_nodes_every_pod_reaches_every_pod() {
 const SUBNET_A: [&str; 3] = ["n1", "n2", "n3"];
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_mesh_without_encapsulation_routes_pods_over_bgp_on_one_subnet() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let (cluster, pods) = cluster("e2e_mesh_direct", &SUBNET_A, EncapsulationMode::Never);
     wait_for_tables(&cluster, &SUBNET_A, &pods);
     ping_all(&pods).unwrap();
 }
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_a_deleted_pod_and_its_released_block_leave_every_nodes_table() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let (cluster, mut pods) = cluster("e2e_pod_deleted", &SUBNET_A, EncapsulationMode::Never);
     wait_for_tables(&cluster, &SUBNET_A, &pods);
     let gone = pods.pop().unwrap();
@@ -121,10 +117,9 @@ fn e2e_a_deleted_pod_and_its_released_block_leave_every_nodes_table() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_a_removed_node_is_dropped_and_its_routes_withdrawn_everywhere() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let (mut cluster, mut pods) = cluster("e2e_node_removed", &SUBNET_A, EncapsulationMode::Never);
     wait_for_tables(&cluster, &SUBNET_A, &pods);
     // The node is decommissioned: its agent stops, its Node resource goes.

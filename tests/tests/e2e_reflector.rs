@@ -10,11 +10,11 @@ use std::time::Duration;
 use api::resources::{
     BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Cidr, IPPool, IPPoolSpec,
 };
+use harness::e2e::{Clients, Cluster, Pod, ping_all};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
+use harness::{Lab, wait_until};
 use proto::bgp::{PeerType, SessionState};
 use serde_json::json;
-use tests::e2e::{Clients, Cluster, Pod, ping_all};
-use tests::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
-use tests::{Lab, wait_until};
 
 const AS: u32 = 64512;
 const SUBNET: &str = "10.0.1.0/24";
@@ -81,7 +81,7 @@ fn agents_peer_with_the_reflectors(cluster: &Cluster) {
         .map(|rr| cluster.lab.node(rr).address().to_string())
         .collect();
     for node in NODES {
-        let peers = tests::e2e::list_peers(&cluster.socket(node)).unwrap();
+        let peers = harness::e2e::list_peers(&cluster.socket(node)).unwrap();
         let addresses: Vec<String> = peers.iter().map(|p| p.address.clone()).collect();
         assert_eq!(addresses, expected, "{node}: {peers:?}");
         for peer in &peers {
@@ -92,10 +92,9 @@ fn agents_peer_with_the_reflectors(cluster: &Cluster) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_reflectors_tabby_reflector_pair_with_the_mesh_off_and_one_killed() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let mut cluster = cluster("e2e_reflectors_tabby");
     cluster
         .start_reflector("rr1", AS, CLUSTER_ID, Clients::Datastore)
@@ -123,7 +122,7 @@ fn e2e_reflectors_tabby_reflector_pair_with_the_mesh_off_and_one_killed() {
     let rr1 = cluster.lab.node("rr1").address().to_string();
     for node in NODES {
         wait_until(CONVERGED, &format!("{node} to see rr1 down"), || {
-            let peers = tests::e2e::list_peers(&cluster.socket(node))?;
+            let peers = harness::e2e::list_peers(&cluster.socket(node))?;
             anyhow::Ok(
                 peers
                     .iter()
@@ -142,7 +141,7 @@ fn e2e_reflectors_tabby_reflector_pair_with_the_mesh_off_and_one_killed() {
 }
 
 /// A BIRD reflector: every agent node its (passive) client.
-fn bird_reflector(machine: &tests::Node, lab: &Lab) -> Bird {
+fn bird_reflector(machine: &harness::Node, lab: &Lab) -> Bird {
     let mut config = BgpConfig::new(AS, machine.ipv4().unwrap()).cluster_id(CLUSTER_ID);
     for node in NODES {
         config = config.neighbor(
@@ -155,10 +154,9 @@ fn bird_reflector(machine: &tests::Node, lab: &Lab) -> Bird {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_reflectors_bird_pair_with_the_mesh_off_give_every_pod_a_route_to_every_pod() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let mut cluster = cluster("e2e_reflectors_bird");
     let birds: Vec<Bird> = REFLECTORS
         .iter()
@@ -176,10 +174,9 @@ fn e2e_reflectors_bird_pair_with_the_mesh_off_give_every_pod_a_route_to_every_po
 }
 
 #[test]
+#[ignore = "needs root"]
 fn hardening_a_rogue_client_of_the_reflector_cannot_blackhole_another_nodes_block() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     // n1 and n2 run agents; n3 is a rogue registered as a node, so the reflector
     // (finding its clients in the datastore) peers with it.
     let mut builder = Lab::new("hardening_rogue_client")
@@ -234,7 +231,7 @@ fn hardening_a_rogue_client_of_the_reflector_cannot_blackhole_another_nodes_bloc
         rogue.ipv4().unwrap().to_string(),
         cluster.lab.node("n2").ipv4().unwrap().to_string(),
     );
-    let speaker = tests::e2e::binary("tabby-test-speaker").unwrap();
+    let speaker = harness::e2e::binary("tabby-test-speaker").unwrap();
     let peer_arg = format!("{rr}:{AS}");
     let as_arg = AS.to_string();
     let _rogue = rogue

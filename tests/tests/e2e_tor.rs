@@ -14,12 +14,12 @@ use api::resources::{
     BGPConfiguration, BGPConfigurationSpec, BGPFilter, BGPFilterSpec, BGPPeer, BGPPeerSpec, Cidr,
     IPPool, IPPoolSpec,
 };
+use harness::e2e::{Cluster, Pod, ping_all};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
+use harness::routes::routes;
+use harness::{Lab, wait_until};
 use ipnet::IpNet;
 use serde_json::json;
-use tests::e2e::{Cluster, Pod, ping_all};
-use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
-use tests::routes::routes;
-use tests::{Lab, wait_until};
 
 const NODE_AS: u32 = 64512;
 const TOR_AS: u32 = 65000;
@@ -158,10 +158,9 @@ fn wait_for_learned_routes(cluster: &Cluster, blocks: &[IpNet]) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_tor_bird_learns_every_nodes_block_over_md5_and_routes_pods_between_racks() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let mut cluster = cluster("e2e_tor_bird");
     let router = cluster.lab.router().unwrap();
     let bird = Bird::start_routing(router, &tor_config(&cluster)).unwrap();
@@ -186,10 +185,9 @@ fn e2e_tor_bird_learns_every_nodes_block_over_md5_and_routes_pods_between_racks(
 }
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_tor_frr_learns_every_nodes_block_over_md5_and_its_prefix_reaches_every_node() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let mut cluster = cluster("e2e_tor_frr");
     let router = cluster.lab.router().unwrap();
     let frr = Frr::start(router, &tor_config(&cluster)).unwrap();
@@ -225,10 +223,9 @@ fn sessions_established(cluster: &mut Cluster, node: &str, peer: IpAddr) -> usiz
 }
 
 #[test]
+#[ignore = "needs root"]
 fn e2e_tor_a_new_export_filter_on_a_bgppeer_withdraws_from_the_tor_without_a_session_reset() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     let mut cluster = cluster("e2e_tor_policy");
     let router = cluster.lab.router().unwrap();
     let frr = Frr::start(router, &tor_config(&cluster)).unwrap();
@@ -279,10 +276,9 @@ fn e2e_tor_a_new_export_filter_on_a_bgppeer_withdraws_from_the_tor_without_a_ses
 }
 
 #[test]
+#[ignore = "needs root"]
 fn hardening_the_tor_reaches_each_block_through_its_owner() {
-    if !tests::require_root() {
-        return;
-    }
+    harness::require_root();
     // With the mesh on every node knows every block: each must still announce
     // only its own to the ToR, or the ToR sends other nodes' pods through it.
     let mut cluster = cluster_with_mesh("hardening_tor_owner", true);

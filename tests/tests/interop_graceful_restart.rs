@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use bgp::rib::Change;
 use bgp::session::GracefulRestartConfig;
 use bgp::speaker::{self, Notice, PeerConfig, Policy, Request, SpeakerConfig, SpeakerHandle};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
+use harness::process::Process;
+use harness::{Lab, Node, require_root};
 use ipnet::IpNet;
-use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
-use tests::process::Process;
-use tests::{Lab, Node, require_root};
 
 const PEER_AS: u32 = 65001;
 const TABBY_AS: u32 = 65002;
@@ -84,8 +84,9 @@ fn tabby_process(tabby: &Node, peer: &Node, restart_time: u16, restarting: bool)
     if restarting {
         args.push("--restarting");
     }
+    let speaker = harness::e2e::binary("tabby-test-speaker").unwrap();
     tabby
-        .spawn("tabby", env!("CARGO_BIN_EXE_tabby-test-speaker"), &args)
+        .spawn("tabby", &speaker.to_string_lossy(), &args)
         .unwrap()
 }
 
@@ -140,10 +141,9 @@ fn daemon_config(peer: &Node, tabby: &Node, restart_time: u16) -> BgpConfig {
 macro_rules! restarting_tabby {
     ($($keeps:ident, $drops:ident: $daemon:ident;)*) => {$(
         #[test]
+        #[ignore = "needs root"]
         fn $keeps() {
-            if !require_root() {
-                return;
-            }
+            require_root();
             let lab = lab(stringify!($keeps));
             let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
             let daemon = $daemon::start(peer, &daemon_config(peer, tabby, 120)).unwrap();
@@ -151,10 +151,9 @@ macro_rules! restarting_tabby {
         }
 
         #[test]
+        #[ignore = "needs root"]
         fn $drops() {
-            if !require_root() {
-                return;
-            }
+            require_root();
             let lab = lab(stringify!($drops));
             let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
             let daemon = $daemon::start(peer, &daemon_config(peer, tabby, 120)).unwrap();
@@ -173,10 +172,9 @@ restarting_tabby! {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_graceful_restart_tabby_keeps_a_restarting_birds_routes_until_end_of_rib() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab =
         lab("interop_graceful_restart_tabby_keeps_a_restarting_birds_routes_until_end_of_rib");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
@@ -185,7 +183,7 @@ fn interop_graceful_restart_tabby_keeps_a_restarting_birds_routes_until_end_of_r
     let peer_address = peer.address();
     tabby
         .run(|| {
-            tests::runtime().block_on(async {
+            harness::runtime().block_on(async {
                 let mut handle = tabby_speaker(tabby, peer_address, 120, false);
                 let mut learned = Vec::new();
                 while learned.len() < 2 {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bgp::speaker::{self, PeerConfig, Request, SpeakerConfig};
 use bgp::transport::{Endpoint, TtlPolicy, connect};
-use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
-use tests::{Lab, Node, require_root};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
+use harness::{Lab, Node, require_root};
 use tokio::io::AsyncReadExt;
 
 const PASSWORD: &str = "tabby-md5";
@@ -46,7 +46,7 @@ fn first_message(tabby: &Node, peer: &Node, key: &str) -> Option<u8> {
     };
     tabby
         .run(|| {
-            tests::runtime().block_on(async {
+            harness::runtime().block_on(async {
                 let session = async {
                     let mut stream = connect(&endpoint).await.ok()?;
                     let mut header = [0u8; 19];
@@ -65,7 +65,7 @@ fn first_message(tabby: &Node, peer: &Node, key: &str) -> Option<u8> {
 
 /// Waits for the daemon to listen, then checks both keys.
 fn check(tabby: &Node, peer: &Node) {
-    tests::wait_until(
+    harness::wait_until(
         Duration::from_secs(20),
         "the peer listens on port 179",
         || {
@@ -83,10 +83,9 @@ fn check(tabby: &Node, peer: &Node) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_md5_bird_sends_open_only_over_a_correctly_signed_connection() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_md5_bird_sends_open_only_over_a_correctly_signed_connection");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let _bird = Bird::start(peer, &config(peer, tabby)).unwrap();
@@ -94,10 +93,9 @@ fn interop_md5_bird_sends_open_only_over_a_correctly_signed_connection() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_md5_frr_sends_open_only_over_a_correctly_signed_connection() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_md5_frr_sends_open_only_over_a_correctly_signed_connection");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let _frr = Frr::start(peer, &config(peer, tabby)).unwrap();
@@ -105,10 +103,9 @@ fn interop_md5_frr_sends_open_only_over_a_correctly_signed_connection() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_md5_gobgp_sends_open_only_over_a_correctly_signed_connection() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_md5_gobgp_sends_open_only_over_a_correctly_signed_connection");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let _gobgp = GoBgp::start(peer, &config(peer, tabby)).unwrap();
@@ -121,7 +118,7 @@ fn speaker_session(tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync), key
     let (router_id, peer_address) = (tabby.ipv4().unwrap(), peer.address());
     tabby
         .run(|| {
-            tests::runtime().block_on(async {
+            harness::runtime().block_on(async {
                 let handle = speaker::start(SpeakerConfig::new(65002, router_id)).unwrap();
                 let config = PeerConfig {
                     md5_key: Some(key.as_bytes().to_vec().into()),
@@ -156,10 +153,9 @@ fn check_speaker(tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync)) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_md5_bird_session_comes_up_with_the_right_key_only() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_md5_bird_session_comes_up_with_the_right_key_only");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let bird = Bird::start(peer, &config(peer, tabby)).unwrap();
@@ -167,10 +163,9 @@ fn interop_md5_bird_session_comes_up_with_the_right_key_only() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_md5_frr_session_comes_up_with_the_right_key_only() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_md5_frr_session_comes_up_with_the_right_key_only");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let frr = Frr::start(peer, &config(peer, tabby)).unwrap();
@@ -178,10 +173,9 @@ fn interop_md5_frr_session_comes_up_with_the_right_key_only() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_md5_gobgp_session_comes_up_with_the_right_key_only() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_md5_gobgp_session_comes_up_with_the_right_key_only");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let gobgp = GoBgp::start(peer, &config(peer, tabby)).unwrap();

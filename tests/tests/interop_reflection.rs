@@ -7,9 +7,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bgp::speaker::{self, PeerConfig, PeerStatus, Request, SpeakerConfig};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
+use harness::{Lab, require_root};
 use ipnet::IpNet;
-use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
-use tests::{Lab, require_root};
 
 const AS: u32 = 64512;
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,7 +22,7 @@ fn net(s: &str) -> IpNet {
 /// Runs a reflector on the `rr` node with these clients while `check` runs;
 /// returns the reflector's peer status at the end.
 fn reflect(
-    rr: &tests::Node,
+    rr: &harness::Node,
     clients: &[std::net::IpAddr],
     check: impl FnOnce() + Send,
 ) -> Vec<PeerStatus> {
@@ -32,7 +32,7 @@ fn reflect(
         std::thread::scope(|scope| {
             // Spawned from inside the namespace, the thread is in it too.
             let speaker = scope.spawn(|| {
-                tests::runtime().block_on(async {
+                harness::runtime().block_on(async {
                     let handle = speaker::start(SpeakerConfig {
                         cluster_id: Some(CLUSTER),
                         ..SpeakerConfig::new(AS, router_id)
@@ -60,11 +60,10 @@ fn reflect(
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_reflection_bird_frr_and_gobgp_clients_see_each_others_routes_with_originator_and_cluster_list()
  {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = Lab::new("interop_reflection_clients")
         .subnet("a", "10.0.1.0/24")
         .node("rr", "a")
@@ -108,10 +107,9 @@ fn interop_reflection_bird_frr_and_gobgp_clients_see_each_others_routes_with_ori
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_reflection_a_route_carrying_tabbys_cluster_id_is_dropped() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     // frr ── bird (a reflector, by mistake with tabby's cluster id) ── tabby ── gobgp
     let lab = Lab::new("interop_reflection_cluster_loop")
         .subnet("a", "10.0.1.0/24")

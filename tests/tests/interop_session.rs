@@ -9,9 +9,9 @@ use std::time::Duration;
 use bgp::codec::Message;
 use bgp::session::{Command, Event, SessionConfig, SessionHandle, spawn};
 use bgp::transport::{Endpoint, TtlPolicy};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
+use harness::{Lab, Node, require_root};
 use ipnet::IpNet;
-use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
-use tests::{Lab, Node, require_root};
 
 const PEER_AS: u32 = 65001;
 const TABBY_AS: u32 = 65002;
@@ -58,7 +58,7 @@ fn session_with(tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync)) {
     let config = SessionConfig::new(TABBY_AS, tabby.ipv4().unwrap(), Some(PEER_AS));
     tabby
         .run(|| {
-            tests::runtime().block_on(async {
+            harness::runtime().block_on(async {
                 let mut handle = spawn(config, endpoint);
                 let negotiated = loop {
                     match next(&mut handle, "Up").await {
@@ -95,10 +95,9 @@ fn session_with(tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync)) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_session_with_bird_comes_up_learns_its_route_and_shuts_down() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_session_with_bird_comes_up_learns_its_route_and_shuts_down");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let bird = Bird::start(peer, &peer_config(peer, tabby)).unwrap();
@@ -113,10 +112,9 @@ fn interop_session_with_bird_comes_up_learns_its_route_and_shuts_down() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_session_with_frr_comes_up_learns_its_route_and_shuts_down() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_session_with_frr_comes_up_learns_its_route_and_shuts_down");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let frr = Frr::start(peer, &peer_config(peer, tabby)).unwrap();
@@ -124,10 +122,9 @@ fn interop_session_with_frr_comes_up_learns_its_route_and_shuts_down() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_session_with_gobgp_comes_up_learns_its_route_and_shuts_down() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_session_with_gobgp_comes_up_learns_its_route_and_shuts_down");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let gobgp = GoBgp::start(peer, &peer_config(peer, tabby)).unwrap();

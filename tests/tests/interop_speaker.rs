@@ -10,9 +10,9 @@ use std::time::Duration;
 use bgp::codec::{Attributes, Community};
 use bgp::rib::Change;
 use bgp::speaker::{self, Notice, PeerConfig, Policy, Request, SpeakerConfig};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
+use harness::{Lab, Node, require_root};
 use ipnet::IpNet;
-use tests::peers::{BgpConfig, BgpPeer, Bird, Frr, GoBgp, Neighbor};
-use tests::{Lab, Node, require_root};
 
 const PEER_AS: u32 = 65001;
 const TABBY_AS: u32 = 65002;
@@ -76,7 +76,7 @@ const TABBY_COMMUNITY: Community = Community(65002 << 16 | 42);
 
 /// Polls the daemon's table from inside the async test without a blocking wait
 /// (the speaker shares this thread).
-async fn daemon_route(daemon: &(dyn BgpPeer + Sync), prefix: IpNet) -> tests::peers::Route {
+async fn daemon_route(daemon: &(dyn BgpPeer + Sync), prefix: IpNet) -> harness::peers::Route {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
         if let Ok(Some(route)) = daemon.route(prefix) {
@@ -127,7 +127,7 @@ fn exchange(case: Case, tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync)
     let router_id = tabby.ipv4().unwrap();
     tabby
         .run(|| {
-            tests::runtime().block_on(async {
+            harness::runtime().block_on(async {
                 let mut handle = speaker::start(SpeakerConfig::new(TABBY_AS, router_id)).unwrap();
                 let requests = handle.requests.clone();
                 requests
@@ -205,10 +205,9 @@ fn exchange(case: Case, tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync)
 macro_rules! matrix {
     ($($name:ident: $daemon:ident, ipv6 = $ipv6:expr, internal = $internal:expr;)*) => {$(
         #[test]
+        #[ignore = "needs root"]
         fn $name() {
-            if !require_root() {
-                return;
-            }
+            require_root();
             let case = Case { ipv6: $ipv6, internal: $internal };
             let lab = lab(stringify!($name));
             let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
@@ -235,10 +234,9 @@ matrix! {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interop_speaker_resets_a_bird_session_over_its_prefix_limit() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let lab = lab("interop_speaker_resets_a_bird_session_over_its_prefix_limit");
     let (peer, tabby) = (lab.node("peer"), lab.node("tabby"));
     let mut config = BgpConfig::new(PEER_AS, peer.ipv4().unwrap())
@@ -250,7 +248,7 @@ fn interop_speaker_resets_a_bird_session_over_its_prefix_limit() {
     let (peer_address, router_id) = (peer.address(), tabby.ipv4().unwrap());
     tabby
         .run(|| {
-            tests::runtime().block_on(async {
+            harness::runtime().block_on(async {
                 let mut handle = speaker::start(SpeakerConfig::new(TABBY_AS, router_id)).unwrap();
                 let limited = PeerConfig {
                     import: Some(Policy::Accept),

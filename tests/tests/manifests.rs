@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 use api::datastore::{Backend, Datastore, KubeStore};
 use api::resources::{IPPool, IPPoolSpec};
 use clap::CommandFactory;
+use harness::kube_api::calls::{Call, calls_of};
+use harness::kube_api::{KubeApi, KubeApiOptions};
+use harness::manifests::rbac::{Grant, grants};
+use harness::manifests::strict::{check, parse};
+use harness::manifests::{self, Document, documents, find};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde_json::Value;
-use tests::kube_api::calls::{Call, calls_of};
-use tests::kube_api::{KubeApi, KubeApiOptions};
-use tests::manifests::rbac::{Grant, grants};
-use tests::manifests::strict::{check, parse};
-use tests::manifests::{self, Document, documents, find};
 
 const NAMESPACE: &str = "tabby-system";
 
@@ -341,7 +341,7 @@ async fn manifests_the_agent_registering_and_following_the_cluster_makes_only_li
     .unwrap_or_else(|_| panic!("the agent listed only {listed:?}"));
     // Every kind is listed; its watch follows right after its list.
     tokio::task::block_in_place(|| {
-        tests::wait_until(Duration::from_secs(30), "the agent's watches", || {
+        harness::wait_until(Duration::from_secs(30), "the agent's watches", || {
             let calls = api.calls_since(from).map_err(anyhow::Error::msg)?;
             let watches = calls.iter().filter(|c| c.verb == api::rbac::Verb::Watch);
             anyhow::Ok(watches.count() >= tasks.len())
@@ -471,7 +471,7 @@ fn conflist(node: &str) -> Value {
 
 /// What the runtime hands each plugin of the installed conflist on `worker-1`.
 fn plugin_stdin() -> Vec<u8> {
-    let plugins = tests::manifests::cni::plugin_configs(&conflist("worker-1")).unwrap();
+    let plugins = harness::manifests::cni::plugin_configs(&conflist("worker-1")).unwrap();
     assert_eq!(plugins.len(), 1);
     serde_json::to_vec(&plugins[0]).unwrap()
 }

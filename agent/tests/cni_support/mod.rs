@@ -7,14 +7,14 @@
 use std::net::IpAddr;
 use std::process::Command;
 
+use harness::{Lab, Netns, Node};
 use serde_json::{Value, json};
-use tests::{Lab, Netns, Node};
 
 /// Where Debian's containernetworking-plugins puts `host-local`.
 pub const CNI_PATH: &str = "/usr/lib/cni";
 const NETWORK: &str = "tabby-test";
 
-pub use tests::cni::Answer;
+pub use harness::cni::Answer;
 
 /// A network config and the runtime's side of calls on one node.
 pub struct Runtime<'a> {
@@ -116,7 +116,7 @@ impl<'a> Runtime<'a> {
 /// Runs the plugin binary as a runtime does: `vars` in the environment, `conf`
 /// on stdin, the answer from stdout.
 pub fn run_plugin(command: Command, vars: &[(&str, &str)], conf: &Value) -> Answer {
-    tests::cni::run_plugin(command, vars, conf).unwrap()
+    harness::cni::run_plugin(command, vars, conf).unwrap()
 }
 
 /// A one-subnet lab whose node has a default route (via the router): proxy ARP

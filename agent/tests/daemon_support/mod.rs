@@ -23,9 +23,9 @@ use api::resources::{
     AffinityState, AllocationAttribute, BlockAffinity, BlockAffinitySpec, Cidr, EncapsulationMode,
     IPAMBlock, IPAMBlockSpec, IPPool, IPPoolSpec, Resource, cidr_name,
 };
+use harness::routes::routes;
+use harness::{Netns, Node};
 use ipnet::IpNet;
-use tests::routes::routes;
-use tests::{Netns, Node};
 
 use crate::cni_support::{Runtime, pod_ip};
 use tokio::sync::{oneshot, watch};
@@ -51,7 +51,7 @@ impl<T: Send + 'static> Background<T> {
         let thread = std::thread::spawn(move || {
             nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(|e| format!("entering the node's namespace: {e}"))?;
-            tests::runtime().block_on(work(stopped))
+            harness::runtime().block_on(work(stopped))
         });
         Self {
             stop: Some(stop),
@@ -137,7 +137,7 @@ impl RunningAgent {
 
     /// Waits until the agent's status satisfies `condition`.
     pub fn wait(&self, what: &str, condition: impl Fn(&Status) -> bool) {
-        tests::wait_until(Duration::from_secs(30), what, || {
+        harness::wait_until(Duration::from_secs(30), what, || {
             let status = self.status.borrow().clone();
             anyhow::Ok(if condition(&status) {
                 Ok(())
@@ -188,7 +188,7 @@ pub fn block_range(block: &str) -> serde_json::Value {
 
 /// Waits until `node`'s tabby routes are exactly `expected`.
 pub fn wait_for_routes(node: &Node, expected: &BTreeSet<String>) {
-    tests::wait_until(
+    harness::wait_until(
         Duration::from_secs(30),
         &format!("{}'s routes", node.name()),
         || {
@@ -204,7 +204,7 @@ pub fn wait_for_routes(node: &Node, expected: &BTreeSet<String>) {
 }
 
 pub fn run<T>(future: impl Future<Output = T>) -> T {
-    tests::runtime().block_on(future)
+    harness::runtime().block_on(future)
 }
 
 /// Claims `cidr` for `node` as IPAM does: the block, then the confirmed affinity.

@@ -7,6 +7,9 @@
 //! attribute set, source and next hop); a prefix with several paths
 //! keeps them in a vector. The index from prefix to slot holds slot numbers and
 //! hashes (8 bytes).
+//!
+//! Over 700 lines with its tests, which stay here: they check the private layout
+//! (slot and path sizes, the journal) that the speaker's memory budget rests on.
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;

@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::process::Child;
 
+use harness::cni::CniCall;
 use ipnet::IpNet;
 use serde_json::Value;
-use tests::cni::CniCall;
 
 /// What a plugin call printed and how it exited.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ pub fn start(command: &str, container: &str, cni_args: &str, conf: &Value) -> Ch
         netns: &netns,
         args: cni_args,
     };
-    tests::cni::start(Path::new(env!("CARGO_BIN_EXE_tabby-ipam")), call, conf)
+    harness::cni::start(Path::new(env!("CARGO_BIN_EXE_tabby-ipam")), call, conf)
         .expect("tabby-ipam starts")
 }
 

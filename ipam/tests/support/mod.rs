@@ -291,15 +291,15 @@ pub async fn empty_handle(store: &dyn Backend, id: &str) {
 /// A real etcd for one test, and the etcd backend on it.
 pub struct EtcdStoreFixture {
     pub store: Arc<api::datastore::EtcdStore>,
-    pub etcd: tests::etcd::Etcd,
+    pub etcd: harness::etcd::Etcd,
 }
 
 impl EtcdStoreFixture {
     /// Starts etcd (needs a multi-threaded runtime: the start blocks).
     pub async fn start(test: &str) -> Self {
         let etcd = tokio::task::block_in_place(|| {
-            let logs = tests::logs::LogDir::new(test).expect("a log directory");
-            tests::etcd::Etcd::start(&logs).expect("etcd starts")
+            let logs = harness::logs::LogDir::new(test).expect("a log directory");
+            harness::etcd::Etcd::start(&logs).expect("etcd starts")
         });
         let store = api::datastore::EtcdStore::connect(&[etcd.endpoint()])
             .await

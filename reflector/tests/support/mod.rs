@@ -8,12 +8,12 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use harness::process::Process;
+use harness::{Lab, Node};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use proto::bgp::Peer;
 use tempfile::TempDir;
-use tests::process::Process;
-use tests::{Lab, Node};
 
 pub const AS: u32 = 64512;
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,12 +80,12 @@ impl Reflector {
 
     /// Every peer as ListPeers returns it over the Unix socket.
     pub fn peers(&self) -> anyhow::Result<Vec<Peer>> {
-        tests::e2e::list_peers(&self.socket)
+        harness::e2e::list_peers(&self.socket)
     }
 
     /// The peer at `address`, once ListPeers shows it Established.
     pub fn wait_established(&self, address: IpAddr) -> Peer {
-        tests::wait_until(
+        harness::wait_until(
             TIMEOUT,
             &format!("{address} established at the reflector"),
             || {
@@ -102,7 +102,7 @@ impl Reflector {
     /// `GET path` on the metrics endpoint, from inside the reflector's namespace.
     pub fn http_get(&self, path: &str) -> String {
         let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        tests::in_netns(&self.netns, || {
+        harness::in_netns(&self.netns, || {
             let address = SocketAddr::from(([127, 0, 0, 1], METRICS_PORT));
             let mut stream = TcpStream::connect_timeout(&address, TIMEOUT)?;
             stream.write_all(request.as_bytes())?;

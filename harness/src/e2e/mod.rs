@@ -1,0 +1,374 @@
+//! End-to-end clusters: a lab, etcd in its router namespace (every node reaches it,
+//! as nodes reach a real cluster's etcd), `tabby-agent` processes on the nodes, and
+//! pods attached by `tabby-cni` with `tabby-ipam`, called as a runtime calls them.
+//! Each cluster keeps its resources under an etcd prefix of its own.
+//!
+//! The API, for tests and for the lab:
+//! - [`Cluster::new`] on a [`Lab`] with a router; [`Cluster::create`] and
+//!   [`Cluster::datastore`] write resources (pools, BGP configuration, peers);
+//! - [`Cluster::start_agent`] (`_with` extra flags), [`Cluster::wait_ready`],
+//!   [`Cluster::kill_agent`], [`Cluster::socket`] (the status API);
+//! - [`Cluster::start_reflector`] (tabby-reflector, see [`reflector`]),
+//!   [`Cluster::wait_reflector_ready`], [`Cluster::kill_reflector`];
+//! - [`Cluster::add_pod`] / [`Cluster::delete_pod`] (CNI ADD / DEL), [`Cluster::cni`]
+//!   for any other call;
+//! - [`Cluster::expected_routes`], [`Cluster::wait_for_routes`] and [`ping_all`]
+//!   check the result.
+//!
+//! ```no_run
+//! # fn f(lab: harness::Lab) -> anyhow::Result<()> {
+//! # use std::time::Duration;
+//! use api::resources::{Cidr, IPPool, IPPoolSpec};
+//! let mut cluster = harness::e2e::Cluster::new(lab)?;
+//! cluster.create(&IPPool::new("default", IPPoolSpec::new(Cidr("10.244.0.0/16".parse()?))))?;
+//! cluster.start_agent("n1")?;
+//! cluster.wait_ready("n1", Duration::from_secs(60))?;
+//! let pod = cluster.add_pod("n1", "web")?;
+//! cluster.wait_for_routes(&["n1"], &[pod], Duration::from_secs(30))?;
+//! # Ok(()) }
+//! ```
+
+mod binaries;
+mod expect;
+pub mod reflector;
+
+pub use binaries::binary;
+pub use expect::{Facts, ping_all};
+pub use reflector::{Clients, list_peers};
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use api::datastore::{Backend, Datastore, EtcdStore};
+use api::resources::Resource;
+use serde_json::{Value, json};
+
+use crate::etcd::Etcd;
+use crate::lab::{Lab, Node};
+use crate::netns::Netns;
+use crate::process::Process;
+use crate::wait::wait_until;
+
+/// The interface name pods get.
+const POD_INTERFACE: &str = "eth0";
+/// The CNI network's name (handles start with it).
+const NETWORK: &str = "k8s-pod-network";
+/// The Kubernetes namespace of every pod.
+pub const NAMESPACE: &str = "e2e";
+
+/// A pod attached by tabby-cni.
+#[derive(Debug)]
+pub struct Pod {
+    pub name: String,
+    pub node: String,
+    pub ip: IpAddr,
+    /// The host end of its veth.
+    pub veth: String,
+    pub netns: Netns,
+}
+
+/// The cluster; everything stops and goes on drop.
+#[derive(Debug)]
+pub struct Cluster {
+    agents: BTreeMap<String, Process>,
+    reflectors: BTreeMap<String, Process>,
+    extra_args: BTreeMap<String, Vec<String>>,
+    pub etcd: Etcd,
+    prefix: String,
+    agent: PathBuf,
+    cni: PathBuf,
+    /// CNI_PATH: holds tabby-ipam.
+    cni_path: tempfile::TempDir,
+    /// Sockets, MTU and node-name files, IPAM state, per node.
+    dir: tempfile::TempDir,
+    pub lab: Lab,
+}
+
+impl Cluster {
+    /// etcd on the lab's router (its first address), the binaries built.
+    pub fn new(lab: Lab) -> Result<Self> {
+        let router = lab
+            .router()
+            .context("an e2e lab needs a router namespace for etcd")?;
+        let address = router
+            .addresses
+            .iter()
+            .map(|(_, a)| a.addr())
+            .find(IpAddr::is_ipv4)
+            .context("the router has no IPv4 address")?;
+        let etcd = Etcd::start_in(lab.logs(), router, address)?;
+        let cni_path = tempfile::tempdir()?;
+        std::os::unix::fs::symlink(binary("tabby-ipam")?, cni_path.path().join("tabby-ipam"))?;
+        Ok(Self {
+            agents: BTreeMap::new(),
+            reflectors: BTreeMap::new(),
+            extra_args: BTreeMap::new(),
+            prefix: format!("/e2e-{}", lab.id()),
+            agent: binary("tabby-agent")?,
+            cni: binary("tabby-cni")?,
+            cni_path,
+            dir: tempfile::tempdir()?,
+            etcd,
+            lab,
+        })
+    }
+
+    /// Keeps the cluster's resources under `prefix` (before any agent starts): a
+    /// lab that tools such as calicoctl-rs read uses etcd's default prefix.
+    pub fn set_prefix(&mut self, prefix: &str) {
+        self.prefix = prefix.to_owned();
+    }
+
+    /// Runs `work` against the cluster's datastore, from the router's namespace.
+    pub fn datastore<T: Send>(
+        &self,
+        work: impl AsyncFnOnce(Arc<dyn Backend>) -> T + Send,
+    ) -> Result<T> {
+        let endpoint = self.etcd.endpoint();
+        let prefix = self.prefix.clone();
+        self.lab.router().context("no router")?.run(|| {
+            crate::runtime().block_on(async {
+                let store = EtcdStore::connect(&[endpoint])
+                    .await
+                    .context("connecting to etcd")?
+                    .with_prefix(prefix);
+                let store: Arc<dyn Backend> = Arc::new(store);
+                anyhow::Ok(work(store).await)
+            })
+        })?
+    }
+
+    /// Creates `resource` in the cluster's datastore.
+    pub fn create<R: Resource>(&self, resource: &R) -> Result<R> {
+        self.datastore(async |store| store.create(resource).await)?
+            .with_context(|| format!("creating {} {}", R::KIND, resource.name()))
+    }
+
+    /// A directory for the test's own files (e.g. BGP passwords), removed with
+    /// the cluster.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn node_dir(&self, node: &str) -> PathBuf {
+        self.dir.path().join(node)
+    }
+
+    /// The agent's status socket on `node`.
+    pub fn socket(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("agent.sock")
+    }
+
+    /// Starts tabby-agent on `node`, speaking from its lab address.
+    pub fn start_agent(&mut self, node: &str) -> Result<()> {
+        self.start_agent_with(node, &[])
+    }
+
+    /// Starts tabby-agent on `node` with extra flags (kept for restarts).
+    pub fn start_agent_with(&mut self, node: &str, extra: &[&str]) -> Result<()> {
+        if !extra.is_empty() {
+            self.extra_args.insert(
+                node.to_owned(),
+                extra.iter().map(|s| s.to_string()).collect(),
+            );
+        }
+        let lab_node = self.lab.node(node);
+        let dir = self.node_dir(node);
+        std::fs::create_dir_all(&dir)?;
+        let path = |file: &str| dir.join(file).display().to_string();
+        let mut args = vec![
+            format!("--node-name={node}"),
+            "--datastore=etcd".into(),
+            format!("--etcd-endpoints={}", self.etcd.endpoint()),
+            format!("--etcd-prefix={}", self.prefix),
+            format!("--ip={}", address_with_subnet(lab_node)?),
+            format!("--socket={}", path("agent.sock")),
+            format!("--mtu-file={}", path("mtu")),
+            format!("--nodename-file={}", path("nodename")),
+            // Password files the tests write (see `Cluster::dir`).
+            format!("--bgp-password-dir={}", self.dir.path().display()),
+            "--resync-interval=5s".into(),
+        ];
+        let extra = self.extra_args.get(node).cloned().unwrap_or_default();
+        if !extra.iter().any(|a| a.starts_with("--log-level")) {
+            args.push("--log-level=info,agent=debug".into());
+        }
+        args.extend(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let label = format!("agent-{node}");
+        let agent = self.agent.display().to_string();
+        let process = lab_node.spawn(&label, &agent, &args)?;
+        self.agents.insert(node.to_owned(), process);
+        Ok(())
+    }
+
+    /// SIGKILLs the agent on `node`: nothing of it runs any more.
+    pub fn kill_agent(&mut self, node: &str) {
+        if let Some(mut process) = self.agents.remove(node) {
+            process.kill();
+        }
+    }
+
+    /// The agent process on `node`.
+    pub fn agent(&mut self, node: &str) -> Option<&mut Process> {
+        self.agents.get_mut(node)
+    }
+
+    /// Waits until the agent on `node` is ready (its `/readyz` condition, read
+    /// over its status socket); fails at once if the agent exits.
+    pub fn wait_ready(&mut self, node: &str, timeout: Duration) -> Result<()> {
+        let socket = self.socket(node);
+        let what = format!("the agent on {node} to be ready");
+        wait_serving(self.agents.get_mut(node), timeout, &what, || {
+            crate::runtime().block_on(async {
+                let channel = proto::client::connect_unix(&socket).await?;
+                let mut client = proto::agent::agent_status_client::AgentStatusClient::new(channel);
+                let me = client
+                    .get_node(proto::agent::GetNodeRequest {})
+                    .await?
+                    .into_inner();
+                anyhow::Ok(if me.ready {
+                    Ok(())
+                } else {
+                    Err(format!("{me:?}"))
+                })
+            })
+        })
+    }
+
+    /// The CNI network config every node uses.
+    fn conf(&self, node: &str) -> Value {
+        json!({
+            "cniVersion": "1.0.0",
+            "name": NETWORK,
+            "type": "tabby-cni",
+            "mtu_file": self.node_dir(node).join("mtu"),
+            "ipam": {
+                "type": "tabby-ipam",
+                "datastore_type": "etcdv3",
+                "etcd_endpoints": self.etcd.endpoint(),
+                "etcd_prefix": self.prefix,
+                "nodename": node,
+                "state_dir": self.node_dir(node).join("ipam"),
+            },
+        })
+    }
+
+    /// Calls tabby-cni on `node` for pod `name` (netns `None`: it is gone).
+    pub fn cni(
+        &self,
+        command: &str,
+        node: &str,
+        name: &str,
+        netns: Option<&Path>,
+    ) -> Result<Value> {
+        let netns = netns.map(|p| p.display().to_string()).unwrap_or_default();
+        let answer = crate::cni::run_plugin(
+            self.lab.node(node).command(&self.cni),
+            &[
+                ("CNI_COMMAND", command),
+                ("CNI_CONTAINERID", &format!("ctr-{name}")),
+                ("CNI_NETNS", &netns),
+                ("CNI_IFNAME", POD_INTERFACE),
+                (
+                    "CNI_ARGS",
+                    &format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={NAMESPACE};K8S_POD_NAME={name}"),
+                ),
+                ("CNI_PATH", &self.cni_path.path().display().to_string()),
+            ],
+            &self.conf(node),
+        )?;
+        if !answer.success {
+            bail!(
+                "CNI {command} of {name} on {node}: {} {}",
+                answer.json,
+                answer.stderr
+            );
+        }
+        Ok(answer.json)
+    }
+
+    /// A new pod on `node`, attached as kubelet's runtime attaches one.
+    pub fn add_pod(&self, node: &str, name: &str) -> Result<Pod> {
+        let netns = self.lab.pod(name)?;
+        let result = self.cni("ADD", node, name, Some(&netns.path()))?;
+        let address = result["ips"][0]["address"]
+            .as_str()
+            .ok_or_else(|| anyhow!("ADD of {name} returned no address: {result}"))?;
+        let ip = address
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .with_context(|| format!("ADD of {name}: address {address:?}"))?;
+        Ok(Pod {
+            name: name.to_owned(),
+            node: node.to_owned(),
+            ip,
+            veth: agent_veth_name(name)?,
+            netns,
+        })
+    }
+
+    /// Deletes `pod` as the runtime does.
+    pub fn delete_pod(&self, pod: Pod) -> Result<()> {
+        self.cni("DEL", &pod.node, &pod.name, Some(&pod.netns.path()))?;
+        Ok(())
+    }
+}
+
+/// The host end of a pod's veth, as tabby-cni names it (Calico's scheme: `cali`
+/// and 11 hex digits of SHA-1 of `<namespace>.<pod>`), computed with the
+/// system's `sha1sum` so that tests check the plugin's and agent's names
+/// independently.
+fn agent_veth_name(pod: &str) -> Result<String> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("sha1sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running sha1sum")?;
+    child
+        .stdin
+        .take()
+        .context("sha1sum's stdin")?
+        .write_all(format!("{NAMESPACE}.{pod}").as_bytes())?;
+    let output = child.wait_with_output()?;
+    let digest = String::from_utf8_lossy(&output.stdout);
+    Ok(format!(
+        "cali{}",
+        digest.get(..11).context("sha1sum's output")?
+    ))
+}
+
+/// The node's lab IPv4 address with its subnet's length.
+pub fn address_with_subnet(node: &Node) -> Result<String> {
+    node.addresses
+        .iter()
+        .find(|a| a.addr().is_ipv4())
+        .map(ToString::to_string)
+        .context("the node has no IPv4 address")
+}
+
+/// Waits until `ready` (a question to the daemon's status socket) says so, failing at
+/// once when `process` exits meanwhile rather than at the deadline.
+fn wait_serving(
+    mut process: Option<&mut Process>,
+    timeout: Duration,
+    what: &str,
+    mut ready: impl FnMut() -> Result<Result<(), String>>,
+) -> Result<()> {
+    let exited = wait_until(timeout, what, || {
+        if let Some(process) = process.as_deref_mut()
+            && let Err(exited) = process.check_running()
+        {
+            return Ok(Ok(Some(exited)));
+        }
+        Ok(ready()?.map(|()| None))
+    })?;
+    exited.map_or(Ok(()), Err)
+}

@@ -1,0 +1,174 @@
+//! `tabby-reflector` processes on lab nodes, configured as an operator configures
+//! one: a YAML file with the AS and cluster id, and the clients either discovered
+//! from the cluster's datastore (`--datastore etcd`: every `Node`) or accepted
+//! from a listen range (the nodes' subnet). The agents reach them through
+//! `BGPPeer` resources, which the test creates.
+//!
+//! ```no_run
+//! # fn f(mut cluster: harness::e2e::Cluster) -> anyhow::Result<()> {
+//! # use std::time::Duration;
+//! use harness::e2e::Clients;
+//! let id = "10.0.1.250".parse()?;
+//! cluster.start_reflector("rr1", 64512, id, Clients::Datastore)?;
+//! cluster.wait_reflector_ready("rr1", Duration::from_secs(30))?;
+//! cluster.wait_reflector_established("rr1", &["n1", "n2"], Duration::from_secs(30))?;
+//! # Ok(()) }
+//! ```
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ipnet::IpNet;
+use proto::bgp::bgp_status_client::BgpStatusClient;
+use proto::bgp::{HealthRequest, ListPeersRequest, Peer, SessionState};
+
+use super::{Cluster, binary};
+use crate::process::Process;
+use crate::wait::wait_until;
+
+/// Where a reflector's clients come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Clients {
+    /// `--datastore etcd`: every `Node` of the cluster, followed with a watch.
+    Datastore,
+    /// Any speaker of the AS connecting from this prefix.
+    ListenRange(IpNet),
+}
+
+/// Most sessions a listen range accepts.
+const MAX_SESSIONS: usize = 1000;
+
+impl Cluster {
+    /// The reflector's status socket on `node`.
+    pub fn reflector_socket(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("reflector.sock")
+    }
+
+    /// Starts tabby-reflector on `node`, in `as_number` with `cluster_id`, its
+    /// router id the node's address.
+    pub fn start_reflector(
+        &mut self,
+        node: &str,
+        as_number: u32,
+        cluster_id: Ipv4Addr,
+        clients: Clients,
+    ) -> Result<()> {
+        let lab_node = self.lab.node(node);
+        let router_id = lab_node
+            .ipv4()
+            .context("the reflector has no IPv4 address")?;
+        let dir = self.node_dir(node);
+        std::fs::create_dir_all(&dir)?;
+        let mut config = format!(
+            "asNumber: {as_number}\nrouterId: {router_id}\nclusterId: {cluster_id}\n\
+             api: {{socket: {}}}\n",
+            self.reflector_socket(node).display()
+        );
+        let mut command = lab_node.command(binary("tabby-reflector")?);
+        command.arg(format!("--config={}", dir.join("reflector.yaml").display()));
+        match clients {
+            Clients::Datastore => {
+                command.args([
+                    "--datastore=etcd".to_owned(),
+                    format!("--etcd-endpoints={}", self.etcd.endpoint()),
+                    format!("--etcd-prefix={}", self.prefix),
+                    format!("--node-name={node}"),
+                ]);
+            }
+            Clients::ListenRange(prefix) => config.push_str(&format!(
+                "listenRanges:\n- {{prefix: {prefix}, asNumber: {as_number}, \
+                 maxSessions: {MAX_SESSIONS}}}\n"
+            )),
+        }
+        std::fs::write(dir.join("reflector.yaml"), config)?;
+        command.env("TABBY_LOG", "info,bgp=debug,reflector=debug");
+        let process = Process::spawn(command, lab_node.logs(), &format!("reflector-{node}"))?;
+        self.reflectors.insert(node.to_owned(), process);
+        Ok(())
+    }
+
+    /// SIGKILLs the reflector on `node`: it sends no NOTIFICATION.
+    pub fn kill_reflector(&mut self, node: &str) {
+        if let Some(mut process) = self.reflectors.remove(node) {
+            process.kill();
+        }
+    }
+
+    /// Waits until the reflector on `node` answers Health ready over its status
+    /// socket; fails at once if it exits.
+    pub fn wait_reflector_ready(&mut self, node: &str, timeout: Duration) -> Result<()> {
+        let socket = self.reflector_socket(node);
+        let what = format!("the reflector on {node} to be ready");
+        super::wait_serving(self.reflectors.get_mut(node), timeout, &what, || {
+            crate::runtime().block_on(async {
+                let channel = proto::client::connect_unix(&socket).await?;
+                let health = BgpStatusClient::new(channel)
+                    .health(HealthRequest {})
+                    .await?
+                    .into_inner();
+                anyhow::Ok(if health.ready {
+                    Ok(())
+                } else {
+                    Err(format!("{health:?}"))
+                })
+            })
+        })
+    }
+
+    /// Every session of the reflector on `node`, as its ListPeers shows them.
+    pub fn reflector_peers(&self, node: &str) -> Result<Vec<Peer>> {
+        list_peers(&self.reflector_socket(node))
+    }
+
+    /// The pid of the reflector on `node`, while it runs.
+    pub fn reflector_pid(&self, node: &str) -> Option<u32> {
+        self.reflectors.get(node).map(Process::pid)
+    }
+
+    /// Waits until the reflector on `node` has an Established session with each
+    /// of `clients` (lab nodes).
+    pub fn wait_reflector_established(
+        &self,
+        node: &str,
+        clients: &[&str],
+        timeout: Duration,
+    ) -> Result<()> {
+        let addresses: Vec<String> = clients
+            .iter()
+            .map(|c| self.lab.node(c).address().to_string())
+            .collect();
+        wait_until(
+            timeout,
+            &format!("{node}'s sessions with {clients:?}"),
+            || {
+                let peers = self.reflector_peers(node)?;
+                let down: Vec<&String> = addresses
+                    .iter()
+                    .filter(|a| {
+                        !peers
+                            .iter()
+                            .any(|p| &p.address == *a && p.state() == SessionState::Established)
+                    })
+                    .collect();
+                anyhow::Ok(if down.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("not established: {down:?}; peers {peers:?}"))
+                })
+            },
+        )
+    }
+}
+
+/// Every session of the daemon (agent or reflector) serving BgpStatus on `socket`.
+pub fn list_peers(socket: &std::path::Path) -> Result<Vec<Peer>> {
+    crate::runtime().block_on(async {
+        let channel = proto::client::connect_unix(socket).await?;
+        let peers = BgpStatusClient::new(channel)
+            .list_peers(ListPeersRequest {})
+            .await?;
+        Ok(peers.into_inner().peers)
+    })
+}

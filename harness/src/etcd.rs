@@ -1,0 +1,250 @@
+//! A throwaway etcd: in the host namespace on loopback, or inside a lab namespace
+//! on one of its addresses (so that lab nodes reach it, as nodes reach a real
+//! cluster's etcd); ports picked free, a temporary data directory; killed and
+//! removed on drop.
+//!
+//! ```no_run
+//! let logs = harness::logs::LogDir::new("my_test")?;
+//! let etcd = harness::etcd::Etcd::start(&logs)?;
+//! etcd.etcdctl(&["put", "k", "v"])?;
+//! let endpoint: String = etcd.endpoint(); // "http://127.0.0.1:<port>"
+//!
+//! // Clients only over TLS, with certificates signed by this run's CA:
+//! let secure = harness::etcd::Etcd::start_tls(&logs)?;
+//! let files = secure.tls().expect("started with TLS");
+//! let (cert, key) = files.client();
+//! # let _ = (files.ca(), cert, key);
+//! # anyhow::Ok(())
+//! ```
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tempfile::TempDir;
+
+use crate::netns::Netns;
+use crate::process::{self, Process};
+use crate::registry::Registration;
+use crate::tls::TlsFiles;
+use crate::wait::wait_until;
+
+/// Attempts when another process grabs a port between picking and binding it.
+const START_ATTEMPTS: usize = 5;
+const HEALTHY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running single-member etcd cluster.
+#[derive(Debug)]
+pub struct Etcd {
+    // Drop order: the process dies before its data directory and registration go.
+    process: Process,
+    _data: TempDir,
+    client: SocketAddr,
+    /// The namespace it runs in; the host's when `None`.
+    netns: Option<String>,
+    registration: Registration,
+    tls: Option<TlsFiles>,
+}
+
+/// Where and how etcd listens.
+#[derive(Debug, Clone, Copy)]
+struct Placement<'a> {
+    netns: Option<&'a str>,
+    address: IpAddr,
+    tls: bool,
+}
+
+impl Etcd {
+    /// Starts etcd logging to `<log_dir>/etcd-<port>.log` and waits until it is healthy.
+    pub fn start(log_dir: impl AsRef<Path>) -> Result<Self> {
+        Self::start_at(
+            log_dir.as_ref(),
+            Placement {
+                netns: None,
+                address: Ipv4Addr::LOCALHOST.into(),
+                tls: false,
+            },
+        )
+    }
+
+    /// Starts etcd inside `netns`, listening on `address` (one of the namespace's),
+    /// e.g. a lab's router, which every node has a route to.
+    pub fn start_in(log_dir: impl AsRef<Path>, netns: &Netns, address: IpAddr) -> Result<Self> {
+        Self::start_at(
+            log_dir.as_ref(),
+            Placement {
+                netns: Some(netns.name()),
+                address,
+                tls: false,
+            },
+        )
+    }
+
+    /// As [`Etcd::start`], but clients speak TLS (`https://`) and must present a
+    /// certificate signed by the CA in [`Etcd::tls`] (etcd's `--client-cert-auth`),
+    /// as production clusters are set up. Health is read from a plain-HTTP metrics
+    /// listener.
+    pub fn start_tls(log_dir: impl AsRef<Path>) -> Result<Self> {
+        Self::start_at(
+            log_dir.as_ref(),
+            Placement {
+                netns: None,
+                address: Ipv4Addr::LOCALHOST.into(),
+                tls: true,
+            },
+        )
+    }
+
+    fn start_at(log_dir: &Path, placement: Placement<'_>) -> Result<Self> {
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start(log_dir, placement) {
+                Ok(etcd) => return Ok(etcd),
+                Err(e) if format!("{e:#}").contains("address already in use") => {
+                    last_error = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.expect("at least one attempt"))
+            .context("starting etcd: ports kept colliding")
+    }
+
+    fn try_start(log_dir: &Path, placement: Placement<'_>) -> Result<Self> {
+        let Placement {
+            netns,
+            address,
+            tls,
+        } = placement;
+        let registration = Registration::new()?;
+        let data = tempfile::Builder::new()
+            .prefix("tabby-etcd-")
+            .tempdir()
+            .context("creating etcd's data directory")?;
+        let (client_port, peer_port) = (free_port()?, free_port()?);
+        let tls = match tls {
+            true => Some(TlsFiles::generate("tabby-test-etcd-ca")?),
+            false => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let client_address = SocketAddr::new(address, client_port);
+        let client = format!("{scheme}://{client_address}");
+        let peer = format!("http://{}", SocketAddr::new(address, peer_port));
+        let mut command = match netns {
+            Some(name) => crate::netns::command_in(name, "etcd"),
+            None => Command::new("etcd"),
+        };
+        command
+            .arg("--name=tabby-test")
+            .arg(format!("--data-dir={}", data.path().join("data").display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=tabby-test={peer}"))
+            .arg("--logger=zap")
+            .arg("--log-outputs=stderr");
+        let health = match &tls {
+            None => client_address,
+            Some(files) => {
+                let metrics = SocketAddr::new(address, free_port()?);
+                let (cert, key) = files.server();
+                command
+                    .arg(format!("--cert-file={}", cert.display()))
+                    .arg(format!("--key-file={}", key.display()))
+                    .arg(format!("--trusted-ca-file={}", files.ca().display()))
+                    .arg("--client-cert-auth")
+                    .arg(format!("--listen-metrics-urls=http://{metrics}"));
+                metrics
+            }
+        };
+        let mut process = Process::spawn(command, log_dir, &format!("etcd-{client_port}"))?;
+        registration.record_pid(process.pid())?;
+        wait_until(HEALTHY_TIMEOUT, "etcd to become healthy", || {
+            process.check_running()?;
+            Ok(match netns {
+                Some(name) => crate::netns::in_netns(name, || healthy(health))?,
+                None => healthy(health),
+            })
+        })
+        .map_err(|e| match process.check_running() {
+            // Report the crash (with its log) rather than the timeout.
+            Err(crash) => crash,
+            Ok(()) => e,
+        })?;
+        Ok(Self {
+            process,
+            _data: data,
+            client: client_address,
+            netns: netns.map(str::to_owned),
+            registration,
+            tls,
+        })
+    }
+
+    /// The client URL, `http://<address>:<port>` (`https://` with TLS).
+    pub fn endpoint(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.client)
+    }
+
+    /// The CA and certificates of an etcd started with [`Etcd::start_tls`].
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// Runs `etcdctl --endpoints <endpoint> <args>` (API v3) where etcd runs, with
+    /// the client certificate when TLS is on; returns stdout.
+    pub fn etcdctl(&self, args: &[&str]) -> Result<String> {
+        let mut command = match &self.netns {
+            Some(name) => crate::netns::command_in(name, "etcdctl"),
+            None => Command::new("etcdctl"),
+        };
+        command
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint()));
+        if let Some(files) = &self.tls {
+            let (cert, key) = files.client();
+            command
+                .arg(format!("--cacert={}", files.ca().display()))
+                .arg(format!("--cert={}", cert.display()))
+                .arg(format!("--key={}", key.display()));
+        }
+        process::exec(command.args(args))
+    }
+
+    /// The etcd process (pid, log).
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.process.kill();
+        self.registration.forget_pid(self.process.pid());
+    }
+}
+
+/// A loopback port the kernel considers free right now.
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("picking a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// True when `GET /health` answers `"health":"true"` (asked from the calling
+/// thread's namespace).
+fn healthy(address: SocketAddr) -> bool {
+    let ask = || -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.write_all(format!("GET /health HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response)
+    };
+    ask().is_ok_and(|r| r.contains(r#""health":"true""#))
+}

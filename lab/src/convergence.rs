@@ -1,0 +1,319 @@
+//! Pod-route convergence, the benchmark behind `tabby-convergence`: the time from
+//! the start of a pod's CNI ADD on one node until the route to its block is in the
+//! kernel of every other node, over many pods on a cluster of [`Cluster`] nodes.
+//!
+//! Each sample's pod needs a new block (the node has none left): after it is
+//! measured, the pod is deleted (CNI DEL), IPAM's housekeeping releases the empty
+//! block, and the withdrawal's convergence (release to gone everywhere) is
+//! measured too. Kernel routes are watched with `ip -o monitor route` in every
+//! node, each line timestamped as it arrives, so no polling interval hides in the
+//! figures.
+//!
+//! Modes: the node-to-node mesh, or the mesh off and one route reflector every node
+//! peers with (a global `BGPPeer`): `tabby-reflector` finding the nodes in etcd,
+//! or BIRD with every node a configured client.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use api::datastore::Backend;
+use api::resources::{
+    BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Cidr, IPPool, IPPoolSpec,
+};
+use ipnet::IpNet;
+
+use harness::Lab;
+use harness::e2e::{Clients, Cluster};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
+use harness::wait_until;
+
+/// How the nodes exchange routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Mesh,
+    /// One tabby-reflector (`--datastore etcd`), the mesh off.
+    TabbyReflector,
+    /// One BIRD route reflector, the mesh off.
+    BirdReflector,
+}
+
+/// The pool's block size: every sample claims one block.
+const BLOCK: u8 = 26;
+const AS: u32 = 64512;
+/// Longest any one convergence may take before the run fails.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub mode: Mode,
+    pub nodes: usize,
+    /// CNI ADD start → the block's route in the last other node's kernel.
+    pub add: Vec<Duration>,
+    /// CNI ADD start → the block's route in the first other node's kernel.
+    pub add_first: Vec<Duration>,
+    /// Block released → its route gone from the last other node's kernel.
+    pub withdraw: Vec<Duration>,
+    /// How long the CNI ADD call itself took.
+    pub cni_add: Vec<Duration>,
+}
+
+/// Runs `samples` pods on a cluster of `nodes` nodes in `mode`.
+pub fn run(mode: Mode, nodes: usize, samples: usize) -> Result<Report> {
+    let names: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
+    let mut builder = Lab::new(&format!("convergence_{mode:?}").to_lowercase())
+        .subnet("a", "10.0.0.0/16")
+        .router();
+    for name in &names {
+        builder = builder.node(name, "a");
+    }
+    if mode != Mode::Mesh {
+        builder = builder.node("rr", "a");
+    }
+    let mut cluster = Cluster::new(builder.build()?)?;
+    let mut pool = IPPoolSpec::new(Cidr("10.244.0.0/16".parse()?));
+    pool.block_size = Some(BLOCK);
+    cluster.create(&IPPool::new("default-ipv4-ippool", pool))?;
+    if mode != Mode::Mesh {
+        reflector_peer(&cluster)?;
+    }
+    let bird = match mode {
+        Mode::Mesh => None,
+        Mode::TabbyReflector => {
+            let id = cluster.lab.node("rr").ipv4().context("rr has no IPv4")?;
+            cluster.start_reflector("rr", AS, id, Clients::Datastore)?;
+            cluster.wait_reflector_ready("rr", DEADLINE)?;
+            None
+        }
+        Mode::BirdReflector => Some(bird_reflector(&cluster, &names)?),
+    };
+    for name in &names {
+        cluster.start_agent_with(name, &["--log-level=warn"])?;
+    }
+    for name in &names {
+        cluster.wait_ready(name, Duration::from_secs(120))?;
+    }
+    if let Some(bird) = &bird {
+        for name in &names {
+            bird.wait_established(cluster.lab.node(name).address(), DEADLINE)?;
+        }
+    }
+    if mode == Mode::TabbyReflector {
+        let clients: Vec<&str> = names.iter().map(String::as_str).collect();
+        cluster.wait_reflector_established("rr", &clients, DEADLINE)?;
+    }
+    let watch = Watch::start(&cluster, &names)?;
+    let mut report = Report {
+        mode,
+        nodes,
+        add: Vec::new(),
+        add_first: Vec::new(),
+        withdraw: Vec::new(),
+        cni_add: Vec::new(),
+    };
+    // The first pod (not counted) shows every watcher is live.
+    for index in 0..=samples {
+        let node = &names[index % names.len()];
+        let others: Vec<&String> = names.iter().filter(|n| *n != node).collect();
+        let ((first, add), cni, withdraw) = sample(&cluster, &watch, node, &others, index)
+            .with_context(|| format!("sample {index} on {node}"))?;
+        if index > 0 {
+            report.add.push(add);
+            report.add_first.push(first);
+            report.cni_add.push(cni);
+            report.withdraw.push(withdraw);
+        }
+    }
+    Ok(report)
+}
+
+/// One pod: ((ADD to the first other node, to everywhere), the ADD call, release
+/// to gone everywhere).
+fn sample(
+    cluster: &Cluster,
+    watch: &Watch,
+    node: &str,
+    others: &[&String],
+    index: usize,
+) -> Result<((Duration, Duration), Duration, Duration)> {
+    let name = format!("c{index}");
+    let start = Instant::now();
+    let pod = cluster.add_pod(node, &name)?;
+    let cni = start.elapsed();
+    let block = IpNet::new(pod.ip, BLOCK)?.trunc();
+    let (first, last) = watch.wait_all(others, block, true)?;
+    let since_start = |at: Instant| at.saturating_duration_since(start);
+    let add = (since_start(first), since_start(last));
+    cluster.delete_pod(pod)?;
+    let owner = node.to_owned();
+    let released = Instant::now();
+    let freed = cluster.datastore(async move |store: Arc<dyn Backend>| {
+        ipam::Allocator::new(store, owner)
+            .release_empty_blocks()
+            .await
+    })??;
+    if freed.is_empty() {
+        bail!("IPAM released no block after deleting the pod in {block}");
+    }
+    let (_, gone) = watch.wait_all(others, block, false)?;
+    Ok((add, cni, gone.saturating_duration_since(released)))
+}
+
+/// The mesh off, and every node peering with the reflector on `rr` (a global
+/// `BGPPeer`).
+fn reflector_peer(cluster: &Cluster) -> Result<()> {
+    let bgp: BGPConfigurationSpec = serde_json::from_value(
+        serde_json::json!({"nodeToNodeMeshEnabled": false, "asNumber": AS}),
+    )?;
+    cluster.create(&BGPConfiguration::new("default", bgp))?;
+    let address = cluster.lab.node("rr").address().to_string();
+    let peer: BGPPeerSpec =
+        serde_json::from_value(serde_json::json!({"peerIP": address, "asNumber": AS}))?;
+    cluster.create(&BGPPeer::new("reflector", peer))?;
+    Ok(())
+}
+
+/// BIRD as the reflector on `rr`, every node of `names` its passive client.
+fn bird_reflector(cluster: &Cluster, names: &[String]) -> Result<Bird> {
+    let machine = cluster.lab.node("rr");
+    let ipv4 = machine
+        .ipv4()
+        .context("the reflector has no IPv4 address")?;
+    let mut config = BgpConfig::new(AS, ipv4).cluster_id(ipv4);
+    for name in names {
+        let address = cluster.lab.node(name).address();
+        config = config.neighbor(Neighbor::new(address, AS).passive().rr_client());
+    }
+    Bird::start(machine, &config)
+}
+
+/// When a route was last added or deleted, per node and prefix.
+type Seen = BTreeMap<(String, IpNet), (bool, Instant)>;
+
+/// `ip -o monitor route` in every node, read by a thread each.
+struct Watch {
+    seen: Arc<Mutex<Seen>>,
+    monitors: Vec<Child>,
+}
+
+impl Watch {
+    fn start(cluster: &Cluster, names: &[String]) -> Result<Self> {
+        let seen = Arc::new(Mutex::new(Seen::new()));
+        let mut monitors = Vec::new();
+        for name in names {
+            let mut child = cluster
+                .lab
+                .node(name)
+                .command("ip")
+                .args(["-o", "monitor", "route"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("ip monitor route in {name}"))?;
+            let stdout = child.stdout.take().context("ip monitor's stdout")?;
+            monitors.push(child);
+            let (seen, node) = (seen.clone(), name.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { return };
+                    if let Some((prefix, added)) = parse(&line) {
+                        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        seen.insert((node.clone(), prefix), (added, Instant::now()));
+                    }
+                }
+            });
+        }
+        Ok(Self { seen, monitors })
+    }
+
+    /// Waits until every node of `nodes` has last seen `prefix` added (or
+    /// deleted); returns when the first and the last of them saw it.
+    fn wait_all(
+        &self,
+        nodes: &[&String],
+        prefix: IpNet,
+        added: bool,
+    ) -> Result<(Instant, Instant)> {
+        let what = if added { "added" } else { "deleted" };
+        wait_until(DEADLINE, &format!("{prefix} {what} on every node"), || {
+            let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let mut times = Vec::new();
+            for node in nodes {
+                match seen.get(&(node.to_string(), prefix)) {
+                    Some((state, at)) if *state == added => times.push(*at),
+                    _ => return anyhow::Ok(Err(format!("not yet on {node}"))),
+                }
+            }
+            let span = times.iter().min().zip(times.iter().max());
+            anyhow::Ok(
+                span.map(|(first, last)| (*first, *last))
+                    .ok_or_else(|| "no node to wait for".to_owned()),
+            )
+        })
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        for child in &mut self.monitors {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A route through another node (`<prefix> via ... proto 84`), added or deleted.
+fn parse(line: &str) -> Option<(IpNet, bool)> {
+    let (added, rest) = match line.strip_prefix("Deleted ") {
+        Some(rest) => (false, rest),
+        None => (true, line),
+    };
+    if !rest.contains(" via ") || !rest.contains(" proto 84") {
+        return None;
+    }
+    let prefix = rest.split_whitespace().next()?.parse().ok()?;
+    Some((prefix, added))
+}
+
+/// The `p`-th percentile (nearest rank) of `samples`.
+pub fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_lines_of_routes_through_other_nodes_are_parsed() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        assert_eq!(
+            parse("10.244.3.0/26 via 10.0.0.12 dev eth0 proto 84 "),
+            Some((net("10.244.3.0/26"), true))
+        );
+        assert_eq!(
+            parse("Deleted 10.244.3.0/26 via 10.0.0.12 dev eth0 proto 84 "),
+            Some((net("10.244.3.0/26"), false))
+        );
+        assert_eq!(parse("blackhole 10.244.3.0/26 proto 84 "), None);
+        assert_eq!(parse("10.9.0.0/16 via 10.0.0.1 dev eth0 proto bird "), None);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&samples, 50.0), Duration::from_millis(50));
+        assert_eq!(percentile(&samples, 99.0), Duration::from_millis(99));
+        assert_eq!(percentile(&samples[..1], 99.0), Duration::from_millis(1));
+    }
+}
