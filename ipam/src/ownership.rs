@@ -232,7 +232,7 @@ mod tests {
 
     use api::resources::{
         AffinityState, AllocationAttribute, BlockAffinity, BlockAffinitySpec, Cidr, IPAMBlock,
-        IPPoolSpec, NodeBgpSpec, NodeSpec, Resource,
+        IPPoolSpec, Resource,
     };
 
     use super::*;
@@ -256,17 +256,8 @@ mod tests {
     fn owners(check_ownership: bool) -> Owners {
         let pool = IPPool::new("p", IPPoolSpec::new(Cidr(net("10.0.0.0/16"))));
         let node = |name: &str, address: &str| {
-            let bgp = NodeBgpSpec {
-                ipv4_address: Some(Cidr(net(&format!("{address}/24")))),
-                ..NodeBgpSpec::default()
-            };
-            Node::new(
-                name,
-                NodeSpec {
-                    bgp: Some(bgp),
-                    ..NodeSpec::default()
-                },
-            )
+            let bgp = serde_json::json!({"bgp": {"ipv4Address": format!("{address}/24")}});
+            Node::new(name, serde_json::from_value(bgp).unwrap())
         };
         let nodes = [node("a", A), node("b", B), node("c", C)];
         let mut owned = crate::claim::new_block(Cidr(net("10.0.1.0/26")), Some("b"));

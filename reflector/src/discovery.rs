@@ -173,11 +173,11 @@ where
         if R::KIND == Node::KIND {
             snapshot.cluster_as = cluster_as;
         }
-        *objects(snapshot) = list
-            .items
-            .into_iter()
-            .map(|o| (o.name().to_owned(), o))
-            .collect();
+        let listing = WatchEvent::Resync {
+            objects: list.items,
+            revision,
+        };
+        listing.apply_to(objects(snapshot));
         snapshot.listed.insert(R::KIND);
     });
     let mut events = store.watch::<R>(revision).await?;
@@ -186,17 +186,7 @@ where
         tx.send_if_modified(|snapshot| {
             let objects = objects(snapshot);
             let before = objects.clone();
-            match event {
-                WatchEvent::Added(object) | WatchEvent::Modified(object) => {
-                    objects.insert(object.name().to_owned(), object);
-                }
-                WatchEvent::Deleted(object) => {
-                    objects.remove(object.name());
-                }
-                WatchEvent::Resync { objects: all, .. } => {
-                    *objects = all.into_iter().map(|o| (o.name().to_owned(), o)).collect();
-                }
-            }
+            event.apply_to(objects);
             *objects != before
         });
         if tx.is_closed() {

@@ -29,8 +29,15 @@ const CONVERGED: Duration = Duration::from_secs(30);
 /// The agents on [`NODES`], the mesh off, a global BGPPeer per reflector machine;
 /// no reflector running yet.
 fn cluster(test: &str) -> Cluster {
+    let machines: Vec<&str> = NODES.iter().chain(&REFLECTORS).copied().collect();
+    cluster_of(test, &machines, &REFLECTORS)
+}
+
+/// `machines` on one subnet, the mesh off, a global BGPPeer per machine in
+/// `reflectors`.
+fn cluster_of(test: &str, machines: &[&str], reflectors: &[&str]) -> Cluster {
     let mut builder = Lab::new(test).subnet("a", SUBNET).router();
-    for machine in NODES.iter().chain(&REFLECTORS) {
+    for machine in machines {
         builder = builder.node(machine, "a");
     }
     let cluster = Cluster::new(builder.build().unwrap()).unwrap();
@@ -43,11 +50,11 @@ fn cluster(test: &str) -> Cluster {
     cluster
         .create(&BGPConfiguration::new("default", bgp))
         .unwrap();
-    for rr in REFLECTORS {
+    for rr in reflectors {
         let address = cluster.lab.node(rr).address().to_string();
         let peer: BGPPeerSpec =
             serde_json::from_value(json!({"peerIP": address, "asNumber": AS})).unwrap();
-        cluster.create(&BGPPeer::new(rr, peer)).unwrap();
+        cluster.create(&BGPPeer::new(*rr, peer)).unwrap();
     }
     cluster
 }
@@ -179,25 +186,9 @@ fn hardening_a_rogue_client_of_the_reflector_cannot_blackhole_another_nodes_bloc
     harness::require_root();
     // n1 and n2 run agents; n3 is a rogue registered as a node, so the reflector
     // (finding its clients in the datastore) peers with it.
-    let mut builder = Lab::new("hardening_rogue_client")
-        .subnet("a", SUBNET)
-        .router();
-    for machine in ["n1", "n2", "n3", "rr1"] {
-        builder = builder.node(machine, "a");
-    }
-    let mut cluster = Cluster::new(builder.build().unwrap()).unwrap();
-    let pool = IPPoolSpec::new(Cidr("10.244.0.0/16".parse().unwrap()));
-    cluster
-        .create(&IPPool::new("default-ipv4-ippool", pool))
-        .unwrap();
-    let bgp: BGPConfigurationSpec =
-        serde_json::from_value(json!({"nodeToNodeMeshEnabled": false, "asNumber": AS})).unwrap();
-    cluster
-        .create(&BGPConfiguration::new("default", bgp))
-        .unwrap();
+    let machines = ["n1", "n2", "n3", "rr1"];
+    let mut cluster = cluster_of("hardening_rogue_client", &machines, &["rr1"]);
     let rr = cluster.lab.node("rr1").address().to_string();
-    let peer: BGPPeerSpec = serde_json::from_value(json!({"peerIP": rr, "asNumber": AS})).unwrap();
-    cluster.create(&BGPPeer::new("rr1", peer)).unwrap();
     let rogue_address = cluster.lab.node("n3").address();
     let rogue_node = api::resources::Node::new(
         "rogue",

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use api::datastore::WatchEvent;
 use api::resources::{
     BGPConfiguration, BGPConfigurationSpec, BGPFilter, BGPPeer, BlockAffinity,
     DEFAULT_BGP_CONFIGURATION, IPAMBlock, IPPool, Node, Resource,
@@ -25,24 +24,6 @@ pub struct Cluster {
     pub bgp_configurations: Objects<BGPConfiguration>,
     pub bgp_peers: Objects<BGPPeer>,
     pub bgp_filters: Objects<BGPFilter>,
-}
-
-/// Applies one watch event to a kind's cache.
-pub fn apply<R: Resource>(objects: &mut Objects<R>, event: WatchEvent<R>) {
-    match event {
-        WatchEvent::Added(object) | WatchEvent::Modified(object) => {
-            objects.insert(object.name().to_owned(), object);
-        }
-        WatchEvent::Deleted(object) => {
-            objects.remove(object.name());
-        }
-        WatchEvent::Resync { objects: all, .. } => {
-            *objects = all
-                .into_iter()
-                .map(|object| (object.name().to_owned(), object))
-                .collect();
-        }
-    }
 }
 
 impl Cluster {
