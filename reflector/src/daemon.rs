@@ -4,8 +4,8 @@
 //!
 //! ```text
 //!  Control (signals) ─┐                          ┌─▶ speaker (bgp::speaker) ◀── sessions
-//!  file check (1 s) ──┼─▶ Reflector ──── plan ───┤      import hook ◀─ Judge (watch)
-//!  discovery (watch) ─┘        │                 └─▶ Book (watch) ─▶ gRPC, /metrics
+//!  file check (1 s) ──┼─▶ Reflector ─── changes ─┤      import hook ◀─ Judge (watch)
+//!  discovery (watch) ─┘        │                 └─▶ SpeakerView (watch) ─▶ gRPC, /metrics
 //!                   notices (up/down), refusals
 //! ```
 //!
@@ -21,19 +21,20 @@ use std::time::Duration;
 use api::datastore::Datastore;
 use bgp::speaker::{self, Hooks, ImportHook, JudgeHook, Notice, Request, SpeakerHandle};
 use ipam::ownership::{Judge, Owners};
-use proto::bgp::bgp_status_server::BgpStatusServer;
-use proto::http::MetricsServer;
+use proto::bgp_status::bgp_status_server::BgpStatusServer;
 use proto::serve::{Bound, Endpoints};
+use telemetry::http::MetricsServer;
+use telemetry::metrics::Registry;
 use tokio::sync::{mpsc, watch};
 use tonic::service::Routes;
 
-use crate::book::{Book, Counters};
+use crate::changes::{Changes, changes};
 use crate::config::{self, Config, ConfigError};
 use crate::desired::Desired;
 use crate::discovery::{self, Discovered, Snapshot};
 use crate::observe::Observer;
-use crate::plan::{Plan, plan};
 use crate::status::StatusService;
+use crate::view::{Counters, SpeakerView};
 
 /// How often the file is checked for changes (a ConfigMap update swaps it).
 const FILE_CHECK: Duration = Duration::from_secs(1);
@@ -46,6 +47,8 @@ pub enum Error {
     Speaker(#[from] bgp::transport::TransportError),
     #[error(transparent)]
     Serve(#[from] proto::Error),
+    #[error(transparent)]
+    Metrics(#[from] telemetry::http::Error),
     #[error("the BGP speaker stopped unexpectedly")]
     SpeakerStopped,
 }
@@ -81,7 +84,7 @@ struct Reflector {
     /// The datastore's peers and identity as last applied.
     discovered: Discovered,
     speaker: SpeakerHandle,
-    book: watch::Sender<Book>,
+    view: watch::Sender<SpeakerView>,
     counters: Arc<Counters>,
     /// The ownership rule's view (with a datastore), read by the import hook.
     judge: watch::Sender<Arc<Judge>>,
@@ -128,11 +131,11 @@ where
         export: None,
     };
     let speaker = start(&desired, &hooks)?;
-    let (book, _) = watch::channel(Book::new(&desired, speaker.requests.clone()));
+    let (view, _) = watch::channel(SpeakerView::new(&desired, speaker.requests.clone()));
     let mut reflector = Reflector {
         judge,
         hooks,
-        book,
+        view,
         speaker,
         options,
         with_datastore,
@@ -151,22 +154,25 @@ where
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let book = reflector.book.subscribe();
+    let view = reflector.view.subscribe();
     let bound = Bound::bind(&Endpoints {
         unix: reflector.config.api.socket.clone(),
         tcp: reflector.config.api.address,
     })
     .await?;
-    let routes = Routes::new(BgpStatusServer::new(StatusService::new(book.clone())));
+    let routes = Routes::new(BgpStatusServer::new(StatusService::new(view.clone())));
     let grpc = tokio::spawn(bound.serve(routes, stopped()));
     let metrics = match &reflector.config.metrics {
         Some(m) => {
             let server = MetricsServer::bind(m.address).await?;
-            let observer = Arc::new(Observer {
-                book,
-                counters: Arc::clone(&reflector.counters),
-            });
-            Some(tokio::spawn(server.serve(observer, stopped())))
+            let observer = Arc::new(Observer::new(view, Arc::clone(&reflector.counters)));
+            let mut registry = Registry::default();
+            registry.register_collector(Box::new(Arc::clone(&observer)));
+            Some(tokio::spawn(server.serve(
+                Arc::new(registry),
+                observer,
+                stopped(),
+            )))
         }
         None => None,
     };
@@ -276,7 +282,7 @@ impl Reflector {
             Ok(d) => d,
             Err(error) => return reject(&error, &self.counters),
         };
-        let changes = plan(&self.desired, &next_desired);
+        let changes = changes(&self.desired, &next_desired);
         if next.api != self.config.api || next.metrics != self.config.metrics {
             tracing::warn!("api and metrics addresses change only when the reflector restarts");
         }
@@ -297,29 +303,29 @@ impl Reflector {
         self.judge_by(owners);
     }
 
-    async fn apply(&mut self, plan: Plan, desired: &Desired) -> Result<(), Error> {
+    async fn apply(&mut self, changes: Changes, desired: &Desired) -> Result<(), Error> {
         let speaker = &mut self.speaker;
-        if let Some(what) = plan.restart {
+        if let Some(what) = changes.restart {
             tracing::warn!(changed = %what, "speaker-wide setting changed: restarting every session");
             stop_speaker(speaker, format!("configuration changed ({what})")).await;
             *speaker = start(desired, &self.hooks)?;
             return Ok(());
         }
         tracing::info!(
-            added_or_changed = plan.add.len(),
-            removed = plan.remove.len(),
-            listen_ranges = plan.listen_ranges.is_some(),
+            added_or_changed = changes.add.len(),
+            removed = changes.remove.len(),
+            listen_ranges = changes.listen_ranges.is_some(),
             "configuration reloaded"
         );
-        for address in plan.remove {
+        for address in changes.remove {
             let _ = speaker.requests.send(Request::RemovePeer(address));
         }
         // New peers are added; a changed one restarts its session only when its
         // OPEN or connection differs, filters and policy change in place.
-        for peer in plan.add {
+        for peer in changes.add {
             let _ = speaker.requests.send(Request::UpdatePeer(peer));
         }
-        if let Some(ranges) = plan.listen_ranges {
+        if let Some(ranges) = changes.listen_ranges {
             let _ = speaker.requests.send(Request::SetListenRanges(ranges));
         }
         Ok(())
@@ -327,8 +333,10 @@ impl Reflector {
 
     /// Tells the API and the metrics about the running configuration.
     fn publish(&self) {
-        self.book
-            .send_replace(Book::new(&self.desired, self.speaker.requests.clone()));
+        self.view.send_replace(SpeakerView::new(
+            &self.desired,
+            self.speaker.requests.clone(),
+        ));
     }
 
     fn warn_about_config(&self) {

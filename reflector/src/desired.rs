@@ -1,6 +1,6 @@
 //! The speaker the configuration asks for: the speaker-wide settings, every peer
 //! (static ones from the file, discovered ones from the datastore) and the listen
-//! ranges, as `bgp::speaker` types. Reloads compare two of these (see [`crate::plan`]).
+//! ranges, as `bgp::speaker` types. Reloads compare two of these (see [`crate::changes`]).
 //!
 //! Every session has a prefix limit; clients are sent every path (ADD-PATH), so
 //! one that refuses the best (by the ownership rule) falls back to the next; a

@@ -723,7 +723,7 @@ fn manifests_probes_ask_the_health_endpoints_where_each_component_serves_them() 
         (
             "Deployment",
             "tabby-ipam-controller",
-            "TABBY_METRICS_LISTEN",
+            "TABBY_METRICS_ADDRESS",
         ),
     ];
     for (kind, name, variable) in served {
