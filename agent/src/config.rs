@@ -107,10 +107,14 @@ pub struct Flags {
     /// MTU of tunnels and pods [default: the underlay's minus the encapsulation]
     #[arg(long, env = "TABBY_MTU")]
     pub mtu: Option<u32>,
-    /// Program routes to pool addresses from mesh and reflector peers only when
-    /// the advertising node owns them per IPAM
+    /// Use a learned route to a pool address only when its next hop is the node
+    /// that owns the address per IPAM
     #[arg(long, env = "TABBY_IMPORT_OWNERSHIP_CHECK", default_value_t = true, action = ArgAction::Set)]
     pub import_ownership_check: bool,
+    /// The directory BGP password files (BGPPeer and BGPConfiguration
+    /// `password.file`) must be in
+    #[arg(long, env = "TABBY_BGP_PASSWORD_DIR", default_value = crate::peering::passwords::DEFAULT_DIR)]
+    pub bgp_password_dir: PathBuf,
     /// Full resync of routes, tunnels and NAT
     #[arg(long, env = "TABBY_RESYNC_INTERVAL", default_value = "30s")]
     pub resync_interval: GoDuration,
@@ -222,6 +226,7 @@ impl Flags {
             .collect();
         options.mtu = self.mtu;
         options.check_ownership = self.import_ownership_check;
+        options.bgp_password_dir = self.bgp_password_dir.clone();
         options.resync = self.resync_interval.0;
         options.bgp_sync_timeout = self.bgp_sync_timeout.0;
         options.mtu_file = Some(self.mtu_file.clone());

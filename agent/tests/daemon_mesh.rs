@@ -320,8 +320,9 @@ fn daemon_a_node_announcing_another_nodes_block_is_refused() {
         .unwrap()
         .wait("n1 to refuse the rogue's route", |status| {
             status.rejected_at_import.iter().any(|r| {
-                r.starts_with(&format!("10.244.2.0/26 from peer {rogue_ip}"))
-                    && r.contains("owned by node \"n2\", but announced by node \"rogue\"")
+                r.starts_with(&format!(
+                    "10.244.2.0/26 via {rogue_ip} from peer {rogue_ip}"
+                )) && r.contains("owned by node \"n2\", but its next hop is node \"rogue\"")
             }) && status.counters.rejections.get("not_owner") == Some(&1)
         });
     assert_eq!(routes(n1, "84").unwrap(), mesh.n1_table());
@@ -373,4 +374,103 @@ fn daemon_a_removed_node_leaves_the_mesh_and_its_routes_are_withdrawn() {
         .wait("n1 to drop its session to n2", |status| {
             status.peers.is_empty()
         });
+}
+
+/// Registers lab node n3 as Node `rogue` (in AS `own_as` when given, as a node may
+/// set on its own Node) and runs a speaker there that peers with n1 and announces
+/// `prefix` (inside n2's block) with `attributes`: the mesh peers with it like any
+/// node.
+fn rogue_announcing(
+    mesh: &Mesh,
+    own_as: Option<u32>,
+    prefix: &str,
+    attributes: bgp::codec::Attributes,
+) -> (Background<()>, IpAddr) {
+    let prefix: ipnet::IpNet = prefix.parse().unwrap();
+    let rogue_node = mesh.lab.node("n3");
+    let rogue_ip = rogue_node.ipv4().unwrap();
+    let rogue = NodeResource::new(
+        "rogue",
+        NodeSpec {
+            bgp: Some(NodeBgpSpec {
+                ipv4_address: Some(Cidr(format!("{rogue_ip}/24").parse().unwrap())),
+                as_number: own_as.map(api::resources::AsNumber),
+                ..NodeBgpSpec::default()
+            }),
+            ..NodeSpec::default()
+        },
+    );
+    run(mesh.store.create(&rogue)).unwrap();
+    let local_as = own_as.unwrap_or(64512);
+    let speaker = Background::start(rogue_node, move |stopped| async move {
+        let mut speaker = speaker::start(SpeakerConfig {
+            listen: Some(SocketAddr::new(rogue_ip.into(), 179)),
+            ..SpeakerConfig::new(local_as, rogue_ip)
+        })
+        .map_err(|e| e.to_string())?;
+        let peer = PeerConfig {
+            local_address: Some(rogue_ip.into()),
+            import: Some(bgp::speaker::Policy::Accept),
+            export: Some(bgp::speaker::Policy::Accept),
+            ..PeerConfig::new("10.0.1.10".parse().unwrap(), Some(64512))
+        };
+        let _ = speaker.requests.send(Request::AddPeer(peer));
+        let _ = speaker
+            .requests
+            .send(Request::OriginateWith { prefix, attributes });
+        tokio::select! {
+            _ = stopped => {}
+            () = async { while speaker.notices.recv().await.is_some() {} } => {}
+        }
+        Ok(())
+    });
+    (speaker, rogue_ip.into())
+}
+
+/// Waits until n1 has refused the rogue's route, then checks that n1 still
+/// routes n2's block through n2 and its pod reaches n2's.
+fn n1_still_routes_n2s_block_through_n2(mesh: &Mesh, rogue_ip: IpAddr) {
+    let via_rogue = format!("via {rogue_ip} from peer {rogue_ip}");
+    mesh.agents[0]
+        .as_ref()
+        .unwrap()
+        .wait("n1 to refuse the rogue's route", |status| {
+            status
+                .rejected_at_import
+                .iter()
+                .any(|r| r.contains(&via_rogue))
+        });
+    wait_for_routes(mesh.n1(), &mesh.n1_table());
+    mesh.web.ping(mesh.db_ip).unwrap();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn hardening_a_spoofed_originator_with_a_higher_preference_does_not_blackhole_the_owners_block() {
+    harness::require_root();
+    let mesh = Mesh::new("hardening_spoofed_originator");
+    // n2's router id as ORIGINATOR_ID, and a LOCAL_PREF that wins best path.
+    let spoofed = bgp::codec::Attributes {
+        local_pref: Some(200),
+        originator_id: Some("10.0.1.11".parse().unwrap()),
+        ..bgp::codec::Attributes::default()
+    };
+    let (_rogue, rogue_ip) = rogue_announcing(&mesh, None, "10.244.2.0/26", spoofed);
+    n1_still_routes_n2s_block_through_n2(&mesh, rogue_ip);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn hardening_a_node_that_changes_its_own_as_is_still_held_to_ownership() {
+    harness::require_root();
+    let mesh = Mesh::new("hardening_own_as");
+    // Its own Node says AS 65099: the mesh session with it is eBGP. Half of n2's
+    // block, which the kernel prefers to the whole.
+    let (_rogue, rogue_ip) = rogue_announcing(
+        &mesh,
+        Some(65099),
+        "10.244.2.0/27",
+        bgp::codec::Attributes::default(),
+    );
+    n1_still_routes_n2s_block_through_n2(&mesh, rogue_ip);
 }

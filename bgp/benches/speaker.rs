@@ -264,7 +264,7 @@ fn load(count: u32) -> Rib {
     let next_hop = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
     for i in 0..count {
         let prefix = IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + i), 32).unwrap());
-        rib.announce(prefix, peer, &attributes, next_hop, None);
+        rib.announce(prefix, peer, &attributes, next_hop, None, true);
         // The speaker follows the journal after every batch of UPDATEs.
         if i % 4096 == 0 {
             rib.drain();

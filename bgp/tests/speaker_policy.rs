@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bgp::codec::{AsPath, Attributes, Community, NextHop};
 use bgp::rib::{Change, Filter, NextHopMode, Source};
-use bgp::speaker::{self, Hooks, ImportHook, PeerConfig, Policy, Request, Verdict};
+use bgp::speaker::{self, Hooks, ImportHook, JudgeHook, PeerConfig, Policy, Request, Verdict};
 use client::{Offer, Pending, SPEAKER_AS, best, external, internal, net, speaker, speaker_config};
 use ipnet::IpNet;
 
@@ -370,4 +370,101 @@ async fn ipv4_routes_with_ipv6_next_hops_pass_only_between_extended_next_hop_pee
         }
     );
     clients[2].never(route, Duration::from_millis(300)).await;
+}
+
+/// Refuses routes whose next hop is the address the view holds.
+fn refuse_next_hop(
+    refused: &IpAddr,
+    prefix: IpNet,
+    next_hop: IpAddr,
+    _: Option<IpAddr>,
+) -> Result<(), IpNet> {
+    if next_hop == *refused {
+        Err(prefix)
+    } else {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn hardening_a_path_the_hook_refuses_falls_back_to_the_next_and_is_revalidated() {
+    let (view, seen) = tokio::sync::watch::channel(Arc::new(hop(3)));
+    let (refused, mut refusals) = tokio::sync::mpsc::channel(8);
+    let hook = JudgeHook::new(seen, refuse_next_hop, refused, Default::default());
+    let hooks = Hooks {
+        import: Some(Arc::new(hook)),
+        export: None,
+    };
+    let mut handle = speaker::start_with(speaker_config(), hooks).unwrap();
+    let block = net("10.244.7.0/26");
+    let pending = Pending::new(2, 2, SPEAKER_AS).await;
+    let config = pending.peer();
+    let mut owner = pending.join(&handle, config, Offer::default()).await;
+    owner.announce(&[block], &internal(100), hop(2)).await;
+    let Change::Best { paths, .. } = best(&mut handle, block).await else {
+        panic!("withdrawn")
+    };
+    assert_eq!(paths[0].next_hop, hop(2));
+    // A better path (LOCAL_PREF 200) through the refused next hop changes nothing.
+    let pending = Pending::new(2, 3, SPEAKER_AS).await;
+    let config = pending.peer();
+    let mut rogue = pending.join(&handle, config, Offer::default()).await;
+    rogue.announce(&[block], &internal(200), hop(3)).await;
+    assert_eq!(refusals.recv().await, Some(block));
+    let (reply, routes) = tokio::sync::oneshot::channel();
+    handle.requests.send(Request::Routes(reply)).unwrap();
+    let routes = routes.await.unwrap();
+    let held: Vec<(IpAddr, bool)> = routes[0]
+        .1
+        .iter()
+        .map(|p| (p.next_hop, p.eligible))
+        .collect();
+    assert_eq!(held, [(hop(2), true), (hop(3), false)]);
+    // The view changes: the owner's path is refused, the other one selected.
+    view.send_replace(Arc::new(hop(2)));
+    handle.requests.send(Request::Revalidate).unwrap();
+    let Change::Best { paths, .. } = best(&mut handle, block).await else {
+        panic!("withdrawn")
+    };
+    assert_eq!(paths[0].next_hop, hop(3));
+    // Refused everywhere: the owner is told the prefix is gone.
+    view.send_replace(Arc::new(hop(3)));
+    handle.requests.send(Request::Revalidate).unwrap();
+    best(&mut handle, block).await;
+    owner.withdraw(&[block]).await;
+    assert!(matches!(
+        best(&mut handle, block).await,
+        Change::Withdrawn { .. }
+    ));
+}
+
+#[tokio::test]
+async fn hardening_reflection_attributes_from_a_peer_that_does_not_reflect_are_dropped() {
+    let mut handle = speaker(speaker_config());
+    let spoofed = Attributes {
+        originator_id: Some(Ipv4Addr::new(192, 0, 2, 99)),
+        cluster_list: vec![Ipv4Addr::new(1, 1, 1, 1)],
+        ..internal(100)
+    };
+    for (host, keep) in [(2, false), (3, true)] {
+        let pending = Pending::new(2, host, SPEAKER_AS).await;
+        let config = PeerConfig {
+            keep_reflection_attributes: keep,
+            ..pending.peer()
+        };
+        let mut peer = pending.join(&handle, config, Offer::default()).await;
+        let prefix = net(&format!("10.244.{host}.0/26"));
+        peer.announce(&[prefix], &spoofed, hop(host)).await;
+        let Change::Best { paths, .. } = best(&mut handle, prefix).await else {
+            panic!("withdrawn")
+        };
+        let attributes = &paths[0].attributes;
+        if keep {
+            assert_eq!(attributes.originator_id, spoofed.originator_id);
+            assert_eq!(attributes.cluster_list, spoofed.cluster_list);
+        } else {
+            assert_eq!(attributes.originator_id, None);
+            assert!(attributes.cluster_list.is_empty());
+        }
+    }
 }

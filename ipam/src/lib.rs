@@ -10,6 +10,8 @@
 //! - [`assign`], [`release`]: the node allocator: auto-assign, explicit assignment,
 //!   release by handle and by address; [`tunnel`]: tunnel addresses on the Node;
 //!   [`watch`]: settings followed by watches for long-lived allocators.
+//! - [`view`]: the blocks as a reader sees them (owners, holders);
+//!   [`ownership`]: the rule routes learned over BGP are judged by.
 //! - [`check`]: the consistency checker; [`gc`]: the controller's garbage collector;
 //!   [`inventory`]: who owns an allocation and whether it still exists.
 //! - [`rbac`]: the Kubernetes API calls the allocator (for tabby-ipam and the
@@ -25,12 +27,14 @@ pub mod explicit;
 pub mod gc;
 pub mod handles;
 pub mod inventory;
+pub mod ownership;
 pub mod pools;
 pub mod rbac;
 pub mod release;
 pub mod state;
 pub mod table;
 pub mod tunnel;
+pub mod view;
 pub mod watch;
 
 pub use assign::{Allocator, AssignRequest, Assigned, ExistingHandle};

@@ -1,14 +1,22 @@
 //! The speaker the configuration asks for: the speaker-wide settings, every peer
 //! (static ones from the file, discovered ones from the datastore) and the listen
-//! ranges, as `bgp::speaker` types. Reloads compare two of these (see [`crate::plan`]).
+//! ranges, as `bgp::speaker` types. Reloads compare two of these (see [`crate::changes`]).
+//!
+//! Every session has a prefix limit; clients are sent every path (ADD-PATH), so
+//! one that refuses the best (by the ownership rule) falls back to the next; a
+//! discovered node that is no reflector may not send ORIGINATOR_ID or
+//! CLUSTER_LIST (it could pose as another node), so the reflector sets them.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bgp::session::GracefulRestartConfig;
-use bgp::speaker::{ListenRange, PeerConfig, PeerGracefulRestart, SpeakerConfig};
+use bgp::speaker::{
+    DEFAULT_MAX_PREFIXES, ListenRange, PeerConfig, PeerGracefulRestart, SpeakerConfig,
+};
 use bgp::transport::TtlPolicy;
+use ipam::ownership::PeerRole;
 
 use crate::config::{self, Config, ConfigError, Session};
 use crate::discovery::Discovered;
@@ -77,6 +85,7 @@ impl Desired {
                 ..default_session()
             };
             apply_session(&mut peer_config, ("datastore", &session), config, local_as)?;
+            peer_config.keep_reflection_attributes = !node.client;
             peers.insert(
                 *address,
                 DesiredPeer {
@@ -125,6 +134,33 @@ impl Desired {
         };
         Ok(Self { speaker, peers })
     }
+
+    /// What each known peer is, for the ownership rule: the datastore's nodes
+    /// (every one, dynamic peers included) by their Node, the other configured
+    /// peers by their configured AS (iBGP: a reflector; eBGP: a router).
+    pub fn roles(&self, discovered: &Discovered) -> BTreeMap<IpAddr, PeerRole> {
+        let nodes = discovered.peers.iter().map(|(address, node)| {
+            let role = if node.client {
+                PeerRole::Node
+            } else {
+                PeerRole::Reflector
+            };
+            (*address, role)
+        });
+        let configured = self
+            .peers
+            .iter()
+            .filter(|(address, _)| !discovered.peers.contains_key(address))
+            .map(|(address, peer)| {
+                let role = if peer.config.remote_as == Some(self.speaker.local_as) {
+                    PeerRole::Reflector
+                } else {
+                    PeerRole::Router
+                };
+                (*address, role)
+            });
+        nodes.chain(configured).collect()
+    }
 }
 
 fn default_session() -> Session {
@@ -138,6 +174,7 @@ fn default_session() -> Session {
         graceful_restart: None,
         import_filter: None,
         export_filter: None,
+        max_prefixes: None,
     }
 }
 
@@ -154,13 +191,18 @@ fn apply_session(
     peer.import_filter = filter(&session.import_filter);
     peer.export_filter = filter(&session.export_filter);
     peer.rr_client = session.route_reflector_client;
+    peer.add_path_send = session.route_reflector_client;
+    peer.max_prefixes = match session.max_prefixes {
+        None => Some(DEFAULT_MAX_PREFIXES),
+        Some(0) => None,
+        Some(limit) => Some(limit as usize),
+    };
     peer.passive = session.passive;
     peer.md5_key = match (&session.password, &session.password_file) {
-        (Some(password), _) => Some(password.as_bytes().to_vec()),
-        (None, Some(file)) => Some(config::read_password(
-            &format!("{path}.passwordFile"),
-            file,
-        )?),
+        (Some(password), _) => Some(password.0.as_bytes().to_vec().into()),
+        (None, Some(file)) => {
+            Some(config::read_password(&format!("{path}.passwordFile"), file)?.into())
+        }
         (None, None) => None,
     };
     if let Some(hold) = session.hold_time {
@@ -187,3 +229,45 @@ fn apply_session(
 
 /// `gracefulRestart: true` on a peer without a global restart time.
 const DEFAULT_RESTART_TIME: u16 = 120;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    fn desired(yaml: &str) -> Desired {
+        Desired::new(&parse(yaml, false).unwrap(), &Discovered::default()).unwrap()
+    }
+
+    const CONFIG: &str = "asNumber: 64512\nrouterId: 10.0.0.1\npeers:\n\
+        - {address: 10.0.0.2, asNumber: 64512}\n\
+        - {address: 10.0.0.3, asNumber: 64512, routeReflectorClient: false}\n\
+        listenRanges:\n- {prefix: 10.1.0.0/16, maxSessions: 10}\n";
+
+    #[test]
+    fn hardening_clients_are_sent_every_path_so_they_can_fall_back() {
+        let desired = desired(CONFIG);
+        let client = &desired.peers[&"10.0.0.2".parse::<IpAddr>().unwrap()].config;
+        assert!(client.add_path_send);
+        assert!(desired.speaker.listen_ranges[0].template.add_path_send);
+    }
+
+    #[test]
+    fn hardening_every_session_has_a_default_prefix_limit() {
+        let desired = desired(CONFIG);
+        let limits: Vec<Option<usize>> = desired
+            .peers
+            .values()
+            .map(|p| p.config.max_prefixes)
+            .chain(
+                desired
+                    .speaker
+                    .listen_ranges
+                    .iter()
+                    .map(|r| r.template.max_prefixes),
+            )
+            .collect();
+        let default = Some(bgp::speaker::DEFAULT_MAX_PREFIXES);
+        assert_eq!(limits, [default, default, default]);
+    }
+}

@@ -89,6 +89,12 @@ impl Observer {
                 ([("to", "established")], load(&c.sessions_up)),
                 ([("to", "down")], load(&c.sessions_down)),
             ],
+        )?;
+        let no_labels: [(&str, &str); 0] = [];
+        page.counters(
+            "tabby_reflector_routes_refused_total",
+            "Paths the ownership rule refused (kept, never reflected).",
+            [(no_labels, load(&c.routes_refused))],
         )
     }
 }

@@ -88,4 +88,6 @@ pub struct Counters {
     pub reloads_failed: AtomicU64,
     pub sessions_up: AtomicU64,
     pub sessions_down: AtomicU64,
+    /// Paths the ownership rule refused (they are kept, never reflected).
+    pub routes_refused: AtomicU64,
 }

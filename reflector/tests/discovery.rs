@@ -9,7 +9,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 
 use api::datastore::{Datastore, EtcdStore};
 use api::resources::{
-    AsNumber, BGPConfiguration, BGPConfigurationSpec, Cidr, Node, NodeBgpSpec, NodeSpec,
+    AffinityState, AsNumber, BGPConfiguration, BGPConfigurationSpec, BlockAffinity,
+    BlockAffinitySpec, Cidr, IPPool, IPPoolSpec, Node, NodeBgpSpec, NodeSpec,
 };
 use harness::etcd::Etcd;
 use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
@@ -30,6 +31,26 @@ fn node(name: &str, address: &harness::Node, cluster_id: Option<Ipv4Addr>) -> No
             ..NodeSpec::default()
         },
     )
+}
+
+/// `cidr` claimed for `node` as IPAM claims it (the block, then the confirmed
+/// affinity): the reflector judges routes by the datastore's ownership.
+async fn claim(store: &EtcdStore, node: &str, cidr: &str) {
+    let cidr = Cidr(cidr.parse().unwrap());
+    store
+        .create(&ipam::claim::new_block(cidr, Some(node)))
+        .await
+        .unwrap();
+    let affinity = BlockAffinitySpec {
+        node: node.into(),
+        cidr,
+        state: AffinityState::Confirmed,
+    };
+    let name = ipam::claim::affinity_name(node, &cidr);
+    store
+        .create(&BlockAffinity::new(name, affinity))
+        .await
+        .unwrap();
 }
 
 /// Carries the reflector's connections from loopback in its namespace to etcd on
@@ -95,6 +116,16 @@ fn reflector_peers_with_every_node_in_etcd_and_follows_additions_and_removals() 
     runtime
         .block_on(store.create(&node("rr-node", rr, Some(Ipv4Addr::new(2, 2, 2, 2)))))
         .unwrap();
+    // Each client announces its own node's block, as an agent would.
+    let pool = IPPoolSpec {
+        block_size: Some(24),
+        ..IPPoolSpec::new(Cidr("10.100.0.0/16".parse().unwrap()))
+    };
+    runtime.block_on(async {
+        store.create(&IPPool::new("pool", pool)).await.unwrap();
+        claim(&store, "bird-node", "10.100.1.0/24").await;
+        claim(&store, "frr-node", "10.100.2.0/24").await;
+    });
     runtime
         .block_on(store.create(&node("bird-node", c1, None)))
         .unwrap();

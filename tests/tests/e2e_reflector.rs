@@ -29,8 +29,15 @@ const CONVERGED: Duration = Duration::from_secs(30);
 /// The agents on [`NODES`], the mesh off, a global BGPPeer per reflector machine;
 /// no reflector running yet.
 fn cluster(test: &str) -> Cluster {
+    let machines: Vec<&str> = NODES.iter().chain(&REFLECTORS).copied().collect();
+    cluster_of(test, &machines, &REFLECTORS)
+}
+
+/// `machines` on one subnet, the mesh off, a global BGPPeer per machine in
+/// `reflectors`.
+fn cluster_of(test: &str, machines: &[&str], reflectors: &[&str]) -> Cluster {
     let mut builder = Lab::new(test).subnet("a", SUBNET).router();
-    for machine in NODES.iter().chain(&REFLECTORS) {
+    for machine in machines {
         builder = builder.node(machine, "a");
     }
     let cluster = Cluster::new(builder.build().unwrap()).unwrap();
@@ -43,11 +50,11 @@ fn cluster(test: &str) -> Cluster {
     cluster
         .create(&BGPConfiguration::new("default", bgp))
         .unwrap();
-    for rr in REFLECTORS {
+    for rr in reflectors {
         let address = cluster.lab.node(rr).address().to_string();
         let peer: BGPPeerSpec =
             serde_json::from_value(json!({"peerIP": address, "asNumber": AS})).unwrap();
-        cluster.create(&BGPPeer::new(rr, peer)).unwrap();
+        cluster.create(&BGPPeer::new(*rr, peer)).unwrap();
     }
     cluster
 }
@@ -171,4 +178,80 @@ fn e2e_reflectors_bird_pair_with_the_mesh_off_give_every_pod_a_route_to_every_po
     }
     pods_reach_each_other(&cluster);
     agents_peer_with_the_reflectors(&cluster);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn hardening_a_rogue_client_of_the_reflector_cannot_blackhole_another_nodes_block() {
+    harness::require_root();
+    // n1 and n2 run agents; n3 is a rogue registered as a node, so the reflector
+    // (finding its clients in the datastore) peers with it.
+    let machines = ["n1", "n2", "n3", "rr1"];
+    let mut cluster = cluster_of("hardening_rogue_client", &machines, &["rr1"]);
+    let rr = cluster.lab.node("rr1").address().to_string();
+    let rogue_address = cluster.lab.node("n3").address();
+    let rogue_node = api::resources::Node::new(
+        "rogue",
+        serde_json::from_value(json!({"bgp": {"ipv4Address": format!("{rogue_address}/24")}}))
+            .unwrap(),
+    );
+    cluster.create(&rogue_node).unwrap();
+    cluster
+        .start_reflector("rr1", AS, CLUSTER_ID, Clients::Datastore)
+        .unwrap();
+    cluster.wait_reflector_ready("rr1", READY).unwrap();
+    for node in ["n1", "n2"] {
+        cluster.start_agent(node).unwrap();
+    }
+    for node in ["n1", "n2"] {
+        cluster.wait_ready(node, READY).unwrap();
+    }
+    let pods: Vec<Pod> = ["n1", "n2"]
+        .iter()
+        .map(|node| cluster.add_pod(node, &format!("pod-{node}")).unwrap())
+        .collect();
+    cluster
+        .wait_for_routes(&["n1", "n2"], &pods, CONVERGED)
+        .unwrap();
+    // The rogue announces n2's block with n2's router id as ORIGINATOR_ID and a
+    // LOCAL_PREF that wins best path at the reflector.
+    let facts = cluster.facts().unwrap();
+    let victim = facts.owners["n2"][0].to_string();
+    let rogue = cluster.lab.node("n3");
+    let (rogue_id, n2_id) = (
+        rogue.ipv4().unwrap().to_string(),
+        cluster.lab.node("n2").ipv4().unwrap().to_string(),
+    );
+    let speaker = harness::e2e::binary("tabby-test-speaker").unwrap();
+    let peer_arg = format!("{rr}:{AS}");
+    let as_arg = AS.to_string();
+    let _rogue = rogue
+        .spawn(
+            "rogue",
+            &speaker.display().to_string(),
+            &[
+                "--as",
+                &as_arg,
+                "--router-id",
+                &rogue_id,
+                "--peer",
+                &peer_arg,
+                "--originate",
+                &victim,
+                "--local-pref",
+                "200",
+                "--originator-id",
+                &n2_id,
+            ],
+        )
+        .unwrap();
+    cluster
+        .wait_reflector_established("rr1", &["n3"], CONVERGED)
+        .unwrap();
+    // Long enough for the rogue's UPDATE to be reflected and programmed.
+    std::thread::sleep(Duration::from_secs(3));
+    cluster
+        .wait_for_routes(&["n1", "n2"], &pods, CONVERGED)
+        .unwrap();
+    ping_all(&pods).unwrap();
 }

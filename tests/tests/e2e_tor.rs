@@ -61,6 +61,11 @@ fn tor_config(cluster: &Cluster) -> BgpConfig {
 /// The cluster: one unencapsulated pool, the mesh off, a `BGPPeer` per rack to
 /// its ToR; nothing started yet.
 fn cluster(test: &str) -> Cluster {
+    cluster_with_mesh(test, false)
+}
+
+/// [`cluster`], with the node-to-node mesh on or off.
+fn cluster_with_mesh(test: &str, mesh: bool) -> Cluster {
     let cluster = Cluster::new(lab(test)).unwrap();
     let password = cluster.dir().join("tor-password");
     std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
@@ -69,7 +74,7 @@ fn cluster(test: &str) -> Cluster {
         .create(&IPPool::new("default-ipv4-ippool", pool))
         .unwrap();
     let bgp: BGPConfigurationSpec = serde_json::from_value(json!({
-        "nodeToNodeMeshEnabled": false,
+        "nodeToNodeMeshEnabled": mesh,
         "asNumber": NODE_AS,
     }))
     .unwrap();
@@ -268,4 +273,37 @@ fn e2e_tor_a_new_export_filter_on_a_bgppeer_withdraws_from_the_tor_without_a_ses
             .log()
             .contains("BGP peer updated")
     );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn hardening_the_tor_reaches_each_block_through_its_owner() {
+    harness::require_root();
+    // With the mesh on every node knows every block: each must still announce
+    // only its own to the ToR, or the ToR sends other nodes' pods through it.
+    let mut cluster = cluster_with_mesh("hardening_tor_owner", true);
+    let router = cluster.lab.router().unwrap();
+    let bird = Bird::start_routing(router, &tor_config(&cluster)).unwrap();
+    let _pods = start(&mut cluster);
+    wait_sessions(&cluster, &bird);
+    // (The racks' subnets are not routed to each other without the ToR's help or
+    // encapsulation: only the BGP sessions of the mesh matter here.)
+    let blocks = blocks(&cluster);
+    for block in &blocks {
+        bird.wait_route(*block, CONVERGED).unwrap();
+    }
+    let facts = cluster.facts().unwrap();
+    // The nodes (ready: BGP learned) had their chance to re-advertise what the
+    // mesh gave them.
+    std::thread::sleep(Duration::from_secs(5));
+    for (node, owned) in &facts.owners {
+        for block in owned {
+            let route = bird.wait_route(*block, CONVERGED).unwrap();
+            assert_eq!(
+                route.next_hop,
+                Some(facts.address[node]),
+                "{block} of {node} at the ToR: {route:?}"
+            );
+        }
+    }
 }

@@ -41,7 +41,7 @@ fn first_message(tabby: &Node, peer: &Node, key: &str) -> Option<u8> {
     let endpoint = Endpoint {
         remote: SocketAddr::new(peer.address(), 179),
         local: Some(tabby.address()),
-        md5_key: Some(key.as_bytes().to_vec()),
+        md5_key: Some(key.as_bytes().to_vec().into()),
         ttl: TtlPolicy::Hops(1),
     };
     tabby
@@ -121,7 +121,7 @@ fn speaker_session(tabby: &Node, peer: &Node, daemon: &(dyn BgpPeer + Sync), key
             harness::runtime().block_on(async {
                 let handle = speaker::start(SpeakerConfig::new(65002, router_id)).unwrap();
                 let config = PeerConfig {
-                    md5_key: Some(key.as_bytes().to_vec()),
+                    md5_key: Some(key.as_bytes().to_vec().into()),
                     ..PeerConfig::new(peer_address, Some(65001))
                 };
                 handle.requests.send(Request::AddPeer(config)).unwrap();

@@ -17,13 +17,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use api::datastore::Backend;
-use api::resources::{AllowedUse, Cidr, EncapsulationMode};
+use api::resources::{AllowedUse, BgpPassword, Cidr, EncapsulationMode};
 use api::selector::Selector;
 use bgp::rib::Change;
-use bgp::speaker::{Hooks, Notice};
+use bgp::speaker::{Hooks, JudgeHook, Notice};
 use ipnet::IpNet;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
@@ -36,10 +37,13 @@ use super::status::PassSummary;
 use super::sync::BgpSync;
 use super::watch::{KINDS, Update};
 use crate::dataplane::{DesiredState, Pass, Reconciler};
-use crate::desired::{self, Cluster, Desired, NodeSettings, Owners, Paths, Refusal, Rejection};
+use crate::desired::{self, Cluster, Desired, Judge, NodeSettings, Paths, Rejection};
 use crate::nat::{self, NatPool};
-use crate::peering::hook::OwnershipHook;
+use crate::peering::passwords::{self, Passwords};
 use crate::peering::{self, DesiredBgp};
+
+/// Import refusals queued for the loop; more are counted (see `JudgeHook`).
+const REFUSALS_QUEUED: usize = 256;
 
 pub(super) struct Agent {
     options: Options,
@@ -71,13 +75,20 @@ pub(super) struct Agent {
     last: Option<Desired>,
     /// Something changed since the last convergence.
     dirty: bool,
-    /// The ownership index the speaker's import hook reads.
-    owners: watch::Sender<Arc<Owners>>,
-    /// What the hook refused.
-    refused: mpsc::UnboundedReceiver<Rejection>,
-    /// Refusals at import by prefix and peer (each logged once), kept for the
-    /// status until the prefix's ownership changes.
-    import_refusals: BTreeMap<(IpNet, Option<IpAddr>), Rejection>,
+    /// The ownership rule's view, which the speaker's import hook reads.
+    judge: watch::Sender<Arc<Judge>>,
+    /// What the hook refused, and how many refusals did not fit the queue.
+    refused: mpsc::Receiver<Rejection>,
+    refusal_overflow: Arc<AtomicU64>,
+    overflow_reported: u64,
+    /// Refused paths by prefix, peer and next hop (each logged once), kept for
+    /// the status until the rule accepts them.
+    import_refusals: BTreeMap<(IpNet, Option<IpAddr>, IpAddr), Rejection>,
+    /// BGP password files, read off this loop.
+    passwords: Passwords,
+    password_results: mpsc::Receiver<(BgpPassword, passwords::Key)>,
+    /// Read the password files again at the next convergence (the resync).
+    reread_passwords: bool,
     /// Each reconciliation pass, from the reconciler task: (outcome, preserving).
     passes: mpsc::UnboundedReceiver<(PassSummary, bool)>,
     pass_sender: mpsc::UnboundedSender<(PassSummary, bool)>,
@@ -93,13 +104,25 @@ impl Agent {
         store: Arc<dyn Backend>,
     ) -> Self {
         let (pass_sender, passes) = mpsc::unbounded_channel();
-        let (owners, owners_view) = watch::channel(Arc::new(Owners::default()));
-        let (refusals, refused) = mpsc::unbounded_channel();
-        let hook = OwnershipHook::new(owners_view, refusals);
+        let (judge, judge_view) = watch::channel(Arc::new(Judge::default()));
+        let (refusals, refused) = mpsc::channel(REFUSALS_QUEUED);
+        let refusal_overflow = Arc::new(AtomicU64::new(0));
+        let hook = JudgeHook::new(
+            judge_view,
+            Judge::check,
+            refusals,
+            Arc::clone(&refusal_overflow),
+        );
+        let (passwords, password_results) = Passwords::new(options.bgp_password_dir.clone());
         Self {
-            owners,
+            judge,
             refused,
+            refusal_overflow,
+            overflow_reported: 0,
             import_refusals: BTreeMap::new(),
+            passwords,
+            password_results,
+            reread_passwords: false,
             reporting,
             plan: None,
             last: None,
@@ -159,6 +182,9 @@ impl Agent {
                 Some((pass, preserving)) = self.passes.recv() => self.pass(pass, preserving),
                 Some(query) = self.reporting.queries.recv() => self.answer(query),
                 Some(rejection) = self.refused.recv() => self.refused_at_import(rejection),
+                Some((password, key)) = self.password_results.recv() => {
+                    self.dirty |= self.passwords.read(password, key);
+                }
                 () = sleep_until(recheck), if recheck.is_some() => self.dirty = true,
                 _ = resync.tick() => {
                     // Repair what changed behind tabby's back; routes are the
@@ -166,6 +192,7 @@ impl Agent {
                     self.nat_applied = None;
                     self.mtu_written = None;
                     self.tunnels_for = None;
+                    self.reread_passwords = true;
                     self.dirty = true;
                 }
             }
@@ -197,7 +224,7 @@ impl Agent {
     }
 
     fn refused_at_import(&mut self, rejection: Rejection) {
-        let key = (rejection.prefix, rejection.peer);
+        let key = (rejection.prefix, rejection.peer, rejection.next_hop);
         if self.import_refusals.contains_key(&key) {
             return;
         }
@@ -215,28 +242,38 @@ impl Agent {
         });
     }
 
-    /// Forgets import refusals the new ownership no longer supports; a route the
-    /// speaker dropped is only learned again when its peer resends it.
-    fn review_import_refusals(&mut self, owners: &Owners) -> Vec<String> {
-        let mut problems = Vec::new();
-        self.import_refusals.retain(|(prefix, _), rejection| {
-            let Refusal::NotOwner {
-                advertiser: Some(advertiser),
-                ..
-            } = &rejection.refusal
-            else {
-                return true;
-            };
-            if owners.owner_of(*prefix) == Some(advertiser.as_str()) {
-                problems.push(format!(
-                    "{rejection}, but IPAM now agrees with the announcer: the route is learned \
-                     again when its peer resends it (a session restart)"
-                ));
-                return false;
-            }
-            true
-        });
-        problems
+    /// Forgets the import refusals `judge` no longer upholds (the speaker selects
+    /// those paths again once it revalidates), and reports refusals that did not
+    /// fit the hook's queue.
+    fn review_import_refusals(&mut self, judge: &Judge) {
+        let before = self.import_refusals.len();
+        self.import_refusals
+            .retain(|(prefix, peer, next_hop), rejection| {
+                let upheld = judge.check(*prefix, *next_hop, *peer).is_err();
+                if !upheld {
+                    tracing::info!(%rejection, "BGP route no longer refused at import");
+                }
+                upheld
+            });
+        if self.import_refusals.len() != before {
+            let listed: Vec<String> = self
+                .import_refusals
+                .values()
+                .map(ToString::to_string)
+                .collect();
+            self.reporting
+                .status
+                .send_modify(|status| status.rejected_at_import = listed);
+        }
+        let overflow = self.refusal_overflow.load(Ordering::Relaxed);
+        if overflow > self.overflow_reported {
+            tracing::warn!(
+                unreported = overflow - self.overflow_reported,
+                total = overflow,
+                "BGP import refusals came faster than they could be logged; counted only"
+            );
+            self.overflow_reported = overflow;
+        }
     }
 
     fn answer(&mut self, query: Query) {
@@ -340,18 +377,24 @@ impl Agent {
     fn converge(&mut self) {
         let now = Instant::now();
         let me = self.settings.name.clone();
-        let desired = desired::compute(&self.view, &self.settings, &self.best);
+        self.passwords.want(
+            password_references(&self.view),
+            std::mem::take(&mut self.reread_passwords),
+        );
+        let plan = peering::plan::plan(&self.view, &me, self.restarted, &|p| self.passwords.get(p));
+        let roles = plan.as_ref().map(DesiredBgp::roles).unwrap_or_default();
+        let desired = desired::compute(&self.view, &self.settings, &self.best, roles);
         let mut problems = desired.problems.clone();
-        problems.extend(self.review_import_refusals(&desired.owners));
-        let owners = &desired.owners;
-        self.owners.send_if_modified(|current| {
-            let changed = **current != *owners;
+        self.review_import_refusals(&desired.judge);
+        let judge = &desired.judge;
+        let judged_anew = self.judge.send_if_modified(|current| {
+            let changed = **current != *judge;
             if changed {
-                *current = Arc::new(owners.clone());
+                *current = Arc::new(judge.clone());
             }
             changed
         });
-        match peering::plan::plan(&self.view, &me, self.restarted, &read_password) {
+        match plan {
             Ok(plan) => {
                 problems.extend(plan.problems.iter().cloned());
                 if self.bgp.apply(&plan, &desired.export).started {
@@ -367,6 +410,9 @@ impl Agent {
                 problems.push(format!("no BGP: {problem}"));
                 self.plan = None;
             }
+        }
+        if judged_anew {
+            self.bgp.revalidate();
         }
         if self.sync.check(now, self.bgp.all_up()) {
             tracing::info!(
@@ -502,23 +548,17 @@ fn log_pass(failures: &mut Ongoing, pass: &Pass) {
     }
 }
 
-/// Reads a BGP password the datastore references.
-fn read_password(password: &api::resources::BgpPassword) -> Result<Vec<u8>, String> {
-    match (&password.file, &password.secret_key_ref) {
-        (Some(path), _) => std::fs::read(path)
-            .map(|mut key| {
-                while key.last().is_some_and(u8::is_ascii_whitespace) {
-                    key.pop();
-                }
-                key
-            })
-            .map_err(|e| format!("reading {path}: {e}")),
-        (None, Some(secret)) => Err(format!(
-            "secretKeyRef {}/{} needs the kubernetes datastore; use file instead",
-            secret.name, secret.key
-        )),
-        (None, None) => Err("neither file nor secretKeyRef is set".into()),
-    }
+/// Every BGP password the datastore references (the mesh's and the peers').
+fn password_references(view: &Cluster) -> impl Iterator<Item = &BgpPassword> {
+    let mesh = view
+        .bgp_configurations
+        .values()
+        .filter_map(|c| c.spec.node_mesh_password.as_ref());
+    let peers = view
+        .bgp_peers
+        .values()
+        .filter_map(|p| p.spec.password.as_ref());
+    mesh.chain(peers)
 }
 
 /// What of a pool decides whether this node needs tunnel addresses.

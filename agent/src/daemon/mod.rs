@@ -35,6 +35,8 @@ pub struct Options {
     /// MTU for tunnels and pods; derived from the underlay when unset.
     pub mtu: Option<u32>,
     pub check_ownership: bool,
+    /// BGP password files must be in this directory.
+    pub bgp_password_dir: PathBuf,
     /// Full resync of kernel state and NAT.
     pub resync: Duration,
     /// How long an unwanted workload route survives (the CNI plugin's head start).
@@ -59,6 +61,7 @@ impl Options {
             labels: BTreeMap::new(),
             mtu: None,
             check_ownership: true,
+            bgp_password_dir: crate::peering::passwords::DEFAULT_DIR.into(),
             resync: Duration::from_secs(30),
             workload_grace: Duration::from_secs(10),
             bgp_sync_timeout: Duration::from_secs(30),

@@ -197,6 +197,14 @@ impl Bgp {
         self.sessions.values().all(|s| s.up)
     }
 
+    /// Asks the speaker to judge every learned path again (the ownership rule's
+    /// view changed).
+    pub fn revalidate(&self) {
+        if let Some(handle) = &self.handle {
+            let _ = handle.requests.send(Request::Revalidate);
+        }
+    }
+
     /// Asks the speaker for its sessions' state.
     pub fn status(&self) -> Option<oneshot::Receiver<Vec<PeerStatus>>> {
         let (reply, answer) = oneshot::channel();

@@ -65,7 +65,7 @@ impl Update {
             event: WatchEvent<R>,
         ) -> Option<&'static str> {
             let listing = matches!(event, WatchEvent::Resync { .. });
-            cluster::apply(objects, event);
+            event.apply_to(objects);
             listing.then_some(R::KIND)
         }
         match self {

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use api::resources::{BGPConfigurationSpec, Community};
 use ipnet::IpNet;
 
-use super::cluster::{Cluster, Ipam};
+use super::cluster::{Cluster, View};
 
 pub(super) fn prefixes(
     cluster: &Cluster,
-    ipam: &Ipam<'_>,
+    ipam: &View<'_>,
     me: &str,
 ) -> BTreeMap<IpNet, Vec<Community>> {
     let exported = |prefix: &IpNet| {
@@ -116,7 +116,7 @@ mod tests {
     }
 
     fn exported(cluster: &Cluster) -> Vec<String> {
-        prefixes(cluster, &Ipam::new(cluster), "a")
+        prefixes(cluster, &cluster.ipam(), "a")
             .keys()
             .map(IpNet::to_string)
             .collect()
@@ -163,7 +163,7 @@ mod tests {
         cluster
             .bgp_configurations
             .insert("default".into(), BGPConfiguration::new("default", spec));
-        let all = prefixes(&cluster, &Ipam::new(&cluster), "a");
+        let all = prefixes(&cluster, &cluster.ipam(), "a");
         let community = |s: &str| s.parse::<Community>().unwrap();
         assert_eq!(
             all[&net("203.0.113.0/24")],

@@ -4,12 +4,12 @@
 
 use ipnet::IpNet;
 
-use super::cluster::{Allocation, Ipam};
+use super::cluster::{Allocation, View};
 use crate::dataplane::{DesiredState, Route};
 use crate::veth::{container_veth_name, host_veth_name};
 
 /// Adds the local routes of node `me`.
-pub(super) fn routes(ipam: &Ipam<'_>, me: &str, dataplane: &mut DesiredState) {
+pub(super) fn routes(ipam: &View<'_>, me: &str, dataplane: &mut DesiredState) {
     for (block, _) in ipam.owned_blocks().filter(|(_, owner)| *owner == me) {
         dataplane.insert_route(Route::blackhole(block));
     }
@@ -54,7 +54,7 @@ mod tests {
 
     fn local(cluster: &Cluster) -> DesiredState {
         let mut dataplane = DesiredState::default();
-        routes(&Ipam::new(cluster), "a", &mut dataplane);
+        routes(&cluster.ipam(), "a", &mut dataplane);
         dataplane
     }
 

@@ -3,10 +3,10 @@
 //! and which learned routes were refused. Pure: no I/O, no clock.
 //!
 //! ```text
-//!  Cluster (pools, blocks, affinities, nodes, BGP config) ──▶ Ipam (owners, allocations)
+//!  Cluster (pools, blocks, affinities, nodes, BGP config) ──▶ View (owners, allocations)
 //!     │                                                         │
 //!     ├─ local:   /32 per local workload on cali*, blackhole per owned block
-//!     ├─ remote:  best paths ─ import check ─▶ via node | tunl0 onlink | ECMP
+//!     ├─ remote:  best paths ─ ownership ─▶ via node | tunl0 onlink | ECMP
 //!     │           VXLAN pools from the datastore ─▶ via VTEP dev vxlan.tabby + neigh/FDB
 //!     ├─ devices: tunl0, vxlan.tabby, tunnel addresses, MTUs
 //!     ├─ export:  owned blocks, borrowed /32s, service CIDRs (with communities)
@@ -16,20 +16,20 @@
 pub mod cluster;
 mod devices;
 mod export;
-pub mod import;
 mod local;
 mod remote;
 #[cfg(test)]
 pub(crate) mod testing;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use api::resources::Community;
 use bgp::rib::Path;
+pub use ipam::ownership::{Judge, Owners, PeerRole, Refusal, Rejection};
 use ipnet::IpNet;
 
-pub use cluster::{Cluster, Ipam};
-pub use import::{Owners, Refusal, Rejection};
+pub use cluster::{Cluster, View};
 
 use crate::dataplane::DesiredState;
 use crate::nat::NatPool;
@@ -46,8 +46,7 @@ pub struct NodeSettings {
     pub underlay_mtu: u32,
     /// Configured MTU for tunnel devices and pods; derived from the underlay when unset.
     pub mtu: Option<u32>,
-    /// Accept routes to pool addresses from mesh and reflector peers only when the
-    /// advertising node owns them per IPAM.
+    /// Hold routes to pool addresses to IPAM ownership (`ipam::ownership`).
     pub check_ownership: bool,
 }
 
@@ -65,18 +64,30 @@ pub struct Desired {
     /// Configuration that keeps part of the desired state from being built (a
     /// VXLAN pool while this node has no VTEP, ...), for the log and status.
     pub problems: Vec<String>,
-    /// Who owns what, for the speaker's import hook.
-    pub owners: Owners,
+    /// Who owns what and what each peer is, for the speaker's import hook.
+    pub judge: Judge,
 }
 
-/// Computes the desired state of node `settings.name`.
-pub fn compute(cluster: &Cluster, settings: &NodeSettings, best: &Paths) -> Desired {
-    let ipam = Ipam::new(cluster);
+/// Computes the desired state of node `settings.name`, whose BGP peers are
+/// `roles`.
+pub fn compute(
+    cluster: &Cluster,
+    settings: &NodeSettings,
+    best: &Paths,
+    roles: BTreeMap<IpAddr, PeerRole>,
+) -> Desired {
+    let ipam = cluster.ipam();
     let mut desired = Desired::default();
     let tunnels = devices::tunnels(cluster, settings, &mut desired);
-    let owners = Owners::new(cluster, &ipam, settings.check_ownership);
-    remote::learned(cluster, &owners, settings, &tunnels, best, &mut desired);
-    desired.owners = owners;
+    let owners = Owners::new(
+        cluster.pools.values(),
+        &ipam,
+        cluster.nodes.values(),
+        settings.check_ownership,
+    );
+    let judge = Judge { owners, roles };
+    remote::learned(cluster, &judge, settings, &tunnels, best, &mut desired);
+    desired.judge = judge;
     remote::vxlan(cluster, &ipam, settings, &tunnels, &mut desired);
     // Last: a local route wins over anything learned for the same destination.
     local::routes(&ipam, &settings.name, &mut desired.dataplane);

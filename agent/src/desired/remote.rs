@@ -1,7 +1,8 @@
 //! Routes to other nodes' pods (blocks and borrowed /32s) and to what routers
 //! announce.
 //!
-//! - Pools without VXLAN: from BGP best paths that pass the import check, through
+//! - Pools without VXLAN: from BGP best paths that pass the ownership rule (the
+//!   speaker selected them by it; checked again here against this view), through
 //!   the next hop directly, or over `tunl0 onlink` when the pool's IPIP mode says
 //!   so (`Always`, or `CrossSubnet` and the next hop is off this node's subnet).
 //!   Several equal best paths make an ECMP route.
@@ -15,10 +16,9 @@ use std::net::IpAddr;
 use api::resources::{EncapsulationMode, IPPool};
 use ipnet::IpNet;
 
-use super::cluster::{Cluster, Ipam};
+use super::cluster::{Cluster, View};
 use super::devices::Tunnels;
-use super::import::{Owners, Rejection};
-use super::{Desired, NodeSettings, Paths};
+use super::{Desired, Judge, NodeSettings, Paths};
 use crate::dataplane::{IPIP_DEVICE, Mac, NextHop, Route, VXLAN_DEVICE, Vtep};
 
 fn uses_vxlan(pool: &IPPool) -> bool {
@@ -28,7 +28,7 @@ fn uses_vxlan(pool: &IPPool) -> bool {
 /// Routes from the speaker's best paths.
 pub(super) fn learned(
     cluster: &Cluster,
-    owners: &Owners,
+    judge: &Judge,
     settings: &NodeSettings,
     tunnels: &Tunnels,
     best: &Paths,
@@ -46,13 +46,8 @@ pub(super) fn learned(
             if path.source.peer.is_none() || own.contains(&path.next_hop) {
                 continue;
             }
-            if let Err(refusal) = owners.check(prefix, path) {
-                desired.rejected.push(Rejection {
-                    prefix,
-                    next_hop: Some(path.next_hop),
-                    peer: path.source.peer,
-                    refusal,
-                });
+            if let Err(rejection) = judge.check(prefix, path.next_hop, path.source.peer) {
+                desired.rejected.push(rejection);
                 continue;
             }
             let mode = pool.map_or(EncapsulationMode::Never, |p| p.spec.ipip_mode);
@@ -86,7 +81,7 @@ fn next_hop(mode: EncapsulationMode, gateway: IpAddr, tunnels: &Tunnels) -> Next
 /// Routes and VTEP entries for VXLAN pools, from the datastore.
 pub(super) fn vxlan(
     cluster: &Cluster,
-    ipam: &Ipam<'_>,
+    ipam: &View<'_>,
     settings: &NodeSettings,
     tunnels: &Tunnels,
     desired: &mut Desired,

@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use ipam::table::attr;
 
 use super::cluster::Cluster;
-use super::{NodeSettings, Paths};
+use super::{NodeSettings, Paths, PeerRole};
 
 pub fn net(s: &str) -> IpNet {
     s.parse().unwrap()
@@ -163,7 +163,23 @@ pub fn learned(from: &str, next_hop: &str, internal: bool) -> Path {
         next_hop: ip(next_hop),
         path_id: None,
         stale: false,
+        eligible: true,
     }
+}
+
+/// What the peers of `best` are: nodes for iBGP paths, routers for the others.
+pub fn roles(best: &Paths) -> BTreeMap<IpAddr, PeerRole> {
+    best.values()
+        .flatten()
+        .filter_map(|path| {
+            let role = if path.source.internal {
+                PeerRole::Node
+            } else {
+                PeerRole::Router
+            };
+            Some((path.source.peer?, role))
+        })
+        .collect()
 }
 
 /// Best paths: each prefix with its ECMP set.

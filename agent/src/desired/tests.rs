@@ -7,6 +7,11 @@ use super::testing::*;
 use super::*;
 use crate::dataplane::{IPIP_DEVICE, Mac, NextHop, RouteTarget, VXLAN_DEVICE, Vtep};
 
+/// [`super::compute`] with the peers of `best` as [`roles`] gives them.
+fn compute(cluster: &Cluster, settings: &NodeSettings, best: &Paths) -> Desired {
+    super::compute(cluster, settings, best, roles(best))
+}
+
 /// Nodes a (192.0.2.10) and b (192.0.2.11) on one subnet, c (198.51.100.12) behind
 /// a router; pool 10.244.0.0/16; a, b and c own one block each.
 fn cluster(ipip: EncapsulationMode) -> Cluster {

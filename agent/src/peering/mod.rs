@@ -1,9 +1,9 @@
-//! The agent's side of BGP: which sessions to have ([`plan`]), and bringing the
-//! embedded speaker to them and to the export set one change at a time
-//! ([`wiring`]).
+//! The agent's side of BGP: which sessions to have ([`plan`], with the passwords
+//! [`passwords`] reads off the loop), and bringing the embedded speaker to them
+//! and to the export set one change at a time ([`wiring`]).
 
 pub mod filters;
-pub mod hook;
+pub mod passwords;
 pub mod plan;
 pub mod wiring;
 

@@ -16,14 +16,16 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use api::resources::{BGPPeer, BgpPassword, NextHopMode, Node, SourceAddress};
+use api::resources::{
+    BGPFilter, BGPPeer, BGPPeerSpec, BgpPassword, NextHopMode, Node, SourceAddress,
+};
 use bgp::rib::NextHopMode as Hop;
 use bgp::session::GracefulRestartConfig;
-use bgp::speaker::{PeerConfig, Policy, SpeakerConfig};
+use bgp::speaker::{DEFAULT_MAX_PREFIXES, PeerConfig, Policy, SpeakerConfig};
 use bgp::transport::TtlPolicy;
 
 use super::filters::{self, Direction};
-use crate::desired::Cluster;
+use crate::desired::{Cluster, PeerRole};
 
 /// What `node status` calls a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -52,6 +54,8 @@ pub struct Peering {
     pub kind: PeerKind,
     /// The `BGPPeer` it comes from, or the peer node's name for the mesh.
     pub source: String,
+    /// What the peer is, for the ownership rule.
+    pub role: PeerRole,
     pub config: PeerConfig,
 }
 
@@ -62,6 +66,13 @@ pub struct DesiredBgp {
     pub peers: BTreeMap<IpAddr, Peering>,
     /// What was left out, and why.
     pub problems: Vec<String>,
+}
+
+impl DesiredBgp {
+    /// What each peer is, by address.
+    pub fn roles(&self) -> BTreeMap<IpAddr, PeerRole> {
+        self.peers.iter().map(|(a, p)| (*a, p.role)).collect()
+    }
 }
 
 /// Graceful-restart time when the cluster does not set one (BIRD's and Calico's).
@@ -128,12 +139,13 @@ pub fn plan(
     };
     let me_node = Local {
         node,
+        cluster,
         cluster_as,
         local_as,
     };
     if config.node_to_node_mesh_enabled.unwrap_or(true) {
         let password = match config.node_mesh_password.as_ref().map(passwords) {
-            Some(Ok(key)) => Some(key),
+            Some(Ok(key)) => Some(key.into()),
             Some(Err(error)) => {
                 plan.problems
                     .push(format!("nodeMeshPassword: {error}: no mesh sessions"));
@@ -143,7 +155,8 @@ pub fn plan(
         };
         for other in cluster.nodes.values().filter(|n| n.metadata.name != me) {
             for (remote, local) in shared_families(node, other) {
-                let mut peer = me_node.session(remote, node_as(other, cluster_as), local);
+                let role = node_role(other);
+                let mut peer = me_node.session(remote, node_as(other, cluster_as), local, role);
                 peer.port = cluster
                     .bgp_configuration(&other.metadata.name)
                     .listen_port
@@ -154,6 +167,7 @@ pub fn plan(
                     Peering {
                         kind: PeerKind::Mesh,
                         source: other.metadata.name.clone(),
+                        role,
                         config: peer,
                     },
                 );
@@ -161,7 +175,7 @@ pub fn plan(
         }
     }
     for resource in cluster.bgp_peers.values() {
-        for peering in bgp_peer(cluster, &me_node, resource, passwords, &mut plan.problems) {
+        for peering in bgp_peer(&me_node, resource, passwords, &mut plan.problems) {
             plan.peers.insert(peering.config.address, peering);
         }
     }
@@ -171,20 +185,35 @@ pub fn plan(
 /// This node, as sessions need it.
 struct Local<'a> {
     node: &'a Node,
+    cluster: &'a Cluster,
     cluster_as: u32,
     local_as: u32,
 }
 
 impl Local<'_> {
-    /// A session with the defaults every peering shares.
-    fn session(&self, remote: IpAddr, remote_as: u32, local: Option<IpAddr>) -> PeerConfig {
+    /// A session with the defaults every peering shares, to a peer that is `role`.
+    fn session(
+        &self,
+        remote: IpAddr,
+        remote_as: u32,
+        local: Option<IpAddr>,
+        role: PeerRole,
+    ) -> PeerConfig {
+        let reflector = role == PeerRole::Reflector;
         PeerConfig {
             local_address: local,
             ttl: TtlPolicy::Hops(MULTIHOP_TTL),
-            // Import checks happen in the agent (pools, ownership); export is what
-            // the agent originates. Explicit, so eBGP sessions work (RFC 8212).
+            // Import checks happen in the agent's hook (the ownership rule);
+            // export is what the agent originates. Explicit, so eBGP sessions work
+            // (RFC 8212).
             import: Some(Policy::Accept),
             export: Some(Policy::Accept),
+            max_prefixes: Some(DEFAULT_MAX_PREFIXES),
+            keep_reflection_attributes: reflector,
+            // Every path a reflector has, so a refused best has a fallback.
+            add_path_receive: reflector,
+            // Towards the cluster, learned routes go only where this node reflects.
+            export_learned: role != PeerRole::Router && self.reflector().is_some(),
             ..PeerConfig::new(remote, Some(remote_as))
         }
     }
@@ -198,148 +227,208 @@ impl Local<'_> {
     }
 }
 
+/// Where one `BGPPeer` takes this node: an address, its AS, the port, and the
+/// node there when it is one.
+struct Target<'a> {
+    address: IpAddr,
+    remote_as: u32,
+    port: Option<u16>,
+    node: Option<&'a Node>,
+}
+
+/// What one `BGPPeer`'s sessions share: the password and the filters it names.
+struct Shared<'a> {
+    password: Option<bgp::transport::Md5Key>,
+    filters: Vec<&'a BGPFilter>,
+}
+
 /// The sessions one `BGPPeer` gives this node.
 fn bgp_peer(
-    cluster: &Cluster,
     me: &Local<'_>,
     resource: &BGPPeer,
     passwords: &Passwords<'_>,
     problems: &mut Vec<String>,
 ) -> Vec<Peering> {
-    let spec = &resource.spec;
+    let targets = targets(me, &resource.spec);
+    if targets.is_empty() {
+        return Vec::new();
+    }
     let name = &resource.metadata.name;
-    let selects = |node: &Node| match (&spec.node, &spec.node_selector) {
-        (Some(only), _) => *only == node.metadata.name,
-        (None, Some(selector)) => selector.matches(&node.metadata.labels),
-        (None, None) => true,
-    };
-    let kind = if spec.node.is_some() || spec.node_selector.is_some() {
+    let kind = if resource.spec.node.is_some() || resource.spec.node_selector.is_some() {
         PeerKind::NodeSpecific
     } else {
         PeerKind::Global
     };
-    // (remote address, remote AS, port, remote node when it is one)
-    let mut targets: Vec<(IpAddr, u32, Option<u16>, Option<&Node>)> = Vec::new();
-    if selects(me.node) {
-        match (&spec.peer_ip, &spec.peer_selector) {
-            (Some(address), _) => {
-                let remote_as = spec.as_number.map_or(me.cluster_as, |a| a.0);
-                targets.push((address.ip, remote_as, address.port, None));
-            }
-            (None, Some(selector)) => {
-                for other in cluster.nodes.values() {
-                    if other.metadata.name != me.name() && selector.matches(&other.metadata.labels)
-                    {
-                        add_node_targets(me, other, &mut targets);
-                    }
-                }
-            }
-            (None, None) => {}
-        }
-    }
-    // The other side of a peerSelector peering.
-    if let Some(selector) = &spec.peer_selector
-        && selector.matches(&me.node.metadata.labels)
-    {
-        for other in cluster.nodes.values() {
-            if other.metadata.name != me.name() && selects(other) {
-                add_node_targets(me, other, &mut targets);
-            }
-        }
-    }
-    if targets.is_empty() {
-        return Vec::new();
-    }
-    let password = match spec.password.as_ref().map(passwords) {
-        Some(Ok(key)) => Some(key),
-        Some(Err(error)) => {
-            problems.push(format!(
-                "BGPPeer {name:?}: spec.password: {error}: not peering"
-            ));
+    let shared = match shared(me.cluster, &resource.spec, passwords) {
+        Ok(shared) => shared,
+        Err(problem) => {
+            problems.push(format!("BGPPeer {name:?}: {problem}: not peering"));
             return Vec::new();
         }
-        None => None,
     };
-    let mut filters = Vec::new();
-    for (i, wanted) in spec.filters.iter().enumerate() {
-        match cluster.bgp_filters.get(wanted) {
-            Some(filter) => filters.push(filter),
-            None => {
-                problems.push(format!(
-                    "BGPPeer {name:?}: spec.filters[{i}]: no BGPFilter {wanted:?}: not peering"
-                ));
-                return Vec::new();
-            }
-        }
-    }
-    if spec.max_restart_time.is_some() {
+    if resource.spec.max_restart_time.is_some() {
         problems.push(format!(
             "BGPPeer {name:?}: spec.maxRestartTime is not supported per peer yet; the \
              cluster's graceful-restart time applies"
         ));
     }
     let mut peerings = Vec::new();
-    for (address, remote_as, port, remote_node) in targets {
-        let local = match spec.source_address {
-            SourceAddress::UseNodeIP => own_address(me.node, address.is_ipv4()),
-            SourceAddress::None => None,
-        };
-        let mut config = me.session(address, remote_as, local);
-        config.port = port.unwrap_or(179);
-        config.md5_key.clone_from(&password);
-        if let Some(hops) = spec.ttl_security {
-            config.ttl = TtlPolicy::Security { hops };
-        }
-        config.next_hop = match spec.next_hop_mode {
-            NextHopMode::Auto => Hop::Auto,
-            NextHopMode::SelfHop => Hop::SelfAlways,
-            NextHopMode::Keep => Hop::Unchanged,
-        };
-        config.allowas_in = spec.num_allowed_local_as_numbers.map_or(0, usize::from);
-        config.keepalive = spec.keepalive_time.map(|d| d.0);
-        let external = remote_as != me.local_as;
-        let compiled = filters::compile(&filters, Direction::Import, external).and_then(|import| {
-            Ok((
-                import,
-                filters::compile(&filters, Direction::Export, external)?,
-            ))
-        });
-        match compiled {
-            Ok((import, export)) => {
-                config.import_filter = import;
-                config.export_filter = export;
-            }
+    for target in targets {
+        match session(me, &resource.spec, &shared, &target) {
+            Ok((role, config)) => peerings.push(Peering {
+                kind,
+                source: name.clone(),
+                role,
+                config,
+            }),
             Err(problem) => {
                 problems.push(format!("BGPPeer {name:?}: {problem}: not peering"));
                 return Vec::new();
             }
         }
-        // A reflector's peers outside its cluster are its clients.
-        config.rr_client = me.reflector().is_some()
-            && remote_node.is_some_and(|other| {
-                other
-                    .spec
-                    .bgp
-                    .as_ref()
-                    .and_then(|b| b.route_reflector_cluster_id)
-                    != me.reflector()
-            });
-        peerings.push(Peering {
-            kind,
-            source: name.clone(),
-            config,
-        });
     }
     peerings
 }
 
-fn add_node_targets<'a>(
+/// Where a `BGPPeer` takes this node: to `peerIP`, or to the nodes `peerSelector`
+/// matches, when it selects this node; to the selecting nodes when this node is
+/// the one `peerSelector` matches (the other side of the peering).
+fn targets<'a>(me: &Local<'a>, spec: &BGPPeerSpec) -> Vec<Target<'a>> {
+    let selects = |node: &Node| match (&spec.node, &spec.node_selector) {
+        (Some(only), _) => *only == node.metadata.name,
+        (None, Some(selector)) => selector.matches(&node.metadata.labels),
+        (None, None) => true,
+    };
+    let others = || {
+        me.cluster
+            .nodes
+            .values()
+            .filter(|other| other.metadata.name != me.name())
+    };
+    let mut targets = Vec::new();
+    if selects(me.node) {
+        match (&spec.peer_ip, &spec.peer_selector) {
+            (Some(address), _) => targets.push(Target {
+                address: address.ip,
+                remote_as: spec.as_number.map_or(me.cluster_as, |a| a.0),
+                port: address.port,
+                node: others().find(|n| own_addresses(n).contains(&address.ip)),
+            }),
+            (None, Some(selector)) => {
+                for other in others().filter(|n| selector.matches(&n.metadata.labels)) {
+                    add_node_targets(me, other, &mut targets);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    if let Some(selector) = &spec.peer_selector
+        && selector.matches(&me.node.metadata.labels)
+    {
+        for other in others().filter(|n| selects(n)) {
+            add_node_targets(me, other, &mut targets);
+        }
+    }
+    targets
+}
+
+/// The password and filters of a `BGPPeer`, or what is wrong with them.
+fn shared<'a>(
+    cluster: &'a Cluster,
+    spec: &BGPPeerSpec,
+    passwords: &Passwords<'_>,
+) -> Result<Shared<'a>, String> {
+    let password = match spec.password.as_ref().map(passwords) {
+        Some(Ok(key)) => Some(key.into()),
+        Some(Err(error)) => return Err(format!("spec.password: {error}")),
+        None => None,
+    };
+    let mut filters = Vec::new();
+    for (i, wanted) in spec.filters.iter().enumerate() {
+        let filter = cluster
+            .bgp_filters
+            .get(wanted)
+            .ok_or_else(|| format!("spec.filters[{i}]: no BGPFilter {wanted:?}"))?;
+        filters.push(filter);
+    }
+    Ok(Shared { password, filters })
+}
+
+/// One session of a `BGPPeer`, and what its peer is.
+fn session(
     me: &Local<'_>,
-    other: &'a Node,
-    targets: &mut Vec<(IpAddr, u32, Option<u16>, Option<&'a Node>)>,
-) {
+    spec: &BGPPeerSpec,
+    shared: &Shared<'_>,
+    target: &Target<'_>,
+) -> Result<(PeerRole, PeerConfig), String> {
+    // By what the peer is: a node, or an iBGP peer of the cluster's own AS (as
+    // the BGPPeer, written by the cluster's operator, says) that is no node.
+    let role = match target.node {
+        Some(node) => node_role(node),
+        None if target.remote_as == me.cluster_as => PeerRole::Reflector,
+        None => PeerRole::Router,
+    };
+    let local = match spec.source_address {
+        SourceAddress::UseNodeIP => own_address(me.node, target.address.is_ipv4()),
+        SourceAddress::None => None,
+    };
+    let mut config = me.session(target.address, target.remote_as, local, role);
+    config.port = target.port.unwrap_or(179);
+    config.md5_key.clone_from(&shared.password);
+    if let Some(hops) = spec.ttl_security {
+        config.ttl = TtlPolicy::Security { hops };
+    }
+    config.next_hop = match spec.next_hop_mode {
+        NextHopMode::Auto => Hop::Auto,
+        NextHopMode::SelfHop => Hop::SelfAlways,
+        NextHopMode::Keep => Hop::Unchanged,
+    };
+    config.allowas_in = spec.num_allowed_local_as_numbers.map_or(0, usize::from);
+    config.keepalive = spec.keepalive_time.map(|d| d.0);
+    if let Some(limit) = spec.max_prefixes {
+        // 0: no limit.
+        config.max_prefixes = (limit > 0).then_some(limit as usize);
+    }
+    if role == PeerRole::Router {
+        config.export_learned = spec.advertise_learned_routes;
+    }
+    let external = target.remote_as != me.local_as;
+    config.import_filter = filters::compile(&shared.filters, Direction::Import, external)?;
+    config.export_filter = filters::compile(&shared.filters, Direction::Export, external)?;
+    // A reflector's peers outside its cluster are its clients.
+    config.rr_client = me.reflector().is_some()
+        && target.node.is_some_and(|other| {
+            other
+                .spec
+                .bgp
+                .as_ref()
+                .and_then(|b| b.route_reflector_cluster_id)
+                != me.reflector()
+        });
+    Ok((role, config))
+}
+
+/// A node is a reflector when it has a cluster id.
+fn node_role(node: &Node) -> PeerRole {
+    match node
+        .spec
+        .bgp
+        .as_ref()
+        .and_then(|b| b.route_reflector_cluster_id)
+    {
+        Some(_) => PeerRole::Reflector,
+        None => PeerRole::Node,
+    }
+}
+
+fn add_node_targets<'a>(me: &Local<'_>, other: &'a Node, targets: &mut Vec<Target<'a>>) {
     for (remote, _) in shared_families(me.node, other) {
-        targets.push((remote, node_as(other, me.cluster_as), None, Some(other)));
+        targets.push(Target {
+            address: remote,
+            remote_as: node_as(other, me.cluster_as),
+            port: None,
+            node: Some(other),
+        });
     }
 }
 
@@ -352,6 +441,14 @@ fn shared_families(me: &Node, other: &Node) -> Vec<(IpAddr, Option<IpAddr>)> {
             let local = own_address(me, ipv4)?;
             Some((remote, Some(local)))
         })
+        .collect()
+}
+
+/// A node's BGP addresses.
+fn own_addresses(node: &Node) -> Vec<IpAddr> {
+    [true, false]
+        .into_iter()
+        .filter_map(|ipv4| own_address(node, ipv4))
         .collect()
 }
 

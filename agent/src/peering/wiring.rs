@@ -125,6 +125,7 @@ mod tests {
                     let peering = Peering {
                         kind: PeerKind::Mesh,
                         source: (*address).into(),
+                        role: crate::desired::PeerRole::Node,
                         config,
                     };
                     (ip(address), peering)

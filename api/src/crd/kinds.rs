@@ -157,6 +157,8 @@ object_schema!(BGPPeerSpec {
     "ttlSecurity": Option<u8>,
     "numAllowedLocalASNumbers": Option<u8>,
     "filters": Vec<String>,
+    "maxPrefixes": Option<u32>,
+    "advertiseLearnedRoutes": bool,
 });
 
 object_schema!(BGPFilterSpec {

@@ -199,6 +199,26 @@ pub enum WatchEvent<T> {
     },
 }
 
+impl<R: Resource> WatchEvent<R> {
+    /// Applies the event to a cache of the kind's objects by name.
+    pub fn apply_to(self, objects: &mut std::collections::BTreeMap<String, R>) {
+        match self {
+            WatchEvent::Added(object) | WatchEvent::Modified(object) => {
+                objects.insert(object.name().to_owned(), object);
+            }
+            WatchEvent::Deleted(object) => {
+                objects.remove(object.name());
+            }
+            WatchEvent::Resync { objects: all, .. } => {
+                *objects = all
+                    .into_iter()
+                    .map(|object| (object.name().to_owned(), object))
+                    .collect();
+            }
+        }
+    }
+}
+
 impl WatchEvent<Record> {
     /// The event as resources. An object that cannot be read is skipped and
     /// reported (`None`), except the last state of a deleted one: that is an error,

@@ -289,6 +289,22 @@ fn every_kind_reports_the_path_and_value_of_what_is_wrong() {
 }
 
 #[test]
+fn hardening_an_inline_bgp_password_is_not_echoed_in_the_decode_error() {
+    let peer = "apiVersion: tabby.dev/v1
+kind: BGPPeer
+metadata:
+  name: tor
+spec:
+  peerIP: 192.0.2.1
+  asNumber: 65000
+  password: s3cret-key
+";
+    let error = error_of::<BGPPeer>(peer);
+    assert!(!error.contains("s3cret-key"), "{error}");
+    assert!(error.contains("password"), "{error}");
+}
+
+#[test]
 fn a_block_name_spells_its_cidr_both_ways() {
     for text in ["10.0.0.64/26", "fd00::40/122", "::/122", "fd00:1::/64"] {
         let cidr: Cidr = text.parse().unwrap();

@@ -314,7 +314,7 @@ string_serde!(
 );
 
 /// A key in a Kubernetes Secret, as Calico references BGP passwords.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretKeyRef {
     pub name: String,
@@ -322,8 +322,11 @@ pub struct SecretKeyRef {
 }
 
 /// A BGP (TCP MD5) password: from a Secret (Kubernetes) or from a file on the node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// It holds no key, only where the key is; but a key written here by mistake
+/// (`password: s3cret`) must not reach a log, so a value of the wrong shape is
+/// refused without being repeated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BgpPassword {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key_ref: Option<SecretKeyRef>,
@@ -331,14 +334,39 @@ pub struct BgpPassword {
     pub file: Option<String>,
 }
 
+impl<'de> Deserialize<'de> for BgpPassword {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        struct Written {
+            #[serde(default)]
+            secret_key_ref: Option<SecretKeyRef>,
+            #[serde(default)]
+            file: Option<String>,
+        }
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let written: Written = serde_json::from_value(value).map_err(|_| {
+            serde::de::Error::custom(
+                "must be {secretKeyRef: {name, key}} or {file: /absolute/path}; what is \
+                 written is not repeated, as it may be a password",
+            )
+        })?;
+        Ok(Self {
+            secret_key_ref: written.secret_key_ref,
+            file: written.file,
+        })
+    }
+}
+
 impl BgpPassword {
     pub(super) fn validate(&self, path: &str) -> Result<(), ValidationError> {
         match (&self.secret_key_ref, &self.file) {
             (Some(_), None) => Ok(()),
             (None, Some(file)) if file.starts_with('/') => Ok(()),
-            (None, Some(file)) => Err(ValidationError::new(
+            // Not repeated: it may be a password written in the wrong place.
+            (None, Some(_)) => Err(ValidationError::rendered(
                 format!("{path}.file"),
-                file,
+                "(not shown)",
                 "is not an absolute path",
             )),
             (Some(_), Some(file)) => Err(ValidationError::new(

@@ -16,11 +16,13 @@ pub fn equal_cost(a: &impl Candidate, b: &impl Candidate) -> bool {
     equal_cost_order(a, b) == Ordering::Equal
 }
 
-/// Steps that decide which path is better (a to e of 9.1.2.2, with stale paths
-/// losing to fresh ones and preference for non-stale under graceful restart).
+/// Steps that decide which path is better (a to e of 9.1.2.2, after the paths
+/// the owner refused, which are never selected, and stale paths losing to fresh
+/// ones under graceful restart).
 fn equal_cost_order(a: &impl Candidate, b: &impl Candidate) -> Ordering {
-    a.stale()
-        .cmp(&b.stale())
+    b.eligible()
+        .cmp(&a.eligible())
+        .then_with(|| a.stale().cmp(&b.stale()))
         // a) highest LOCAL_PREF.
         .then_with(|| b.local_pref().cmp(&a.local_pref()))
         // b) shortest AS path.
@@ -99,6 +101,7 @@ mod tests {
             next_hop: IpAddr::V4(Ipv4Addr::new(10, 0, 0, from)),
             path_id: None,
             stale: false,
+            eligible: true,
         }
     }
 

@@ -43,6 +43,11 @@ pub struct Path {
     /// Kept from a restarting peer until it re-announces or its time runs out
     /// (graceful restart, RFC 4724).
     pub stale: bool,
+    /// May be selected. The owner's import hook refuses a path it will not
+    /// forward on (like a next hop that does not resolve, RFC 4271 9.1.2): it
+    /// stays in the table, never best, so the next valid path is chosen, and is
+    /// judged again when the owner asks (see `Request::Revalidate`).
+    pub eligible: bool,
 }
 
 /// What the decision process and the export rules read of a path: [`Path`], and
@@ -53,6 +58,7 @@ pub trait Candidate {
     fn next_hop(&self) -> IpAddr;
     fn path_id(&self) -> Option<u32>;
     fn stale(&self) -> bool;
+    fn eligible(&self) -> bool;
 
     fn local_pref(&self) -> u32 {
         // RFC 4271 5.1.5: a speaker's default for routes without LOCAL_PREF.
@@ -100,5 +106,9 @@ impl Candidate for Path {
 
     fn stale(&self) -> bool {
         self.stale
+    }
+
+    fn eligible(&self) -> bool {
+        self.eligible
     }
 }

@@ -59,6 +59,8 @@ pub enum Touched {
 
 const HAS_PATH_ID: u8 = 1;
 const STALE: u8 = 2;
+/// Refused by the owner's hook: kept, never selected (see [`Path::eligible`]).
+const INELIGIBLE: u8 = 4;
 
 /// A path as the table stores it: 20 bytes of numbers.
 #[derive(Debug, Clone)]
@@ -78,6 +80,10 @@ impl Stored {
 
     fn stale(&self) -> bool {
         self.flags & STALE != 0
+    }
+
+    fn eligible(&self) -> bool {
+        self.flags & INELIGIBLE == 0
     }
 
     fn key(&self) -> (SourceId, Option<u32>) {
@@ -192,6 +198,7 @@ impl<'a> PathRef<'a> {
             next_hop: self.next_hop,
             path_id: self.stored.path_id(),
             stale: self.stored.stale(),
+            eligible: self.stored.eligible(),
         }
     }
 }
@@ -215,6 +222,10 @@ impl Candidate for PathRef<'_> {
 
     fn stale(&self) -> bool {
         self.stored.stale()
+    }
+
+    fn eligible(&self) -> bool {
+        self.stored.eligible()
     }
 }
 
@@ -244,9 +255,10 @@ impl<'a> Context<'a> {
         compare(&self.view(a), &self.view(b))
     }
 
-    /// How many paths, from the first, form the best (ECMP) set.
+    /// How many paths, from the first, form the best (ECMP) set: none when even
+    /// the first is ineligible.
     fn ecmp_len(self, paths: &'a [Stored]) -> usize {
-        let Some(best) = paths.first() else {
+        let Some(best) = paths.first().filter(|p| p.eligible()) else {
             return 0;
         };
         let best = self.view(best);
@@ -343,7 +355,8 @@ impl Rib {
         self.slots.len()
     }
 
-    /// Adds or replaces the path from `source` with `path_id`.
+    /// Adds or replaces the path from `source` with `path_id`; an ineligible one
+    /// is kept but never selected.
     pub fn announce(
         &mut self,
         prefix: IpNet,
@@ -351,6 +364,7 @@ impl Rib {
         attributes: &Arc<Attributes>,
         next_hop: IpAddr,
         path_id: Option<u32>,
+        eligible: bool,
     ) {
         let next_hop = self.next_hops.acquire(&next_hop);
         let attributes = self.sets.acquire_by(&Address(Arc::as_ptr(attributes)), || {
@@ -361,7 +375,8 @@ impl Rib {
             source,
             next_hop,
             path_id: path_id.unwrap_or(0),
-            flags: if path_id.is_some() { HAS_PATH_ID } else { 0 },
+            flags: if path_id.is_some() { HAS_PATH_ID } else { 0 }
+                | if eligible { 0 } else { INELIGIBLE },
         };
         let hash = self.hash(&prefix);
         let found = self.lookup(hash, &prefix);
@@ -461,6 +476,8 @@ impl Rib {
                 paths.sort_by(|a, b| context.compare(a, b));
                 Vec::new()
             });
+            // For peers sent every path, when the best set stayed as it was.
+            self.journal.push(Touched::Paths(slot as SlotId));
         }
     }
 
@@ -469,6 +486,37 @@ impl Rib {
     pub fn sweep_stale(&mut self, source: SourceId) {
         if self.path_count(source) > 0 {
             self.retain_paths(source, |p| !p.stale());
+        }
+    }
+
+    /// Asks `judge` again, for every learned path, whether it may be selected,
+    /// and reorders the prefixes whose answer changed (the owner's view behind
+    /// its import hook changed).
+    pub fn revalidate(&mut self, mut judge: impl FnMut(IpNet, PathRef<'_>) -> bool) {
+        let mut verdicts = Vec::new();
+        for slot in 0..self.slots.len() {
+            let context = self.context();
+            let entry = &self.slots[slot];
+            verdicts.clear();
+            verdicts.extend(
+                entry
+                    .paths
+                    .as_slice()
+                    .iter()
+                    .map(|p| p.source == LOCAL || judge(entry.prefix, context.view(p))),
+            );
+            let paths = entry.paths.as_slice();
+            if paths.iter().zip(&verdicts).all(|(p, v)| p.eligible() == *v) {
+                continue;
+            }
+            self.edit_slot(slot as SlotId, |context, paths| {
+                for (path, eligible) in paths.iter_mut().zip(&verdicts) {
+                    path.flags =
+                        (path.flags & !INELIGIBLE) | if *eligible { 0 } else { INELIGIBLE };
+                }
+                paths.sort_by(|a, b| context.compare(a, b));
+                Vec::new()
+            });
         }
     }
 

@@ -36,5 +36,6 @@ pub fn path(source: &Arc<Source>, as_path: &[u32]) -> Path {
         }),
         path_id: None,
         stale: false,
+        eligible: true,
     }
 }

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use crate::codec::AddPathMode;
 use crate::rib::{Filter, FilterError, NextHopMode};
 use crate::session::{GracefulRestartConfig, SessionConfig};
-use crate::transport::{Endpoint, TtlPolicy};
+use crate::transport::{Endpoint, Md5Key, TtlPolicy};
 
 /// The speaker as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +89,11 @@ impl SpeakerConfig {
 /// Short on purpose: while it runs, routes learned since the restart are not yet
 /// in the FIB or passed on (FRR waits 360 s, BIRD 240 s by default).
 pub const DEFAULT_SELECTION_DEFERRAL: Duration = Duration::from_secs(5);
+/// The prefix limit tabby's daemons give every session they create unless told
+/// otherwise: a 1,000-node cluster with ten blocks per node (IPv4 and IPv6), a
+/// path or two per prefix through reflectors and a few thousand borrowed /32s
+/// stays far below it; a peer leaking a full Internet table does not.
+pub const DEFAULT_MAX_PREFIXES: usize = 100_000;
 /// How long a peer that sent too many prefixes waits before it may come back.
 pub const DEFAULT_MAX_PREFIXES_RESTART: Duration = Duration::from_secs(60);
 
@@ -132,7 +137,7 @@ pub struct PeerConfig {
     /// path, loop check, iBGP or eBGP), as when replacing another router.
     pub local_as: Option<u32>,
     pub local_address: Option<IpAddr>,
-    pub md5_key: Option<Vec<u8>>,
+    pub md5_key: Option<Md5Key>,
     pub ttl: TtlPolicy,
     pub passive: bool,
     pub rr_client: bool,
@@ -150,6 +155,14 @@ pub struct PeerConfig {
     pub add_path_send: bool,
     /// Offer IPv4 routes with IPv6 next hops (RFC 8950).
     pub extended_next_hop: bool,
+    /// The peer may send reflected routes (it is a route reflector, or a client
+    /// that reflects for others): its ORIGINATOR_ID and CLUSTER_LIST are kept.
+    /// Otherwise they are dropped on import: a speaker that reflects nothing has
+    /// no reason to send them, and one that does could pose as another router.
+    pub keep_reflection_attributes: bool,
+    /// Send the peer routes learned from other peers, not only the ones this
+    /// speaker originates.
+    pub export_learned: bool,
     pub hold_time: u16,
     pub keepalive: Option<Duration>,
     /// `None`: RFC 8212 — accept and send nothing over eBGP without an explicit
@@ -182,6 +195,8 @@ impl PeerConfig {
             add_path_receive: false,
             add_path_send: false,
             extended_next_hop: false,
+            keep_reflection_attributes: true,
+            export_learned: true,
             hold_time: crate::session::config::DEFAULT_HOLD_TIME,
             keepalive: None,
             import: None,
@@ -302,6 +317,27 @@ impl PeerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hardening_md5_keys_never_appear_in_debug_output() {
+        let mut peer = PeerConfig::new(IpAddr::from([192, 0, 2, 1]), Some(65000));
+        peer.md5_key = Some(b"s3cret-key".to_vec().into());
+        let range = ListenRange {
+            prefix: "192.0.2.0/24".parse().unwrap(),
+            max_sessions: 1,
+            template: peer.clone(),
+        };
+        for shown in [
+            format!("{peer:?}"),
+            format!("{range:?}"),
+            format!("{:?}", peer.endpoint()),
+        ] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            // Nor as the bytes' numbers (115 is 's').
+            assert!(!shown.contains("115, 51"), "{shown}");
+            assert!(shown.contains("redacted"), "{shown}");
+        }
+    }
 
     fn base() -> SpeakerConfig {
         SpeakerConfig {

@@ -20,9 +20,9 @@ use ipnet::IpNet;
 use tokio::sync::mpsc;
 
 use crate::codec::{AsPath, Attributes, Origin};
-use crate::rib::{Interner, LOCAL, LocalRouter, Rib, Source};
+use crate::rib::{Candidate, Interner, LOCAL, LocalRouter, Rib, Source};
 use crate::session::{Command, Event, Outgoing, SessionConfig, SessionStats};
-use crate::transport::{Endpoint, TtlPolicy};
+use crate::transport::{Endpoint, Md5Key, TtlPolicy};
 
 use super::config::SpeakerConfig;
 use super::export::{self, ExportClass, Scratch};
@@ -59,7 +59,7 @@ pub(crate) enum Output {
     /// Close the connection just accepted.
     Refuse,
     /// Set this TCP-MD5 key on the listener for connections from `peers`.
-    ListenerKey { peers: IpNet, key: Vec<u8> },
+    ListenerKey { peers: IpNet, key: Md5Key },
     /// Give [`Input::Timer`] at this time (`None`: no timer).
     Deadline(Option<Instant>),
     /// Every session was told to stop: wait for them, then end.
@@ -249,6 +249,13 @@ impl Core {
                 let _ = reply.send(routes);
             }
             Request::SetListenRanges(ranges) => self.set_listen_ranges(ranges),
+            Request::Revalidate => {
+                if let Some(hook) = &self.hooks.import {
+                    self.rib.revalidate(|prefix, path| {
+                        hook.eligible(path.source(), &prefix, path.next_hop(), path.attributes())
+                    });
+                }
+            }
             Request::Shutdown(message) => {
                 let peers: Vec<IpAddr> = self.peers.keys().copied().collect();
                 for address in peers {
@@ -265,7 +272,7 @@ impl Core {
         let attributes = self.interner.intern(attributes);
         let next_hop = IpAddr::from([0, 0, 0, 0]);
         self.rib
-            .announce(prefix.trunc(), LOCAL, &attributes, next_hop, None);
+            .announce(prefix.trunc(), LOCAL, &attributes, next_hop, None, true);
     }
 
     fn event(&mut self, token: u64, event: Event) {

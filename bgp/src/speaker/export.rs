@@ -65,6 +65,10 @@ impl Candidate for Rewritten<'_> {
     fn stale(&self) -> bool {
         self.path.stale()
     }
+
+    fn eligible(&self) -> bool {
+        self.path.eligible()
+    }
 }
 
 /// Routes sent together: the same exported attributes, next hop and family.
@@ -284,7 +288,7 @@ fn every_path(
     prefix: IpNet,
 ) {
     let mut now: Vec<u32> = Vec::new();
-    for path in rib.paths_at(slot) {
+    for path in rib.paths_at(slot).filter(|p| p.eligible()) {
         let Some(group) = exported(config, session, hooks, scratch, prefix, path) else {
             continue;
         };
@@ -329,6 +333,9 @@ fn exported(
 ) -> Option<usize> {
     // Never back to where it came from (RFC 4271 9.1.3; RFC 4456 8 for clients).
     if best.source().peer.is_some() && best.source().peer == session.source.peer {
+        return None;
+    }
+    if !config.export_learned && best.source().peer.is_some() {
         return None;
     }
     let decision = match &config.export_filter {

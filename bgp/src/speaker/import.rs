@@ -122,8 +122,13 @@ impl Core {
             return;
         }
         // The codec already dropped LOCAL_PREF and the reflection attributes of an
-        // external peer (RFC 7606 7.5, 7.9, 7.10).
-        let attributes = std::mem::take(&mut update.attributes);
+        // external peer (RFC 7606 7.5, 7.9, 7.10); these are a peer's that does
+        // not reflect.
+        let mut attributes = std::mem::take(&mut update.attributes);
+        if !peer.config.keep_reflection_attributes {
+            attributes.originator_id = None;
+            attributes.cluster_list.clear();
+        }
         let routes = Routes::of(&update);
         for (prefix, path_id) in routes.withdrawn() {
             self.rib.withdraw(prefix, source, path_id);
@@ -201,10 +206,19 @@ impl Core {
             };
             if unusable(route.next_hop, session.local) {
                 self.rib.withdraw(route.prefix, source, route.path_id);
-            } else {
-                self.rib
-                    .announce(route.prefix, source, set, route.next_hop, route.path_id);
+                continue;
             }
+            let eligible = self.hooks.import.as_ref().is_none_or(|hook| {
+                hook.eligible(&session.source, &route.prefix, route.next_hop, set)
+            });
+            self.rib.announce(
+                route.prefix,
+                source,
+                set,
+                route.next_hop,
+                route.path_id,
+                eligible,
+            );
         }
     }
 }

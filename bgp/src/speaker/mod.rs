@@ -35,10 +35,10 @@ mod task;
 mod tests;
 
 pub use config::{
-    DEFAULT_MAX_PREFIXES_RESTART, DEFAULT_SELECTION_DEFERRAL, ListenRange, PeerConfig,
-    PeerGracefulRestart, Policy, SpeakerConfig,
+    DEFAULT_MAX_PREFIXES, DEFAULT_MAX_PREFIXES_RESTART, DEFAULT_SELECTION_DEFERRAL, ListenRange,
+    PeerConfig, PeerGracefulRestart, Policy, SpeakerConfig,
 };
-pub use hooks::{ExportHook, Hooks, ImportHook, Verdict};
+pub use hooks::{ExportHook, Hooks, ImportHook, JudgeHook, Judgement, Verdict};
 pub use peer::PeerStatus;
 
 use std::net::IpAddr;
@@ -80,6 +80,9 @@ pub enum Request {
     /// Replaces the listen ranges. Dynamic peers accepted through a range that is
     /// gone or changed are stopped; the others keep their sessions.
     SetListenRanges(Vec<ListenRange>),
+    /// Asks the import hook again whether each learned path may be selected
+    /// (what it judges by changed); best paths change where the answer did.
+    Revalidate,
     /// Cease every session with this message and stop. The notices channel closes
     /// once every session has written its NOTIFICATION (or after
     /// [`SHUTDOWN_GRACE`]), so the owner may exit as soon as it does.

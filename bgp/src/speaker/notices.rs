@@ -73,8 +73,15 @@ impl Pending {
             let Some(prefix) = rib.prefix_at(slot) else {
                 continue;
             };
+            let paths: Vec<_> = rib.best_at(slot).map(|p| p.to_path()).collect();
+            // Only paths the owner's hook refused: nothing to forward on.
+            if paths.is_empty() {
+                if self.outbox.set_advertised(slot, false) {
+                    return Some(Notice::Best(Change::Withdrawn { prefix }));
+                }
+                continue;
+            }
             self.outbox.set_advertised(slot, true);
-            let paths = rib.best_at(slot).map(|p| p.to_path()).collect();
             return Some(Notice::Best(Change::Best { prefix, paths }));
         }
     }

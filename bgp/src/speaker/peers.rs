@@ -44,6 +44,7 @@ impl Core {
                 if old.export != peer.config.export
                     || old.export_filter != peer.config.export_filter
                     || old.next_hop != peer.config.next_hop
+                    || old.export_learned != peer.config.export_learned
                 {
                     let class = ExportClass::of(&peer.config, session);
                     session.class = class_id(&mut self.classes, class);
@@ -54,6 +55,7 @@ impl Core {
                 if old.import != peer.config.import
                     || old.import_filter != peer.config.import_filter
                     || old.allowas_in != peer.config.allowas_in
+                    || old.keep_reflection_attributes != peer.config.keep_reflection_attributes
                 {
                     self.out.extend(refresh(peer));
                 }

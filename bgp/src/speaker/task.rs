@@ -131,7 +131,7 @@ impl Task {
                     }
                 }
                 Output::Refuse => drop(stream.take()),
-                Output::ListenerKey { peers, key } => self.set_listener_key(peers, &key),
+                Output::ListenerKey { peers, key } => self.set_listener_key(peers, key.as_bytes()),
                 Output::Deadline(at) => self.deadline = at.map(Instant::from_std),
                 Output::Exit => exit = true,
             }

@@ -357,7 +357,7 @@ fn a_peer_over_its_prefix_limit_is_reset_kept_away_and_loses_its_routes() {
 fn with_range(max_sessions: usize) -> SpeakerConfig {
     let template = PeerConfig {
         ttl: TtlPolicy::Hops(64),
-        md5_key: Some(b"secret".to_vec()),
+        md5_key: Some(b"secret".to_vec().into()),
         ..PeerConfig::new(host(1), Some(AS))
     };
     SpeakerConfig {
@@ -388,7 +388,7 @@ fn a_listen_range_takes_dynamic_neighbours_up_to_its_cap_and_refuses_strangers()
     let out = core.handle(t0, Input::Start);
     assert!(out.iter().any(|o| matches!(
         o,
-        Output::ListenerKey { peers, key } if *peers == net("10.0.4.0/24") && key == b"secret"
+        Output::ListenerKey { peers, key } if *peers == net("10.0.4.0/24") && key.as_bytes() == b"secret"
     )));
     for from in ["10.0.4.2", "10.0.4.3"] {
         let out = connection(&mut core, t0, from);

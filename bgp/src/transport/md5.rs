@@ -18,6 +18,37 @@ pub const MAX_KEY_LEN: usize = libc::TCP_MD5SIG_MAXKEYLEN;
 /// `TCP_MD5SIG_FLAG_PREFIX`: the key covers `prefixlen` bits of the address.
 const FLAG_PREFIX: u8 = 1;
 
+/// A TCP-MD5 key: its bytes never show in `Debug` output (configurations and
+/// endpoints are logged).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Md5Key(Vec<u8>);
+
+impl Md5Key {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Md5Key {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for Md5Key {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+}
+
+impl std::fmt::Debug for Md5Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Md5Key(<redacted {} bytes>)", self.0.len())
+    }
+}
+
 /// Errors setting a key.
 #[derive(Debug, thiserror::Error)]
 pub enum Md5Error {
@@ -156,7 +187,7 @@ mod tests {
         let endpoint = Endpoint {
             remote: listener.local_addr().unwrap(),
             local: Some(local.parse().unwrap()),
-            md5_key: key.map(<[u8]>::to_vec),
+            md5_key: key.map(|k| k.to_vec().into()),
             ttl: TtlPolicy::Hops(1),
         };
         let session = async {

@@ -5,6 +5,6 @@ pub mod md5;
 mod socket;
 pub mod ttl;
 
-pub use md5::{Md5Error, set_key};
+pub use md5::{Md5Error, Md5Key, set_key};
 pub use socket::{Endpoint, TransportError, as_seen_by, connect, listen};
 pub use ttl::TtlPolicy;

@@ -33,7 +33,7 @@ pub struct Endpoint {
     /// The source address; the kernel's choice when `None`.
     pub local: Option<IpAddr>,
     /// The TCP-MD5 key, if the session is signed.
-    pub md5_key: Option<Vec<u8>>,
+    pub md5_key: Option<md5::Md5Key>,
     pub ttl: TtlPolicy,
 }
 
@@ -59,7 +59,7 @@ pub async fn connect(endpoint: &Endpoint) -> Result<TcpStream, TransportError> {
             .map_err(io_err("binding the source address for"))?;
     }
     if let Some(key) = &endpoint.md5_key {
-        md5::set_key(socket.as_fd(), IpNet::from(remote.ip()), key)?;
+        md5::set_key(socket.as_fd(), IpNet::from(remote.ip()), key.as_bytes())?;
     }
     prepare(&socket, remote.is_ipv6(), endpoint.ttl).map_err(io_err("setting options for"))?;
     let stream = socket

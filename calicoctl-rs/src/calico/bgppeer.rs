@@ -125,6 +125,10 @@ impl CalicoSpec for CalicoBGPPeerSpec {
             ttl_security: self.ttl_security.filter(|hops| *hops != 0),
             num_allowed_local_as_numbers: self.num_allowed_local_as_numbers.filter(|n| *n != 0),
             filters: self.filters.unwrap_or_default(),
+            // tabby's own: its defaults (a prefix limit, only this node's routes
+            // to routers) apply.
+            max_prefixes: None,
+            advertise_learned_routes: false,
         })
     }
 }

@@ -3,12 +3,17 @@
 //!
 //! ```text
 //! tabby-test-speaker --as 65002 --router-id 10.0.1.11 --peer 10.0.1.10:65001 \
-//!     --originate 10.244.5.0/26 [--restart-time 120] [--restarting]
+//!     --originate 10.244.5.0/26 [--restart-time 120] [--restarting] \
+//!     [--local-pref 200] [--originator-id 10.0.1.12]
 //! ```
+//!
+//! `--local-pref` and `--originator-id` go on every originated route: a rogue
+//! node's announcements, for the tests of route ownership.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
 
+use bgp::codec::Attributes;
 use bgp::session::GracefulRestartConfig;
 use bgp::speaker::{self, Notice, PeerConfig, Policy, Request, SpeakerConfig};
 use ipnet::IpNet;
@@ -20,6 +25,7 @@ struct Args {
     originate: Vec<IpNet>,
     restart_time: Option<u16>,
     restarting: bool,
+    attributes: Attributes,
 }
 
 fn parse() -> Result<Args, String> {
@@ -30,6 +36,7 @@ fn parse() -> Result<Args, String> {
         originate: Vec::new(),
         restart_time: None,
         restarting: false,
+        attributes: Attributes::default(),
     };
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
@@ -62,6 +69,15 @@ fn parse() -> Result<Args, String> {
                 args.restart_time = Some(v.parse().map_err(|_| bad("seconds", &v))?);
             }
             "--restarting" => args.restarting = true,
+            "--local-pref" => {
+                let v = value()?;
+                args.attributes.local_pref = Some(v.parse().map_err(|_| bad("a number", &v))?);
+            }
+            "--originator-id" => {
+                let v = value()?;
+                args.attributes.originator_id =
+                    Some(v.parse().map_err(|_| bad("an IPv4 address", &v))?);
+            }
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
@@ -105,7 +121,10 @@ fn main() -> ExitCode {
             let _ = handle.requests.send(Request::AddPeer(peer));
         }
         for prefix in args.originate {
-            let _ = handle.requests.send(Request::Originate(prefix));
+            let attributes = args.attributes.clone();
+            let _ = handle
+                .requests
+                .send(Request::OriginateWith { prefix, attributes });
         }
         while let Some(notice) = handle.notices.recv().await {
             if let Notice::PeerUp { .. } | Notice::PeerDown { .. } = notice {

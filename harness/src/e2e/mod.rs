@@ -189,6 +189,8 @@ impl Cluster {
             format!("--socket={}", path("agent.sock")),
             format!("--mtu-file={}", path("mtu")),
             format!("--nodename-file={}", path("nodename")),
+            // Password files the tests write (see `Cluster::dir`).
+            format!("--bgp-password-dir={}", self.dir.path().display()),
             "--resync-interval=5s".into(),
         ];
         let extra = self.extra_args.get(node).cloned().unwrap_or_default();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use bgp::rib::Filter;
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::{ClusterId, ClusterIdError};
 
@@ -80,7 +80,7 @@ pub struct GracefulRestart {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub route_reflector_client: bool,
-    pub password: Option<String>,
+    pub password: Option<Password>,
     pub password_file: Option<PathBuf>,
     pub passive: bool,
     pub hold_time: Option<u16>,
@@ -88,6 +88,29 @@ pub struct Session {
     pub graceful_restart: Option<PeerGracefulRestart>,
     pub import_filter: Option<String>,
     pub export_filter: Option<String>,
+    pub max_prefixes: Option<u32>,
+}
+
+/// A TCP-MD5 password written in the file. It never shows: not in `Debug`
+/// output, and not in the error for a value that is no string (`password: 1234`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Password(<redacted {} bytes>)", self.0.len())
+    }
+}
+
+impl<'de> Deserialize<'de> for Password {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_yaml::Value::deserialize(deserializer)? {
+            serde_yaml::Value::String(text) => Ok(Self(text)),
+            _ => Err(serde::de::Error::custom(
+                "password: must be a string (quote it); what is written is not repeated",
+            )),
+        }
+    }
 }
 
 /// Declares a struct with the [`Session`] fields after its own, and `session()`.
@@ -101,7 +124,7 @@ macro_rules! with_session {
             pub route_reflector_client: bool,
             /// TCP MD5 (RFC 2385), given inline or read from a file.
             #[serde(default)]
-            pub password: Option<String>,
+            pub password: Option<Password>,
             #[serde(default)]
             pub password_file: Option<PathBuf>,
             /// Wait for the peer to connect.
@@ -122,6 +145,10 @@ macro_rules! with_session {
             /// The name of a filter in `filters` for the routes reflected to it.
             #[serde(default)]
             pub export_filter: Option<String>,
+            /// Reset the session when the peer sends more prefixes; 0 for no
+            /// limit; `bgp::speaker::DEFAULT_MAX_PREFIXES` when unset.
+            #[serde(default)]
+            pub max_prefixes: Option<u32>,
         }
 
         impl $name {
@@ -136,6 +163,7 @@ macro_rules! with_session {
                     graceful_restart: self.graceful_restart,
                     import_filter: self.import_filter.clone(),
                     export_filter: self.export_filter.clone(),
+                    max_prefixes: self.max_prefixes,
                 }
             }
         }

@@ -189,7 +189,10 @@ fn a_password_file_that_cannot_be_read_fails_the_load_with_its_path() {
     .unwrap();
     let desired = Desired::new(&config, &Discovered::default()).unwrap();
     let peer = &desired.peers[&"10.0.0.2".parse().unwrap()];
-    assert_eq!(peer.config.md5_key.as_deref(), Some(&b"s3cret"[..]));
+    assert_eq!(
+        peer.config.md5_key.as_ref().map(|k| k.as_bytes()),
+        Some(&b"s3cret"[..])
+    );
 }
 
 const FILTERS: &str = "filters:\n  pods-only:\n    terms:\n    - match: {prefixes: [{prefix: 10.244.0.0/16, ge: 26}]}\n      action: accept\n      set: {local_pref: 200}\n    default: reject\n";
@@ -230,4 +233,46 @@ fn a_missing_or_malformed_filter_is_named_with_its_path() {
     assert!(e.starts_with("filters.f.terms[0].match.prefixes[0]"), "{e}");
     let e = error("filters:\n  f:\n    terms:\n    - action: allow\n");
     assert!(e.contains("filters") && e.contains("allow"), "{e}");
+}
+
+#[test]
+fn hardening_a_password_never_appears_in_debug_output_or_a_config_error() {
+    let config = parse(
+        &format!("{BASE}peers:\n- {{address: 10.0.0.2, asNumber: 64512, password: s3cret-key}}\n"),
+        false,
+    )
+    .unwrap();
+    assert!(!format!("{config:?}").contains("s3cret-key"), "{config:?}");
+    let desired =
+        crate::desired::Desired::new(&config, &crate::discovery::Discovered::default()).unwrap();
+    assert!(!format!("{desired:?}").contains("s3cret"), "{desired:?}");
+    // A password YAML reads as a number or a list is still not repeated.
+    for written in ["123456789", "[s3cret-key]"] {
+        let error = error(&format!(
+            "peers:\n- {{address: 10.0.0.2, asNumber: 64512, password: {written}}}\n"
+        ));
+        assert!(
+            !error.contains("123456789") && !error.contains("s3cret-key"),
+            "{error}"
+        );
+        assert!(error.contains("password"), "{error}");
+    }
+}
+
+#[test]
+fn hardening_a_hold_time_of_zero_is_a_warning() {
+    let config = parse(
+        &format!(
+            "{BASE}peers:\n- {{address: 10.0.0.2, asNumber: 64512, holdTime: 0}}\n\
+             - {{address: 10.0.0.3, asNumber: 64512}}\n"
+        ),
+        false,
+    )
+    .unwrap();
+    let warnings = config.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("peers[0].holdTime: 0"),
+        "{warnings:?}"
+    );
 }

@@ -120,6 +120,30 @@ impl Config {
         Ok(())
     }
 
+    /// What is allowed but probably not meant, for the log at every (re)load.
+    pub fn warnings(&self) -> Vec<String> {
+        let sessions = self
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("peers[{i}]"), p.hold_time))
+            .chain(
+                self.listen_ranges
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (format!("listenRanges[{i}]"), r.hold_time)),
+            );
+        sessions
+            .filter(|(_, hold)| *hold == Some(0))
+            .map(|(path, _)| {
+                format!(
+                    "{path}.holdTime: 0 turns keepalives and the hold timer off: a peer \
+                     that dies silently keeps its routes until its TCP connection fails"
+                )
+            })
+            .collect()
+    }
+
     /// A peer's or listen range's session, and the filters it names.
     fn session(&self, path: &str, given: &Session) -> Result {
         let named = [
@@ -173,10 +197,10 @@ fn session(path: &str, session: &Session) -> Result {
                 "cannot be combined with password",
             ));
         }
-        (Some(password), None) if password.is_empty() || password.len() > MAX_PASSWORD_LEN => {
+        (Some(password), None) if password.0.is_empty() || password.0.len() > MAX_PASSWORD_LEN => {
             return Err(ConfigError::invalid(
                 format!("{path}.password"),
-                format!("{} bytes", password.len()),
+                format!("{} bytes", password.0.len()),
                 format!("must be 1 to {MAX_PASSWORD_LEN} bytes"),
             ));
         }

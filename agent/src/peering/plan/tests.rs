@@ -170,7 +170,7 @@ fn a_tor_peer_carries_its_as_password_gtsm_and_next_hop_mode() {
     assert_eq!(tor.kind, PeerKind::NodeSpecific);
     assert_eq!(tor.config.remote_as, Some(65001));
     assert_eq!(
-        tor.config.md5_key.as_deref(),
+        tor.config.md5_key.as_ref().map(|k| k.as_bytes()),
         Some(&b"/etc/tabby/tor-key"[..])
     );
     assert_eq!(tor.config.ttl, TtlPolicy::Security { hops: 1 });
@@ -332,4 +332,76 @@ fn a_peers_filters_are_compiled_for_its_session_and_a_missing_one_leaves_it_out(
         "{:?}",
         plan.problems
     );
+}
+
+#[test]
+fn hardening_every_session_has_a_default_prefix_limit() {
+    let mut cluster = cluster();
+    let spec: BGPPeerSpec = serde_json::from_value(serde_json::json!({
+        "peerIP": "192.0.2.1", "asNumber": 65000,
+    }))
+    .unwrap();
+    add_peer(&mut cluster, "tor", spec);
+    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    assert_eq!(plan.peers.len(), 4, "{:?}", plan.peers.keys());
+    for (address, peer) in &plan.peers {
+        assert_eq!(
+            peer.config.max_prefixes,
+            Some(bgp::speaker::DEFAULT_MAX_PREFIXES),
+            "{address}"
+        );
+    }
+}
+
+#[test]
+fn hardening_routers_get_only_this_nodes_routes_unless_the_peer_opts_in() {
+    let mut cluster = cluster();
+    for (name, address, opt_in) in [("tor-a", "192.0.2.1", false), ("tor-b", "192.0.2.2", true)] {
+        let spec: BGPPeerSpec = serde_json::from_value(serde_json::json!({
+            "peerIP": address, "asNumber": 65000, "advertiseLearnedRoutes": opt_in,
+        }))
+        .unwrap();
+        add_peer(&mut cluster, name, spec);
+    }
+    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    let learned = |address: &str| plan.peers[&ip(address)].config.export_learned;
+    assert!(!learned("192.0.2.1"));
+    assert!(learned("192.0.2.2"));
+    // Nor does a node that reflects nothing pass learned routes to the mesh.
+    assert!(!learned("192.0.2.11"));
+}
+
+#[test]
+fn hardening_a_peer_is_a_node_a_reflector_or_a_router_by_what_it_is_not_by_its_as() {
+    let mut cluster = cluster();
+    // b says it is in another AS: still a node. c reflects.
+    node_mut(&mut cluster, "b").bgp.as_mut().unwrap().as_number = Some(AsNumber(65099));
+    node_mut(&mut cluster, "c")
+        .bgp
+        .as_mut()
+        .unwrap()
+        .route_reflector_cluster_id = Some("1.1.1.1".parse().unwrap());
+    for (name, address, asn) in [("rr", "192.0.2.50", 64512), ("tor", "192.0.2.1", 65000)] {
+        let spec: BGPPeerSpec = serde_json::from_value(serde_json::json!({
+            "peerIP": address, "asNumber": asn,
+        }))
+        .unwrap();
+        add_peer(&mut cluster, name, spec);
+    }
+    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    let roles = plan.roles();
+    assert_eq!(roles[&ip("192.0.2.11")], PeerRole::Node);
+    assert_eq!(roles[&ip("192.0.2.12")], PeerRole::Reflector);
+    assert_eq!(roles[&ip("192.0.2.50")], PeerRole::Reflector);
+    assert_eq!(roles[&ip("192.0.2.1")], PeerRole::Router);
+    // Only reflectors may send ORIGINATOR_ID, and send every path.
+    for (address, reflector) in [
+        ("192.0.2.11", false),
+        ("192.0.2.12", true),
+        ("192.0.2.50", true),
+    ] {
+        let config = &plan.peers[&ip(address)].config;
+        assert_eq!(config.keep_reflection_attributes, reflector, "{address}");
+        assert_eq!(config.add_path_receive, reflector, "{address}");
+    }
 }

@@ -48,6 +48,17 @@ pub struct BGPPeerSpec {
     /// Names of `BGPFilter`s, applied in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<String>,
+    /// The session is reset (Cease, RFC 4486) when the peer sends more prefixes;
+    /// 0 for no limit. tabby's default (`bgp::speaker::DEFAULT_MAX_PREFIXES`)
+    /// when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prefixes: Option<u32>,
+    /// Towards a router (a peer that is neither a node nor in the cluster's AS),
+    /// also advertise the routes this node learned over BGP (other nodes' blocks
+    /// and addresses, other peers' routes), not only its own. Off by default, so a
+    /// router reaches each block through its owner.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub advertise_learned_routes: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

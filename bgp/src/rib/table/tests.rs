@@ -16,7 +16,7 @@ fn rib() -> Rib {
 
 fn announce(rib: &mut Rib, prefix: IpNet, from: u8, as_path: &[u32]) -> Vec<Touched> {
     let p = path(&peer(from, false, false), as_path);
-    rib.announce(prefix, from.into(), &p.attributes, p.next_hop, None);
+    rib.announce(prefix, from.into(), &p.attributes, p.next_hop, None, true);
     rib.drain().collect()
 }
 
@@ -73,7 +73,7 @@ fn a_freed_slot_is_reused_and_the_journal_keeps_the_old_prefix() {
     announce(&mut rib, a, 1, &[1]);
     rib.withdraw(a, 1, None);
     let p = path(&peer(1, false, false), &[1]);
-    rib.announce(b, 1, &p.attributes, p.next_hop, None);
+    rib.announce(b, 1, &p.attributes, p.next_hop, None, true);
     assert_eq!(
         rib.drain().collect::<Vec<_>>(),
         [Touched::Gone(0, a), Touched::Best(0)]
@@ -112,6 +112,31 @@ fn stale_paths_keep_forwarding_until_swept_and_refreshed_ones_survive() {
     assert_eq!(rib.drain().collect::<Vec<_>>(), [Touched::Gone(1, dropped)]);
     assert!(!rib.best(&kept).unwrap()[0].stale);
     assert_eq!(rib.path_count(1), 1);
+}
+
+#[test]
+fn hardening_an_ineligible_path_is_never_best_and_the_next_one_is() {
+    let mut rib = rib();
+    let prefix = net("10.244.1.0/26");
+    // Peer 1's path is better (shorter), but ineligible.
+    let short = path(&peer(1, false, false), &[1]);
+    rib.announce(prefix, 1, &short.attributes, short.next_hop, None, false);
+    assert_eq!(best_sources(&rib, prefix), Vec::<SourceId>::new());
+    announce(&mut rib, prefix, 2, &[2, 3]);
+    assert_eq!(best_sources(&rib, prefix), [2]);
+    // Judged again: peer 1 is fine now, and peer 2 not.
+    rib.drain().for_each(drop);
+    rib.revalidate(|_, path| path.source_id() == 1);
+    assert_eq!(best_sources(&rib, prefix), [1]);
+    assert!(rib.drain().any(|t| t == Touched::Best(0)));
+    let paths = rib.paths(&prefix);
+    assert_eq!(
+        paths.iter().map(|p| p.eligible).collect::<Vec<_>>(),
+        [true, false]
+    );
+    // Nothing changes: nothing is journalled.
+    rib.revalidate(|_, path| path.source_id() == 1);
+    assert_eq!(rib.drain().count(), 0);
 }
 
 #[test]
