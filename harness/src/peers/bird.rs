@@ -69,14 +69,41 @@ impl Bird {
         Self::spawn(netns, config, mode)
     }
 
+    /// Starts BIRD in `netns` from a configuration written by hand (protocols of
+    /// the caller's own, as a benchmark needs), for [`Bird::birdc`].
+    pub fn start_text(netns: &Netns, text: &str) -> Result<Self> {
+        Self::launch(netns, text, BTreeMap::new(), Vec::new(), false)
+    }
+
     fn spawn(netns: &Netns, config: &BgpConfig, mode: Mode) -> Result<Self> {
-        let sockets = socket_dir()?;
-        let socket = sockets.path().join("bird.ctl");
         let (mut text, protocols) = render(config);
         if mode.kernel {
             text.push_str(KERNEL_PROTOCOLS);
         }
-        let file = write_config(netns, &format!("bird-{}.conf", role(netns)), &text)?;
+        let mut bird = Self::launch(
+            netns,
+            &text,
+            protocols,
+            config.routes.clone(),
+            mode.restarting,
+        )?;
+        wait_until(Duration::from_secs(10), "birdc answers", || {
+            bird.process.check_running()?;
+            bird.birdc("show status").map(|_| true)
+        })?;
+        Ok(bird)
+    }
+
+    fn launch(
+        netns: &Netns,
+        text: &str,
+        protocols: BTreeMap<IpAddr, String>,
+        routes: Vec<IpNet>,
+        restarting: bool,
+    ) -> Result<Self> {
+        let sockets = socket_dir()?;
+        let socket = sockets.path().join("bird.ctl");
+        let file = write_config(netns, &format!("bird-{}.conf", role(netns)), text)?;
         let mut command = netns.command("bird");
         command
             .arg("-f")
@@ -86,22 +113,17 @@ impl Bird {
             .arg(&socket)
             .arg("-P")
             .arg(sockets.path().join("bird.pid"));
-        if mode.restarting {
+        if restarting {
             command.arg("-R");
         }
         let process = Process::spawn(command, netns.logs(), &format!("bird-{}", role(netns)))?;
-        let mut bird = Self {
+        Ok(Self {
             process,
             socket,
             protocols,
-            routes: config.routes.clone(),
+            routes,
             _sockets: sockets,
-        };
-        wait_until(Duration::from_secs(10), "birdc answers", || {
-            bird.process.check_running()?;
-            bird.birdc("show status").map(|_| true)
-        })?;
-        Ok(bird)
+        })
     }
 
     /// Runs a `birdc` command; returns its output.
