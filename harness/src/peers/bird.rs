@@ -70,7 +70,8 @@ impl Bird {
     }
 
     /// Starts BIRD in `netns` from a configuration written by hand (protocols of
-    /// the caller's own, as a benchmark needs), for [`Bird::birdc`].
+    /// the caller's own, as a benchmark needs), for [`Bird::birdc`]; waits for its
+    /// control socket like [`Bird::start`].
     pub fn start_text(netns: &Netns, text: &str) -> Result<Self> {
         Self::launch(netns, text, BTreeMap::new(), Vec::new(), false)
     }
@@ -80,18 +81,13 @@ impl Bird {
         if mode.kernel {
             text.push_str(KERNEL_PROTOCOLS);
         }
-        let mut bird = Self::launch(
+        Self::launch(
             netns,
             &text,
             protocols,
             config.routes.clone(),
             mode.restarting,
-        )?;
-        wait_until(Duration::from_secs(10), "birdc answers", || {
-            bird.process.check_running()?;
-            bird.birdc("show status").map(|_| true)
-        })?;
-        Ok(bird)
+        )
     }
 
     fn launch(
@@ -117,13 +113,20 @@ impl Bird {
             command.arg("-R");
         }
         let process = Process::spawn(command, netns.logs(), &format!("bird-{}", role(netns)))?;
-        Ok(Self {
+        let mut bird = Self {
             process,
             socket,
             protocols,
             routes,
             _sockets: sockets,
-        })
+        };
+        // The control socket comes after the configuration is read: a large one
+        // (a benchmark's 100,000 routes) takes a while.
+        wait_until(Duration::from_secs(60), "birdc answers", || {
+            bird.process.check_running()?;
+            bird.birdc("show status").map(|_| true)
+        })?;
+        Ok(bird)
     }
 
     /// Runs a `birdc` command; returns its output.
