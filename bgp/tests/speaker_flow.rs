@@ -232,7 +232,7 @@ async fn a_listen_range_takes_dynamic_neighbours_up_to_its_cap() {
         ..PeerConfig::new(listen.ip(), Some(SPEAKER_AS))
     };
     let handle = speaker(SpeakerConfig {
-        listen: Some(listen),
+        listen: vec![listen],
         listen_ranges: vec![ListenRange {
             prefix: net("127.0.4.0/24"),
             max_sessions: 2,

@@ -18,9 +18,9 @@ pub struct SpeakerConfig {
     /// Reflect routes (RFC 4456) with this cluster id.
     pub cluster_id: Option<Ipv4Addr>,
     pub client_to_client: bool,
-    /// Where to accept connections (passive peers and listen ranges); `None` for
-    /// none.
-    pub listen: Option<SocketAddr>,
+    /// Where to accept connections (passive peers and listen ranges); none when
+    /// empty. An IPv6 wildcard (`[::]`) also accepts IPv4.
+    pub listen: Vec<SocketAddr>,
     /// Accept sessions from any address in these ranges, each with a template.
     pub listen_ranges: Vec<ListenRange>,
     /// Graceful restart offered to every peer.
@@ -41,7 +41,7 @@ impl SpeakerConfig {
             router_id,
             cluster_id: None,
             client_to_client: true,
-            listen: None,
+            listen: Vec::new(),
             listen_ranges: Vec::new(),
             graceful_restart: None,
             selection_deferral: DEFAULT_SELECTION_DEFERRAL,

@@ -99,7 +99,7 @@ pub struct SpeakerHandle {
     pub notices: mpsc::Receiver<Notice>,
 }
 
-/// Starts the speaker on the current tokio runtime; binding the listener is the
+/// Starts the speaker on the current tokio runtime; binding the listeners is the
 /// only thing that can fail here.
 pub fn start(config: SpeakerConfig) -> Result<SpeakerHandle, TransportError> {
     start_with(config, Hooks::default())
@@ -107,13 +107,14 @@ pub fn start(config: SpeakerConfig) -> Result<SpeakerHandle, TransportError> {
 
 /// [`start`], with import and export hooks.
 pub fn start_with(config: SpeakerConfig, hooks: Hooks) -> Result<SpeakerHandle, TransportError> {
-    let listener = match config.listen {
-        Some(address) => Some(transport::listen(address, TtlPolicy::Hops(64))?),
-        None => None,
-    };
+    let listeners = config
+        .listen
+        .iter()
+        .map(|address| transport::listen(*address, TtlPolicy::Hops(64)))
+        .collect::<Result<Vec<_>, _>>()?;
     let (requests, request_rx) = mpsc::unbounded_channel();
     let (notice_tx, notices) = mpsc::channel(notices::CAPACITY);
-    let state = state::State::new(config, hooks, listener, notice_tx);
+    let state = state::State::new(config, hooks, listeners, notice_tx);
     tokio::spawn(state.run(request_rx));
     Ok(SpeakerHandle { requests, notices })
 }

@@ -39,7 +39,7 @@ const EVENT_QUEUE: usize = 1024;
 pub(super) struct State {
     pub config: SpeakerConfig,
     pub rules: Speaker,
-    listener: Option<TcpListener>,
+    listeners: Vec<TcpListener>,
     pub rib: Rib,
     pub interner: Interner,
     pub peers: HashMap<IpAddr, Peer>,
@@ -63,7 +63,7 @@ impl State {
     pub fn new(
         config: SpeakerConfig,
         hooks: Hooks,
-        listener: Option<TcpListener>,
+        listeners: Vec<TcpListener>,
         notices: mpsc::Sender<Notice>,
     ) -> Self {
         let (sink, events) = mpsc::channel(EVENT_QUEUE);
@@ -80,7 +80,7 @@ impl State {
             },
             rib: Rib::new(Source::local(config.router_id, config.local_as)),
             config,
-            listener,
+            listeners,
             interner: Interner::default(),
             peers: HashMap::new(),
             tokens: HashMap::new(),
@@ -126,7 +126,7 @@ impl State {
                         }
                     }
                 }
-                accepted = accept(self.listener.as_ref()) => {
+                accepted = accept(&self.listeners) => {
                     if let Ok((stream, from)) = accepted {
                         self.accepted(stream, from);
                     }
@@ -619,22 +619,23 @@ impl State {
     }
 
     fn set_listener_key(&self, peers: IpNet, key: &[u8]) {
-        let Some(listener) = &self.listener else {
-            return;
-        };
-        let Ok(local) = listener.local_addr() else {
-            return;
-        };
-        let seen = match peers {
-            IpNet::V4(v4) if local.is_ipv6() => IpNet::new(
-                transport::as_seen_by(local, IpAddr::V4(v4.addr())),
-                v4.prefix_len() + 96,
-            )
-            .expect("an IPv4 prefix maps into IPv6"),
-            other => other,
-        };
-        if let Err(error) = transport::set_key(listener.as_fd(), seen, key) {
-            tracing::error!(%error, "cannot set a TCP-MD5 key on the listener");
+        for listener in &self.listeners {
+            let Ok(local) = listener.local_addr() else {
+                continue;
+            };
+            let seen = match peers {
+                IpNet::V4(v4) if local.is_ipv6() => IpNet::new(
+                    transport::as_seen_by(local, IpAddr::V4(v4.addr())),
+                    v4.prefix_len() + 96,
+                )
+                .expect("an IPv4 prefix maps into IPv6"),
+                // An IPv4 socket never sees IPv6 peers.
+                IpNet::V6(_) if local.is_ipv4() => continue,
+                other => other,
+            };
+            if let Err(error) = transport::set_key(listener.as_fd(), seen, key) {
+                tracing::error!(%error, %local, "cannot set a TCP-MD5 key on the listener");
+            }
         }
     }
 
@@ -736,11 +737,17 @@ fn apply_ttl(stream: &TcpStream, ttl: TtlPolicy) {
     }
 }
 
-async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
-    match listener {
-        Some(listener) => listener.accept().await,
-        None => std::future::pending().await,
-    }
+/// The next connection on any of `listeners`; pending forever without one.
+async fn accept(listeners: &[TcpListener]) -> std::io::Result<(TcpStream, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        for listener in listeners {
+            if let std::task::Poll::Ready(accepted) = listener.poll_accept(cx) {
+                return std::task::Poll::Ready(accepted);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
