@@ -143,6 +143,17 @@ impl Bird {
         Ok(output)
     }
 
+    /// The routes BIRD took from `neighbor` (best or not), as `show route protocol`
+    /// lists them.
+    pub fn routes_from(&self, neighbor: IpAddr) -> Result<Vec<Route>> {
+        let Some(protocol) = self.protocols.get(&neighbor) else {
+            bail!("{neighbor} is not a configured neighbour");
+        };
+        Ok(parse_routes(
+            &self.birdc(&format!("show route all protocol {protocol}"))?,
+        ))
+    }
+
     /// `birdc show protocols`.
     pub fn show_protocols(&self) -> Result<String> {
         self.birdc("show protocols")
@@ -246,7 +257,11 @@ fn render(config: &BgpConfig) -> (String, BTreeMap<IpAddr, String>) {
             text.push_str("  direct;\n");
         }
         let channel = if n.address.is_ipv4() { "ipv4" } else { "ipv6" };
-        let _ = writeln!(text, "  {channel} {{ import all; export all; }};\n}}");
+        let next_hop = if n.next_hop_self { " next hop self;" } else { "" };
+        let _ = writeln!(
+            text,
+            "  {channel} {{ import all; export all;{next_hop} }};\n}}"
+        );
         protocols.insert(n.address, name);
     }
     (text, protocols)
@@ -311,7 +326,8 @@ mod tests {
                     .passive()
                     .password("secret")
                     .multihop(3)
-                    .rr_client(),
+                    .rr_client()
+                    .next_hop_self(),
             )
             .route("10.1.0.0/24".parse().unwrap());
         let (text, protocols) = render(&config);
@@ -324,7 +340,7 @@ mod tests {
             "password \"secret\";",
             "multihop 3;",
             "rr client;",
-            "ipv4 { import all; export all; };",
+            "ipv4 { import all; export all; next hop self; };",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
