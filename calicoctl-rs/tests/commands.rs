@@ -424,7 +424,7 @@ fn calico_yaml_applies_as_tabby_resources_with_notes_on_stderr() {
         output.stderr,
         "note: <stdin>, BGPConfiguration \"default\": spec.logSeverityScreen \"Warning\" \
          dropped: BGP logs at that level come from tabby-agent's \
-         --log-level=info,bgp=warn (TABBY_LOG_LEVEL) on every node, a flag rather than a \
+         --log=info,bgp=warn (TABBY_LOG) on every node, a flag rather than a \
          datastore setting\n"
     );
     let table = shell.run(&["get", "bgpconfig"]).ok();
@@ -612,7 +612,10 @@ fn calico_yaml_patch_and_label_set_a_nodes_as_and_rack_and_pin_an_address() {
     shell.run(&["patch", "node", "n1", "-p", unpin]).ok();
     let yaml = node_yaml(&shell);
     assert!(!yaml.contains("pinnedAddresses"), "{yaml}");
-    assert!(yaml.contains("ipv4Address: 10.0.1.5/24"), "kept until the agent's next start: {yaml}");
+    assert!(
+        yaml.contains("ipv4Address: 10.0.1.5/24"),
+        "kept until the agent's next start: {yaml}"
+    );
 }
 
 #[test]

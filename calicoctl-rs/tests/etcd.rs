@@ -201,5 +201,9 @@ fn calico_yaml_the_corpus_applied_to_etcd_reads_back_as_on_every_datastore() {
         stderr.ends_with("problems in the files (above): nothing was done\n"),
         "{stderr}"
     );
-    assert_eq!(cluster.keys("/tabby/v1/"), keys, "the refused file wrote nothing");
+    assert_eq!(
+        cluster.keys("/tabby/v1/"),
+        keys,
+        "the refused file wrote nothing"
+    );
 }

@@ -89,8 +89,7 @@ fn calicoctl(cluster: &Cluster, args: &[&str]) -> String {
     command
         .args(["--etcd-endpoints", &cluster.etcd.endpoint()])
         .args(args);
-    harness::process::exec(&mut command)
-        .unwrap_or_else(|e| panic!("calicoctl-rs {args:?}: {e:#}"))
+    harness::process::exec(&mut command).unwrap_or_else(|e| panic!("calicoctl-rs {args:?}: {e:#}"))
 }
 
 /// ToR `rack`: iBGP with its rack's node (next hop self, as the rack's gateway),
@@ -138,15 +137,19 @@ fn wait_routes_through_tors(cluster: &Cluster) {
             .collect();
         assert!(!others.is_empty(), "no blocks yet: {blocks:?}");
         let me = cluster.lab.node(&node(rack));
-        wait_until(CONVERGED, &format!("n{rack}'s routes through tor{rack}"), || {
-            let table = routes(me, "84")?;
-            let missing: Vec<&String> = others.iter().filter(|r| !table.contains(*r)).collect();
-            anyhow::Ok(if missing.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("missing {missing:?} in {table:#?}"))
-            })
-        })
+        wait_until(
+            CONVERGED,
+            &format!("n{rack}'s routes through tor{rack}"),
+            || {
+                let table = routes(me, "84")?;
+                let missing: Vec<&String> = others.iter().filter(|r| !table.contains(*r)).collect();
+                anyhow::Ok(if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("missing {missing:?} in {table:#?}"))
+                })
+            },
+        )
         .unwrap();
     }
 }
@@ -155,15 +158,22 @@ fn wait_routes_through_tors(cluster: &Cluster) {
 fn assert_tors_learn_their_racks_blocks(cluster: &Cluster, tors: &[Bird]) {
     for ((owner, owned), (rack, tor)) in blocks(cluster).iter().zip(RACKS.iter().zip(tors)) {
         let node = cluster.lab.node(owner).address();
-        wait_until(CONVERGED, &format!("tor{rack}'s routes from {owner}"), || {
-            let learned: BTreeSet<IpNet> =
-                tor.routes_from(node)?.into_iter().map(|r| r.prefix).collect();
-            anyhow::Ok(if learned == *owned {
-                Ok(())
-            } else {
-                Err(format!("learned {learned:?}, {owner} owns {owned:?}"))
-            })
-        })
+        wait_until(
+            CONVERGED,
+            &format!("tor{rack}'s routes from {owner}"),
+            || {
+                let learned: BTreeSet<IpNet> = tor
+                    .routes_from(node)?
+                    .into_iter()
+                    .map(|r| r.prefix)
+                    .collect();
+                anyhow::Ok(if learned == *owned {
+                    Ok(())
+                } else {
+                    Err(format!("learned {learned:?}, {owner} owns {owned:?}"))
+                })
+            },
+        )
         .unwrap();
     }
 }
@@ -204,9 +214,15 @@ fn as_per_rack_pods_in_different_racks_reach_each_other_through_the_tors_and_a_r
     }
     for rack in RACKS {
         let node = node(rack);
-        let labelled = calicoctl(&cluster, &["label", "nodes", &node, &format!("rack=rack{rack}")]);
+        let labelled = calicoctl(
+            &cluster,
+            &["label", "nodes", &node, &format!("rack=rack{rack}")],
+        );
         assert_eq!(labelled, format!("node/{node} labeled\n"));
-        let patch = format!("{{\"spec\":{{\"bgp\":{{\"asNumber\":{}}}}}}}", rack_as(rack));
+        let patch = format!(
+            "{{\"spec\":{{\"bgp\":{{\"asNumber\":{}}}}}}}",
+            rack_as(rack)
+        );
         let patched = calicoctl(&cluster, &["patch", "node", &node, "-p", &patch]);
         assert_eq!(patched, format!("node/{node} patched\n"));
     }
@@ -224,7 +240,7 @@ fn as_per_rack_pods_in_different_racks_reach_each_other_through_the_tors_and_a_r
     cluster.kill_agent("n2");
     let n2 = cluster.lab.node("n2").address();
     tors[1].wait_down(n2, CONVERGED).unwrap();
-    cluster.start_agent("n2").unwrap();
+    cluster.start_agent_with("n2", &flags).unwrap();
     cluster.wait_ready("n2", READY).unwrap();
     let node = calicoctl(&cluster, &["get", "node", "n2", "-o", "yaml"]);
     assert!(node.contains("asNumber: 65002"), "{node}");

@@ -271,7 +271,10 @@ mod tests {
             ..NodeSpec::default()
         };
         let mut waiting = Node::new("n1", spec);
-        waiting.metadata.labels.insert("rack".into(), "rack2".into());
+        waiting
+            .metadata
+            .labels
+            .insert("rack".into(), "rack2".into());
         run(store.create(&waiting)).unwrap();
         let node = run(register(&store, &identity())).unwrap();
         let bgp = node.spec.bgp.unwrap();

@@ -1,6 +1,6 @@
 //! Calico's BGPConfiguration. The mesh, AS, port, bind mode, communities,
 //! advertisements and service ranges carry over. Noted: the log level (tabby-agent's
-//! `--log-level` is a flag, the note gives its value), ignored interfaces (tabby never
+//! `--log` is a flag, the note gives its value), ignored interfaces (tabby never
 //! advertises interface addresses), who programs cluster routes (tabby's agent, always)
 //! and route priorities (tabby has no live migration). Refused: peering with local
 //! workloads, and load-balancer addresses advertised one by one.
@@ -148,7 +148,10 @@ fn refuse_unsupported(
     aggregation: Option<String>,
     conversion: &mut Conversion,
 ) -> Result<(), ValidationError> {
-    let fields = ["spec.localWorkloadPeeringIPV4", "spec.localWorkloadPeeringIPV6"];
+    let fields = [
+        "spec.localWorkloadPeeringIPV4",
+        "spec.localWorkloadPeeringIPV6",
+    ];
     for (path, address) in fields.into_iter().zip(peering) {
         if let Some(address) = non_empty(address) {
             conversion.refuse(
@@ -178,7 +181,7 @@ fn refuse_unsupported(
 }
 
 /// What to give tabby-agent for Calico's BGP log level: it is a flag of each agent
-/// (`--log-level`, `TABBY_LOG_LEVEL`, a tracing filter), not a datastore setting.
+/// (`--log`, `TABBY_LOG`, a tracing filter), not a datastore setting.
 fn log_level_note(name: &str, level: &str) -> Result<String, ValidationError> {
     let filter = match level.to_ascii_lowercase().as_str() {
         "trace" => "trace",
@@ -200,7 +203,7 @@ fn log_level_note(name: &str, level: &str) -> Result<String, ValidationError> {
     };
     Ok(format!(
         "spec.logSeverityScreen {level:?} dropped: BGP logs at that level come from \
-         tabby-agent's --log-level=info,bgp={filter} (TABBY_LOG_LEVEL) {nodes}, a flag \
+         tabby-agent's --log=info,bgp={filter} (TABBY_LOG) {nodes}, a flag \
          rather than a datastore setting"
     ))
 }

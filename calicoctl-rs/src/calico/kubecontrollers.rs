@@ -66,10 +66,16 @@ impl CalicoSettings for CalicoKubeControllersSpec {
         }
         let policy = [
             ("policy", self.controllers.policy.is_some()),
-            ("workloadEndpoint", self.controllers.workload_endpoint.is_some()),
+            (
+                "workloadEndpoint",
+                self.controllers.workload_endpoint.is_some(),
+            ),
             ("serviceAccount", self.controllers.service_account.is_some()),
             ("namespace", self.controllers.namespace.is_some()),
-            ("policyMigration", self.controllers.policy_migration.is_some()),
+            (
+                "policyMigration",
+                self.controllers.policy_migration.is_some(),
+            ),
         ];
         for (controller, _) in policy.iter().filter(|(_, present)| *present) {
             conversion.note(format!(
@@ -98,11 +104,11 @@ impl CalicoSettings for CalicoKubeControllersSpec {
         match self.prometheus_metrics_port {
             Some(0) => conversion.note(format!(
                 "spec.prometheusMetricsPort 0 dropped: {CONTROLLER} always serves /metrics \
-                 (--metrics-listen, TABBY_METRICS_LISTEN)"
+                 (--metrics-address, TABBY_METRICS_ADDRESS)"
             )),
             Some(port) => conversion.note(format!(
-                "spec.prometheusMetricsPort {port}: run {CONTROLLER} with --metrics-listen \
-                 0.0.0.0:{port} (TABBY_METRICS_LISTEN)"
+                "spec.prometheusMetricsPort {port}: run {CONTROLLER} with --metrics-address \
+                 0.0.0.0:{port} (TABBY_METRICS_ADDRESS)"
             )),
             None => {}
         }

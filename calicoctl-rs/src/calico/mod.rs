@@ -237,11 +237,7 @@ fn non_empty(text: Option<String>) -> Option<String> {
 }
 
 /// A Calico selector in tabby's grammar; empty means unset.
-fn selector(
-    path: &str,
-    text: Option<String>,
-    conversion: &mut Conversion,
-) -> Option<Selector> {
+fn selector(path: &str, text: Option<String>, conversion: &mut Conversion) -> Option<Selector> {
     let text = non_empty(text)?;
     match text.parse() {
         Ok(selector) => Some(selector),

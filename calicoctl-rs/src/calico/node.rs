@@ -6,9 +6,7 @@
 //! stored stay; for a node that has not registered yet, the agent adopts the
 //! resource when it starts (see `api::resources::node` for who owns what).
 
-use api::resources::{
-    AddressFamily, AsNumber, NodeBgpSpec, NodeSpec, ValidationError,
-};
+use api::resources::{AddressFamily, AsNumber, NodeBgpSpec, NodeSpec, ValidationError};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
@@ -50,7 +48,11 @@ struct CalicoNodeBgp {
 impl CalicoSpec for CalicoNodeSpec {
     type Target = NodeSpec;
 
-    fn convert(self, _name: &str, conversion: &mut Conversion) -> Result<NodeSpec, ValidationError> {
+    fn convert(
+        self,
+        _name: &str,
+        conversion: &mut Conversion,
+    ) -> Result<NodeSpec, ValidationError> {
         let agents = [
             ("spec.ipv4VXLANTunnelAddr", self.ipv4_vxlan_tunnel_addr),
             ("spec.vxlanTunnelMACAddr", self.vxlan_tunnel_mac_addr),
@@ -61,15 +63,24 @@ impl CalicoSpec for CalicoNodeSpec {
             note_tunnel(path, value, conversion);
         }
         let reported = [
-            ("spec.orchRefs", self.orch_refs.is_some()),
-            ("spec.wireguard", self.wireguard.is_some()),
-            ("spec.addresses", self.addresses.is_some()),
+            (
+                "spec.orchRefs",
+                self.orch_refs.is_some(),
+                "tabby's Node is named after the Kubernetes node",
+            ),
+            (
+                "spec.wireguard",
+                self.wireguard.is_some(),
+                "tabby has no WireGuard",
+            ),
+            (
+                "spec.addresses",
+                self.addresses.is_some(),
+                "the agent finds the host's addresses itself",
+            ),
         ];
-        for (path, _) in reported.iter().filter(|(_, present)| *present) {
-            conversion.note(format!(
-                "{path} dropped: Calico's node wrote it; tabby names nodes after the \
-                 Kubernetes node and has no WireGuard"
-            ));
+        for (path, _, why) in reported.iter().filter(|(_, present, _)| *present) {
+            conversion.note(format!("{path} dropped: Calico's node wrote it; {why}"));
         }
         let Some(calico) = self.bgp else {
             return Ok(NodeSpec::default());

@@ -11,7 +11,11 @@ fn convert(text: &str) -> Document {
 /// Every problem of `text`, a line each.
 fn refusal(text: &str) -> String {
     let input = read_text("calico.yaml", text);
-    assert!(!input.problems.is_empty(), "converted {:?}", input.documents);
+    assert!(
+        !input.problems.is_empty(),
+        "converted {:?}",
+        input.documents
+    );
     let lines: Vec<String> = input.problems.iter().map(ToString::to_string).collect();
     lines.join("\n")
 }
@@ -140,7 +144,7 @@ fn calico_yaml_bgp_configuration_keeps_node_ip_binding_and_says_which_log_flag_t
     );
     assert_eq!(document.notes.len(), 1);
     assert!(
-        document.notes[0].contains("tabby-agent's --log-level=info,bgp=warn (TABBY_LOG_LEVEL)"),
+        document.notes[0].contains("tabby-agent's --log=info,bgp=warn (TABBY_LOG)"),
         "{}",
         document.notes[0]
     );
@@ -159,9 +163,15 @@ fn calico_yaml_every_refused_field_of_a_document_is_reported() {
     ));
     let lines: Vec<&str> = message.lines().collect();
     assert_eq!(lines.len(), 3, "{message}");
-    for field in ["spec.reachableBy", "spec.localASNumber", "spec.nodeSelector"] {
+    for field in [
+        "spec.reachableBy",
+        "spec.localASNumber",
+        "spec.nodeSelector",
+    ] {
         assert!(
-            lines.iter().any(|l| l.starts_with(&format!("calico.yaml, BGPPeer \"tor\": {field}: "))),
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("calico.yaml, BGPPeer \"tor\": {field}: "))),
             "{field}: {message}"
         );
     }
@@ -176,9 +186,15 @@ fn calico_yaml_a_refused_document_leaves_the_others_converted() {
     );
     let input = read_text("two.yaml", &text);
     assert_eq!(input.documents.len(), 1);
-    assert!(matches!(input.documents[0].resource, AnyResource::BGPPeer(_)));
+    assert!(matches!(
+        input.documents[0].resource,
+        AnyResource::BGPPeer(_)
+    ));
     assert_eq!(input.problems.len(), 1);
-    assert_eq!(input.problems[0].origin, "two.yaml, document 1, IPPool \"p\"");
+    assert_eq!(
+        input.problems[0].origin,
+        "two.yaml, document 1, IPPool \"p\""
+    );
 }
 
 #[test]
@@ -202,8 +218,8 @@ fn calico_yaml_a_node_keeps_the_operators_settings_and_names_what_the_agent_owns
         document.notes,
         [
             "status dropped: it is what Calico's components reported, not settings",
-            "spec.orchRefs dropped: Calico's node wrote it; tabby names nodes after the \
-             Kubernetes node and has no WireGuard",
+            "spec.orchRefs dropped: Calico's node wrote it; tabby's Node is named after \
+             the Kubernetes node",
             "spec.bgp.ipv4IPIPTunnelAddr \"10.244.0.1\" dropped: the agent owns tunnel \
              addresses (it takes them from an IP pool when a pool needs the tunnel)",
             "kept, and never overwritten by the agent: labels, asNumber 65001, ipv4Address \

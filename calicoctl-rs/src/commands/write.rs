@@ -134,7 +134,6 @@ pub fn not_found<R: CliResource>(name: &str) -> CliError {
     })
 }
 
-
 async fn exists<R: CliResource>(store: &dyn Backend, resource: &R) -> Result<bool, CliError> {
     match store.get::<R>(resource.name()).await {
         Ok(_) => Ok(true),

@@ -70,8 +70,8 @@ pub fn decode_value<'de, R: CliResource, V: Deserializer<'de>>(
 ) -> Result<R, Failure> {
     let mut track = serde_path_to_error::Track::new();
     let tracked = serde_path_to_error::Deserializer::new(value, &mut track);
-    let resource = R::deserialize(tracked)
-        .map_err(|e| Failure::Parse(format!("{}: {e}", track.path())))?;
+    let resource =
+        R::deserialize(tracked).map_err(|e| Failure::Parse(format!("{}: {e}", track.path())))?;
     checked(resource.written_over(Some(stored)))
 }
 

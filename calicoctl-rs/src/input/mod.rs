@@ -179,7 +179,10 @@ fn reject_duplicates(input: &mut Input) {
     let mut seen: BTreeMap<(ResourceKind, String), Origin> = BTreeMap::new();
     let mut kept = Vec::new();
     for document in std::mem::take(&mut input.documents) {
-        let key = (document.resource.kind(), document.resource.name().to_owned());
+        let key = (
+            document.resource.kind(),
+            document.resource.name().to_owned(),
+        );
         match seen.get(&key) {
             Some(first) => input.problems.push(InputError {
                 origin: document.origin.to_string(),

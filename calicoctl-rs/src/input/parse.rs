@@ -241,7 +241,9 @@ fn finish(
             let message = super::hint::unknown_field(&message);
             input.problems.push(error(&origin, Some(header), message));
         }
-        Err(Failure::Invalid(message)) => input.problems.push(error(&origin, Some(header), message)),
+        Err(Failure::Invalid(message)) => {
+            input.problems.push(error(&origin, Some(header), message))
+        }
         Err(Failure::Refused(messages)) => {
             for message in messages {
                 input.problems.push(error(&origin, Some(header), message));

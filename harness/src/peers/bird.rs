@@ -270,7 +270,11 @@ fn render(config: &BgpConfig) -> (String, BTreeMap<IpAddr, String>) {
             text.push_str("  direct;\n");
         }
         let channel = if n.address.is_ipv4() { "ipv4" } else { "ipv6" };
-        let next_hop = if n.next_hop_self { " next hop self;" } else { "" };
+        let next_hop = if n.next_hop_self {
+            " next hop self;"
+        } else {
+            ""
+        };
         let _ = writeln!(
             text,
             "  {channel} {{ import all; export all;{next_hop} }};\n}}"

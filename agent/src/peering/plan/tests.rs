@@ -101,7 +101,12 @@ fn socket(text: &str) -> SocketAddr {
 #[test]
 fn calico_yaml_bind_mode_node_ip_listens_on_the_nodes_bgp_addresses_only() {
     let mut cluster = cluster();
-    let listen = |cluster: &Cluster, node| plan(cluster, node, false, &no_passwords).unwrap().speaker.listen;
+    let listen = |cluster: &Cluster, node| {
+        plan(cluster, node, false, &no_passwords)
+            .unwrap()
+            .speaker
+            .listen
+    };
     assert_eq!(listen(&cluster, "c"), [socket("0.0.0.0:179")]);
     set_default(
         &mut cluster,
