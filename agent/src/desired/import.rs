@@ -6,7 +6,10 @@
 //! hops), and it must own the block (confirmed affinity) or hold the address (a
 //! borrowed /32). So a misbehaving node cannot draw another node's pods to itself.
 //! From external peers (eBGP: top-of-rack routers) whatever the session's policy
-//! let through: those routers are the operator's infrastructure.
+//! let through: those routers are the operator's infrastructure. A router in the
+//! node's own AS (Calico's AS-per-rack design: iBGP to the rack's ToR, next hop
+//! self) is judged as a cluster peer, and no node is at its next hop: such a
+//! cluster runs with `--import-ownership-check=false`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
