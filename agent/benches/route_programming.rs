@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use agent::dataplane::{DesiredState, NextHop, Reconciler, Route};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use harness::process::{self, Process};
+use harness::peers::Bird;
 use ipnet::IpNet;
 use support::Host;
 
@@ -80,53 +80,28 @@ fn ip_batch(batch: &Path) -> Duration {
     start.elapsed()
 }
 
-/// A BIRD daemon in the node, in the foreground so the harness owns (and kills) it.
-struct Bird {
-    ctl: String,
-    _daemon: Process,
+/// The kernel protocol's accepted export updates. BIRD 2.0 waits for the kernel's
+/// ack of each route and answers the CLI only between export batches, so this
+/// reaches 100,000 when the kernel holds every route (asserted after).
+fn exported(bird: &Bird) -> u32 {
+    let status = birdc(bird, "show protocols all kernel1");
+    let line = status
+        .lines()
+        .find(|l| l.trim_start().starts_with("Export updates:"));
+    line.and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0)
 }
 
-impl Bird {
-    fn start(host: &Host, dir: &Path) -> Self {
-        let node = host.node();
-        let ctl = dir
-            .join(format!("{}.ctl", node.netns().name()))
-            .display()
-            .to_string();
-        let config = dir.join("bird.conf").display().to_string();
-        let daemon = node.spawn("bird", "bird", &["-f", "-c", &config, "-s", &ctl]);
-        Self {
-            ctl,
-            _daemon: daemon.expect("starting bird"),
-        }
-    }
-
-    fn birdc(&self, command: &str) -> String {
-        let mut birdc = std::process::Command::new("birdc");
-        birdc
-            .args(["-s", &self.ctl])
-            .args(command.split_whitespace());
-        process::exec(&mut birdc).unwrap_or_else(|e| panic!("birdc {command}: {e:#}"))
-    }
-
-    /// The kernel protocol's accepted export updates. BIRD 2.0 waits for the
-    /// kernel's ack of each route and answers the CLI only between export batches,
-    /// so this reaches 100,000 when the kernel holds every route (asserted after).
-    fn exported(&self) -> u32 {
-        let status = self.birdc("show protocols all kernel1");
-        let line = status
-            .lines()
-            .find(|l| l.trim_start().starts_with("Export updates:"));
-        line.and_then(|l| l.split_whitespace().last()?.parse().ok())
-            .unwrap_or(0)
-    }
+fn birdc(bird: &Bird, command: &str) -> String {
+    bird.birdc(command)
+        .unwrap_or_else(|e| panic!("birdc {command}: {e:#}"))
 }
 
-fn bird(dir: &Path) -> Duration {
+fn bird(config: &str) -> Duration {
     let ns = node();
-    let bird = Bird::start(&ns, dir);
+    let bird = Bird::start_text(ns.node(), config).expect("starting bird");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !bird.birdc("show protocols static1").contains(" up ") {
+    while !birdc(&bird, "show protocols static1").contains(" up ") {
         assert!(
             Instant::now() < deadline,
             "BIRD's static protocol never came up"
@@ -134,12 +109,12 @@ fn bird(dir: &Path) -> Duration {
         std::thread::sleep(Duration::from_millis(20));
     }
     let start = Instant::now();
-    bird.birdc("enable kernel1");
-    while bird.exported() < ROUTES {
+    birdc(&bird, "enable kernel1");
+    while exported(&bird) < ROUTES {
         assert!(
             Instant::now() < deadline,
             "BIRD exported {} routes",
-            bird.exported()
+            exported(&bird)
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -170,7 +145,6 @@ fn route_programming(c: &mut Criterion) {
     );
     let batch_file = dir.path().join("routes.batch");
     std::fs::write(&batch_file, batch).unwrap();
-    std::fs::write(dir.path().join("bird.conf"), bird_conf).unwrap();
 
     let mut group = c.benchmark_group("route_programming_100k");
     group.throughput(Throughput::Elements(u64::from(ROUTES)));
@@ -186,7 +160,7 @@ fn route_programming(c: &mut Criterion) {
         b.iter_custom(|iters| (0..iters).map(|_| ip_batch(&batch_file)).sum())
     });
     group.bench_function("bird_kernel_protocol", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| bird(dir.path())).sum())
+        b.iter_custom(|iters| (0..iters).map(|_| bird(&bird_conf)).sum())
     });
     group.bench_function("tabby_resync_no_change", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| resync(&desired)).sum())

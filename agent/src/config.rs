@@ -77,10 +77,12 @@ pub struct Flags {
     pub node_name: Option<String>,
     #[command(flatten)]
     pub datastore: api::datastore::args::DatastoreArgs,
-    /// IPv4 BGP address: autodetect, none, or an address (with optional /length)
+    /// IPv4 BGP address: autodetect, none, or an address (with optional /length);
+    /// an address pinned in the Node resource wins
     #[arg(long, env = "TABBY_IP", default_value = "autodetect")]
     pub ip: AddressChoice,
-    /// IPv6 BGP address: autodetect, none, or an address (with optional /length)
+    /// IPv6 BGP address: autodetect, none, or an address (with optional /length);
+    /// an address pinned in the Node resource wins
     #[arg(long, env = "TABBY_IP6", default_value = "none")]
     pub ip6: AddressChoice,
     /// How --ip autodetect finds the address: first-found, interface=REGEX,
@@ -98,10 +100,12 @@ pub struct Flags {
         default_value = "first-found"
     )]
     pub ip6_autodetection_method: Method,
-    /// This node's AS number [default: the Node's, else the cluster's]
+    /// This node's AS number when its Node resource has none (an AS set there,
+    /// e.g. with calicoctl-rs patch node, is kept) [default: the cluster's]
     #[arg(long = "as", env = "TABBY_AS")]
     pub as_number: Option<AsNumber>,
-    /// Labels for this node's Node resource, key=value, comma-separated
+    /// Labels for this node's Node resource, key=value, comma-separated; each is
+    /// added when the Node lacks its key (an operator's value is kept)
     #[arg(long = "node-labels", env = "TABBY_NODE_LABELS", value_delimiter = ',')]
     pub labels: Vec<Label>,
     /// MTU of tunnels and pods [default: the underlay's minus the encapsulation]

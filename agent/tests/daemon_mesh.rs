@@ -296,7 +296,7 @@ fn daemon_a_node_announcing_another_nodes_block_is_refused() {
     rogue = run(mesh.store.create(&rogue)).unwrap();
     let _speaker = Background::start(rogue_node, move |stopped| async move {
         let mut speaker = speaker::start(SpeakerConfig {
-            listen: Some(SocketAddr::new(rogue_ip.into(), 179)),
+            listen: vec![SocketAddr::new(rogue_ip.into(), 179)],
             ..SpeakerConfig::new(64512, rogue_ip)
         })
         .map_err(|e| e.to_string())?;

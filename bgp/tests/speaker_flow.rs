@@ -1,7 +1,7 @@
 //! How routes flow through the speaker under load, over loopback: bursts become
 //! few dense UPDATEs, a peer that stops reading holds up nobody and still gets
 //! everything later, and the counters, the prefix limit, route refresh and the
-//! dynamic-neighbour cap behave.
+//! dynamic-neighbour cap and a listener on several addresses behave.
 
 mod client;
 
@@ -227,7 +227,7 @@ async fn a_listen_range_takes_dynamic_neighbours_up_to_its_cap() {
         ..PeerConfig::new(listen.ip(), Some(SPEAKER_AS))
     };
     let handle = speaker(SpeakerConfig {
-        listen: Some(listen),
+        listen: vec![listen],
         listen_ranges: vec![ListenRange {
             prefix: net("127.0.4.0/24"),
             max_sessions: 2,
@@ -262,9 +262,55 @@ async fn a_listen_range_takes_dynamic_neighbours_up_to_its_cap() {
 }
 
 async fn dial(listen: SocketAddr, host: u8) -> Client {
-    let socket = TcpSocket::new_v4().unwrap();
     let from = IpAddr::V4(Ipv4Addr::new(127, 0, 4, host));
-    socket.bind(SocketAddr::new(from, 0)).unwrap();
-    let stream = socket.connect(listen).await.unwrap();
+    let stream = connect_from(from, listen).await.unwrap();
     Client::raw(stream, from, SPEAKER_AS)
+}
+
+async fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from, 0)).unwrap();
+    socket.connect(to).await
+}
+
+/// `bindMode: NodeIP`: the speaker listens on each of the node's addresses, and on
+/// no other.
+#[tokio::test]
+async fn calico_yaml_a_speaker_bound_to_two_addresses_accepts_on_both_and_nowhere_else() {
+    let at = |host| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 6, host)), 0);
+    let port = std::net::TcpListener::bind(at(1))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let on = |host| SocketAddr::new(at(host).ip(), port);
+    let template = PeerConfig {
+        ttl: bgp::transport::TtlPolicy::Hops(64),
+        ..PeerConfig::new(at(1).ip(), Some(SPEAKER_AS))
+    };
+    let _handle = speaker(SpeakerConfig {
+        listen: vec![on(1), on(2)],
+        listen_ranges: vec![ListenRange {
+            prefix: net("127.0.6.0/24"),
+            max_sessions: 4,
+            template,
+        }],
+        ..speaker_config()
+    });
+    for (listener, from) in [(1, 11), (2, 12)] {
+        let from = at(from).ip();
+        let stream = connect_from(from, on(listener)).await.unwrap();
+        let mut client = Client::raw(stream, from, SPEAKER_AS);
+        let opened = client.read().await;
+        assert!(
+            matches!(opened, Some(Message::Open(_))),
+            "no OPEN through {}: {opened:?}",
+            on(listener)
+        );
+    }
+    let elsewhere = connect_from(at(13).ip(), on(3)).await;
+    assert_eq!(
+        elsewhere.map(|_| ()).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused)
+    );
 }

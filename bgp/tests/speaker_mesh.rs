@@ -22,7 +22,7 @@ fn mesh_node(node: &Node, other: &Node, own: IpNet, theirs: IpNet, progress: &[A
     node.run(|| {
         harness::runtime().block_on(async {
             let mut handle = speaker::start(SpeakerConfig {
-                listen: Some(SocketAddr::new(address, 179)),
+                listen: vec![SocketAddr::new(address, 179)],
                 ..SpeakerConfig::new(AS, router_id)
             })
             .unwrap();

@@ -50,6 +50,13 @@ pub trait CliResource: Resource + Columns {
     fn reference(&self) -> String {
         format!("{}/{}", Self::KIND.to_lowercase(), self.name())
     }
+
+    /// What an operator's write of `self` stores over `stored` (`None`: nothing
+    /// stored yet). It replaces what is stored, except for a kind whose fields are
+    /// partly another writer's.
+    fn written_over(self, _stored: Option<&Self>) -> Self {
+        self
+    }
 }
 
 /// One resource of any kind the CLI manages.
@@ -65,13 +72,15 @@ pub enum AnyResource {
 }
 
 macro_rules! cli_resources {
-    ($($variant:ident),*) => {$(
+    ($($variant:ident $({ $($extra:item)* })?),* $(,)?) => {$(
         impl CliResource for $variant {
             const TYPE: ResourceKind = ResourceKind::$variant;
 
             fn into_any(self) -> AnyResource {
                 AnyResource::$variant(self)
             }
+
+            $($($extra)*)?
         }
     )*};
 }
@@ -83,7 +92,14 @@ cli_resources!(
     BGPConfiguration,
     BGPPeer,
     BGPFilter,
-    Node
+    Node {
+        /// The agent's fields stay as it registered them (see
+        /// `api::resources::NodeSpec::written_over`).
+        fn written_over(mut self, stored: Option<&Self>) -> Self {
+            self.spec = self.spec.written_over(stored.map(|s| &s.spec));
+            self
+        }
+    },
 );
 
 /// Evaluates `$body` with `$R` the resource type of kind `$kind`.

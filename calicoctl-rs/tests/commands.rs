@@ -423,7 +423,9 @@ fn calico_yaml_applies_as_tabby_resources_with_notes_on_stderr() {
     assert_eq!(
         output.stderr,
         "note: <stdin>, BGPConfiguration \"default\": spec.logSeverityScreen \"Warning\" \
-         dropped: set the log level of tabby's components with RUST_LOG\n"
+         dropped: BGP logs at that level come from tabby-agent's \
+         --log=info,bgp=warn (TABBY_LOG) on every node, a flag rather than a \
+         datastore setting\n"
     );
     let table = shell.run(&["get", "bgpconfig"]).ok();
     assert!(table.contains("65100"), "{table}");
@@ -569,4 +571,90 @@ fn ipam_configure_creates_then_changes_the_default_config() {
     );
     let nothing = shell.run(&["ipam", "configure"]);
     assert_eq!(nothing.code, 2, "{nothing:?}");
+}
+
+/// Node n1 as its agent registered it: an autodetected address and a tunnel
+/// address, the AS and labels its flags gave.
+const REGISTERED: &str = "apiVersion: tabby.dev/v1\nkind: Node\nmetadata:\n  name: n1\n  \
+    labels: {rack: r0}\nspec:\n  bgp:\n    ipv4Address: 10.0.1.10/24\n    asNumber: 64512\n    \
+    ipv4IPIPTunnelAddr: 10.48.0.1\n";
+
+fn node_yaml(shell: &Shell) -> String {
+    shell.run(&["get", "node", "n1", "-o", "yaml"]).ok()
+}
+
+#[test]
+fn calico_yaml_patch_and_label_set_a_nodes_as_and_rack_and_pin_an_address() {
+    let shell = Shell::new();
+    shell.apply(REGISTERED);
+    let patched = shell.run(&[
+        "patch",
+        "node",
+        "n1",
+        "-p",
+        r#"{"spec":{"bgp":{"asNumber":65001}}}"#,
+    ]);
+    assert_eq!(patched.ok(), "node/n1 patched\n");
+    let labelled = shell.run(&["label", "nodes", "n1", "rack=rack1", "--overwrite"]);
+    assert_eq!(labelled.ok(), "node/n1 labeled\n");
+    let yaml = node_yaml(&shell);
+    assert!(yaml.contains("asNumber: 65001"), "{yaml}");
+    assert!(yaml.contains("rack: rack1"), "{yaml}");
+    assert!(!yaml.contains("pinnedAddresses"), "{yaml}");
+
+    // Setting the address pins it; removing it unpins it (the agent's again).
+    let pin = r#"{"spec":{"bgp":{"ipv4Address":"10.0.1.5/24"}}}"#;
+    shell.run(&["patch", "node", "n1", "-p", pin]).ok();
+    let yaml = node_yaml(&shell);
+    assert!(yaml.contains("ipv4Address: 10.0.1.5/24"), "{yaml}");
+    assert!(yaml.contains("pinnedAddresses:\n    - IPv4"), "{yaml}");
+    let unpin = r#"{"spec":{"bgp":{"ipv4Address":null}}}"#;
+    shell.run(&["patch", "node", "n1", "-p", unpin]).ok();
+    let yaml = node_yaml(&shell);
+    assert!(!yaml.contains("pinnedAddresses"), "{yaml}");
+    assert!(
+        yaml.contains("ipv4Address: 10.0.1.5/24"),
+        "kept until the agent's next start: {yaml}"
+    );
+}
+
+#[test]
+fn calico_yaml_a_calico_node_applied_over_a_registered_one_keeps_the_agents_fields() {
+    let shell = Shell::new();
+    shell.apply(REGISTERED);
+    let calico = "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: n1\n  \
+                  labels: {rack: rack1}\nspec:\n  bgp:\n    asNumber: 65001\n    \
+                  routeReflectorClusterID: 224.0.0.1\n";
+    let output = shell.run_with_stdin(&["apply", "-f", "-"], calico);
+    assert_eq!(output.stdout, "node/n1 configured\n", "{output:?}");
+    assert_eq!(
+        output.stderr,
+        "note: <stdin>, Node \"n1\": kept, and never overwritten by the agent: labels, \
+         asNumber 65001, routeReflectorClusterID 224.0.0.1; the agent owns ipv4Address and \
+         ipv6Address (autodetected at each start) and the tunnel addresses\n"
+    );
+    let yaml = node_yaml(&shell);
+    for kept in [
+        "ipv4Address: 10.0.1.10/24",
+        "ipv4IPIPTunnelAddr: 10.48.0.1",
+        "asNumber: 65001",
+        "routeReflectorClusterID: 224.0.0.1",
+        "rack: rack1",
+    ] {
+        assert!(yaml.contains(kept), "{kept}: {yaml}");
+    }
+    assert!(!yaml.contains("pinnedAddresses"), "{yaml}");
+}
+
+#[test]
+fn calico_yaml_a_calico_node_for_an_unregistered_node_is_stored_for_its_agent() {
+    let shell = Shell::new();
+    let calico = "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: n9\n  \
+                  labels: {rack: rack3}\nspec:\n  bgp:\n    asNumber: 65003\n    \
+                  ipv4Address: 10.0.3.9/24\n";
+    let output = shell.run_with_stdin(&["apply", "-f", "-"], calico);
+    assert_eq!(output.stdout, "node/n9 created\n", "{output:?}");
+    let yaml = shell.run(&["get", "node", "n9", "-o", "yaml"]).ok();
+    assert!(yaml.contains("asNumber: 65003"), "{yaml}");
+    assert!(yaml.contains("pinnedAddresses:\n    - IPv4"), "{yaml}");
 }

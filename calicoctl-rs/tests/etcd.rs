@@ -178,3 +178,32 @@ fn etcd_changes_made_by_patch_and_label_are_compare_and_swap_writes() {
     cluster.ok(&["delete", "ippool", "v6"]);
     assert_eq!(cluster.keys("/tabby/v1/ippools/").len(), 2);
 }
+
+#[test]
+fn calico_yaml_the_corpus_applied_to_etcd_reads_back_as_on_every_datastore() {
+    let cluster = Cluster::start("calico_yaml_corpus_on_etcd");
+    let applied = cluster.calicoctl(&["apply", "-f", support::CALICO_CORPUS]);
+    let golden = |name: &str| std::fs::read_to_string(format!("tests/golden/{name}")).unwrap();
+    assert_eq!(stdout_of(applied), golden("apply-calico-corpus.txt"));
+    for kind in support::CORPUS_KINDS {
+        let yaml = cluster.ok(&["get", kind, "-o", "yaml"]);
+        assert_eq!(
+            support::without_revisions(&yaml),
+            golden(&format!("apply-calico-get-{kind}.yaml")),
+            "{kind}"
+        );
+    }
+    let keys = cluster.keys("/tabby/v1/");
+    let refused = cluster.calicoctl(&["apply", "-f", support::CALICO_REFUSED]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.ends_with("problems in the files (above): nothing was done\n"),
+        "{stderr}"
+    );
+    assert_eq!(
+        cluster.keys("/tabby/v1/"),
+        keys,
+        "the refused file wrote nothing"
+    );
+}

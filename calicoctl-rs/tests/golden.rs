@@ -4,7 +4,10 @@
 
 mod support;
 
-use support::{Shell, fixture, golden};
+use support::{
+    CALICO_CORPUS, CALICO_REFUSED, CORPUS_KINDS, Shell, corpus_files, fixture, golden,
+    without_revisions,
+};
 
 fn cluster() -> Shell {
     let shell = Shell::new();
@@ -73,4 +76,48 @@ fn yaml_printed_by_get_applies_back_unchanged() {
             "{applied}"
         );
     }
+}
+
+#[test]
+fn calico_yaml_the_corpus_converts_as_the_golden_files_show() {
+    let shell = Shell::new();
+    for file in corpus_files() {
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let output = shell.run(&["convert", "-f", &file.display().to_string()]);
+        assert_eq!(output.code, 0, "{output:?}");
+        golden(&format!("convert-calico-{stem}.yaml"), &output.stdout);
+        golden(&format!("convert-calico-{stem}.notes"), &output.stderr);
+    }
+}
+
+#[test]
+fn calico_yaml_the_corpus_applies_and_reads_back_as_the_golden_files_show() {
+    let shell = Shell::new();
+    let output = shell.run(&["apply", "-f", CALICO_CORPUS]);
+    assert_eq!(output.code, 0, "{output:?}");
+    golden("apply-calico-corpus.txt", &output.stdout);
+    for kind in CORPUS_KINDS {
+        let yaml = shell.run(&["get", kind, "-o", "yaml"]).ok();
+        golden(
+            &format!("apply-calico-get-{kind}.yaml"),
+            &without_revisions(&yaml),
+        );
+    }
+    // Applied again, nothing changes.
+    let again = shell.run(&["apply", "-f", CALICO_CORPUS]).ok();
+    assert!(again.lines().all(|l| l.ends_with(" unchanged")), "{again}");
+}
+
+#[test]
+fn calico_yaml_each_refused_setting_is_reported_and_the_rest_converts() {
+    let shell = Shell::new();
+    let output = shell.run(&["convert", "-f", CALICO_REFUSED]);
+    assert_eq!(output.code, 1, "{output:?}");
+    golden("convert-calico-refused.yaml", &output.stdout);
+    golden("convert-calico-refused.errors", &output.stderr);
+    // apply writes nothing of a file with a refused setting.
+    let applied = shell.run(&["apply", "-f", CALICO_REFUSED]);
+    assert_eq!(applied.code, 1, "{applied:?}");
+    assert_eq!(applied.stdout, "");
+    assert_eq!(shell.run(&["get", "ippools", "-o", "yaml"]).ok(), "");
 }

@@ -117,3 +117,26 @@ fn kubernetes_in_the_wrong_context_is_one_line_and_exit_one() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("prod"), "{stderr}");
 }
+
+#[test]
+fn calico_yaml_the_corpus_applied_to_the_api_reads_back_as_on_every_datastore() {
+    let cluster = Cluster::start("calico_yaml_corpus_on_kubernetes");
+    let kubeconfig = cluster.kubeconfig();
+    let with_context = ["--kubeconfig", kubeconfig.as_str(), "--context", "double"];
+    let run = |args: &[&str]| cluster.calicoctl(&[&with_context[..], args].concat(), &[]);
+    let golden = |name: &str| std::fs::read_to_string(format!("tests/golden/{name}")).unwrap();
+    let applied = stdout_of(run(&["apply", "-f", support::CALICO_CORPUS]));
+    assert_eq!(applied, golden("apply-calico-corpus.txt"));
+    for kind in support::CORPUS_KINDS {
+        let yaml = stdout_of(run(&["get", kind, "-o", "yaml"]));
+        assert_eq!(
+            support::without_revisions(&yaml),
+            golden(&format!("apply-calico-get-{kind}.yaml")),
+            "{kind}"
+        );
+    }
+    let before = stdout_of(run(&["get", "ippools", "-o", "yaml"]));
+    let refused = run(&["apply", "-f", support::CALICO_REFUSED]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(stdout_of(run(&["get", "ippools", "-o", "yaml"])), before);
+}

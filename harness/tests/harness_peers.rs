@@ -82,3 +82,23 @@ fn harness_frr_bgpd_runs_without_zebra_and_learns_a_route() {
     let at_gobgp = gobgp.wait_route(net("10.101.1.0/24"), TIMEOUT).unwrap();
     assert_eq!(at_gobgp.as_path, [65001]);
 }
+
+#[test]
+#[ignore = "needs root"]
+fn harness_bird_from_a_hand_written_config_answers_birdc_as_soon_as_it_is_started() {
+    require_root();
+    let lab = Lab::new("harness_bird_answers_birdc_at_once")
+        .subnet("a", "10.0.1.0/24")
+        .node("n1", "a")
+        .build()
+        .unwrap();
+    let bird = Bird::start_text(
+        lab.node("n1"),
+        "router id 10.0.1.10;\nprotocol device {}\n\
+         protocol static static1 {\n  ipv4;\n  route 10.102.0.0/24 blackhole;\n}\n",
+    )
+    .unwrap();
+    // At once: a caller has no other way of knowing when BIRD's socket is there.
+    let status = bird.birdc("show protocols static1").unwrap();
+    assert!(status.contains("static1"), "{status}");
+}

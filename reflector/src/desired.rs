@@ -114,7 +114,7 @@ impl Desired {
             .any(|p| p.graceful_restart != PeerGracefulRestart::Off);
         let speaker = SpeakerConfig {
             cluster_id: Some(cluster_id.map_or(config.router_id, |c| c.0.into())),
-            listen: Some(SocketAddr::new(config.listen.address, config.listen.port)),
+            listen: vec![SocketAddr::new(config.listen.address, config.listen.port)],
             listen_ranges,
             graceful_restart: offered.then(|| GracefulRestartConfig {
                 restart_time: global_gr.map_or(DEFAULT_RESTART_TIME, |gr| gr.restart_time),

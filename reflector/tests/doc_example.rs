@@ -47,7 +47,7 @@ fn the_documented_example_is_accepted_and_reads_as_documented() {
     let speaker = &desired.speaker;
     assert_eq!(speaker.local_as, 64512);
     assert_eq!(speaker.cluster_id, Some(Ipv4Addr::new(244, 0, 0, 1)));
-    assert_eq!(speaker.listen, Some("[::]:179".parse().unwrap()));
+    assert_eq!(speaker.listen, ["[::]:179".parse().unwrap()]);
     let offered = speaker.graceful_restart.expect("graceful restart offered");
     assert_eq!(offered.restart_time, 120);
 

@@ -1,4 +1,5 @@
-//! `tabby-agent`, the daemon: find this node's address, register the node, read
+//! `tabby-agent`, the daemon: find this node's address (or take the one the
+//! operator pinned in its `Node`), register the node, read
 //! the kernel back, follow the datastore and the speaker, and keep kernel and BGP
 //! at the desired state ([`agent`] is the loop).
 
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::datastore::Backend;
-use api::resources::AsNumber;
+use api::resources::{AddressFamily, AsNumber};
 
 use crate::dataplane::netlink::socket::Socket;
 use crate::dataplane::{NetlinkError, Reconciler};
@@ -79,6 +80,16 @@ pub enum DaemonError {
     #[error("choosing this node's {family} address: {source}")]
     Address {
         family: &'static str,
+        source: DetectError,
+    },
+    #[error(
+        "the {family:?} address pinned in Node {node:?} (spec.bgp.pinnedAddresses) cannot be \
+         used: {source}; unpin it with calicoctl-rs patch node {node} -p \
+         '{{\"spec\":{{\"bgp\":{{\"pinnedAddresses\":null}}}}}}'"
+    )]
+    Pinned {
+        node: String,
+        family: AddressFamily,
         source: DetectError,
     },
     #[error(transparent)]
@@ -151,12 +162,32 @@ pub async fn run(
     let interfaces = node::interfaces::read(&mut socket)
         .await
         .map_err(DaemonError::Interfaces)?;
-    let choose = |choice, ipv4, family| {
-        autodetect::choose(choice, ipv4, &interfaces, autodetect::source_towards)
-            .map_err(|source| DaemonError::Address { family, source })
+    // An address the operator pinned in the Node wins over --ip/--ip6.
+    let stored = node::register::stored(&*store, &options.node_name)
+        .await
+        .map_err(Box::new)?;
+    let pinned = node::register::pinned(stored.as_ref());
+    let choose = |flag: &AddressChoice, family: AddressFamily| {
+        let ipv4 = family == AddressFamily::IPv4;
+        let Some(address) = pinned.get(&family) else {
+            return autodetect::choose(flag, ipv4, &interfaces, autodetect::source_towards)
+                .map_err(|source| DaemonError::Address {
+                    family: if ipv4 { "IPv4" } else { "IPv6" },
+                    source,
+                });
+        };
+        tracing::info!(%address, "{family:?} address pinned in the Node resource");
+        let choice = AddressChoice::Explicit(*address);
+        autodetect::choose(&choice, ipv4, &interfaces, autodetect::source_towards).map_err(
+            |source| DaemonError::Pinned {
+                node: options.node_name.clone(),
+                family,
+                source,
+            },
+        )
     };
-    let ipv4 = choose(&options.ipv4, true, "IPv4")?;
-    let ipv6 = choose(&options.ipv6, false, "IPv6")?;
+    let ipv4 = choose(&options.ipv4, AddressFamily::IPv4)?;
+    let ipv6 = choose(&options.ipv6, AddressFamily::IPv6)?;
     for detected in ipv4.iter().chain(&ipv6) {
         tracing::info!(
             address = %detected.address,

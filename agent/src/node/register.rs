@@ -1,12 +1,14 @@
-//! This node's `Node` resource: created on first start, brought up to date on
-//! every start with the addresses found now, the AS given on the command line and
-//! the labels asked for. What others set (route-reflector cluster id, tunnel
-//! addresses, labels of their own) is kept. Compare-and-swap, re-read on conflict.
+//! This node's `Node` resource: created on first start, brought up to date on every
+//! start with what the agent owns (see `api::resources::node` for who owns which
+//! field): the addresses found now, except a family the operator pinned. What the
+//! operator owns is kept: the AS, the route-reflector cluster id, labels and pinned
+//! addresses; the agent's `--as` and `--node-labels` only fill in what is absent,
+//! and a disagreement is logged. Compare-and-swap, re-read on conflict.
 
 use std::collections::BTreeMap;
 
 use api::datastore::{Backend, Datastore, Error};
-use api::resources::{AsNumber, Cidr, Node, NodeBgpSpec, NodeSpec};
+use api::resources::{AddressFamily, AsNumber, Cidr, Node, NodeBgpSpec, NodeSpec};
 use ipnet::IpNet;
 
 /// Writes that race with other writers are retried this often before giving up.
@@ -18,9 +20,19 @@ pub struct Identity {
     pub name: String,
     pub ipv4: Option<IpNet>,
     pub ipv6: Option<IpNet>,
-    /// Overrides the node's AS (else what the resource has, else the cluster's).
+    /// The node's AS when the resource has none (else the cluster's applies).
     pub as_number: Option<AsNumber>,
+    /// Labels to add where the resource lacks the key.
     pub labels: BTreeMap<String, String>,
+}
+
+impl Identity {
+    fn address(&self, family: AddressFamily) -> Option<IpNet> {
+        match family {
+            AddressFamily::IPv4 => self.ipv4,
+            AddressFamily::IPv6 => self.ipv6,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +50,31 @@ pub enum RegisterError {
     Contended(String),
 }
 
+/// The node's resource as stored, `None` before its first registration (or an
+/// operator's `apply`).
+pub async fn stored(store: &dyn Backend, name: &str) -> Result<Option<Node>, RegisterError> {
+    match store.get::<Node>(name).await {
+        Ok(node) => Ok(Some(node)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(source) => Err(RegisterError::Datastore {
+            name: name.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The addresses the operator pinned in `node`, by family.
+pub fn pinned(node: Option<&Node>) -> BTreeMap<AddressFamily, IpNet> {
+    let Some(bgp) = node.and_then(|n| n.spec.bgp.as_ref()) else {
+        return BTreeMap::new();
+    };
+    AddressFamily::ALL
+        .into_iter()
+        .filter(|family| bgp.pinned(*family))
+        .filter_map(|family| Some((family, bgp.address(family)?.0)))
+        .collect()
+}
+
 /// Creates or updates the node's resource; returns it as stored.
 pub async fn register(store: &dyn Backend, identity: &Identity) -> Result<Node, RegisterError> {
     let name = &identity.name;
@@ -49,10 +86,12 @@ pub async fn register(store: &dyn Backend, identity: &Identity) -> Result<Node, 
         source,
     };
     for _ in 0..ATTEMPTS {
-        match store.get::<Node>(name).await {
-            Ok(stored) => {
+        match stored(store, name).await? {
+            Some(stored) => {
                 let mut node = stored.clone();
-                describe(&mut node, identity);
+                for disagreement in describe(&mut node, identity) {
+                    tracing::warn!(node = %name, "{disagreement}");
+                }
                 if node == stored {
                     return Ok(stored);
                 }
@@ -62,7 +101,7 @@ pub async fn register(store: &dyn Backend, identity: &Identity) -> Result<Node, 
                     Err(error) => return Err(failed(error)),
                 }
             }
-            Err(Error::NotFound { .. }) => {
+            None => {
                 let mut node = Node::new(name.clone(), NodeSpec::default());
                 describe(&mut node, identity);
                 match store.create(&node).await {
@@ -71,21 +110,54 @@ pub async fn register(store: &dyn Backend, identity: &Identity) -> Result<Node, 
                     Err(error) => return Err(failed(error)),
                 }
             }
-            Err(error) => return Err(failed(error)),
         }
     }
     Err(RegisterError::Contended(name.clone()))
 }
 
-/// Puts what this node knows about itself into `node`.
-fn describe(node: &mut Node, identity: &Identity) {
+/// Puts what this node knows about itself into `node`, keeping what the operator
+/// set; returns where the agent's settings and the operator's differ.
+fn describe(node: &mut Node, identity: &Identity) -> Vec<String> {
+    let mut disagreements = Vec::new();
     let bgp = node.spec.bgp.get_or_insert_with(NodeBgpSpec::default);
-    bgp.ipv4_address = identity.ipv4.map(Cidr);
-    bgp.ipv6_address = identity.ipv6.map(Cidr);
-    if identity.as_number.is_some() {
-        bgp.as_number = identity.as_number;
+    for family in AddressFamily::ALL {
+        let found = identity.address(family).map(Cidr);
+        if !bgp.pinned(family) {
+            bgp.set_address(family, found);
+        } else if found != bgp.address(family) {
+            disagreements.push(format!(
+                "spec.bgp.{} is pinned to {}: this node uses it, not {}",
+                family.address_field(),
+                describe_address(bgp.address(family)),
+                describe_address(found)
+            ));
+        }
     }
-    node.metadata.labels.extend(identity.labels.clone());
+    match (bgp.as_number, identity.as_number) {
+        (None, wanted) => bgp.as_number = wanted,
+        (Some(set), Some(wanted)) if set != wanted => disagreements.push(format!(
+            "spec.bgp.asNumber is {set} in the Node: it stays (--as {wanted} only fills it in \
+             when absent; change it with calicoctl-rs patch node)"
+        )),
+        _ => {}
+    }
+    for (key, value) in &identity.labels {
+        match node.metadata.labels.get(key) {
+            None => {
+                node.metadata.labels.insert(key.clone(), value.clone());
+            }
+            Some(set) if set != value => disagreements.push(format!(
+                "label {key}={set} in the Node stays (--node-labels {key}={value} only adds \
+                 absent labels; change it with calicoctl-rs label nodes --overwrite)"
+            )),
+            Some(_) => {}
+        }
+    }
+    disagreements
+}
+
+fn describe_address(address: Option<Cidr>) -> String {
+    address.map_or_else(|| "none".to_owned(), |a| a.to_string())
 }
 
 #[cfg(test)]
@@ -154,6 +226,66 @@ mod tests {
         );
         assert_eq!(bgp.ipv4_ipip_tunnel_addr, Some("10.0.0.1".parse().unwrap()));
         assert_eq!(node.metadata.labels["rr"], "true");
+    }
+
+    #[test]
+    fn calico_yaml_a_restart_keeps_the_operators_as_labels_and_pinned_address() {
+        let store = MemoryStore::new();
+        let mut node = run(register(&store, &identity())).unwrap();
+        let bgp = node.spec.bgp.as_mut().unwrap();
+        bgp.as_number = Some(AsNumber(65001));
+        bgp.ipv6_address = Some(Cidr("fd00::10/64".parse().unwrap()));
+        bgp.pinned_addresses = vec![AddressFamily::IPv6];
+        node.metadata.labels.insert("rack".into(), "rack1".into());
+        run(store.update(&node)).unwrap();
+
+        // The flags say otherwise (a DaemonSet's defaults for every node).
+        let restarted = Identity {
+            ipv4: Some("192.0.2.20/24".parse().unwrap()),
+            ipv6: None,
+            as_number: Some(AsNumber(64512)),
+            labels: [("rack".to_owned(), "r1".to_owned())].into(),
+            ..identity()
+        };
+        let mut stored = run(stored_node(&store));
+        let disagreements = describe(&mut stored, &restarted);
+        assert_eq!(disagreements.len(), 3, "{disagreements:#?}");
+        assert!(disagreements[0].starts_with("spec.bgp.ipv6Address is pinned to fd00::10/64"));
+        let node = run(register(&store, &restarted)).unwrap();
+        let bgp = node.spec.bgp.unwrap();
+        // The unpinned family follows the host; the operator's fields stay.
+        assert_eq!(bgp.ipv4_address.unwrap().to_string(), "192.0.2.20/24");
+        assert_eq!(bgp.ipv6_address.unwrap().to_string(), "fd00::10/64");
+        assert_eq!(bgp.as_number, Some(AsNumber(65001)));
+        assert_eq!(node.metadata.labels["rack"], "rack1");
+    }
+
+    #[test]
+    fn calico_yaml_a_node_written_before_the_agent_started_is_adopted() {
+        let store = MemoryStore::new();
+        let spec = NodeSpec {
+            bgp: Some(NodeBgpSpec {
+                as_number: Some(AsNumber(65002)),
+                ..NodeBgpSpec::default()
+            }),
+            ..NodeSpec::default()
+        };
+        let mut waiting = Node::new("n1", spec);
+        waiting
+            .metadata
+            .labels
+            .insert("rack".into(), "rack2".into());
+        run(store.create(&waiting)).unwrap();
+        let node = run(register(&store, &identity())).unwrap();
+        let bgp = node.spec.bgp.unwrap();
+        assert_eq!(bgp.ipv4_address.unwrap().to_string(), "192.0.2.10/24");
+        assert_eq!(bgp.as_number, Some(AsNumber(65002)));
+        assert_eq!(node.metadata.labels["rack"], "rack2");
+        assert!(bgp.pinned_addresses.is_empty());
+    }
+
+    async fn stored_node(store: &MemoryStore) -> Node {
+        stored(store, "n1").await.unwrap().unwrap()
     }
 
     #[test]

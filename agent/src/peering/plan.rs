@@ -10,18 +10,21 @@
 //!   nodes it peers with through `BGPPeer`s that are not in its cluster are its
 //!   clients.
 //!
-//! An explicit `BGPPeer` wins over the mesh for the same address.
+//! An explicit `BGPPeer` wins over the mesh for the same address. The speaker
+//! listens on every address, or with `bindMode: NodeIP` on the node's BGP
+//! addresses only.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use api::resources::{
-    BGPFilter, BGPPeer, BGPPeerSpec, BgpPassword, NextHopMode, Node, SourceAddress,
+    AddressFamily, BGPFilter, BGPPeer, BGPPeerSpec, BgpPassword, BindMode, NextHopMode, Node,
+    NodeBgpSpec, SourceAddress,
 };
 use bgp::rib::NextHopMode as Hop;
 use bgp::session::GracefulRestartConfig;
-use bgp::speaker::{DEFAULT_MAX_PREFIXES, PeerConfig, Policy, SpeakerConfig};
+use bgp::speaker::{DEFAULT_MAX_PREFIXES, PeerConfig, PeerGracefulRestart, Policy, SpeakerConfig};
 use bgp::transport::TtlPolicy;
 
 use super::filters::{self, Direction};
@@ -124,7 +127,7 @@ pub fn plan(
     let port = config.listen_port.unwrap_or(179);
     let speaker = SpeakerConfig {
         cluster_id: bgp.route_reflector_cluster_id,
-        listen: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
+        listen: listen(config.bind_mode.unwrap_or_default(), bgp, port),
         graceful_restart: Some(GracefulRestartConfig {
             restart_time: u16::try_from(restart_time.as_secs()).unwrap_or(u16::MAX),
             restarting,
@@ -180,6 +183,24 @@ pub fn plan(
         }
     }
     Ok(plan)
+}
+
+/// Where the speaker listens: `bindMode: NodeIP` binds the node's BGP addresses;
+/// otherwise the wildcard, IPv6's (which takes IPv4 too) on a node with an IPv6
+/// address, so that the host needs no IPv6 where BGP does not use it.
+fn listen(mode: BindMode, bgp: &NodeBgpSpec, port: u16) -> Vec<SocketAddr> {
+    let addresses = AddressFamily::ALL.map(|family| bgp.address(family).map(|c| c.0.addr()));
+    match mode {
+        BindMode::NodeIp => addresses
+            .into_iter()
+            .flatten()
+            .map(|address| SocketAddr::new(address, port))
+            .collect(),
+        BindMode::None if addresses[1].is_some() => {
+            vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)]
+        }
+        BindMode::None => vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)],
+    }
 }
 
 /// This node, as sessions need it.
@@ -266,12 +287,6 @@ fn bgp_peer(
             return Vec::new();
         }
     };
-    if resource.spec.max_restart_time.is_some() {
-        problems.push(format!(
-            "BGPPeer {name:?}: spec.maxRestartTime is not supported per peer yet; the \
-             cluster's graceful-restart time applies"
-        ));
-    }
     let mut peerings = Vec::new();
     for target in targets {
         match session(me, &resource.spec, &shared, &target) {
@@ -385,6 +400,10 @@ fn session(
     };
     config.allowas_in = spec.num_allowed_local_as_numbers.map_or(0, usize::from);
     config.keepalive = spec.keepalive_time.map(|d| d.0);
+    if let Some(time) = spec.max_restart_time {
+        config.graceful_restart =
+            PeerGracefulRestart::RestartTime(u16::try_from(time.0.as_secs()).unwrap_or(u16::MAX));
+    }
     if let Some(limit) = spec.max_prefixes {
         // 0: no limit.
         config.max_prefixes = (limit > 0).then_some(limit as usize);

@@ -46,6 +46,8 @@ enum_schema!(PeerType, ["eBGP", "iBGP"]);
 enum_schema!(FilterAction, ["Accept", "Reject"]);
 enum_schema!(SourceAddress, ["UseNodeIP", "None"]);
 enum_schema!(NextHopMode, ["Auto", "Self", "Keep"]);
+enum_schema!(AddressFamily, ["IPv4", "IPv6"]);
+enum_schema!(BindMode, ["None", "NodeIP"]);
 
 object_schema!(IPPoolSpec {
     "cidr" (required): Cidr,
@@ -111,6 +113,7 @@ object_schema!(NodeBgpSpec {
     "asNumber": Option<AsNumber>,
     "routeReflectorClusterID": Option<Ipv4Addr>,
     "ipv4IPIPTunnelAddr": Option<Ipv4Addr>,
+    "pinnedAddresses": Vec<AddressFamily>,
 });
 
 object_schema!(WorkloadEndpointSpec {
@@ -135,6 +138,7 @@ object_schema!(BGPConfigurationSpec {
     "serviceLoadBalancerIPs": Vec<CidrEntry>,
     "nodeMeshPassword": Option<BgpPassword>,
     "nodeMeshMaxRestartTime": Option<GoDuration>,
+    "bindMode": Option<BindMode>,
 });
 
 object_schema!(NamedCommunity { "name" (required): String, "value" (required): Community });

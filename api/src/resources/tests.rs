@@ -263,8 +263,8 @@ fn every_kind_reports_the_path_and_value_of_what_is_wrong() {
             "spec.bgp.ipv4Address: \"fd00::1/64\" is not an IPv4 prefix",
         ),
         (
-            error_of::<Node>(&doc("Node", "n", "{bgp: {}}")),
-            "spec.bgp.ipv4Address: (unset) is required unless ipv6Address is set",
+            error_of::<Node>(&doc("Node", "n", "{bgp: {pinnedAddresses: [IPv6]}}")),
+            "spec.bgp.pinnedAddresses[0]: IPv6 pins an address that is not set: set spec.bgp.ipv6Address too",
         ),
         (
             error_of::<WorkloadEndpoint>(&doc(

@@ -18,9 +18,9 @@ pub struct SpeakerConfig {
     /// Reflect routes (RFC 4456) with this cluster id.
     pub cluster_id: Option<Ipv4Addr>,
     pub client_to_client: bool,
-    /// Where to accept connections (passive peers and listen ranges); `None` for
-    /// none.
-    pub listen: Option<SocketAddr>,
+    /// Where to accept connections (passive peers and listen ranges); none when
+    /// empty. An IPv6 wildcard (`[::]`) also accepts IPv4.
+    pub listen: Vec<SocketAddr>,
     /// Accept sessions from any address in these ranges, each with a template.
     pub listen_ranges: Vec<ListenRange>,
     /// Graceful restart offered to every peer.
@@ -41,7 +41,7 @@ impl SpeakerConfig {
             router_id,
             cluster_id: None,
             client_to_client: true,
-            listen: None,
+            listen: Vec::new(),
             listen_ranges: Vec::new(),
             graceful_restart: None,
             selection_deferral: DEFAULT_SELECTION_DEFERRAL,
@@ -342,7 +342,7 @@ mod tests {
     fn base() -> SpeakerConfig {
         SpeakerConfig {
             cluster_id: Some(Ipv4Addr::new(10, 0, 0, 1)),
-            listen: Some("0.0.0.0:179".parse().unwrap()),
+            listen: vec!["0.0.0.0:179".parse().unwrap()],
             graceful_restart: Some(GracefulRestartConfig {
                 restart_time: 120,
                 restarting: true,
@@ -397,7 +397,7 @@ mod tests {
             (
                 "listener",
                 SpeakerConfig {
-                    listen: Some("0.0.0.0:1790".parse().unwrap()),
+                    listen: vec!["0.0.0.0:1790".parse().unwrap()],
                     ..base()
                 },
                 Some("listen"),

@@ -111,7 +111,7 @@ pub struct SpeakerHandle {
     pub notices: mpsc::Receiver<Notice>,
 }
 
-/// Starts the speaker on the current tokio runtime; binding the listener is the
+/// Starts the speaker on the current tokio runtime; binding the listeners is the
 /// only thing that can fail here.
 pub fn start(config: SpeakerConfig) -> Result<SpeakerHandle, TransportError> {
     start_with(config, Hooks::default())
@@ -119,14 +119,15 @@ pub fn start(config: SpeakerConfig) -> Result<SpeakerHandle, TransportError> {
 
 /// [`start`], with import and export hooks.
 pub fn start_with(config: SpeakerConfig, hooks: Hooks) -> Result<SpeakerHandle, TransportError> {
-    let listener = match config.listen {
-        Some(address) => Some(transport::listen(address, TtlPolicy::Hops(64))?),
-        None => None,
-    };
+    let listeners = config
+        .listen
+        .iter()
+        .map(|address| transport::listen(*address, TtlPolicy::Hops(64)))
+        .collect::<Result<Vec<_>, _>>()?;
     let (requests, request_rx) = mpsc::unbounded_channel();
     let (notice_tx, notices) = mpsc::channel(notices::CAPACITY);
     let now = tokio::time::Instant::now().into_std();
     let core = core::Core::new(config, hooks, now);
-    tokio::spawn(task::Task::new(core, listener, notice_tx).run(request_rx));
+    tokio::spawn(task::Task::new(core, listeners, notice_tx).run(request_rx));
     Ok(SpeakerHandle { requests, notices })
 }

@@ -1,4 +1,4 @@
-//! The tokio shell around the [`Core`]: it owns the listener, the session
+//! The tokio shell around the [`Core`]: it owns the listeners, the session
 //! drivers, the owner's channels and the one timer, feeds the core what happens
 //! (with the time) and carries out what the core returns.
 
@@ -33,7 +33,7 @@ struct Driver {
 
 pub(super) struct Task {
     core: Core,
-    listener: Option<TcpListener>,
+    listeners: Vec<TcpListener>,
     drivers: HashMap<u64, Driver>,
     /// Drivers told to stop, until they end.
     stopping: Vec<JoinHandle<()>>,
@@ -43,11 +43,11 @@ pub(super) struct Task {
 }
 
 impl Task {
-    pub fn new(core: Core, listener: Option<TcpListener>, notices: mpsc::Sender<Notice>) -> Self {
+    pub fn new(core: Core, listeners: Vec<TcpListener>, notices: mpsc::Sender<Notice>) -> Self {
         let (sink, _) = mpsc::channel(1);
         Self {
             core,
-            listener,
+            listeners,
             drivers: HashMap::new(),
             stopping: Vec::new(),
             sink,
@@ -70,7 +70,7 @@ impl Task {
                     request.unwrap_or_else(|| Request::Shutdown("shutting down".into())),
                 ),
                 batch = recv_batch(&mut events) => Input::Sessions(batch),
-                accepted = accept(self.listener.as_ref()) => match accepted {
+                accepted = accept(&self.listeners) => match accepted {
                     Ok(stream) => {
                         let Some(from) = prepare(&stream) else { continue };
                         if self.step(Input::Connection(from), Some(stream)).await {
@@ -176,22 +176,23 @@ impl Task {
     }
 
     fn set_listener_key(&self, peers: IpNet, key: &[u8]) {
-        let Some(listener) = &self.listener else {
-            return;
-        };
-        let Ok(local) = listener.local_addr() else {
-            return;
-        };
-        let seen = match peers {
-            IpNet::V4(v4) if local.is_ipv6() => IpNet::new(
-                transport::as_seen_by(local, IpAddr::V4(v4.addr())),
-                v4.prefix_len() + 96,
-            )
-            .expect("an IPv4 prefix maps into IPv6"),
-            other => other,
-        };
-        if let Err(error) = transport::set_key(listener.as_fd(), seen, key) {
-            tracing::error!(%error, "cannot set a TCP-MD5 key on the listener");
+        for listener in &self.listeners {
+            let Ok(local) = listener.local_addr() else {
+                continue;
+            };
+            let seen = match peers {
+                IpNet::V4(v4) if local.is_ipv6() => IpNet::new(
+                    transport::as_seen_by(local, IpAddr::V4(v4.addr())),
+                    v4.prefix_len() + 96,
+                )
+                .expect("an IPv4 prefix maps into IPv6"),
+                // An IPv4 socket never sees IPv6 peers.
+                IpNet::V6(_) if local.is_ipv4() => continue,
+                other => other,
+            };
+            if let Err(error) = transport::set_key(listener.as_fd(), seen, key) {
+                tracing::error!(%error, %local, "cannot set a TCP-MD5 key on the listener");
+            }
         }
     }
 }
@@ -289,11 +290,17 @@ fn apply_ttl(stream: &TcpStream, ttl: TtlPolicy) {
     }
 }
 
-async fn accept(listener: Option<&TcpListener>) -> std::io::Result<TcpStream> {
-    match listener {
-        Some(listener) => listener.accept().await.map(|(stream, _)| stream),
-        None => std::future::pending().await,
-    }
+/// The next connection on any of `listeners`; pending forever without one.
+async fn accept(listeners: &[TcpListener]) -> std::io::Result<TcpStream> {
+    std::future::poll_fn(|cx| {
+        for listener in listeners {
+            if let std::task::Poll::Ready(accepted) = listener.poll_accept(cx) {
+                return std::task::Poll::Ready(accepted.map(|(stream, _)| stream));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -1,14 +1,18 @@
-//! Calico's BGPFilter. Rules match on the same fields as tabby's; Calico's `source`
-//! (only routes learned from peers) and `interface` (routes via an interface) select
-//! route origins tabby's filters cannot tell apart, so rules using them are refused.
+//! Calico's BGPFilter. Rules match on the same fields as tabby's and take the same
+//! operations (add a community, prepend to the AS path). Refused, because the rule
+//! would match other routes without them: `source` (only routes learned from peers)
+//! and `interface` (routes via an interface), which select route origins tabby's
+//! filters cannot tell apart, and the AS-path-prefix and priority matches and the
+//! set-priority operation, which tabby's filters do not have.
 
 use api::resources::{
-    BGPFilterSpec, Cidr, CommunityMatch, FilterAction, FilterOperation, FilterRule, MatchOperator,
-    PeerType, PrefixLength, ValidationError,
+    AsNumber, BGPFilterSpec, Cidr, CommunityMatch, FilterAction, FilterOperation, FilterRule,
+    MatchOperator, PeerType, PrefixLength, ValidationError,
 };
 use serde::Deserialize;
+use serde_json::Value;
 
-use super::{CalicoSpec, Notes, non_empty, refuse};
+use super::{CalicoSpec, Conversion, non_empty};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -32,21 +36,29 @@ struct CalicoRule {
     peer_type: Option<PeerType>,
     communities: Option<CommunityMatch>,
     action: FilterAction,
+    /// tabby's operations, or Calico's `setPriority`, told apart once read.
     #[serde(default)]
-    operations: Vec<FilterOperation>,
+    operations: Vec<Value>,
     source: Option<String>,
     interface: Option<String>,
+    #[serde(rename = "asPathPrefix")]
+    as_path_prefix: Option<Vec<AsNumber>>,
+    priority: Option<u32>,
 }
 
 impl CalicoSpec for CalicoBGPFilterSpec {
     type Target = BGPFilterSpec;
 
-    fn convert(self, _name: &str, _notes: &mut Notes) -> Result<BGPFilterSpec, ValidationError> {
-        let convert = |field: &str, rules: Vec<CalicoRule>| {
+    fn convert(
+        self,
+        _name: &str,
+        conversion: &mut Conversion,
+    ) -> Result<BGPFilterSpec, ValidationError> {
+        let mut convert = |field: &str, rules: Vec<CalicoRule>| {
             rules
                 .into_iter()
                 .enumerate()
-                .map(|(i, rule)| rule.convert(&format!("spec.{field}[{i}]")))
+                .map(|(i, rule)| rule.convert(&format!("spec.{field}[{i}]"), conversion))
                 .collect::<Result<Vec<_>, _>>()
         };
         Ok(BGPFilterSpec {
@@ -59,22 +71,60 @@ impl CalicoSpec for CalicoBGPFilterSpec {
 }
 
 impl CalicoRule {
-    fn convert(self, path: &str) -> Result<FilterRule, ValidationError> {
+    fn convert(
+        self,
+        path: &str,
+        conversion: &mut Conversion,
+    ) -> Result<FilterRule, ValidationError> {
         if let Some(source) = non_empty(self.source) {
-            return Err(refuse(
+            conversion.refuse(
                 &format!("{path}.source"),
                 source,
                 "tabby's filters match every route alike; remove the rule or drop `source` \
                  and narrow it by cidr",
-            ));
+            );
         }
         if let Some(interface) = non_empty(self.interface) {
-            return Err(refuse(
+            conversion.refuse(
                 &format!("{path}.interface"),
                 interface,
-                "tabby never exports interface routes, so there is nothing to match; \
-                 remove the rule",
-            ));
+                "tabby's filters cannot match routes by interface; remove the rule or \
+                 narrow it by cidr",
+            );
+        }
+        if let Some(prefix) = self.as_path_prefix.filter(|p| !p.is_empty()) {
+            let prefix: Vec<String> = prefix.iter().map(ToString::to_string).collect();
+            conversion.refuse(
+                &format!("{path}.asPathPrefix"),
+                prefix,
+                "tabby's filters cannot match the AS path; remove the rule or narrow it by \
+                 cidr, peerType or communities",
+            );
+        }
+        if let Some(priority) = self.priority {
+            conversion.refuse(
+                &format!("{path}.priority"),
+                priority,
+                "tabby's routes have no priority to match; remove the rule",
+            );
+        }
+        let mut operations = Vec::new();
+        for (i, operation) in self.operations.into_iter().enumerate() {
+            let path = format!("{path}.operations[{i}]");
+            if let Some(priority) = operation.get("setPriority") {
+                conversion.refuse(
+                    &format!("{path}.setPriority"),
+                    priority.to_string(),
+                    "tabby programs routes with the kernel's default priority; remove the \
+                     operation",
+                );
+                continue;
+            }
+            let rendered = operation.to_string();
+            match serde_json::from_value::<FilterOperation>(operation) {
+                Ok(operation) => operations.push(operation),
+                Err(e) => return Err(ValidationError::rendered(path, rendered, e.to_string())),
+            }
         }
         Ok(FilterRule {
             cidr: self.cidr,
@@ -83,7 +133,7 @@ impl CalicoRule {
             peer_type: self.peer_type,
             communities: self.communities,
             action: self.action,
-            operations: self.operations,
+            operations,
         })
     }
 }

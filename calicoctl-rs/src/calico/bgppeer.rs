@@ -1,7 +1,7 @@
 //! Calico's BGPPeer. `keepOriginalNextHop: true` becomes `nextHopMode: Keep`; the
 //! password's Secret reference carries over; features tabby lacks (a static route
 //! towards the peer, peering with local workloads, a per-peer local AS, manual
-//! reverse peering) are refused.
+//! reverse peering) are refused: without them the sessions would differ.
 
 use api::resources::{
     AsNumber, BGPPeerSpec, BgpPassword, GoDuration, NextHopMode, PeerAddress, SecretKeyRef,
@@ -9,7 +9,7 @@ use api::resources::{
 };
 use serde::Deserialize;
 
-use super::{CalicoSpec, Notes, non_empty, refuse, selector};
+use super::{CalicoSpec, Conversion, non_empty, selector};
 use crate::output::enum_name;
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,7 +59,7 @@ impl CalicoPassword {
     pub(super) fn convert(
         self,
         path: &str,
-        notes: &mut Notes,
+        conversion: &mut Conversion,
     ) -> Result<BgpPassword, ValidationError> {
         let Some(reference) = self.secret_key_ref else {
             return Err(ValidationError::new(path, "", "needs secretKeyRef"));
@@ -72,7 +72,7 @@ impl CalicoPassword {
             ));
         }
         if reference.optional == Some(true) {
-            notes.add(format!(
+            conversion.note(format!(
                 "{path}.secretKeyRef.optional dropped: tabby requires the Secret to exist"
             ));
         }
@@ -89,8 +89,12 @@ impl CalicoPassword {
 impl CalicoSpec for CalicoBGPPeerSpec {
     type Target = BGPPeerSpec;
 
-    fn convert(self, _name: &str, notes: &mut Notes) -> Result<BGPPeerSpec, ValidationError> {
-        self.refuse_unsupported()?;
+    fn convert(
+        self,
+        _name: &str,
+        conversion: &mut Conversion,
+    ) -> Result<BGPPeerSpec, ValidationError> {
+        self.refuse_unsupported(conversion);
         let next_hop_mode = match (self.keep_original_next_hop, self.next_hop_mode) {
             (Some(true), None | Some(NextHopMode::Keep)) => NextHopMode::Keep,
             (Some(true), Some(mode)) => {
@@ -107,13 +111,13 @@ impl CalicoSpec for CalicoBGPPeerSpec {
         };
         let password = self
             .password
-            .map(|p| p.convert("spec.password", notes))
+            .map(|p| p.convert("spec.password", conversion))
             .transpose()?;
         Ok(BGPPeerSpec {
             node: non_empty(self.node),
-            node_selector: selector("spec.nodeSelector", self.node_selector)?,
+            node_selector: selector("spec.nodeSelector", self.node_selector, conversion),
             peer_ip: self.peer_ip,
-            peer_selector: selector("spec.peerSelector", self.peer_selector)?,
+            peer_selector: selector("spec.peerSelector", self.peer_selector, conversion),
             // Calico writes 0 for "the selected nodes' own AS".
             as_number: self.as_number.filter(|asn| asn.0 != 0),
             password,
@@ -134,38 +138,38 @@ impl CalicoSpec for CalicoBGPPeerSpec {
 }
 
 impl CalicoBGPPeerSpec {
-    fn refuse_unsupported(&self) -> Result<(), ValidationError> {
+    fn refuse_unsupported(&self, conversion: &mut Conversion) {
         if let Some(gateway) = non_empty(self.reachable_by.clone()) {
-            return Err(refuse(
+            conversion.refuse(
                 "spec.reachableBy",
                 gateway,
                 "tabby does not install a static route towards the peer; remove it and \
                  route to the peer through the node's own routing table",
-            ));
+            );
         }
         if let Some(selector) = non_empty(self.local_workload_selector.clone()) {
-            return Err(refuse(
+            conversion.refuse(
                 "spec.localWorkloadSelector",
                 selector,
                 "tabby does not peer with BGP speakers running in local pods; remove the \
                  peer",
-            ));
+            );
         }
-        if let Some(asn) = self.local_as_number {
-            return Err(refuse(
+        if let Some(asn) = self.local_as_number.filter(|asn| asn.0 != 0) {
+            conversion.refuse(
                 "spec.localASNumber",
                 asn.to_string(),
                 "tabby speaks with the node's AS to every peer; remove it, or set the \
                  node's AS (Node spec.bgp.asNumber) instead",
-            ));
+            );
         }
         match self.reverse_peering.as_deref() {
-            None | Some("" | "Auto") => Ok(()),
-            Some(mode) => Err(refuse(
+            None | Some("" | "Auto") => {}
+            Some(mode) => conversion.refuse(
                 "spec.reversePeering",
                 mode,
                 "tabby always opens selector peerings from both ends; remove it",
-            )),
+            ),
         }
     }
 }

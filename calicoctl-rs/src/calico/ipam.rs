@@ -1,9 +1,9 @@
 //! Calico's IPReservation and IPAMConfiguration (stored as the CRD kind IPAMConfig).
 
-use api::resources::{Cidr, IPAMConfigSpec, IPReservationSpec, ValidationError};
+use api::resources::{IPAMConfigSpec, IPReservationSpec, ValidationError};
 use serde::Deserialize;
 
-use super::{CalicoSpec, Notes};
+use super::{CalicoSpec, Conversion, prefix};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -15,32 +15,20 @@ pub(super) struct CalicoIPReservationSpec {
 impl CalicoSpec for CalicoIPReservationSpec {
     type Target = IPReservationSpec;
 
-    fn convert(self, _name: &str, notes: &mut Notes) -> Result<IPReservationSpec, ValidationError> {
+    fn convert(
+        self,
+        _name: &str,
+        conversion: &mut Conversion,
+    ) -> Result<IPReservationSpec, ValidationError> {
         let mut reserved_cidrs = Vec::new();
         for (i, text) in self.reserved_cidrs.iter().enumerate() {
             let path = format!("spec.reservedCIDRs[{i}]");
             // Calico takes a bare address for a single one; tabby wants the prefix.
-            let cidr: Cidr = match text.parse::<std::net::IpAddr>() {
-                Ok(ip) => {
-                    let cidr = format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 });
-                    notes.add(format!("{path} {text:?} written as {cidr:?}"));
-                    cidr.parse()
-                }
-                Err(_) => text.parse(),
-            }
-            .map_err(|problem: String| ValidationError::new(&path, text, problem_of(&problem)))?;
+            let cidr = prefix(&path, text, "", conversion)?;
             reserved_cidrs.push(cidr);
         }
         Ok(IPReservationSpec { reserved_cidrs })
     }
-}
-
-/// `FromStr` errors read `"<text>" is not a CIDR`; keep the part after the value.
-fn problem_of(message: &str) -> String {
-    message
-        .split_once("\" ")
-        .map_or(message, |(_, problem)| problem)
-        .to_owned()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,7 +42,11 @@ pub(super) struct CalicoIPAMConfigSpec {
 impl CalicoSpec for CalicoIPAMConfigSpec {
     type Target = IPAMConfigSpec;
 
-    fn convert(self, _name: &str, _notes: &mut Notes) -> Result<IPAMConfigSpec, ValidationError> {
+    fn convert(
+        self,
+        _name: &str,
+        _conversion: &mut Conversion,
+    ) -> Result<IPAMConfigSpec, ValidationError> {
         let defaults = IPAMConfigSpec::default();
         Ok(IPAMConfigSpec {
             strict_affinity: self.strict_affinity.unwrap_or(defaults.strict_affinity),

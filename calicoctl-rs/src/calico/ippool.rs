@@ -1,12 +1,14 @@
 //! Calico's IPPool. Same fields as tabby's, plus the API v1 leftovers (`ipip`,
-//! `nat-outgoing`) that old manifests still carry, `assignmentMode`, and the
-//! `LoadBalancer` use, which tabby does not have.
+//! `nat-outgoing`) that old manifests still carry. Refused, because pods would get
+//! addresses Calico would not have given them: manual assignment, the
+//! `LoadBalancer` use, a namespace selector and an AWS subnet, which tabby does not
+//! have.
 
 use api::resources::{AllowedUse, Cidr, EncapsulationMode, IPPoolSpec, ValidationError};
 use api::selector::Selector;
 use serde::Deserialize;
 
-use super::{CalicoSpec, Notes, refuse, selector};
+use super::{CalicoSpec, Conversion, non_empty, selector};
 use crate::output::enum_name;
 
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +27,9 @@ pub(super) struct CalicoIPPoolSpec {
     node_selector: Option<String>,
     allowed_uses: Option<Vec<String>>,
     assignment_mode: Option<String>,
+    namespace_selector: Option<String>,
+    #[serde(rename = "awsSubnetID")]
+    aws_subnet_id: Option<String>,
     /// API v1: `{enabled, mode: always | cross-subnet}`.
     ipip: Option<LegacyIpip>,
     #[serde(rename = "nat-outgoing")]
@@ -42,13 +47,17 @@ struct LegacyIpip {
 impl CalicoSpec for CalicoIPPoolSpec {
     type Target = IPPoolSpec;
 
-    fn convert(self, _name: &str, notes: &mut Notes) -> Result<IPPoolSpec, ValidationError> {
+    fn convert(
+        self,
+        _name: &str,
+        conversion: &mut Conversion,
+    ) -> Result<IPPoolSpec, ValidationError> {
         let Some(cidr) = self.cidr else {
             return Err(ValidationError::new("spec.cidr", "", "is required"));
         };
         let mut spec = IPPoolSpec::new(cidr);
         spec.block_size = self.block_size;
-        spec.ipip_mode = ipip_mode(self.ipip_mode, self.ipip, notes)?;
+        spec.ipip_mode = ipip_mode(self.ipip_mode, self.ipip, conversion)?;
         spec.vxlan_mode = self.vxlan_mode.unwrap_or(EncapsulationMode::Never);
         spec.nat_outgoing = match (self.nat_outgoing, self.legacy_nat_outgoing) {
             (Some(new), Some(old)) if new != old => {
@@ -60,29 +69,44 @@ impl CalicoSpec for CalicoIPPoolSpec {
             }
             (Some(value), _) => value,
             (None, Some(old)) => {
-                notes.add("spec.nat-outgoing (API v1) converted to natOutgoing");
+                conversion.note("spec.nat-outgoing (API v1) converted to natOutgoing");
                 old
             }
             (None, None) => false,
         };
         spec.disabled = self.disabled.unwrap_or(false);
         spec.disable_bgp_export = self.disable_bgp_export.unwrap_or(false);
-        spec.node_selector =
-            selector("spec.nodeSelector", self.node_selector)?.unwrap_or_else(Selector::all);
+        spec.node_selector = selector("spec.nodeSelector", self.node_selector, conversion)
+            .unwrap_or_else(Selector::all);
         if let Some(uses) = self.allowed_uses.filter(|u| !u.is_empty()) {
-            spec.allowed_uses = allowed_uses(&uses)?;
+            spec.allowed_uses = allowed_uses(&uses, conversion)?;
         }
         match self.assignment_mode.as_deref() {
             None | Some("" | "Automatic") => {}
-            Some(mode) => {
-                return Err(refuse(
-                    "spec.assignmentMode",
-                    mode,
-                    "tabby assigns from every enabled pool whose nodeSelector matches and has \
-                     no pools reserved for explicit requests; remove it, or set disabled: true \
-                     to keep new pods out of the pool",
-                ));
-            }
+            Some(mode) => conversion.refuse(
+                "spec.assignmentMode",
+                mode,
+                "tabby assigns from every enabled pool whose nodeSelector matches and has \
+                 no pools reserved for explicit requests; remove it, or set disabled: true \
+                 to keep new pods out of the pool",
+            ),
+        }
+        // Calico's all() selects every namespace, as tabby's pools do.
+        if let Some(namespaces) = non_empty(self.namespace_selector).filter(|s| s != "all()") {
+            conversion.refuse(
+                "spec.namespaceSelector",
+                namespaces,
+                "tabby's pools serve pods of every namespace; remove it, or give the \
+                 namespace's pods their own nodes and a nodeSelector",
+            );
+        }
+        if let Some(subnet) = non_empty(self.aws_subnet_id) {
+            conversion.refuse(
+                "spec.awsSubnetID",
+                subnet,
+                "tabby does not attach AWS network interfaces for pod addresses; remove it \
+                 and route the pool over BGP or an encapsulation",
+            );
         }
         Ok(spec)
     }
@@ -91,7 +115,7 @@ impl CalicoSpec for CalicoIPPoolSpec {
 fn ipip_mode(
     mode: Option<EncapsulationMode>,
     legacy: Option<LegacyIpip>,
-    notes: &mut Notes,
+    conversion: &mut Conversion,
 ) -> Result<EncapsulationMode, ValidationError> {
     let Some(legacy) = legacy else {
         return Ok(mode.unwrap_or(EncapsulationMode::Never));
@@ -118,7 +142,7 @@ fn ipip_mode(
             ),
         )),
         _ => {
-            notes.add(format!(
+            conversion.note(format!(
                 "spec.ipip (API v1) converted to ipipMode: {}",
                 enum_name(&converted)
             ));
@@ -127,29 +151,30 @@ fn ipip_mode(
     }
 }
 
-fn allowed_uses(uses: &[String]) -> Result<Vec<AllowedUse>, ValidationError> {
+fn allowed_uses(
+    uses: &[String],
+    conversion: &mut Conversion,
+) -> Result<Vec<AllowedUse>, ValidationError> {
     let mut converted = Vec::new();
     for (i, used) in uses.iter().enumerate() {
         let path = format!("spec.allowedUses[{i}]");
-        converted.push(match used.as_str() {
-            "Workload" => AllowedUse::Workload,
-            "Tunnel" => AllowedUse::Tunnel,
-            "LoadBalancer" => {
-                return Err(refuse(
-                    &path,
-                    used,
-                    "tabby does not assign Service LoadBalancer addresses from IP pools; \
-                     remove it and keep that range in your load balancer's IPAM",
-                ));
-            }
+        match used.as_str() {
+            "Workload" => converted.push(AllowedUse::Workload),
+            "Tunnel" => converted.push(AllowedUse::Tunnel),
+            "LoadBalancer" => conversion.refuse(
+                &path,
+                used,
+                "tabby does not assign Service LoadBalancer addresses from IP pools; \
+                 remove it and keep that range in your load balancer's IPAM",
+            ),
             _ => {
                 return Err(ValidationError::new(
                     path,
                     used,
-                    "is not one of Workload, Tunnel",
+                    "is not one of Workload, Tunnel, LoadBalancer",
                 ));
             }
-        });
+        }
     }
     Ok(converted)
 }

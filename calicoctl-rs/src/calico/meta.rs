@@ -9,12 +9,14 @@ use api::resources::Metadata;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::Notes;
+use super::Conversion;
 
 /// Annotations that are another tool's bookkeeping, not the operator's data.
-const BOOKKEEPING_ANNOTATIONS: [&str; 2] = [
+const BOOKKEEPING_ANNOTATIONS: [&str; 3] = [
     "kubectl.kubernetes.io/last-applied-configuration",
     "projectcalico.org/metadata",
+    // The Kubernetes node's labels, as Calico's node controller copied them.
+    "projectcalico.org/kube-labels",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,11 +46,11 @@ pub(super) struct CalicoMetadata {
 }
 
 impl CalicoMetadata {
-    pub(super) fn convert(self, notes: &mut Notes) -> Metadata {
+    pub(super) fn convert(self, conversion: &mut Conversion) -> Metadata {
         let mut annotations = self.annotations;
         for key in BOOKKEEPING_ANNOTATIONS {
             if annotations.remove(key).is_some() {
-                notes.add(format!(
+                conversion.note(format!(
                     "metadata.annotations[{key:?}] dropped (bookkeeping)"
                 ));
             }

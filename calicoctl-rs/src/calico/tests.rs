@@ -2,16 +2,22 @@ use crate::input::{Document, read_text};
 use crate::kinds::AnyResource;
 
 fn convert(text: &str) -> Document {
-    let mut documents = read_text("calico.yaml", text).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(documents.len(), 1);
-    documents.remove(0)
+    let mut input = read_text("calico.yaml", text);
+    assert_eq!(input.problems, [], "{text}");
+    assert_eq!(input.documents.len(), 1);
+    input.documents.remove(0)
 }
 
+/// Every problem of `text`, a line each.
 fn refusal(text: &str) -> String {
-    match read_text("calico.yaml", text) {
-        Ok(documents) => panic!("converted {documents:?}"),
-        Err(e) => e.to_string(),
-    }
+    let input = read_text("calico.yaml", text);
+    assert!(
+        !input.problems.is_empty(),
+        "converted {:?}",
+        input.documents
+    );
+    let lines: Vec<String> = input.problems.iter().map(ToString::to_string).collect();
+    lines.join("\n")
 }
 
 fn peer(spec: &str) -> String {
@@ -125,16 +131,126 @@ fn an_optional_secret_is_noted_as_required() {
 }
 
 #[test]
-fn bgp_configuration_drops_the_log_level_and_refuses_node_ip_binding() {
+fn calico_yaml_bgp_configuration_keeps_node_ip_binding_and_says_which_log_flag_to_set() {
     let text = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  \
-                name: default\nspec:\n  logSeverityScreen: Debug\n  asNumber: 65010\n";
+                name: default\nspec:\n  logSeverityScreen: Warning\n  bindMode: NodeIP\n";
     let document = convert(text);
+    let AnyResource::BGPConfiguration(config) = document.resource else {
+        panic!("not a BGPConfiguration");
+    };
+    assert_eq!(
+        config.spec.bind_mode,
+        Some(api::resources::BindMode::NodeIp)
+    );
     assert_eq!(document.notes.len(), 1);
-    assert!(document.notes[0].starts_with("spec.logSeverityScreen \"Debug\" dropped"));
-    let message = refusal(&text.replace("asNumber: 65010", "bindMode: NodeIP"));
     assert!(
-        message.contains("spec.bindMode: \"NodeIP\" cannot be converted"),
+        document.notes[0].contains("tabby-agent's --log=info,bgp=warn (TABBY_LOG)"),
+        "{}",
+        document.notes[0]
+    );
+    let message = refusal(&text.replace("NodeIP", "Loopback"));
+    assert!(
+        message.ends_with("spec.bindMode: \"Loopback\" is not one of None, NodeIP"),
         "{message}"
+    );
+}
+
+#[test]
+fn calico_yaml_every_refused_field_of_a_document_is_reported() {
+    let message = refusal(&peer(
+        "  peerIP: 192.0.2.1\n  asNumber: 65001\n  reachableBy: 10.0.0.254\n  \
+         localASNumber: 65100\n  nodeSelector: zone starts with 'eu'\n",
+    ));
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines.len(), 3, "{message}");
+    for field in [
+        "spec.reachableBy",
+        "spec.localASNumber",
+        "spec.nodeSelector",
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("calico.yaml, BGPPeer \"tor\": {field}: "))),
+            "{field}: {message}"
+        );
+    }
+}
+
+#[test]
+fn calico_yaml_a_refused_document_leaves_the_others_converted() {
+    let text = format!(
+        "{}---\n{}",
+        pool("  cidr: 10.1.0.0/16\n  assignmentMode: Manual\n"),
+        peer("  peerIP: 192.0.2.1\n  asNumber: 65001\n")
+    );
+    let input = read_text("two.yaml", &text);
+    assert_eq!(input.documents.len(), 1);
+    assert!(matches!(
+        input.documents[0].resource,
+        AnyResource::BGPPeer(_)
+    ));
+    assert_eq!(input.problems.len(), 1);
+    assert_eq!(
+        input.problems[0].origin,
+        "two.yaml, document 1, IPPool \"p\""
+    );
+}
+
+#[test]
+fn calico_yaml_a_node_keeps_the_operators_settings_and_names_what_the_agent_owns() {
+    let document = convert(
+        "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: n1\n  \
+         labels: {rack: rack1}\nspec:\n  bgp:\n    asNumber: 65001\n    \
+         ipv4Address: 10.0.1.10/24\n    ipv4IPIPTunnelAddr: 10.244.0.1\n  \
+         orchRefs:\n  - {nodeName: n1, orchestrator: k8s}\nstatus:\n  podCIDRs: []\n",
+    );
+    let AnyResource::Node(node) = document.resource else {
+        panic!("not a Node");
+    };
+    let bgp = node.spec.bgp.unwrap();
+    assert_eq!(bgp.as_number, Some(api::resources::AsNumber(65001)));
+    assert_eq!(bgp.ipv4_address.unwrap().to_string(), "10.0.1.10/24");
+    assert_eq!(bgp.pinned_addresses, [api::resources::AddressFamily::IPv4]);
+    assert_eq!(bgp.ipv4_ipip_tunnel_addr, None);
+    assert_eq!(node.metadata.labels["rack"], "rack1");
+    assert_eq!(
+        document.notes,
+        [
+            "status dropped: it is what Calico's components reported, not settings",
+            "spec.orchRefs dropped: Calico's node wrote it; tabby's Node is named after \
+             the Kubernetes node",
+            "spec.bgp.ipv4IPIPTunnelAddr \"10.244.0.1\" dropped: the agent owns tunnel \
+             addresses (it takes them from an IP pool when a pool needs the tunnel)",
+            "kept, and never overwritten by the agent: labels, asNumber 65001, ipv4Address \
+             10.0.1.10/24 (pinned: the agent speaks BGP from it instead of autodetecting); \
+             the agent owns ipv6Address (autodetected at each start) and the tunnel addresses",
+        ]
+    );
+}
+
+#[test]
+fn calico_yaml_kube_controllers_configuration_becomes_the_ipam_controllers_flags() {
+    let input = read_text(
+        "kcc.yaml",
+        "apiVersion: projectcalico.org/v3\nkind: KubeControllersConfiguration\nmetadata:\n  \
+         name: default\nspec:\n  controllers:\n    node:\n      leakGracePeriod: 30m\n      \
+         reconcilerPeriod: 2m\n",
+    );
+    assert_eq!((input.documents.len(), input.problems.len()), (0, 0));
+    assert_eq!(input.notices.len(), 1);
+    assert_eq!(
+        input.notices[0].origin,
+        "kcc.yaml, KubeControllersConfiguration \"default\""
+    );
+    assert_eq!(
+        input.notices[0].notes,
+        [
+            "spec.controllers.node.leakGracePeriod 1800s: run tabby-ipam-controller with \
+             --grace 1800s (TABBY_IPAM_GC_GRACE)",
+            "spec.controllers.node.reconcilerPeriod 120s: run tabby-ipam-controller with \
+             --interval 120s (TABBY_IPAM_GC_INTERVAL)",
+        ]
     );
 }
 
@@ -210,7 +326,7 @@ fn a_kubectl_list_of_calico_crds_converts_item_by_item() {
         "list.yaml",
         &text.replace("natOutgoing: yes", "natOutgoing: true"),
     )
-    .unwrap();
+    .documents;
     assert_eq!(documents.len(), 2);
     assert_eq!(
         documents[0].notes,

@@ -11,7 +11,6 @@ use ipam::table::AllocationTable;
 
 use crate::cli::DeleteArgs;
 use crate::error::CliError;
-use crate::input;
 use crate::kinds::{CliResource, ResourceKind};
 use crate::output::exit;
 use crate::session::Session;
@@ -26,7 +25,7 @@ pub async fn delete(session: &mut Session<'_>, args: DeleteArgs) -> Result<i32, 
             )));
         }
         Some(kind) => args.names.iter().map(|n| (kind, n.clone())).collect(),
-        None => input::read_all(&args.files, session.stdin)?
+        None => super::read_resources(session, &args.files)?
             .into_iter()
             .map(|d| (d.resource.kind(), d.resource.name().to_owned()))
             .collect(),

@@ -11,9 +11,11 @@ mod write;
 
 use clap::CommandFactory;
 
+use std::path::PathBuf;
+
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
-use crate::input::Document;
+use crate::input::{self, Document, Input};
 use crate::output::exit;
 use crate::session::Session;
 
@@ -40,8 +42,8 @@ pub async fn run(command: Command, session: &mut Session<'_>) -> Result<i32, Cli
 }
 
 /// Tells the operator, on standard error, what converting Calico's YAML changed.
-fn print_notes(session: &mut Session<'_>, documents: &[Document]) -> Result<(), CliError> {
-    for document in documents {
+fn print_notes(session: &mut Session<'_>, input: &Input) -> Result<(), CliError> {
+    for document in &input.documents {
         for note in &document.notes {
             session.warn(&format!(
                 "note: {}, {}: {note}",
@@ -50,5 +52,18 @@ fn print_notes(session: &mut Session<'_>, documents: &[Document]) -> Result<(), 
             ))?;
         }
     }
+    for notice in &input.notices {
+        for note in &notice.notes {
+            session.warn(&format!("note: {}: {note}", notice.origin))?;
+        }
+    }
     Ok(())
+}
+
+/// The resources of the files for a command that writes: its notes printed, and
+/// nothing at all when any document cannot be used (every problem printed).
+fn read_resources(session: &mut Session<'_>, files: &[PathBuf]) -> Result<Vec<Document>, CliError> {
+    let input = input::read_all(files, session.stdin)?;
+    print_notes(session, &input)?;
+    input.all_or_nothing(|problem| session.warn(&format!("error: {problem}")))
 }

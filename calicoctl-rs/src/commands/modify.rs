@@ -69,8 +69,9 @@ fn patched<R: CliResource>(current: &R, patch: &serde_json::Value) -> Result<R, 
             current.name()
         ))
     };
-    decode_value::<R, _>(value).map_err(|failure| match failure {
+    decode_value::<R, _>(value, current).map_err(|failure| match failure {
         Failure::Parse(message) | Failure::Invalid(message) => invalid(message),
+        Failure::Refused(messages) => invalid(messages.join("; ")),
     })
 }
 

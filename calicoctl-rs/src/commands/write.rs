@@ -5,18 +5,17 @@
 use api::datastore::{Backend, Datastore, Error};
 use api::resources::Resource;
 
-use super::print_notes;
+use super::read_resources;
 use super::retry::{Outcome, write_with_retry};
 use crate::cli::{CreateArgs, FileArgs};
 use crate::error::CliError;
-use crate::input::{self, Document};
 use crate::kinds::{AnyResource, CliResource};
 use crate::output::exit;
 use crate::session::Session;
 use crate::with_any;
 
 pub async fn create(session: &mut Session<'_>, args: CreateArgs) -> Result<i32, CliError> {
-    let documents = read(session, &args.files)?;
+    let documents = read_resources(session, &args.files.files)?;
     let store = session.store().await?;
     let mut absent = Vec::new();
     for document in documents {
@@ -48,13 +47,15 @@ pub async fn create(session: &mut Session<'_>, args: CreateArgs) -> Result<i32, 
 }
 
 pub async fn apply(session: &mut Session<'_>, args: FileArgs) -> Result<i32, CliError> {
-    let documents = read(session, &args)?;
+    let documents = read_resources(session, &args.files)?;
     let store = session.store().await?;
     for document in documents {
         let line = with_any!(document.resource, r => {
             // The file's resourceVersion, if any, is a stale read: apply writes over
             // whatever is there, at the revision it reads.
-            let outcome = write_with_retry(&*store, r.name(), |_| Ok(r.clone())).await?;
+            let outcome =
+                write_with_retry(&*store, r.name(), |stored| Ok(r.clone().written_over(stored)))
+                    .await?;
             format!("{} {}\n", r.reference(), outcome.verb())
         });
         session.print(&line)?;
@@ -63,7 +64,7 @@ pub async fn apply(session: &mut Session<'_>, args: FileArgs) -> Result<i32, Cli
 }
 
 pub async fn replace(session: &mut Session<'_>, args: FileArgs) -> Result<i32, CliError> {
-    let documents = read(session, &args)?;
+    let documents = read_resources(session, &args.files)?;
     let store = session.store().await?;
     for document in &documents {
         if !with_any!(&document.resource, r => exists(&*store, r).await?) {
@@ -99,11 +100,15 @@ async fn replace_one<R: CliResource>(
 ) -> Result<Outcome, CliError> {
     let Some(read_at) = resource.revision() else {
         return write_with_retry(store, resource.name(), |current| match current {
-            Some(_) => Ok(resource.clone()),
+            Some(stored) => Ok(resource.clone().written_over(Some(stored))),
             None => Err(not_found::<R>(resource.name())),
         })
         .await;
     };
+    // The agent's fields of what this version held stay; the write fails if it is
+    // no longer the stored version.
+    let stored = store.get::<R>(resource.name()).await?;
+    let resource = resource.written_over(Some(&stored));
     match store.update(&resource).await {
         Ok(_) => Ok(Outcome::Configured),
         Err(Error::Conflict { actual, .. }) => {
@@ -127,12 +132,6 @@ pub fn not_found<R: CliResource>(name: &str) -> CliError {
         kind: R::KIND,
         name: name.to_owned(),
     })
-}
-
-fn read(session: &mut Session<'_>, args: &FileArgs) -> Result<Vec<Document>, CliError> {
-    let documents = input::read_all(&args.files, session.stdin)?;
-    print_notes(session, &documents)?;
-    Ok(documents)
 }
 
 async fn exists<R: CliResource>(store: &dyn Backend, resource: &R) -> Result<bool, CliError> {

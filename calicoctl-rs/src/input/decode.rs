@@ -12,7 +12,8 @@ use crate::with_kind;
 
 #[derive(Debug)]
 pub struct Decoded {
-    pub resource: AnyResource,
+    /// `None` for a Calico kind tabby takes as its daemons' flags: the notes say which.
+    pub resource: Option<AnyResource>,
     pub notes: Vec<String>,
 }
 
@@ -21,9 +22,11 @@ pub enum Failure {
     /// The document does not have the kind's shape: a field that is unknown, missing
     /// or of the wrong type, as the deserializer reports it.
     Parse(String),
-    /// It has the shape but not valid content (or cannot be converted); the message
-    /// carries its field path.
+    /// It has the shape but not valid content; the message carries its field path.
     Invalid(String),
+    /// A Calico document with settings tabby cannot honour: every one of them (and
+    /// the invalid value that stopped the conversion, if one did), with its path.
+    Refused(Vec<String>),
 }
 
 impl Failure {
@@ -46,7 +49,7 @@ where
         };
         let resource = with_kind!(kind, R => native::<R, D>(document)?.into_any());
         return Ok(Decoded {
-            resource,
+            resource: Some(resource),
             notes: Vec::new(),
         });
     }
@@ -59,20 +62,25 @@ where
     )))
 }
 
-/// A tabby resource from a value (JSON or YAML), as `patch` rebuilds one; parse
-/// errors carry the field path.
-pub fn decode_value<'de, R: CliResource, V: Deserializer<'de>>(value: V) -> Result<R, Failure> {
+/// A tabby resource from a value (JSON or YAML) written over `stored`, as `patch`
+/// rebuilds one; parse errors carry the field path.
+pub fn decode_value<'de, R: CliResource, V: Deserializer<'de>>(
+    value: V,
+    stored: &R,
+) -> Result<R, Failure> {
     let mut track = serde_path_to_error::Track::new();
     let tracked = serde_path_to_error::Deserializer::new(value, &mut track);
-    native::<R, _>(tracked).map_err(|failure| match failure {
-        Failure::Parse(message) => Failure::Parse(format!("{}: {message}", track.path())),
-        invalid => invalid,
-    })
+    let resource =
+        R::deserialize(tracked).map_err(|e| Failure::Parse(format!("{}: {e}", track.path())))?;
+    checked(resource.written_over(Some(stored)))
 }
 
 /// Deserialises, fills in defaults and validates.
 fn native<'de, R: CliResource, D: Deserializer<'de>>(document: D) -> Result<R, Failure> {
-    let mut resource = R::deserialize(document).map_err(Failure::parse)?;
+    checked(R::deserialize(document).map_err(Failure::parse)?)
+}
+
+fn checked<R: CliResource>(mut resource: R) -> Result<R, Failure> {
     resource.apply_defaults();
     resource.validate().map_err(Failure::invalid)?;
     Ok(resource)

@@ -1,6 +1,8 @@
 //! Reading the resources of `-f FILE|DIR|-`: every document of every file is read
-//! and validated before anything is written, so one bad document stops the whole
-//! command and nothing is half-applied.
+//! and validated before anything is written. A bad document does not stop the
+//! reading: every problem of every document is collected ([`Input::problems`]), so
+//! the operator sees them all at once; the writing commands then write nothing,
+//! `convert` prints what did convert.
 //!
 //! A file holds `---`-separated YAML documents or one JSON value; a document is a
 //! resource (tabby's `tabby.dev/v1`, or Calico's `projectcalico.org/v3`, converted) or
@@ -50,6 +52,47 @@ impl fmt::Display for Origin {
     }
 }
 
+/// Every document of the files given: the resources, the notes of documents that
+/// hold no resource, and the problems of those that cannot be used.
+#[derive(Debug, Default)]
+pub struct Input {
+    pub documents: Vec<Document>,
+    pub notices: Vec<Notice>,
+    pub problems: Vec<InputError>,
+}
+
+/// A Calico document that converts into notes alone (a kind tabby takes as its
+/// daemons' flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The file, document and resource.
+    pub origin: String,
+    pub notes: Vec<String>,
+}
+
+impl Input {
+    /// The resources, when every document can be used; otherwise each problem goes
+    /// to `report` and the error says nothing was done.
+    pub fn all_or_nothing(
+        self,
+        mut report: impl FnMut(&InputError) -> Result<(), CliError>,
+    ) -> Result<Vec<Document>, CliError> {
+        match <[InputError; 1]>::try_from(self.problems) {
+            Ok([only]) => Err(only.into()),
+            Err(problems) if problems.is_empty() => Ok(self.documents),
+            Err(problems) => {
+                for problem in &problems {
+                    report(problem)?;
+                }
+                Err(CliError::Refused(format!(
+                    "{} problems in the files (above): nothing was done",
+                    problems.len()
+                )))
+            }
+        }
+    }
+}
+
 /// A file or document that cannot be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{origin}: {message}")]
@@ -61,8 +104,8 @@ pub struct InputError {
 
 /// Reads and validates every resource of `paths` (`-` is standard input; a
 /// directory contributes its `.yaml`, `.yml` and `.json` files in name order).
-pub fn read_all(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Vec<Document>, CliError> {
-    let mut documents = Vec::new();
+pub fn read_all(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Input, CliError> {
+    let mut input = Input::default();
     for path in expand(paths)? {
         let (source, text) = if path == Path::new("-") {
             let mut text = String::new();
@@ -72,26 +115,33 @@ pub fn read_all(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Vec<Document>
             ("<stdin>".to_owned(), text)
         } else {
             let source = path.display().to_string();
-            let text = std::fs::read_to_string(&path).map_err(|e| InputError {
-                origin: source.clone(),
-                message: format!("cannot read the file: {e}"),
-            })?;
-            (source, text)
+            match std::fs::read_to_string(&path) {
+                Ok(text) => (source, text),
+                Err(e) => {
+                    input.problems.push(InputError {
+                        origin: source,
+                        message: format!("cannot read the file: {e}"),
+                    });
+                    continue;
+                }
+            }
         };
-        documents.extend(parse::documents(&source, &text)?);
+        parse::documents(&source, &text, &mut input);
     }
-    if documents.is_empty() {
+    if input.documents.is_empty() && input.notices.is_empty() && input.problems.is_empty() {
         return Err(CliError::Usage(
             "the files hold no resources (is the file empty?)".to_owned(),
         ));
     }
-    reject_duplicates(&documents)?;
-    Ok(documents)
+    reject_duplicates(&mut input);
+    Ok(input)
 }
 
 /// Parses the resources of one text, as `read_all` does for each file.
-pub fn read_text(source: &str, text: &str) -> Result<Vec<Document>, InputError> {
-    parse::documents(source, text)
+pub fn read_text(source: &str, text: &str) -> Input {
+    let mut input = Input::default();
+    parse::documents(source, text, &mut input);
+    input
 }
 
 fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
@@ -123,20 +173,29 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     Ok(files)
 }
 
-/// The same resource twice would make the outcome depend on the order of writes.
-fn reject_duplicates(documents: &[Document]) -> Result<(), InputError> {
-    let mut seen: BTreeMap<(ResourceKind, &str), &Origin> = BTreeMap::new();
-    for document in documents {
-        let key = (document.resource.kind(), document.resource.name());
-        if let Some(first) = seen.insert(key, &document.origin) {
-            return Err(InputError {
+/// The same resource twice would make the outcome depend on the order of writes:
+/// the second is a problem.
+fn reject_duplicates(input: &mut Input) {
+    let mut seen: BTreeMap<(ResourceKind, String), Origin> = BTreeMap::new();
+    let mut kept = Vec::new();
+    for document in std::mem::take(&mut input.documents) {
+        let key = (
+            document.resource.kind(),
+            document.resource.name().to_owned(),
+        );
+        match seen.get(&key) {
+            Some(first) => input.problems.push(InputError {
                 origin: document.origin.to_string(),
                 message: format!(
                     "{} is also defined at {first}: keep one of them",
                     document.resource.describe()
                 ),
-            });
+            }),
+            None => {
+                seen.insert(key, document.origin.clone());
+                kept.push(document);
+            }
         }
     }
-    Ok(())
+    input.documents = kept;
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::decode::{self, Decoded, Failure};
-use super::{Document, InputError, Origin};
+use super::{Document, Input, InputError, Notice, Origin};
 
 /// `apiVersion`, `kind` and `metadata.name` of a document, as far as present.
 struct Header {
@@ -66,26 +66,30 @@ impl Header {
     }
 }
 
-pub(super) fn documents(source: &str, text: &str) -> Result<Vec<Document>, InputError> {
+pub(super) fn documents(source: &str, text: &str, input: &mut Input) {
     let looks_like_json = matches!(text.trim_start().chars().next(), Some('{' | '['));
     if looks_like_json {
-        json_documents(source, text)
+        json_documents(source, text, input);
     } else {
-        yaml_documents(source, text)
+        yaml_documents(source, text, input);
     }
 }
 
-fn yaml_documents(source: &str, text: &str) -> Result<Vec<Document>, InputError> {
-    let malformed = |e: serde_yaml::Error| InputError {
-        origin: source.to_owned(),
-        message: format!("malformed YAML: {e}"),
-    };
-    let values: Vec<Value> = serde_yaml::Deserializer::from_str(text)
+fn yaml_documents(source: &str, text: &str, input: &mut Input) {
+    let values: Result<Vec<Value>, _> = serde_yaml::Deserializer::from_str(text)
         .map(Value::deserialize)
-        .collect::<Result<_, _>>()
-        .map_err(malformed)?;
+        .collect();
+    let values = match values {
+        Ok(values) => values,
+        Err(e) => {
+            input.problems.push(InputError {
+                origin: source.to_owned(),
+                message: format!("malformed YAML: {e}"),
+            });
+            return;
+        }
+    };
     let several = values.iter().filter(|v| !v.is_null()).count() > 1;
-    let mut documents = Vec::new();
     let streams = serde_yaml::Deserializer::from_str(text);
     for (index, (value, stream)) in values.iter().zip(streams).enumerate() {
         if value.is_null() {
@@ -96,62 +100,73 @@ fn yaml_documents(source: &str, text: &str) -> Result<Vec<Document>, InputError>
             document: several.then_some(index + 1),
             item: None,
         };
-        let header = Header::of(value).map_err(|message| error(&origin, None, message))?;
+        let header = match Header::of(value) {
+            Ok(header) => header,
+            Err(message) => {
+                input.problems.push(error(&origin, None, message));
+                continue;
+            }
+        };
         if header.list_item_kind().is_some() {
-            documents.extend(list_items(&origin, &header, value)?);
+            list_items(&origin, &header, value, input);
             continue;
         }
         let decoded = decode::decode(&header.api_version, &header.kind, stream);
-        documents.push(finish(origin, &header, decoded, None)?);
+        finish(origin, &header, decoded, None, input);
     }
-    Ok(documents)
 }
 
-fn json_documents(source: &str, text: &str) -> Result<Vec<Document>, InputError> {
+fn json_documents(source: &str, text: &str, input: &mut Input) {
     let origin = Origin {
         source: source.to_owned(),
         document: None,
         item: None,
     };
-    let value: Value = serde_json::from_str(text).map_err(|e| InputError {
-        origin: source.to_owned(),
-        message: format!("malformed JSON: {e}"),
-    })?;
+    let value: Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        Err(e) => {
+            input.problems.push(InputError {
+                origin: source.to_owned(),
+                message: format!("malformed JSON: {e}"),
+            });
+            return;
+        }
+    };
     if let Value::Sequence(items) = &value {
-        return items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| item_document(&origin, i, item, None))
-            .collect();
+        for (i, item) in items.iter().enumerate() {
+            item_document(&origin, i, item, None, input);
+        }
+        return;
     }
-    let header = Header::of(&value).map_err(|message| error(&origin, None, message))?;
+    let header = match Header::of(&value) {
+        Ok(header) => header,
+        Err(message) => return input.problems.push(error(&origin, None, message)),
+    };
     if header.list_item_kind().is_some() {
-        return list_items(&origin, &header, &value);
+        return list_items(&origin, &header, &value, input);
     }
     let mut track = serde_path_to_error::Track::new();
     let mut json = serde_json::Deserializer::from_str(text);
     let tracked = serde_path_to_error::Deserializer::new(&mut json, &mut track);
     let decoded = decode::decode(&header.api_version, &header.kind, tracked);
     let path = track.path().to_string();
-    Ok(vec![finish(origin, &header, decoded, Some(&path))?])
+    finish(origin, &header, decoded, Some(&path), input);
 }
 
 /// The items of a `List` document; an item without apiVersion or kind takes the
 /// list's (`IPPoolList` holds `IPPool`s).
-fn list_items(origin: &Origin, list: &Header, value: &Value) -> Result<Vec<Document>, InputError> {
+fn list_items(origin: &Origin, list: &Header, value: &Value, input: &mut Input) {
     let items = match value.get("items") {
         Some(Value::Sequence(items)) => items,
-        None | Some(Value::Null) => return Ok(Vec::new()),
+        None | Some(Value::Null) => return,
         Some(_) => {
             let message = "items is not a list of resources".to_owned();
-            return Err(error(origin, Some(list), message));
+            return input.problems.push(error(origin, Some(list), message));
         }
     };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| item_document(origin, i, item, Some(list)))
-        .collect()
+    for (i, item) in items.iter().enumerate() {
+        item_document(origin, i, item, Some(list), input);
+    }
 }
 
 fn item_document(
@@ -159,7 +174,8 @@ fn item_document(
     index: usize,
     item: &Value,
     list: Option<&Header>,
-) -> Result<Document, InputError> {
+    input: &mut Input,
+) {
     let origin = Origin {
         item: Some(index),
         ..origin.clone()
@@ -176,30 +192,45 @@ fn item_document(
             }
         }
     }
-    let header = Header::of(&item).map_err(|message| error(&origin, None, message))?;
+    let header = match Header::of(&item) {
+        Ok(header) => header,
+        Err(message) => return input.problems.push(error(&origin, None, message)),
+    };
     if header.list_item_kind().is_some() {
         let message = "a list inside a list is not supported: put its items at the top".into();
-        return Err(error(&origin, Some(&header), message));
+        return input.problems.push(error(&origin, Some(&header), message));
     }
     let mut track = serde_path_to_error::Track::new();
     let tracked = serde_path_to_error::Deserializer::new(item, &mut track);
     let decoded = decode::decode(&header.api_version, &header.kind, tracked);
     let path = track.path().to_string();
-    finish(origin, &header, decoded, Some(&path))
+    finish(origin, &header, decoded, Some(&path), input);
 }
 
-/// The document, or its failure with where it happened. `path` is the field path a
-/// tracked deserializer saw (deserializers that locate errors themselves give none).
+/// Files the document, or each of its problems with where it happened. `path` is
+/// the field path a tracked deserializer saw (deserializers that locate errors
+/// themselves give none).
 fn finish(
     origin: Origin,
     header: &Header,
     decoded: Result<Decoded, Failure>,
     path: Option<&str>,
-) -> Result<Document, InputError> {
+    input: &mut Input,
+) {
     match decoded {
-        Ok(Decoded { resource, notes }) => Ok(Document {
+        Ok(Decoded {
+            resource: Some(resource),
+            notes,
+        }) => input.documents.push(Document {
             origin,
             resource,
+            notes,
+        }),
+        Ok(Decoded {
+            resource: None,
+            notes,
+        }) => input.notices.push(Notice {
+            origin: format!("{origin}, {}", header.describe()),
             notes,
         }),
         Err(Failure::Parse(message)) => {
@@ -207,13 +238,17 @@ fn finish(
                 Some(path) if path != "." && !path.is_empty() => format!("{path}: {message}"),
                 _ => message,
             };
-            Err(error(
-                &origin,
-                Some(header),
-                super::hint::unknown_field(&message),
-            ))
+            let message = super::hint::unknown_field(&message);
+            input.problems.push(error(&origin, Some(header), message));
         }
-        Err(Failure::Invalid(message)) => Err(error(&origin, Some(header), message)),
+        Err(Failure::Invalid(message)) => {
+            input.problems.push(error(&origin, Some(header), message))
+        }
+        Err(Failure::Refused(messages)) => {
+            for message in messages {
+                input.problems.push(error(&origin, Some(header), message));
+            }
+        }
     }
 }
 

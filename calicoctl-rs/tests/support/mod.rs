@@ -129,3 +129,35 @@ pub fn golden(name: &str, actual: &str) {
         path.display()
     );
 }
+
+/// The Calico corpus: a file per kind, every field of Calico's reference.
+pub const CALICO_CORPUS: &str = "tests/fixtures/calico";
+/// Calico settings tabby refuses, a document each, and two that convert.
+pub const CALICO_REFUSED: &str = "tests/fixtures/calico-refused.yaml";
+/// The kinds the corpus writes, as `get` names them.
+pub const CORPUS_KINDS: [&str; 6] = [
+    "ippools",
+    "ipreservations",
+    "bgpconfigurations",
+    "bgppeers",
+    "bgpfilters",
+    "nodes",
+];
+
+/// The corpus's files, in name order.
+pub fn corpus_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(CALICO_CORPUS)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// `yaml` without `resourceVersion` lines, which differ between datastores.
+pub fn without_revisions(yaml: &str) -> String {
+    yaml.lines()
+        .filter(|line| !line.trim_start().starts_with("resourceVersion:"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}

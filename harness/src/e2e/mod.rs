@@ -1,4 +1,5 @@
-//! End-to-end clusters: a lab, etcd in its router namespace (every node reaches it,
+//! End-to-end clusters: a lab, etcd in its router namespace (its first top-of-rack
+//! router in a lab of racks; every node reaches it,
 //! as nodes reach a real cluster's etcd), `tabby-agent` processes on the nodes, and
 //! pods attached by `tabby-cni` with `tabby-ipam`, called as a runtime calls them.
 //! Each cluster keeps its resources under an etcd prefix of its own.
@@ -89,10 +90,11 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// etcd on the lab's router (its first address), the binaries built.
+    /// etcd on the lab's router (its first IPv4 address; see [`Lab::core`]), the
+    /// binaries built.
     pub fn new(lab: Lab) -> Result<Self> {
         let router = lab
-            .router()
+            .core()
             .context("an e2e lab needs a router namespace for etcd")?;
         let address = router
             .addresses
@@ -130,7 +132,7 @@ impl Cluster {
     ) -> Result<T> {
         let endpoint = self.etcd.endpoint();
         let prefix = self.prefix.clone();
-        self.lab.router().context("no router")?.run(|| {
+        self.lab.core().context("no router")?.run(|| {
             crate::runtime().block_on(async {
                 let store = EtcdStore::connect(&[endpoint])
                     .await

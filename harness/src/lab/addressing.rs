@@ -20,7 +20,12 @@ pub struct Subnet {
 impl Subnet {
     /// The router's addresses (host 1 of each prefix) with their prefix lengths.
     pub fn router_addresses(&self) -> Result<Vec<IpNet>> {
-        self.prefixes.iter().map(|p| host(p, 1)).collect()
+        self.host_addresses(1)
+    }
+
+    /// Host `n` of each prefix, with the prefix lengths.
+    pub fn host_addresses(&self, n: u32) -> Result<Vec<IpNet>> {
+        self.prefixes.iter().map(|p| host(p, n)).collect()
     }
 
     /// The bridge of this subnet inside the underlay namespace.

@@ -13,6 +13,10 @@
 //! host's namespace and parallel labs cannot collide, even with identical addresses.
 //! Everything goes on drop, also when the test panics.
 //!
+//! Instead of the one router, a lab may have a top-of-rack router per rack subnet
+//! ([`LabBuilder::tor`]): host 1 of its rack (the rack's gateway) and host 1, 2, ...
+//! of a spine subnet the racks' routers share, for an AS-per-rack fabric.
+//!
 //! ```no_run
 //! let lab = harness::Lab::new("two_subnets")
 //!     .subnet("a", "10.0.1.0/24")
@@ -48,6 +52,14 @@ struct NodeSpec {
     explicit: Vec<IpAddr>,
 }
 
+/// A top-of-rack router as declared.
+#[derive(Debug)]
+struct TorSpec {
+    name: String,
+    rack: String,
+    spine: String,
+}
+
 /// Declares a lab; [`LabBuilder::build`] creates it. Mistakes in the declaration are
 /// collected and reported by `build`.
 #[derive(Debug)]
@@ -56,6 +68,7 @@ pub struct LabBuilder {
     subnets: Vec<Subnet>,
     nodes: Vec<NodeSpec>,
     router: bool,
+    tors: Vec<TorSpec>,
     errors: Vec<String>,
 }
 
@@ -133,9 +146,32 @@ impl LabBuilder {
         self
     }
 
-    /// Adds the router even with a single subnet (it is added anyway with several).
+    /// Adds the router even with a single subnet (it is added anyway with several,
+    /// unless the lab has top-of-rack routers).
     pub fn router(mut self) -> Self {
         self.router = true;
+        self
+    }
+
+    /// Adds top-of-rack router `name` (a namespace forwarding between its legs):
+    /// host 1 of subnet `rack`, the gateway of the nodes there, and the next free
+    /// host (1, 2, ...) of subnet `spine`. A lab with top-of-rack routers has no
+    /// other router.
+    pub fn tor(mut self, name: &str, rack: &str, spine: &str) -> Self {
+        let checked = names::check_short_name("router", name).and_then(|()| {
+            if self.tors.iter().any(|t| t.name == name || t.rack == rack) {
+                bail!("router {name:?} or a router for rack {rack:?} declared twice");
+            }
+            Ok(())
+        });
+        match checked {
+            Ok(()) => self.tors.push(TorSpec {
+                name: name.to_owned(),
+                rack: rack.to_owned(),
+                spine: spine.to_owned(),
+            }),
+            Err(e) => self.errors.push(e.to_string()),
+        }
         self
     }
 
@@ -155,6 +191,7 @@ impl LabBuilder {
         let mut lab = Lab {
             nodes: Vec::new(),
             router: None,
+            tors: Vec::new(),
             underlay,
             subnets: self.subnets,
             logs,
@@ -162,7 +199,13 @@ impl LabBuilder {
             registration,
         };
         lab.create_bridges()?;
-        if self.router || lab.subnets.len() > 1 {
+        if !self.tors.is_empty() {
+            for (index, tor) in self.tors.iter().enumerate() {
+                lab.create_tor(index, tor)
+                    .with_context(|| format!("lab {}: router {}", lab.test, tor.name))?;
+            }
+            lab.route_between_racks(&self.tors)?;
+        } else if self.router || lab.subnets.len() > 1 {
             lab.create_router()?;
         }
         for spec in &self.nodes {
@@ -179,6 +222,7 @@ pub struct Lab {
     // Fields drop in order: machines first, the registration last.
     nodes: Vec<Node>,
     router: Option<Router>,
+    tors: Vec<(String, Router)>,
     underlay: Netns,
     subnets: Vec<Subnet>,
     logs: LogDir,
@@ -195,6 +239,7 @@ impl Lab {
             subnets: Vec::new(),
             nodes: Vec::new(),
             router: false,
+            tors: Vec::new(),
             errors: Vec::new(),
         }
     }
@@ -230,6 +275,21 @@ impl Lab {
 
     pub fn router(&self) -> Option<&Router> {
         self.router.as_ref()
+    }
+
+    /// The router shared services (etcd) run on: the lab's router, else its first
+    /// top-of-rack router.
+    pub fn core(&self) -> Option<&Router> {
+        self.router.as_ref().or(self.tors.first().map(|(_, r)| r))
+    }
+
+    /// Top-of-rack router `name`. Panics if the lab has none of that name.
+    pub fn tor(&self, name: &str) -> &Router {
+        self.tors
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, router)| router)
+            .unwrap_or_else(|| panic!("lab {} has no router {name:?}", self.test))
     }
 
     /// The namespace holding the bridges.
@@ -282,10 +342,55 @@ impl Lab {
         Ok(())
     }
 
-    fn create_router(&mut self) -> Result<()> {
-        let netns = Netns::create(&names::netns_name(self.id(), "router"), self.logs.path())?;
+    /// A namespace forwarding between the legs it will be given.
+    fn forwarding_namespace(&self, name: &str) -> Result<Netns> {
+        let netns = Netns::create(&names::netns_name(self.id(), name), self.logs.path())?;
         netns.sysctl("net.ipv4.ip_forward", "1")?;
         netns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+        Ok(netns)
+    }
+
+    fn create_tor(&mut self, index: usize, spec: &TorSpec) -> Result<()> {
+        let netns = self.forwarding_namespace(&spec.name)?;
+        let spine_host = 1 + self.tors.iter().filter(|(_, r)| r.on(&spec.spine)).count();
+        let mut addresses = Vec::new();
+        for (name, host) in [(&spec.rack, 1), (&spec.spine, spine_host as u32)] {
+            let subnet = self
+                .subnets
+                .iter()
+                .find(|s| s.name == *name)
+                .ok_or_else(|| anyhow!("no subnet {name:?} declared"))?;
+            self.plug(subnet, &format!("t{index}-{name}"), &netns, name)?;
+            for address in subnet.host_addresses(host)? {
+                netns.ip(&format!("addr add {address} dev {name} nodad"))?;
+                addresses.push((name.clone(), address));
+            }
+        }
+        self.tors
+            .push((spec.name.clone(), Router { addresses, netns }));
+        Ok(())
+    }
+
+    /// Each top-of-rack router reaches the other racks' subnets through their
+    /// routers, as a fabric's own routing would have it (pods' routes come over BGP).
+    fn route_between_racks(&self, tors: &[TorSpec]) -> Result<()> {
+        // `self.tors` holds the routers in the order `tors` declares them.
+        let racks: Vec<(&TorSpec, &Router)> =
+            tors.iter().zip(self.tors.iter().map(|(_, r)| r)).collect();
+        for (me, router) in &racks {
+            for (other, via) in racks.iter().filter(|(t, _)| t.name != me.name) {
+                for prefix in &self.subnet(&other.rack).prefixes {
+                    if let Some(gateway) = via.address_in(&other.spine, prefix.addr()) {
+                        router.ip(&format!("route add {prefix} via {gateway}"))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn create_router(&mut self) -> Result<()> {
+        let netns = self.forwarding_namespace("router")?;
         let mut addresses = Vec::new();
         for subnet in &self.subnets {
             let inner = subnet.name.as_str();
@@ -315,11 +420,11 @@ impl Lab {
         self.plug(subnet, &format!("v-{}", spec.name), &netns, NODE_INTERFACE)?;
         for address in &addresses {
             netns.ip(&format!("addr add {address} dev {NODE_INTERFACE} nodad"))?;
-            if let Some(gateway) = self
-                .router
-                .as_ref()
-                .and_then(|r| r.address_in(&subnet.name, address.addr()))
-            {
+            let routers = self.router.iter().chain(self.tors.iter().map(|(_, r)| r));
+            let gateway = routers
+                .filter_map(|r| r.address_in(&subnet.name, address.addr()))
+                .next();
+            if let Some(gateway) = gateway {
                 let family = if gateway.is_ipv4() { "-4" } else { "-6" };
                 netns.ip(&format!("{family} route add default via {gateway}"))?;
             }

@@ -73,7 +73,8 @@ impl Deref for Node {
     }
 }
 
-/// The router namespace: one interface per subnet (named after it), forwarding on.
+/// A router namespace: one interface per subnet it joins (named after the subnet),
+/// forwarding on.
 #[derive(Debug)]
 pub struct Router {
     pub(crate) addresses: Vec<(String, IpNet)>,
@@ -91,6 +92,11 @@ impl Router {
 
     pub fn netns(&self) -> &Netns {
         &self.netns
+    }
+
+    /// Whether the router has a leg in `subnet`.
+    pub fn on(&self, subnet: &str) -> bool {
+        self.addresses.iter().any(|(s, _)| s == subnet)
     }
 }
 

@@ -72,14 +72,37 @@ impl Bird {
         Self::spawn(netns, config, mode)
     }
 
+    /// Starts BIRD in `netns` from a configuration written by hand (protocols of
+    /// the caller's own, as a benchmark needs), for [`Bird::birdc`]; waits for its
+    /// control socket like [`Bird::start`].
+    pub fn start_text(netns: &Netns, text: &str) -> Result<Self> {
+        Self::launch(netns, text, BTreeMap::new(), Vec::new(), false)
+    }
+
     fn spawn(netns: &Netns, config: &BgpConfig, mode: Mode) -> Result<Self> {
-        let sockets = socket_dir()?;
-        let socket = sockets.path().join("bird.ctl");
         let (mut text, protocols) = render(config);
         if mode.kernel {
             text.push_str(KERNEL_PROTOCOLS);
         }
-        let file = write_config(netns, &format!("bird-{}.conf", role(netns)), &text)?;
+        Self::launch(
+            netns,
+            &text,
+            protocols,
+            config.routes.clone(),
+            mode.restarting,
+        )
+    }
+
+    fn launch(
+        netns: &Netns,
+        text: &str,
+        protocols: BTreeMap<IpAddr, String>,
+        routes: Vec<IpNet>,
+        restarting: bool,
+    ) -> Result<Self> {
+        let sockets = socket_dir()?;
+        let socket = sockets.path().join("bird.ctl");
+        let file = write_config(netns, &format!("bird-{}.conf", role(netns)), text)?;
         let mut command = netns.command("bird");
         command
             .arg("-f")
@@ -89,7 +112,7 @@ impl Bird {
             .arg(&socket)
             .arg("-P")
             .arg(sockets.path().join("bird.pid"));
-        if mode.restarting {
+        if restarting {
             command.arg("-R");
         }
         let process = Process::spawn(command, netns.logs(), &format!("bird-{}", role(netns)))?;
@@ -97,10 +120,12 @@ impl Bird {
             process,
             socket,
             protocols,
-            routes: config.routes.clone(),
+            routes,
             _sockets: sockets,
         };
-        wait_until(Duration::from_secs(10), "birdc answers", || {
+        // The control socket comes after the configuration is read: a large one
+        // (a benchmark's 100,000 routes) takes a while.
+        wait_until(Duration::from_secs(60), "birdc answers", || {
             bird.process.check_running()?;
             bird.birdc("show status").map(|_| true)
         })?;
@@ -119,6 +144,17 @@ impl Bird {
             bail!("birdc {command}: {output}");
         }
         Ok(output)
+    }
+
+    /// The routes BIRD took from `neighbor` (best or not), as `show route protocol`
+    /// lists them.
+    pub fn routes_from(&self, neighbor: IpAddr) -> Result<Vec<Route>> {
+        let Some(protocol) = self.protocols.get(&neighbor) else {
+            bail!("{neighbor} is not a configured neighbour");
+        };
+        Ok(parse_routes(
+            &self.birdc(&format!("show route all protocol {protocol}"))?,
+        ))
     }
 
     /// `birdc show protocols`.
@@ -234,7 +270,15 @@ fn render(config: &BgpConfig) -> (String, BTreeMap<IpAddr, String>) {
             text.push_str("  direct;\n");
         }
         let channel = if n.address.is_ipv4() { "ipv4" } else { "ipv6" };
-        let _ = writeln!(text, "  {channel} {{ import all; export all; }};\n}}");
+        let next_hop = if n.next_hop_self {
+            " next hop self;"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            text,
+            "  {channel} {{ import all; export all;{next_hop} }};\n}}"
+        );
         protocols.insert(n.address, name);
     }
     if !config.bfd.sessions.is_empty() {
@@ -344,7 +388,8 @@ mod tests {
                     .passive()
                     .password("secret")
                     .multihop(3)
-                    .rr_client(),
+                    .rr_client()
+                    .next_hop_self(),
             )
             .route("10.1.0.0/24".parse().unwrap());
         let (text, protocols) = render(&config);
@@ -357,7 +402,7 @@ mod tests {
             "password \"secret\";",
             "multihop 3;",
             "rr client;",
-            "ipv4 { import all; export all; };",
+            "ipv4 { import all; export all; next hop self; };",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }

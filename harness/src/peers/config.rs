@@ -79,6 +79,9 @@ pub struct Neighbor {
     pub rr_client: bool,
     /// Graceful restart (RFC 4724) with this restart time in seconds.
     pub graceful_restart: Option<u16>,
+    /// Routes sent to the neighbour carry this speaker as next hop, also over iBGP
+    /// (a top-of-rack router towards the nodes of its rack). BIRD and FRR.
+    pub next_hop_self: bool,
 }
 
 impl Neighbor {
@@ -91,6 +94,7 @@ impl Neighbor {
             multihop: None,
             rr_client: false,
             graceful_restart: None,
+            next_hop_self: false,
         }
     }
 
@@ -116,6 +120,11 @@ impl Neighbor {
 
     pub fn graceful_restart(mut self, restart_time: u16) -> Self {
         self.graceful_restart = Some(restart_time);
+        self
+    }
+
+    pub fn next_hop_self(mut self) -> Self {
+        self.next_hop_self = true;
         self
     }
 }

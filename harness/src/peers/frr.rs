@@ -183,6 +183,9 @@ fn render(config: &BgpConfig, hostname: &str) -> String {
             if n.rr_client {
                 lines.push(format!("  neighbor {} route-reflector-client", n.address));
             }
+            if n.next_hop_self {
+                lines.push(format!("  neighbor {} next-hop-self force", n.address));
+            }
         }
         lines.push(" exit-address-family".to_owned());
     }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use ipnet::IpNet;
 use serde_json::Value;
 
@@ -33,6 +33,12 @@ pub struct GoBgp {
 impl GoBgp {
     /// Starts gobgpd in `netns` with `config`, waits for its API and adds the routes.
     pub fn start(netns: &Netns, config: &BgpConfig) -> Result<Self> {
+        if let Some(n) = config.neighbors.iter().find(|n| n.next_hop_self) {
+            bail!(
+                "neighbour {}: next-hop-self is not rendered for GoBGP (it needs a policy)",
+                n.address
+            );
+        }
         let file = write_config(
             netns,
             &format!("gobgpd-{}.toml", role(netns)),

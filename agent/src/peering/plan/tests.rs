@@ -90,7 +90,37 @@ fn the_default_mesh_peers_with_every_other_node_in_each_shared_family() {
         "192.0.2.10".parse::<Ipv4Addr>().unwrap()
     );
     assert_eq!(plan.speaker.cluster_id, None);
-    assert_eq!(plan.speaker.listen.map(|l| l.port()), Some(179));
+    // a has an IPv6 address: the IPv6 wildcard, which takes IPv4 too.
+    assert_eq!(plan.speaker.listen, [socket("[::]:179")]);
+}
+
+fn socket(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+#[test]
+fn calico_yaml_bind_mode_node_ip_listens_on_the_nodes_bgp_addresses_only() {
+    let mut cluster = cluster();
+    let listen = |cluster: &Cluster, node| {
+        plan(cluster, node, false, &no_passwords)
+            .unwrap()
+            .speaker
+            .listen
+    };
+    assert_eq!(listen(&cluster, "c"), [socket("0.0.0.0:179")]);
+    set_default(
+        &mut cluster,
+        BGPConfigurationSpec {
+            bind_mode: Some(BindMode::NodeIp),
+            listen_port: Some(178),
+            ..BGPConfigurationSpec::default()
+        },
+    );
+    assert_eq!(
+        listen(&cluster, "a"),
+        [socket("192.0.2.10:178"), socket("[fd00::a]:178")]
+    );
+    assert_eq!(listen(&cluster, "c"), [socket("192.0.2.12:178")]);
 }
 
 #[test]
@@ -404,4 +434,32 @@ fn hardening_a_peer_is_a_node_a_reflector_or_a_router_by_what_it_is_not_by_its_a
         assert_eq!(config.keep_reflection_attributes, reflector, "{address}");
         assert_eq!(config.add_path_receive, reflector, "{address}");
     }
+}
+
+#[test]
+fn calico_yaml_a_peers_max_restart_time_is_offered_to_that_peer_only() {
+    let mut cluster = cluster();
+    add_peer(
+        &mut cluster,
+        "tor",
+        BGPPeerSpec {
+            peer_ip: Some(PeerAddress {
+                ip: ip("192.0.2.1"),
+                port: None,
+            }),
+            as_number: Some(AsNumber(65000)),
+            max_restart_time: Some(GoDuration(Duration::from_secs(15))),
+            ..BGPPeerSpec::default()
+        },
+    );
+    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    assert_eq!(
+        plan.peers[&ip("192.0.2.1")].config.graceful_restart,
+        bgp::speaker::PeerGracefulRestart::RestartTime(15)
+    );
+    assert_eq!(
+        plan.peers[&ip("192.0.2.11")].config.graceful_restart,
+        bgp::speaker::PeerGracefulRestart::Speaker
+    );
+    assert_eq!(plan.problems, Vec::<String>::new());
 }

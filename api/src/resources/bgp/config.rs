@@ -54,6 +54,21 @@ pub struct BGPConfigurationSpec {
     /// Graceful-restart time the mesh peers advertise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_mesh_max_restart_time: Option<GoDuration>,
+    /// Where the agents listen for BGP: every address (`None`, the default) or
+    /// only the node's BGP addresses (`NodeIP`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_mode: Option<BindMode>,
+}
+
+/// Which local addresses a node's BGP listener binds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BindMode {
+    /// The wildcard address of each family the node speaks BGP in.
+    #[default]
+    None,
+    /// Only the node's BGP addresses (`spec.bgp.ipv4Address`, `ipv6Address`).
+    #[serde(rename = "NodeIP")]
+    NodeIp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +180,7 @@ impl BGPConfigurationSpec {
                 "nodeMeshMaxRestartTime",
                 self.node_mesh_max_restart_time.is_some(),
             ),
+            ("bindMode", self.bind_mode.is_some()),
         ];
         let Some((field, _)) = set.iter().find(|(_, present)| *present) else {
             return Ok(());
