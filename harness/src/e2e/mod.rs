@@ -35,7 +35,7 @@ mod cri;
 mod expect;
 pub mod reflector;
 
-pub use binaries::binary;
+pub use binaries::{binary, plain_environment};
 pub use expect::{Facts, ping_all};
 pub use reflector::{Clients, list_peers};
 
