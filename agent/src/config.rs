@@ -2,7 +2,7 @@
 //! (a DaemonSet sets those), checked into the daemon's [`Options`] with errors that
 //! name the flag, its variable and the value.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -19,6 +19,39 @@ const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 pub enum DatastoreKind {
     Etcd,
     Kubernetes,
+}
+
+/// Where the metrics endpoint listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAddress {
+    Off,
+    /// On this node's own address.
+    Port(u16),
+    At(SocketAddr),
+}
+
+/// Not `host:port`, `:port` or `off`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not host:port, :port or off")]
+pub struct BadMetricsAddress(String);
+
+impl FromStr for MetricsAddress {
+    type Err = BadMetricsAddress;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "off" {
+            return Ok(Self::Off);
+        }
+        if let Some(port) = text.strip_prefix(':') {
+            return port
+                .parse()
+                .map(Self::Port)
+                .map_err(|_| BadMetricsAddress(text.into()));
+        }
+        text.parse()
+            .map(Self::At)
+            .map_err(|_| BadMetricsAddress(text.into()))
+    }
 }
 
 /// A node label, `key=value`.
@@ -101,12 +134,12 @@ pub struct Flags {
     /// peers resend theirs
     #[arg(long, env = "TABBY_BGP_SYNC_TIMEOUT", default_value = "30s")]
     pub bgp_sync_timeout: GoDuration,
-    /// Log filter: error, warn, info, debug, trace, or per module (agent=debug,bgp=info)
-    #[arg(long, env = "TABBY_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
-    /// Where to serve Prometheus metrics and health checks (host:port)
-    #[arg(long, env = "TABBY_METRICS_ADDRESS")]
-    pub metrics_address: Option<SocketAddr>,
+    #[command(flatten)]
+    pub log: telemetry::LogFlags,
+    /// Where to serve Prometheus metrics and health checks: host:port, :port (this
+    /// node's --ip, else loopback), or off
+    #[arg(long, env = "TABBY_METRICS_ADDRESS", default_value = ":9190")]
+    pub metrics_address: MetricsAddress,
     /// The status API's Unix socket
     #[arg(
         long,
@@ -133,6 +166,24 @@ pub struct ConfigError {
 }
 
 impl Flags {
+    /// Where the metrics endpoint listens, if anywhere: as given, or with only a
+    /// port on this node's explicit `--ip` (else loopback). Every interface
+    /// (0.0.0.0) only when asked for by name: the endpoint tells the node's routes
+    /// and peers to whoever reaches it.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        match self.metrics_address {
+            MetricsAddress::Off => None,
+            MetricsAddress::At(address) => Some(address),
+            MetricsAddress::Port(port) => {
+                let host = match &self.ip {
+                    AddressChoice::Explicit(address) if address.addr().is_ipv4() => address.addr(),
+                    _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                };
+                Some(SocketAddr::new(host, port))
+            }
+        }
+    }
+
     /// The daemon's options; `hostname` names the node when no name is given.
     pub fn options(
         &self,
@@ -308,6 +359,39 @@ mod tests {
         );
         let error = parse(&["--as=seventy"]).unwrap_err();
         assert!(error.to_string().contains("not an AS number"), "{error}");
+    }
+
+    /// Before: no default (the DaemonSet set 0.0.0.0:9190), so the endpoint listened
+    /// on every interface of the node.
+    #[test]
+    fn hardening_the_agent_serves_metrics_on_its_node_address_or_loopback_by_default() {
+        let on = |args: &[&str]| parse(args).unwrap().metrics_address();
+        assert_eq!(
+            on(&["--ip=10.0.0.5/24"]),
+            Some("10.0.0.5:9190".parse().unwrap())
+        );
+        assert_eq!(on(&[]), Some("127.0.0.1:9190".parse().unwrap()));
+        assert_eq!(
+            on(&["--metrics-address=:9999"]),
+            Some("127.0.0.1:9999".parse().unwrap())
+        );
+        assert_eq!(
+            on(&["--metrics-address=0.0.0.0:9190"]),
+            Some("0.0.0.0:9190".parse().unwrap()),
+            "every interface only when named"
+        );
+        assert_eq!(on(&["--metrics-address=off"]), None);
+        let error = parse(&["--metrics-address=everywhere"]).unwrap_err();
+        assert!(
+            error.to_string().contains("not host:port, :port or off"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_old_log_level_flag_still_sets_the_log_filter() {
+        let flags = parse(&["--log-level=debug"]).unwrap();
+        assert_eq!(flags.log.filter.as_deref(), Some("debug"));
     }
 
     #[test]

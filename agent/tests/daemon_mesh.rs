@@ -23,8 +23,8 @@ use harness::routes::routes;
 use harness::{Lab, Netns, Node};
 use proto::agent::agent_status_client::AgentStatusClient;
 use proto::agent::{GetDataplaneRequest, GetNodeRequest, ListKernelRoutesRequest};
-use proto::bgp::bgp_status_client::BgpStatusClient;
-use proto::bgp::{ListPeersRequest, ListRoutesRequest, PeerType, SessionState};
+use proto::bgp_status::bgp_status_client::BgpStatusClient;
+use proto::bgp_status::{ListPeersRequest, ListRoutesRequest, PeerType, SessionState};
 
 /// Subnet a: n1 (10.0.1.10), n2 (10.0.1.11) and n3 (10.0.1.12, without an agent);
 /// the router gives each a default route, which proxy ARP for the pods' gateway

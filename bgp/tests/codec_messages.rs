@@ -337,10 +337,10 @@ fn notification_with_an_rfc_9003_shutdown_communication() {
 #[test]
 fn a_shutdown_communication_is_cut_at_255_bytes_on_a_character_boundary() {
     let text = "é".repeat(200);
-    let notification = Notification::cease(false, &text);
+    let notification = Notification::administrative_shutdown(&text);
     assert_eq!(notification.data[0], 254);
     assert_eq!(notification.shutdown_communication(), Some(&text[..254]));
-    let reset = Notification::cease(true, "bye");
+    let reset = Notification::administrative_reset("bye");
     assert_eq!(
         (reset.code, reset.subcode, reset.data.as_slice()),
         (6, 4, &b"\x03bye"[..])

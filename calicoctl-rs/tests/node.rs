@@ -7,8 +7,8 @@ mod support;
 
 use std::path::PathBuf;
 
-use proto::bgp::bgp_status_server::{BgpStatus, BgpStatusServer};
-use proto::bgp::{
+use proto::bgp_status::bgp_status_server::{BgpStatus, BgpStatusServer};
+use proto::bgp_status::{
     HealthRequest, HealthResponse, ListPeersRequest, ListPeersResponse, ListRoutesRequest,
     ListRoutesResponse, Peer, PeerType, Route, RoutePath, SessionState,
 };

@@ -8,7 +8,9 @@
 //!   joining the subnets, pod namespaces.
 //! - [`netns::Netns`], [`process::Process`], [`process::exec`]: run programs and Rust
 //!   code ([`in_netns`]) inside a namespace, output logged per test ([`logs::LogDir`]).
-//! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config.
+//! - [`peers`]: BIRD2, FRR bgpd (without zebra) and GoBGP from one typed config;
+//!   BFD sessions on BIRD and FRR's bfdd. [`tabby_bfd::TabbyBfd`]: tabby's own BFD
+//!   driver in a namespace.
 //! - [`cni`]: a CNI plugin run as a container runtime runs it.
 //! - [`cri`]: containerd with its CRI plugin on lab nodes, and a CRI client that
 //!   asks it for pod sandboxes as kubelet does.
@@ -42,6 +44,7 @@ pub mod registry;
 pub mod root;
 pub mod routes;
 pub mod runtime;
+pub mod tabby_bfd;
 pub mod tcp_proxy;
 pub mod tls;
 pub mod vm;

@@ -13,13 +13,22 @@
 //! nodes with pending affinities for one block exactly one gets it, and the other
 //! drops its pending affinity. A pending affinity alone never means ownership; one
 //! left by a crash is resumed by its node or removed by the controller.
+//!
+//! Blocks never overlap, whatever the pools say (pools written past tabby's checks,
+//! a pool re-created with another block size over blocks that still hold
+//! addresses). Blocks of one size collide on their name; for blocks of different
+//! sizes, a claim writes its pending affinity first and then reads every affinity
+//! and block: one overlapping its block, other than itself, makes it withdraw
+//! before the block is written. Of two overlapping claims at once, at least one
+//! reads the other's affinity (each writes before it reads, and reads are
+//! linearizable on every backend), so at most one writes its block.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
-use api::datastore::{Backend, Datastore, Error as DsError};
+use api::datastore::{Backend, Datastore, Error as DsError, ListOptions};
 use api::resources::{
     AffinityState, BlockAffinity, BlockAffinitySpec, Cidr, IPAMBlock, IPAMBlockSpec, IPPool,
-    Resource, cidr_name,
+    Resource, cidr_name, cidr_of_name,
 };
 use ipnet::IpNet;
 use rand::Rng;
@@ -66,6 +75,7 @@ pub async fn claim_free_block(
     owned: &BTreeMap<String, IPAMBlock>,
 ) -> Result<Option<IPAMBlock>> {
     let affinities = list_all::<BlockAffinity>(store).await?;
+    let occupied = Occupied::read(store, &affinities).await?;
     // Our own affinities left by a claim cut short before the block was written.
     let resumable = affinities.iter().filter(|a| {
         a.spec.node == node
@@ -78,7 +88,6 @@ pub async fn claim_free_block(
             return Ok(Some(block));
         }
     }
-    let taken: HashSet<IpNet> = affinities.iter().map(|a| a.spec.cidr.0).collect();
     let mut tries = 0;
     for pool in pools {
         let Some(candidates) = BlockRange::of(pool) else {
@@ -88,7 +97,7 @@ pub async fn claim_free_block(
         let mut index = start;
         loop {
             let cidr = candidates.nth(index);
-            if !taken.contains(&cidr) {
+            if occupied.free(&cidr) {
                 tries += 1;
                 if let Some(block) = claim_block(store, node, Cidr(cidr)).await? {
                     return Ok(Some(block));
@@ -106,28 +115,20 @@ pub async fn claim_free_block(
     Ok(None)
 }
 
-/// Claims the block `cidr` for `node`; `None` when it is another node's (or a
-/// release of it is under way). Resumes a claim of ours that was cut short.
+/// Claims the block `cidr` for `node`; `None` when it is another node's, overlaps
+/// another block (or a claim of one), or a release of it is under way. Resumes a
+/// claim of ours that was cut short.
 pub async fn claim_block(store: &dyn Backend, node: &str, cidr: Cidr) -> Result<Option<IPAMBlock>> {
     let name = affinity_name(node, &cidr);
-    let pending = BlockAffinity::new(
-        name.clone(),
-        BlockAffinitySpec {
-            node: node.to_owned(),
-            cidr,
-            state: AffinityState::Pending,
-        },
-    );
-    match store.create(&pending).await {
-        Ok(_) => {}
-        Err(DsError::AlreadyExists { .. }) => match read::<BlockAffinity>(store, &name).await? {
-            Some(existing) if existing.spec.state == AffinityState::PendingDeletion => {
-                return Ok(None);
-            }
-            Some(_) => {}
-            None => return Box::pin(claim_block(store, node, cidr)).await,
-        },
-        Err(e) => return Err(e.into()),
+    if !place_pending(store, node, cidr).await? {
+        return Ok(None);
+    }
+    let affinities = list_all::<BlockAffinity>(store).await?;
+    let occupied = Occupied::read(store, &affinities).await?;
+    if let Some(other) = occupied.overlapping(&cidr.0) {
+        tracing::warn!(%node, block = %cidr, %other, "not claiming a block that overlaps another");
+        delete_affinity(store, &name, None).await?;
+        return Ok(None);
     }
     let block = match store.create(&new_block(cidr, Some(node))).await {
         Ok(block) => block,
@@ -147,6 +148,86 @@ pub async fn claim_block(store: &dyn Backend, node: &str, cidr: Cidr) -> Result<
     };
     set_affinity_state(store, node, cidr, AffinityState::Confirmed).await?;
     Ok(Some(block))
+}
+
+/// Makes sure `node`'s affinity for `cidr` exists (creating it pending); false when
+/// it is being released.
+async fn place_pending(store: &dyn Backend, node: &str, cidr: Cidr) -> Result<bool> {
+    let name = affinity_name(node, &cidr);
+    let pending = BlockAffinity::new(
+        name.clone(),
+        BlockAffinitySpec {
+            node: node.to_owned(),
+            cidr,
+            state: AffinityState::Pending,
+        },
+    );
+    for _ in 0..ATTEMPTS {
+        match store.create(&pending).await {
+            Ok(_) => return Ok(true),
+            Err(DsError::AlreadyExists { .. }) => {
+                match read::<BlockAffinity>(store, &name).await? {
+                    Some(existing) => {
+                        return Ok(existing.spec.state != AffinityState::PendingDeletion);
+                    }
+                    // Deleted between our create and our read: create again.
+                    None => continue,
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(IpamError::Contention {
+        what: format!("block affinity {name}"),
+        attempts: ATTEMPTS,
+    })
+}
+
+/// The ranges of every affinity and block, by the name that holds them (blocks that
+/// cannot be read are known by their names), so no claim lands over one.
+#[derive(Debug)]
+struct Occupied(Vec<(IpNet, String)>);
+
+impl Occupied {
+    async fn read(store: &dyn Backend, affinities: &[BlockAffinity]) -> Result<Self> {
+        let mut ranges: Vec<(IpNet, String)> = affinities
+            .iter()
+            .map(|a| (a.spec.cidr.0, format!("block affinity {}", a.metadata.name)))
+            .collect();
+        let mut options = ListOptions::default();
+        loop {
+            let page = store.list::<IPAMBlock>(&options).await?;
+            let readable = page.items.iter().map(|b| b.metadata.name.as_str());
+            let unreadable = page.skipped.iter().map(|s| s.name.as_str());
+            for name in readable.chain(unreadable) {
+                if let Some(cidr) = cidr_of_name(name) {
+                    ranges.push((cidr.0, format!("block {name}")));
+                }
+            }
+            match page.continue_token {
+                Some(token) => options.continue_token = Some(token),
+                None => return Ok(Self(ranges)),
+            }
+        }
+    }
+
+    /// Whether nothing covers any address of `cidr`.
+    fn free(&self, cidr: &IpNet) -> bool {
+        !self.0.iter().any(|(other, _)| overlap(other, cidr))
+    }
+
+    /// What overlaps `cidr` without being that very block, if anything. (Claims of
+    /// the same block are settled by creating it.)
+    fn overlapping(&self, cidr: &IpNet) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(other, _)| other != cidr && overlap(other, cidr))
+            .map(|(_, what)| what.as_str())
+    }
+}
+
+fn overlap(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// What [`release_block`] did.
@@ -266,6 +347,9 @@ impl BlockRange {
     fn of(pool: &IPPool) -> Option<Self> {
         let net = pool.spec.cidr.0.trunc();
         let block = pool.spec.block_size();
+        if block > net.max_prefix_len() {
+            return None;
+        }
         let bits = u32::from(block.checked_sub(net.prefix_len())?);
         Some(Self {
             pool: net,

@@ -10,11 +10,12 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use proto::http::Probe;
-use proto::metrics::{Exposition, MetricType};
+use telemetry::http::Probe;
+use telemetry::metrics::{self, DescriptorEncoder, Scrape};
 
 use crate::gc::{Collector, Report, Target, describe};
 
@@ -74,63 +75,43 @@ impl Metrics {
         figures.last_failure = Some(error);
     }
 
-    pub fn render(&self) -> String {
+    fn write(&self, page: &mut Scrape<'_>) -> fmt::Result {
         let figures = self.lock();
-        let mut page = Exposition::default();
-        let per_kind = |page: &mut Exposition, name, kind, help, values: &BTreeMap<&str, u64>| {
-            page.family(name, kind, help);
-            for label in KINDS {
-                let value = values.get(label).copied().unwrap_or(0);
-                page.sample(name, &[("kind", label)], value as f64);
-            }
+        let per_kind = |values: &BTreeMap<&str, u64>| {
+            KINDS.map(|kind| ([("kind", kind)], values.get(kind).copied().unwrap_or(0)))
         };
-        per_kind(
-            &mut page,
+        page.gauges(
             "tabby_ipam_gc_candidates",
-            MetricType::Gauge,
             "IPAM objects that look reclaimable, by kind.",
-            &figures.candidates,
-        );
-        per_kind(
-            &mut page,
+            per_kind(&figures.candidates),
+        )?;
+        page.counters(
             "tabby_ipam_gc_reclaimed_total",
-            MetricType::Counter,
             "IPAM objects reclaimed, by kind.",
-            &figures.reclaimed,
-        );
-        per_kind(
-            &mut page,
+            per_kind(&figures.reclaimed),
+        )?;
+        page.counters(
             "tabby_ipam_gc_spared_total",
-            MetricType::Counter,
             "Candidates found alive by the check right before reclaiming, by kind.",
-            &figures.spared,
-        );
-        page.family(
+            per_kind(&figures.spared),
+        )?;
+        page.counters(
             "tabby_ipam_gc_passes_total",
-            MetricType::Counter,
             "Garbage-collection passes, by result.",
-        )
-        .sample(
-            "tabby_ipam_gc_passes_total",
-            &[("result", "ok")],
-            figures.passes_ok as f64,
-        )
-        .sample(
-            "tabby_ipam_gc_passes_total",
-            &[("result", "failed")],
-            figures.passes_failed as f64,
-        );
+            [
+                ([("result", "ok")], figures.passes_ok),
+                ([("result", "failed")], figures.passes_failed),
+            ],
+        )?;
         let last = figures
             .last_pass
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0.0, |d| d.as_secs_f64());
-        page.family(
+        page.gauge(
             "tabby_ipam_gc_last_pass_timestamp_seconds",
-            MetricType::Gauge,
             "When the last successful pass ended (Unix time).",
+            last,
         )
-        .sample("tabby_ipam_gc_last_pass_timestamp_seconds", &[], last);
-        page.finish()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Figures> {
@@ -140,12 +121,14 @@ impl Metrics {
     }
 }
 
+impl metrics::Collector for Metrics {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        self.write(&mut Scrape::new(encoder))
+    }
+}
+
 #[async_trait::async_trait]
 impl Probe for Metrics {
-    async fn metrics(&self) -> String {
-        self.render()
-    }
-
     /// Ready once a pass succeeded, and as long as the last one did.
     async fn ready(&self) -> Result<(), String> {
         let figures = self.lock();
@@ -217,7 +200,9 @@ mod tests {
             reclaimed: vec![handle],
             ..Report::default()
         });
-        let page = metrics.render();
+        let mut registry = telemetry::metrics::Registry::default();
+        registry.register_collector(Box::new(metrics));
+        let page = telemetry::metrics::encode(&registry);
         assert!(
             page.contains("tabby_ipam_gc_candidates{kind=\"handle\"} 1\n"),
             "{page}"

@@ -2,9 +2,10 @@
 //! everything, lists what looks reclaimable, and reclaims what has looked so for
 //! the whole grace period, after checking once more right before:
 //!
-//! - addresses whose pod is gone (or holds other addresses now: a later pod of the
-//!   same name), whose node is gone, or tunnel addresses their node no longer
-//!   records; released only as the allocation that was seen (handle and sequence
+//! - addresses whose attachment is gone (the pod, or its sandbox: a later
+//!   incarnation of the same name; see [`pod_address_gone`]), whose node is gone,
+//!   or tunnel addresses their node no longer records. Without the cluster's own
+//!   pod list (etcd), pods are judged only on nodes that register endpoints; released only as the allocation that was seen (handle and sequence
 //!   number), so an address freed and handed out again meanwhile is never touched;
 //! - blocks and affinities of deleted nodes (blocks still holding addresses lose
 //!   their affinity and keep the addresses until those are reclaimed);
@@ -34,7 +35,7 @@ use crate::claim::{
 };
 use crate::error::{IpamError, Result};
 use crate::handles::addresses_of;
-use crate::inventory::{Owner, owner_alive};
+use crate::inventory::{Owner, owner_alive, pod_address_gone};
 use crate::pools::{Family, PoolQuery, Purpose, pool_holding};
 use crate::release::{Expect, release_ip};
 use crate::table::AllocationTable;
@@ -176,31 +177,62 @@ fn find(
     report: &mut Report,
     store: &dyn Backend,
 ) -> BTreeMap<Target, String> {
+    let mut found = BTreeMap::new();
+    let pods_recorded = store.inventory().is_some();
+    addresses(
+        snapshot,
+        nodes,
+        workloads,
+        pods_recorded,
+        report,
+        &mut found,
+    );
+    affinities(snapshot, nodes, &mut found);
+    let kept = owned_blocks(snapshot, nodes, &mut found);
+    surplus_blocks(snapshot, kept, &mut found);
+    handles(snapshot, &mut found);
+    found
+}
+
+/// Addresses whose attachment, node or tunnel is gone.
+fn addresses(
+    snapshot: &Snapshot,
+    nodes: &BTreeSet<String>,
+    workloads: &[Workload],
+    pods_recorded: bool,
+    report: &mut Report,
+    found: &mut BTreeMap<Target, String>,
+) {
     let pods: HashMap<(&str, &str), &Workload> = workloads
         .iter()
         .map(|w| ((w.namespace.as_str(), w.pod.as_str()), w))
         .collect();
-    // Without the cluster's own pod list, pods exist through the endpoints the CNI
-    // plugin registers: none at all while pods hold addresses means nothing
-    // registers them, and then no pod address is judged.
-    let judge_pods = !workloads.is_empty() || store.inventory().is_some();
-    let mut found = BTreeMap::new();
-    let mut unjudged = 0;
+    // Without the cluster's own pod list, a pod exists through the endpoint its
+    // node's CNI plugin registers. Pods are judged only on nodes whose plugin
+    // registers endpoints at all: elsewhere every pod would look gone.
+    let registering: BTreeSet<&str> = workloads.iter().filter_map(|w| w.node.as_deref()).collect();
+    let mut unjudged: BTreeMap<String, usize> = BTreeMap::new();
     for block in &snapshot.blocks {
         for allocation in block.spec.allocations() {
             let owner = Owner::of(&allocation);
             let reason = match &owner {
-                Owner::Pod { .. } if !judge_pods => {
-                    unjudged += 1;
-                    continue;
-                }
-                Owner::Pod { namespace, pod, .. } => {
-                    match pods.get(&(namespace.as_str(), pod.as_str())) {
-                        None => format!("pod {namespace}/{pod} does not exist"),
-                        Some(w) if !w.ips.is_empty() && !w.ips.contains(&allocation.ip) => {
-                            format!("pod {namespace}/{pod} now holds other addresses")
-                        }
-                        Some(_) => continue,
+                Owner::Pod {
+                    namespace,
+                    pod,
+                    node,
+                    ..
+                } => {
+                    let node = node.as_deref();
+                    if !pods_recorded && !node.is_some_and(|n| registering.contains(n)) {
+                        *unjudged
+                            .entry(node.unwrap_or("(none named)").to_owned())
+                            .or_default() += 1;
+                        continue;
+                    }
+                    let pod = pods.get(&(namespace.as_str(), pod.as_str())).copied();
+                    match pod_address_gone(&owner, allocation.ip, pod) {
+                        Some(why) => why,
+                        None => continue,
                     }
                 }
                 Owner::Tunnel {
@@ -233,22 +265,18 @@ fn find(
             );
         }
     }
-    if unjudged > 0 {
+    for (node, count) in unjudged {
         report.warnings.push(format!(
-            "{unjudged} pod addresses not judged: no WorkloadEndpoint is registered, so \
-             pods cannot be told from gone ones (tabby-cni registers them on ADD)"
+            "{count} pod addresses on node {node} not judged: no WorkloadEndpoint is \
+             registered there, so its pods cannot be told from gone ones (tabby-cni \
+             registers them on ADD)"
         ));
     }
-    blocks_and_affinities(snapshot, nodes, &mut found);
-    handles(snapshot, &mut found);
-    found
 }
 
-fn blocks_and_affinities(
-    snapshot: &Snapshot,
-    nodes: &BTreeSet<String>,
-    found: &mut BTreeMap<Target, String>,
-) {
+/// Affinities of deleted nodes, and pending ones whose claim lost or never wrote
+/// its block.
+fn affinities(snapshot: &Snapshot, nodes: &BTreeSet<String>, found: &mut BTreeMap<Target, String>) {
     let blocks: HashMap<String, &IPAMBlock> = snapshot
         .blocks
         .iter()
@@ -283,11 +311,21 @@ fn blocks_and_affinities(
             );
         }
     }
-    // Per node and pool: the node's blocks there, to keep one of them.
-    let mut per_pool: BTreeMap<(String, Option<String>), Vec<&IPAMBlock>> = BTreeMap::new();
+}
+
+/// A live node's blocks in one pool (`None`: in no pool).
+type PoolBlocks<'s> = BTreeMap<(String, Option<String>), Vec<&'s IPAMBlock>>;
+
+/// Blocks of deleted nodes, blocks a live node owns without a confirmed affinity
+/// (repaired), and empty blocks of no node. Returns the live nodes' blocks by pool.
+fn owned_blocks<'s>(
+    snapshot: &'s Snapshot,
+    nodes: &BTreeSet<String>,
+    found: &mut BTreeMap<Target, String>,
+) -> PoolBlocks<'s> {
+    let mut per_pool = PoolBlocks::new();
     for block in &snapshot.blocks {
         let cidr = block.spec.cidr;
-        let pool = pool_holding(&snapshot.pools, &cidr.0);
         match block.spec.affine_node() {
             Some(node) if !nodes.contains(node) => {
                 found.insert(
@@ -317,6 +355,7 @@ fn blocks_and_affinities(
                         why,
                     );
                 }
+                let pool = pool_holding(&snapshot.pools, &cidr.0);
                 per_pool
                     .entry((node.to_owned(), pool.map(|p| p.metadata.name.clone())))
                     .or_default()
@@ -334,6 +373,17 @@ fn blocks_and_affinities(
             None => {}
         }
     }
+    per_pool
+}
+
+/// Empty blocks a node does not need: it has another in the pool, or the pool no
+/// longer serves it. A pool that still serves the node keeps one block for its
+/// next pod.
+fn surplus_blocks(
+    snapshot: &Snapshot,
+    per_pool: PoolBlocks<'_>,
+    found: &mut BTreeMap<Target, String>,
+) {
     for ((node, pool_name), blocks) in per_pool {
         let labels = snapshot
             .nodes
@@ -353,7 +403,6 @@ fn blocks_and_affinities(
             query.check(pool).is_ok()
         });
         let empty: Vec<&&IPAMBlock> = blocks.iter().filter(|b| b.spec.is_empty()).collect();
-        // A pool that still serves the node keeps one block for its next pod.
         let keep = usize::from(serves && empty.len() == blocks.len());
         for block in empty.into_iter().skip(keep) {
             let why = if serves {

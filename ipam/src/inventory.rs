@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use api::datastore::{Backend, Datastore};
+use api::datastore::{Backend, Datastore, Workload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -20,6 +20,8 @@ pub enum Owner {
         namespace: String,
         pod: String,
         container_id: Option<String>,
+        /// The interface inside the pod the address was assigned for.
+        interface: Option<String>,
         node: Option<String>,
     },
     /// A node's tunnel address.
@@ -58,6 +60,7 @@ impl Owner {
                 namespace,
                 pod,
                 container_id: get(attr::CONTAINER_ID),
+                interface: get(attr::INTERFACE),
                 node,
             },
             (_, _, Some(node)) => Self::Node { node },
@@ -75,17 +78,57 @@ impl Owner {
     }
 }
 
+/// Why a pod's address `ip` is no longer held by the attachment it was assigned
+/// to, or `None` while it may be. An address lives as long as its attachment: the
+/// pod exists, its sandbox (container ID) is still the one the CNI plugin recorded
+/// last, and, for the recorded interface, the plugin recorded this address. Any
+/// other interface of the live sandbox (a second network whose plugin records no
+/// endpoint) counts as alive, as does a pod whose sandbox nothing recorded (then
+/// nothing says which incarnation holds what). The kubelet's `status.podIPs` are
+/// never the judge: they lag behind a replaced sandbox and leave out secondary
+/// interfaces.
+pub fn pod_address_gone(owner: &Owner, ip: IpAddr, pod: Option<&Workload>) -> Option<String> {
+    let Owner::Pod {
+        namespace,
+        pod: name,
+        container_id,
+        interface,
+        ..
+    } = owner
+    else {
+        return None;
+    };
+    let Some(pod) = pod else {
+        return Some(format!("pod {namespace}/{name} does not exist"));
+    };
+    let (Some(recorded), Some(container)) = (&pod.attachment, container_id) else {
+        return None;
+    };
+    if recorded.container_id != *container {
+        return Some(format!(
+            "pod {namespace}/{name} runs in sandbox {} now, not {container}",
+            recorded.container_id
+        ));
+    }
+    let same_interface = interface.as_deref() == Some(recorded.interface.as_str());
+    (same_interface && !recorded.ips.is_empty() && !recorded.ips.contains(&ip)).then(|| {
+        format!(
+            "sandbox {container} of pod {namespace}/{name} recorded other addresses for {}",
+            recorded.interface
+        )
+    })
+}
+
 /// Whether an allocation's owner still exists, asked of the datastore (core Pods
-/// and Nodes on Kubernetes; WorkloadEndpoints and tabby Nodes on etcd). A pod that
-/// exists but holds other addresses is a later incarnation under the same name:
-/// this allocation was its predecessor's. A pod that holds none yet is being set up
-/// and counts as alive. `Unknown` owners always count as alive.
+/// and Nodes on Kubernetes, with the CNI plugin's endpoints; WorkloadEndpoints and
+/// tabby Nodes on etcd). Pods are judged by [`pod_address_gone`]; `Unknown` owners
+/// always count as alive.
 pub async fn owner_alive(store: &dyn Backend, owner: &Owner, ip: IpAddr) -> Result<bool> {
     Ok(match owner {
-        Owner::Pod { namespace, pod, .. } => match store.workload(namespace, pod).await? {
-            None => false,
-            Some(workload) => workload.ips.is_empty() || workload.ips.contains(&ip),
-        },
+        Owner::Pod { namespace, pod, .. } => {
+            let found = store.workload(namespace, pod).await?;
+            pod_address_gone(owner, ip, found.as_ref()).is_none()
+        }
         Owner::Tunnel { node, .. } | Owner::Node { node } => store.node_exists(node).await?,
         Owner::Unknown => true,
     })

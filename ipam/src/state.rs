@@ -15,7 +15,7 @@ use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 
 use crate::cas::{list_all, read};
-use crate::error::Result;
+use crate::error::{IpamError, Result};
 use crate::table::AllocationTable;
 
 /// The one IPAMConfig object's name.
@@ -115,6 +115,18 @@ impl NodeState {
     }
 }
 
+/// A block, or `None` when it is missing or cannot be read (reported; the node goes
+/// on with its other blocks, and no claim lands over it).
+async fn readable_block(store: &dyn Backend, name: &str) -> Result<Option<IPAMBlock>> {
+    match read::<IPAMBlock>(store, name).await {
+        Err(IpamError::Datastore(e)) => match api::datastore::skip(e) {
+            Ok(_) => Ok(None),
+            Err(e) => Err(e.into()),
+        },
+        other => other,
+    }
+}
+
 /// The blocks `node` owns: those its affinities name whose block says so. Pending
 /// affinities count only when the block was written (a claim cut short after it).
 pub async fn node_blocks(store: &dyn Backend, node: &str) -> Result<BTreeMap<String, IPAMBlock>> {
@@ -124,7 +136,7 @@ pub async fn node_blocks(store: &dyn Backend, node: &str) -> Result<BTreeMap<Str
         .filter(|a| a.spec.node == node)
         .map(|a| cidr_name(&a.spec.cidr))
         .collect();
-    let blocks = try_join_all(names.iter().map(|name| read::<IPAMBlock>(store, name))).await?;
+    let blocks = try_join_all(names.iter().map(|name| readable_block(store, name))).await?;
     Ok(names
         .into_iter()
         .zip(blocks)

@@ -199,21 +199,23 @@ async fn ipam_etcd_killed_allocators_leave_nothing_owned_twice_and_the_controlle
     let state = tempfile::tempdir().unwrap();
     let logs = harness::logs::LogDir::new(TEST).unwrap();
 
-    // Pods that live throughout: allocated, then registered as tabby-cni does.
-    let n1 = Allocator::new(store.clone(), "n1");
+    // Pods that live throughout, on every node (whose endpoints make the node's pods
+    // judged at all): allocated, then registered as tabby-cni does.
     let mut live = BTreeMap::new();
     for i in 0..5 {
         let pod = format!("live-{i}");
+        let node = format!("n{}", 1 + i % 4);
+        let allocator = Allocator::new(store.clone(), node.clone());
         let mut request = AssignRequest::new(format!("net.{pod}"), 1, 0);
         request.attrs = BTreeMap::from([
             ("namespace".to_owned(), "default".to_owned()),
             ("pod".to_owned(), pod.clone()),
-            ("node".to_owned(), "n1".to_owned()),
+            ("node".to_owned(), node.clone()),
         ]);
-        let ip = n1.auto_assign(&request).await.unwrap().addresses[0].ip;
+        let ip = allocator.auto_assign(&request).await.unwrap().addresses[0].ip;
         store
             .register_workload(WorkloadEndpointSpec {
-                node: "n1".into(),
+                node: node.clone(),
                 namespace: "default".into(),
                 pod: pod.clone(),
                 container_id: pod.clone(),
@@ -224,7 +226,7 @@ async fn ipam_etcd_killed_allocators_leave_nothing_owned_twice_and_the_controlle
             })
             .await
             .unwrap();
-        live.insert(pod, ip);
+        live.insert(pod, (node, ip));
     }
 
     // Allocator processes killed at random points: CNI ADDs (each a process that
@@ -317,8 +319,8 @@ async fn ipam_etcd_killed_allocators_leave_nothing_owned_twice_and_the_controlle
         live.len(),
         "only the live pods hold addresses"
     );
-    for (pod, ip) in &live {
-        let held = ipam::handles::addresses_of(&*store, &format!("net.{pod}"), "n1")
+    for (pod, (node, ip)) in &live {
+        let held = ipam::handles::addresses_of(&*store, &format!("net.{pod}"), node)
             .await
             .unwrap();
         assert_eq!(

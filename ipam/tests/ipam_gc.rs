@@ -290,3 +290,120 @@ async fn ipam_gc_judges_no_pod_while_no_workload_is_registered() {
         "{report:#?}"
     );
 }
+
+/// Assigns one address for interface `interface` of pod `ns/pod`'s sandbox `container`.
+async fn attachment_address(
+    allocator: &Allocator,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    interface: &str,
+) -> IpAddr {
+    let mut request = AssignRequest::new(format!("net.{container}.{interface}"), 1, 0);
+    request.attrs = BTreeMap::from([
+        (attr::NAMESPACE.to_owned(), ns.to_owned()),
+        (attr::POD.to_owned(), pod.to_owned()),
+        (attr::NODE.to_owned(), allocator.node().to_owned()),
+        (attr::CONTAINER_ID.to_owned(), container.to_owned()),
+        (attr::INTERFACE.to_owned(), interface.to_owned()),
+    ]);
+    allocator.auto_assign(&request).await.unwrap().addresses[0].ip
+}
+
+#[tokio::test]
+async fn hardening_gc_keeps_the_address_of_a_pods_secondary_interface() {
+    let store = memory();
+    pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
+    node(&*store, "n1", true).await;
+    let n1 = Allocator::new(store.clone(), "n1");
+    let primary = attachment_address(&n1, "default", "web", "c1", "eth0").await;
+    // A second network (a meta-plugin's net1) with tabby-ipam: same sandbox, an
+    // address the pod's endpoint does not list.
+    attachment_address(&n1, "default", "web", "c1", "net1").await;
+    start_pod(&*store, "n1", "default", "web", "c1", primary).await;
+
+    let mut gc = Collector::new(store.clone(), GRACE);
+    let t0 = Instant::now();
+    gc.run_once(t0).await.unwrap();
+    let due = gc.run_once(t0 + GRACE).await.unwrap();
+    assert!(due.candidates.is_empty(), "{due:#?}");
+    assert_eq!(check(&*store, false).await.unwrap().allocations, 2);
+}
+
+#[tokio::test]
+async fn ipam_gc_frees_what_an_earlier_sandbox_or_a_retried_add_left_and_keeps_the_rest() {
+    let store = memory();
+    pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
+    node(&*store, "n1", true).await;
+    let n1 = Allocator::new(store.clone(), "n1");
+    // The pod's sandbox was replaced (c1 → c2); c2's first ADD failed after IPAM and
+    // left an address its retry (another handle) did not reuse.
+    let earlier = attachment_address(&n1, "default", "web", "c1", "eth0").await;
+    let mut retried = AssignRequest::new("retry.c2", 1, 0);
+    retried.attrs = BTreeMap::from([
+        (attr::NAMESPACE.to_owned(), "default".to_owned()),
+        (attr::POD.to_owned(), "web".to_owned()),
+        (attr::NODE.to_owned(), "n1".to_owned()),
+        (attr::CONTAINER_ID.to_owned(), "c2".to_owned()),
+        (attr::INTERFACE.to_owned(), "eth0".to_owned()),
+    ]);
+    let left = n1.auto_assign(&retried).await.unwrap().addresses[0].ip;
+    let current = attachment_address(&n1, "default", "web", "c2", "eth0").await;
+    start_pod(&*store, "n1", "default", "web", "c2", current).await;
+
+    let mut gc = Collector::new(store.clone(), GRACE);
+    let t0 = Instant::now();
+    gc.run_once(t0).await.unwrap();
+    let due = gc.run_once(t0 + GRACE).await.unwrap();
+    let mut freed: Vec<IpAddr> = due
+        .reclaimed
+        .iter()
+        .filter_map(|t| match t {
+            Target::Address { ip, .. } => Some(*ip),
+            _ => None,
+        })
+        .collect();
+    freed.sort();
+    let mut expected = vec![earlier, left];
+    expected.sort();
+    assert_eq!(freed, expected, "{due:#?}");
+    let kept = ipam::handles::addresses_of(&*store, "net.c2.eth0", "n1")
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1, "the live sandbox keeps {current}");
+}
+
+#[tokio::test]
+async fn hardening_gc_without_a_pod_record_judges_only_nodes_that_register_endpoints() {
+    let store = memory();
+    pool(&*store, "p", "10.0.0.0/24", 26, |_| {}).await;
+    node(&*store, "n1", true).await;
+    node(&*store, "n2", true).await;
+    let n1 = Allocator::new(store.clone(), "n1");
+    let n2 = Allocator::new(store.clone(), "n2");
+    let live = attachment_address(&n1, "default", "a", "c1", "eth0").await;
+    start_pod(&*store, "n1", "default", "a", "c1", live).await;
+    let gone = attachment_address(&n1, "default", "gone", "c3", "eth0").await;
+    // n2 runs a CNI plugin that registers no endpoints: its pods cannot be judged.
+    let unregistered = attachment_address(&n2, "default", "b", "c2", "eth0").await;
+
+    let mut gc = Collector::new(store.clone(), Duration::ZERO);
+    let report = gc.run_once(Instant::now()).await.unwrap();
+    let freed: Vec<IpAddr> = report
+        .reclaimed
+        .iter()
+        .filter_map(|t| match t {
+            Target::Address { ip, .. } => Some(*ip),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(freed, [gone], "{report:#?}");
+    assert!(
+        report.warnings.iter().any(|w| w.contains("node n2")),
+        "{report:#?}"
+    );
+    let held = ipam::handles::addresses_of(&*store, "net.c2.eth0", "n2")
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1, "{unregistered} is kept");
+}

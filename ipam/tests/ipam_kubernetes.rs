@@ -193,3 +193,63 @@ async fn ipam_kubernetes_a_bad_kubeconfig_or_an_absent_server_is_an_error_saying
     let stderr = String::from_utf8_lossy(&controller_bad_file.stderr);
     assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
 }
+
+/// A pod whose sandbox was replaced: the kubelet still reports the first sandbox's
+/// address while the CNI plugin has recorded the new one's. The collector judges by
+/// the recorded sandbox, not by the stale podIPs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardening_gc_keeps_a_new_sandboxes_address_while_the_pods_ips_are_stale() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use api::resources::{Cidr, WorkloadEndpointSpec};
+    use ipam::gc::{Collector, Target};
+    use ipam::table::attr;
+    use ipam::{Allocator, AssignRequest};
+
+    let fixture = KubeFixture::start("hardening_gc_keeps_a_new_sandboxes_address").await;
+    let store: Arc<dyn Backend> = Arc::new(fixture.kube_store().clone());
+    pool(&*store, "p", "10.244.0.0/24", 26, |_| {}).await;
+    fixture.add_node("n1").await;
+    let n1 = Allocator::new(store.clone(), "n1");
+    let address = async |container: &str| {
+        let mut request = AssignRequest::new(format!("k8s-pod-network.{container}"), 1, 0);
+        request.attrs = BTreeMap::from([
+            (attr::NAMESPACE.to_owned(), "default".to_owned()),
+            (attr::POD.to_owned(), "web".to_owned()),
+            (attr::NODE.to_owned(), "n1".to_owned()),
+            (attr::CONTAINER_ID.to_owned(), container.to_owned()),
+            (attr::INTERFACE.to_owned(), "eth0".to_owned()),
+        ]);
+        n1.auto_assign(&request).await.unwrap().addresses[0].ip
+    };
+    let first = address("c1").await;
+    fixture.start_pod("default", "web", "n1", first).await;
+    let second = address("c2").await;
+    store
+        .register_workload(WorkloadEndpointSpec {
+            node: "n1".into(),
+            namespace: "default".into(),
+            pod: "web".into(),
+            container_id: "c2".into(),
+            endpoint: "eth0".into(),
+            interface_name: "cali0123456789a".into(),
+            mac: None,
+            ip_networks: vec![Cidr(second.into())],
+        })
+        .await
+        .unwrap();
+
+    let mut gc = Collector::new(store.clone(), Duration::ZERO);
+    let report = gc.run_once(Instant::now()).await.unwrap();
+    let freed: Vec<_> = report
+        .reclaimed
+        .iter()
+        .filter_map(|t| match t {
+            Target::Address { ip, .. } => Some(*ip),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(freed, [first], "{report:#?}");
+}

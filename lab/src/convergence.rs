@@ -92,7 +92,7 @@ pub fn run(mode: Mode, nodes: usize, samples: usize) -> Result<Report> {
         Mode::BirdReflector => Some(bird_reflector(&cluster, &names)?),
     };
     for name in &names {
-        cluster.start_agent_with(name, &["--log-level=warn"])?;
+        cluster.start_agent_with(name, &["--log=warn"])?;
     }
     for name in &names {
         cluster.wait_ready(name, Duration::from_secs(120))?;

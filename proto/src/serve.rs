@@ -1,8 +1,11 @@
 //! Serving tonic services on a daemon's Unix socket (always) and a TCP address
 //! (when configured), until a shutdown future completes.
 
+use std::ffi::OsStr;
+use std::fs::{DirBuilder, Permissions};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio::net::{TcpListener, UnixListener};
@@ -29,8 +32,8 @@ pub struct Bound {
 }
 
 impl Bound {
-    /// Binds the Unix socket (replacing a stale one left by a crash) and the TCP
-    /// address.
+    /// Binds the Unix socket, owner-only (replacing a stale one left by a crash),
+    /// and the TCP address.
     pub async fn bind(endpoints: &Endpoints) -> Result<Self, Error> {
         let unix = bind_unix(&endpoints.unix)?;
         let tcp = match endpoints.tcp {
@@ -102,18 +105,43 @@ impl Bound {
     }
 }
 
+/// Binds the socket so that it is never reachable by anyone but its owner: it is
+/// made in a private directory (0700) beside `path`, set to 0600, then renamed into
+/// place, so that neither the umask nor a quick client sees other permissions.
 fn bind_unix(path: &Path) -> Result<UnixListener, Error> {
     let error = |source| Error::Bind {
         what: "Unix socket",
         address: path.display().to_string(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(error)?;
-    }
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir,
+        None => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(error)?;
     // A socket file left by a process that died; a live one refuses the connect.
     if std::os::unix::net::UnixStream::connect(path).is_err() {
         let _ = std::fs::remove_file(path);
     }
-    UnixListener::bind(path).map_err(error)
+    let name = path.file_name().unwrap_or_else(|| OsStr::new("socket"));
+    let private = dir.join(format!(
+        ".{}.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&private);
+    DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(error)?;
+    let staged = private.join(name);
+    let bound = UnixListener::bind(&staged)
+        .and_then(|listener| {
+            std::fs::set_permissions(&staged, Permissions::from_mode(0o600))?;
+            std::fs::rename(&staged, path)?;
+            Ok(listener)
+        })
+        .map_err(error);
+    let _ = std::fs::remove_dir_all(&private);
+    bound
 }

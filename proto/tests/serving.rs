@@ -1,17 +1,13 @@
 //! The serving helpers with real sockets: a BGP status service over the Unix socket
-//! and TCP, and the HTTP probe endpoint.
+//! and TCP, and the socket's permissions.
 
-use std::sync::Arc;
-
-use proto::bgp::bgp_status_client::BgpStatusClient;
-use proto::bgp::bgp_status_server::{BgpStatus, BgpStatusServer};
-use proto::bgp::{
+use proto::bgp_status::bgp_status_client::BgpStatusClient;
+use proto::bgp_status::bgp_status_server::{BgpStatus, BgpStatusServer};
+use proto::bgp_status::{
     HealthRequest, HealthResponse, ListPeersRequest, ListPeersResponse, ListRoutesRequest,
     ListRoutesResponse, Peer, PeerType,
 };
-use proto::http::{MetricsServer, Probe};
 use proto::serve::{Bound, Endpoints};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
@@ -93,43 +89,28 @@ async fn a_service_answers_on_the_unix_socket_and_tcp_and_the_socket_goes_at_shu
     assert!(!socket.exists(), "the socket file is removed at shutdown");
 }
 
-struct NotYet;
-
-#[async_trait::async_trait]
-impl Probe for NotYet {
-    async fn metrics(&self) -> String {
-        "# TYPE tabby_up gauge\ntabby_up 1\n".into()
-    }
-
-    async fn ready(&self) -> Result<(), String> {
-        Err("no session established".into())
-    }
-}
-
-async fn get(address: std::net::SocketAddr, path: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-}
-
+/// The socket grants nobody but its owner (root) anything, whatever the process's
+/// umask: the status API tells routes and peers to whoever can connect. Before:
+/// the socket was created with the umask's mode (0755 with 022, 0777 with 0).
 #[tokio::test]
-async fn probes_report_liveness_readiness_and_metrics() {
-    let server = MetricsServer::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let address = server.local_addr().unwrap();
-    tokio::spawn(server.serve(Arc::new(NotYet), std::future::pending()));
-    assert!(get(address, "/healthz").await.starts_with("HTTP/1.1 200"));
-    let ready = get(address, "/readyz").await;
-    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
-    assert!(
-        ready.contains("not ready: no session established"),
-        "{ready}"
-    );
-    let metrics = get(address, "/metrics").await;
-    assert!(metrics.contains("text/plain; version=0.0.4"), "{metrics}");
-    assert!(metrics.ends_with("tabby_up 1\n"), "{metrics}");
+async fn hardening_the_grpc_socket_is_created_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use nix::sys::stat::{Mode, umask};
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("status.sock");
+    // nextest runs each test in its own process; put the umask back anyway.
+    let before = umask(Mode::empty());
+    let bound = Bound::bind(&Endpoints {
+        unix: socket.clone(),
+        tcp: None,
+    })
+    .await;
+    umask(before);
+    let _bound = bound.unwrap();
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    // Still usable by its owner.
+    assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok());
 }

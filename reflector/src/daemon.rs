@@ -4,8 +4,8 @@
 //!
 //! ```text
 //!  Control (signals) ─┐                          ┌─▶ speaker (bgp::speaker) ◀── sessions
-//!  file check (1 s) ──┼─▶ daemon loop ── plan ───┤
-//!  discovery (watch) ─┘        │                 └─▶ Book (watch) ─▶ gRPC, /metrics
+//!  file check (1 s) ──┼─▶ daemon loop ─ changes ─┤
+//!  discovery (watch) ─┘        │                 └─▶ SpeakerView (watch) ─▶ gRPC, /metrics
 //!                         notices (up/down)
 //! ```
 
@@ -16,19 +16,20 @@ use std::time::Duration;
 
 use api::datastore::Datastore;
 use bgp::speaker::{self, Notice, Request, SpeakerHandle};
-use proto::bgp::bgp_status_server::BgpStatusServer;
-use proto::http::MetricsServer;
+use proto::bgp_status::bgp_status_server::BgpStatusServer;
 use proto::serve::{Bound, Endpoints};
+use telemetry::http::MetricsServer;
+use telemetry::metrics::Registry;
 use tokio::sync::{mpsc, watch};
 use tonic::service::Routes;
 
-use crate::book::{Book, Counters};
+use crate::changes::{Changes, changes};
 use crate::config::{self, Config, ConfigError};
 use crate::desired::Desired;
 use crate::discovery::{self, Discovered};
 use crate::observe::Observer;
-use crate::plan::{Plan, plan};
 use crate::status::StatusService;
+use crate::view::{Counters, SpeakerView};
 
 /// How often the file is checked for changes (a ConfigMap update swaps it).
 const FILE_CHECK: Duration = Duration::from_secs(1);
@@ -41,6 +42,8 @@ pub enum Error {
     Speaker(#[from] bgp::transport::TransportError),
     #[error(transparent)]
     Serve(#[from] proto::Error),
+    #[error(transparent)]
+    Metrics(#[from] telemetry::http::Error),
     #[error("the BGP speaker stopped unexpectedly")]
     SpeakerStopped,
 }
@@ -88,7 +91,7 @@ where
     }
     let mut desired = Desired::new(&config, &discovered.borrow_and_update())?;
     let mut speaker = start(&desired)?;
-    let (book_tx, book) = watch::channel(Book::new(&desired, speaker.requests.clone()));
+    let (view_tx, view) = watch::channel(SpeakerView::new(&desired, speaker.requests.clone()));
     let counters = Arc::new(Counters::default());
 
     let (stop_servers, servers_stopped) = watch::channel(false);
@@ -103,16 +106,19 @@ where
         tcp: config.api.address,
     })
     .await?;
-    let routes = Routes::new(BgpStatusServer::new(StatusService::new(book.clone())));
+    let routes = Routes::new(BgpStatusServer::new(StatusService::new(view.clone())));
     let grpc = tokio::spawn(bound.serve(routes, stopped()));
     let metrics = match &config.metrics {
         Some(m) => {
             let server = MetricsServer::bind(m.address).await?;
-            let observer = Arc::new(Observer {
-                book: book.clone(),
-                counters: Arc::clone(&counters),
-            });
-            Some(tokio::spawn(server.serve(observer, stopped())))
+            let observer = Arc::new(Observer::new(view.clone(), Arc::clone(&counters)));
+            let mut registry = Registry::default();
+            registry.register_collector(Box::new(Arc::clone(&observer)));
+            Some(tokio::spawn(server.serve(
+                Arc::new(registry),
+                observer,
+                stopped(),
+            )))
         }
         None => None,
     };
@@ -136,7 +142,7 @@ where
                     match next {
                         Ok((text, next)) => {
                             file = text;
-                            reload(&mut config, next, &mut desired, &discovered.borrow(), &mut speaker, &book_tx, &counters).await;
+                            reload(&mut config, next, &mut desired, &discovered.borrow(), &mut speaker, &view_tx, &counters).await;
                         }
                         Err(error) => reject(&error, &counters),
                     }
@@ -149,7 +155,7 @@ where
                 if let Ok(text) = read(&options) && text != file {
                     file = text.clone();
                     match config::parse(&text, with_datastore) {
-                        Ok(next) => reload(&mut config, next, &mut desired, &discovered.borrow(), &mut speaker, &book_tx, &counters).await,
+                        Ok(next) => reload(&mut config, next, &mut desired, &discovered.borrow(), &mut speaker, &view_tx, &counters).await,
                         Err(error) => reject(&error, &counters),
                     }
                 }
@@ -158,7 +164,7 @@ where
                 let view = discovered.borrow_and_update().clone();
                 tracing::info!(peers = view.peers.len(), "datastore view changed");
                 let next = config.clone();
-                reload(&mut config, next, &mut desired, &view, &mut speaker, &book_tx, &counters).await;
+                reload(&mut config, next, &mut desired, &view, &mut speaker, &view_tx, &counters).await;
             }
             notice = speaker.notices.recv() => match notice {
                 Some(notice) => observe(notice, &counters),
@@ -204,14 +210,14 @@ async fn reload(
     desired: &mut Desired,
     view: &Discovered,
     speaker: &mut SpeakerHandle,
-    book: &watch::Sender<Book>,
+    published: &watch::Sender<SpeakerView>,
     counters: &Counters,
 ) {
     let next_desired = match Desired::new(&next, view) {
         Ok(d) => d,
         Err(error) => return reject(&error, counters),
     };
-    let changes = plan(desired, &next_desired);
+    let changes = changes(desired, &next_desired);
     if next.api != config.api || next.metrics != config.metrics {
         tracing::warn!("api and metrics addresses change only when the reflector restarts");
     }
@@ -224,31 +230,35 @@ async fn reload(
     }
     *config = next;
     *desired = next_desired;
-    book.send_replace(Book::new(desired, speaker.requests.clone()));
+    published.send_replace(SpeakerView::new(desired, speaker.requests.clone()));
 }
 
-async fn apply(plan: Plan, desired: &Desired, speaker: &mut SpeakerHandle) -> Result<(), Error> {
-    if let Some(what) = plan.restart {
+async fn apply(
+    changes: Changes,
+    desired: &Desired,
+    speaker: &mut SpeakerHandle,
+) -> Result<(), Error> {
+    if let Some(what) = changes.restart {
         tracing::warn!(changed = %what, "speaker-wide setting changed: restarting every session");
         stop_speaker(speaker, format!("configuration changed ({what})")).await;
         *speaker = start(desired)?;
         return Ok(());
     }
     tracing::info!(
-        added_or_changed = plan.add.len(),
-        removed = plan.remove.len(),
-        listen_ranges = plan.listen_ranges.is_some(),
+        added_or_changed = changes.add.len(),
+        removed = changes.remove.len(),
+        listen_ranges = changes.listen_ranges.is_some(),
         "configuration reloaded"
     );
-    for address in plan.remove {
+    for address in changes.remove {
         let _ = speaker.requests.send(Request::RemovePeer(address));
     }
     // New peers are added; a changed one restarts its session only when its
     // OPEN or connection differs, filters and policy change in place.
-    for peer in plan.add {
+    for peer in changes.add {
         let _ = speaker.requests.send(Request::UpdatePeer(peer));
     }
-    if let Some(ranges) = plan.listen_ranges {
+    if let Some(ranges) = changes.listen_ranges {
         let _ = speaker.requests.send(Request::SetListenRanges(ranges));
     }
     Ok(())

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use api::datastore::{Backend, ETCD_DEFAULT_PREFIX, EtcdStore, KubeStore};
 use clap::{Parser, ValueEnum};
 use reflector::daemon::{self, Control, Options};
+use telemetry::Renamed;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -40,9 +41,8 @@ struct Args {
     /// This reflector's Node name (its cluster id and AS come from it).
     #[arg(long, env = "TABBY_NODE_NAME")]
     node_name: Option<String>,
-    /// Log lines as JSON.
-    #[arg(long)]
-    log_json: bool,
+    #[command(flatten)]
+    log: telemetry::LogFlags,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,13 +53,12 @@ enum DatastoreKind {
 
 fn main() {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TABBY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    if args.log_json {
-        logs.json().init();
-    } else {
-        logs.init();
+    if let Err(error) = args
+        .log
+        .init("tabby-reflector", "info", &Renamed::default())
+    {
+        eprintln!("{error}");
+        std::process::exit(2);
     }
     if let Err(error) = run(args) {
         eprintln!("tabby-reflector: {error:#}");

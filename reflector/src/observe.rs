@@ -1,112 +1,118 @@
-//! `/metrics` and `/readyz` for the reflector.
+//! `/metrics` and `/readyz` for the reflector: the sessions are asked of the
+//! speaker before each scrape, the counters are the daemon's.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use proto::http::Probe;
-use proto::metrics::{Exposition, MetricType};
+use bgp::speaker::PeerStatus;
+use telemetry::http::Probe;
+use telemetry::metrics::{Collector, DescriptorEncoder, Scrape};
 use tokio::sync::watch;
 
-use crate::book::{Book, Counters};
+use crate::view::{Counters, SpeakerView};
 
 #[derive(Debug)]
 pub struct Observer {
-    pub book: watch::Receiver<Book>,
-    pub counters: Arc<Counters>,
+    view: watch::Receiver<SpeakerView>,
+    counters: Arc<Counters>,
+    /// The sessions as the speaker told them at the last refresh.
+    sessions: Mutex<Vec<PeerStatus>>,
 }
 
-#[async_trait::async_trait]
-impl Probe for Observer {
-    async fn metrics(&self) -> String {
-        let book = self.book.borrow().clone();
-        let status = book.status().await.unwrap_or_default();
-        let mut page = Exposition::default();
+impl Observer {
+    pub fn new(view: watch::Receiver<SpeakerView>, counters: Arc<Counters>) -> Self {
+        Self {
+            view,
+            counters,
+            sessions: Mutex::default(),
+        }
+    }
+
+    fn write(&self, page: &mut Scrape<'_>) -> fmt::Result {
+        let sessions = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let up = |established: bool| {
-            status
+            sessions
                 .iter()
                 .filter(|p| p.established == established)
                 .count()
         };
-        page.family(
+        page.gauges(
             "tabby_reflector_peers",
-            MetricType::Gauge,
             "BGP sessions by state.",
-        )
-        .sample(
-            "tabby_reflector_peers",
-            &[("state", "established")],
-            up(true) as f64,
-        )
-        .sample(
-            "tabby_reflector_peers",
-            &[("state", "down")],
-            up(false) as f64,
-        );
-        let per_peer = [
-            (
-                "tabby_reflector_peer_up",
-                "1 while the session is Established.",
-            ),
-            (
-                "tabby_reflector_prefixes_received",
-                "Prefixes the peer announced that are in the RIB.",
-            ),
-            (
-                "tabby_reflector_prefixes_advertised",
-                "Prefixes sent to the peer.",
-            ),
-        ];
-        for (name, help) in per_peer {
-            page.family(name, MetricType::Gauge, help);
-            for peer in &status {
-                let value = match name {
-                    "tabby_reflector_peer_up" => f64::from(u8::from(peer.established)),
-                    // Its routes in the RIB now, as the help says; the speaker's
-                    // `prefixes_received` counts announcements over every session.
-                    "tabby_reflector_prefixes_received" => peer.prefixes_accepted as f64,
-                    _ => peer.prefixes_advertised as f64,
-                };
-                page.sample(name, &[("peer", &peer.address.to_string())], value);
-            }
-        }
+            [
+                ([("state", "established")], up(true)),
+                ([("state", "down")], up(false)),
+            ],
+        )?;
+        let addresses: Vec<String> = sessions.iter().map(|p| p.address.to_string()).collect();
+        let per_peer = |value: fn(&PeerStatus) -> usize| {
+            sessions
+                .iter()
+                .zip(&addresses)
+                .map(move |(peer, address)| ([("peer", address.as_str())], value(peer)))
+        };
+        page.gauges(
+            "tabby_reflector_peer_up",
+            "1 while the session is Established.",
+            per_peer(|p| usize::from(p.established)),
+        )?;
+        // Its routes in the RIB now, as the help says; the speaker's
+        // `prefixes_received` counts announcements over every session.
+        page.gauges(
+            "tabby_reflector_prefixes_received",
+            "Prefixes the peer announced that are in the RIB.",
+            per_peer(|p| p.prefixes_accepted),
+        )?;
+        page.gauges(
+            "tabby_reflector_prefixes_advertised",
+            "Prefixes sent to the peer.",
+            per_peer(|p| p.prefixes_advertised),
+        )?;
         let c = &self.counters;
-        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed) as f64;
-        page.family(
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        page.counters(
             "tabby_reflector_config_reloads_total",
-            MetricType::Counter,
             "Configuration reloads, applied or rejected.",
-        )
-        .sample(
-            "tabby_reflector_config_reloads_total",
-            &[("result", "applied")],
-            load(&c.reloads_ok),
-        )
-        .sample(
-            "tabby_reflector_config_reloads_total",
-            &[("result", "rejected")],
-            load(&c.reloads_failed),
-        );
-        page.family(
+            [
+                ([("result", "applied")], load(&c.reloads_ok)),
+                ([("result", "rejected")], load(&c.reloads_failed)),
+            ],
+        )?;
+        page.counters(
             "tabby_reflector_session_transitions_total",
-            MetricType::Counter,
             "Sessions that came up or went down.",
+            [
+                ([("to", "established")], load(&c.sessions_up)),
+                ([("to", "down")], load(&c.sessions_down)),
+            ],
         )
-        .sample(
-            "tabby_reflector_session_transitions_total",
-            &[("to", "established")],
-            load(&c.sessions_up),
-        )
-        .sample(
-            "tabby_reflector_session_transitions_total",
-            &[("to", "down")],
-            load(&c.sessions_down),
-        );
-        page.finish()
+    }
+}
+
+impl Collector for Observer {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        self.write(&mut Scrape::new(encoder))
+    }
+}
+
+#[async_trait::async_trait]
+impl Probe for Observer {
+    async fn refresh(&self) {
+        let view = self.view.borrow().clone();
+        let sessions = view.status().await.unwrap_or_default();
+        *self
+            .sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = sessions;
     }
 
     async fn ready(&self) -> Result<(), String> {
-        let book = self.book.borrow().clone();
-        book.status()
+        let view = self.view.borrow().clone();
+        view.status()
             .await
             .map(drop)
             .ok_or_else(|| "the BGP speaker is not running".to_owned())
@@ -156,19 +162,19 @@ mod tests {
                 let _ = reply.send(vec![status()]);
             }
         });
-        let book = Book {
+        let view = SpeakerView {
             requests,
             local_as: 64512,
             router_id: Ipv4Addr::new(10, 0, 0, 1),
             peers: BTreeMap::new(),
             ranges: Vec::new(),
         };
-        let (_keep, book) = watch::channel(book);
-        let observer = Observer {
-            book,
-            counters: Arc::default(),
-        };
-        let page = observer.metrics().await;
+        let (_keep, view) = watch::channel(view);
+        let observer = Arc::new(Observer::new(view, Arc::default()));
+        let mut registry = telemetry::metrics::Registry::default();
+        registry.register_collector(Box::new(Arc::clone(&observer)));
+        observer.refresh().await;
+        let page = telemetry::metrics::encode(&registry);
         for line in [
             "tabby_reflector_prefixes_received{peer=\"10.0.0.2\"} 2",
             "tabby_reflector_prefixes_advertised{peer=\"10.0.0.2\"} 3",

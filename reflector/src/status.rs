@@ -4,29 +4,29 @@ use std::net::IpAddr;
 
 use bgp::speaker::{PeerStatus, Request};
 use ipnet::IpNet;
-use proto::bgp::bgp_status_server::BgpStatus;
-use proto::bgp::{
+use proto::bgp_status::bgp_status_server::BgpStatus;
+use proto::bgp_status::{
     HealthRequest, HealthResponse, ListPeersRequest, ListPeersResponse, ListRoutesRequest,
     ListRoutesResponse, Peer, PeerType, Route,
 };
 use tokio::sync::{oneshot, watch};
 use tonic::{Request as GrpcRequest, Response, Status};
 
-use crate::book::Book;
 use crate::desired::Origin;
+use crate::view::SpeakerView;
 
 #[derive(Debug, Clone)]
 pub struct StatusService {
-    book: watch::Receiver<Book>,
+    view: watch::Receiver<SpeakerView>,
 }
 
 impl StatusService {
-    pub fn new(book: watch::Receiver<Book>) -> Self {
-        Self { book }
+    pub fn new(view: watch::Receiver<SpeakerView>) -> Self {
+        Self { view }
     }
 
-    fn book(&self) -> Book {
-        self.book.borrow().clone()
+    fn view(&self) -> SpeakerView {
+        self.view.borrow().clone()
     }
 }
 
@@ -40,12 +40,12 @@ impl BgpStatus for StatusService {
         &self,
         _: GrpcRequest<ListPeersRequest>,
     ) -> Result<Response<ListPeersResponse>, Status> {
-        let book = self.book();
-        let status = book.status().await.ok_or_else(unavailable)?;
+        let view = self.view();
+        let status = view.status().await.ok_or_else(unavailable)?;
         Ok(Response::new(ListPeersResponse {
-            peers: status.iter().map(|s| peer(&book, s)).collect(),
-            local_as: book.local_as,
-            router_id: book.router_id.to_string(),
+            peers: status.iter().map(|s| peer(&view, s)).collect(),
+            local_as: view.local_as,
+            router_id: view.router_id.to_string(),
         }))
     }
 
@@ -57,7 +57,7 @@ impl BgpStatus for StatusService {
         let prefix = parse::<IpNet>("prefix", &request.prefix)?;
         let peer = parse::<IpAddr>("peer", &request.peer)?;
         let (reply, answer) = oneshot::channel();
-        self.book()
+        self.view()
             .requests
             .send(Request::Routes(reply))
             .map_err(|_| unavailable())?;
@@ -85,7 +85,7 @@ impl BgpStatus for StatusService {
                     paths: paths
                         .iter()
                         .enumerate()
-                        .map(|(i, p)| proto::speaker::route_path(p, i == 0))
+                        .map(|(i, p)| telemetry::speaker_status::route_path(p, i == 0))
                         .collect(),
                 })
                 .collect(),
@@ -96,12 +96,12 @@ impl BgpStatus for StatusService {
         &self,
         _: GrpcRequest<HealthRequest>,
     ) -> Result<Response<HealthResponse>, Status> {
-        let book = self.book();
-        let status = book.status().await;
+        let view = self.view();
+        let status = view.status().await;
         Ok(Response::new(HealthResponse {
             ready: status.is_some(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            peers_configured: book.peers.len() as u32,
+            peers_configured: view.peers.len() as u32,
             peers_established: status
                 .as_ref()
                 .map_or(0, |s| s.iter().filter(|p| p.established).count() as u32),
@@ -123,8 +123,8 @@ fn parse<T: std::str::FromStr>(field: &str, text: &str) -> Result<Option<T>, Sta
         .map_err(|_| Status::invalid_argument(format!("{field}: {text:?} does not parse")))
 }
 
-fn peer(book: &Book, status: &PeerStatus) -> Peer {
-    let (entry, client) = book.describe(status.address);
+fn peer(view: &SpeakerView, status: &PeerStatus) -> Peer {
+    let (entry, client) = view.describe(status.address);
     let kind = match entry.map(|e| e.origin) {
         Some(Origin::Static) => PeerType::Static,
         Some(Origin::Discovered) => PeerType::Discovered,
@@ -137,6 +137,6 @@ fn peer(book: &Book, status: &PeerStatus) -> Peer {
         name: entry.map_or_else(|| status.address.to_string(), |e| e.name.clone()),
         ..Peer::default()
     };
-    proto::speaker::session(status, &mut peer);
+    telemetry::speaker_status::session(status, &mut peer);
     peer
 }

@@ -6,8 +6,8 @@ mod support;
 use harness::peers::{BgpConfig, BgpPeer, Bird, Frr, Neighbor};
 use harness::require_root;
 use ipnet::IpNet;
-use proto::bgp::bgp_status_client::BgpStatusClient;
-use proto::bgp::{HealthRequest, ListRoutesRequest, PeerType};
+use proto::bgp_status::bgp_status_client::BgpStatusClient;
+use proto::bgp_status::{HealthRequest, ListRoutesRequest, PeerType};
 use support::{AS, Reflector, TIMEOUT, peer};
 
 fn net(s: &str) -> IpNet {

@@ -13,7 +13,7 @@ use api::resources::{
 use harness::e2e::{Clients, Cluster, Pod, ping_all};
 use harness::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
 use harness::{Lab, wait_until};
-use proto::bgp::{PeerType, SessionState};
+use proto::bgp_status::{PeerType, SessionState};
 use serde_json::json;
 
 const AS: u32 = 64512;

@@ -328,7 +328,7 @@ async fn manifests_the_agent_registering_and_following_the_cluster_makes_only_li
         .await
         .unwrap();
 
-    let (updates, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let (updates, mut received) = agent::daemon::watch::channel();
     let tasks = agent::daemon::watch::follow_all(store.clone(), updates);
     let mut view = Default::default();
     let mut listed = BTreeSet::new();
@@ -726,7 +726,7 @@ fn manifests_probes_ask_the_health_endpoints_where_each_component_serves_them() 
         (
             "Deployment",
             "tabby-ipam-controller",
-            "TABBY_METRICS_LISTEN",
+            "TABBY_METRICS_ADDRESS",
         ),
     ];
     for (kind, name, variable) in served {

@@ -7,8 +7,8 @@ use agent::config::{DatastoreKind, Flags};
 use agent::grpc;
 use api::datastore::{Backend, EtcdStore};
 use clap::Parser;
+use telemetry::Renamed;
 use tokio::sync::watch;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
@@ -24,17 +24,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = match EnvFilter::try_new(&flags.log_level) {
-        Ok(filter) => filter,
-        Err(error) => {
-            eprintln!(
-                "tabby-agent: --log-level (TABBY_LOG_LEVEL) {:?}: {error}",
-                flags.log_level
-            );
-            return ExitCode::from(2);
-        }
-    };
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let mut renamed = Renamed::default();
+    let args: Vec<_> = std::env::args_os().collect();
+    let log = telemetry::logging::with_renames(flags.log.clone(), &args, &mut renamed);
+    if let Err(error) = log.init("tabby-agent", "info", &renamed) {
+        eprintln!("{error}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -43,7 +39,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let (bound, metrics) = grpc::bind(flags.socket.clone(), flags.metrics_address)
+        let (bound, metrics) = grpc::bind(flags.socket.clone(), flags.metrics_address())
             .await
             .map_err(|e| e.to_string())?;
         let store = open(&flags).await?;

@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use api::datastore::Backend;
+use api::resources::{AllowedUse, Cidr, EncapsulationMode};
+use api::selector::Selector;
 use bgp::rib::Change;
 use bgp::speaker::{Hooks, Notice};
 use ipnet::IpNet;
@@ -27,7 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
 use super::Options;
-use super::novelty::Novelty;
+use super::ongoing::Ongoing;
 use super::query::{Peer, Peers, Query, Reporting};
 use super::speaker::Bgp;
 use super::status::PassSummary;
@@ -37,7 +39,7 @@ use crate::dataplane::{DesiredState, Pass, Reconciler};
 use crate::desired::{self, Cluster, Desired, NodeSettings, Owners, Paths, Refusal, Rejection};
 use crate::nat::{self, NatPool};
 use crate::peering::hook::OwnershipHook;
-use crate::peering::{self, Plan};
+use crate::peering::{self, DesiredBgp};
 
 pub(super) struct Agent {
     options: Options,
@@ -55,17 +57,17 @@ pub(super) struct Agent {
     desired: Option<watch::Sender<DesiredState>>,
     nat_applied: Option<Vec<NatPool>>,
     /// The pools' encapsulation when tunnel addresses were last ensured.
-    tunnels_for: Option<Vec<String>>,
+    tunnels_for: Option<Vec<TunnelPool>>,
     /// The task ensuring them: one at a time, so a slow datastore is not sent a
     /// new allocation on every resync while the last one still waits.
     tunnel_task: Option<tokio::task::JoinHandle<()>>,
     store: Arc<dyn Backend>,
     mtu_written: Option<u32>,
-    rejected: Novelty,
-    problems: Novelty,
+    rejected: Ongoing,
+    problems: Ongoing,
     reporting: Reporting,
     /// The last plan and desired state, for the status API.
-    plan: Option<Plan>,
+    plan: Option<DesiredBgp>,
     last: Option<Desired>,
     /// Something changed since the last convergence.
     dirty: bool,
@@ -127,15 +129,15 @@ impl Agent {
             tunnel_task: None,
             store,
             mtu_written: None,
-            rejected: Novelty::default(),
-            problems: Novelty::default(),
+            rejected: Ongoing::default(),
+            problems: Ongoing::default(),
         }
     }
 
     /// Runs until `shutdown` completes or the watches end.
     pub async fn run(
         mut self,
-        mut updates: mpsc::UnboundedReceiver<Update>,
+        mut updates: mpsc::Receiver<Update>,
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
@@ -463,7 +465,7 @@ impl Agent {
 /// Logs each reconciliation's refused changes once, when they start, and tells
 /// the loop about the pass.
 fn observer(passes: mpsc::UnboundedSender<(PassSummary, bool)>) -> impl FnMut(Pass) + Send {
-    let mut failures = Novelty::default();
+    let mut failures = Ongoing::default();
     move |pass: Pass| {
         let summary = PassSummary {
             ok: pass.result.is_ok(),
@@ -478,7 +480,7 @@ fn observer(passes: mpsc::UnboundedSender<(PassSummary, bool)>) -> impl FnMut(Pa
     }
 }
 
-fn log_pass(failures: &mut Novelty, pass: &Pass) {
+fn log_pass(failures: &mut Ongoing, pass: &Pass) {
     match &pass.result {
         Ok(report) => {
             let (new, _) = failures.update(report.failures.iter().map(ToString::to_string));
@@ -519,17 +521,31 @@ fn read_password(password: &api::resources::BgpPassword) -> Result<Vec<u8>, Stri
     }
 }
 
-/// What decides whether this node needs tunnel addresses: the pools' CIDRs,
-/// encapsulation, uses and state.
-fn tunnel_pools(view: &Cluster) -> Vec<String> {
+/// What of a pool decides whether this node needs tunnel addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TunnelPool {
+    cidr: Cidr,
+    ipip: EncapsulationMode,
+    vxlan: EncapsulationMode,
+    uses: Vec<AllowedUse>,
+    disabled: bool,
+    node_selector: Selector,
+}
+
+/// Every pool as the tunnel addresses depend on it.
+fn tunnel_pools(view: &Cluster) -> Vec<TunnelPool> {
     view.pools
         .values()
-        .map(|p| {
-            let s = &p.spec;
-            format!(
-                "{} {:?} {:?} {:?} {} {}",
-                s.cidr, s.ipip_mode, s.vxlan_mode, s.allowed_uses, s.disabled, s.node_selector
-            )
+        .map(|pool| {
+            let spec = &pool.spec;
+            TunnelPool {
+                cidr: spec.cidr,
+                ipip: spec.ipip_mode,
+                vxlan: spec.vxlan_mode,
+                uses: spec.allowed_uses.clone(),
+                disabled: spec.disabled,
+                node_selector: spec.node_selector.clone(),
+            }
         })
         .collect()
 }

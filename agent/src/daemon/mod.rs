@@ -3,7 +3,7 @@
 //! at the desired state ([`agent`] is the loop).
 
 mod agent;
-mod novelty;
+mod ongoing;
 pub mod query;
 mod speaker;
 pub mod status;
@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use api::datastore::Backend;
 use api::resources::AsNumber;
-use tokio::sync::mpsc;
 
 use crate::dataplane::netlink::socket::Socket;
 use crate::dataplane::{NetlinkError, Reconciler};
@@ -198,7 +197,7 @@ pub async fn run(
         mtu: options.mtu,
         check_ownership: options.check_ownership,
     };
-    let (updates, receiver) = mpsc::unbounded_channel();
+    let (updates, receiver) = watch::channel();
     let watchers = watch::follow_all(store.clone(), updates);
     agent::Agent::new(options, settings, reconciler, restarted, reporting, store)
         .run(receiver, shutdown)

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use super::query::Routes;
 use super::status::PeerState;
-use crate::peering::{PeerKind, Plan, Step, Wiring};
+use crate::peering::{DesiredBgp, PeerKind, Step, Wiring};
 
 /// The attributes an originated prefix carries for its communities (ORIGIN and AS
 /// path are the speaker's defaults).
@@ -72,7 +72,11 @@ impl Bgp {
     }
 
     /// Brings the speaker to `plan`, originating `export`.
-    pub fn apply(&mut self, plan: &Plan, export: &BTreeMap<IpNet, Vec<Community>>) -> Applied {
+    pub fn apply(
+        &mut self,
+        plan: &DesiredBgp,
+        export: &BTreeMap<IpNet, Vec<Community>>,
+    ) -> Applied {
         let mut applied = Applied::default();
         for step in self.wiring.steps(plan, export) {
             let request = match step {
@@ -124,6 +128,7 @@ impl Bgp {
                     }
                     Request::UpdatePeer(config)
                 }
+                Step::SetListenRanges(ranges) => Request::SetListenRanges(ranges),
                 Step::RemovePeer(address) => {
                     tracing::info!(peer = %address, "BGP peer removed");
                     self.sessions.remove(&address);

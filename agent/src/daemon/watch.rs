@@ -1,6 +1,9 @@
 //! Following the datastore: per kind, list everything (the agent's first view and
 //! its resync), then watch from the list's revision; a failed watch lists again.
-//! Each kind runs in its own task and sends typed updates to the agent's loop.
+//! Each kind runs in its own task and sends typed updates to the agent's loop over
+//! one bounded channel: a busy loop makes the watch tasks wait (and the datastore
+//! watches behind them, which keep their own place), so nothing piles up and
+//! nothing is dropped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +14,7 @@ use api::resources::{
     BGPConfiguration, BGPFilter, BGPPeer, BlockAffinity, IPAMBlock, IPPool, Node, Resource,
 };
 use futures::StreamExt;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{self, Receiver, Sender};
 use tokio::task::JoinHandle;
 
 use crate::desired::{Cluster, cluster};
@@ -20,6 +23,13 @@ use crate::desired::{Cluster, cluster};
 const PAGE: usize = 500;
 /// The wait before listing again after a failure.
 const RETRY: Duration = Duration::from_secs(1);
+/// Updates in flight between the watch tasks and the agent's loop.
+pub const UPDATES: usize = 256;
+
+/// The channel [`follow_all`] sends on.
+pub fn channel() -> (Sender<Update>, Receiver<Update>) {
+    mpsc::channel(UPDATES)
+}
 
 /// One change to the agent's view of the datastore.
 #[derive(Debug)]
@@ -78,10 +88,7 @@ impl Update {
 }
 
 /// Starts following every kind; the tasks end when `updates` is dropped.
-pub fn follow_all(
-    store: Arc<dyn Backend>,
-    updates: UnboundedSender<Update>,
-) -> Vec<JoinHandle<()>> {
+pub fn follow_all(store: Arc<dyn Backend>, updates: Sender<Update>) -> Vec<JoinHandle<()>> {
     vec![
         tokio::spawn(follow(store.clone(), updates.clone(), Update::Pools)),
         tokio::spawn(follow(store.clone(), updates.clone(), Update::Blocks)),
@@ -99,7 +106,7 @@ pub fn follow_all(
 
 async fn follow<R: Resource>(
     store: Arc<dyn Backend>,
-    updates: UnboundedSender<Update>,
+    updates: Sender<Update>,
     wrap: fn(WatchEvent<R>) -> Update,
 ) {
     loop {
@@ -112,7 +119,7 @@ async fn follow<R: Resource>(
             kind: R::KIND,
             error,
         };
-        if updates.send(lost).is_err() {
+        if updates.send(lost).await.is_err() {
             return;
         }
         tokio::time::sleep(RETRY).await;
@@ -122,7 +129,7 @@ async fn follow<R: Resource>(
 /// Lists, then watches until the watch fails (`Err`, why) or the agent goes (`Ok`).
 async fn follow_once<R: Resource>(
     store: &dyn Backend,
-    updates: &UnboundedSender<Update>,
+    updates: &Sender<Update>,
     wrap: fn(WatchEvent<R>) -> Update,
 ) -> Result<(), String> {
     let (objects, revision) = list_all::<R>(store)
@@ -130,6 +137,7 @@ async fn follow_once<R: Resource>(
         .map_err(|e| format!("listing: {e}"))?;
     if updates
         .send(wrap(WatchEvent::Resync { objects, revision }))
+        .await
         .is_err()
     {
         return Ok(());
@@ -140,7 +148,7 @@ async fn follow_once<R: Resource>(
         .map_err(|e| format!("watching from revision {revision}: {e}"))?;
     while let Some(event) = stream.next().await {
         let event = event.map_err(|e| format!("watching: {e}"))?;
-        if updates.send(wrap(event)).is_err() {
+        if updates.send(wrap(event)).await.is_err() {
             return Ok(());
         }
     }
@@ -164,6 +172,70 @@ async fn list_all<R: Resource>(store: &dyn Backend) -> Result<(Vec<R>, Revision)
         match page.continue_token {
             Some(token) => options.continue_token = Some(token),
             None => return Ok((objects, revision)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use api::datastore::MemoryStore;
+    use api::resources::BlockAffinitySpec;
+
+    use super::*;
+
+    fn affinity(i: u32) -> BlockAffinity {
+        let cidr: api::resources::Cidr =
+            format!("10.0.{}.{}/32", i / 256, i % 256).parse().unwrap();
+        let name = format!("n1-{}", api::resources::cidr_name(&cidr));
+        let spec = BlockAffinitySpec {
+            node: "n1".into(),
+            cidr,
+            state: Default::default(),
+        };
+        BlockAffinity::new(name, spec)
+    }
+
+    /// A loop that does not keep up holds the watch tasks back: at most a channel's
+    /// worth of updates waits, and every change still arrives.
+    #[tokio::test]
+    async fn hardening_updates_wait_for_a_busy_agent_instead_of_piling_up() {
+        const WRITES: u32 = 1000;
+        let store = Arc::new(MemoryStore::new());
+        let (sender, mut updates) = channel();
+        let watchers = follow_all(store.clone(), sender);
+        // Every kind listed (one resync each), then the writes, each given a chance
+        // to travel.
+        while updates.len() < KINDS.len() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for i in 0..WRITES {
+            store.create(&affinity(i)).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        // The watch tasks run as far as they can while the loop is busy elsewhere.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(updates.len() <= UPDATES, "{} updates queued", updates.len());
+        let mut seen = BTreeSet::new();
+        while seen.len() < WRITES as usize {
+            let update = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+                .await
+                .expect("updates keep coming")
+                .expect("the watch tasks run");
+            match update {
+                Update::Affinities(WatchEvent::Added(a)) => {
+                    seen.insert(a.metadata.name);
+                }
+                Update::Affinities(WatchEvent::Resync { objects, .. }) => {
+                    seen.extend(objects.into_iter().map(|a| a.metadata.name));
+                }
+                Update::Lost { kind, error } => panic!("{kind}: {error}"),
+                _ => {}
+            }
+        }
+        for watcher in watchers {
+            watcher.abort();
         }
     }
 }

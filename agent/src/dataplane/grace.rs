@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use super::diff::{Observed, Plan, RouteChange};
+use super::diff::{KernelChanges, Observed, RouteChange};
 use super::model::RouteTarget;
 
 #[derive(Debug, Clone)]
@@ -29,7 +29,7 @@ impl Grace {
 
     /// Drops from `plan` the deletions of workload routes still in their grace
     /// period at `now`.
-    pub fn hold(&mut self, plan: &mut Plan, observed: &Observed, now: Instant) {
+    pub fn hold(&mut self, plan: &mut KernelChanges, observed: &Observed, now: Instant) {
         if self.period.is_zero() {
             return;
         }
@@ -83,13 +83,13 @@ mod tests {
         }
     }
 
-    fn deletions() -> Plan {
-        Plan {
+    fn deletions() -> KernelChanges {
+        KernelChanges {
             routes: vec![
                 RouteChange::Delete(net("10.0.0.1/32")),
                 RouteChange::Delete(net("10.0.1.0/26")),
             ],
-            ..Plan::default()
+            ..KernelChanges::default()
         }
     }
 
@@ -119,7 +119,7 @@ mod tests {
         grace.hold(&mut deletions(), &kernel(), start);
         // Wanted again: no deletion in the plan, so nothing is held.
         grace.hold(
-            &mut Plan::default(),
+            &mut KernelChanges::default(),
             &kernel(),
             start + Duration::from_secs(1),
         );

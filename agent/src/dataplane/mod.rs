@@ -9,7 +9,7 @@
 //!
 //! ```text
 //!  DesiredState ─┐
-//!                ├─ diff (pure) ─▶ Plan ─▶ netlink::{link,neigh,routes} (pure builders)
+//!                ├─ diff (pure) ─▶ KernelChanges ─▶ netlink::{link,neigh,routes} (pure builders)
 //!  Observed ◀────┘                              │
 //!     ▲                                         ▼
 //!     └── netlink readers ◀── dumps ── socket (one sendmsg per batch, errors by seq)
@@ -24,7 +24,7 @@ pub mod netlink;
 mod parse;
 pub mod reconcile;
 
-pub use diff::{Observed, Plan, diff};
+pub use diff::{KernelChanges, Observed, diff};
 pub use driver::Pass;
 pub use model::{
     DesiredState, IPIP_DEVICE, IpipDevice, Mac, ModelError, NextHop, Route, RouteTarget,

@@ -9,7 +9,9 @@ use netlink_packet_route::RouteNetlinkMessage;
 
 use ipnet::IpNet;
 
-use super::diff::{AddressChange, IpipChange, LinkChange, Observed, Plan, RouteChange, diff};
+use super::diff::{
+    AddressChange, IpipChange, KernelChanges, LinkChange, Observed, RouteChange, diff,
+};
 use super::grace::Grace;
 use super::model::{DesiredState, IPIP_DEVICE, Route, VXLAN_DEVICE};
 use super::netlink::link::{self, Links, MissingDevice, Tunnels};
@@ -179,7 +181,11 @@ impl Reconciler {
 
     /// Applies `plan`, computed against `kernel`: devices first (addresses,
     /// neighbours and onlink routes need them), then addresses, entries, routes.
-    pub async fn apply(&mut self, plan: Plan, mut kernel: Kernel) -> Result<Report, NetlinkError> {
+    pub async fn apply(
+        &mut self,
+        plan: KernelChanges,
+        mut kernel: Kernel,
+    ) -> Result<Report, NetlinkError> {
         let mut report = Report {
             conflicts: plan.conflicts,
             ..Report::default()

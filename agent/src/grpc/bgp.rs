@@ -1,8 +1,8 @@
 //! `tabby.bgp.v1.BgpStatus` as the agent answers it: its peers with Calico's
 //! kinds (mesh, global, node specific) and its best paths.
 
-use proto::bgp::bgp_status_server::BgpStatus;
-use proto::bgp::{
+use proto::bgp_status::bgp_status_server::BgpStatus;
+use proto::bgp_status::{
     HealthRequest, HealthResponse, ListPeersRequest, ListPeersResponse, ListRoutesRequest,
     ListRoutesResponse, Peer, PeerType, Route, RoutePath, SessionState,
 };
@@ -63,7 +63,7 @@ impl BgpStatus for BgpService {
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| peer.is_none() || p.source.peer == peer)
-                    .map(|(i, p)| proto::speaker::route_path(p, i == 0))
+                    .map(|(i, p)| telemetry::speaker_status::route_path(p, i == 0))
                     .collect();
                 (!paths.is_empty()).then(|| Route {
                     prefix: prefix.to_string(),
@@ -82,7 +82,9 @@ impl BgpStatus for BgpService {
             version: env!("CARGO_PKG_VERSION").into(),
             peers_configured: status.peers.len() as u32,
             peers_established: status.peers.iter().filter(|p| p.established).count() as u32,
-            detail: super::not_ready(&status).unwrap_or_default(),
+            detail: super::not_ready(&status)
+                .map(|why| why.to_string())
+                .unwrap_or_default(),
         }))
     }
 }
@@ -102,7 +104,7 @@ fn peer(peer: &AgentPeer) -> Peer {
         ..Peer::default()
     };
     if let Some(status) = &peer.status {
-        proto::speaker::session(status, &mut out);
+        telemetry::speaker_status::session(status, &mut out);
     }
     out
 }

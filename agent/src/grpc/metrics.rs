@@ -1,7 +1,11 @@
-//! `/metrics`, `/healthz` and `/readyz` for the agent, from its status snapshot.
+//! `/metrics`, `/healthz` and `/readyz` for the agent, from its status snapshot:
+//! the figures are read from it at each scrape.
 
-use proto::http::Probe;
-use proto::metrics::{Exposition, MetricType};
+use std::fmt;
+
+use telemetry::http::Probe;
+use telemetry::metrics::{Collector, DescriptorEncoder, Scrape};
+use tokio::sync::watch;
 
 use crate::daemon::{Handle, Status};
 use crate::peering::PeerKind;
@@ -13,33 +17,34 @@ pub struct AgentProbe {
 
 #[async_trait::async_trait]
 impl Probe for AgentProbe {
-    async fn metrics(&self) -> String {
-        render(&self.handle.status.borrow())
-    }
-
     async fn ready(&self) -> Result<(), String> {
         match super::not_ready(&self.handle.status.borrow()) {
             None => Ok(()),
-            Some(why) => Err(why),
+            Some(why) => Err(why.to_string()),
         }
     }
 }
 
-/// The metrics page for `status`.
-pub fn render(status: &Status) -> String {
-    use MetricType::{Counter, Gauge};
-    let mut page = Exposition::default();
-    let gauge = |page: &mut Exposition, name: &str, help: &str, value: f64| {
-        page.family(name, Gauge, help).sample(name, &[], value);
-    };
-    gauge(
-        &mut page,
+/// The agent's figures, read from its status at each scrape.
+#[derive(Debug)]
+pub struct AgentMetrics {
+    pub status: watch::Receiver<Status>,
+}
+
+impl Collector for AgentMetrics {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        write(&self.status.borrow(), &mut Scrape::new(encoder))
+    }
+}
+
+/// The figures of `status`.
+fn write(status: &Status, page: &mut Scrape<'_>) -> fmt::Result {
+    page.gauge(
         "tabby_agent_ready",
         "1 when the datastore is listed, BGP routes re-learned and the kernel reconciled.",
-        f64::from(u8::from(status.ready())),
-    );
-    let name = "tabby_agent_bgp_peers";
-    page.family(name, Gauge, "BGP sessions by kind and state.");
+        status.ready(),
+    )?;
+    let mut peers = Vec::new();
     for kind in [PeerKind::Mesh, PeerKind::Global, PeerKind::NodeSpecific] {
         for (state, established) in [("established", true), ("down", false)] {
             let count = status
@@ -47,90 +52,76 @@ pub fn render(status: &Status) -> String {
                 .iter()
                 .filter(|p| p.kind == kind && p.established == established)
                 .count();
-            page.sample(
-                name,
-                &[("type", kind.as_str()), ("state", state)],
-                count as f64,
-            );
+            peers.push(([("type", kind.as_str()), ("state", state)], count));
         }
     }
-    gauge(
-        &mut page,
+    page.gauges(
+        "tabby_agent_bgp_peers",
+        "BGP sessions by kind and state.",
+        peers,
+    )?;
+    page.gauge(
         "tabby_agent_bgp_prefixes",
         "Prefixes the speaker holds best paths for.",
-        status.bgp_prefixes as f64,
-    );
-    gauge(
-        &mut page,
+        status.bgp_prefixes,
+    )?;
+    page.gauge(
         "tabby_agent_bgp_exported_prefixes",
         "Prefixes this node originates.",
-        status.exported as f64,
-    );
-    gauge(
-        &mut page,
+        status.exported,
+    )?;
+    page.gauge(
         "tabby_agent_desired_routes",
         "Routes the desired kernel state holds.",
-        status.desired_routes as f64,
-    );
-    gauge(
-        &mut page,
+        status.desired_routes,
+    )?;
+    page.gauge(
         "tabby_agent_bgp_routes_rejected",
         "Learned routes refused now (outside the pools, or not from the owner).",
-        (status.rejected.len() + status.rejected_at_import.len()) as f64,
-    );
-    let name = "tabby_agent_bgp_routes_rejected_total";
-    page.family(
-        name,
-        Counter,
-        "Learned routes refused, by reason, counted when refused.",
-    );
-    for reason in ["outside_pools", "not_in_ipam", "not_owner"] {
+        status.rejected.len() + status.rejected_at_import.len(),
+    )?;
+    let rejections = ["outside_pools", "not_in_ipam", "not_owner"].map(|reason| {
         let count = status.counters.rejections.get(reason).copied().unwrap_or(0);
-        page.sample(name, &[("reason", reason)], count as f64);
-    }
-    let counter = |page: &mut Exposition, name: &str, help: &str, value: f64| {
-        page.family(name, Counter, help).sample(name, &[], value);
-    };
-    counter(
-        &mut page,
+        ([("reason", reason)], count)
+    });
+    page.counters(
+        "tabby_agent_bgp_routes_rejected_total",
+        "Learned routes refused, by reason, counted when refused.",
+        rejections,
+    )?;
+    page.counter(
         "tabby_agent_reconciliations_total",
         "Dataplane reconciliation passes.",
-        status.passes as f64,
-    );
-    counter(
-        &mut page,
+        status.passes,
+    )?;
+    page.counter(
         "tabby_agent_reconcile_seconds_total",
         "Time spent reconciling the dataplane.",
         status.counters.reconcile_seconds,
-    );
-    gauge(
-        &mut page,
+    )?;
+    page.gauge(
         "tabby_agent_reconcile_last_seconds",
         "How long the last reconciliation took.",
         status
             .last_pass
             .as_ref()
             .map_or(0.0, |p| p.took.as_secs_f64()),
-    );
-    counter(
-        &mut page,
+    )?;
+    page.counter(
         "tabby_agent_netlink_refused_changes_total",
         "Changes the kernel refused.",
-        status.counters.refused_changes as f64,
-    );
-    counter(
-        &mut page,
+        status.counters.refused_changes,
+    )?;
+    page.counter(
         "tabby_agent_netlink_failed_reconciliations_total",
         "Reconciliations whose netlink conversation failed as a whole.",
-        status.counters.failed_passes as f64,
-    );
-    gauge(
-        &mut page,
+        status.counters.failed_passes,
+    )?;
+    page.gauge(
         "tabby_agent_configuration_problems",
         "Configuration problems keeping part of the desired state from being built.",
-        status.problems.len() as f64,
-    );
-    page.finish()
+        status.problems.len(),
+    )
 }
 
 #[cfg(test)]
@@ -164,7 +155,10 @@ mod tests {
             ..Status::default()
         };
         status.counters.rejections.insert("not_owner", 2);
-        let page = render(&status);
+        let (_keep, status) = watch::channel(status);
+        let mut registry = telemetry::metrics::Registry::default();
+        registry.register_collector(Box::new(AgentMetrics { status }));
+        let page = telemetry::metrics::encode(&registry);
         for line in [
             "tabby_agent_ready 1",
             "tabby_agent_bgp_peers{type=\"node-to-node mesh\",state=\"established\"} 1",

@@ -11,9 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use proto::agent::agent_status_server::AgentStatusServer;
-use proto::bgp::bgp_status_server::BgpStatusServer;
-use proto::http::MetricsServer;
+use proto::bgp_status::bgp_status_server::BgpStatusServer;
 use proto::serve::{Bound, Endpoints};
+use telemetry::http::MetricsServer;
+use telemetry::metrics::Registry;
 use tokio::sync::watch;
 use tonic::service::Routes;
 
@@ -22,17 +23,37 @@ pub use bgp::BgpService;
 
 use crate::daemon::{Handle, Status};
 
+/// Why the agent is not ready yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error("the datastore has not been listed yet")]
+    Unlisted,
+    #[error("BGP routes are being re-learned after the start")]
+    Relearning,
+    #[error("the kernel has not been reconciled yet")]
+    Unreconciled,
+}
+
 /// Why the agent is not ready, or `None` when it is.
-pub fn not_ready(status: &Status) -> Option<String> {
+pub fn not_ready(status: &Status) -> Option<NotReady> {
     if !status.listed {
-        Some("the datastore has not been listed yet".into())
+        Some(NotReady::Unlisted)
     } else if !status.bgp_synced {
-        Some("BGP routes are being re-learned after the start".into())
+        Some(NotReady::Relearning)
     } else if !status.reconciled {
-        Some("the kernel has not been reconciled yet".into())
+        Some(NotReady::Unreconciled)
     } else {
         None
     }
+}
+
+/// Why the status API or the metrics endpoint could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error(transparent)]
+    Grpc(#[from] proto::Error),
+    #[error(transparent)]
+    Metrics(#[from] telemetry::http::Error),
 }
 
 /// Binds the socket (and the metrics address) now, so that a mistake is reported at
@@ -40,7 +61,7 @@ pub fn not_ready(status: &Status) -> Option<String> {
 pub async fn bind(
     socket: PathBuf,
     metrics: Option<SocketAddr>,
-) -> Result<(Bound, Option<MetricsServer>), proto::Error> {
+) -> Result<(Bound, Option<MetricsServer>), BindError> {
     let bound = Bound::bind(&Endpoints {
         unix: socket,
         tcp: None,
@@ -60,6 +81,10 @@ pub async fn serve(
     metrics: Option<MetricsServer>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), proto::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(metrics::AgentMetrics {
+        status: handle.status.clone(),
+    }));
     let mut routes = Routes::new(BgpStatusServer::new(BgpService {
         handle: handle.clone(),
     }));
@@ -71,18 +96,16 @@ pub async fn serve(
         let _ = stop.wait_for(|s| *s).await;
     });
     let http = async {
-        match metrics {
-            Some(server) => {
-                let probe = Arc::new(metrics::AgentProbe { handle });
-                server
-                    .serve(probe, async move {
-                        let _ = shutdown.wait_for(|s| *s).await;
-                    })
-                    .await
+        if let Some(server) = metrics {
+            let probe = Arc::new(metrics::AgentProbe { handle });
+            let stop = async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            };
+            if let Err(error) = server.serve(Arc::new(registry), probe, stop).await {
+                tracing::warn!(%error, "metrics endpoint");
             }
-            None => Ok(()),
         }
     };
-    let (grpc, http) = tokio::join!(grpc, http);
-    grpc.and(http)
+    let (grpc, ()) = tokio::join!(grpc, http);
+    grpc
 }

@@ -7,5 +7,5 @@ pub mod hook;
 pub mod plan;
 pub mod wiring;
 
-pub use plan::{PeerKind, Peering, Plan};
+pub use plan::{DesiredBgp, PeerKind, Peering};
 pub use wiring::{Step, Wiring};

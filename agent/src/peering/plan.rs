@@ -55,9 +55,9 @@ pub struct Peering {
     pub config: PeerConfig,
 }
 
-/// The speaker's configuration and its sessions.
+/// The BGP this node should speak: the speaker's configuration and its sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub struct DesiredBgp {
     pub speaker: SpeakerConfig,
     pub peers: BTreeMap<IpAddr, Peering>,
     /// What was left out, and why.
@@ -73,30 +73,36 @@ const MULTIHOP_TTL: u8 = 64;
 /// fatal (that session is left out).
 pub type Passwords<'a> = dyn Fn(&BgpPassword) -> Result<Vec<u8>, String> + 'a;
 
-/// The plan for node `me`; `None` when the node cannot speak BGP (no `Node`
-/// resource or no IPv4 address for a router id), with the reason.
+/// Why a node cannot speak BGP at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoBgp {
+    #[error("node {0:?} has no Node resource")]
+    NoNode(String),
+    #[error("node {0:?} has no BGP address")]
+    NoAddress(String),
+    #[error("node {0:?} has no IPv4 BGP address to use as its router id")]
+    NoRouterId(String),
+}
+
+/// The BGP node `me` should speak, or why it cannot speak BGP at all.
 pub fn plan(
     cluster: &Cluster,
     me: &str,
     restarting: bool,
     passwords: &Passwords<'_>,
-) -> Result<Plan, String> {
+) -> Result<DesiredBgp, NoBgp> {
     let node = cluster
         .nodes
         .get(me)
-        .ok_or_else(|| format!("node {me:?} has no Node resource"))?;
+        .ok_or_else(|| NoBgp::NoNode(me.into()))?;
     let bgp = node
         .spec
         .bgp
         .as_ref()
-        .ok_or_else(|| format!("node {me:?} has no BGP address"))?;
+        .ok_or_else(|| NoBgp::NoAddress(me.into()))?;
     let router_id = match bgp.ipv4_address.map(|c| c.0.addr()) {
         Some(IpAddr::V4(v4)) => v4,
-        _ => {
-            return Err(format!(
-                "node {me:?} has no IPv4 BGP address to use as its router id"
-            ));
-        }
+        _ => return Err(NoBgp::NoRouterId(me.into())),
     };
     let config = cluster.bgp_configuration(me);
     let cluster_as = config.as_number.map_or(64512, |a| a.0);
@@ -115,7 +121,7 @@ pub fn plan(
         }),
         ..SpeakerConfig::new(local_as, router_id)
     };
-    let mut plan = Plan {
+    let mut plan = DesiredBgp {
         speaker,
         peers: BTreeMap::new(),
         problems: Vec::new(),

@@ -4,17 +4,18 @@
 //! (filters, next-hop mode, allowas-in) to the running session, re-sending and
 //! asking for routes again, and restarts the session only when what was
 //! negotiated or the connection changes (AS, password, TTL, ...). A change to the
-//! speaker itself (AS, router id, cluster id, port, restart time) restarts it with
-//! every session; that is the rare case.
+//! speaker itself that it cannot take in place (`SpeakerConfig::needs_restart`:
+//! AS, router id, cluster id, port, restart time) restarts it with every session;
+//! that is the rare case.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use api::resources::Community;
-use bgp::speaker::{PeerConfig, SpeakerConfig};
+use bgp::speaker::{ListenRange, PeerConfig, SpeakerConfig};
 use ipnet::IpNet;
 
-use super::plan::Plan;
+use super::plan::DesiredBgp;
 
 /// One instruction for the speaker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,7 @@ pub enum Step {
     /// A peer the speaker has, changed.
     UpdatePeer(PeerConfig),
     RemovePeer(IpAddr),
+    SetListenRanges(Vec<ListenRange>),
     /// Originate (or re-originate with new communities).
     Originate {
         prefix: IpNet,
@@ -45,16 +47,23 @@ pub struct Wiring {
 impl Wiring {
     /// The steps to reach `plan` originating `export` (prefixes with their
     /// communities); records them as done.
-    pub fn steps(&mut self, plan: &Plan, export: &BTreeMap<IpNet, Vec<Community>>) -> Vec<Step> {
+    pub fn steps(
+        &mut self,
+        plan: &DesiredBgp,
+        export: &BTreeMap<IpNet, Vec<Community>>,
+    ) -> Vec<Step> {
         let mut steps = Vec::new();
-        let restart = self
-            .speaker
-            .as_ref()
-            .is_none_or(|running| !same_speaker(running, &plan.speaker));
-        if restart {
-            steps.push(Step::Start(plan.speaker.clone()));
-            self.peers.clear();
-            self.originated.clear();
+        match &self.speaker {
+            Some(running) if running.needs_restart(&plan.speaker).is_none() => {
+                if running.listen_ranges != plan.speaker.listen_ranges {
+                    steps.push(Step::SetListenRanges(plan.speaker.listen_ranges.clone()));
+                }
+            }
+            _ => {
+                steps.push(Step::Start(plan.speaker.clone()));
+                self.peers.clear();
+                self.originated.clear();
+            }
         }
         self.speaker = Some(plan.speaker.clone());
         let gone: Vec<IpAddr> = self
@@ -98,19 +107,6 @@ impl Wiring {
     }
 }
 
-/// Equal but for whether the speaker announces itself as restarting: that flag
-/// only matters for the first sessions, and is no reason to drop them.
-fn same_speaker(a: &SpeakerConfig, b: &SpeakerConfig) -> bool {
-    let without_flag = |config: &SpeakerConfig| {
-        let mut config = config.clone();
-        if let Some(gr) = config.graceful_restart.as_mut() {
-            gr.restarting = false;
-        }
-        config
-    };
-    without_flag(a) == without_flag(b)
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
@@ -119,8 +115,8 @@ mod tests {
     use crate::desired::testing::{ip, net};
     use crate::peering::plan::{PeerKind, Peering};
 
-    fn plan(peers: &[&str]) -> Plan {
-        Plan {
+    fn plan(peers: &[&str]) -> DesiredBgp {
+        DesiredBgp {
             speaker: SpeakerConfig::new(64512, Ipv4Addr::new(192, 0, 2, 10)),
             peers: peers
                 .iter()

@@ -27,8 +27,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::page::ContinueToken;
+use super::skipped::skip;
 use super::{
-    Backend, Error, Kind, List, ListOptions, Record, Result, WatchEvent, WatchStream, selected,
+    Backend, Error, Kind, List, ListOptions, Record, Result, Unreadable, WatchEvent, WatchStream,
+    selected,
 };
 use crate::resources::Revision;
 
@@ -109,10 +111,10 @@ impl EtcdStore {
 
     fn record(&self, kind: Kind, kv: &KeyValue) -> Result<Record> {
         let name = String::from_utf8_lossy(&kv.key()[self.kind_prefix(kind).len()..]).into_owned();
-        let value = serde_json::from_slice(kv.value()).map_err(|source| Error::Corrupt {
+        let value = serde_json::from_slice(kv.value()).map_err(|e| Error::Corrupt {
             kind: kind.name,
             name: name.clone(),
-            source,
+            problem: Unreadable::NotJson(e),
         })?;
         Ok(Record {
             name,
@@ -154,6 +156,7 @@ impl EtcdStore {
     ) -> Result<List<Record>> {
         let range_end = prefix_end(&self.kind_prefix(kind));
         let mut items = Vec::new();
+        let mut skipped = Vec::new();
         let mut pinned = revision;
         loop {
             let chunk = (limit - items.len()).clamp(1, CHUNK);
@@ -171,9 +174,10 @@ impl EtcdStore {
                 pinned = header_revision(response.header()).0 as i64;
             }
             for kv in response.kvs() {
-                let record = self.record(kind, kv)?;
-                if selected(options, &record.value) {
-                    items.push(record);
+                match self.record(kind, kv) {
+                    Ok(record) if selected(options, &record.value) => items.push(record),
+                    Ok(_) => {}
+                    Err(e) => skipped.push(skip(e)?),
                 }
             }
             let last = response.kvs().last().map(|kv| kv.key().to_vec());
@@ -193,6 +197,7 @@ impl EtcdStore {
                                 }
                                 .encode(),
                             ),
+                            skipped,
                         });
                     }
                 }
@@ -201,6 +206,7 @@ impl EtcdStore {
                         items,
                         revision: Revision(pinned as u64),
                         continue_token: None,
+                        skipped,
                     });
                 }
             }
@@ -427,13 +433,21 @@ impl Follow {
             let Some(kv) = event.kv() else { continue };
             let revision = kv.mod_revision();
             let record = match event.event_type() {
-                EventType::Put => self.store.record(self.kind, kv).map(|record| {
-                    if kv.create_revision() == kv.mod_revision() {
-                        WatchEvent::Added(record)
-                    } else {
-                        WatchEvent::Modified(record)
+                EventType::Put => match self.store.record(self.kind, kv) {
+                    Ok(record) if kv.create_revision() == kv.mod_revision() => {
+                        Ok(WatchEvent::Added(record))
                     }
-                }),
+                    Ok(record) => Ok(WatchEvent::Modified(record)),
+                    // Not JSON: skipped and reported, as the typed layer skips what
+                    // does not decode.
+                    Err(e) => match skip(e) {
+                        Ok(_) => {
+                            self.next = revision + 1;
+                            continue;
+                        }
+                        Err(e) => Err(e),
+                    },
+                },
                 EventType::Delete => match event.prev_kv() {
                     Some(prev) => self.store.record(self.kind, prev).map(|mut record| {
                         record.revision = Revision(revision as u64);

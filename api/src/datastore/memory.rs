@@ -1,14 +1,18 @@
 //! The in-memory backend, for unit tests: the full contract, including revision
 //! history (kept until [`MemoryStore::compact`]) and resync after compaction.
+//!
+//! A watch reads the history at its own pace, as an etcd watcher does: nothing is
+//! queued per watcher, so a slow reader holds no memory and slows no writer; one
+//! that falls behind a compaction gets a resync.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 
 use super::page::ContinueToken;
 use super::{
@@ -16,11 +20,16 @@ use super::{
 };
 use crate::resources::Revision;
 
-type Sender = mpsc::UnboundedSender<Result<WatchEvent<Record>>>;
-
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
     state: Mutex<State>,
+    /// The revision of the last write, for watches waiting for the next one.
+    written: watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -31,7 +40,17 @@ struct State {
     history: VecDeque<(Kind, WatchEvent<Record>)>,
     /// Changes up to this revision are forgotten.
     compacted: u64,
-    watchers: Vec<(Kind, Sender)>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::default(),
+                written: watch::Sender::new(0),
+            }),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -56,6 +75,22 @@ impl MemoryStore {
         Revision(self.lock().revision)
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+
+    /// Runs one write and wakes the watches.
+    fn write<T>(&self, write: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        let mut state = self.lock();
+        let written = write(&mut state)?;
+        let revision = state.revision;
+        drop(state);
+        self.shared.written.send_replace(revision);
+        Ok(written)
+    }
+}
+
+impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the maps half-updated: every
         // mutation is a single insert or remove.
@@ -103,10 +138,26 @@ impl State {
                 (record, WatchEvent::Deleted(deleted))
             }
         };
-        self.watchers
-            .retain(|(k, tx)| *k != kind || tx.send(Ok(event.clone())).is_ok());
         self.history.push_back((kind, event));
         record
+    }
+
+    /// What a watch of `kind` that has seen everything up to `seen` reads next, and
+    /// where it then stands: the next change, or a resync when the changes after
+    /// `seen` were compacted away.
+    fn next_after(&self, kind: Kind, seen: u64) -> Option<(WatchEvent<Record>, u64)> {
+        if seen < self.compacted {
+            let objects = self.all_of(kind).cloned().collect();
+            let revision = Revision(self.revision);
+            return Some((WatchEvent::Resync { objects, revision }, self.revision));
+        }
+        let first = self
+            .history
+            .partition_point(|(_, e)| event_revision(e).0 <= seen);
+        self.history
+            .range(first..)
+            .find(|(k, _)| *k == kind)
+            .map(|(_, event)| (event.clone(), event_revision(event).0))
     }
 
     fn stored(&self, kind: Kind, name: &str) -> Result<&Record> {
@@ -177,22 +228,19 @@ impl Backend for MemoryStore {
             ),
             _ => None,
         };
-        Ok(List {
-            items,
-            revision,
-            continue_token,
-        })
+        Ok(List::new(items, revision, continue_token))
     }
 
     async fn create_record(&self, kind: Kind, name: &str, value: Value) -> Result<Record> {
-        let mut state = self.lock();
-        if state.stored(kind, name).is_ok() {
-            return Err(Error::AlreadyExists {
-                kind: kind.name,
-                name: name.to_owned(),
-            });
-        }
-        Ok(state.commit(kind, name, Some(value)))
+        self.write(|state| {
+            if state.stored(kind, name).is_ok() {
+                return Err(Error::AlreadyExists {
+                    kind: kind.name,
+                    name: name.to_owned(),
+                });
+            }
+            Ok(state.commit(kind, name, Some(value)))
+        })
     }
 
     async fn update_record(
@@ -202,9 +250,10 @@ impl Backend for MemoryStore {
         value: Value,
         expected: Revision,
     ) -> Result<Record> {
-        let mut state = self.lock();
-        state.check_revision(kind, name, expected)?;
-        Ok(state.commit(kind, name, Some(value)))
+        self.write(|state| {
+            state.check_revision(kind, name, expected)?;
+            Ok(state.commit(kind, name, Some(value)))
+        })
     }
 
     async fn delete_record(
@@ -213,34 +262,34 @@ impl Backend for MemoryStore {
         name: &str,
         expected: Option<Revision>,
     ) -> Result<Record> {
-        let mut state = self.lock();
-        match expected {
-            Some(expected) => state.check_revision(kind, name, expected)?,
-            None => {
-                state.stored(kind, name)?;
+        self.write(|state| {
+            match expected {
+                Some(expected) => state.check_revision(kind, name, expected)?,
+                None => {
+                    state.stored(kind, name)?;
+                }
             }
-        }
-        Ok(state.commit(kind, name, None))
+            Ok(state.commit(kind, name, None))
+        })
     }
 
     async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>> {
-        let mut state = self.lock();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        if from.0 < state.compacted {
-            let objects = state.all_of(kind).cloned().collect();
-            let revision = Revision(state.revision);
-            let _ = tx.send(Ok(WatchEvent::Resync { objects, revision }));
-        } else {
-            for (_, event) in state
-                .history
-                .iter()
-                .filter(|(k, e)| *k == kind && event_revision(e) > from)
-            {
-                let _ = tx.send(Ok(event.clone()));
+        // The stream holds the store weakly: it ends when the store is dropped.
+        let shared: Weak<Shared> = Arc::downgrade(&self.shared);
+        let written = self.shared.written.subscribe();
+        let events = futures::stream::unfold((from.0, written), move |(seen, mut written)| {
+            let shared = shared.clone();
+            async move {
+                loop {
+                    let next = shared.upgrade()?.lock().next_after(kind, seen);
+                    if let Some((event, seen)) = next {
+                        return Some((Ok(event), (seen, written)));
+                    }
+                    written.changed().await.ok()?;
+                }
             }
-        }
-        state.watchers.push((kind, tx));
-        Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
+        });
+        Ok(events.boxed())
     }
 }
 
@@ -269,5 +318,55 @@ mod tests {
             .unwrap();
         let pools = store.list::<IPPool>(&ListOptions::default()).await.unwrap();
         assert_eq!(pools.items.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod watch_tests {
+    use super::*;
+    use crate::datastore::Datastore;
+    use crate::resources::{IPAMHandle, IPAMHandleSpec, Resource};
+
+    fn handle(name: &str) -> IPAMHandle {
+        IPAMHandle::new(
+            name,
+            IPAMHandleSpec {
+                handle_id: name.into(),
+                block: Default::default(),
+                deleted: false,
+            },
+        )
+    }
+
+    /// A watch nobody reads holds no copy of what it has not read: after a
+    /// compaction, it reads a resync rather than thousands of queued events.
+    #[tokio::test]
+    async fn hardening_a_slow_watch_queues_nothing_and_resyncs_after_a_compaction() {
+        let store = MemoryStore::new();
+        let mut slow = store.watch::<IPAMHandle>(Revision(0)).await.unwrap();
+        for i in 0..2000 {
+            store.create(&handle(&format!("h{i}"))).await.unwrap();
+        }
+        store.compact(store.revision());
+        match slow.next().await {
+            Some(Ok(WatchEvent::Resync { objects, revision })) => {
+                assert_eq!((objects.len(), revision), (2000, store.revision()));
+            }
+            other => panic!("expected a resync, got {other:?}"),
+        }
+        // And it follows on from there, at its own pace.
+        store.create(&handle("after")).await.unwrap();
+        match slow.next().await {
+            Some(Ok(WatchEvent::Added(h))) => assert_eq!(h.name(), "after"),
+            other => panic!("expected the next change, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watch_ends_when_its_store_is_dropped() {
+        let store = MemoryStore::new();
+        let mut events = store.watch::<IPAMHandle>(Revision(0)).await.unwrap();
+        drop(store);
+        assert!(events.next().await.is_none());
     }
 }

@@ -5,6 +5,10 @@
 //! validating before every write and applying defaults after every read, so nothing
 //! invalid is ever stored. It is implemented once for every backend.
 //!
+//! What is read back is input: [`stored`] says how unknown fields and invalid objects
+//! are handled; lists and watches skip an object that cannot be read and report it
+//! ([`skipped`]) rather than fail.
+//!
 //! Semantics every backend keeps (the conformance suite in `tests` checks them):
 //! - Every write gets a new, larger revision; a resource's revision is that of its last
 //!   write. `update` and `delete` with an expected revision are compare-and-swap.
@@ -27,6 +31,8 @@ mod etcd;
 mod kubernetes;
 mod memory;
 mod page;
+pub mod skipped;
+mod stored;
 pub mod workloads;
 
 use std::fmt::Debug;
@@ -40,11 +46,14 @@ use crate::resources::{
     Node, Resource, Revision, ValidationError, WorkloadEndpoint, WorkloadEndpointSpec,
 };
 use crate::selector::Selector;
+use stored::{decode, encode};
 
 pub use etcd::{DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX, EtcdStore};
 pub use kubernetes::KubeStore;
 pub use memory::MemoryStore;
-pub use workloads::{Inventory, Workload};
+pub use skipped::{Skipped, skip, skipped_total};
+pub use stored::Unreadable;
+pub use workloads::{Attachment, Inventory, Workload};
 
 /// The datastore layer's errors.
 #[derive(Debug, thiserror::Error)]
@@ -76,11 +85,12 @@ pub enum Error {
     /// A paginated list outlived the history it reads from; list again from the start.
     #[error("the list's revision {0} has been compacted; list again")]
     Expired(Revision),
-    #[error("stored {kind} {name:?} does not decode: {source}")]
+    /// A stored object that does not decode or is not valid; see [`stored`].
+    #[error("stored {kind} {name:?} is unreadable: {problem}")]
     Corrupt {
         kind: &'static str,
         name: String,
-        source: serde_json::Error,
+        problem: Unreadable,
     },
     #[error("etcd: {0}")]
     Etcd(#[from] etcd_client::Error),
@@ -137,6 +147,20 @@ pub struct List<T> {
     pub revision: Revision,
     /// Set when more objects follow.
     pub continue_token: Option<String>,
+    /// Objects of this page left out because they cannot be read (already reported).
+    pub skipped: Vec<Skipped>,
+}
+
+impl<T> List<T> {
+    /// A page with nothing skipped.
+    pub fn new(items: Vec<T>, revision: Revision, continue_token: Option<String>) -> Self {
+        Self {
+            items,
+            revision,
+            continue_token,
+            skipped: Vec::new(),
+        }
+    }
 }
 
 /// One change seen by a watch.
@@ -154,16 +178,24 @@ pub enum WatchEvent<T> {
     },
 }
 
-impl<T> WatchEvent<T> {
-    fn try_map<U>(self, f: impl Fn(T) -> Result<U>) -> Result<WatchEvent<U>> {
-        Ok(match self {
-            WatchEvent::Added(t) => WatchEvent::Added(f(t)?),
-            WatchEvent::Modified(t) => WatchEvent::Modified(f(t)?),
-            WatchEvent::Deleted(t) => WatchEvent::Deleted(f(t)?),
-            WatchEvent::Resync { objects, revision } => WatchEvent::Resync {
-                objects: objects.into_iter().map(f).collect::<Result<_>>()?,
-                revision,
-            },
+impl WatchEvent<Record> {
+    /// The event as resources. An object that cannot be read is skipped and
+    /// reported (`None`), except the last state of a deleted one: that is an error,
+    /// so the follower lists again rather than keep a version it read earlier.
+    fn decode<R: Resource>(self) -> Option<Result<WatchEvent<R>>> {
+        let readable = |record| match stored::decode(record) {
+            Ok(resource) => Some(Ok(resource)),
+            Err(e) => skipped::skip(e).err().map(Err),
+        };
+        Some(match self {
+            WatchEvent::Added(r) => readable(r)?.map(WatchEvent::Added),
+            WatchEvent::Modified(r) => readable(r)?.map(WatchEvent::Modified),
+            WatchEvent::Deleted(r) => stored::decode(r).map(WatchEvent::Deleted),
+            WatchEvent::Resync { objects, revision } => objects
+                .into_iter()
+                .filter_map(readable)
+                .collect::<Result<_>>()
+                .map(|objects| WatchEvent::Resync { objects, revision }),
         })
     }
 }
@@ -242,19 +274,40 @@ impl<B: Backend + ?Sized> Datastore for B {
 
     async fn list<R: Resource>(&self, options: &ListOptions) -> Result<List<R>> {
         let list = self.list_records(Kind::of::<R>(), options).await?;
+        let mut items = Vec::with_capacity(list.items.len());
+        let mut skipped = list.skipped;
+        for record in list.items {
+            match decode(record) {
+                Ok(resource) => items.push(resource),
+                Err(e) => skipped.push(skipped::skip(e)?),
+            }
+        }
         Ok(List {
-            items: list.items.into_iter().map(decode).collect::<Result<_>>()?,
+            items,
             revision: list.revision,
             continue_token: list.continue_token,
+            skipped,
         })
     }
 
     async fn create<R: Resource>(&self, resource: &R) -> Result<R> {
         let value = encode(resource)?;
-        decode(
-            self.create_record(Kind::of::<R>(), resource.name(), value)
-                .await?,
-        )
+        if R::DISJOINT {
+            refuse_overlap(self, resource).await?;
+        }
+        let (kind, name) = (Kind::of::<R>(), resource.name());
+        let created: R = decode(self.create_record(kind, name, value).await?)?;
+        if R::DISJOINT
+            && let Err(overlap) = refuse_overlap(self, &created).await
+        {
+            // Another one was created meanwhile: withdraw ours (see refuse_overlap).
+            match self.delete_record(kind, name, None).await {
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            return Err(overlap);
+        }
+        Ok(created)
     }
 
     async fn update<R: Resource>(&self, resource: &R) -> Result<R> {
@@ -290,22 +343,33 @@ impl<B: Backend + ?Sized> Datastore for B {
     async fn watch<R: Resource>(&self, from: Revision) -> Result<WatchStream<R>> {
         let records = self.watch_records(Kind::of::<R>(), from).await?;
         Ok(records
-            .map(|event| event.and_then(|e| e.try_map(decode)))
+            .filter_map(|event| {
+                futures::future::ready(match event {
+                    Ok(event) => event.decode(),
+                    Err(e) => Some(Err(e)),
+                })
+            })
             .boxed())
     }
 
     async fn workload(&self, namespace: &str, pod: &str) -> Result<Option<Workload>> {
-        match self.inventory() {
-            Some(core) => core.pod(namespace, pod).await,
-            None => workloads::endpoint(self, namespace, pod).await,
-        }
+        let recorded = workloads::endpoint(self, namespace, pod).await?;
+        let Some(core) = self.inventory() else {
+            return Ok(recorded);
+        };
+        let mut pods: Vec<Workload> = core.pod(namespace, pod).await?.into_iter().collect();
+        workloads::attach(&mut pods, recorded.into_iter().collect());
+        Ok(pods.pop())
     }
 
     async fn workloads(&self) -> Result<Vec<Workload>> {
-        match self.inventory() {
-            Some(core) => core.pods().await,
-            None => workloads::endpoints(self).await,
-        }
+        let recorded = workloads::endpoints(self).await?;
+        let Some(core) = self.inventory() else {
+            return Ok(recorded);
+        };
+        let mut pods = core.pods().await?;
+        workloads::attach(&mut pods, recorded);
+        Ok(pods)
     }
 
     async fn node_exists(&self, node: &str) -> Result<bool> {
@@ -366,6 +430,29 @@ async fn list_all<R: Resource, D: Datastore + Sync + ?Sized>(store: &D) -> Resul
     }
 }
 
+/// Fails when `resource` overlaps another object of its kind ([`Resource::DISJOINT`]).
+///
+/// `create` asks before writing and again after: of two overlapping objects created
+/// at once, each writes and then lists, and the list of the later writer sees the
+/// earlier one (every backend's lists are linearizable: memory, etcd, the API
+/// server's default list). So at most one stays; both may withdraw. Objects
+/// written past tabby (kubectl, etcdctl) are not checked here: the IPAM claim keeps
+/// blocks apart on its own.
+async fn refuse_overlap<R: Resource, D: Datastore + Sync + ?Sized>(
+    store: &D,
+    resource: &R,
+) -> Result<()> {
+    let others = list_all::<R, D>(store).await?;
+    let overlap = others
+        .iter()
+        .filter(|other| other.name() != resource.name())
+        .find_map(|other| resource.overlap(other));
+    match overlap {
+        Some(source) => Err(invalid::<R>(resource.name(), source)),
+        None => Ok(()),
+    }
+}
+
 /// Page size when a caller needs every object of a kind.
 const LIST_ALL_PAGE: usize = 500;
 
@@ -375,34 +462,6 @@ fn invalid<R: Resource>(name: &str, source: ValidationError) -> Error {
         name: name.to_owned(),
         source,
     }
-}
-
-/// Defaults, validation, then JSON without the revision (the backend owns it).
-fn encode<R: Resource>(resource: &R) -> Result<Value> {
-    let mut resource = resource.clone();
-    resource.apply_defaults();
-    resource
-        .validate()
-        .map_err(|source| invalid::<R>(resource.name(), source))?;
-    resource.metadata_mut().resource_version = None;
-    serde_json::to_value(&resource).map_err(|source| Error::Corrupt {
-        kind: R::KIND,
-        name: resource.name().to_owned(),
-        source,
-    })
-}
-
-/// The resource a record holds, at the record's revision, defaults applied.
-fn decode<R: Resource>(record: Record) -> Result<R> {
-    let mut resource: R =
-        serde_json::from_value(record.value).map_err(|source| Error::Corrupt {
-            kind: R::KIND,
-            name: record.name,
-            source,
-        })?;
-    resource.metadata_mut().resource_version = Some(record.revision);
-    resource.apply_defaults();
-    Ok(resource)
 }
 
 /// The labels of a stored object, for selector matching in backends.

@@ -17,9 +17,9 @@
 //! never reported without its addresses), on DEL [`Datastore::unregister_workload`]
 //! with the container ID of that DEL, which removes the endpoint only if the same
 //! container added it: a late DEL for a pod's previous incarnation leaves the new one
-//! alone. It does the same on kubernetes, where the endpoints serve the agent and the
-//! CLI (interface names, container IDs) but existence is read from the core Pods, so
-//! a leaked endpoint never keeps an address alive.
+//! alone. It does the same on kubernetes, where existence is read from the core Pods
+//! (so a leaked endpoint never keeps an address alive) and the endpoint says which
+//! sandbox is the pod's now ([`Workload::attachment`]), which the core Pod does not.
 //!
 //! ```no_run
 //! # async fn gc(store: &api::datastore::MemoryStore) -> api::datastore::Result<()> {
@@ -45,18 +45,51 @@ pub struct Workload {
     pub pod: String,
     /// The node it is scheduled on; `None` for a pod not yet scheduled.
     pub node: Option<String>,
-    /// The addresses the pod holds (empty until its network is set up).
+    /// The addresses the pod holds as its record says (on Kubernetes the kubelet's
+    /// `status.podIPs`, which lag behind a replaced sandbox; empty until set up).
+    pub ips: Vec<IpAddr>,
+    /// The network attachment the CNI plugin recorded last (its
+    /// `WorkloadEndpoint`), when it did.
+    pub attachment: Option<Attachment>,
+}
+
+/// One network attachment of a pod, as the CNI ADD that made it recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The pod sandbox's ID (CNI_CONTAINERID): a new one for every sandbox.
+    pub container_id: String,
+    /// The interface inside the pod (CNI_IFNAME).
+    pub interface: String,
     pub ips: Vec<IpAddr>,
 }
 
 impl From<WorkloadEndpoint> for Workload {
     fn from(endpoint: WorkloadEndpoint) -> Self {
+        let ips: Vec<IpAddr> = endpoint.spec.ips().collect();
         Self {
-            ips: endpoint.spec.ips().collect(),
+            attachment: Some(Attachment {
+                container_id: endpoint.spec.container_id,
+                interface: endpoint.spec.endpoint,
+                ips: ips.clone(),
+            }),
+            ips,
             namespace: endpoint.spec.namespace,
             pod: endpoint.spec.pod,
             node: Some(endpoint.spec.node),
         }
+    }
+}
+
+/// Adds the attachments the CNI plugin recorded to pods known from the cluster's
+/// own record (which does not know sandboxes).
+pub(super) fn attach(pods: &mut [Workload], endpoints: Vec<Workload>) {
+    let mut recorded: std::collections::HashMap<(String, String), Attachment> = endpoints
+        .into_iter()
+        .filter_map(|e| Some(((e.namespace, e.pod), e.attachment?)))
+        .collect();
+    for pod in pods {
+        let key = (pod.namespace.clone(), pod.pod.clone());
+        pod.attachment = recorded.remove(&key);
     }
 }
 

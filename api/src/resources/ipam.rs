@@ -23,6 +23,19 @@ pub fn cidr_name(cidr: &Cidr) -> String {
     cidr.to_string().replace(['.', ':', '/'], "-")
 }
 
+/// The CIDR a block's name spells (the reverse of [`cidr_name`]): for a block
+/// whose content cannot be read, its name still says which addresses it covers.
+pub fn cidr_of_name(name: &str) -> Option<Cidr> {
+    let (address, length) = name.rsplit_once('-')?;
+    let dotted = address.replace('-', ".");
+    let ip: std::net::IpAddr = match dotted.parse::<std::net::Ipv4Addr>() {
+        Ok(v4) => v4.into(),
+        Err(_) => address.replace('-', ":").parse().ok()?,
+    };
+    let cidr = ipnet::IpNet::new(ip, length.parse().ok()?).ok()?;
+    (cidr_name(&Cidr(cidr)) == name).then_some(Cidr(cidr))
+}
+
 /// One block of a pool: an allocation table for every address in `cidr`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

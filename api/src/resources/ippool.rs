@@ -89,6 +89,24 @@ impl Spec for IPPoolSpec {
     const KIND: &'static str = "IPPool";
     const PLURAL: &'static str = "ippools";
     const IMMUTABLE: &'static [&'static str] = &["cidr", "blockSize"];
+    /// Two pools over the same addresses (with different block sizes) would carve
+    /// blocks over each other's.
+    const DISJOINT: bool = true;
+
+    fn overlap(&self, other: &Self, other_name: &str) -> Option<ValidationError> {
+        let (mine, theirs) = (self.cidr.0.trunc(), other.cidr.0.trunc());
+        let overlapping = mine.contains(&theirs.network()) || theirs.contains(&mine.network());
+        overlapping.then(|| {
+            ValidationError::new(
+                "spec.cidr",
+                self.cidr.to_string(),
+                format!(
+                    "overlaps IPPool {other_name:?} ({}); pools may not overlap",
+                    other.cidr
+                ),
+            )
+        })
+    }
 
     fn apply_defaults(&mut self, _name: &str) {
         self.block_size = Some(self.block_size());

@@ -51,6 +51,45 @@ pub struct Metadata {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Stored fields this version does not know, kept to be written back.
+    #[serde(skip)]
+    pub set_aside: SetAside,
+}
+
+/// Fields a stored object held that this version's schema does not know (a newer
+/// tabby wrote them during a rolling upgrade): set aside when the datastore read the
+/// object and written back unchanged when it is updated, so an older writer never
+/// erases them. Never serialised, and never makes two objects differ: they are not
+/// this version's to compare.
+#[derive(Debug, Clone, Default)]
+pub struct SetAside(pub(crate) Vec<SetAsideField>);
+
+/// One field set aside: the path of the object holding it, its name and value.
+#[derive(Debug, Clone)]
+pub(crate) struct SetAsideField {
+    pub parents: Vec<String>,
+    pub name: String,
+    pub value: serde_json::Value,
+}
+
+impl SetAside {
+    /// The paths of the fields, as `spec.bgp.bfdProfile`.
+    pub fn paths(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|field| {
+                let mut path = field.parents.clone();
+                path.push(field.name.clone());
+                path.join(".")
+            })
+            .collect()
+    }
+}
+
+impl PartialEq for SetAside {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Metadata {

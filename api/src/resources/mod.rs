@@ -23,7 +23,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use bgp::*;
 pub use ipam::*;
 pub use ippool::*;
-pub use meta::{Metadata, Revision};
+pub(crate) use meta::SetAsideField;
+pub use meta::{Metadata, Revision, SetAside};
 pub use node::*;
 pub(crate) use types::parsed_str;
 pub use types::*;
@@ -95,6 +96,16 @@ pub trait Spec:
     /// can change. An update of a kind with immutable fields costs the datastore one
     /// extra read, so the hot IPAM kinds have none.
     const IMMUTABLE: &'static [&'static str] = &[];
+
+    /// Objects of this kind may not overlap one another ([`Spec::overlap`] says
+    /// where): the datastore refuses to create one that overlaps another.
+    const DISJOINT: bool = false;
+
+    /// Where this object overlaps `other` (named `other_name`), as an error on this
+    /// one; only asked of [`Spec::DISJOINT`] kinds.
+    fn overlap(&self, _other: &Self, _other_name: &str) -> Option<ValidationError> {
+        None
+    }
 }
 
 /// What the datastore needs of every kind.
@@ -114,6 +125,10 @@ pub trait Resource:
     /// Checks that no [`Resource::IMMUTABLE`] field differs from `old` (both with
     /// defaults applied).
     fn validate_update(&self, old: &Self) -> Result<(), ValidationError>;
+    /// See [`Spec::DISJOINT`].
+    const DISJOINT: bool;
+    /// Where this object overlaps `other`; see [`Spec::overlap`].
+    fn overlap(&self, other: &Self) -> Option<ValidationError>;
 
     fn name(&self) -> &str {
         &self.metadata().name
@@ -145,6 +160,7 @@ impl<S: Spec> Resource for Object<S> {
     const KIND: &'static str = S::KIND;
     const PLURAL: &'static str = S::PLURAL;
     const IMMUTABLE: &'static [&'static str] = S::IMMUTABLE;
+    const DISJOINT: bool = S::DISJOINT;
 
     fn metadata(&self) -> &Metadata {
         &self.metadata
@@ -161,6 +177,10 @@ impl<S: Spec> Resource for Object<S> {
     fn validate(&self) -> Result<(), ValidationError> {
         self.metadata.validate()?;
         self.spec.validate(&self.metadata.name)
+    }
+
+    fn overlap(&self, other: &Self) -> Option<ValidationError> {
+        self.spec.overlap(&other.spec, &other.metadata.name)
     }
 
     fn validate_update(&self, old: &Self) -> Result<(), ValidationError> {

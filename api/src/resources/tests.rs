@@ -287,3 +287,14 @@ fn every_kind_reports_the_path_and_value_of_what_is_wrong() {
         assert_eq!(error, expected);
     }
 }
+
+#[test]
+fn a_block_name_spells_its_cidr_both_ways() {
+    for text in ["10.0.0.64/26", "fd00::40/122", "::/122", "fd00:1::/64"] {
+        let cidr: Cidr = text.parse().unwrap();
+        assert_eq!(cidr_of_name(&cidr_name(&cidr)), Some(cidr), "{text}");
+    }
+    for name in ["10-0-0-0", "default", "10-0-0-0-33", "fd00--40-x"] {
+        assert_eq!(cidr_of_name(name), None, "{name}");
+    }
+}

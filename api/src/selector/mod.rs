@@ -9,7 +9,8 @@
 //! !(expr)       (expr)         negation and grouping
 //! ```
 //!
-//! Values are quoted with `"` or `'`. [`Selector`] parses with [`str::parse`], renders
+//! Values are quoted with `"` or `'`. [`Selector`] parses with [`str::parse`] (at most
+//! [`MAX_LENGTH`] characters and [`MAX_DEPTH`] levels of nesting), renders
 //! back in a canonical form with `Display`, and (de)serialises as that string.
 
 mod parse;
@@ -21,6 +22,13 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use parse::SelectorError;
+
+/// The longest selector accepted, in characters.
+pub const MAX_LENGTH: usize = 4096;
+/// The deepest nesting of `!` and parentheses accepted: the parser, matching and
+/// rendering recurse once per level, and a selector is input (a datastore object, a
+/// flag), so its depth is bounded before it can exhaust a thread's stack.
+pub const MAX_DEPTH: usize = 32;
 
 /// A parsed selector.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

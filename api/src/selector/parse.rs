@@ -10,7 +10,12 @@ use nom::error::{ErrorKind, ParseError};
 use nom::sequence::delimited;
 use nom::{IResult, Parser};
 
-use super::Expr;
+use super::{Expr, MAX_DEPTH, MAX_LENGTH};
+
+/// What the limits say when they are exceeded (the numbers are the constants').
+const TOO_DEEP: &str = "at most 32 levels of nesting (! and parentheses)";
+const TOO_LONG: &str = "at most 4096 characters";
+const _: () = assert!(MAX_DEPTH == 32 && MAX_LENGTH == 4096, "update the messages");
 
 /// Why a selector did not parse; `column` counts characters from 1.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,7 +63,13 @@ pub(super) fn selector(input: &str) -> Result<Expr, SelectorError> {
         column: input[..input.len() - fail.at.len()].chars().count() + 1,
         expected: fail.expected,
     };
-    match or_expr(input) {
+    if let Some((at, _)) = input.char_indices().nth(MAX_LENGTH) {
+        return Err(error(Fail {
+            at: &input[at..],
+            expected: TOO_LONG,
+        }));
+    }
+    match or_expr(input, 0) {
         Ok((rest, expr)) => {
             let rest = skip_space(rest);
             if rest.is_empty() {
@@ -96,43 +107,55 @@ fn token<'a>(text: &'static str, expected: &'static str) -> impl Fn(&'a str) -> 
     }
 }
 
-/// Left-associative chain of `operand (op operand)*`.
+/// Left-associative chain of `operand (op operand)*`, at nesting `depth`.
 fn chain<'a>(
     input: &'a str,
+    depth: usize,
     op: &'static str,
-    operand: fn(&'a str) -> Res<'a, Expr>,
+    operand: fn(&'a str, usize) -> Res<'a, Expr>,
     join: fn(Box<Expr>, Box<Expr>) -> Expr,
 ) -> Res<'a, Expr> {
-    let (mut input, mut left) = operand(input)?;
+    let (mut input, mut left) = operand(input, depth)?;
     while let Ok((rest, _)) = token(op, op)(input) {
-        let (rest, right) = operand(rest)?;
+        let (rest, right) = operand(rest, depth)?;
         left = join(Box::new(left), Box::new(right));
         input = rest;
     }
     Ok((input, left))
 }
 
-fn or_expr(input: &str) -> Res<'_, Expr> {
-    chain(input, "||", and_expr, Expr::Or)
+fn or_expr(input: &str, depth: usize) -> Res<'_, Expr> {
+    chain(input, depth, "||", and_expr, Expr::Or)
 }
 
-fn and_expr(input: &str) -> Res<'_, Expr> {
-    chain(input, "&&", unary, Expr::And)
+fn and_expr(input: &str, depth: usize) -> Res<'_, Expr> {
+    chain(input, depth, "&&", unary, Expr::And)
 }
 
-fn unary(input: &str) -> Res<'_, Expr> {
+/// One level deeper than `depth`, or a failure at `at` past [`MAX_DEPTH`].
+fn deeper(at: &str, depth: usize) -> Result<usize, nom::Err<Fail<'_>>> {
+    if depth >= MAX_DEPTH {
+        return Err(nom::Err::Failure(Fail {
+            at,
+            expected: TOO_DEEP,
+        }));
+    }
+    Ok(depth + 1)
+}
+
+fn unary(input: &str, depth: usize) -> Res<'_, Expr> {
     let input = skip_space(input);
     if let Some(rest) = input.strip_prefix('!') {
-        let (rest, inner) = unary(rest)?;
+        let (rest, inner) = unary(rest, deeper(input, depth)?)?;
         return Ok((rest, Expr::Not(Box::new(inner))));
     }
-    term(input)
+    term(input, depth)
 }
 
-fn term(input: &str) -> Res<'_, Expr> {
+fn term(input: &str, depth: usize) -> Res<'_, Expr> {
     let input = skip_space(input);
     if let Some(rest) = input.strip_prefix('(') {
-        let (rest, inner) = or_expr(rest)?;
+        let (rest, inner) = or_expr(rest, deeper(input, depth)?)?;
         let (rest, _) = token(")", "a closing )")(rest)?;
         return Ok((rest, inner));
     }

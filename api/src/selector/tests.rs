@@ -136,3 +136,44 @@ proptest! {
         prop_assert_ne!(selector.matches(&pairs), negated.matches(&pairs));
     }
 }
+
+/// Inputs that overflowed the parser's stack (and the agent, ipam and controller with
+/// it): each must be a clear error naming the limit, not a crash.
+#[test]
+fn hardening_deeply_nested_selectors_are_refused_not_a_stack_overflow() {
+    for text in [
+        "!".repeat(200_000) + "all()",
+        "(".repeat(200_000) + "all()" + &")".repeat(200_000),
+        "!(".repeat(100_000) + "all()" + &")".repeat(100_000),
+    ] {
+        let error = text.parse::<Selector>().unwrap_err();
+        assert!(
+            error.expected.contains("nesting") || error.expected.contains("characters"),
+            "{}",
+            error.expected
+        );
+    }
+    let nested = "!(".repeat(MAX_DEPTH) + "all()" + &")".repeat(MAX_DEPTH);
+    let error = nested.parse::<Selector>().unwrap_err();
+    assert_eq!(
+        error.expected,
+        "at most 32 levels of nesting (! and parentheses)"
+    );
+    let allowed = "!(".repeat(MAX_DEPTH / 2 - 1) + "all()" + &")".repeat(MAX_DEPTH / 2 - 1);
+    assert!(allowed.parse::<Selector>().is_ok());
+}
+
+#[test]
+fn hardening_a_selector_longer_than_the_limit_is_refused_before_parsing() {
+    let long = vec!["a == 'b'"; MAX_LENGTH / 8].join(" && ");
+    let error = long.parse::<Selector>().unwrap_err();
+    assert_eq!(
+        (error.column, error.expected),
+        (MAX_LENGTH + 1, "at most 4096 characters")
+    );
+    // A long chain within the limit parses, matches and renders (all recursive).
+    let chain = vec!["a == 'b'"; 300].join(" && ");
+    let selector: Selector = chain.parse().unwrap();
+    assert!(selector.matches(&labels(&[("a", "b")])));
+    assert_eq!(selector.to_string().parse::<Selector>().unwrap(), selector);
+}

@@ -66,7 +66,8 @@ pub mod afi {
     pub const SAFI_UNICAST: u8 = 1;
 }
 
-/// NOTIFICATION error codes and subcodes (RFC 4271 4.5, RFC 4486, RFC 7313).
+/// NOTIFICATION error codes and subcodes (RFC 4271 4.5, RFC 4486, RFC 6608, RFC
+/// 7313): every code and subcode tabby sends or reads lives here.
 pub mod error {
     pub const MESSAGE_HEADER: u8 = 1;
     pub const CONNECTION_NOT_SYNCHRONIZED: u8 = 1;
@@ -76,6 +77,7 @@ pub mod error {
     pub const OPEN_MESSAGE: u8 = 2;
     pub const UNSPECIFIC: u8 = 0;
     pub const UNSUPPORTED_VERSION: u8 = 1;
+    pub const BAD_PEER_AS: u8 = 2;
     pub const BAD_BGP_IDENTIFIER: u8 = 3;
     pub const UNSUPPORTED_OPTIONAL_PARAMETER: u8 = 4;
     pub const UNACCEPTABLE_HOLD_TIME: u8 = 6;
@@ -91,12 +93,40 @@ pub mod error {
     pub const INVALID_NETWORK_FIELD: u8 = 10;
     pub const MALFORMED_AS_PATH: u8 = 11;
 
+    pub const HOLD_TIMER_EXPIRED: u8 = 4;
+
+    /// Finite State Machine Error; its subcodes (RFC 6608) say in which state the
+    /// unexpected message arrived.
+    pub const FSM_ERROR: u8 = 5;
+
     pub const CEASE: u8 = 6;
-    pub const ADMINISTRATIVE_SHUTDOWN: u8 = 2;
-    pub const ADMINISTRATIVE_RESET: u8 = 4;
 
     pub const ROUTE_REFRESH_MESSAGE: u8 = 7;
     pub const INVALID_MESSAGE_LENGTH: u8 = 1;
+
+    /// Finite State Machine Error subcodes (RFC 6608 3).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[repr(u8)]
+    pub enum FsmSubcode {
+        UnexpectedInOpenSent = 1,
+        UnexpectedInOpenConfirm = 2,
+        UnexpectedInEstablished = 3,
+    }
+
+    /// Cease subcodes (RFC 4486 4, RFC 8538 5).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[repr(u8)]
+    pub enum CeaseSubcode {
+        MaximumPrefixesReached = 1,
+        AdministrativeShutdown = 2,
+        PeerDeconfigured = 3,
+        AdministrativeReset = 4,
+        ConnectionRejected = 5,
+        OtherConfigurationChange = 6,
+        ConnectionCollisionResolution = 7,
+        OutOfResources = 8,
+        HardReset = 9,
+    }
 }
 
 /// AS_TRANS (RFC 6793): stands in for a 4-octet AS in 2-octet fields.

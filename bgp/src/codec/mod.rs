@@ -11,7 +11,7 @@ mod capability;
 mod context;
 mod error;
 mod framing;
-mod iana;
+pub mod iana;
 mod nlri;
 mod notification;
 mod open;
@@ -29,6 +29,7 @@ pub use context::{AddPath, MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN, SessionCon
 pub use error::{DecodeError, EncodeError, Outcome, Reason};
 pub use framing::{Frame, HEADER_LEN, MessageKind, frame};
 pub use iana::AS_TRANS;
+pub use iana::error::{CeaseSubcode, FsmSubcode};
 pub use nlri::Nlri;
 pub use notification::{MAX_SHUTDOWN_COMMUNICATION, Notification};
 pub use open::{Open, ParameterLayout};

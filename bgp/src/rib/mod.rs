@@ -15,5 +15,5 @@ mod testing;
 pub use filter::{Filter, FilterError};
 pub use intern::Interner;
 pub use path::{Candidate, Path, Source};
-pub use policy::{NextHopMode, Rejected, Speaker, check_import, export};
+pub use policy::{LocalRouter, NextHopMode, Rejected, check_import, export};
 pub use table::{Change, LOCAL, PathRef, Rib, SlotId, SourceId, Touched};

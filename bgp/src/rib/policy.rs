@@ -11,9 +11,10 @@ use super::filter::prepend_as;
 
 use super::path::{Candidate, Source};
 
-/// This speaker, as the checks see it.
+/// This router as the import checks and export rules see it: its AS and
+/// identifiers, and how it reflects.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Speaker {
+pub struct LocalRouter {
     pub local_as: u32,
     pub router_id: Ipv4Addr,
     /// Set when this speaker reflects routes (RFC 4456); the router id otherwise.
@@ -36,7 +37,7 @@ pub enum Rejected {
 /// Loop checks on a path received from a peer; `allowas_in` is how many times the
 /// local AS may already appear (for sites that reuse one AS).
 pub fn check_import(
-    speaker: &Speaker,
+    speaker: &LocalRouter,
     attributes: &Attributes,
     allowas_in: usize,
 ) -> Result<(), Rejected> {
@@ -77,7 +78,7 @@ pub enum NextHopMode {
 /// not be sent to that peer at all. `own_address` is this speaker's address on the
 /// session.
 pub fn export(
-    speaker: &Speaker,
+    speaker: &LocalRouter,
     path: &impl Candidate,
     peer: &Source,
     own_address: IpAddr,
@@ -164,8 +165,8 @@ mod tests {
 
     const OWN: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100));
 
-    fn speaker(cluster_id: Option<Ipv4Addr>) -> Speaker {
-        Speaker {
+    fn speaker(cluster_id: Option<Ipv4Addr>) -> LocalRouter {
+        LocalRouter {
             local_as: LOCAL_AS,
             router_id: Ipv4Addr::new(10, 0, 0, 100),
             cluster_id,
@@ -255,7 +256,7 @@ mod tests {
 
     #[test]
     fn client_to_client_reflection_can_be_switched_off() {
-        let speaker = Speaker {
+        let speaker = LocalRouter {
             client_to_client: false,
             ..speaker(Some(Ipv4Addr::new(1, 1, 1, 1)))
         };

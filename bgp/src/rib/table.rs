@@ -7,6 +7,11 @@
 //! attribute set, source and next hop); a prefix with several paths
 //! keeps them in a vector. The index from prefix to slot holds slot numbers and
 //! hashes (8 bytes).
+//!
+//! Over 700 lines on purpose: the slots, the index, the paths and the journal keep
+//! their invariants together (a slot is indexed exactly while it has paths; every
+//! change of a slot's best paths is journalled), and splitting them across files
+//! would hide that. The tests are in `table/tests.rs`.
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -719,130 +724,4 @@ fn best_changed(context: Context<'_>, before: &Snapshot, paths: &[Stored]) -> bo
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rib::testing::{path, peer};
-
-    fn net(s: &str) -> IpNet {
-        s.parse().unwrap()
-    }
-
-    /// A table with sources 10.0.0.1 to 10.0.0.4 (eBGP), ids 1 to 4.
-    fn rib() -> Rib {
-        let mut rib = Rib::new(Source::local("10.0.0.100".parse().unwrap(), 64512));
-        for n in 1..=4 {
-            assert_eq!(rib.add_source(peer(n, false, false)), SourceId::from(n));
-        }
-        rib
-    }
-
-    fn announce(rib: &mut Rib, prefix: IpNet, from: u8, as_path: &[u32]) -> Vec<Touched> {
-        let p = path(&peer(from, false, false), as_path);
-        rib.announce(prefix, from.into(), &p.attributes, p.next_hop, None);
-        rib.drain().collect()
-    }
-
-    fn best_sources(rib: &Rib, prefix: IpNet) -> Vec<SourceId> {
-        let slot = rib.slot_of(&prefix).unwrap();
-        rib.best_at(slot).map(|p| p.source_id()).collect()
-    }
-
-    #[test]
-    fn a_better_path_replaces_the_best_and_a_worse_one_changes_nothing() {
-        let mut rib = rib();
-        let prefix = net("10.244.1.0/26");
-        assert_eq!(announce(&mut rib, prefix, 1, &[1, 2]), [Touched::Best(0)]);
-        assert_eq!(announce(&mut rib, prefix, 2, &[2]), [Touched::Best(0)]);
-        assert_eq!(best_sources(&rib, prefix), [2]);
-        assert_eq!(
-            announce(&mut rib, prefix, 3, &[3, 4, 5]),
-            [Touched::Paths(0)]
-        );
-        assert_eq!(rib.paths(&prefix).len(), 3);
-    }
-
-    #[test]
-    fn equal_paths_form_an_ecmp_set_that_shrinks_on_withdraw() {
-        let mut rib = rib();
-        let prefix = net("10.244.1.0/26");
-        announce(&mut rib, prefix, 1, &[7]);
-        announce(&mut rib, prefix, 2, &[8]);
-        assert_eq!(best_sources(&rib, prefix), [1, 2]);
-        rib.withdraw(prefix, 1, None);
-        assert_eq!(rib.drain().collect::<Vec<_>>(), [Touched::Best(0)]);
-        assert_eq!(best_sources(&rib, prefix), [2]);
-        rib.withdraw(prefix, 2, None);
-        assert_eq!(rib.drain().collect::<Vec<_>>(), [Touched::Gone(0, prefix)]);
-        assert!(rib.is_empty());
-        assert_eq!(rib.best(&prefix), None);
-    }
-
-    #[test]
-    fn a_reannouncement_replaces_the_sources_previous_path() {
-        let mut rib = rib();
-        let prefix = net("10.244.1.0/26");
-        announce(&mut rib, prefix, 1, &[1, 2, 3]);
-        assert_eq!(announce(&mut rib, prefix, 1, &[1]), [Touched::Best(0)]);
-        assert_eq!(rib.paths(&prefix).len(), 1);
-        assert_eq!(rib.paths(&prefix)[0].as_path_len(), 1);
-        assert_eq!(rib.path_count(1), 1);
-    }
-
-    #[test]
-    fn a_freed_slot_is_reused_and_the_journal_keeps_the_old_prefix() {
-        let mut rib = rib();
-        let (a, b) = (net("10.244.1.0/26"), net("10.244.2.0/26"));
-        announce(&mut rib, a, 1, &[1]);
-        rib.withdraw(a, 1, None);
-        let p = path(&peer(1, false, false), &[1]);
-        rib.announce(b, 1, &p.attributes, p.next_hop, None);
-        assert_eq!(
-            rib.drain().collect::<Vec<_>>(),
-            [Touched::Gone(0, a), Touched::Best(0)]
-        );
-        assert_eq!(rib.prefix_at(0), Some(b));
-        assert_eq!(rib.slot_of(&a), None);
-    }
-
-    #[test]
-    fn removing_a_source_takes_exactly_its_paths() {
-        let mut rib = rib();
-        let (a, b) = (net("10.244.1.0/26"), net("10.244.2.0/26"));
-        announce(&mut rib, a, 1, &[1]);
-        announce(&mut rib, b, 1, &[1]);
-        announce(&mut rib, b, 2, &[2, 3]);
-        rib.remove_source(1);
-        let changes: Vec<_> = rib.drain().collect();
-        assert_eq!(changes, [Touched::Gone(0, a), Touched::Best(1)]);
-        assert_eq!(best_sources(&rib, b), [2]);
-        assert_eq!(rib.path_count(1), 0);
-        // The number is handed out again.
-        assert_eq!(rib.add_source(peer(9, false, false)), 1);
-    }
-
-    #[test]
-    fn stale_paths_keep_forwarding_until_swept_and_refreshed_ones_survive() {
-        let mut rib = rib();
-        let (kept, dropped) = (net("10.244.1.0/26"), net("10.244.2.0/26"));
-        announce(&mut rib, kept, 1, &[1]);
-        announce(&mut rib, dropped, 1, &[1]);
-        rib.mark_stale(1);
-        assert!(rib.best(&kept).unwrap()[0].stale);
-        // After the restart the peer announces `kept` again, then End-of-RIB.
-        announce(&mut rib, kept, 1, &[1]);
-        rib.sweep_stale(1);
-        assert_eq!(rib.drain().collect::<Vec<_>>(), [Touched::Gone(1, dropped)]);
-        assert!(!rib.best(&kept).unwrap()[0].stale);
-        assert_eq!(rib.path_count(1), 1);
-    }
-
-    #[test]
-    fn a_stored_path_and_a_slot_stay_small() {
-        assert_eq!(std::mem::size_of::<Stored>(), 20);
-        assert!(
-            std::mem::size_of::<Slot>() <= 48,
-            "{}",
-            std::mem::size_of::<Slot>()
-        );
-    }
-}
+mod tests;

@@ -31,7 +31,6 @@ use tokio::time::Instant;
 use crate::codec::{Message, MessageKind, Notification, SessionContext, decode_message};
 use crate::transport::{self, Endpoint, TransportError};
 
-use super::collision::keep_incoming;
 use super::config::SessionConfig;
 use super::fsm::{DownReason, Input, Output, Session, State, Timer};
 use super::negotiate::Negotiated;
@@ -179,9 +178,30 @@ pub fn spawn(config: SessionConfig, endpoint: Endpoint) -> SessionHandle {
 /// Starts the session, reporting its events to `sink`; the returned handle's
 /// `events` channel stays empty.
 pub fn spawn_into(config: SessionConfig, endpoint: Endpoint, sink: EventSink) -> SessionHandle {
-    let (commands, command_rx) = mpsc::unbounded_channel();
     let (updates, update_rx) = mpsc::channel(UPDATE_QUEUE);
     let stats = Arc::new(SessionStats::default());
+    let (commands, task) = spawn_linked(config, endpoint, sink, update_rx, Arc::clone(&stats));
+    let (_, events) = mpsc::channel(1);
+    SessionHandle {
+        commands,
+        updates,
+        stats,
+        events,
+        task,
+    }
+}
+
+/// Starts the session on an update queue and counters its owner made (the
+/// speaker's core makes them with the peer); returns its command channel and
+/// task.
+pub fn spawn_linked(
+    config: SessionConfig,
+    endpoint: Endpoint,
+    sink: EventSink,
+    updates: mpsc::Receiver<Outgoing>,
+    stats: Arc<SessionStats>,
+) -> (mpsc::UnboundedSender<Command>, JoinHandle<()>) {
+    let (commands, command_rx) = mpsc::unbounded_channel();
     let driver = Driver {
         session: Session::new(config),
         endpoint,
@@ -194,17 +214,9 @@ pub fn spawn_into(config: SessionConfig, endpoint: Endpoint, sink: EventSink) ->
         lost: false,
         epoch: 0,
         sink,
-        stats: Arc::clone(&stats),
-    };
-    let task = tokio::spawn(driver.run(command_rx, update_rx));
-    let (_, events) = mpsc::channel(1);
-    SessionHandle {
-        commands,
-        updates,
         stats,
-        events,
-        task,
-    }
+    };
+    (commands, tokio::spawn(driver.run(command_rx, updates)))
 }
 
 struct Driver {
@@ -232,10 +244,6 @@ struct Candidate {
     stream: TcpStream,
     read: BytesMut,
 }
-
-/// Cease subcode 7 (RFC 4486).
-const CEASE: u8 = 6;
-const CONNECTION_COLLISION_RESOLUTION: u8 = 7;
 
 type Connecting = Pin<Box<dyn Future<Output = Result<TcpStream, TransportError>> + Send>>;
 
@@ -379,9 +387,8 @@ impl Driver {
         // Established: the new connection is dropped, ours stays (RFC 4271 6.8).
     }
 
-    /// Reads the OPEN on the peer's connection and keeps one of the two (RFC 4271
-    /// 6.8, RFC 6286 2.3), closing the other with Cease/Connection Collision
-    /// Resolution.
+    /// Reads the OPEN on the peer's connection; the session decides which of the
+    /// two connections survives (RFC 4271 6.8).
     async fn resolve_collision(&mut self) {
         let Some(candidate) = self.candidate.as_mut() else {
             return;
@@ -398,27 +405,7 @@ impl Driver {
                 return;
             }
         };
-        let mut candidate = self.candidate.take().expect("checked above");
-        let config = self.session.config();
-        let mut cease = BytesMut::new();
-        let _ = Message::Notification(Notification {
-            code: CEASE,
-            subcode: CONNECTION_COLLISION_RESOLUTION,
-            data: Vec::new(),
-        })
-        .encode(&SessionContext::default(), &mut cease);
-        if keep_incoming(config.router_id, config.local_as, open.bgp_id, open.asn()) {
-            self.write.extend_from_slice(&cease);
-            self.close().await;
-            self.stream = Some(candidate.stream);
-            self.read = candidate.read;
-            self.input(Input::Replaced).await;
-            self.input(Input::Connected).await;
-            self.input(Input::Message(Message::Open(open))).await;
-        } else {
-            let _ = candidate.stream.write_all(&cease).await;
-            let _ = candidate.stream.shutdown().await;
-        }
+        self.input(Input::Collision(open)).await;
     }
 
     /// Reads what the socket has and feeds every whole message to the session.
@@ -539,6 +526,24 @@ impl Driver {
                 }
                 Output::Down(reason) => self.report(Event::Down(reason)).await,
                 Output::Received(message) => self.report(Event::Received(message)).await,
+                Output::AdoptIncoming => {
+                    if let Some(candidate) = self.candidate.take() {
+                        self.stream = Some(candidate.stream);
+                        self.read = candidate.read;
+                    }
+                }
+                Output::RefuseIncoming(notification) => {
+                    if let Some(mut candidate) = self.candidate.take() {
+                        let mut cease = BytesMut::new();
+                        let _ = Message::Notification(notification)
+                            .encode(&SessionContext::default(), &mut cease);
+                        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                            let _ = candidate.stream.write_all(&cease).await;
+                            let _ = candidate.stream.shutdown().await;
+                        })
+                        .await;
+                    }
+                }
             }
         }
         self.stats.set_state(self.session.state());

@@ -5,17 +5,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::codec::{DecodeError, Message, Notification, Open};
+use crate::codec::{DecodeError, FsmSubcode, Message, Notification, Open};
 
+use super::collision::keep_incoming;
 use super::config::{OPEN_HOLD_TIME, SessionConfig};
 use super::negotiate::{Negotiated, negotiate};
-
-const HOLD_TIMER_EXPIRED: u8 = 4;
-const FSM_ERROR: u8 = 5;
-/// RFC 6608 subcodes: an unexpected message in OpenSent, OpenConfirm, Established.
-const FSM_UNEXPECTED_IN_OPEN_SENT: u8 = 1;
-const FSM_UNEXPECTED_IN_OPEN_CONFIRM: u8 = 2;
-const FSM_UNEXPECTED_IN_ESTABLISHED: u8 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
@@ -55,9 +49,9 @@ pub enum Input {
     ConnectFailed,
     /// The peer closed or reset the connection.
     Closed,
-    /// Collision resolution (RFC 4271 6.8) chose the peer's connection over this
-    /// one: start over on it, without counting a failure. `Connected` follows.
-    Replaced,
+    /// The peer opened a second connection while this one is opening, and sent
+    /// this OPEN on it: a collision to resolve (RFC 4271 6.8, RFC 6286 2.3).
+    Collision(Open),
     Message(Message),
     /// A message that resets the session (RFC 7606 session-reset outcome).
     Malformed(DecodeError),
@@ -86,6 +80,12 @@ pub enum Output {
     Down(DownReason),
     /// An UPDATE or ROUTE-REFRESH for the routing layer.
     Received(Message),
+    /// Collision resolution kept the peer's connection: carry on with it (this
+    /// one was closed by the outputs before). The outputs after this one are for it.
+    AdoptIncoming,
+    /// Collision resolution kept this connection: send this NOTIFICATION on the
+    /// peer's and close it.
+    RefuseIncoming(Notification),
 }
 
 /// Why a session ended, in the words an operator reads in `node status`.
@@ -180,14 +180,7 @@ impl Session {
                     self.fail(None, DownReason::ConnectionLost, &mut out);
                 }
             }
-            Input::Replaced => {
-                if matches!(self.state, State::OpenSent | State::OpenConfirm) {
-                    out.push(Output::CancelTimer(Timer::Hold));
-                    out.push(Output::CancelTimer(Timer::Keepalive));
-                    self.negotiated = None;
-                    self.state = State::Active;
-                }
-            }
+            Input::Collision(open) => self.collision(open, &mut out),
             Input::Message(message) => self.message(message, &mut out),
             Input::Malformed(error) => {
                 if self.connected_state() {
@@ -257,9 +250,9 @@ impl Session {
         self.suspended = false;
         self.retry = self.config.connect_retry;
         if self.connected_state() {
-            out.push(Output::Send(Message::Notification(Notification::cease(
-                false, message,
-            ))));
+            out.push(Output::Send(Message::Notification(
+                Notification::administrative_shutdown(message),
+            )));
         }
         if self.state != State::Idle {
             out.push(Output::Disconnect);
@@ -312,12 +305,35 @@ impl Session {
                 self.restart_hold(out);
                 out.push(Output::Received(message));
             }
-            (State::OpenSent, _) => self.unexpected(FSM_UNEXPECTED_IN_OPEN_SENT, out),
-            (State::OpenConfirm, _) => self.unexpected(FSM_UNEXPECTED_IN_OPEN_CONFIRM, out),
-            (State::Established, _) => self.unexpected(FSM_UNEXPECTED_IN_ESTABLISHED, out),
+            (State::OpenSent, _) => self.unexpected(FsmSubcode::UnexpectedInOpenSent, out),
+            (State::OpenConfirm, _) => self.unexpected(FsmSubcode::UnexpectedInOpenConfirm, out),
+            (State::Established, _) => self.unexpected(FsmSubcode::UnexpectedInEstablished, out),
             // Without a connection there is nothing to receive from.
             (State::Idle | State::Connect | State::Active, _) => {}
         }
+    }
+
+    /// Keeps one of the two connections: the one initiated by the speaker with the
+    /// higher BGP Identifier (or AS). An Established session always stays.
+    fn collision(&mut self, open: Open, out: &mut Vec<Output>) {
+        let cease = Notification::connection_collision_resolution();
+        let opening = matches!(self.state, State::OpenSent | State::OpenConfirm);
+        let config = &self.config;
+        if !opening || !keep_incoming(config.router_id, config.local_as, open.bgp_id, open.asn()) {
+            out.push(Output::RefuseIncoming(cease));
+            return;
+        }
+        // Ours closes with the Cease; the session starts over on the peer's
+        // connection without counting a failure, and answers the OPEN it sent.
+        out.push(Output::Send(Message::Notification(cease)));
+        out.push(Output::Disconnect);
+        out.push(Output::CancelTimer(Timer::Hold));
+        out.push(Output::CancelTimer(Timer::Keepalive));
+        out.push(Output::AdoptIncoming);
+        self.negotiated = None;
+        self.state = State::Active;
+        self.connected(out);
+        self.message(Message::Open(open), out);
     }
 
     fn open_confirm(&mut self, negotiated: Negotiated, out: &mut Vec<Output>) {
@@ -340,12 +356,8 @@ impl Session {
         }
     }
 
-    fn unexpected(&mut self, subcode: u8, out: &mut Vec<Output>) {
-        let n = Notification {
-            code: FSM_ERROR,
-            subcode,
-            data: Vec::new(),
-        };
+    fn unexpected(&mut self, subcode: FsmSubcode, out: &mut Vec<Output>) {
+        let n = Notification::fsm_error(subcode);
         self.fail(Some(n.clone()), DownReason::Sent(n), out);
     }
 
@@ -360,11 +372,7 @@ impl Session {
                 self.begin(out);
             }
             (Timer::Hold, State::OpenSent | State::OpenConfirm | State::Established) => {
-                let n = Notification {
-                    code: HOLD_TIMER_EXPIRED,
-                    subcode: 0,
-                    data: Vec::new(),
-                };
+                let n = Notification::hold_timer_expired();
                 self.fail(Some(n.clone()), DownReason::Sent(n), out);
             }
             (Timer::Keepalive, State::OpenConfirm | State::Established) => {
@@ -610,7 +618,7 @@ mod tests {
     #[test]
     fn a_peer_notification_ends_the_session_with_its_reason() {
         let mut session = established();
-        let cease = Notification::cease(false, "bye");
+        let cease = Notification::administrative_shutdown("bye");
         let out = session.handle(Input::Message(Message::Notification(cease.clone())));
         assert!(out.contains(&Output::Down(DownReason::Received(cease))));
         assert_eq!(notification(&out), None, "a NOTIFICATION is never answered");
@@ -623,11 +631,7 @@ mod tests {
     #[test]
     fn a_reset_sends_its_notification_and_backs_off() {
         let mut session = established();
-        let cease = Notification {
-            code: 6,
-            subcode: 1,
-            data: vec![0, 1, 1, 0, 0, 0, 2],
-        };
+        let cease = Notification::maximum_prefixes_reached(2);
         let out = session.handle(Input::Reset(cease.clone()));
         assert_eq!(sent(&out), [&Message::Notification(cease.clone())]);
         assert!(out.contains(&Output::Down(DownReason::Sent(cease))));
@@ -635,25 +639,6 @@ mod tests {
             out.iter()
                 .any(|o| matches!(o, Output::SetTimer(Timer::ConnectRetry, _)))
         );
-    }
-
-    #[test]
-    fn a_replaced_connection_starts_over_without_counting_a_failure() {
-        let mut session = Session::new(config());
-        session.handle(Input::Start);
-        session.handle(Input::Connected);
-        session.handle(Input::Message(peer_open(30)));
-        let out = session.handle(Input::Replaced);
-        assert!(
-            !out.iter()
-                .any(|o| matches!(o, Output::Send(_) | Output::Disconnect))
-        );
-        assert_eq!(session.last_error(), None);
-        let out = session.handle(Input::Connected);
-        assert!(matches!(sent(&out)[..], [Message::Open(_)]));
-        session.handle(Input::Message(peer_open(30)));
-        let out = session.handle(Input::Message(Message::Keepalive));
-        assert!(matches!(out.last(), Some(Output::Up(_))));
     }
 
     #[test]

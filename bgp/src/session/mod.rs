@@ -11,7 +11,8 @@ mod transitions;
 
 pub use config::{GracefulRestartConfig, SessionConfig};
 pub use driver::{
-    Command, Event, EventSink, Outgoing, SessionHandle, SessionStats, spawn, spawn_into,
+    Command, Event, EventSink, Outgoing, SessionHandle, SessionStats, UPDATE_QUEUE, spawn,
+    spawn_into, spawn_linked,
 };
 pub use fsm::{DownReason, Input, Output, Session, State, Timer};
 pub use negotiate::{Negotiated, negotiate};

@@ -5,13 +5,9 @@ use std::time::Duration;
 
 use crate::codec::{Capability, Family, GracefulRestart, Notification, Open, SessionContext};
 
-use super::config::SessionConfig;
+use crate::codec::iana::error::{BAD_BGP_IDENTIFIER, BAD_PEER_AS, UNACCEPTABLE_HOLD_TIME};
 
-/// OPEN Message Error subcodes (RFC 4271 4.5).
-const OPEN_MESSAGE_ERROR: u8 = 2;
-const BAD_PEER_AS: u8 = 2;
-const BAD_BGP_IDENTIFIER: u8 = 3;
-const UNACCEPTABLE_HOLD_TIME: u8 = 6;
+use super::config::SessionConfig;
 
 /// What the two ends agreed on, for the rest of the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,11 +43,7 @@ pub fn negotiate(
     local: &Open,
     remote: &Open,
 ) -> Result<Negotiated, Notification> {
-    let open_error = |subcode, data: Vec<u8>| Notification {
-        code: OPEN_MESSAGE_ERROR,
-        subcode,
-        data,
-    };
+    let open_error = Notification::open_error;
     let remote_as = remote.asn();
     if config.remote_as.is_some_and(|want| want != remote_as) {
         // RFC 4271 6.2 leaves the data empty; the AS is in the log line instead.

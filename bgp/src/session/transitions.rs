@@ -150,7 +150,7 @@ fn the_hold_timer_in_open_sent_sends_4_0() {
 #[test]
 fn a_notification_in_open_sent_ends_the_attempt_and_is_remembered() {
     let mut session = open_sent();
-    let cease = Notification::cease(false, "");
+    let cease = Notification::administrative_shutdown("");
     let out = session.handle(Input::Message(Message::Notification(cease.clone())));
     assert_eq!(notification_sent(&out), None);
     assert_eq!(session.last_error(), Some(&DownReason::Received(cease)));
@@ -204,9 +204,9 @@ fn the_keepalive_timer_in_open_confirm_sends_a_keepalive() {
 #[test]
 fn a_notification_or_a_closed_connection_in_open_confirm_goes_idle() {
     let mut session = open_confirm();
-    session.handle(Input::Message(Message::Notification(Notification::cease(
-        false, "",
-    ))));
+    session.handle(Input::Message(Message::Notification(
+        Notification::administrative_shutdown(""),
+    )));
     assert_eq!(session.state(), State::Idle);
     let mut session = open_confirm();
     let out = session.handle(Input::Closed);
@@ -254,11 +254,7 @@ fn a_malformed_message_in_established_sends_its_notification_and_reports_down() 
 #[test]
 fn reset_for_a_while_refuses_connections_until_the_wait_is_over() {
     let mut session = established();
-    let cease = Notification {
-        code: 6,
-        subcode: 1,
-        data: vec![],
-    };
+    let cease = Notification::maximum_prefixes_reached(0);
     let out = session.handle(Input::ResetFor(cease, Duration::from_secs(60)));
     assert_eq!(notification_sent(&out), Some((6, 1)));
     assert_eq!(
@@ -279,13 +275,78 @@ fn reset_for_a_while_refuses_connections_until_the_wait_is_over() {
 #[test]
 fn reset_while_not_connected_sends_nothing_and_waits() {
     let mut session = connecting();
-    let cease = Notification {
-        code: 6,
-        subcode: 1,
-        data: vec![],
-    };
+    let cease = Notification::maximum_prefixes_reached(0);
     let out = session.handle(Input::ResetFor(cease, Duration::from_secs(5)));
     assert_eq!(notification_sent(&out), None);
     assert_eq!(session.state(), State::Idle);
     assert_eq!(session.handle(Input::Connected), [Output::Disconnect]);
+}
+
+/// The session in OpenConfirm on its own connection, and the peer's OPEN on
+/// a second one, from a peer with identifier `peer_id`.
+fn collide(peer_id: Ipv4Addr) -> (Session, Vec<Output>) {
+    let mut session = Session::new(config());
+    session.handle(Input::Start);
+    session.handle(Input::Connected);
+    session.handle(Input::Message(peer_open()));
+    let open = Open::new(PEER_AS, 30, peer_id, vec![Capability::FourOctetAs(PEER_AS)]);
+    let out = session.handle(Input::Collision(open));
+    (session, out)
+}
+
+#[test]
+fn a_collision_with_a_higher_identifier_moves_to_the_peers_connection() {
+    // Ours is 10.0.0.1: the peer's connection wins.
+    let (mut session, out) = collide(Ipv4Addr::new(10, 0, 0, 9));
+    let cease = Notification::connection_collision_resolution();
+    let adopt = out
+        .iter()
+        .position(|o| *o == Output::AdoptIncoming)
+        .unwrap();
+    assert_eq!(
+        out[..2],
+        [
+            Output::Send(Message::Notification(cease)),
+            Output::Disconnect
+        ],
+        "ours closes with Cease/7 first"
+    );
+    // Then our OPEN and KEEPALIVE on the peer's connection: it answers the
+    // OPEN the peer sent there, and no failure was counted.
+    let after: Vec<&Message> = out[adopt..]
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(message) => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(after[..], [Message::Open(_), Message::Keepalive]),
+        "{after:?}"
+    );
+    assert_eq!(session.state(), State::OpenConfirm);
+    assert_eq!(session.last_error(), None);
+    let out = session.handle(Input::Message(Message::Keepalive));
+    assert!(matches!(out.last(), Some(Output::Up(_))));
+}
+
+#[test]
+fn a_collision_with_a_lower_identifier_refuses_the_peers_connection() {
+    let (session, out) = collide(Ipv4Addr::new(10, 0, 0, 0));
+    assert_eq!(
+        out,
+        [Output::RefuseIncoming(
+            Notification::connection_collision_resolution()
+        )]
+    );
+    assert_eq!(session.state(), State::OpenConfirm, "ours carries on");
+}
+
+#[test]
+fn an_established_session_refuses_a_colliding_connection_whatever_its_identifier() {
+    let mut session = established();
+    let open = Open::new(PEER_AS, 30, Ipv4Addr::new(10, 0, 0, 200), vec![]);
+    let out = session.handle(Input::Collision(open));
+    assert!(matches!(out[..], [Output::RefuseIncoming(_)]));
+    assert_eq!(session.state(), State::Established);
 }

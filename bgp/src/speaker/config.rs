@@ -50,6 +50,42 @@ impl SpeakerConfig {
     }
 }
 
+impl SpeakerConfig {
+    /// What in a change from `self` to `new` the running speaker cannot take in
+    /// place, named by its field; `None` when it can. Such a change needs a new
+    /// speaker, and every session restarts with it (AS, identifiers, reflection,
+    /// the listener, the graceful restart offered in every OPEN, the owner's
+    /// notices). Taken in place: listen ranges ([`Request::SetListenRanges`]), the
+    /// selection deferral (it only bounds the start), and whether the speaker
+    /// announces itself as restarting (that only matters for the first sessions,
+    /// and is no reason to drop them).
+    ///
+    /// [`Request::SetListenRanges`]: super::Request::SetListenRanges
+    pub fn needs_restart(&self, new: &SpeakerConfig) -> Option<&'static str> {
+        let offered = |config: &SpeakerConfig| {
+            config.graceful_restart.map(|gr| GracefulRestartConfig {
+                restarting: false,
+                ..gr
+            })
+        };
+        let changes = [
+            ("local_as", self.local_as != new.local_as),
+            ("router_id", self.router_id != new.router_id),
+            ("cluster_id", self.cluster_id != new.cluster_id),
+            (
+                "client_to_client",
+                self.client_to_client != new.client_to_client,
+            ),
+            ("listen", self.listen != new.listen),
+            ("graceful_restart", offered(self) != offered(new)),
+            ("best_notices", self.best_notices != new.best_notices),
+        ];
+        changes
+            .into_iter()
+            .find_map(|(field, changed)| changed.then_some(field))
+    }
+}
+
 /// Short on purpose: while it runs, routes learned since the restart are not yet
 /// in the FIB or passed on (FRR waits 360 s, BIRD 240 s by default).
 pub const DEFAULT_SELECTION_DEFERRAL: Duration = Duration::from_secs(5);
@@ -260,5 +296,125 @@ impl PeerConfig {
         } else {
             Policy::Reject
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> SpeakerConfig {
+        SpeakerConfig {
+            cluster_id: Some(Ipv4Addr::new(10, 0, 0, 1)),
+            listen: Some("0.0.0.0:179".parse().unwrap()),
+            graceful_restart: Some(GracefulRestartConfig {
+                restart_time: 120,
+                restarting: true,
+                forwarding_preserved: true,
+            }),
+            ..SpeakerConfig::new(64512, Ipv4Addr::new(10, 0, 0, 1))
+        }
+    }
+
+    #[test]
+    fn what_a_change_to_the_speaker_restarts_and_what_it_takes_in_place() {
+        let gr = base().graceful_restart.unwrap();
+        let range = ListenRange {
+            prefix: "10.1.0.0/16".parse().unwrap(),
+            max_sessions: 10,
+            template: PeerConfig::new("10.1.0.1".parse().unwrap(), None),
+        };
+        let cases: [(&str, SpeakerConfig, Option<&str>); 11] = [
+            ("nothing", base(), None),
+            (
+                "AS",
+                SpeakerConfig {
+                    local_as: 64513,
+                    ..base()
+                },
+                Some("local_as"),
+            ),
+            (
+                "router id",
+                SpeakerConfig {
+                    router_id: Ipv4Addr::new(10, 0, 0, 2),
+                    ..base()
+                },
+                Some("router_id"),
+            ),
+            (
+                "cluster id",
+                SpeakerConfig {
+                    cluster_id: None,
+                    ..base()
+                },
+                Some("cluster_id"),
+            ),
+            (
+                "client-to-client",
+                SpeakerConfig {
+                    client_to_client: false,
+                    ..base()
+                },
+                Some("client_to_client"),
+            ),
+            (
+                "listener",
+                SpeakerConfig {
+                    listen: Some("0.0.0.0:1790".parse().unwrap()),
+                    ..base()
+                },
+                Some("listen"),
+            ),
+            (
+                "restart time",
+                SpeakerConfig {
+                    graceful_restart: Some(GracefulRestartConfig {
+                        restart_time: 60,
+                        ..gr
+                    }),
+                    ..base()
+                },
+                Some("graceful_restart"),
+            ),
+            (
+                "owner's notices",
+                SpeakerConfig {
+                    best_notices: false,
+                    ..base()
+                },
+                Some("best_notices"),
+            ),
+            (
+                "restarting flag",
+                SpeakerConfig {
+                    graceful_restart: Some(GracefulRestartConfig {
+                        restarting: false,
+                        ..gr
+                    }),
+                    ..base()
+                },
+                None,
+            ),
+            (
+                "listen ranges",
+                SpeakerConfig {
+                    listen_ranges: vec![range],
+                    ..base()
+                },
+                None,
+            ),
+            (
+                "selection deferral",
+                SpeakerConfig {
+                    selection_deferral: Duration::from_secs(1),
+                    ..base()
+                },
+                None,
+            ),
+        ];
+        for (what, new, restart) in cases {
+            assert_eq!(base().needs_restart(&new), restart, "{what}");
+        }
     }
 }

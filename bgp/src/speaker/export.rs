@@ -19,7 +19,7 @@ use crate::session::Outgoing;
 
 use super::config::{PeerConfig, Policy};
 use super::hooks::{Hooks, Verdict};
-use super::peer::Up;
+use super::peer::Established;
 
 /// Slots looked at per chunk: about 100 KB of /32 announcements.
 const BATCH: usize = 16 * 1024;
@@ -83,7 +83,7 @@ struct Group {
 /// export computation of each distinct path within a round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ExportClass {
-    rules: crate::rib::Speaker,
+    router: crate::rib::LocalRouter,
     internal: bool,
     rr_client: bool,
     remote_as: u32,
@@ -95,15 +95,15 @@ pub(crate) struct ExportClass {
 }
 
 impl ExportClass {
-    pub fn of(config: &PeerConfig, up: &Up) -> Self {
+    pub fn of(config: &PeerConfig, session: &Established) -> Self {
         Self {
-            rules: up.rules.clone(),
-            internal: up.source.internal,
-            rr_client: up.source.rr_client,
-            remote_as: up.source.remote_as,
-            local: up.local,
+            router: session.router.clone(),
+            internal: session.source.internal,
+            rr_client: session.source.rr_client,
+            remote_as: session.source.remote_as,
+            local: session.local,
             next_hop: config.next_hop,
-            extended_next_hop: up.negotiated.context.extended_next_hop,
+            extended_next_hop: session.negotiated.context.extended_next_hop,
             policy: config.export,
             filter: config.export_filter.clone(),
         }
@@ -131,29 +131,29 @@ impl Scratch {
     }
 }
 
-/// Queues chunks of UPDATEs for `up` until its outbox is clean or its session's
+/// Queues chunks of UPDATEs for `session` until its outbox is clean or its session's
 /// queue is full. Returns true when the outbox is clean.
 pub(crate) fn flush(
     rib: &Rib,
     config: &PeerConfig,
-    up: &mut Up,
+    session: &mut Established,
     hooks: &Hooks,
     scratch: &mut Scratch,
 ) -> bool {
-    while !up.outbox.is_clean() {
-        if !room(up) {
+    while !session.outbox.is_clean() {
+        if !room(session) {
             return false;
         }
-        let (bytes, updates) = chunk(rib, config, up, hooks, scratch);
+        let (bytes, updates) = chunk(rib, config, session, hooks, scratch);
         if bytes.is_empty() {
             continue;
         }
         let outgoing = Outgoing {
-            epoch: up.epoch,
+            epoch: session.epoch,
             bytes: bytes.freeze(),
             updates,
         };
-        if up.updates.try_send(outgoing).is_err() {
+        if session.updates.try_send(outgoing).is_err() {
             // The session is gone; its Down event is on the way.
             return false;
         }
@@ -163,20 +163,20 @@ pub(crate) fn flush(
 
 /// True when the session's queue takes another chunk now; otherwise asks the
 /// driver to say when it does.
-pub(crate) fn room(up: &Up) -> bool {
-    if up.updates.capacity() > 0 {
+pub(crate) fn room(session: &Established) -> bool {
+    if session.updates.capacity() > 0 {
         return true;
     }
-    up.stats.blocked.store(true, Ordering::Relaxed);
+    session.stats.blocked.store(true, Ordering::Relaxed);
     // The driver may have taken a chunk before it could see the flag.
-    up.updates.capacity() > 0
+    session.updates.capacity() > 0
 }
 
 /// Encodes the next batch of the outbox: withdrawals first, then changed slots.
 fn chunk(
     rib: &Rib,
     config: &PeerConfig,
-    up: &mut Up,
+    session: &mut Established,
     hooks: &Hooks,
     scratch: &mut Scratch,
 ) -> (BytesMut, u64) {
@@ -184,29 +184,35 @@ fn chunk(
     scratch.group_at.clear();
     scratch.last = None;
     scratch.withdraw.clear();
-    let gone = up.outbox.withdrawals.len().min(BATCH);
-    scratch.withdraw.extend(up.outbox.withdrawals.drain(..gone));
+    let gone = session.outbox.withdrawals.len().min(BATCH);
+    scratch
+        .withdraw
+        .extend(session.outbox.withdrawals.drain(..gone));
     let mut slots = std::mem::take(&mut scratch.slots);
-    up.outbox.take(BATCH, &mut slots);
+    session.outbox.take(BATCH, &mut slots);
     for &slot in &slots {
         let Some(prefix) = rib.prefix_at(slot) else {
             continue;
         };
-        if up.packer.context().sends_path_ids(Nlri::new(prefix).afi()) {
-            every_path(rib, config, up, hooks, scratch, slot, prefix);
+        if session
+            .packer
+            .context()
+            .sends_path_ids(Nlri::new(prefix).afi())
+        {
+            every_path(rib, config, session, hooks, scratch, slot, prefix);
             continue;
         }
         let wanted = rib
             .best_at(slot)
             .next()
-            .and_then(|best| exported(config, up, hooks, scratch, prefix, best));
+            .and_then(|best| exported(config, session, hooks, scratch, prefix, best));
         match wanted {
             Some(group) => {
-                up.outbox.set_advertised(slot, true);
+                session.outbox.set_advertised(slot, true);
                 scratch.groups[group].nlri.push(Nlri::new(prefix));
             }
             None => {
-                if up.outbox.set_advertised(slot, false) {
+                if session.outbox.set_advertised(slot, false) {
                     scratch.withdraw.push(Nlri::new(prefix));
                 }
             }
@@ -215,7 +221,7 @@ fn chunk(
     scratch.slots = slots;
     let mut out = BytesMut::new();
     let mut updates = 0;
-    match up.packer.withdraw(&scratch.withdraw, &mut out) {
+    match session.packer.withdraw(&scratch.withdraw, &mut out) {
         Ok(n) => updates += n,
         Err(error) => tracing::error!(peer = %config.address, %error, "cannot encode withdrawals"),
     }
@@ -232,7 +238,10 @@ fn chunk(
                 link_local: None,
             },
         };
-        match up.packer.announce(attributes, next_hop, nlri, &mut out) {
+        match session
+            .packer
+            .announce(attributes, next_hop, nlri, &mut out)
+        {
             Ok(n) => updates += n,
             Err(error) => {
                 tracing::error!(peer = %config.address, %error, "cannot encode an announcement")
@@ -268,7 +277,7 @@ fn group_of(
 fn every_path(
     rib: &Rib,
     config: &PeerConfig,
-    up: &mut Up,
+    session: &mut Established,
     hooks: &Hooks,
     scratch: &mut Scratch,
     slot: SlotId,
@@ -276,7 +285,7 @@ fn every_path(
 ) {
     let mut now: Vec<u32> = Vec::new();
     for path in rib.paths_at(slot) {
-        let Some(group) = exported(config, up, hooks, scratch, prefix, path) else {
+        let Some(group) = exported(config, session, hooks, scratch, prefix, path) else {
             continue;
         };
         let id = local_path_id(path.source_id(), path.path_id());
@@ -288,16 +297,16 @@ fn every_path(
                 .push(Nlri::with_path_id(prefix, id));
         }
     }
-    let before = up.outbox.path_ids.remove(&slot).unwrap_or_default();
+    let before = session.outbox.path_ids.remove(&slot).unwrap_or_default();
     scratch.withdraw.extend(
         before
             .into_iter()
             .filter(|id| !now.contains(id))
             .map(|id| Nlri::with_path_id(prefix, id)),
     );
-    up.outbox.set_advertised(slot, !now.is_empty());
+    session.outbox.set_advertised(slot, !now.is_empty());
     if !now.is_empty() {
-        up.outbox.path_ids.insert(slot, now);
+        session.outbox.path_ids.insert(slot, now);
     }
 }
 
@@ -312,19 +321,19 @@ fn local_path_id(source: u32, received: Option<u32>) -> u32 {
 /// sent; the export is computed once per key and round, for the peer's class.
 fn exported(
     config: &PeerConfig,
-    up: &Up,
+    session: &Established,
     hooks: &Hooks,
     scratch: &mut Scratch,
     prefix: IpNet,
     best: PathRef<'_>,
 ) -> Option<usize> {
     // Never back to where it came from (RFC 4271 9.1.3; RFC 4456 8 for clients).
-    if best.source().peer.is_some() && best.source().peer == up.source.peer {
+    if best.source().peer.is_some() && best.source().peer == session.source.peer {
         return None;
     }
     let decision = match &config.export_filter {
         Some(filter) => filter.decide(&prefix, best.attributes()),
-        None => match PeerConfig::effective(config.export, up.source.internal) {
+        None => match PeerConfig::effective(config.export, session.source.internal) {
             Policy::Accept => Decision::Accept { term: None },
             Policy::Reject => Decision::Reject,
         },
@@ -334,7 +343,7 @@ fn exported(
     }
     let ipv4 = prefix.addr().is_ipv4();
     let key = (
-        up.class,
+        session.class,
         Key {
             attributes: Arc::as_ptr(best.attributes_arc()) as usize,
             source: best.source_id(),
@@ -352,7 +361,7 @@ fn exported(
     let (attributes, next_hop) = scratch
         .memo
         .entry(key)
-        .or_insert_with(|| export_path(config, up, best, decision, ipv4))
+        .or_insert_with(|| export_path(config, session, best, decision, ipv4))
         .as_ref()?;
     let (groups, group_at) = (&mut scratch.groups, &mut scratch.group_at);
     let Some(hook) = &hooks.export else {
@@ -360,7 +369,7 @@ fn exported(
         scratch.last = Some((key, group));
         return Some(group);
     };
-    match hook.export(&up.source, &prefix, attributes) {
+    match hook.export(&session.source, &prefix, attributes) {
         Verdict::Accept => Some(group_of(groups, group_at, attributes, *next_hop, ipv4)),
         Verdict::Reject => None,
         Verdict::Replace(replaced) => {
@@ -372,32 +381,38 @@ fn exported(
 
 fn export_path(
     config: &PeerConfig,
-    up: &Up,
+    session: &Established,
     best: PathRef<'_>,
     decision: Decision,
     ipv4: bool,
 ) -> Exported {
     let rewritten = match (decision, &config.export_filter) {
         (Decision::Accept { term: Some(term) }, Some(filter)) => {
-            filter.rewrite(term, best.attributes(), up.rules.local_as)
+            filter.rewrite(term, best.attributes(), session.router.local_as)
         }
         _ => None,
     };
     let (attributes, next_hop) = match &rewritten {
         Some(attributes) => export(
-            &up.rules,
+            &session.router,
             &Rewritten {
                 path: best,
                 attributes,
             },
-            &up.source,
-            up.local,
+            &session.source,
+            session.local,
             config.next_hop,
         ),
-        None => export(&up.rules, &best, &up.source, up.local, config.next_hop),
+        None => export(
+            &session.router,
+            &best,
+            &session.source,
+            session.local,
+            config.next_hop,
+        ),
     }?;
     let next_hop = match (ipv4, next_hop) {
-        (true, IpAddr::V6(_)) if !up.negotiated.context.extended_next_hop => return None,
+        (true, IpAddr::V6(_)) if !session.negotiated.context.extended_next_hop => return None,
         // An IPv6 route over an IPv4 session: the IPv4-mapped address (as FRR).
         (false, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
         (_, next_hop) => next_hop,

@@ -14,8 +14,8 @@ use crate::rib::check_import;
 use crate::rib::filter::Decision;
 
 use super::config::{PeerConfig, Policy};
+use super::core::Core;
 use super::hooks::Verdict;
-use super::state::State;
 
 /// One announced route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,21 +102,21 @@ fn unusable(next_hop: IpAddr, own: IpAddr) -> bool {
     next_hop.is_unspecified() || next_hop.is_multicast() || next_hop == own
 }
 
-impl State {
+impl Core {
     /// Applies one UPDATE from `address` to the RIB.
     pub(super) fn receive(&mut self, address: IpAddr, mut update: Update) {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
-        let Some(up) = peer.up.as_mut() else {
+        let Some(session) = peer.session.as_mut() else {
             return;
         };
         let source = peer.source;
         if let Some(afi) = update.end_of_rib_family() {
-            if !up.end_of_rib_seen.contains(&afi) {
-                up.end_of_rib_seen.push(afi);
+            if !session.end_of_rib_seen.contains(&afi) {
+                session.end_of_rib_seen.push(afi);
             }
-            if up.table_complete() && peer.stale_until.take().is_some() {
+            if session.table_complete() && peer.stale_until.take().is_some() {
                 self.rib.sweep_stale(source);
             }
             return;
@@ -134,11 +134,11 @@ impl State {
             return;
         }
         let config = &peer.config;
-        let refused = match check_import(&up.rules, &attributes, config.allowas_in) {
+        let refused = match check_import(&session.router, &attributes, config.allowas_in) {
             Err(reason) => Some(reason.to_string()),
             Ok(())
                 if config.import_filter.is_none()
-                    && PeerConfig::effective(config.import, up.source.internal)
+                    && PeerConfig::effective(config.import, session.source.internal)
                         == Policy::Reject =>
             {
                 Some("no import policy for an eBGP peer (RFC 8212)".to_owned())
@@ -171,10 +171,11 @@ impl State {
                         Some(at) => at,
                         None => {
                             let filter = config.import_filter.as_ref().expect("decided by it");
-                            let set = match filter.rewrite(term, &attributes, up.rules.local_as) {
-                                Some(changed) => self.interner.intern(changed),
-                                None => Arc::clone(&attributes),
-                            };
+                            let set =
+                                match filter.rewrite(term, &attributes, session.router.local_as) {
+                                    Some(changed) => self.interner.intern(changed),
+                                    None => Arc::clone(&attributes),
+                                };
                             rewritten.push((term, set));
                             rewritten.len() - 1
                         }
@@ -186,7 +187,7 @@ impl State {
             let replaced;
             let set = match &self.hooks.import {
                 None => set,
-                Some(hook) => match hook.import(&up.source, &route.prefix, set) {
+                Some(hook) => match hook.import(&session.source, &route.prefix, set) {
                     Verdict::Accept => set,
                     Verdict::Reject => {
                         self.rib.withdraw(route.prefix, source, route.path_id);
@@ -198,7 +199,7 @@ impl State {
                     }
                 },
             };
-            if unusable(route.next_hop, up.local) {
+            if unusable(route.next_hop, session.local) {
                 self.rib.withdraw(route.prefix, source, route.path_id);
             } else {
                 self.rib

@@ -15,15 +15,24 @@
 //! then brings every consumer up to date from the RIB's journal: a burst of
 //! changes becomes a few densely packed UPDATEs per peer, and a peer (or owner)
 //! that reads slowly only falls behind by a bit per prefix (see `outbox`).
+//!
+//! What the speaker decides lives in a sans-IO core (`core`, `peers`, `import`,
+//! `export`): inputs with the time in, outputs out, tested without sockets or
+//! clocks (`tests`). The task (`task`) is a thin tokio shell around it: the
+//! listener, the session drivers, socket options, the owner's channels, one timer.
 
 pub mod config;
+mod core;
 mod export;
 mod hooks;
 mod import;
 mod notices;
 mod outbox;
 mod peer;
-mod state;
+mod peers;
+mod task;
+#[cfg(test)]
+mod tests;
 
 pub use config::{
     DEFAULT_MAX_PREFIXES_RESTART, DEFAULT_SELECTION_DEFERRAL, ListenRange, PeerConfig,
@@ -113,7 +122,8 @@ pub fn start_with(config: SpeakerConfig, hooks: Hooks) -> Result<SpeakerHandle, 
     };
     let (requests, request_rx) = mpsc::unbounded_channel();
     let (notice_tx, notices) = mpsc::channel(notices::CAPACITY);
-    let state = state::State::new(config, hooks, listener, notice_tx);
-    tokio::spawn(state.run(request_rx));
+    let now = tokio::time::Instant::now().into_std();
+    let core = core::Core::new(config, hooks, now);
+    tokio::spawn(task::Task::new(core, listener, notice_tx).run(request_rx));
     Ok(SpeakerHandle { requests, notices })
 }

@@ -3,32 +3,32 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::codec::{Afi, UpdatePacker};
-use crate::rib::{Source, SourceId, Speaker};
-use crate::session::{Command, Negotiated, Outgoing, SessionStats, State};
+use crate::rib::{LocalRouter, Rib, Source, SourceId};
+use crate::session::{Negotiated, Outgoing, SessionStats, State};
 
-use super::config::PeerConfig;
+use super::config::{PeerConfig, SpeakerConfig};
 use super::outbox::Outbox;
 
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub config: PeerConfig,
-    /// Tags this peer's session events.
+    /// Names this peer's session to the shell and tags its events.
     pub token: u64,
-    pub commands: mpsc::UnboundedSender<Command>,
+    /// The session's update queue and counters (shared with its driver).
     pub updates: mpsc::Sender<Outgoing>,
     pub stats: Arc<SessionStats>,
-    /// The session's driver task.
-    pub driver: JoinHandle<()>,
     /// Its paths in the RIB, kept across sessions (graceful restart).
     pub source: SourceId,
-    pub up: Option<Up>,
-    /// When the session last came up or went down.
+    /// Set while the session is Established.
+    pub session: Option<Established>,
+    /// When the peer was added, or its session last came up or went down.
     pub since: Instant,
     pub last_error: Option<String>,
     /// A restarting peer's stale routes are removed at this time (RFC 4724).
@@ -39,12 +39,52 @@ pub(crate) struct Peer {
     pub announcements: u64,
 }
 
+impl Peer {
+    /// The peer as `node status` shows it, at `now`.
+    pub fn status(
+        &self,
+        address: IpAddr,
+        speaker: &SpeakerConfig,
+        rib: &Rib,
+        now: Instant,
+    ) -> PeerStatus {
+        let session = self.session.as_ref();
+        let stats = &self.stats;
+        PeerStatus {
+            address,
+            remote_as: session
+                .map(|s| s.negotiated.remote_as)
+                .or(self.config.remote_as),
+            state: stats.state(),
+            established: session.is_some(),
+            internal: session.map_or(
+                self.config.remote_as == Some(self.config.local_as(speaker)),
+                |s| s.source.internal,
+            ),
+            since: self.since,
+            uptime: session.map(|_| now.saturating_duration_since(self.since)),
+            info: self.last_error.clone(),
+            hostname: session.and_then(|s| s.negotiated.peer_hostname.clone()),
+            messages_received: stats.messages_received.load(Relaxed),
+            messages_sent: stats.messages_sent.load(Relaxed),
+            updates_received: stats.updates_received.load(Relaxed),
+            updates_sent: stats.updates_sent.load(Relaxed),
+            prefixes_received: self.announcements,
+            prefixes_accepted: rib.path_count(self.source),
+            prefixes_advertised: session.map_or(0, |s| s.outbox.advertised()),
+            restarting: self.stale_until.is_some(),
+        }
+    }
+}
+
+/// What the speaker keeps for an Established session: what was agreed, and its
+/// Adj-RIB-Out.
 #[derive(Debug)]
-pub(crate) struct Up {
+pub(crate) struct Established {
     pub negotiated: Negotiated,
     pub source: Arc<Source>,
-    /// The rules with this session's own AS (local-AS).
-    pub rules: Speaker,
+    /// This router with the session's own AS (local-AS).
+    pub router: LocalRouter,
     /// This end's address on the session: the next hop when it is "self".
     pub local: IpAddr,
     pub packer: UpdatePacker,
@@ -61,7 +101,7 @@ pub(crate) struct Up {
     pub end_of_rib_seen: Vec<Afi>,
 }
 
-impl Up {
+impl Established {
     /// True once the peer sent End-of-RIB for every family of the session.
     pub fn table_complete(&self) -> bool {
         self.negotiated
@@ -69,6 +109,24 @@ impl Up {
             .iter()
             .filter_map(|&f| Afi::of(f))
             .all(|afi| self.end_of_rib_seen.contains(&afi))
+    }
+
+    /// Queues End-of-RIB (RFC 4724 2) for every family of the session.
+    pub fn send_end_of_rib(&self) {
+        let mut bytes = BytesMut::new();
+        let mut updates = 0;
+        for family in &self.negotiated.families {
+            if let Some(afi) = Afi::of(*family)
+                && self.packer.end_of_rib(afi, &mut bytes).is_ok()
+            {
+                updates += 1;
+            }
+        }
+        let _ = self.updates.try_send(Outgoing {
+            epoch: self.epoch,
+            bytes: bytes.freeze(),
+            updates,
+        });
     }
 }
 

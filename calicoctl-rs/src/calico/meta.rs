@@ -58,6 +58,7 @@ impl CalicoMetadata {
             resource_version: None,
             labels: self.labels,
             annotations,
+            ..Metadata::default()
         }
     }
 }

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use proto::bgp::bgp_status_client::BgpStatusClient;
-use proto::bgp::{
+use proto::bgp_status::bgp_status_client::BgpStatusClient;
+use proto::bgp_status::{
     HealthRequest, ListPeersRequest, ListRoutesRequest, Peer, PeerType, Route, SessionState,
 };
 use tonic::transport::Channel;

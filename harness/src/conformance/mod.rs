@@ -61,6 +61,9 @@ macro_rules! conformance_suite {
                 invalid_resources_are_never_stored,
                 defaults_are_applied_on_read,
                 pods_and_nodes_are_known_on_every_backend,
+                hardening_a_stored_object_that_fails_validation_is_skipped_and_reported,
+                hardening_fields_of_a_newer_version_are_read_past_and_kept_on_update,
+                hardening_overlapping_pools_are_refused_also_when_created_at_once,
             );
         }
     };

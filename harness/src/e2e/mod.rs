@@ -197,8 +197,11 @@ impl Cluster {
             "--resync-interval=5s".into(),
         ];
         let extra = self.extra_args.get(node).cloned().unwrap_or_default();
-        if !extra.iter().any(|a| a.starts_with("--log-level")) {
-            args.push("--log-level=info,agent=debug".into());
+        if !extra
+            .iter()
+            .any(|a| a.starts_with("--log=") || a.starts_with("--log-level"))
+        {
+            args.push("--log=info,agent=debug".into());
         }
         args.extend(extra);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

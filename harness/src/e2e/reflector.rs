@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use ipnet::IpNet;
-use proto::bgp::bgp_status_client::BgpStatusClient;
-use proto::bgp::{HealthRequest, ListPeersRequest, Peer, SessionState};
+use proto::bgp_status::bgp_status_client::BgpStatusClient;
+use proto::bgp_status::{HealthRequest, ListPeersRequest, Peer, SessionState};
 
 use super::{Cluster, binary};
 use crate::process::Process;

@@ -8,11 +8,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use bfd::State;
 use tempfile::TempDir;
 
 use ipnet::IpNet;
 
-use super::{BgpConfig, BgpPeer, Route, community, next_hop, role, socket_dir, write_config};
+use super::{
+    Bfd, BfdPeer, BgpConfig, BgpPeer, Route, community, next_hop, role, socket_dir, write_config,
+};
 use crate::netns::Netns;
 use crate::process::{self, Process};
 use crate::wait::wait_until;
@@ -134,6 +137,16 @@ impl Bird {
     }
 }
 
+impl BfdPeer for Bird {
+    fn bfd_state(&self, remote: IpAddr) -> Result<Option<State>> {
+        let sessions = parse_bfd_sessions(&self.birdc("show bfd sessions")?);
+        Ok(sessions
+            .into_iter()
+            .find(|(a, _)| *a == remote)
+            .map(|(_, s)| s))
+    }
+}
+
 impl BgpPeer for Bird {
     fn established(&self, neighbor: IpAddr) -> Result<bool> {
         let Some(protocol) = self.protocols.get(&neighbor) else {
@@ -224,7 +237,52 @@ fn render(config: &BgpConfig) -> (String, BTreeMap<IpAddr, String>) {
         let _ = writeln!(text, "  {channel} {{ import all; export all; }};\n}}");
         protocols.insert(n.address, name);
     }
+    if !config.bfd.sessions.is_empty() {
+        text.push_str(&render_bfd(&config.bfd));
+    }
     (text, protocols)
+}
+
+/// `protocol bfd` with a `neighbor` per session; the same timers for directly
+/// connected and multihop neighbours.
+fn render_bfd(bfd: &Bfd) -> String {
+    let ms = bfd.interval.as_millis();
+    let timers = format!(
+        "min rx interval {ms} ms; min tx interval {ms} ms; multiplier {};",
+        bfd.multiplier
+    );
+    let mut text =
+        format!("protocol bfd {{\n  interface \"*\" {{ {timers} }};\n  multihop {{ {timers} }};\n");
+    for session in &bfd.sessions {
+        let multihop = if session.multihop { " multihop on" } else { "" };
+        let _ = writeln!(
+            text,
+            "  neighbor {} local {}{multihop};",
+            session.remote, session.local
+        );
+    }
+    text.push_str("}\n");
+    text
+}
+
+/// Parses `show bfd sessions`: a line per session starting with the peer's address,
+/// its state among the columns.
+fn parse_bfd_sessions(output: &str) -> Vec<(IpAddr, State)> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let address = words.next()?.parse().ok()?;
+            let state = words.find_map(|word| match word {
+                "AdminDown" => Some(State::AdminDown),
+                "Down" => Some(State::Down),
+                "Init" => Some(State::Init),
+                "Up" => Some(State::Up),
+                _ => None,
+            })?;
+            Some((address, state))
+        })
+        .collect()
 }
 
 fn static_name(index: usize) -> String {
@@ -276,7 +334,7 @@ fn parse_routes(output: &str) -> Vec<Route> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peers::Neighbor;
+    use crate::peers::{BfdSession, Neighbor};
 
     #[test]
     fn config_names_a_protocol_per_neighbour_with_its_options() {
@@ -303,6 +361,43 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn bfd_sessions_get_a_neighbor_each_and_the_configured_timers() {
+        let config = BgpConfig::new(65001, "10.0.1.10".parse().unwrap())
+            .bfd_session(BfdSession::single_hop(
+                "10.0.1.11".parse().unwrap(),
+                "10.0.1.10".parse().unwrap(),
+            ))
+            .bfd_session(BfdSession::multihop(
+                "fd00:2::10".parse().unwrap(),
+                "fd00:1::10".parse().unwrap(),
+            ));
+        let (text, _) = render(&config);
+        for expected in [
+            "interface \"*\" { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; };",
+            "multihop { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; };",
+            "neighbor 10.0.1.11 local 10.0.1.10;",
+            "neighbor fd00:2::10 local fd00:1::10 multihop on;",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn bfd_session_listing_yields_each_peer_and_its_state() {
+        let output = "BIRD 2.0.12 ready.\nbfd1:\n\
+            IP address                Interface  State      Since         Interval  Timeout\n\
+            10.9.0.1                  eth0       Up         09:58:37.146    0.300    0.900\n\
+            fd00:2::10                ---        Init       09:58:38.001    1.000    3.000\n";
+        assert_eq!(
+            parse_bfd_sessions(output),
+            [
+                ("10.9.0.1".parse().unwrap(), State::Up),
+                ("fd00:2::10".parse().unwrap(), State::Init)
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One configuration for every peer daemon; each daemon module renders it.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use ipnet::IpNet;
 
@@ -16,6 +17,8 @@ pub struct BgpConfig {
     pub communities: Vec<String>,
     /// Reflect routes between its `rr_client` neighbours with this cluster id.
     pub cluster_id: Option<Ipv4Addr>,
+    /// BFD sessions run on their own, without a client protocol.
+    pub bfd: Bfd,
 }
 
 impl BgpConfig {
@@ -27,7 +30,14 @@ impl BgpConfig {
             routes: Vec::new(),
             communities: Vec::new(),
             cluster_id: None,
+            bfd: Bfd::default(),
         }
+    }
+
+    /// Runs a BFD session with `session.remote`.
+    pub fn bfd_session(mut self, session: BfdSession) -> Self {
+        self.bfd.sessions.push(session);
+        self
     }
 
     /// Tags every originated route with `community` (`ASN:VALUE`).
@@ -107,5 +117,52 @@ impl Neighbor {
     pub fn graceful_restart(mut self, restart_time: u16) -> Self {
         self.graceful_restart = Some(restart_time);
         self
+    }
+}
+
+/// A daemon's standalone BFD sessions, all with the same timers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bfd {
+    pub sessions: Vec<BfdSession>,
+    /// Both the minimum transmit and receive interval.
+    pub interval: Duration,
+    pub multiplier: u8,
+}
+
+impl Default for Bfd {
+    /// No sessions; 300 ms × 3, the RFC 5880 defaults tabby uses too.
+    fn default() -> Self {
+        Self {
+            sessions: Vec::new(),
+            interval: Duration::from_millis(300),
+            multiplier: 3,
+        }
+    }
+}
+
+/// A BFD session with `remote`, sent from `local`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BfdSession {
+    pub remote: IpAddr,
+    pub local: IpAddr,
+    /// RFC 5883 (UDP 4784) rather than single-hop RFC 5881 (UDP 3784).
+    pub multihop: bool,
+}
+
+impl BfdSession {
+    pub fn single_hop(remote: IpAddr, local: IpAddr) -> Self {
+        Self {
+            remote,
+            local,
+            multihop: false,
+        }
+    }
+
+    pub fn multihop(remote: IpAddr, local: IpAddr) -> Self {
+        Self {
+            remote,
+            local,
+            multihop: true,
+        }
     }
 }

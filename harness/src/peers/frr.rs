@@ -62,7 +62,7 @@ impl Frr {
 
     /// Runs one vtysh command against this bgpd; returns its output.
     pub fn vtysh(&self, command: &str) -> Result<String> {
-        process::exec(vtysh(self.sockets.path()).args(["-c", command]))
+        process::exec(vtysh(self.sockets.path(), "bgpd").args(["-c", command]))
     }
 
     /// Runs a vtysh `show ... json` command and parses it.
@@ -108,7 +108,7 @@ impl BgpPeer for Frr {
         } else {
             "ipv6"
         };
-        process::exec(vtysh(self.sockets.path()).args([
+        process::exec(vtysh(self.sockets.path(), "bgpd").args([
             "-c",
             "configure terminal",
             "-c",
@@ -122,12 +122,13 @@ impl BgpPeer for Frr {
     }
 }
 
-fn vtysh(sockets: &Path) -> Command {
+/// vtysh talking to `daemon` (bgpd, bfdd) through its socket in `sockets`.
+pub(super) fn vtysh(sockets: &Path, daemon: &str) -> Command {
     let mut command = Command::new("vtysh");
     command
         .arg("--vty_socket")
         .arg(sockets)
-        .args(["-d", "bgpd"]);
+        .args(["-d", daemon]);
     command
 }
 

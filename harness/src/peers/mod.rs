@@ -1,6 +1,8 @@
 //! Real BGP peers started inside a namespace from one typed configuration: BIRD2
 //! ([`Bird`]), FRR bgpd without zebra ([`Frr`]) and GoBGP ([`GoBgp`]). Each answers
-//! the same questions through [`BgpPeer`], reading the daemon's own CLI.
+//! the same questions through [`BgpPeer`], reading the daemon's own CLI. BIRD and
+//! FRR's bfdd ([`Bfdd`]) also run standalone BFD sessions ([`BgpConfig::bfd_session`])
+//! and report them through [`BfdPeer`].
 //!
 //! ```no_run
 //! # use std::time::Duration;
@@ -14,13 +16,15 @@
 //! # Ok(()) }
 //! ```
 
+mod bfdd;
 mod bird;
 mod config;
 mod frr;
 mod gobgp;
 
+pub use bfdd::Bfdd;
 pub use bird::Bird;
-pub use config::{BgpConfig, Neighbor};
+pub use config::{Bfd, BfdSession, BgpConfig, Neighbor};
 pub use frr::Frr;
 pub use gobgp::GoBgp;
 
@@ -29,6 +33,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use bfd::State;
 use ipnet::IpNet;
 
 use crate::netns::Netns;
@@ -140,6 +145,38 @@ pub trait BgpPeer {
             Ok(match self.route(prefix)? {
                 Some(route) => Err(format!("still {route:?}")),
                 None => Ok(()),
+            })
+        })
+    }
+}
+
+/// What tests ask a daemon running BFD sessions.
+pub trait BfdPeer {
+    /// The state of the session with `remote`; None when the daemon has none.
+    fn bfd_state(&self, remote: IpAddr) -> Result<Option<State>>;
+
+    /// Waits until the session with `remote` is in `state`.
+    fn wait_bfd_state(&self, remote: IpAddr, state: State, timeout: Duration) -> Result<()> {
+        wait_until(
+            timeout,
+            &format!("BFD session with {remote} {state}"),
+            || {
+                Ok(match self.bfd_state(remote)? {
+                    Some(now) if now == state => Ok(()),
+                    now => Err(format!("it is {now:?}")),
+                })
+            },
+        )
+    }
+
+    /// Waits until the session with `remote` is no longer Up: Down, or already
+    /// Init again when the other side keeps sending; returns that state.
+    fn wait_bfd_down(&self, remote: IpAddr, timeout: Duration) -> Result<State> {
+        wait_until(timeout, &format!("BFD session with {remote} down"), || {
+            Ok(match self.bfd_state(remote)? {
+                Some(State::Up) => Err("still Up".to_owned()),
+                Some(state) => Ok(state),
+                None => Err("no such session".to_owned()),
             })
         })
     }

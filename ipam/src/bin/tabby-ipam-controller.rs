@@ -1,7 +1,7 @@
 //! tabby-ipam-controller: IPAM garbage collection for the cluster (one replica).
 //!
 //! ```text
-//! tabby-ipam-controller [--grace 15m] [--interval 1m] [--metrics-listen 0.0.0.0:9094]
+//! tabby-ipam-controller [--grace 15m] [--interval 1m] [--metrics-address 0.0.0.0:9094]
 //!                                   (kubernetes: the pod's service account)
 //! tabby-ipam-controller --datastore-type etcdv3 --etcd-endpoints http://10.0.0.1:2379 ...
 //! tabby-ipam-controller ... --once [--grace 0s]   one pass, report as JSON
@@ -20,7 +20,9 @@ use clap::Parser;
 use ipam::connect::{DatastoreConf, connect};
 use ipam::controller::{Metrics, log, run};
 use ipam::gc::Collector;
-use proto::http::MetricsServer;
+use telemetry::http::MetricsServer;
+use telemetry::metrics::Registry;
+use telemetry::{LogFlags, Renamed};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,9 +53,17 @@ struct Args {
     /// Time between passes.
     #[arg(long, env = "TABBY_IPAM_GC_INTERVAL", default_value = "1m")]
     interval: GoDuration,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served.
-    #[arg(long, env = "TABBY_METRICS_LISTEN", default_value = "0.0.0.0:9094")]
-    metrics_listen: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (a Deployment's pod:
+    /// every interface of its own network namespace).
+    #[arg(
+        long,
+        env = "TABBY_METRICS_ADDRESS",
+        alias = "metrics-listen",
+        default_value = "0.0.0.0:9094"
+    )]
+    metrics_address: SocketAddr,
+    #[command(flatten)]
+    log: LogFlags,
     /// Run one pass, print its report as JSON and exit. Nothing is reclaimed unless
     /// `--grace 0s`.
     #[arg(long)]
@@ -61,14 +71,25 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TABBY_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let args = Args::parse();
+    let mut args = Args::parse();
+    let mut renamed = Renamed::default();
+    let argv: Vec<_> = std::env::args_os().collect();
+    renamed.flag(&argv, "metrics-listen", "metrics-address");
+    if std::env::var_os("TABBY_METRICS_ADDRESS").is_none()
+        && let Some(old) = renamed.var("TABBY_METRICS_LISTEN", "TABBY_METRICS_ADDRESS")
+    {
+        match old.parse() {
+            Ok(address) => args.metrics_address = address,
+            Err(error) => {
+                eprintln!("tabby-ipam-controller: TABBY_METRICS_LISTEN {old:?}: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Err(error) = args.log.init("tabby-ipam-controller", "info", &renamed) {
+        eprintln!("{error}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -113,14 +134,16 @@ async fn serve(args: Args) -> Result<()> {
         return Ok(());
     }
     let metrics = Arc::new(Metrics::default());
-    let server = MetricsServer::bind(args.metrics_listen).await?;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Arc::clone(&metrics)));
+    let server = MetricsServer::bind(args.metrics_address).await?;
     tracing::info!(
         address = ?server.local_addr(),
         grace = %args.grace,
         interval = %args.interval,
         "tabby-ipam-controller serving metrics"
     );
-    let serving = server.serve(metrics.clone(), std::future::pending());
+    let serving = server.serve(Arc::new(registry), metrics.clone(), std::future::pending());
     tokio::select! {
         served = serving => served.context("the metrics endpoint stopped"),
         () = run(collector, args.interval.0, metrics) => Ok(()),

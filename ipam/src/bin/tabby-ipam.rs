@@ -4,14 +4,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // stdout is the protocol; logs go to stderr, which runtimes keep.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TABBY_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    // stdout is the protocol; logs go to stderr, which runtimes keep. A filter
+    // that does not parse leaves the plugin without logs, not without addresses.
+    let _ = telemetry::LogFlags::from_env().init("tabby-ipam", "warn", &Default::default());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

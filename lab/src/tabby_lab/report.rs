@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use harness::e2e::Facts;
-use proto::bgp::{Peer, SessionState};
+use proto::bgp_status::{Peer, SessionState};
 
 use super::{Lab, Mode, TOR_AS, TOR_NAME, TopOfRack, Tor};
 

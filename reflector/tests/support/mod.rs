@@ -12,7 +12,7 @@ use harness::process::Process;
 use harness::{Lab, Node};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use proto::bgp::Peer;
+use proto::bgp_status::Peer;
 use tempfile::TempDir;
 
 pub const AS: u32 = 64512;

@@ -21,6 +21,7 @@ fn workload(pod: Pod) -> Workload {
         pod: pod.metadata.name.unwrap_or_default(),
         node: pod.spec.and_then(|spec| spec.node_name),
         ips,
+        attachment: None,
     }
 }
 

@@ -105,14 +105,11 @@ impl KubeStore {
             Some(Value::Array(items)) => items,
             _ => Vec::new(),
         };
-        Ok(List {
-            items: items
-                .into_iter()
-                .map(|item| record(kind, item))
-                .collect::<Result<_>>()?,
-            revision,
-            continue_token,
-        })
+        let items = items
+            .into_iter()
+            .map(|item| record(kind, item))
+            .collect::<Result<_>>()?;
+        Ok(List::new(items, revision, continue_token))
     }
 
     /// Every object of a kind at one revision, for a resync.
@@ -163,11 +160,7 @@ impl Backend for KubeStore {
             match page.continue_token {
                 Some(token) if items.len() < limit => params.continue_token = Some(token),
                 continue_token => {
-                    return Ok(List {
-                        items,
-                        revision: page.revision,
-                        continue_token,
-                    });
+                    return Ok(List::new(items, page.revision, continue_token));
                 }
             }
         }

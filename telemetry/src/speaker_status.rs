@@ -1,13 +1,13 @@
-//! The `bgp` crate's speaker state as the BGP status API shows it, for both daemons.
+//! The `bgp` crate's speaker state as the BGP status API shows it, for both
+//! daemons (the conversions live here so that `proto` stays wire types only).
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use ::bgp::codec::Origin;
-use ::bgp::rib::Path;
-use ::bgp::session::State;
-use ::bgp::speaker::PeerStatus;
-
-use crate::bgp::{Peer, RoutePath, SessionState};
+use bgp::codec::Origin;
+use bgp::rib::Path;
+use bgp::session::State;
+use bgp::speaker::PeerStatus;
+use proto::bgp_status::{Peer, RoutePath, SessionState};
 
 /// Fills the session fields of `peer` (state, since, counters, last error) from
 /// what the speaker says of it; the daemon fills in what it knows (kind, name).

@@ -1,6 +1,6 @@
-//! What the API and the metrics need from the daemon, published by its loop on a
-//! watch channel: the speaker to ask (it changes when the speaker restarts), and
-//! what the configuration says about each peer.
+//! The running speaker as the API and the metrics see it, published by the
+//! daemon's loop on a watch channel: the speaker to ask (it changes when the
+//! speaker restarts), and what the configuration says about each peer.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::desired::{Desired, Origin};
 
 #[derive(Debug, Clone)]
-pub struct Book {
+pub struct SpeakerView {
     pub requests: mpsc::UnboundedSender<Request>,
     pub local_as: u32,
     pub router_id: Ipv4Addr,
@@ -30,7 +30,7 @@ pub struct Entry {
     pub rr_client: bool,
 }
 
-impl Book {
+impl SpeakerView {
     pub fn new(desired: &Desired, requests: mpsc::UnboundedSender<Request>) -> Self {
         Self {
             requests,

@@ -3,15 +3,16 @@
 
 use std::net::IpAddr;
 
-use bgp::speaker::{ListenRange, PeerConfig, SpeakerConfig};
+use bgp::speaker::{ListenRange, PeerConfig};
 
 use crate::desired::Desired;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Plan {
-    /// Speaker-wide settings changed (AS, router id, cluster id, listen address):
-    /// the speaker restarts and every session with it. Names what changed.
-    pub restart: Option<String>,
+pub struct Changes {
+    /// A speaker-wide setting changed that the running speaker cannot take in
+    /// place (see `SpeakerConfig::needs_restart`): the speaker restarts and every
+    /// session with it. Names what changed.
+    pub restart: Option<&'static str>,
     pub remove: Vec<IpAddr>,
     /// New peers, and peers whose settings changed (sent as `UpdatePeer`: the
     /// session resets only when its OPEN or connection would differ).
@@ -19,17 +20,17 @@ pub struct Plan {
     pub listen_ranges: Option<Vec<ListenRange>>,
 }
 
-impl Plan {
+impl Changes {
     pub fn is_empty(&self) -> bool {
-        *self == Plan::default()
+        *self == Changes::default()
     }
 }
 
-pub fn plan(old: &Desired, new: &Desired) -> Plan {
-    if let Some(what) = speaker_change(&old.speaker, &new.speaker) {
-        return Plan {
+pub fn changes(old: &Desired, new: &Desired) -> Changes {
+    if let Some(what) = old.speaker.needs_restart(&new.speaker) {
+        return Changes {
             restart: Some(what),
-            ..Plan::default()
+            ..Changes::default()
         };
     }
     let remove = old
@@ -46,34 +47,12 @@ pub fn plan(old: &Desired, new: &Desired) -> Plan {
         .collect();
     let listen_ranges = (old.speaker.listen_ranges != new.speaker.listen_ranges)
         .then(|| new.speaker.listen_ranges.clone());
-    Plan {
+    Changes {
         restart: None,
         remove,
         add,
         listen_ranges,
     }
-}
-
-/// The speaker-wide setting that differs, if any (listen ranges change in place).
-fn speaker_change(old: &SpeakerConfig, new: &SpeakerConfig) -> Option<String> {
-    let checks = [
-        ("asNumber", old.local_as != new.local_as),
-        ("routerId", old.router_id != new.router_id),
-        ("clusterId", old.cluster_id != new.cluster_id),
-        ("listen", old.listen != new.listen),
-        (
-            "gracefulRestart",
-            old.graceful_restart != new.graceful_restart,
-        ),
-        (
-            "clientToClient",
-            old.client_to_client != new.client_to_client,
-        ),
-    ];
-    checks
-        .iter()
-        .find(|(_, changed)| *changed)
-        .map(|(what, _)| (*what).to_owned())
 }
 
 #[cfg(test)]
@@ -91,8 +70,8 @@ mod tests {
         - {address: 10.0.0.3, asNumber: 64512}\n";
 
     #[test]
-    fn an_unchanged_file_plans_nothing() {
-        assert!(plan(&desired(BASE), &desired(BASE)).is_empty());
+    fn an_unchanged_file_changes_nothing() {
+        assert!(changes(&desired(BASE), &desired(BASE)).is_empty());
     }
 
     #[test]
@@ -103,31 +82,31 @@ mod tests {
              - {address: 10.0.0.3, asNumber: 64512, holdTime: 30}\n\
              - {address: 10.0.0.4, asNumber: 64512}\n",
         );
-        let plan = plan(&desired(BASE), &new);
-        assert_eq!(plan.restart, None);
-        assert!(plan.remove.is_empty());
-        let added: Vec<String> = plan.add.iter().map(|p| p.address.to_string()).collect();
+        let changes = changes(&desired(BASE), &new);
+        assert_eq!(changes.restart, None);
+        assert!(changes.remove.is_empty());
+        let added: Vec<String> = changes.add.iter().map(|p| p.address.to_string()).collect();
         assert_eq!(added, ["10.0.0.3", "10.0.0.4"]);
         let fewer = desired(
             "asNumber: 64512\nrouterId: 10.0.0.1\npeers:\n- {address: 10.0.0.3, asNumber: 64512}\n",
         );
-        let plan = super::plan(&desired(BASE), &fewer);
-        assert_eq!(plan.remove, ["10.0.0.2".parse::<IpAddr>().unwrap()]);
-        assert!(plan.add.is_empty());
+        let changes = super::changes(&desired(BASE), &fewer);
+        assert_eq!(changes.remove, ["10.0.0.2".parse::<IpAddr>().unwrap()]);
+        assert!(changes.add.is_empty());
     }
 
     #[test]
     fn a_new_router_id_restarts_the_speaker_and_ranges_change_in_place() {
-        let plan = plan(
+        let changes = changes(
             &desired(BASE),
             &desired(&BASE.replace("10.0.0.1", "10.0.0.9")),
         );
-        assert_eq!(plan.restart.as_deref(), Some("routerId"));
+        assert_eq!(changes.restart, Some("router_id"));
         let ranged = format!("{BASE}listenRanges:\n- {{prefix: 10.1.0.0/16, maxSessions: 10}}\n");
-        let plan = super::plan(&desired(BASE), &desired(&ranged));
-        assert_eq!(plan.restart, None);
-        assert_eq!(plan.listen_ranges.map(|r| r.len()), Some(1));
-        assert!(plan.add.is_empty() && plan.remove.is_empty());
+        let changes = super::changes(&desired(BASE), &desired(&ranged));
+        assert_eq!(changes.restart, None);
+        assert_eq!(changes.listen_ranges.map(|r| r.len()), Some(1));
+        assert!(changes.add.is_empty() && changes.remove.is_empty());
     }
 
     #[test]
@@ -138,10 +117,10 @@ mod tests {
              - {{address: 10.0.0.2, asNumber: 64512}}\n\
              - {{address: 10.0.0.3, asNumber: 64512, exportFilter: f}}\n"
         ));
-        let plan = plan(&desired(BASE), &new);
-        assert_eq!(plan.restart, None);
-        let [changed] = plan.add.as_slice() else {
-            panic!("one peer changes: {:?}", plan.add);
+        let changes = changes(&desired(BASE), &new);
+        assert_eq!(changes.restart, None);
+        let [changed] = changes.add.as_slice() else {
+            panic!("one peer changes: {:?}", changes.add);
         };
         assert_eq!(changed.address.to_string(), "10.0.0.3");
         let filter = changed.export_filter.as_ref().expect("the named filter");

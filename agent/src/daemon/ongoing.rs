@@ -1,15 +1,15 @@
-//! Logging what is new: rejections, problems and refused changes recur on every
-//! pass while they last, and are worth one line when they start and one when they
+//! What is ongoing: rejections, problems and refused changes recur on every pass
+//! while they last, and are worth one log line when they start and one when they
 //! end.
 
 use std::collections::BTreeSet;
 
 #[derive(Debug, Default)]
-pub struct Novelty {
+pub struct Ongoing {
     current: BTreeSet<String>,
 }
 
-impl Novelty {
+impl Ongoing {
     /// Replaces the current set; returns what appeared and what went.
     pub fn update(
         &mut self,
@@ -29,15 +29,15 @@ mod tests {
 
     #[test]
     fn only_changes_are_reported() {
-        let mut novelty = Novelty::default();
+        let mut ongoing = Ongoing::default();
         let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            novelty.update(strings(&["a", "b"])),
+            ongoing.update(strings(&["a", "b"])),
             (strings(&["a", "b"]), vec![])
         );
-        assert_eq!(novelty.update(strings(&["a", "b"])), (vec![], vec![]));
+        assert_eq!(ongoing.update(strings(&["a", "b"])), (vec![], vec![]));
         assert_eq!(
-            novelty.update(strings(&["b", "c"])),
+            ongoing.update(strings(&["b", "c"])),
             (strings(&["c"]), strings(&["a"]))
         );
     }

@@ -1,0 +1,374 @@
+//! Peers coming and going in the core: configured and dynamic neighbours,
+//! sessions coming up and going down, graceful restart as the helper (RFC 4724:
+//! a restarting peer's routes are kept stale), ROUTE-REFRESH, and the prefix
+//! limit.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use tokio::sync::mpsc;
+
+use crate::codec::{Afi, Message, Notification, RouteRefresh, RouteRefreshKind, UpdatePacker};
+use crate::rib::{LocalRouter, Source};
+use crate::session::{Command, Negotiated, SessionStats, UPDATE_QUEUE};
+
+use super::config::{ListenRange, PeerConfig};
+use super::core::{Core, Output, Spawn, class_id};
+use super::export::ExportClass;
+use super::outbox::Outbox;
+use super::peer::{Established, Peer};
+
+impl Core {
+    /// Adds a peer, or changes one: in place when only policy or limits changed,
+    /// with a new session otherwise.
+    pub(super) fn configure(&mut self, config: PeerConfig) {
+        if let Err(error) = config.validate(&format!("peer {}", config.address)) {
+            tracing::error!(%error, "peer configuration refused");
+            return;
+        }
+        if let Some(key) = &config.md5_key {
+            self.out.push(Output::ListenerKey {
+                peers: IpNet::from(config.address),
+                key: key.clone(),
+            });
+        }
+        let address = config.address;
+        match self.peers.get_mut(&address) {
+            Some(peer) if !peer.config.needs_new_session(&config) => {
+                let old = std::mem::replace(&mut peer.config, config);
+                let Some(session) = peer.session.as_mut() else {
+                    return;
+                };
+                if old.export != peer.config.export
+                    || old.export_filter != peer.config.export_filter
+                    || old.next_hop != peer.config.next_hop
+                {
+                    let class = ExportClass::of(&peer.config, session);
+                    session.class = class_id(&mut self.classes, class);
+                    for (slot, _) in self.rib.prefixes() {
+                        session.outbox.mark(slot);
+                    }
+                }
+                if old.import != peer.config.import
+                    || old.import_filter != peer.config.import_filter
+                    || old.allowas_in != peer.config.allowas_in
+                {
+                    self.out.extend(refresh(peer));
+                }
+            }
+            Some(_) => {
+                self.remove_peer(address, "peer reconfigured");
+                self.add_peer(config, None);
+            }
+            None => {
+                self.add_peer(config, None);
+            }
+        }
+    }
+
+    /// Adds a peer and asks for its session; returns the session's token.
+    pub(super) fn add_peer(&mut self, config: PeerConfig, range: Option<usize>) -> u64 {
+        let address = config.address;
+        let token = self.next_token;
+        self.next_token += 1;
+        let (updates, updates_rx) = mpsc::channel(UPDATE_QUEUE);
+        let stats = Arc::new(SessionStats::default());
+        self.out.push(Output::Spawn(Spawn {
+            token,
+            session: config.session(&self.config),
+            endpoint: config.endpoint(),
+            updates: updates_rx,
+            stats: Arc::clone(&stats),
+        }));
+        let source = self.rib.add_source(Arc::new(Source {
+            peer: Some(address),
+            router_id: std::net::Ipv4Addr::UNSPECIFIED,
+            remote_as: config.remote_as.unwrap_or(0),
+            internal: config.remote_as == Some(config.local_as(&self.config)),
+            rr_client: config.rr_client,
+        }));
+        self.tokens.insert(token, address);
+        self.peers.insert(
+            address,
+            Peer {
+                config,
+                token,
+                updates,
+                stats,
+                source,
+                session: None,
+                since: self.now,
+                last_error: None,
+                stale_until: None,
+                range,
+                announcements: 0,
+            },
+        );
+        token
+    }
+
+    pub(super) fn remove_peer(&mut self, address: IpAddr, why: &str) {
+        let Some(peer) = self.peers.remove(&address) else {
+            return;
+        };
+        self.out
+            .push(Output::Command(peer.token, Command::Stop(why.into())));
+        self.tokens.remove(&peer.token);
+        self.rib.remove_source(peer.source);
+        // Its session's own Down event finds no peer any more.
+        if peer.session.is_some() {
+            self.notices.event(super::Notice::PeerDown {
+                address,
+                reason: why.into(),
+            });
+        }
+    }
+
+    /// Dynamic neighbours leave once their session and their routes are gone.
+    pub(super) fn forget_if_dynamic(&mut self, address: IpAddr) {
+        let gone = self
+            .peers
+            .get(&address)
+            .is_some_and(|p| p.range.is_some() && p.session.is_none() && p.stale_until.is_none());
+        if gone {
+            self.remove_peer(address, "dynamic neighbour gone");
+        }
+    }
+
+    /// Replaces the listen ranges; a dynamic peer stays while the range it came
+    /// through stays unchanged (its index may move).
+    pub(super) fn set_listen_ranges(&mut self, ranges: Vec<ListenRange>) {
+        let old = std::mem::replace(&mut self.config.listen_ranges, ranges);
+        let mut gone = Vec::new();
+        for (address, peer) in &mut self.peers {
+            let Some(index) = peer.range else { continue };
+            let kept = old
+                .get(index)
+                .and_then(|range| self.config.listen_ranges.iter().position(|r| r == range));
+            match kept {
+                Some(new_index) => peer.range = Some(new_index),
+                None => gone.push(*address),
+            }
+        }
+        for address in gone {
+            self.remove_peer(address, "listen range removed");
+        }
+        for range in &self.config.listen_ranges {
+            if let Some(key) = &range.template.md5_key {
+                self.out.push(Output::ListenerKey {
+                    peers: range.prefix,
+                    key: key.clone(),
+                });
+            }
+        }
+    }
+
+    /// A connection the listener accepted: a configured peer's session takes it;
+    /// one from a listen range makes a dynamic neighbour while the range has room;
+    /// anything else is refused.
+    pub(super) fn connection(&mut self, from: IpAddr) {
+        let address = from.to_canonical();
+        if let Some(peer) = self.peers.get(&address) {
+            self.out.push(Output::Accept {
+                token: peer.token,
+                ttl: peer.config.ttl,
+            });
+            return;
+        }
+        let Some((index, range)) = self
+            .config
+            .listen_ranges
+            .iter()
+            .enumerate()
+            .find(|(_, range)| range.prefix.contains(&address))
+        else {
+            tracing::info!(%address, "connection from an unknown peer refused");
+            self.out.push(Output::Refuse);
+            return;
+        };
+        let sessions = self
+            .peers
+            .values()
+            .filter(|p| p.range == Some(index))
+            .count();
+        if sessions >= range.max_sessions {
+            tracing::warn!(%address, prefix = %range.prefix, sessions, "listen range full; connection refused");
+            self.out.push(Output::Refuse);
+            return;
+        }
+        let config = PeerConfig {
+            address,
+            passive: true,
+            ..range.template.clone()
+        };
+        let ttl = config.ttl;
+        let token = self.add_peer(config, Some(index));
+        self.out.push(Output::Accept { token, ttl });
+    }
+
+    /// The session came up: its routes are kept if it restarted with forwarding
+    /// state, and it is owed the whole table.
+    pub(super) fn established(
+        &mut self,
+        address: IpAddr,
+        negotiated: Negotiated,
+        local: SocketAddr,
+        epoch: u64,
+    ) {
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        let local_as = peer.config.local_as(&self.config);
+        let source = Arc::new(Source {
+            peer: Some(address),
+            router_id: negotiated.remote_id,
+            remote_as: negotiated.remote_as,
+            internal: negotiated.internal(local_as),
+            rr_client: peer.config.rr_client,
+        });
+        self.rib.set_source(peer.source, Arc::clone(&source));
+        self.notices.event(super::Notice::PeerUp {
+            address,
+            remote_as: negotiated.remote_as,
+        });
+        peer.since = self.now;
+        peer.last_error = None;
+        let forwarding_kept = negotiated
+            .peer_graceful_restart
+            .as_ref()
+            .is_some_and(|gr| gr.families.iter().any(|&(_, forwarding)| forwarding));
+        if peer.stale_until.is_some() && !forwarding_kept {
+            // RFC 4724 4.2: it kept no forwarding state, so the stale routes go now.
+            peer.stale_until = None;
+            self.rib.sweep_stale(peer.source);
+        }
+        let sends = negotiated.context.add_path;
+        let mut outbox = Outbox::default();
+        outbox.all_paths = sends.send_ipv4 || sends.send_ipv6;
+        for (slot, _) in self.rib.prefixes() {
+            outbox.mark(slot);
+        }
+        let mut session = Established {
+            packer: UpdatePacker::new(negotiated.context),
+            class: 0,
+            router: LocalRouter {
+                local_as,
+                ..self.router.clone()
+            },
+            negotiated,
+            source,
+            local: local.ip().to_canonical(),
+            epoch,
+            updates: peer.updates.clone(),
+            stats: Arc::clone(&peer.stats),
+            outbox,
+            end_of_rib_due: true,
+            end_of_rib_seen: Vec::new(),
+        };
+        session.class = class_id(&mut self.classes, ExportClass::of(&peer.config, &session));
+        peer.session = Some(session);
+    }
+
+    /// The session ended: a peer that offered graceful restart keeps its routes,
+    /// stale, for its restart time (RFC 4724); any other loses them now.
+    pub(super) fn down(&mut self, address: IpAddr, reason: String) {
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        peer.last_error = Some(reason.clone());
+        let Some(session) = peer.session.take() else {
+            self.forget_if_dynamic(address);
+            return;
+        };
+        peer.since = self.now;
+        self.notices
+            .event(super::Notice::PeerDown { address, reason });
+        let restart = session
+            .negotiated
+            .peer_graceful_restart
+            .as_ref()
+            .map(|gr| Duration::from_secs(gr.restart_time.into()))
+            .filter(|time| !time.is_zero());
+        match restart {
+            // RFC 4724: keep forwarding on its routes while it restarts.
+            Some(time) => {
+                peer.stale_until = Some(self.now + time);
+                self.rib.mark_stale(peer.source);
+            }
+            None => {
+                let source = peer.source;
+                self.rib.remove_source_paths(source);
+                self.forget_if_dynamic(address);
+            }
+        }
+    }
+
+    /// A ROUTE-REFRESH (RFC 2918): everything of that family is sent again.
+    pub(super) fn refresh_requested(&mut self, address: IpAddr, refresh: &RouteRefresh) {
+        let Some(session) = self
+            .peers
+            .get_mut(&address)
+            .and_then(|p| p.session.as_mut())
+        else {
+            return;
+        };
+        if refresh.kind != RouteRefreshKind::Request {
+            return;
+        }
+        let Some(afi) = Afi::of(refresh.family) else {
+            return;
+        };
+        for (slot, prefix) in self.rib.prefixes() {
+            if prefix.addr().is_ipv4() == (afi == Afi::Ipv4) {
+                session.outbox.mark(slot);
+            }
+        }
+    }
+
+    /// Resets the session of a peer over its prefix limit and keeps it away for a
+    /// while (RFC 4486), dropping its routes.
+    pub(super) fn enforce_max_prefixes(&mut self, address: IpAddr) {
+        let Some(peer) = self.peers.get(&address) else {
+            return;
+        };
+        let accepted = self.rib.path_count(peer.source);
+        let Some(limit) = peer.config.max_prefixes.filter(|&limit| accepted > limit) else {
+            return;
+        };
+        tracing::warn!(peer = %address, accepted, limit, "maximum prefixes exceeded; resetting");
+        self.out.push(Output::Command(
+            peer.token,
+            Command::ResetFor(
+                Notification::maximum_prefixes_reached(limit),
+                peer.config.max_prefixes_restart,
+            ),
+        ));
+        self.rib.remove_source_paths(peer.source);
+    }
+}
+
+/// Asks the peer to send its routes again (after an import policy change), or
+/// restarts the session when it cannot.
+fn refresh(peer: &Peer) -> Vec<Output> {
+    let Some(session) = &peer.session else {
+        return Vec::new();
+    };
+    if !session.negotiated.route_refresh {
+        let cease = Notification::administrative_shutdown("import policy changed");
+        return vec![Output::Command(peer.token, Command::Reset(cease))];
+    }
+    session
+        .negotiated
+        .families
+        .iter()
+        .map(|&family| {
+            let refresh = RouteRefresh {
+                family,
+                kind: RouteRefreshKind::Request,
+            };
+            Output::Command(peer.token, Command::Send(Message::RouteRefresh(refresh)))
+        })
+        .collect()
+}

@@ -1,0 +1,515 @@
+//! The speaker's policy driven through its sans-IO core, without sockets or
+//! clocks: graceful restart in both roles, the prefix limit, dynamic neighbours
+//! and the connections the listener hands over. Time is whatever the test says.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec::{
+    AsPath, Attributes, Capability, Family, GracefulRestart, Message, Notification, Open, Origin,
+    SessionContext, Update, decode_message,
+};
+use crate::session::{Command, DownReason, Event, GracefulRestartConfig, Outgoing, negotiate};
+use crate::transport::TtlPolicy;
+
+use super::config::{ListenRange, PeerConfig, SpeakerConfig};
+use super::core::{Core, Input, Output};
+use super::hooks::Hooks;
+use super::{Notice, PeerStatus, Request};
+
+const AS: u32 = 64512;
+
+fn speaker() -> SpeakerConfig {
+    SpeakerConfig::new(AS, Ipv4Addr::new(192, 0, 2, 1))
+}
+
+fn host(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, n))
+}
+
+fn net(text: &str) -> IpNet {
+    text.parse().unwrap()
+}
+
+/// The graceful-restart capability a peer offers: `restart_time` seconds, the F
+/// bit for IPv4 unicast as given.
+fn graceful_restart(restart_time: u16, forwarding: bool) -> Capability {
+    Capability::GracefulRestart(GracefulRestart {
+        restarting: false,
+        notification: false,
+        restart_time,
+        families: vec![(Family::IPV4_UNICAST, forwarding)],
+    })
+}
+
+/// A peer of the core under test, seen from the shell's side.
+struct Session {
+    token: u64,
+    address: IpAddr,
+    config: crate::session::SessionConfig,
+    updates: mpsc::Receiver<Outgoing>,
+    context: SessionContext,
+}
+
+impl Session {
+    /// The session's events come from this peer's OPEN with `capabilities`.
+    fn up(&mut self, core: &mut Core, now: Instant, capabilities: Vec<Capability>) -> Vec<Output> {
+        let local = self.config.open();
+        let mut offered = vec![Capability::FourOctetAs(AS)];
+        offered.extend(capabilities);
+        let open = Open::new(AS, 90, Ipv4Addr::new(10, 9, 9, self.token as u8), offered);
+        let negotiated = negotiate(&self.config, &local, &open).expect("acceptable OPEN");
+        self.context = negotiated.context;
+        let event = Event::Up {
+            negotiated: Box::new(negotiated),
+            local: SocketAddr::new(host(1), 179),
+            epoch: 1,
+        };
+        core.handle(now, Input::Sessions(vec![(self.token, event)]))
+    }
+
+    fn event(&self, core: &mut Core, now: Instant, event: Event) -> Vec<Output> {
+        core.handle(now, Input::Sessions(vec![(self.token, event)]))
+    }
+
+    fn announce(&self, core: &mut Core, now: Instant, prefixes: &[&str]) -> Vec<Output> {
+        let update = Update {
+            attributes: Attributes {
+                origin: Some(Origin::Igp),
+                as_path: Some(AsPath::default()),
+                local_pref: Some(100),
+                ..Attributes::default()
+            },
+            next_hop: match self.address {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            },
+            nlri: prefixes
+                .iter()
+                .map(|p| crate::codec::Nlri::new(net(p)))
+                .collect(),
+            ..Update::default()
+        };
+        self.event(core, now, Event::Received(Message::Update(update)))
+    }
+
+    fn end_of_rib(&self, core: &mut Core, now: Instant) -> Vec<Output> {
+        let update = Update::end_of_rib(crate::codec::Afi::Ipv4);
+        self.event(core, now, Event::Received(Message::Update(update)))
+    }
+
+    fn down(&self, core: &mut Core, now: Instant) -> Vec<Output> {
+        let event = Event::Down(DownReason::ConnectionLost);
+        self.event(core, now, event)
+    }
+
+    /// What the core queued for the peer so far: announced prefixes and how many
+    /// End-of-RIB markers.
+    fn received(&mut self) -> (Vec<IpNet>, usize) {
+        let mut prefixes = Vec::new();
+        let mut end_of_rib = 0;
+        while let Ok(chunk) = self.updates.try_recv() {
+            let mut bytes = &chunk.bytes[..];
+            while let Some((message, len)) = decode_message(bytes, &self.context).unwrap() {
+                bytes = &bytes[len..];
+                let Message::Update(update) = message else {
+                    continue;
+                };
+                if update.end_of_rib_family().is_some() {
+                    end_of_rib += 1;
+                }
+                prefixes.extend(update.nlri.iter().map(|n| n.prefix));
+            }
+        }
+        (prefixes, end_of_rib)
+    }
+}
+
+/// Adds `config` and returns its session as the shell would have started it.
+fn add(core: &mut Core, now: Instant, config: PeerConfig) -> Session {
+    let address = config.address;
+    let outputs = core.handle(now, Input::Request(Request::AddPeer(config)));
+    session_of(outputs, address)
+}
+
+fn session_of(outputs: Vec<Output>, address: IpAddr) -> Session {
+    let spawn = outputs
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Spawn(spawn) => Some(spawn),
+            _ => None,
+        })
+        .expect("a session is started");
+    Session {
+        token: spawn.token,
+        address,
+        config: spawn.session,
+        updates: spawn.updates,
+        context: SessionContext::default(),
+    }
+}
+
+fn status(core: &mut Core, now: Instant) -> Vec<PeerStatus> {
+    let (reply, answer) = oneshot::channel();
+    core.handle(now, Input::Request(Request::Status(reply)));
+    answer.blocking_recv().unwrap()
+}
+
+fn routes(core: &mut Core, now: Instant) -> Vec<(IpNet, bool)> {
+    let (reply, answer) = oneshot::channel();
+    core.handle(now, Input::Request(Request::Routes(reply)));
+    answer
+        .blocking_recv()
+        .unwrap()
+        .into_iter()
+        .flat_map(|(prefix, paths)| paths.into_iter().map(move |p| (prefix, p.stale)))
+        .collect()
+}
+
+fn deadline(outputs: &[Output]) -> Option<Option<Instant>> {
+    outputs.iter().find_map(|o| match o {
+        Output::Deadline(at) => Some(*at),
+        _ => None,
+    })
+}
+
+fn notices(core: &mut Core) -> Vec<Notice> {
+    std::iter::from_fn(|| core.next_notice()).collect()
+}
+
+// Graceful restart, this speaker as the helper (RFC 4724 4.2).
+
+#[test]
+fn a_restarting_peers_routes_stay_stale_until_its_restart_time_passes() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let mut peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    peer.up(&mut core, t0, vec![graceful_restart(120, true)]);
+    peer.announce(&mut core, t0, &["10.1.0.0/24"]);
+    let down_at = t0 + Duration::from_secs(5);
+    let out = peer.down(&mut core, down_at);
+    assert_eq!(
+        deadline(&out),
+        Some(Some(down_at + Duration::from_secs(120)))
+    );
+    assert_eq!(routes(&mut core, down_at), [(net("10.1.0.0/24"), true)]);
+    assert!(status(&mut core, down_at)[0].restarting);
+    // A second early: still there.
+    let early = down_at + Duration::from_secs(119);
+    core.handle(early, Input::Timer);
+    assert_eq!(routes(&mut core, early), [(net("10.1.0.0/24"), true)]);
+    let late = down_at + Duration::from_secs(120);
+    let out = core.handle(late, Input::Timer);
+    assert_eq!(deadline(&out), Some(None));
+    assert_eq!(routes(&mut core, late), []);
+}
+
+#[test]
+fn a_restarted_peers_end_of_rib_sweeps_the_stale_routes_it_did_not_resend() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let mut peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    peer.up(&mut core, t0, vec![graceful_restart(120, true)]);
+    peer.announce(&mut core, t0, &["10.1.0.0/24", "10.2.0.0/24"]);
+    peer.down(&mut core, t0);
+    let back = t0 + Duration::from_secs(30);
+    peer.up(&mut core, back, vec![graceful_restart(120, true)]);
+    peer.announce(&mut core, back, &["10.1.0.0/24"]);
+    assert_eq!(routes(&mut core, back).len(), 2, "kept until End-of-RIB");
+    let out = peer.end_of_rib(&mut core, back);
+    assert_eq!(deadline(&out), Some(None), "no sweep is due any more");
+    assert_eq!(routes(&mut core, back), [(net("10.1.0.0/24"), false)]);
+}
+
+#[test]
+fn a_peer_back_without_its_forwarding_state_loses_its_stale_routes_at_once() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let mut peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    peer.up(&mut core, t0, vec![graceful_restart(120, true)]);
+    peer.announce(&mut core, t0, &["10.1.0.0/24"]);
+    peer.down(&mut core, t0);
+    peer.up(&mut core, t0, vec![graceful_restart(120, false)]);
+    assert_eq!(routes(&mut core, t0), []);
+}
+
+#[test]
+fn a_peer_without_graceful_restart_loses_its_routes_when_its_session_ends() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let mut peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    peer.up(&mut core, t0, Vec::new());
+    peer.announce(&mut core, t0, &["10.1.0.0/24"]);
+    let out = peer.down(&mut core, t0);
+    assert_eq!(deadline(&out), None, "no timer for it");
+    assert_eq!(routes(&mut core, t0), []);
+    assert!(matches!(
+        notices(&mut core).last(),
+        Some(Notice::PeerDown { .. })
+    ));
+}
+
+// Graceful restart, this speaker restarting (RFC 4724 4.1).
+
+fn restarting(deferral: Duration) -> SpeakerConfig {
+    SpeakerConfig {
+        graceful_restart: Some(GracefulRestartConfig {
+            restart_time: 120,
+            restarting: true,
+            forwarding_preserved: true,
+        }),
+        selection_deferral: deferral,
+        ..speaker()
+    }
+}
+
+#[test]
+fn a_restarting_speaker_holds_its_table_back_until_every_configured_peer_sent_end_of_rib() {
+    let t0 = Instant::now();
+    let mut core = Core::new(restarting(Duration::from_secs(30)), Hooks::default(), t0);
+    let out = core.handle(t0, Input::Request(Request::Originate(net("10.244.0.0/26"))));
+    assert_eq!(deadline(&out), Some(Some(t0 + Duration::from_secs(30))));
+    let mut a = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    let mut b = add(&mut core, t0, PeerConfig::new(host(3), Some(AS)));
+    a.up(&mut core, t0, vec![graceful_restart(120, true)]);
+    a.announce(&mut core, t0, &["10.1.0.0/24"]);
+    a.end_of_rib(&mut core, t0);
+    assert_eq!(a.received(), (vec![], 0), "nothing before b's End-of-RIB");
+    assert!(
+        notices(&mut core).is_empty(),
+        "the owner is not told either"
+    );
+    b.up(&mut core, t0, vec![graceful_restart(120, true)]);
+    b.announce(&mut core, t0, &["10.2.0.0/24"]);
+    assert_eq!(b.received(), (vec![], 0));
+    let out = b.end_of_rib(&mut core, t0);
+    assert_eq!(deadline(&out), Some(None), "the deferral is over");
+    // Both get the table (iBGP peers: only what this speaker originates), then
+    // End-of-RIB.
+    assert_eq!(a.received(), (vec![net("10.244.0.0/26")], 1));
+    assert_eq!(b.received(), (vec![net("10.244.0.0/26")], 1));
+    assert!(!notices(&mut core).is_empty());
+}
+
+#[test]
+fn the_deferral_ends_at_its_bound_without_every_end_of_rib() {
+    let t0 = Instant::now();
+    let bound = Duration::from_millis(800);
+    let mut core = Core::new(restarting(bound), Hooks::default(), t0);
+    core.handle(t0, Input::Request(Request::Originate(net("10.244.0.0/26"))));
+    let mut a = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    a.up(&mut core, t0, vec![graceful_restart(120, true)]);
+    // b never comes up.
+    add(&mut core, t0, PeerConfig::new(host(3), Some(AS)));
+    core.handle(t0 + bound - Duration::from_millis(1), Input::Timer);
+    assert_eq!(a.received(), (vec![], 0), "held back until the bound");
+    let out = core.handle(t0 + bound, Input::Timer);
+    assert_eq!(deadline(&out), Some(None));
+    assert_eq!(a.received(), (vec![net("10.244.0.0/26")], 1));
+}
+
+// The prefix limit (RFC 4486).
+
+#[test]
+fn a_peer_over_its_prefix_limit_is_reset_kept_away_and_loses_its_routes() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let config = PeerConfig {
+        max_prefixes: Some(2),
+        max_prefixes_restart: Duration::from_secs(60),
+        ..PeerConfig::new(host(2), Some(AS))
+    };
+    let mut peer = add(&mut core, t0, config);
+    peer.up(&mut core, t0, Vec::new());
+    let out = peer.announce(&mut core, t0, &["10.1.0.0/24", "10.2.0.0/24"]);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Command(..))),
+        "at the limit"
+    );
+    let out = peer.announce(&mut core, t0, &["10.3.0.0/24"]);
+    let reset = out.iter().find_map(|o| match o {
+        Output::Command(token, Command::ResetFor(notification, wait)) => {
+            Some((*token, notification.clone(), *wait))
+        }
+        _ => None,
+    });
+    assert_eq!(
+        reset,
+        Some((
+            peer.token,
+            Notification::maximum_prefixes_reached(2),
+            Duration::from_secs(60)
+        ))
+    );
+    assert_eq!(
+        Notification::maximum_prefixes_reached(2).data,
+        [0, 1, 1, 0, 0, 0, 2],
+        "AFI, SAFI and the limit"
+    );
+    assert_eq!(routes(&mut core, t0), []);
+}
+
+// Dynamic neighbours and accepted connections.
+
+fn with_range(max_sessions: usize) -> SpeakerConfig {
+    let template = PeerConfig {
+        ttl: TtlPolicy::Hops(64),
+        md5_key: Some(b"secret".to_vec()),
+        ..PeerConfig::new(host(1), Some(AS))
+    };
+    SpeakerConfig {
+        listen_ranges: vec![ListenRange {
+            prefix: net("10.0.4.0/24"),
+            max_sessions,
+            template,
+        }],
+        ..speaker()
+    }
+}
+
+fn connection(core: &mut Core, now: Instant, from: &str) -> Vec<Output> {
+    core.handle(now, Input::Connection(from.parse().unwrap()))
+}
+
+fn accepted(outputs: &[Output]) -> Option<(u64, TtlPolicy)> {
+    outputs.iter().find_map(|o| match o {
+        Output::Accept { token, ttl } => Some((*token, *ttl)),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_listen_range_takes_dynamic_neighbours_up_to_its_cap_and_refuses_strangers() {
+    let t0 = Instant::now();
+    let mut core = Core::new(with_range(2), Hooks::default(), t0);
+    let out = core.handle(t0, Input::Start);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::ListenerKey { peers, key } if *peers == net("10.0.4.0/24") && key == b"secret"
+    )));
+    for from in ["10.0.4.2", "10.0.4.3"] {
+        let out = connection(&mut core, t0, from);
+        let spawned = out
+            .iter()
+            .any(|o| matches!(o, Output::Spawn(s) if s.session.passive));
+        assert!(spawned, "a passive session for {from}");
+        assert_eq!(
+            accepted(&out).map(|(_, ttl)| ttl),
+            Some(TtlPolicy::Hops(64))
+        );
+    }
+    let out = connection(&mut core, t0, "10.0.4.4");
+    assert!(matches!(out[..], [Output::Refuse]), "over the cap: {out:?}");
+    let out = connection(&mut core, t0, "10.9.0.1");
+    assert!(matches!(out[..], [Output::Refuse]), "outside every range");
+    assert_eq!(status(&mut core, t0).len(), 2);
+}
+
+#[test]
+fn a_dynamic_neighbour_is_forgotten_when_its_session_ends_and_frees_its_place() {
+    let t0 = Instant::now();
+    let mut core = Core::new(with_range(1), Hooks::default(), t0);
+    let out = connection(&mut core, t0, "10.0.4.2");
+    let mut peer = session_of(out, host(2));
+    peer.up(&mut core, t0, Vec::new());
+    let out = peer.down(&mut core, t0);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Command(token, Command::Stop(_)) if *token == peer.token))
+    );
+    assert!(status(&mut core, t0).is_empty());
+    assert!(accepted(&connection(&mut core, t0, "10.0.4.3")).is_some());
+}
+
+#[test]
+fn a_dynamic_neighbour_that_restarts_stays_until_its_restart_time_passes() {
+    let t0 = Instant::now();
+    let mut core = Core::new(with_range(1), Hooks::default(), t0);
+    let mut peer = session_of(connection(&mut core, t0, "10.0.4.2"), host(2));
+    peer.up(&mut core, t0, vec![graceful_restart(30, true)]);
+    peer.down(&mut core, t0);
+    assert_eq!(status(&mut core, t0).len(), 1, "kept while restarting");
+    let out = core.handle(t0 + Duration::from_secs(30), Input::Timer);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Command(_, Command::Stop(_))))
+    );
+    assert!(status(&mut core, t0).is_empty());
+}
+
+#[test]
+fn a_configured_peers_connection_goes_to_its_own_session_with_its_ttl() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let config = PeerConfig {
+        passive: true,
+        ttl: TtlPolicy::Security { hops: 1 },
+        ..PeerConfig::new(host(2), Some(AS))
+    };
+    let peer = add(&mut core, t0, config);
+    let out = connection(&mut core, t0, "192.0.2.2");
+    assert_eq!(
+        accepted(&out),
+        Some((peer.token, TtlPolicy::Security { hops: 1 }))
+    );
+    // IPv4 over an IPv6 listener arrives mapped.
+    let out = connection(&mut core, t0, "::ffff:192.0.2.2");
+    assert_eq!(accepted(&out).map(|(token, _)| token), Some(peer.token));
+}
+
+#[test]
+fn a_removed_listen_range_stops_its_dynamic_neighbours_only() {
+    let t0 = Instant::now();
+    let mut core = Core::new(with_range(4), Hooks::default(), t0);
+    let dynamic = session_of(
+        connection(&mut core, t0, "10.0.4.2"),
+        "10.0.4.2".parse().unwrap(),
+    );
+    let configured = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    let out = core.handle(t0, Input::Request(Request::SetListenRanges(Vec::new())));
+    let stopped: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Command(token, Command::Stop(_)) => Some(*token),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stopped, [dynamic.token]);
+    assert_eq!(status(&mut core, t0)[0].address, configured.address);
+}
+
+#[test]
+fn status_reports_uptime_from_the_time_the_session_came_up() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let mut peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    assert_eq!(status(&mut core, t0)[0].uptime, None);
+    peer.up(&mut core, t0 + Duration::from_secs(2), Vec::new());
+    let later = t0 + Duration::from_secs(12);
+    assert_eq!(
+        status(&mut core, later)[0].uptime,
+        Some(Duration::from_secs(10))
+    );
+}
+
+#[test]
+fn a_shutdown_stops_every_session_and_exits() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let a = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    let b = add(&mut core, t0, PeerConfig::new(host(3), Some(AS)));
+    let out = core.handle(t0, Input::Request(Request::Shutdown("bye".into())));
+    let mut stopped: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Command(token, Command::Stop(message)) if message == "bye" => Some(*token),
+            _ => None,
+        })
+        .collect();
+    stopped.sort_unstable();
+    assert_eq!(stopped, [a.token, b.token]);
+    assert!(matches!(out.last(), Some(Output::Exit)));
+}

@@ -1,0 +1,18 @@
+//! What tabby's daemons show an operator, in one place for every binary:
+//!
+//! - [`logging`]: one setup for every binary: `--log` / `TABBY_LOG` (a `tracing`
+//!   filter) and `--log-json` / `TABBY_LOG_JSON`, to stderr; older spellings are
+//!   accepted with a deprecation warning ([`Renamed`]).
+//! - [`metrics`]: Prometheus metrics on the `prometheus-client` crate, one registry
+//!   per process; figures read at scrape time are written through [`metrics::Scrape`].
+//! - [`http`]: `/metrics`, `/healthz` and `/readyz`, with a header timeout, a
+//!   request timeout and a connection limit.
+//! - [`speaker_status`]: the `bgp` speaker's state as the gRPC status API shows it,
+//!   for both daemons that embed a speaker.
+
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod speaker_status;
+
+pub use logging::{LogFlags, Renamed};
