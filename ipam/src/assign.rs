@@ -38,6 +38,9 @@ use crate::state::{NodeState, Settings, node_blocks};
 use crate::table::AllocationTable;
 use crate::watch::SettingsWatch;
 
+mod take;
+use take::{Take, plan_owned, take_from, take_of};
+
 /// Rounds of planning and writing before giving up; each round either makes
 /// progress or refreshes a stale view.
 const ROUNDS: usize = 16;
@@ -125,16 +128,6 @@ pub struct Allocator {
     state: tokio::sync::Mutex<NodeState>,
     /// Settings followed by watches (long-lived allocators), instead of re-read.
     watch: Option<SettingsWatch>,
-}
-
-/// Addresses to take from one block.
-#[derive(Debug, Clone)]
-struct Take {
-    name: String,
-    block: IPAMBlock,
-    count: usize,
-    reserved: Reserved,
-    borrowed: bool,
 }
 
 /// Where the request's handle stands during a call.
@@ -593,126 +586,6 @@ fn shortfall(request: &AssignRequest, got: &[Assignment]) -> Vec<(Family, usize)
             (short > 0).then_some((family, short))
         })
         .collect()
-}
-
-/// Takes from the node's cached blocks in usable pools, in pool order. The chosen
-/// blocks move out of the cache into the plan; their writes put them back.
-fn plan_owned(
-    state: &mut NodeState,
-    request: &AssignRequest,
-    family: Family,
-    count: usize,
-) -> Vec<Take> {
-    let Some(settings) = &state.settings else {
-        return Vec::new();
-    };
-    let usable = request.query(family, settings).usable(&settings.pools);
-    let mut candidates: Vec<(usize, &String, &IPAMBlock)> = state
-        .blocks
-        .iter()
-        .filter_map(|(name, block)| {
-            let rank = usable
-                .iter()
-                .position(|p| p.spec.cidr.0.contains(&block.spec.cidr.0))?;
-            Some((rank, name, block))
-        })
-        .collect();
-    candidates.sort_by_key(|(rank, name, _)| (*rank, *name));
-    let mut left = count;
-    let mut chosen = Vec::new();
-    for (_, name, block) in candidates {
-        if left == 0 {
-            break;
-        }
-        let (reserved, free) = free_in(block, settings);
-        if free > 0 {
-            let take = free.min(left);
-            left -= take;
-            chosen.push((name.clone(), take, reserved));
-        }
-    }
-    chosen
-        .into_iter()
-        .filter_map(|(name, count, reserved)| {
-            let block = state.blocks.remove(&name)?;
-            Some(Take {
-                name,
-                block,
-                count,
-                reserved,
-                borrowed: false,
-            })
-        })
-        .collect()
-}
-
-/// A block's reserved ordinals and how many free addresses it has besides.
-fn free_in(block: &IPAMBlock, settings: &Settings) -> (Reserved, usize) {
-    let pool = pool_holding(&settings.pools, &block.spec.cidr.0);
-    let reserved = Reserved::for_block(block.spec.cidr.0, pool, &settings.reservations);
-    let free = block.spec.free_count(&|o| reserved.contains(o));
-    (reserved, free)
-}
-
-/// Up to `count` addresses of `block`, as far as its free unreserved ones go.
-fn take_of(
-    name: String,
-    block: IPAMBlock,
-    count: usize,
-    settings: &Settings,
-    borrowed: bool,
-) -> Take {
-    let (reserved, free) = free_in(&block, settings);
-    let count = count.min(free);
-    Take {
-        name,
-        block,
-        count,
-        reserved,
-        borrowed,
-    }
-}
-
-/// Takes the planned addresses from one block by compare-and-swap.
-async fn take_from(
-    store: &dyn Backend,
-    node: &str,
-    take: Take,
-    holder: &AllocationAttribute,
-) -> Result<Edited<Vec<Assignment>>> {
-    let Take {
-        name,
-        block,
-        count,
-        reserved,
-        borrowed,
-    } = take;
-    let cidr = block.spec.cidr;
-    cas::edit_block(store, &name, Some(block), |spec| {
-        let owned = spec.affine_node() == Some(node);
-        if owned == borrowed {
-            // Ownership changed under us: plan again.
-            return Edit::Keep(Vec::new());
-        }
-        let taken = spec.take_free(count, holder, &|o| reserved.contains(o));
-        let assigned: Vec<Assignment> = taken
-            .into_iter()
-            .filter_map(|(ordinal, sequence)| {
-                Some(Assignment {
-                    ip: crate::blocks::address_at(cidr.0, ordinal)?,
-                    block: cidr,
-                    sequence: Some(sequence),
-                    borrowed,
-                })
-            })
-            .collect();
-        if assigned.is_empty() {
-            Edit::Keep(assigned)
-        } else {
-            Edit::Write(assigned)
-        }
-    })
-    .await
 }
 
 /// "pool 10.0.0.0/24 has" or "pools 10.0.0.0/24, 10.1.0.0/24 have".
