@@ -34,9 +34,8 @@ mod slow {
         for variable in env {
             command.args(["--env", variable]);
         }
-        let output = harness::process::exec(command.arg(image).args(args))
-            .unwrap_or_else(|e| panic!("{image} {args:?}: {e:#}"));
-        output
+        harness::process::exec(command.arg(image).args(args))
+            .unwrap_or_else(|e| panic!("{image} {args:?}: {e:#}"))
     }
 
     #[test]
