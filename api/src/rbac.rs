@@ -11,7 +11,7 @@
 //! | `get`, `list`, `create`, `delete` | the verb of the same name on the kind |
 //! | `update` | `update`; kinds with immutable fields (`IPPool`) also `get` |
 //! | `watch` | `watch`, and `list`: a watch from revision 0, or one the server answers 410 Gone, lists |
-//! | `workload`, `workloads` | core `pods`: `get`, `list` |
+//! | `workload`, `workloads` | `workloadendpoints` (the attachment the CNI plugin recorded): `get`, `list`; core `pods`: `get`, `list` |
 //! | `node_exists`, `nodes` | core `nodes`: `get`, `list` |
 //! | `register_workload` | `workloadendpoints`: `get`, `create`, `update` |
 //! | `unregister_workload` | `workloadendpoints`: `get`, `delete` |

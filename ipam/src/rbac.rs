@@ -7,7 +7,7 @@
 
 use api::rbac::{ApiCall, Verb};
 use api::resources::{
-    BlockAffinity, IPAMBlock, IPAMConfig, IPAMHandle, IPPool, IPReservation, Node,
+    BlockAffinity, IPAMBlock, IPAMConfig, IPAMHandle, IPPool, IPReservation, Node, WorkloadEndpoint,
 };
 
 /// `tabby-ipam`: [`crate::state::Settings`] (pools, reservations, the IPAMConfig,
@@ -36,7 +36,8 @@ pub const PLUGIN: &[ApiCall] = &[
 ];
 
 /// `tabby-ipam-controller`: [`crate::gc`] reads everything ([`crate::check::Snapshot`]),
-/// asks the cluster which pods and nodes exist ([`crate::inventory`]; a tunnel
+/// asks the cluster which pods and nodes exist and which sandbox and interface each
+/// address was recorded for ([`crate::inventory`]; a tunnel
 /// address's `Node`), and reclaims: addresses ([`crate::release::release_ip`]),
 /// deleted nodes' and empty blocks, pending affinities, handles; it repairs an
 /// affinity a cut-short claim left unconfirmed (creating it when missing).
@@ -57,6 +58,8 @@ pub const CONTROLLER: &[ApiCall] = &[
     ApiCall::tabby::<IPAMHandle>(Verb::List),
     ApiCall::tabby::<IPAMHandle>(Verb::Update),
     ApiCall::tabby::<IPAMHandle>(Verb::Delete),
+    ApiCall::tabby::<WorkloadEndpoint>(Verb::Get),
+    ApiCall::tabby::<WorkloadEndpoint>(Verb::List),
     ApiCall::core("pods", Verb::Get),
     ApiCall::core("pods", Verb::List),
     ApiCall::core("nodes", Verb::Get),
