@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use api::resources::{AsNumber, GoDuration};
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser};
 
 use crate::daemon::Options;
 use crate::node::autodetect::{AddressChoice, Method};
@@ -15,11 +15,10 @@ use crate::node::autodetect::{AddressChoice, Method};
 /// The MTUs Linux accepts on a veth or tunnel (RFC 791's minimum for IPv4).
 const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DatastoreKind {
-    Etcd,
-    Kubernetes,
-}
+/// Where tabby-agent writes this node's name and the pods' MTU for tabby-cni (Calico
+/// keeps them in /var/lib/calico).
+pub const NODENAME_FILE: &str = "/var/run/tabby/nodename";
+pub const MTU_FILE: &str = "/var/run/tabby/mtu";
 
 /// Where the metrics endpoint listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,23 +75,8 @@ pub struct Flags {
     /// This node's name, as in its Node resource [default: the hostname]
     #[arg(long, env = "TABBY_NODE_NAME")]
     pub node_name: Option<String>,
-    /// Where the cluster's resources live
-    #[arg(long, env = "TABBY_DATASTORE", value_enum, default_value_t = DatastoreKind::Etcd)]
-    pub datastore: DatastoreKind,
-    /// etcd endpoints, comma-separated
-    #[arg(
-        long,
-        env = "TABBY_ETCD_ENDPOINTS",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:2379"
-    )]
-    pub etcd_endpoints: Vec<String>,
-    /// The key prefix of tabby's resources in etcd
-    #[arg(long, env = "TABBY_ETCD_PREFIX", default_value = api::datastore::ETCD_DEFAULT_PREFIX)]
-    pub etcd_prefix: String,
-    /// kubeconfig for the kubernetes datastore [default: in-cluster]
-    #[arg(long, env = "TABBY_KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub datastore: api::datastore::args::DatastoreArgs,
     /// IPv4 BGP address: autodetect, none, or an address (with optional /length)
     #[arg(long, env = "TABBY_IP", default_value = "autodetect")]
     pub ip: AddressChoice,
@@ -148,10 +132,10 @@ pub struct Flags {
     )]
     pub socket: PathBuf,
     /// Where the pods' MTU is written for tabby-cni
-    #[arg(long, env = "TABBY_MTU_FILE", default_value = crate::cni::config::MTU_FILE)]
+    #[arg(long, env = "TABBY_MTU_FILE", default_value = MTU_FILE)]
     pub mtu_file: PathBuf,
     /// Where this node's name is written for tabby-cni
-    #[arg(long, env = "TABBY_NODENAME_FILE", default_value = crate::cni::config::NODENAME_FILE)]
+    #[arg(long, env = "TABBY_NODENAME_FILE", default_value = NODENAME_FILE)]
     pub nodename_file: PathBuf,
 }
 

@@ -1,12 +1,12 @@
-//! The Kubernetes API calls `tabby-agent` and `tabby-cni` make (see [`api::rbac`]
-//! for how datastore operations become calls). `manifests/rbac/agent.yaml` grants
-//! these and the IPAM plugin's (`ipam::rbac::PLUGIN`: the CNI plugins run with the
+//! The Kubernetes API calls `tabby-agent` makes (see [`api::rbac`] for how datastore
+//! operations become calls). `manifests/rbac/agent.yaml` grants these and the CNI
+//! plugins' (`cni::rbac::CNI`, `ipam::rbac::PLUGIN`: the plugins run with the
 //! agent's credentials), and nothing else; the `manifests_*` tests hold both to
 //! this list and the list to what the daemon sends to the API double.
 
 use api::rbac::{ApiCall, Verb};
 use api::resources::{
-    BGPConfiguration, BGPFilter, BGPPeer, BlockAffinity, IPAMBlock, IPPool, Node, WorkloadEndpoint,
+    BGPConfiguration, BGPFilter, BGPPeer, BlockAffinity, IPAMBlock, IPPool, Node,
 };
 
 /// `tabby-agent`: [`crate::daemon::watch`] lists and watches every kind the desired
@@ -31,16 +31,6 @@ pub const AGENT: &[ApiCall] = &[
     ApiCall::tabby::<Node>(Verb::Watch),
     ApiCall::tabby::<Node>(Verb::Create),
     ApiCall::tabby::<Node>(Verb::Update),
-];
-
-/// `tabby-cni`: [`crate::cni::workload`] records the pod's `WorkloadEndpoint` on ADD
-/// (read, then create or replace) and removes it on DEL (read, then delete);
-/// addresses are tabby-ipam's, which it runs.
-pub const CNI: &[ApiCall] = &[
-    ApiCall::tabby::<WorkloadEndpoint>(Verb::Get),
-    ApiCall::tabby::<WorkloadEndpoint>(Verb::Create),
-    ApiCall::tabby::<WorkloadEndpoint>(Verb::Update),
-    ApiCall::tabby::<WorkloadEndpoint>(Verb::Delete),
 ];
 
 /// Reading the Secrets that `BGPPeer` and `BGPConfiguration` passwords name

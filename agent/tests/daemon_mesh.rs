@@ -3,7 +3,6 @@
 //! routes in the kernel against the expected table, pod-to-pod pings, a restart
 //! that changes nothing, and a hijack that is refused. Needs root.
 
-mod cni_support;
 mod daemon_support;
 
 use std::collections::BTreeSet;
@@ -14,11 +13,11 @@ use std::time::Duration;
 use api::datastore::{Datastore, MemoryStore};
 use api::resources::{Cidr, EncapsulationMode, Node as NodeResource, NodeBgpSpec, NodeSpec};
 use bgp::speaker::{self, PeerConfig, Request, SpeakerConfig};
-use cni_support::Runtime;
 use daemon_support::{
     Background, RunningAgent, block_range, claim_block, options, pod, pool, release, release_block,
-    run, wait_for_routes,
+    run, tabby_cni, wait_for_routes,
 };
+use harness::cni::HostLocal as Runtime;
 use harness::routes::routes;
 use harness::{Lab, Netns, Node};
 use proto::agent::agent_status_client::AgentStatusClient;
@@ -73,8 +72,8 @@ impl Mesh {
             Some(RunningAgent::start(n2, store.clone(), options(n2))),
         ];
         let (r1, r2) = (
-            Runtime::new(&lab, n1, block_range("10.244.1.0/26")),
-            Runtime::new(&lab, n2, block_range("10.244.2.0/26")),
+            Runtime::new(&lab, n1, block_range("10.244.1.0/26"), tabby_cni()),
+            Runtime::new(&lab, n2, block_range("10.244.2.0/26"), tabby_cni()),
         );
         let (web, db) = (lab.pod("web").unwrap(), lab.pod("db").unwrap());
         let web_ip = pod(&store, &r1, n1, "web", &web);
@@ -338,7 +337,7 @@ fn daemon_a_deleted_pod_and_its_released_block_leave_no_route_anywhere() {
     let (n1, n2) = (mesh.n1(), mesh.n2());
     // DEL as the runtime sends it, then IPAM frees the address, finds the block
     // empty and releases it.
-    let r1 = Runtime::new(&mesh.lab, n1, block_range("10.244.1.0/26"));
+    let r1 = Runtime::new(&mesh.lab, n1, block_range("10.244.1.0/26"), tabby_cni());
     assert!(r1.del("web", Some(&mesh.web)).success);
     release(&mesh.store, mesh.web_ip);
     release_block(&mesh.store, "n1", "10.244.1.0/26");

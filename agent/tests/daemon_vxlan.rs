@@ -4,7 +4,6 @@
 //! addresses come from tabby's IPAM (a tunnel-only pool), as the agent asks for
 //! them. Needs root.
 
-mod cni_support;
 mod daemon_support;
 
 use std::collections::BTreeSet;
@@ -16,9 +15,11 @@ use api::datastore::{Datastore, MemoryStore};
 use api::resources::{
     AllowedUse, Cidr, EncapsulationMode, IPPool, IPPoolSpec, Node as NodeResource,
 };
-use cni_support::Runtime;
-use daemon_support::{RunningAgent, block_range, claim_block, options, pod, run, wait_for_routes};
+use daemon_support::{
+    RunningAgent, block_range, claim_block, options, pod, run, tabby_cni, wait_for_routes,
+};
 use harness::Lab;
+use harness::cni::HostLocal as Runtime;
 use serde_json::Value;
 
 /// A pool for one use, with VXLAN CrossSubnet.
@@ -67,7 +68,7 @@ fn daemon_vxlan_crosssubnet_goes_direct_on_the_subnet_and_over_vxlan_across_the_
         let block = format!("10.244.{}.0/26", i + 1);
         claim_block(&store, name, &block);
         agents.push(RunningAgent::start(node, store.clone(), options(node)));
-        let runtime = Runtime::new(&lab, node, block_range(&block));
+        let runtime = Runtime::new(&lab, node, block_range(&block), tabby_cni());
         let netns = lab.pod(&format!("p{}", i + 1)).unwrap();
         let ip = pod(&store, &runtime, node, &format!("p{}", i + 1), &netns);
         pods.push((runtime.host_veth(&format!("p{}", i + 1)), ip, netns));

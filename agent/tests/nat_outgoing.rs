@@ -2,11 +2,9 @@
 //! `nft -j list ruleset`, and a pod (plugged in by tabby-cni) pinging an
 //! "internet" (the lab's router) that only knows the node's address. Needs root.
 
-mod cni_support;
-
 use agent::nat::{self, NAT_TABLE, NatPool};
-use cni_support::{Runtime, lab, v4_range};
 use harness::Netns;
+use harness::cni::{HostLocal as Runtime, one_node_lab as lab, v4_range};
 use serde_json::Value;
 
 fn pool(cidr: &str, nat_outgoing: bool) -> NatPool {
@@ -131,7 +129,12 @@ fn nat_outgoing_lets_a_pod_reach_a_network_that_only_knows_the_node() {
     // Replies come in on eth0 and are forwarded to the pod: the node-wide switch
     // (the agent's and the node's business, not the plugin's) must be on.
     node.sysctl("net.ipv4.ip_forward", "1").unwrap();
-    let runtime = Runtime::new(&lab, node, v4_range());
+    let runtime = Runtime::new(
+        &lab,
+        node,
+        v4_range(),
+        harness::e2e::binary("tabby-cni").unwrap(),
+    );
     let web = lab.pod("web").unwrap();
     runtime.add("web", &web);
 

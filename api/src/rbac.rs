@@ -1,6 +1,6 @@
 //! What a component asks of the Kubernetes API, in RBAC's terms: an API group, a
 //! resource and a verb. Each component keeps the list of the calls its code makes
-//! next to that code (`agent::rbac`, `ipam::rbac`, `reflector::rbac`);
+//! next to that code (`agent::rbac`, `cni::rbac`, `ipam::rbac`, `reflector::rbac`);
 //! `manifests/` grants exactly those, and the `manifests_*` tests compare the two,
 //! and what the code sends to the API double with the lists.
 //!

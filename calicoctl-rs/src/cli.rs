@@ -14,10 +14,11 @@ Examples:
   calicoctl-rs apply -f pools.yaml              create or update what the file holds
   calicoctl-rs get ippools -o wide              pools with their encapsulation and NAT
   calicoctl-rs convert -f calico-pools.yaml     Calico v3 YAML in tabby's form
-  calicoctl-rs --datastore etcd --etcd-endpoints http://10.0.0.1:2379 get bgppeers
+  calicoctl-rs --etcd-endpoints http://10.0.0.1:2379 get bgppeers
 
 Datastore: flags, then TABBY_* variables, then -c FILE (default
-/etc/tabby/calicoctl.yaml, calicoctl's CalicoAPIConfig format), then defaults.
+/etc/tabby/calicoctl.yaml, calicoctl's CalicoAPIConfig format), then Calico's
+variables (DATASTORE_TYPE, ETCD_ENDPOINTS, KUBECONFIG, ...), then defaults.
 
 Exit codes: 0 done, nothing wrong; 1 a problem was found or the request failed;
 2 the command line or configuration is wrong.";

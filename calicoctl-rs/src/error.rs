@@ -1,6 +1,9 @@
 //! The CLI's errors. Each prints as one line naming what is wrong and, where the fix
 //! is not obvious, what to do; [`CliError::exit_code`] maps it to 1 or 2.
 
+use api::datastore::ConnectError;
+use api::datastore::explain::{etcd_message, with_cause};
+
 use crate::input::InputError;
 use crate::output::exit;
 
@@ -28,6 +31,16 @@ pub enum CliError {
         context: String,
         source: std::io::Error,
     },
+}
+
+/// Settings that cannot work are usage errors; an unreachable store is not.
+impl From<ConnectError> for CliError {
+    fn from(error: ConnectError) -> Self {
+        match error {
+            ConnectError::Config(message) => Self::Usage(message),
+            ConnectError::Unreachable(message) => Self::Connect(message),
+        }
+    }
 }
 
 impl CliError {
@@ -61,35 +74,6 @@ fn datastore_message(error: &api::datastore::Error) -> String {
         }
         other => other.to_string(),
     }
-}
-
-/// An etcd client error as its gRPC status message and innermost cause.
-pub fn etcd_message(error: &etcd_client::Error) -> String {
-    match error {
-        etcd_client::Error::GRpcStatus(status) => with_cause(status.message().to_owned(), status),
-        other => other.to_string(),
-    }
-}
-
-/// `summary: cause` with `top`'s innermost cause, unless that adds nothing.
-fn with_cause(summary: String, top: &dyn std::error::Error) -> String {
-    let cause = innermost_cause(top);
-    // gRPC statuses often carry their cause's text as their message.
-    if std::ptr::addr_eq(cause, top) || cause.to_string() == summary {
-        summary
-    } else {
-        format!("{summary}: {cause}")
-    }
-}
-
-/// The error at the end of `error`'s chain of sources: the refused connection, the
-/// timeout, the certificate problem.
-fn innermost_cause(error: &dyn std::error::Error) -> &dyn std::error::Error {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause
 }
 
 fn ipam_message(error: &ipam::IpamError) -> String {

@@ -1,7 +1,8 @@
 //! calicoctl-rs, the operator CLI for tabby, in the style of calicoctl and kubectl.
 //!
 //! - [`cli`]: commands and flags; [`commands`]: what each does.
-//! - [`config`]: which datastore (flags, `TABBY_*`, calicoctl's config file).
+//! - [`config`]: which datastore (flags, `TABBY_*`, calicoctl's config file, Calico's
+//!   variables); `api::datastore::connect` opens it.
 //! - [`input`]: reading `-f` files (YAML or JSON, several documents, lists), all
 //!   validated before anything is written; [`calico`]: Calico's v3 YAML converted.
 //! - [`output`], [`table`], [`columns`]: tables as calicoctl prints them, YAML, JSON.
@@ -12,7 +13,6 @@ pub mod cli;
 pub mod columns;
 pub mod commands;
 pub mod config;
-pub mod connect;
 pub mod error;
 pub mod input;
 pub mod kinds;

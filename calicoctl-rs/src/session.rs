@@ -4,10 +4,9 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use api::datastore::Backend;
+use api::datastore::{Backend, connect};
 
 use crate::config::{self, DatastoreArgs};
-use crate::connect::connect;
 use crate::error::CliError;
 
 pub struct Session<'a> {
@@ -19,7 +18,8 @@ pub struct Session<'a> {
 
 enum Store {
     Connected(Arc<dyn Backend>),
-    Configured(DatastoreArgs),
+    /// Boxed: the settings are large beside a connected store.
+    Configured(Box<DatastoreArgs>),
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -43,7 +43,7 @@ impl<'a> Session<'a> {
             out,
             err,
             stdin,
-            store: Store::Configured(datastore),
+            store: Store::Configured(Box::new(datastore)),
         }
     }
 
@@ -63,14 +63,17 @@ impl<'a> Session<'a> {
     }
 
     pub async fn store(&mut self) -> Result<Arc<dyn Backend>, CliError> {
-        if let Store::Configured(args) = &self.store {
-            let target = config::resolve(args, &|name| std::env::var(name).ok())?;
-            self.store = Store::Connected(connect(&target).await?);
+        let args = match &self.store {
+            Store::Connected(store) => return Ok(store.clone()),
+            Store::Configured(args) => args,
+        };
+        let (target, warnings) = config::resolve(args, &|name| std::env::var(name).ok())?;
+        for warning in warnings {
+            self.warn(&format!("warning: {warning}"))?;
         }
-        match &self.store {
-            Store::Connected(store) => Ok(store.clone()),
-            Store::Configured(_) => unreachable!("connected above"),
-        }
+        let store = connect(&target).await?;
+        self.store = Store::Connected(store.clone());
+        Ok(store)
     }
 
     /// Writes to standard output.

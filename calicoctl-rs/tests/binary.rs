@@ -130,11 +130,13 @@ fn etcd_tls_files_with_http_endpoints_or_mixed_schemes_are_usage_errors() {
                 "--etcd-cacert",
                 "ca.crt",
             ][..],
-            "error: etcd TLS files are given but the endpoints are http://: use https:// endpoints",
+            "error: --etcd-ca-cert-file (TABBY_ETCD_CA_CERT_FILE) is given but the etcd \
+             endpoints are http://: use https:// endpoints",
         ),
         (
             &["--etcd-endpoints", "https://127.0.0.1:9,http://127.0.0.1:8"],
-            "error: mix of http:// and https:// etcd endpoints: use one scheme",
+            "error: --etcd-endpoints (TABBY_ETCD_ENDPOINTS) mixes http:// and https:// \
+             endpoints: use one scheme",
         ),
         (
             &[
@@ -152,8 +154,8 @@ fn etcd_tls_files_with_http_endpoints_or_mixed_schemes_are_usage_errors() {
                 "--etcd-cert",
                 "c.crt",
             ],
-            "error: an etcd client certificate needs its key: give both --etcd-cert-file and \
-             --etcd-key-file",
+            "error: --etcd-cert-file (TABBY_ETCD_CERT_FILE) needs its key: give the client key \
+             too",
         ),
     ];
     for (flags, expected) in cases {

@@ -50,11 +50,11 @@ impl Cluster {
             "cniVersion": "1.0.0",
             "name": "k8s-pod-network",
             "type": "tabby-cni",
+            "datastore_type": "etcdv3",
+            "etcd_endpoints": self.etcd.endpoint(),
+            "nodename": node,
             "ipam": {
                 "type": "tabby-ipam",
-                "datastore_type": "etcdv3",
-                "etcd_endpoints": self.etcd.endpoint(),
-                "nodename": node,
                 "state_dir": self.state.path().join(node),
             },
         });

@@ -14,6 +14,10 @@
 //! let files = secure.tls().expect("started with TLS");
 //! let (cert, key) = files.client();
 //! # let _ = (files.ca(), cert, key);
+//!
+//! // Authentication on: user "tabby" may read and write under /tabby only.
+//! let mut guarded = tests::etcd::Etcd::start(&logs)?;
+//! guarded.enable_auth("tabby", "its-password", "/tabby")?;
 //! # anyhow::Ok(())
 //! ```
 
@@ -47,6 +51,8 @@ pub struct Etcd {
     netns: Option<String>,
     registration: Registration,
     tls: Option<TlsFiles>,
+    /// `user:password` of etcd's root user, once authentication is on.
+    root: Option<String>,
 }
 
 /// Where and how etcd listens.
@@ -79,6 +85,21 @@ impl Etcd {
                 netns: Some(netns.name()),
                 address,
                 tls: false,
+            },
+        )
+    }
+
+    /// Starts etcd on the loopback of `netns` (brought up): for a daemon under test
+    /// in that namespace, which reaches it at `127.0.0.1` as the certificate of
+    /// `tls` names it.
+    pub fn start_local_in(log_dir: impl AsRef<Path>, netns: &Netns, tls: bool) -> Result<Self> {
+        netns.ip("link set lo up")?;
+        Self::start_at(
+            log_dir.as_ref(),
+            Placement {
+                netns: Some(netns.name()),
+                address: Ipv4Addr::LOCALHOST.into(),
+                tls,
             },
         )
     }
@@ -182,6 +203,7 @@ impl Etcd {
             netns: netns.map(str::to_owned),
             registration,
             tls,
+            root: None,
         })
     }
 
@@ -196,8 +218,44 @@ impl Etcd {
         self.tls.as_ref()
     }
 
+    /// Turns on etcd's authentication, as a production cluster has it: `user` with
+    /// `password` may read and write keys under `prefix` and nothing else. etcd
+    /// needs a root user for that; [`Etcd::etcdctl`] acts as root from then on.
+    pub fn enable_auth(&mut self, user: &str, password: &str, prefix: &str) -> Result<()> {
+        let root = format!("root:{}", rand::random::<u64>());
+        let role = format!("{user}-role");
+        let steps: [&[&str]; 7] = [
+            &["user", "add", &root, "--interactive=false"],
+            &["user", "grant-role", "root", "root"],
+            &["role", "add", &role],
+            &[
+                "role",
+                "grant-permission",
+                &role,
+                "--prefix=true",
+                "readwrite",
+                prefix,
+            ],
+            &[
+                "user",
+                "add",
+                &format!("{user}:{password}"),
+                "--interactive=false",
+            ],
+            &["user", "grant-role", user, &role],
+            &["auth", "enable"],
+        ];
+        for step in steps {
+            self.etcdctl(step)
+                .with_context(|| format!("etcdctl {}", step.join(" ")))?;
+        }
+        self.root = Some(root);
+        Ok(())
+    }
+
     /// Runs `etcdctl --endpoints <endpoint> <args>` (API v3) where etcd runs, with
-    /// the client certificate when TLS is on; returns stdout.
+    /// the client certificate when TLS is on and as root when authentication is;
+    /// returns stdout.
     pub fn etcdctl(&self, args: &[&str]) -> Result<String> {
         let mut command = match &self.netns {
             Some(name) => crate::netns::command_in(name, "etcdctl"),
@@ -212,6 +270,9 @@ impl Etcd {
                 .arg(format!("--cacert={}", files.ca().display()))
                 .arg(format!("--cert={}", cert.display()))
                 .arg(format!("--key={}", key.display()));
+        }
+        if let Some(root) = &self.root {
+            command.arg(format!("--user={root}"));
         }
         process::exec(command.args(args))
     }

@@ -5,7 +5,7 @@
 //! object is read once more and the edit redone, so "no free address" or "nothing
 //! of this handle here" always reflects the datastore.
 
-use api::datastore::{Backend, Datastore, Error as DsError, ListOptions};
+use api::datastore::{Backend, Datastore, Error as DsError};
 use api::resources::{IPAMBlock, IPAMBlockSpec, IPAMHandle, IPAMHandleSpec, Resource};
 
 use crate::error::{IpamError, Result};
@@ -162,18 +162,9 @@ pub async fn read<R: Resource>(store: &dyn Backend, name: &str) -> Result<Option
     }
 }
 
-/// Every resource of a kind, across pages.
+/// Every resource of a kind: `api::datastore::list_all` without its revision.
 pub async fn list_all<R: Resource>(store: &dyn Backend) -> Result<Vec<R>> {
-    let mut options = ListOptions::default();
-    let mut items = Vec::new();
-    loop {
-        let page = store.list::<R>(&options).await?;
-        items.extend(page.items);
-        match page.continue_token {
-            Some(token) => options.continue_token = Some(token),
-            None => return Ok(items),
-        }
-    }
+    Ok(api::datastore::list_all(store, None).await?.items)
 }
 
 /// A write lost to another writer (or the object went away): read again.

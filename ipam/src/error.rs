@@ -50,37 +50,10 @@ impl IpamError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Contention { .. } => true,
-            Self::Datastore(datastore::Error::Conflict { .. } | datastore::Error::Etcd(_)) => true,
-            Self::Datastore(datastore::Error::Kubernetes(e)) => kube_transient(e),
+            Self::Datastore(error) => error.is_transient(),
             _ => false,
         }
     }
 }
 
-/// The API server unreachable, overloaded or failing; not a refusal (401, 403, 422),
-/// which the same request would meet again.
-fn kube_transient(error: &kube::Error) -> bool {
-    match error {
-        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
-        _ => false,
-    }
-}
-
 pub type Result<T, E = IpamError> = std::result::Result<T, E>;
-
-/// An error's message with those of its causes that it does not already include
-/// (kube's say "client error (Connect)" and leave "Connection refused" to a cause).
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let said = cause.to_string();
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        source = cause.source();
-    }
-    text
-}

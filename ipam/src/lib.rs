@@ -12,17 +12,14 @@
 //!   [`watch`]: settings followed by watches for long-lived allocators.
 //! - [`check`]: the consistency checker; [`gc`]: the controller's garbage collector;
 //!   [`inventory`]: who owns an allocation and whether it still exists.
-//! - [`cni`]: the `tabby-ipam` CNI plugin.
-//! - [`rbac`]: the Kubernetes API calls the plugin and the controller make.
+//! - [`rbac`]: the Kubernetes API calls the allocator (for tabby-ipam and the
+//!   agent's tunnel addresses) and the garbage collector (for the controller) make.
 
 pub mod assign;
 pub mod blocks;
 pub mod cas;
 pub mod check;
 pub mod claim;
-pub mod cni;
-pub mod connect;
-pub mod controller;
 pub mod error;
 pub mod explicit;
 pub mod gc;

@@ -34,6 +34,21 @@ impl Allocator {
         release_handle(&**self.store(), handle, Some(&mut state)).await
     }
 
+    /// The handles holding addresses in the node's blocks whose ids start with
+    /// `prefix`, read fresh (for a runtime's GC of its attachments).
+    pub async fn local_handles(&self, prefix: &str) -> Result<BTreeSet<String>> {
+        let mut state = self.lock().await;
+        self.refresh(&mut state).await?;
+        Ok(state
+            .blocks
+            .values()
+            .flat_map(|b| b.spec.allocations())
+            .filter_map(|a| a.handle)
+            .filter(|h| h.starts_with(prefix))
+            .map(str::to_owned)
+            .collect())
+    }
+
     /// Releases the node's blocks that hold no address; returns their CIDRs.
     pub async fn release_empty_blocks(&self) -> Result<Vec<Cidr>> {
         let mut state = self.lock().await;

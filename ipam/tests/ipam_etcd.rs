@@ -150,16 +150,23 @@ fn cni_add(endpoint: &str, state: &Path, node: &str, container: &str) -> Child {
         "cniVersion": "1.0.0",
         "name": "net",
         "type": "tabby-cni",
+        "datastore_type": "etcdv3",
+        "etcd_endpoints": endpoint,
+        "nodename": node,
         "ipam": {
             "type": "tabby-ipam",
-            "datastore_type": "etcdv3",
-            "etcd_endpoints": endpoint,
-            "nodename": node,
             "state_dir": state,
         }
     });
-    let cni_args = format!("K8S_POD_NAMESPACE=crash;K8S_POD_NAME={container}");
-    support::cni::start("ADD", container, &cni_args, &conf)
+    let netns = format!("/var/run/netns/cni-{container}");
+    let call = harness::cni::CniCall {
+        command: "ADD",
+        container,
+        netns: &netns,
+        args: &format!("K8S_POD_NAMESPACE=crash;K8S_POD_NAME={container}"),
+    };
+    let plugin = harness::e2e::binary("tabby-ipam").expect("tabby-ipam builds");
+    harness::cni::start(&plugin, call, &conf).expect("tabby-ipam starts")
 }
 
 fn kill(child: &mut Child) {
@@ -289,7 +296,7 @@ async fn ipam_etcd_killed_allocators_leave_nothing_owned_twice_and_the_controlle
     let mut reclaimed = 0;
     for _ in 0..4 {
         let output = tokio::task::block_in_place(|| {
-            Command::new(env!("CARGO_BIN_EXE_tabby-ipam-controller"))
+            Command::new(harness::e2e::binary("tabby-ipam-controller").unwrap())
                 .args(["--datastore-type", "etcdv3", "--etcd-endpoints", &endpoint])
                 .args(["--once", "--grace", "0s"])
                 .output()

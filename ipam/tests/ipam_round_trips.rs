@@ -161,41 +161,20 @@ async fn ipam_a_warm_release_is_two_round_trips() {
     );
 }
 
+/// tabby-ipam runs as one process per CNI call and saves the allocator's view as
+/// JSON between them (`cni::ipam_plugin::state_file`); this is that hand-over.
 #[tokio::test]
 async fn ipam_a_cni_add_in_a_new_process_is_one_round_trip_thanks_to_the_saved_view() {
-    use futures::FutureExt;
     let (rounds, store) = counted().await;
-    let state = tempfile::tempdir().unwrap();
-    let conf = serde_json::json!({
-        "cniVersion": "1.0.0",
-        "name": "net",
-        "ipam": {"type": "tabby-ipam", "datastore_type": "etcdv3",
-                 "etcd_endpoints": "http://127.0.0.1:2379", "nodename": "n1",
-                 "state_dir": state.path()}
-    })
-    .to_string();
-    let connect = move |_: &ipam::connect::DatastoreConf| {
-        let store = store.clone();
-        async move { Ok(store) }.boxed()
-    };
-    // Each call is what one plugin process does: its allocator starts from the file.
-    let add = async |container: &str| {
-        let vars = [
-            ("CNI_COMMAND", "ADD"),
-            ("CNI_CONTAINERID", container),
-            ("CNI_IFNAME", "eth0"),
-        ];
-        let var = |name: &str| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        };
-        ipam::cni::invoke(&var, conf.as_bytes(), &connect).await
-    };
-    assert!(add("c1").await.success);
-    rounds.take();
-    let second = add("c2").await;
-    assert!(second.success, "{second:?}");
+    let first = Allocator::new(store.clone(), "n1");
+    warm(&rounds, &first, "net.c1").await;
+    let saved = serde_json::to_vec(&first.state().await).unwrap();
+    drop(first);
+
+    let next = Allocator::with_state(store.clone(), serde_json::from_slice(&saved).unwrap());
+    let mut request = AssignRequest::new("net.c2", 1, 0);
+    request.existing_handle = ipam::ExistingHandle::Reuse;
+    next.auto_assign(&request).await.unwrap();
     let (count, made) = rounds.take();
     assert_eq!(count, 1, "{made:?}");
     assert_eq!(made.get("get ipamblocks"), None);

@@ -35,7 +35,7 @@ use harness::wait_until;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     Mesh,
-    /// One tabby-reflector (`--datastore etcd`), the mesh off.
+    /// One tabby-reflector (`--datastore-type etcdv3`), the mesh off.
     TabbyReflector,
     /// One BIRD route reflector, the mesh off.
     BirdReflector,

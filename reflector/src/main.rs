@@ -1,13 +1,13 @@
-//! `tabby-reflector --config FILE [--datastore etcd|kubernetes] [--node-name NAME]`:
-//! a BGP route reflector. SIGHUP (or a change of the file) reloads; SIGTERM and
+//! `tabby-reflector --config FILE [--datastore-type etcdv3|kubernetes ...] [--node-name NAME]`:
+//! a BGP route reflector; with a datastore (any datastore flag, or Calico's
+//! variables) it peers with every Node. SIGHUP (or a change of the file) reloads; SIGTERM and
 //! SIGINT cease every session with the configured shutdown message and exit.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use api::datastore::{Backend, ETCD_DEFAULT_PREFIX, EtcdStore, KubeStore};
-use clap::{Parser, ValueEnum};
+use api::datastore::args::DatastoreArgs;
+use clap::Parser;
 use reflector::daemon::{self, Control, Options};
 use telemetry::Renamed;
 use tokio::signal::unix::{SignalKind, signal};
@@ -19,36 +19,15 @@ struct Args {
     /// The configuration file (YAML).
     #[arg(long, env = "TABBY_REFLECTOR_CONFIG")]
     config: PathBuf,
-    /// Peer with every Node in this datastore, and take the AS (BGPConfiguration
-    /// "default") and the cluster id (this reflector's Node) from it.
-    #[arg(long, env = "TABBY_DATASTORE", value_enum)]
-    datastore: Option<DatastoreKind>,
-    /// etcd endpoints, comma-separated (`--datastore etcd`).
-    #[arg(
-        long,
-        env = "TABBY_ETCD_ENDPOINTS",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:2379"
-    )]
-    etcd_endpoints: Vec<String>,
-    /// The key prefix of tabby's resources in etcd.
-    #[arg(long, env = "TABBY_ETCD_PREFIX", default_value = ETCD_DEFAULT_PREFIX)]
-    etcd_prefix: String,
-    /// The Kubernetes API without credentials (a `kubectl proxy`) for `--datastore
-    /// kubernetes`; the pod's service account (or `$KUBECONFIG`) when unset.
-    #[arg(long, env = "TABBY_KUBERNETES_API")]
-    kubernetes_api: Option<String>,
+    // With a datastore: peer with every Node in it, and take the AS (BGPConfiguration
+    // "default") and the cluster id (this reflector's Node) from it.
+    #[command(flatten)]
+    datastore: DatastoreArgs,
     /// This reflector's Node name (its cluster id and AS come from it).
     #[arg(long, env = "TABBY_NODE_NAME")]
     node_name: Option<String>,
     #[command(flatten)]
     log: telemetry::LogFlags,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum DatastoreKind {
-    Etcd,
-    Kubernetes,
 }
 
 fn main() {
@@ -71,9 +50,19 @@ fn run(args: Args) -> Result<()> {
     runtime.block_on(async {
         let (controls, receiver) = mpsc::channel(8);
         tokio::spawn(forward_signals(controls));
-        let datastore = match args.datastore {
-            Some(kind) => Some(open(kind, &args).await?),
-            None => None,
+        let env = |name: &str| std::env::var(name).ok();
+        let datastore = match args.datastore.resolve_if_given(&env) {
+            Ok(Some((config, warnings))) => {
+                for warning in warnings {
+                    tracing::warn!("{warning}");
+                }
+                let store = api::datastore::connect(&config)
+                    .await
+                    .with_context(|| format!("datastore ({config})"))?;
+                Some(store)
+            }
+            Ok(None) => None,
+            Err(error) => anyhow::bail!("{error}"),
         };
         let options = Options {
             config: args.config,
@@ -81,39 +70,6 @@ fn run(args: Args) -> Result<()> {
         };
         daemon::run(options, datastore, receiver).await?;
         Ok(())
-    })
-}
-
-/// How long the start waits for etcd to answer.
-const DATASTORE_CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The datastore the flags name.
-async fn open(kind: DatastoreKind, args: &Args) -> Result<Arc<dyn Backend>> {
-    Ok(match kind {
-        DatastoreKind::Etcd => {
-            let connect = EtcdStore::connect(&args.etcd_endpoints);
-            let store = tokio::time::timeout(DATASTORE_CONNECT, connect)
-                .await
-                .map_err(|_| anyhow::anyhow!("no answer in {DATASTORE_CONNECT:?}"))
-                .and_then(|connected| Ok(connected?))
-                .with_context(|| {
-                    format!(
-                        "--etcd-endpoints (TABBY_ETCD_ENDPOINTS) {}",
-                        args.etcd_endpoints.join(",")
-                    )
-                })?;
-            Arc::new(store.with_prefix(&args.etcd_prefix))
-        }
-        DatastoreKind::Kubernetes => {
-            let store = match &args.kubernetes_api {
-                Some(url) => KubeStore::at(url)
-                    .with_context(|| format!("--kubernetes-api (TABBY_KUBERNETES_API) {url}"))?,
-                None => KubeStore::infer().await.context(
-                    "--datastore kubernetes: no in-cluster service account or $KUBECONFIG",
-                )?,
-            };
-            Arc::new(store)
-        }
     })
 }
 

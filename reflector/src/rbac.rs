@@ -2,7 +2,7 @@
 //! datastore operations become calls); `manifests/rbac/reflector.yaml` grants
 //! exactly these.
 //!
-//! Datastore discovery (`--datastore`) reads the cluster's `BGPConfiguration` for
+//! Datastore discovery (`--datastore-type`) reads the cluster's `BGPConfiguration` for
 //! the AS, lists every `Node` for its BGP addresses and follows them with a watch
 //! ([`crate::discovery::follow`]).
 

@@ -1,4 +1,4 @@
-//! Peers discovered from `Node` resources in a real etcd (`--datastore etcd`):
+//! Peers discovered from `Node` resources in a real etcd (`--datastore-type etcdv3`):
 //! tabby-reflector takes its AS from the cluster's BGPConfiguration and its
 //! cluster id from its own Node, peers with every other Node, and follows
 //! additions and removals.
@@ -101,7 +101,7 @@ fn reflector_peers_with_every_node_in_etcd_and_follows_additions_and_removals() 
 
     // No asNumber, clusterId or peers in the file: they come from the datastore.
     let args = [
-        "--datastore=etcd".to_owned(),
+        "--datastore-type=etcdv3".to_owned(),
         format!("--etcd-endpoints=http://{seen_from_rr}"),
         "--node-name=rr-node".to_owned(),
     ];
@@ -148,7 +148,12 @@ fn an_etcd_endpoint_that_is_not_a_url_fails_the_start_with_the_flag_named() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tabby-reflector"))
         .arg("--config")
         .arg(&config)
-        .args(["--datastore", "etcd", "--etcd-endpoints", "not a url"])
+        .args([
+            "--datastore-type",
+            "etcdv3",
+            "--etcd-endpoints",
+            "not a url",
+        ])
         .output()
         .unwrap();
     assert!(!output.status.success());

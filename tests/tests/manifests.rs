@@ -232,7 +232,7 @@ fn manifests_each_component_is_granted_exactly_the_calls_listed_next_to_its_code
     let components: [(&str, &[&[api::rbac::ApiCall]]); 3] = [
         (
             "tabby-agent",
-            &[agent::rbac::AGENT, agent::rbac::CNI, ipam::rbac::PLUGIN],
+            &[agent::rbac::AGENT, cni::rbac::CNI, ipam::rbac::PLUGIN],
         ),
         ("tabby-ipam-controller", &[ipam::rbac::CONTROLLER]),
         ("tabby-reflector", &[reflector::rbac::REFLECTOR]),
@@ -401,7 +401,7 @@ async fn manifests_tabby_cni_recording_and_forgetting_a_pod_makes_only_listed_ca
         .await
         .unwrap();
     assert!(removed.is_some());
-    assert_listed(&api, from, &[agent::rbac::CNI], "tabby-cni");
+    assert_listed(&api, from, &[cni::rbac::CNI], "tabby-cni");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,27 +481,36 @@ fn plugin_stdin() -> Vec<u8> {
 
 #[test]
 fn manifests_the_cni_config_gives_tabby_ipam_the_kubernetes_datastore_and_the_node() {
-    let ipam = ipam::cni::config::NetConf::parse(&plugin_stdin()).unwrap();
-    assert_eq!(ipam.ipam.nodename.as_deref(), Some("worker-1"));
+    let ipam = cni::ipam_plugin::config::IpamNetConf::parse(&plugin_stdin()).unwrap();
+    assert_eq!(ipam.net.node(&|_| None).unwrap(), "worker-1");
+    let api::datastore::DatastoreConfig::Kubernetes(kubernetes) = ipam.datastore else {
+        panic!("not kubernetes: {:?}", ipam.datastore);
+    };
     assert_eq!(
-        ipam.ipam.datastore,
-        ipam::connect::DatastoreConf::Kubernetes {
-            kubeconfig: Some("/etc/cni/net.d/tabby/kubeconfig".into()),
-            api_root: None,
-        }
+        kubernetes.kubeconfig,
+        api::datastore::config::Kubeconfigs::Named("/etc/cni/net.d/tabby/kubeconfig".into())
     );
+    assert_eq!(kubernetes.api_endpoint, None);
     assert!(ipam.ipam.assign_ipv4 && !ipam.ipam.assign_ipv6);
+    assert!(
+        ipam.net.warnings.is_empty(),
+        "the conflist uses no old spelling: {:?}",
+        ipam.net.warnings
+    );
 }
 
 #[test]
 fn manifests_the_cni_config_gives_tabby_cni_a_config_it_accepts() {
-    let cni = agent::cni::config::NetConf::parse(&plugin_stdin()).unwrap();
-    assert_eq!(cni.ipam_plugin, "tabby-ipam");
+    let conf = cni::spec::config::NetConf::parse(&plugin_stdin()).unwrap();
+    assert_eq!(conf.ipam_plugin, "tabby-ipam");
     // tabby-cni records the pod where tabby-ipam assigns its address.
-    let datastore = cni.datastore.unwrap();
-    assert_eq!(datastore.node, "worker-1");
-    let ipam = ipam::cni::config::NetConf::parse(&plugin_stdin()).unwrap();
-    assert_eq!(datastore.store, ipam.ipam.datastore);
+    assert!(conf.has_datastore());
+    assert_eq!(conf.node(&|_| None).unwrap(), "worker-1");
+    let ipam = cni::ipam_plugin::config::IpamNetConf::parse(&plugin_stdin()).unwrap();
+    assert_eq!(
+        format!("{:?}", conf.datastore_config().unwrap()),
+        format!("{:?}", ipam.datastore)
+    );
 }
 
 #[test]

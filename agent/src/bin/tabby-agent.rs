@@ -1,11 +1,10 @@
 //! `tabby-agent`: the node agent. Flags and `TABBY_*` variables: `--help`.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use agent::config::{DatastoreKind, Flags};
+use agent::config::Flags;
 use agent::grpc;
-use api::datastore::{Backend, EtcdStore};
+use api::datastore::connect;
 use clap::Parser;
 use telemetry::Renamed;
 use tokio::sync::watch;
@@ -31,6 +30,19 @@ fn main() -> ExitCode {
         eprintln!("{error}");
         return ExitCode::from(2);
     }
+    let env = |name: &str| std::env::var(name).ok();
+    let datastore = match flags.datastore.resolve(&env) {
+        Ok((datastore, warnings)) => {
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
+            datastore
+        }
+        Err(error) => {
+            eprintln!("tabby-agent: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -42,7 +54,9 @@ fn main() -> ExitCode {
         let (bound, metrics) = grpc::bind(flags.socket.clone(), flags.metrics_address())
             .await
             .map_err(|e| e.to_string())?;
-        let store = open(&flags).await?;
+        let store = connect(&datastore)
+            .await
+            .map_err(|e| format!("datastore ({datastore}): {e}"))?;
         let (reporting, handle) = agent::daemon::channels();
         let (stop, stopped) = watch::channel(false);
         let api = tokio::spawn(grpc::serve(handle, bound, metrics, stopped));
@@ -62,32 +76,6 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("tabby-agent: {error}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// The datastore the flags name.
-async fn open(flags: &Flags) -> Result<Arc<dyn Backend>, String> {
-    match flags.datastore {
-        DatastoreKind::Etcd => {
-            let store = EtcdStore::connect(&flags.etcd_endpoints)
-                .await
-                .map_err(|e| {
-                    format!(
-                        "--etcd-endpoints (TABBY_ETCD_ENDPOINTS) {}: {e}",
-                        flags.etcd_endpoints.join(",")
-                    )
-                })?;
-            Ok(Arc::new(store.with_prefix(&flags.etcd_prefix)))
-        }
-        DatastoreKind::Kubernetes => {
-            let conf = ipam::connect::DatastoreConf::Kubernetes {
-                kubeconfig: flags.kubeconfig.clone(),
-                api_root: None,
-            };
-            ipam::connect::connect(&conf)
-                .await
-                .map_err(|e| format!("--datastore kubernetes: {e}"))
         }
     }
 }

@@ -8,8 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::datastore::{Backend, Datastore, Error, ListOptions, WatchEvent};
-use api::resources::Revision;
+use api::datastore::{Backend, Datastore, List, WatchEvent, list_all};
 use api::resources::{
     BGPConfiguration, BGPFilter, BGPPeer, BlockAffinity, IPAMBlock, IPPool, Node, Resource,
 };
@@ -19,8 +18,6 @@ use tokio::task::JoinHandle;
 
 use crate::desired::{Cluster, cluster};
 
-/// Objects per list page.
-const PAGE: usize = 500;
 /// The wait before listing again after a failure.
 const RETRY: Duration = Duration::from_secs(1);
 /// Updates in flight between the watch tasks and the agent's loop.
@@ -132,7 +129,11 @@ async fn follow_once<R: Resource>(
     updates: &Sender<Update>,
     wrap: fn(WatchEvent<R>) -> Update,
 ) -> Result<(), String> {
-    let (objects, revision) = list_all::<R>(store)
+    let List {
+        items: objects,
+        revision,
+        ..
+    } = list_all::<R, _>(store, None)
         .await
         .map_err(|e| format!("listing: {e}"))?;
     if updates
@@ -153,27 +154,6 @@ async fn follow_once<R: Resource>(
         }
     }
     Err("the watch ended".into())
-}
-
-/// Every object of kind `R`, page by page, and the revision to watch from.
-async fn list_all<R: Resource>(store: &dyn Backend) -> Result<(Vec<R>, Revision), Error> {
-    let mut objects = Vec::new();
-    let mut options = ListOptions {
-        limit: Some(PAGE),
-        ..ListOptions::default()
-    };
-    let mut first = None;
-    loop {
-        let page = store.list::<R>(&options).await?;
-        // Watching from the first page's revision replays whatever changed while
-        // the later pages were read; applying a change twice is harmless.
-        let revision = *first.get_or_insert(page.revision);
-        objects.extend(page.items);
-        match page.continue_token {
-            Some(token) => options.continue_token = Some(token),
-            None => return Ok((objects, revision)),
-        }
-    }
 }
 
 #[cfg(test)]

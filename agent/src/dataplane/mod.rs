@@ -1,4 +1,5 @@
-//! The kernel dataplane: routes, the VXLAN device and its VTEP entries.
+//! The kernel dataplane: routes, the VXLAN device and its VTEP entries; and a pod's
+//! veth, addresses and routes ([`pod`], for tabby-cni).
 //!
 //! `desired = f(state)` is computed elsewhere as a [`DesiredState`]; the
 //! [`Reconciler`] reads back what tabby owns, [`diff`]s, and applies the minimal
@@ -22,6 +23,7 @@ pub mod model;
 pub mod netlink;
 #[cfg(test)]
 mod parse;
+pub mod pod;
 pub mod reconcile;
 
 pub use diff::{KernelChanges, Observed, diff};

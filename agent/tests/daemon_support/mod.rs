@@ -27,8 +27,13 @@ use harness::routes::routes;
 use harness::{Netns, Node};
 use ipnet::IpNet;
 
-use crate::cni_support::{Runtime, pod_ip};
+use harness::cni::{HostLocal as Runtime, pod_ip};
 use tokio::sync::{oneshot, watch};
+
+/// The tabby-cni binary (the `cni` package's), which attaches the tests' pods.
+pub fn tabby_cni() -> PathBuf {
+    harness::e2e::binary("tabby-cni").expect("tabby-cni builds")
+}
 
 /// Async work running on its own thread inside a node's namespace until stopped.
 pub struct Background<T: Send + 'static> {

@@ -27,7 +27,12 @@
 //! Which pods and nodes exist is asked the same way on every backend; see
 //! [`workloads`].
 
+#[cfg(feature = "cli")]
+pub mod args;
+pub mod config;
+mod connect;
 mod etcd;
+pub mod explain;
 mod kubernetes;
 mod memory;
 mod page;
@@ -48,6 +53,8 @@ use crate::resources::{
 use crate::selector::Selector;
 use stored::{decode, encode};
 
+pub use config::DatastoreConfig;
+pub use connect::{ConnectError, connect};
 pub use etcd::{DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX, EtcdStore};
 pub use kubernetes::KubeStore;
 pub use memory::MemoryStore;
@@ -101,6 +108,20 @@ pub enum Error {
     UnsupportedRevision(String),
     #[error("datastore configuration: {0}")]
     Config(String),
+}
+
+impl Error {
+    /// True for failures a later retry may not meet: the store unreachable,
+    /// overloaded or failing, or a write lost to another writer; not a refusal
+    /// (401, 403, 422, an invalid object), which the same request would meet again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Conflict { .. } | Self::Etcd(_) => true,
+            Self::Kubernetes(kube::Error::Api(status)) => status.code == 429 || status.code >= 500,
+            Self::Kubernetes(kube::Error::HyperError(_) | kube::Error::Service(_)) => true,
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -382,8 +403,9 @@ impl<B: Backend + ?Sized> Datastore for B {
     async fn nodes(&self) -> Result<Vec<String>> {
         match self.inventory() {
             Some(core) => core.nodes().await,
-            None => Ok(list_all::<Node, _>(self)
+            None => Ok(list_all::<Node, _>(self, None)
                 .await?
+                .items
                 .into_iter()
                 .map(|node| node.metadata.name)
                 .collect()),
@@ -413,21 +435,28 @@ fn exists<T>(found: Result<T>) -> Result<bool> {
     }
 }
 
-/// Every object of a kind, page by page.
-async fn list_all<R: Resource, D: Datastore + Sync + ?Sized>(store: &D) -> Result<Vec<R>> {
+/// Every object of a kind whose labels match `selector` (all without one), page by
+/// page, with every page's skipped objects. The list's revision is the first page's:
+/// a watch from it replays whatever changed while the later pages were read.
+/// `continue_token` is always `None`.
+pub async fn list_all<R: Resource, D: Datastore + Sync + ?Sized>(
+    store: &D,
+    selector: Option<Selector>,
+) -> Result<List<R>> {
     let mut options = ListOptions {
+        selector,
         limit: Some(LIST_ALL_PAGE),
-        ..ListOptions::default()
+        continue_token: None,
     };
-    let mut all = Vec::new();
-    loop {
+    let mut all = store.list::<R>(&options).await?;
+    while let Some(token) = all.continue_token.take() {
+        options.continue_token = Some(token);
         let page = store.list::<R>(&options).await?;
-        all.extend(page.items);
-        match page.continue_token {
-            Some(token) => options.continue_token = Some(token),
-            None => return Ok(all),
-        }
+        all.items.extend(page.items);
+        all.skipped.extend(page.skipped);
+        all.continue_token = page.continue_token;
     }
+    Ok(all)
 }
 
 /// Fails when `resource` overlaps another object of its kind ([`Resource::DISJOINT`]).
@@ -442,7 +471,7 @@ async fn refuse_overlap<R: Resource, D: Datastore + Sync + ?Sized>(
     store: &D,
     resource: &R,
 ) -> Result<()> {
-    let others = list_all::<R, D>(store).await?;
+    let others = list_all::<R, D>(store, None).await?.items;
     let overlap = others
         .iter()
         .filter(|other| other.name() != resource.name())
@@ -453,7 +482,7 @@ async fn refuse_overlap<R: Resource, D: Datastore + Sync + ?Sized>(
     }
 }
 
-/// Page size when a caller needs every object of a kind.
+/// Page size of [`list_all`].
 const LIST_ALL_PAGE: usize = 500;
 
 fn invalid<R: Resource>(name: &str, source: ValidationError) -> Error {

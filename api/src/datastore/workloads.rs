@@ -117,8 +117,9 @@ pub(super) async fn endpoint<D: Datastore + Sync + ?Sized>(
 }
 
 pub(super) async fn endpoints<D: Datastore + Sync + ?Sized>(store: &D) -> Result<Vec<Workload>> {
-    Ok(list_all::<WorkloadEndpoint, _>(store)
+    Ok(list_all::<WorkloadEndpoint, _>(store, None)
         .await?
+        .items
         .into_iter()
         .map(Workload::from)
         .collect())

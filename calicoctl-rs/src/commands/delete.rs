@@ -9,7 +9,6 @@ use api::resources::{IPAMBlock, IPPool, Resource};
 use ipam::inventory::Owner;
 use ipam::table::AllocationTable;
 
-use super::get::list_all;
 use crate::cli::DeleteArgs;
 use crate::error::CliError;
 use crate::input;
@@ -77,7 +76,7 @@ async fn allocations_by_node(
     store: &dyn Backend,
     pool: &IPPool,
 ) -> Result<BTreeMap<String, usize>, CliError> {
-    let blocks: Vec<IPAMBlock> = list_all(store, None).await?;
+    let blocks: Vec<IPAMBlock> = api::datastore::list_all(store, None).await?.items;
     let mut by_node = BTreeMap::new();
     let in_pool = blocks
         .iter()

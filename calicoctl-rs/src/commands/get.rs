@@ -1,8 +1,7 @@
 //! `get`: one kind, by name or all of it (paged through), in any output format.
 
-use api::datastore::{Backend, Datastore, Error, ListOptions};
-use api::resources::{BGPConfiguration, DEFAULT_BGP_CONFIGURATION, Resource};
-use api::selector::Selector;
+use api::datastore::{Backend, Datastore, Error, list_all};
+use api::resources::{BGPConfiguration, DEFAULT_BGP_CONFIGURATION};
 
 use crate::cli::GetArgs;
 use crate::error::CliError;
@@ -11,9 +10,6 @@ use crate::output::{self, OutputFormat, exit};
 use crate::session::Session;
 use crate::table::TableContext;
 use crate::with_kind;
-
-/// Objects per list request.
-const PAGE: usize = 500;
 
 pub async fn get(session: &mut Session<'_>, args: GetArgs) -> Result<i32, CliError> {
     let store = session.store().await?;
@@ -27,7 +23,7 @@ async fn get_kind<R: CliResource>(
 ) -> Result<i32, CliError> {
     let mut missing = Vec::new();
     let resources: Vec<R> = if args.names.is_empty() {
-        list_all(store, args.selector).await?
+        list_all(store, args.selector).await?.items
     } else {
         let mut found = Vec::new();
         for name in &args.names {
@@ -52,27 +48,6 @@ async fn get_kind<R: CliResource>(
     } else {
         exit::PROBLEM
     })
-}
-
-/// Every resource of the kind (whose labels match `selector`), page by page.
-pub async fn list_all<R: Resource>(
-    store: &dyn Backend,
-    selector: Option<Selector>,
-) -> Result<Vec<R>, CliError> {
-    let mut options = ListOptions {
-        selector,
-        limit: Some(PAGE),
-        continue_token: None,
-    };
-    let mut resources = Vec::new();
-    loop {
-        let page = store.list::<R>(&options).await?;
-        resources.extend(page.items);
-        match page.continue_token {
-            Some(token) => options.continue_token = Some(token),
-            None => return Ok(resources),
-        }
-    }
 }
 
 /// The node table shows the cluster's AS for nodes without their own.

@@ -1,5 +1,7 @@
 use std::collections::BTreeMap;
 
+use api::datastore::config::{DEFAULT_ETCD_ENDPOINT, EtcdConfig, Kubeconfigs, KubernetesConfig};
+
 use super::*;
 
 /// A fake environment: only the variables given exist.
@@ -17,11 +19,35 @@ fn config_file(text: &str) -> tempfile::NamedTempFile {
     file
 }
 
-fn usage_error(result: Result<Target, CliError>) -> String {
+fn usage_error(result: Result<(DatastoreConfig, Vec<String>), CliError>) -> String {
     match result {
         Err(CliError::Usage(message)) => message,
         other => panic!("expected a usage error, got {other:?}"),
     }
+}
+
+fn etcd(result: Result<(DatastoreConfig, Vec<String>), CliError>) -> EtcdConfig {
+    match result {
+        Ok((DatastoreConfig::Etcd(etcd), _)) => etcd,
+        other => panic!("not etcd: {other:?}"),
+    }
+}
+
+fn kubernetes(result: Result<(DatastoreConfig, Vec<String>), CliError>) -> KubernetesConfig {
+    match result {
+        Ok((DatastoreConfig::Kubernetes(kube), _)) => kube,
+        other => panic!("not kubernetes: {other:?}"),
+    }
+}
+
+/// The flags as clap gives them for `args`.
+fn flags(args: &[&str]) -> api::datastore::args::DatastoreArgs {
+    <crate::Cli as clap::Parser>::try_parse_from(
+        ["calicoctl-rs"].iter().chain(args).chain(&["get", "nodes"]),
+    )
+    .unwrap()
+    .datastore
+    .datastore
 }
 
 const CALICO_ETCD: &str = "apiVersion: projectcalico.org/v3
@@ -41,9 +67,7 @@ fn a_calicoctl_config_file_selects_etcd_and_its_endpoints() {
         config: Some(file.path().to_owned()),
         ..DatastoreArgs::default()
     };
-    let Target::Etcd(etcd) = resolve(&args, &env(&[])).unwrap() else {
-        panic!("not etcd");
-    };
+    let etcd = etcd(resolve(&args, &env(&[])));
     assert_eq!(
         etcd.endpoints,
         ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
@@ -57,32 +81,30 @@ fn flags_and_the_password_variable_beat_the_file() {
     let file = config_file(CALICO_ETCD);
     let args = DatastoreArgs {
         config: Some(file.path().to_owned()),
-        etcd_endpoints: vec!["https://etcd.example:2379".into()],
-        ..DatastoreArgs::default()
+        datastore: flags(&["--etcd-endpoints", "http://etcd.example:2379"]),
     };
     let environment = env(&[("TABBY_ETCD_PASSWORD", "from-env")]);
-    let Target::Etcd(etcd) = resolve(&args, &environment).unwrap() else {
-        panic!("not etcd");
-    };
-    assert_eq!(etcd.endpoints, ["https://etcd.example:2379"]);
+    let etcd = etcd(resolve(&args, &environment));
+    assert_eq!(etcd.endpoints, ["http://etcd.example:2379"]);
     assert_eq!(etcd.password.as_deref(), Some("from-env"));
 }
 
 #[test]
 fn without_any_setting_the_kubernetes_datastore_uses_kubeconfig_then_home() {
     let args = DatastoreArgs::default();
-    let from_env = resolve(&args, &env(&[("KUBECONFIG", "/a/config:/b/config")])).unwrap();
+    let from_env = kubernetes(resolve(
+        &args,
+        &env(&[("KUBECONFIG", "/a/config:/b/config")]),
+    ));
     assert_eq!(
         from_env,
-        Target::Kubernetes(KubernetesTarget {
+        KubernetesConfig {
             kubeconfig: Kubeconfigs::Search(vec!["/a/config".into(), "/b/config".into()]),
             context: None,
-        })
+            api_endpoint: None,
+        }
     );
-    let from_home = resolve(&args, &env(&[("HOME", "/home/op")])).unwrap();
-    let Target::Kubernetes(kube) = from_home else {
-        panic!("not kubernetes");
-    };
+    let kube = kubernetes(resolve(&args, &env(&[("HOME", "/home/op")])));
     assert_eq!(
         kube.kubeconfig,
         Kubeconfigs::Search(vec![PathBuf::from("/home/op/.kube/config")])
@@ -99,66 +121,76 @@ fn the_config_file_kubeconfig_beats_the_generic_variable() {
         config: Some(file.path().to_owned()),
         ..DatastoreArgs::default()
     };
-    let target = resolve(&args, &env(&[("KUBECONFIG", "/tmp/other")])).unwrap();
+    let target = kubernetes(resolve(&args, &env(&[("KUBECONFIG", "/tmp/other")])));
     assert_eq!(
         target,
-        Target::Kubernetes(KubernetesTarget {
+        KubernetesConfig {
             kubeconfig: Kubeconfigs::Named("/etc/tabby/admin.conf".into()),
             context: Some("prod".into()),
-        })
+            api_endpoint: None,
+        }
     );
 }
 
 #[test]
 fn etcd_endpoints_alone_select_etcd() {
     let args = DatastoreArgs {
-        etcd_endpoints: vec!["http://127.0.0.1:23790".into()],
+        datastore: flags(&["--etcd-endpoints", "http://127.0.0.1:23790"]),
         ..DatastoreArgs::default()
     };
-    assert!(matches!(resolve(&args, &env(&[])), Ok(Target::Etcd(_))));
+    assert_eq!(
+        etcd(resolve(&args, &env(&[]))).endpoints,
+        ["http://127.0.0.1:23790"]
+    );
     let default_endpoint = DatastoreArgs {
-        datastore: Some(DatastoreType::Etcd),
+        datastore: flags(&["--datastore-type", "etcdv3"]),
         ..DatastoreArgs::default()
     };
-    let Ok(Target::Etcd(etcd)) = resolve(&default_endpoint, &env(&[])) else {
-        panic!("not etcd");
-    };
+    let etcd = etcd(resolve(&default_endpoint, &env(&[])));
     assert_eq!(etcd.endpoints, [DEFAULT_ETCD_ENDPOINT]);
 }
 
 #[test]
 fn flags_for_the_other_datastore_are_usage_errors() {
     let args = DatastoreArgs {
-        datastore: Some(DatastoreType::Kubernetes),
-        etcd_endpoints: vec!["http://127.0.0.1:2379".into()],
+        datastore: flags(&[
+            "--datastore-type",
+            "kubernetes",
+            "--etcd-endpoints",
+            "http://127.0.0.1:2379",
+        ]),
         ..DatastoreArgs::default()
     };
     assert_eq!(
         usage_error(resolve(&args, &env(&[]))),
-        "--etcd-endpoints applies to the etcd datastore, but the kubernetes datastore is \
-         selected: add --datastore etcd"
+        "--etcd-endpoints (TABBY_ETCD_ENDPOINTS) applies to the etcd datastore, but the \
+         kubernetes datastore is selected: set the datastore type to etcdv3"
     );
     let args = DatastoreArgs {
-        datastore: Some(DatastoreType::Etcd),
-        context: Some("prod".into()),
+        datastore: flags(&["--datastore-type", "etcdv3", "--context", "prod"]),
         ..DatastoreArgs::default()
     };
-    assert!(usage_error(resolve(&args, &env(&[]))).starts_with("--kubeconfig and --context"));
+    assert!(usage_error(resolve(&args, &env(&[]))).starts_with("--context (TABBY_CONTEXT)"));
 }
 
 #[test]
 fn bad_endpoints_and_half_a_client_certificate_are_refused() {
     let args = DatastoreArgs {
-        etcd_endpoints: vec!["10.0.0.1:2379".into()],
+        datastore: flags(&["--etcd-endpoints", "10.0.0.1:2379"]),
         ..DatastoreArgs::default()
     };
     assert_eq!(
         usage_error(resolve(&args, &env(&[]))),
-        "etcd endpoint \"10.0.0.1:2379\" is not a URL like http://10.0.0.1:2379"
+        "--etcd-endpoints (TABBY_ETCD_ENDPOINTS): \"10.0.0.1:2379\" is not a URL like \
+         http://10.0.0.1:2379"
     );
     let args = DatastoreArgs {
-        datastore: Some(DatastoreType::Etcd),
-        etcd_cert_file: Some("/etc/tabby/etcd.crt".into()),
+        datastore: flags(&[
+            "--datastore-type",
+            "etcdv3",
+            "--etcd-cert-file",
+            "/etc/tabby/etcd.crt",
+        ]),
         ..DatastoreArgs::default()
     };
     assert!(usage_error(resolve(&args, &env(&[]))).contains("needs its key"));
@@ -178,7 +210,7 @@ fn a_missing_or_foreign_config_file_is_named_in_the_error() {
 
     let file = config_file(
         "apiVersion: projectcalico.org/v3\nkind: CalicoAPIConfig\nspec:\n  \
-         datastoreType: kubernetes\n  k8sAPIEndpoint: https://10.0.0.1:6443\n",
+         datastoreType: kubernetes\n  k8sAPIToken: secret\n",
     );
     let args = DatastoreArgs {
         config: Some(file.path().to_owned()),
@@ -187,7 +219,7 @@ fn a_missing_or_foreign_config_file_is_named_in_the_error() {
     let message = usage_error(resolve(&args, &env(&[])));
     assert!(
         message.ends_with(
-            "spec.k8sAPIEndpoint is not supported: describe the API server in a kubeconfig \
+            "spec.k8sAPIToken is not supported: describe the API server in a kubeconfig \
              and set spec.kubeconfig (and spec.context)"
         ),
         "{message}"
@@ -200,4 +232,40 @@ fn a_missing_or_foreign_config_file_is_named_in_the_error() {
     };
     let message = usage_error(resolve(&args, &env(&[])));
     assert!(message.contains("kind CalicoAPIConfig"), "{message}");
+}
+
+#[test]
+fn calicos_variables_rank_below_the_file_and_old_flag_names_warn() {
+    let file = config_file(CALICO_ETCD);
+    let calico = env(&[
+        ("ETCD_ENDPOINTS", "http://10.9.9.9:2379"),
+        ("ETCD_USERNAME", "calico"),
+    ]);
+    let args = DatastoreArgs {
+        config: Some(file.path().to_owned()),
+        ..DatastoreArgs::default()
+    };
+    let from_file = etcd(resolve(&args, &calico));
+    assert_eq!(from_file.endpoints[0], "http://10.0.0.1:2379");
+    assert_eq!(from_file.username.as_deref(), Some("root"));
+    let without_file = DatastoreArgs::default();
+    let from_env = etcd(resolve(
+        &without_file,
+        &env(&[
+            ("DATASTORE_TYPE", "etcdv3"),
+            ("ETCD_ENDPOINTS", "http://10.9.9.9:2379"),
+        ]),
+    ));
+    assert_eq!(from_env.endpoints, ["http://10.9.9.9:2379"]);
+    let old = DatastoreArgs {
+        datastore: flags(&["--datastore", "etcd"]),
+        ..DatastoreArgs::default()
+    };
+    let (_, warnings) = resolve(&old, &env(&[])).unwrap();
+    assert_eq!(
+        warnings,
+        [
+            "--datastore (TABBY_DATASTORE) is deprecated: use --datastore-type (TABBY_DATASTORE_TYPE)"
+        ]
+    );
 }

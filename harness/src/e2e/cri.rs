@@ -4,9 +4,9 @@
 //! `tabby-cni-config` ConfigMap, exactly as `manifests/` installs it. Two things
 //! then change in the installed conflist, because this is a lab and not a node:
 //!
-//! - the datastore: tabby-ipam gets the cluster's etcd (`datastore_type`,
-//!   `etcd_endpoints`, `etcd_prefix`) instead of the Kubernetes API's kubeconfig,
-//!   as no kube-apiserver runs here;
+//! - the datastore: the plugins get the cluster's etcd (`datastore_type`,
+//!   `etcd_endpoints`, `etcd_prefix`) instead of the Kubernetes API's kubeconfig
+//!   (`kubernetes`), as no kube-apiserver runs here;
 //! - the files the plugins share with the node's agent, which the lab keeps per
 //!   node rather than in the host's `/var/run/tabby` and `/var/lib/tabby`
 //!   (`mtu_file`, `ipam.state_dir`).
@@ -84,22 +84,22 @@ impl Cluster {
         let Some(tabby) = plugins.iter_mut().find(|p| p["type"] == "tabby-cni") else {
             bail!("the conflist has no tabby-cni plugin: {text}");
         };
-        if tabby["ipam"]["nodename"] != node {
+        if tabby["nodename"] != node {
             bail!("tabby-install-cni did not fill in the node's name: {text}");
         }
-        tabby["mtu_file"] = lab["mtu_file"].clone();
-        let ipam = tabby["ipam"]
+        let tabby = tabby
             .as_object_mut()
-            .context("tabby-cni's ipam is not an object")?;
-        ipam.remove("kubeconfig");
+            .context("the tabby-cni entry is not an object")?;
+        tabby.remove("kubernetes");
         for key in [
             "datastore_type",
             "etcd_endpoints",
             "etcd_prefix",
-            "state_dir",
+            "mtu_file",
         ] {
-            ipam.insert(key.into(), lab["ipam"][key].clone());
+            tabby.insert(key.into(), lab[key].clone());
         }
+        tabby["ipam"]["state_dir"] = lab["ipam"]["state_dir"].clone();
         std::fs::write(conflist, serde_json::to_string_pretty(&list)?)
             .with_context(|| format!("writing {}", conflist.display()))
     }

@@ -187,7 +187,7 @@ impl Cluster {
         let path = |file: &str| dir.join(file).display().to_string();
         let mut args = vec![
             format!("--node-name={node}"),
-            "--datastore=etcd".into(),
+            "--datastore-type=etcdv3".into(),
             format!("--etcd-endpoints={}", self.etcd.endpoint()),
             format!("--etcd-prefix={}", self.prefix),
             format!("--ip={}", address_with_subnet(lab_node)?),
@@ -253,12 +253,12 @@ impl Cluster {
             "name": NETWORK,
             "type": "tabby-cni",
             "mtu_file": self.node_dir(node).join("mtu"),
+            "datastore_type": "etcdv3",
+            "etcd_endpoints": self.etcd.endpoint(),
+            "etcd_prefix": self.prefix,
+            "nodename": node,
             "ipam": {
                 "type": "tabby-ipam",
-                "datastore_type": "etcdv3",
-                "etcd_endpoints": self.etcd.endpoint(),
-                "etcd_prefix": self.prefix,
-                "nodename": node,
                 "state_dir": self.node_dir(node).join("ipam"),
             },
         })
@@ -315,7 +315,7 @@ impl Cluster {
             name: name.to_owned(),
             node: node.to_owned(),
             ip,
-            veth: agent_veth_name(name)?,
+            veth: veth_name(NAMESPACE, name)?,
             netns,
         })
     }
@@ -331,7 +331,7 @@ impl Cluster {
 /// and 11 hex digits of SHA-1 of `<namespace>.<pod>`), computed with the
 /// system's `sha1sum` so that tests check the plugin's and agent's names
 /// independently.
-fn agent_veth_name(pod: &str) -> Result<String> {
+pub fn veth_name(namespace: &str, pod: &str) -> Result<String> {
     use std::io::Write as _;
     let mut child = std::process::Command::new("sha1sum")
         .stdin(std::process::Stdio::piped())
@@ -342,7 +342,7 @@ fn agent_veth_name(pod: &str) -> Result<String> {
         .stdin
         .take()
         .context("sha1sum's stdin")?
-        .write_all(format!("{NAMESPACE}.{pod}").as_bytes())?;
+        .write_all(format!("{namespace}.{pod}").as_bytes())?;
     let output = child.wait_with_output()?;
     let digest = String::from_utf8_lossy(&output.stdout);
     Ok(format!(

@@ -1,6 +1,6 @@
 //! `tabby-reflector` processes on lab nodes, configured as an operator configures
 //! one: a YAML file with the AS and cluster id, and the clients either discovered
-//! from the cluster's datastore (`--datastore etcd`: every `Node`) or accepted
+//! from the cluster's datastore (`--datastore-type etcdv3`: every `Node`) or accepted
 //! from a listen range (the nodes' subnet). The agents reach them through
 //! `BGPPeer` resources, which the test creates.
 //!
@@ -31,7 +31,7 @@ use crate::wait::wait_until;
 /// Where a reflector's clients come from.
 #[derive(Debug, Clone, Copy)]
 pub enum Clients {
-    /// `--datastore etcd`: every `Node` of the cluster, followed with a watch.
+    /// `--datastore-type etcdv3`: every `Node` of the cluster, followed with a watch.
     Datastore,
     /// Any speaker of the AS connecting from this prefix.
     ListenRange(IpNet),
@@ -71,7 +71,7 @@ impl Cluster {
         match clients {
             Clients::Datastore => {
                 command.args([
-                    "--datastore=etcd".to_owned(),
+                    "--datastore-type=etcdv3".to_owned(),
                     format!("--etcd-endpoints={}", self.etcd.endpoint()),
                     format!("--etcd-prefix={}", self.prefix),
                     format!("--node-name={node}"),

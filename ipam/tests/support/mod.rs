@@ -5,8 +5,6 @@
 
 #![allow(dead_code)] // each test binary uses part of this module
 
-pub mod cni;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

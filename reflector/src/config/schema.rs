@@ -19,7 +19,7 @@ pub const DEFAULT_SHUTDOWN_MESSAGE: &str = "tabby-reflector shutting down";
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
-    /// Required unless the datastore supplies it (`--datastore`).
+    /// Required unless the datastore supplies it (`--datastore-type`).
     #[serde(default)]
     pub as_number: Option<u32>,
     pub router_id: Ipv4Addr,

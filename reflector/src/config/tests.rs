@@ -73,7 +73,7 @@ fn values_of_the_wrong_type_or_form_are_named() {
         .to_string();
     assert_eq!(
         e,
-        "asNumber: \"\" is required (or use --datastore to take it from there)"
+        "asNumber: \"\" is required (or use a datastore (--datastore-type) to take it from there)"
     );
     assert!(
         parse("routerId: 10.0.0.1\n", true).is_ok(),

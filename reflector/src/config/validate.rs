@@ -24,7 +24,7 @@ impl Config {
                 return Err(ConfigError::invalid(
                     "asNumber",
                     "",
-                    "is required (or use --datastore to take it from there)",
+                    "is required (or use a datastore (--datastore-type) to take it from there)",
                 ));
             }
             None => {}

@@ -29,6 +29,8 @@ pub struct Reflector {
     netns: String,
     /// Flags after `--config FILE`.
     args: Vec<String>,
+    /// Environment variables beside `TABBY_LOG`.
+    env: Vec<(String, String)>,
     _dir: TempDir,
 }
 
@@ -39,8 +41,13 @@ impl Reflector {
         Self::start_with(node, body, &[])
     }
 
-    /// As [`Reflector::start`], with more flags (`--datastore etcd ...`).
+    /// As [`Reflector::start`], with more flags (`--datastore-type etcdv3 ...`).
     pub fn start_with(node: &Node, body: &str, args: &[String]) -> Self {
+        Self::start_env(node, body, args, &[])
+    }
+
+    /// As [`Reflector::start_with`], with environment variables too.
+    pub fn start_env(node: &Node, body: &str, args: &[String], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tabby-rr-")
             .tempdir()
@@ -48,12 +55,17 @@ impl Reflector {
         let config = dir.path().join("reflector.yaml");
         let socket = dir.path().join("api.sock");
         write_config(&config, &socket, body);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Self {
-            process: spawn(node, &config, args),
+            process: spawn(node, &config, args, &env),
             config,
             socket,
             netns: node.netns().name().to_owned(),
             args: args.to_vec(),
+            env,
             _dir: dir,
         }
     }
@@ -61,7 +73,7 @@ impl Reflector {
     /// Starts the reflector again after it exited or was killed.
     pub fn restart(&mut self, node: &Node) {
         self.process.kill();
-        self.process = spawn(node, &self.config, &self.args);
+        self.process = spawn(node, &self.config, &self.args, &self.env);
     }
 
     /// Rewrites the config file (the API and metrics sections are kept).
@@ -115,13 +127,14 @@ impl Reflector {
     }
 }
 
-fn spawn(node: &Node, config: &Path, args: &[String]) -> Process {
+fn spawn(node: &Node, config: &Path, args: &[String], env: &[(String, String)]) -> Process {
     let mut command = node.command(env!("CARGO_BIN_EXE_tabby-reflector"));
     command
         .arg("--config")
         .arg(config)
         .args(args)
-        .env("TABBY_LOG", "debug");
+        .env("TABBY_LOG", "debug")
+        .envs(env.iter().map(|(k, v)| (k, v)));
     Process::spawn(command, node.logs(), "tabby-reflector").unwrap()
 }
 
