@@ -12,6 +12,8 @@
 //!   BFD sessions on BIRD and FRR's bfdd. [`tabby_bfd::TabbyBfd`]: tabby's own BFD
 //!   driver in a namespace.
 //! - [`cni`]: a CNI plugin run as a container runtime runs it.
+//! - [`cri`]: containerd with its CRI plugin on lab nodes, and a CRI client that
+//!   asks it for pod sandboxes as kubelet does.
 //! - [`etcd::Etcd`]: a throwaway etcd on free loopback ports, plain or TLS-only
 //!   with certificates made for the run ([`tls::TlsFiles`]).
 //! - [`conformance`]: the datastore contract, run against every backend.
@@ -19,13 +21,16 @@
 //!   with tabby-ipam, and the workspace's binaries they run ([`e2e::binary`]).
 //! - [`kube_api::KubeApi`]: the Kubernetes API double the kubernetes backend runs against.
 //! - [`manifests`]: what `kubectl apply -k manifests/` installs, read for its tests.
+//! - [`elf`]: whether an executable is static.
 //! - [`routes::routes`]: a namespace's kernel routes as normalised lines.
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
 //! - [`require_root`], [`sweep`]: the root guard and the leftover sweep.
 
 pub mod cni;
 pub mod conformance;
+pub mod cri;
 pub mod e2e;
+pub mod elf;
 pub mod etcd;
 pub mod kube_api;
 pub mod lab;

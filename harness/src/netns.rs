@@ -111,12 +111,17 @@ pub fn command_in(name: &str, program: impl AsRef<OsStr>) -> Command {
 
 /// Runs `f` on a thread inside namespace `name` (see [`Netns::run`]).
 pub fn in_netns<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
-    let path = Path::new(NETNS_DIR).join(name);
-    let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    in_netns_at(&Path::new(NETNS_DIR).join(name), f)
+}
+
+/// Runs `f` on a thread inside the namespace bound at `path` (one `ip netns` did not
+/// make, e.g. a container runtime's sandbox).
+pub fn in_netns_at<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> Result<T> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     std::thread::scope(|scope| {
         let thread = scope.spawn(move || -> Result<T> {
             nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .with_context(|| format!("entering namespace {name}"))?;
+                .with_context(|| format!("entering namespace {}", path.display()))?;
             Ok(f())
         });
         thread

@@ -4,6 +4,8 @@
 //!
 //! Namespaces are found by their name (`tb-<id>-*`); processes in them die with the
 //! namespace. Processes in the host namespace (etcd) are recorded as `pids/<pid>`.
+//! Container runtimes' leftovers (pods' cgroups, mounts and directories) are named
+//! `tb-<id>-*` too (see [`crate::cri::leftovers`]).
 //! Pids are stored with their start time so a recycled pid is never mistaken.
 
 use std::fs;
@@ -85,6 +87,8 @@ pub struct Swept {
     pub namespaces: Vec<String>,
     pub processes: Vec<u32>,
     pub registrations: Vec<String>,
+    /// What container runtimes' sandboxes left: cgroups, mounts, directories.
+    pub runtime_leftovers: Vec<String>,
 }
 
 /// Removes leftovers of runs whose owner is dead: their processes, namespaces and
@@ -115,6 +119,9 @@ pub fn sweep() -> Swept {
             netns::delete(name);
             swept.namespaces.push(name.clone());
         }
+        swept
+            .runtime_leftovers
+            .extend(crate::cri::leftovers::sweep(&id));
         let _ = fs::remove_dir_all(&dir);
         swept.registrations.push(id);
     }

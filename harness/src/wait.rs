@@ -75,6 +75,25 @@ pub fn wait_until<P: Poll>(
     }
 }
 
+/// Waits until `ready` (a question to a daemon's socket) says so, failing at once
+/// when `process` exits meanwhile rather than at the deadline.
+pub fn wait_serving(
+    mut process: Option<&mut crate::process::Process>,
+    timeout: Duration,
+    what: &str,
+    mut ready: impl FnMut() -> Result<Result<(), String>>,
+) -> Result<()> {
+    let exited = wait_until(timeout, what, || {
+        if let Some(process) = process.as_deref_mut()
+            && let Err(exited) = process.check_running()
+        {
+            return Ok(Ok(Some(exited)));
+        }
+        Ok(ready()?.map(|()| None))
+    })?;
+    exited.map_or(Ok(()), Err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

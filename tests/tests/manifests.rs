@@ -14,6 +14,7 @@ use api::resources::{IPPool, IPPoolSpec};
 use clap::CommandFactory;
 use harness::kube_api::calls::{Call, calls_of};
 use harness::kube_api::{KubeApi, KubeApiOptions};
+use harness::manifests::install::{self, InstallCni};
 use harness::manifests::rbac::{Grant, grants};
 use harness::manifests::strict::{check, parse};
 use harness::manifests::{self, Document, documents, find};
@@ -459,21 +460,23 @@ async fn manifests_the_ipam_controller_reclaiming_a_gone_pods_address_makes_only
 
 /// The conflist as tabby-install-cni writes it on node `node`.
 fn conflist(node: &str) -> Value {
-    let config = find(&all(), "ConfigMap", "tabby-cni-config")
+    let text = install::template()
         .unwrap()
-        .clone();
-    let template = config.value["data"]["10-tabby.conflist"].as_str().unwrap();
-    let text = template
         .replace("__KUBERNETES_NODE_NAME__", node)
         .replace("__KUBECONFIG_FILEPATH__", "/etc/cni/net.d/tabby/kubeconfig");
     serde_json::from_str(&text).unwrap()
 }
 
 /// What the runtime hands each plugin of the installed conflist on `worker-1`.
+fn plugin_configs() -> Vec<Value> {
+    harness::manifests::cni::plugin_configs(&conflist("worker-1")).unwrap()
+}
+
+/// What the runtime hands tabby-cni (and it tabby-ipam) on `worker-1`.
 fn plugin_stdin() -> Vec<u8> {
-    let plugins = harness::manifests::cni::plugin_configs(&conflist("worker-1")).unwrap();
-    assert_eq!(plugins.len(), 1);
-    serde_json::to_vec(&plugins[0]).unwrap()
+    let tabby = &plugin_configs()[0];
+    assert_eq!(tabby["type"], "tabby-cni");
+    serde_json::to_vec(tabby).unwrap()
 }
 
 #[test]
@@ -510,60 +513,60 @@ fn manifests_the_cni_config_gives_tabby_cni_a_config_it_accepts() {
     );
 }
 
-/// Runs the image's tabby-install-cni with the host's directories in `root`.
-fn install_cni(root: &Path, args: &[&str]) -> std::process::Output {
-    let script = manifests::directory().join("images/agent/tabby-install-cni");
-    let dir = |name: &str| root.join(name).display().to_string();
-    let template = root.join("template.conflist");
-    let config = find(&all(), "ConfigMap", "tabby-cni-config")
-        .unwrap()
-        .clone();
-    std::fs::write(
-        &template,
-        config.value["data"]["10-tabby.conflist"].as_str().unwrap(),
-    )
-    .unwrap();
-    std::process::Command::new("sh")
-        .arg(script)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("KUBERNETES_NODE_NAME", "worker-1")
-        .env("KUBERNETES_SERVICE_HOST", "10.96.0.1")
-        .env("KUBERNETES_SERVICE_PORT", "443")
-        .env("CNI_BIN_DIR", dir("host/opt/cni/bin"))
-        .env("CNI_NET_DIR", dir("host/etc/cni/net.d"))
-        .env("CNI_NETWORK_CONFIG_FILE", &template)
-        .env("PLUGIN_DIR", dir("image/plugins"))
-        .env("SERVICE_ACCOUNT_DIR", dir("image/serviceaccount"))
-        .output()
-        .unwrap()
+#[test]
+fn manifests_the_cni_config_chains_portmap_for_host_ports_as_calico_does() {
+    let plugins = plugin_configs();
+    assert_eq!(plugins.len(), 2, "{plugins:#?}");
+    assert_eq!(
+        plugins[1],
+        serde_json::json!({
+            "type": "portmap",
+            "snat": true,
+            "capabilities": {"portMappings": true},
+            "name": "k8s-pod-network",
+            "cniVersion": "1.0.0",
+        })
+    );
+}
+
+/// The image's tabby-install-cni with the host's directories in `root` (and the
+/// plugins seeing them at their usual places).
+fn installer(root: &Path) -> InstallCni {
+    InstallCni {
+        node: "worker-1".into(),
+        plugin_dir: root.join("image/plugins"),
+        service_account_dir: root.join("image/serviceaccount"),
+        template: root.join("image/10-tabby.conflist"),
+        cni_bin_dir: root.join("host/opt/cni/bin"),
+        cni_net_dir: root.join("host/etc/cni/net.d"),
+        cni_net_dir_on_host: "/etc/cni/net.d".into(),
+    }
 }
 
 #[test]
 fn manifests_tabby_install_cni_installs_the_plugins_the_conflist_and_a_kubeconfig() {
     let root = tempfile::tempdir().unwrap();
     let at = |path: &str| root.path().join(path);
-    std::fs::create_dir_all(at("image/plugins")).unwrap();
-    std::fs::create_dir_all(at("image/serviceaccount")).unwrap();
+    std::fs::create_dir(at("built")).unwrap();
     for plugin in ["tabby-cni", "tabby-ipam"] {
-        std::fs::write(
-            at(&format!("image/plugins/{plugin}")),
-            format!("#!{plugin}"),
-        )
-        .unwrap();
+        std::fs::write(at(&format!("built/{plugin}")), format!("#!{plugin}")).unwrap();
         let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
-        std::fs::set_permissions(at(&format!("image/plugins/{plugin}")), mode).unwrap();
+        std::fs::set_permissions(at(&format!("built/{plugin}")), mode).unwrap();
     }
-    std::fs::write(at("image/serviceaccount/token"), "token-1").unwrap();
-    std::fs::write(at("image/serviceaccount/ca.crt"), "ca").unwrap();
+    let install = installer(root.path());
+    install
+        .stage(&[&at("built/tabby-cni"), &at("built/tabby-ipam")])
+        .unwrap();
 
-    let output = install_cni(root.path(), &[]);
+    let output = install.command(&[]).output().unwrap();
     assert!(output.status.success(), "{output:?}");
     for plugin in ["tabby-cni", "tabby-ipam"] {
         let installed = std::fs::read_to_string(at(&format!("host/opt/cni/bin/{plugin}"))).unwrap();
         assert_eq!(installed, format!("#!{plugin}"));
     }
+    // The node has no standard plugins: portmap, which the conflist chains, is named.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("portmap is missing"), "{stderr}");
     let written = std::fs::read_to_string(at("host/etc/cni/net.d/10-tabby.conflist")).unwrap();
     assert_eq!(
         serde_json::from_str::<Value>(&written).unwrap(),
@@ -588,14 +591,14 @@ fn manifests_tabby_install_cni_installs_the_plugins_the_conflist_and_a_kubeconfi
 
     // Without the plugins in the image it says which is missing.
     std::fs::remove_file(at("image/plugins/tabby-ipam")).unwrap();
-    let output = install_cni(root.path(), &[]);
+    let output = install.command(&[]).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("tabby-ipam is missing from the image"),
         "{stderr}"
     );
-    let output = install_cni(root.path(), &["--bogus"]);
+    let output = install.command(&["--bogus"]).output().unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown argument \"--bogus\""));
 }
 
@@ -829,7 +832,7 @@ fn manifests_every_image_a_pod_runs_has_a_containerfile_that_installs_its_comman
                 .unwrap_or_else(|e| panic!("{image}: {}: {e}", containerfile.display()));
             let command = &container.command.clone().unwrap()[0];
             let installed = match command.strip_prefix('/') {
-                Some(path) => !text.contains("distroless") && path.starts_with("bin/"),
+                Some(path) => !text.contains("FROM scratch") && path.starts_with("bin/"),
                 None => text.contains(&format!("/usr/local/bin/{command}")),
             };
             assert!(

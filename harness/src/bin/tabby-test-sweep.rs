@@ -1,5 +1,6 @@
-//! Removes what crashed harness runs left behind (namespaces, processes,
-//! registrations); runs whose owner is still alive are left alone.
+//! Removes what crashed harness runs left behind (namespaces, processes, container
+//! runtimes' cgroups and mounts, registrations); runs whose owner is still alive
+//! are left alone.
 
 fn main() {
     if !nix::unistd::geteuid().is_root() {
@@ -12,6 +13,9 @@ fn main() {
     }
     for pid in &swept.processes {
         println!("killed process {pid}");
+    }
+    for leftover in &swept.runtime_leftovers {
+        println!("removed {leftover}");
     }
     for id in &swept.registrations {
         println!("removed registration {id}");

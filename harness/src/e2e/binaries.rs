@@ -47,6 +47,14 @@ pub fn binary(bin: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Gives `command` (a cargo build, or a script running one) only the variables in
+/// [`KEPT`], so that it builds as a build from the shell does.
+pub fn plain_environment(command: &mut Command) -> &mut Command {
+    command
+        .env_clear()
+        .envs(KEPT.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
+}
+
 fn build() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the running executable")?;
     // target/<profile>/deps/<test> or target/<profile>/<bin> → target/<profile>
@@ -62,9 +70,7 @@ fn build() -> Result<PathBuf> {
     let release = dir.file_name().is_some_and(|n| n == "release");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command
-        .env_clear()
-        .envs(KEPT.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
+    plain_environment(&mut command)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["build", "--quiet", "--workspace", "--bins"])
         .args(["--test", "harness_sweep"])

@@ -13,6 +13,8 @@
 //!   [`Cluster::wait_reflector_ready`], [`Cluster::kill_reflector`];
 //! - [`Cluster::add_pod`] / [`Cluster::delete_pod`] (CNI ADD / DEL), [`Cluster::cni`]
 //!   for any other call;
+//! - [`Cluster::start_containerd`] and [`Cluster::containerd`]: a real runtime on a
+//!   node, calling the plugins as `manifests/` installs them (see [`crate::cri`]);
 //! - [`Cluster::expected_routes`], [`Cluster::wait_for_routes`] and [`ping_all`]
 //!   check the result.
 //!
@@ -30,10 +32,11 @@
 //! ```
 
 mod binaries;
+mod cri;
 mod expect;
 pub mod reflector;
 
-pub use binaries::binary;
+pub use binaries::{binary, plain_environment};
 pub use expect::{Facts, ping_all};
 pub use reflector::{Clients, list_peers};
 
@@ -52,7 +55,6 @@ use crate::etcd::Etcd;
 use crate::lab::{Lab, Node};
 use crate::netns::Netns;
 use crate::process::Process;
-use crate::wait::wait_until;
 
 /// The interface name pods get.
 const POD_INTERFACE: &str = "eth0";
@@ -75,6 +77,8 @@ pub struct Pod {
 /// The cluster; everything stops and goes on drop.
 #[derive(Debug)]
 pub struct Cluster {
+    /// First to go: their sandboxes' CNI DEL needs the cluster's etcd.
+    containerds: BTreeMap<String, crate::cri::Containerd>,
     agents: BTreeMap<String, Process>,
     reflectors: BTreeMap<String, Process>,
     extra_args: BTreeMap<String, Vec<String>>,
@@ -106,6 +110,7 @@ impl Cluster {
         let cni_path = tempfile::tempdir()?;
         std::os::unix::fs::symlink(binary("tabby-ipam")?, cni_path.path().join("tabby-ipam"))?;
         Ok(Self {
+            containerds: BTreeMap::new(),
             agents: BTreeMap::new(),
             reflectors: BTreeMap::new(),
             extra_args: BTreeMap::new(),
@@ -228,7 +233,7 @@ impl Cluster {
     pub fn wait_ready(&mut self, node: &str, timeout: Duration) -> Result<()> {
         let socket = self.socket(node);
         let what = format!("the agent on {node} to be ready");
-        wait_serving(self.agents.get_mut(node), timeout, &what, || {
+        crate::wait::wait_serving(self.agents.get_mut(node), timeout, &what, || {
             crate::runtime().block_on(async {
                 let channel = proto::client::connect_unix(&socket).await?;
                 let mut client = proto::agent::agent_status_client::AgentStatusClient::new(channel);
@@ -357,23 +362,4 @@ pub fn address_with_subnet(node: &Node) -> Result<String> {
         .find(|a| a.addr().is_ipv4())
         .map(ToString::to_string)
         .context("the node has no IPv4 address")
-}
-
-/// Waits until `ready` (a question to the daemon's status socket) says so, failing at
-/// once when `process` exits meanwhile rather than at the deadline.
-fn wait_serving(
-    mut process: Option<&mut Process>,
-    timeout: Duration,
-    what: &str,
-    mut ready: impl FnMut() -> Result<Result<(), String>>,
-) -> Result<()> {
-    let exited = wait_until(timeout, what, || {
-        if let Some(process) = process.as_deref_mut()
-            && let Err(exited) = process.check_running()
-        {
-            return Ok(Ok(Some(exited)));
-        }
-        Ok(ready()?.map(|()| None))
-    })?;
-    exited.map_or(Ok(()), Err)
 }

@@ -101,7 +101,7 @@ impl Cluster {
     pub fn wait_reflector_ready(&mut self, node: &str, timeout: Duration) -> Result<()> {
         let socket = self.reflector_socket(node);
         let what = format!("the reflector on {node} to be ready");
-        super::wait_serving(self.reflectors.get_mut(node), timeout, &what, || {
+        crate::wait::wait_serving(self.reflectors.get_mut(node), timeout, &what, || {
             crate::runtime().block_on(async {
                 let channel = proto::client::connect_unix(&socket).await?;
                 let health = BgpStatusClient::new(channel)

@@ -1,9 +1,10 @@
 //! A CNI network config list as the runtime hands it to each plugin: the CNI spec
 //! (1.0, "Deriving execution configuration from plugin configuration") gives every
 //! plugin its own entry of `plugins` with the list's `name` and `cniVersion` added.
-//! (Later plugins of a chain also get `prevResult`, and plugins declaring
-//! `capabilities` get `runtimeConfig`; tabby's list has one plugin and declares
-//! none.)
+//! What the runtime adds at execution time is left out: `prevResult` (the previous
+//! plugin's result, for every plugin after the first) and `runtimeConfig` (the
+//! runtime's values for the `capabilities` a plugin declares, e.g. portmap's
+//! `portMappings`).
 
 use serde_json::Value;
 
@@ -30,11 +31,6 @@ pub fn plugin_configs(list: &Value) -> Result<Vec<Value>, String> {
                 .as_object()
                 .cloned()
                 .ok_or(format!("plugins[{i}] is not an object"))?;
-            if config.contains_key("capabilities") || i > 0 {
-                return Err(format!(
-                    "plugins[{i}]: capabilities and chained plugins are not derived here"
-                ));
-            }
             config.insert("name".into(), name.into());
             config.insert("cniVersion".into(), version.into());
             Ok(Value::Object(config))

@@ -1,9 +1,11 @@
 //! What `kubectl apply -k manifests/` installs, read for the `manifests_*` tests:
 //! every YAML document with its file, strict parsing into the Kubernetes types
-//! ([`strict`]), the calls a Role grants ([`rbac`]), and the per-plugin configs a
-//! runtime derives from a CNI network config list ([`cni`]).
+//! ([`strict`]), the calls a Role grants ([`rbac`]), the per-plugin configs a
+//! runtime derives from a CNI network config list ([`cni`]), and the agent
+//! image's CNI installer run as its init container runs it ([`install`]).
 
 pub mod cni;
+pub mod install;
 pub mod rbac;
 pub mod strict;
 
