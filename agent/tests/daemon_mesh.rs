@@ -404,7 +404,7 @@ fn rogue_announcing(
     let local_as = own_as.unwrap_or(64512);
     let speaker = Background::start(rogue_node, move |stopped| async move {
         let mut speaker = speaker::start(SpeakerConfig {
-            listen: Some(SocketAddr::new(rogue_ip.into(), 179)),
+            listen: vec![SocketAddr::new(rogue_ip.into(), 179)],
             ..SpeakerConfig::new(local_as, rogue_ip)
         })
         .map_err(|e| e.to_string())?;
