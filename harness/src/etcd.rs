@@ -16,7 +16,7 @@
 //! # let _ = (files.ca(), cert, key);
 //!
 //! // Authentication on: user "tabby" may read and write under /tabby only.
-//! let mut guarded = tests::etcd::Etcd::start(&logs)?;
+//! let mut guarded = harness::etcd::Etcd::start(&logs)?;
 //! guarded.enable_auth("tabby", "its-password", "/tabby")?;
 //! # anyhow::Ok(())
 //! ```
