@@ -97,7 +97,7 @@ pub fn read(file: &str) -> Result<Vec<Document>> {
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut documents = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+    for (index, document) in yaml_serde::Deserializer::from_str(&text).enumerate() {
         let value =
             Value::deserialize(document).with_context(|| format!("{file}#{index}: not YAML"))?;
         if !value.is_null() {
@@ -145,7 +145,7 @@ pub fn kustomization() -> Result<Kustomization> {
     let path = directory().join(KUSTOMIZATION);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let kustomization: Kustomization = serde_yaml::from_str(&text).context(KUSTOMIZATION)?;
+    let kustomization: Kustomization = yaml_serde::from_str(&text).context(KUSTOMIZATION)?;
     if kustomization.api_version != "kustomize.config.k8s.io/v1beta1"
         || kustomization.kind != "Kustomization"
     {
