@@ -113,7 +113,7 @@ pub struct Owners {
     /// Nodes by BGP address.
     nodes: BTreeMap<IpAddr, String>,
     /// Off: pool prefixes are not held to ownership (the agent's
-    /// `--no-check-ownership`, for migrations).
+    /// `--import-ownership-check=false`, for migrations).
     check_ownership: bool,
 }
 

@@ -202,15 +202,10 @@ fn as_per_rack_pods_in_different_racks_reach_each_other_through_the_tors_and_a_r
     assert_eq!(applied.lines().count(), 5, "{applied}");
 
     // The agents register their nodes; a DaemonSet would give every one the
-    // cluster's AS, which the operator's per-node AS must outlive. A node and its
-    // ToR share the rack's AS, so the ToR's routes arrive over iBGP, which the
-    // agent's ownership check holds to "the node at the next hop owns the block":
-    // the ToR (next hop self) is no node, so the check is off here (see the note
-    // in agent/src/desired/import.rs).
-    let flags = [
-        format!("--as={CLUSTER_AS}"),
-        "--import-ownership-check=false".to_owned(),
-    ];
+    // cluster's AS, which the operator's per-node AS must outlive. Each ToR is a
+    // router to its nodes (a BGPPeer that is no node, outside the cluster's AS):
+    // its pool routes through itself pass the agents' ownership check.
+    let flags = [format!("--as={CLUSTER_AS}")];
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     for rack in RACKS {
         cluster.start_agent_with(&node(rack), &flags).unwrap();
