@@ -1,7 +1,7 @@
-//! The one place YAML is read and written (serde_yaml is deprecated upstream; swapping
-//! it touches only this module). Reading checks `apiVersion` and `kind` first, so a
-//! Calico manifest gets the hint to change its group before any field error, then
-//! applies defaults and validates.
+//! The one place YAML is read and written (with yaml_serde, the maintained
+//! continuation of the deprecated serde_yaml). Reading checks `apiVersion` and
+//! `kind` first, so a Calico manifest gets the hint to change its group before any
+//! field error, then applies defaults and validates.
 
 use serde::Deserialize;
 
@@ -9,36 +9,36 @@ use crate::resources::{Resource, ValidationError, check_header_of};
 
 #[derive(Debug, thiserror::Error)]
 pub enum YamlError {
-    /// Not YAML, or a field that is unknown, missing or of the wrong type. serde_yaml
+    /// Not YAML, or a field that is unknown, missing or of the wrong type. yaml_serde
     /// puts the field path and the line in the message.
     #[error("{0}")]
-    Syntax(#[from] serde_yaml::Error),
+    Syntax(#[from] yaml_serde::Error),
     #[error("{0}")]
     Invalid(#[from] ValidationError),
 }
 
 /// Reads one resource of kind `R`, defaults applied and validated.
 pub fn from_str<R: Resource>(text: &str) -> Result<R, YamlError> {
-    check_header::<R>(serde_yaml::Deserializer::from_str(text))?;
-    read(serde_yaml::Deserializer::from_str(text))
+    check_header::<R>(yaml_serde::Deserializer::from_str(text))?;
+    read(yaml_serde::Deserializer::from_str(text))
 }
 
 /// Reads every `---`-separated document of a file holding resources of kind `R`.
 pub fn documents<R: Resource>(text: &str) -> Result<Vec<R>, YamlError> {
-    for document in serde_yaml::Deserializer::from_str(text) {
+    for document in yaml_serde::Deserializer::from_str(text) {
         check_header::<R>(document)?;
     }
-    serde_yaml::Deserializer::from_str(text).map(read).collect()
+    yaml_serde::Deserializer::from_str(text).map(read).collect()
 }
 
 /// Writes a resource as one YAML document.
 pub fn to_string<R: Resource>(resource: &R) -> Result<String, YamlError> {
-    Ok(serde_yaml::to_string(resource)?)
+    Ok(yaml_serde::to_string(resource)?)
 }
 
 /// Writes any JSON value as one YAML document (generated manifests).
 pub fn value_to_string(value: &serde_json::Value) -> String {
-    serde_yaml::to_string(value).expect("JSON values always serialise as YAML")
+    yaml_serde::to_string(value).expect("JSON values always serialise as YAML")
 }
 
 /// `apiVersion` and `kind`, whatever else the document holds.
@@ -52,12 +52,12 @@ struct Header {
 
 // A first pass over the document: parsing from the text (not from a parsed value)
 // keeps the field paths and line numbers in the second pass's errors.
-fn check_header<R: Resource>(document: serde_yaml::Deserializer<'_>) -> Result<(), YamlError> {
+fn check_header<R: Resource>(document: yaml_serde::Deserializer<'_>) -> Result<(), YamlError> {
     let header = Header::deserialize(document)?;
     Ok(check_header_of::<R>(&header.api_version, &header.kind)?)
 }
 
-fn read<R: Resource>(document: serde_yaml::Deserializer<'_>) -> Result<R, YamlError> {
+fn read<R: Resource>(document: yaml_serde::Deserializer<'_>) -> Result<R, YamlError> {
     let mut resource = R::deserialize(document)?;
     resource.apply_defaults();
     resource.validate()?;

@@ -21,7 +21,7 @@ fn hop(n: u8) -> IpAddr {
 }
 
 fn filter(yaml: &str) -> Filter {
-    serde_yaml::from_str(yaml).unwrap()
+    yaml_serde::from_str(yaml).unwrap()
 }
 
 #[tokio::test]

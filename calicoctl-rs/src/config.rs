@@ -130,7 +130,7 @@ fn read_config(explicit: Option<&Path>) -> Result<(ConfigSpec, Option<PathBuf>),
     let text = std::fs::read_to_string(&path)
         .map_err(|e| config_error(&path, &format!("cannot read it: {e}")))?;
     let file: ConfigFile =
-        serde_yaml::from_str(&text).map_err(|e| config_error(&path, &e.to_string()))?;
+        yaml_serde::from_str(&text).map_err(|e| config_error(&path, &e.to_string()))?;
     let known_version = ["projectcalico.org/v3", api::resources::API_VERSION];
     if !known_version.contains(&file.api_version.as_str()) || file.kind != CONFIG_KIND {
         return Err(config_error(

@@ -915,7 +915,7 @@ fn manifests_probes_ask_the_health_endpoints_where_each_component_serves_them() 
     // The reflector's address is in its configuration file.
     let config = find(&documents, "ConfigMap", "tabby-reflector-config").unwrap();
     let file: Value =
-        serde_yaml::from_str(config.value["data"]["reflector.yaml"].as_str().unwrap()).unwrap();
+        yaml_serde::from_str(config.value["data"]["reflector.yaml"].as_str().unwrap()).unwrap();
     let port = file["metrics"]["address"]
         .as_str()
         .unwrap()

@@ -37,7 +37,7 @@ macro_rules! string_serde {
 }
 
 /// Deserialises a string through `FromStr`. Failing inside the visitor (rather than
-/// after reading a `String`) lets serde_yaml name the field's full path.
+/// after reading a `String`) lets yaml_serde name the field's full path.
 pub(crate) fn parsed_str<'de, D, T>(deserializer: D, what: &'static str) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,

@@ -356,7 +356,7 @@ mod tests {
     }
 
     fn filter(yaml: &str) -> Filter {
-        let filter: Filter = serde_yaml::from_str(yaml).unwrap();
+        let filter: Filter = yaml_serde::from_str(yaml).unwrap();
         filter.validate("filter").unwrap();
         filter
     }
@@ -454,19 +454,19 @@ mod tests {
 
     #[test]
     fn bad_filters_are_refused_with_the_field_at_fault() {
-        let f: Filter = serde_yaml::from_str(
+        let f: Filter = yaml_serde::from_str(
             "terms:\n- match: { prefixes: [{ prefix: 10.0.0.0/16, ge: 8 }] }\n  action: accept\n",
         )
         .unwrap();
         let err = f.validate("peers[0].import").unwrap_err();
         assert_eq!(err.path, "peers[0].import.terms[0].match.prefixes[0].ge");
-        let err = serde_yaml::from_str::<Filter>("terms:\n- action: allow\n").unwrap_err();
+        let err = yaml_serde::from_str::<Filter>("terms:\n- action: allow\n").unwrap_err();
         assert!(err.to_string().contains("allow"), "{err}");
-        let err = serde_yaml::from_str::<Filter>(
+        let err = yaml_serde::from_str::<Filter>(
             "terms:\n- match: { communities: [\"65000\"] }\n  action: accept\n",
         )
         .unwrap_err();
         assert!(err.to_string().contains("not a community"), "{err}");
-        assert!(serde_yaml::from_str::<Filter>("terms: []\ncolour: red\n").is_err());
+        assert!(yaml_serde::from_str::<Filter>("terms: []\ncolour: red\n").is_err());
     }
 }

@@ -19,7 +19,7 @@ use crate::with_kind;
 
 pub async fn patch(session: &mut Session<'_>, args: PatchArgs) -> Result<i32, CliError> {
     // YAML is a superset of JSON: one parser takes both forms of the patch.
-    let patch: serde_json::Value = serde_yaml::from_str(&args.patch)
+    let patch: serde_json::Value = yaml_serde::from_str(&args.patch)
         .map_err(|e| CliError::Usage(format!("--patch is neither JSON nor YAML: {e}")))?;
     if !patch.is_object() {
         return Err(CliError::Usage(format!(

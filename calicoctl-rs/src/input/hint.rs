@@ -16,7 +16,7 @@ pub fn unknown_field(message: &str) -> String {
     let Some(list) = rest.strip_prefix(", expected ") else {
         return message.to_owned();
     };
-    // The list runs up to the location serde_yaml appends, if any.
+    // The list runs up to the location yaml_serde appends, if any.
     let (list, location) = match list.find(" at line ") {
         Some(at) => (&list[..at], &list[at..]),
         None => (list, ""),

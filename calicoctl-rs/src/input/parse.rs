@@ -4,7 +4,7 @@
 //! the line and column. JSON is read with serde_json, which locates errors too.
 
 use serde::Deserialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::decode::{self, Decoded, Failure};
 use super::{Document, Input, InputError, Notice, Origin};
@@ -76,7 +76,7 @@ pub(super) fn documents(source: &str, text: &str, input: &mut Input) {
 }
 
 fn yaml_documents(source: &str, text: &str, input: &mut Input) {
-    let values: Result<Vec<Value>, _> = serde_yaml::Deserializer::from_str(text)
+    let values: Result<Vec<Value>, _> = yaml_serde::Deserializer::from_str(text)
         .map(Value::deserialize)
         .collect();
     let values = match values {
@@ -90,7 +90,7 @@ fn yaml_documents(source: &str, text: &str, input: &mut Input) {
         }
     };
     let several = values.iter().filter(|v| !v.is_null()).count() > 1;
-    let streams = serde_yaml::Deserializer::from_str(text);
+    let streams = yaml_serde::Deserializer::from_str(text);
     for (index, (value, stream)) in values.iter().zip(streams).enumerate() {
         if value.is_null() {
             continue; // an empty document, as a trailing `---` makes

@@ -207,7 +207,7 @@ impl KubeApi {
 
     /// Installs the CRDs of a manifest (YAML documents), as `kubectl apply` would.
     pub fn install_crds(&self, manifest: &str) -> Result<()> {
-        for document in serde_yaml::Deserializer::from_str(manifest) {
+        for document in yaml_serde::Deserializer::from_str(manifest) {
             let crd: Value = serde::Deserialize::deserialize(document).context("CRD YAML")?;
             register_crd(&self.shared, &crd).map_err(anyhow::Error::msg)?;
         }

@@ -121,7 +121,7 @@ pub fn read(file: &str) -> Result<Vec<Document>> {
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut documents = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+    for (index, document) in yaml_serde::Deserializer::from_str(&text).enumerate() {
         let value =
             Value::deserialize(document).with_context(|| format!("{file}#{index}: not YAML"))?;
         if !value.is_null() {
@@ -212,7 +212,7 @@ pub fn kustomization(folder: &str) -> Result<Kustomization> {
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let kustomization: Kustomization =
-        serde_yaml::from_str(&text).with_context(|| file.display().to_string())?;
+        yaml_serde::from_str(&text).with_context(|| file.display().to_string())?;
     if kustomization.api_version != "kustomize.config.k8s.io/v1beta1"
         || kustomization.kind != "Kustomization"
     {
@@ -231,7 +231,7 @@ pub fn render(folder: &str) -> Result<Vec<Value>> {
     kubectl.arg("kustomize").arg(directory().join(folder));
     let text = crate::process::exec(&mut kubectl)?;
     let mut rendered = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
+    for document in yaml_serde::Deserializer::from_str(&text) {
         let value = Value::deserialize(document).context("kubectl kustomize's output")?;
         if !value.is_null() {
             rendered.push(value);

@@ -13,7 +13,7 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// Not YAML, or a field unknown, missing or of the wrong type; serde_yaml puts
+    /// Not YAML, or a field unknown, missing or of the wrong type; yaml_serde puts
     /// the field path and the line in the message.
     #[error("{0}")]
     Syntax(String),
@@ -51,7 +51,7 @@ pub fn load(path: &Path, datastore: bool) -> Result<Config, ConfigError> {
 /// Parses and validates configuration text.
 pub fn parse(text: &str, datastore: bool) -> Result<Config, ConfigError> {
     let config: Config =
-        serde_yaml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        yaml_serde::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
     config.validate(datastore)?;
     Ok(config)
 }

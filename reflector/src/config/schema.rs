@@ -104,8 +104,8 @@ impl std::fmt::Debug for Password {
 
 impl<'de> Deserialize<'de> for Password {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match serde_yaml::Value::deserialize(deserializer)? {
-            serde_yaml::Value::String(text) => Ok(Self(text)),
+        match yaml_serde::Value::deserialize(deserializer)? {
+            yaml_serde::Value::String(text) => Ok(Self(text)),
             _ => Err(serde::de::Error::custom(
                 "password: must be a string (quote it); what is written is not repeated",
             )),
