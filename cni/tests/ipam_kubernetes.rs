@@ -1,6 +1,6 @@
 //! tabby-ipam and tabby-ipam-controller on the kubernetes datastore, run as their
 //! binaries against the Kubernetes API double (`harness::kube_api`: no real API server
-//! can be installed here) with `manifests/crds.yaml` installed, reached through a
+//! can be installed here) with `manifests/crds/crds.yaml` installed, reached through a
 //! kubeconfig file as a node's CNI config and the controller's deployment reach a
 //! cluster. Pods and nodes are the double's core Pods and Nodes, as on a cluster.
 

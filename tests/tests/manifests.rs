@@ -1,5 +1,7 @@
 //! `manifests/`, checked without a cluster: every document parses strictly into its
-//! Kubernetes type, the CRDs are the generated ones, each component's RBAC grants
+//! Kubernetes type, the CRDs are the generated ones in a kustomization of their own
+//! (applied first) that holds every kind the other one uses, every image is named
+//! once in `images:` as `scripts/images` builds it, each component's RBAC grants
 //! exactly the calls listed next to its code (and the code, run against the API
 //! double, makes only those), and the pods run what their images install with the
 //! configuration their binaries read.
@@ -70,9 +72,6 @@ fn env(container: &Container) -> BTreeMap<String, Option<String>> {
 fn manifests_every_document_parses_strictly_into_its_kubernetes_type() {
     let mut problems = Vec::new();
     for file in manifests::yaml_files().unwrap() {
-        if file == manifests::KUSTOMIZATION {
-            continue;
-        }
         for document in manifests::read(&file).unwrap() {
             if let Err(problem) = check(&document) {
                 problems.push(format!("{}: {problem}", document.place()));
@@ -94,19 +93,18 @@ fn manifests_a_misspelt_field_is_an_error_that_names_its_path() {
 }
 
 #[test]
-fn manifests_the_kustomization_installs_every_yaml_file_once_and_names_each_object_once() {
-    let listed = manifests::kustomization().unwrap().resources;
+fn manifests_the_kustomizations_install_every_yaml_file_once_and_name_each_object_once() {
+    let listed: Vec<String> = manifests::KUSTOMIZATIONS
+        .into_iter()
+        .flat_map(|folder| manifests::kustomization(folder).unwrap().files(folder))
+        .collect();
     let unique: BTreeSet<&String> = listed.iter().collect();
     assert_eq!(
         unique.len(),
         listed.len(),
         "a file listed twice: {listed:?}"
     );
-    let files: BTreeSet<String> = manifests::yaml_files()
-        .unwrap()
-        .into_iter()
-        .filter(|f| f != manifests::KUSTOMIZATION)
-        .collect();
+    let files: BTreeSet<String> = manifests::yaml_files().unwrap().into_iter().collect();
     assert_eq!(files, listed.into_iter().collect::<BTreeSet<_>>());
 
     let mut seen = BTreeSet::new();
@@ -141,14 +139,14 @@ fn manifests_namespaced_objects_live_in_tabby_system_and_cluster_scoped_ones_in_
 
 #[test]
 fn manifests_the_crds_are_the_ones_generated_from_the_rust_types() {
-    let installed: Vec<Value> = manifests::read("crds.yaml")
+    let installed: Vec<Value> = manifests::documents_of(manifests::CRDS)
         .unwrap()
         .into_iter()
         .map(|d| d.value)
         .collect();
     assert!(
         installed == api::crd::definitions(),
-        "manifests/crds.yaml is stale: run `cargo run -p api --bin crdgen`"
+        "manifests/crds/ is stale: run `cargo run -p api --bin crdgen`"
     );
     let kinds: BTreeSet<&str> = installed
         .iter()
@@ -162,6 +160,169 @@ fn manifests_the_crds_are_the_ones_generated_from_the_rust_types() {
         "Node",
     ] {
         assert!(kinds.contains(kind), "no CRD for {kind}: {kinds:?}");
+    }
+}
+
+/// CRDs by name, as `kubectl kustomize` renders `folder`.
+fn rendered_crds(folder: &str) -> BTreeMap<String, Value> {
+    manifests::render(folder)
+        .unwrap()
+        .into_iter()
+        .filter(|object| object["kind"] == "CustomResourceDefinition")
+        .map(|crd| (crd["metadata"]["name"].as_str().unwrap().to_owned(), crd))
+        .collect()
+}
+
+#[test]
+fn manifests_the_top_level_kustomization_renders_no_custom_resource_definition() {
+    let rendered = manifests::render(manifests::TOP).unwrap();
+    // What kubectl renders is what these tests read from the files.
+    let objects = |values: Vec<Value>| -> BTreeSet<(String, String)> {
+        values
+            .into_iter()
+            .map(|v| {
+                let text = |pointer: &str| v.pointer(pointer).unwrap().as_str().unwrap().to_owned();
+                (text("/kind"), text("/metadata/name"))
+            })
+            .collect()
+    };
+    let read = manifests::documents_of(manifests::TOP).unwrap();
+    assert_eq!(
+        objects(rendered.clone()),
+        objects(read.into_iter().map(|d| d.value).collect())
+    );
+    assert!(
+        rendered_crds(manifests::TOP).is_empty(),
+        "CRDs belong in manifests/crds, applied first"
+    );
+}
+
+#[test]
+fn manifests_the_crds_kustomization_renders_exactly_the_crds_the_code_defines() {
+    let defined: BTreeMap<String, Value> = api::crd::definitions()
+        .into_iter()
+        .map(|crd| (crd["metadata"]["name"].as_str().unwrap().to_owned(), crd))
+        .collect();
+    let rendered = manifests::render(manifests::CRDS).unwrap();
+    assert_eq!(rendered.len(), defined.len(), "only CRDs in manifests/crds");
+    assert!(
+        rendered_crds(manifests::CRDS) == defined,
+        "kubectl kustomize manifests/crds is not the generated CRDs: run `cargo run -p api --bin crdgen`"
+    );
+}
+
+/// The groups of Kubernetes' own kinds: every other group is a custom resource's.
+fn built_in(group: &str) -> bool {
+    ["", "apps", "batch", "policy", "autoscaling"].contains(&group) || group.ends_with(".k8s.io")
+}
+
+#[test]
+fn manifests_every_custom_resource_of_the_top_level_kustomization_has_its_crd_in_manifests_crds() {
+    let crds = rendered_crds(manifests::CRDS);
+    let mut custom = BTreeSet::new();
+    for object in manifests::render(manifests::TOP).unwrap() {
+        let api_version = object["apiVersion"].as_str().unwrap();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let kind = object["kind"].as_str().unwrap();
+        if built_in(group) {
+            continue;
+        }
+        let served = crds.values().any(|crd| {
+            crd["spec"]["group"] == group
+                && crd["spec"]["names"]["kind"] == kind
+                && crd["spec"]["versions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|v| v["name"] == version && v["served"] == true)
+        });
+        assert!(
+            served,
+            "{api_version} {kind}: no CRD in manifests/crds serves it"
+        );
+        custom.insert(kind.to_owned());
+    }
+    assert_eq!(
+        custom,
+        BTreeSet::from(["BGPConfiguration".to_owned(), "IPPool".to_owned()])
+    );
+}
+
+/// Every container's and init container's image in rendered workloads, by
+/// `Kind/name/container`.
+fn container_images(objects: &[Value]) -> BTreeMap<String, String> {
+    let mut images = BTreeMap::new();
+    for object in objects {
+        let Some(pod) = object.pointer("/spec/template/spec") else {
+            continue;
+        };
+        for list in ["containers", "initContainers"] {
+            for container in pod[list].as_array().into_iter().flatten() {
+                let at = format!(
+                    "{}/{}/{}",
+                    object["kind"].as_str().unwrap(),
+                    object["metadata"]["name"].as_str().unwrap(),
+                    container["name"].as_str().unwrap()
+                );
+                images.insert(at, container["image"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    images
+}
+
+#[test]
+fn manifests_every_container_image_is_named_once_in_the_images_block_of_the_kustomization() {
+    let block = manifests::kustomization(manifests::TOP).unwrap().images;
+    let short: BTreeSet<&str> = block.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(short.len(), block.len(), "an image twice: {block:?}");
+    // The files name images by their short names only, so retagging is one edit.
+    let files: Vec<Value> = manifests::documents_of(manifests::TOP)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.value)
+        .collect();
+    let named = container_images(&files);
+    assert!(!named.is_empty(), "no workload has a container");
+    for (container, image) in &named {
+        assert!(
+            short.contains(image.as_str()),
+            "{container}: {image} is not a short name of images: {short:?}"
+        );
+    }
+    // kubectl replaces each with its newName:newTag, and every entry is used.
+    let rendered = container_images(&manifests::render(manifests::TOP).unwrap());
+    for (container, image) in &rendered {
+        let entry = block.iter().find(|i| i.name == named[container]).unwrap();
+        assert_eq!(image, &entry.reference(), "{container}");
+    }
+    let used: BTreeSet<&str> = named.values().map(String::as_str).collect();
+    assert_eq!(used, short, "an images: entry no container uses");
+}
+
+#[test]
+fn manifests_scripts_images_builds_exactly_the_images_the_kustomization_names() {
+    let script = manifests::directory().join("../scripts/images");
+    let mut list = std::process::Command::new(script);
+    list.arg("--list").env_remove("REGISTRY");
+    let built: BTreeSet<String> = harness::process::exec(&mut list)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let named: BTreeSet<String> = manifests::kustomization(manifests::TOP)
+        .unwrap()
+        .images
+        .iter()
+        .map(manifests::Image::reference)
+        .collect();
+    assert_eq!(built, named);
+    // Tagged with the version the binaries print.
+    for image in &built {
+        assert!(
+            image.ends_with(&format!(":{}", env!("CARGO_PKG_VERSION"))),
+            "{image}"
+        );
     }
 }
 
@@ -279,8 +440,7 @@ fn manifests_the_agent_reads_one_secret_for_bgp_passwords_by_name_and_no_other()
 /// The API double with the CRDs installed, and a kubernetes store for it.
 async fn double() -> (KubeApi, Arc<dyn Backend>) {
     let api = KubeApi::start(KubeApiOptions::default()).await.unwrap();
-    let crds = std::fs::read_to_string(manifests::directory().join("crds.yaml")).unwrap();
-    api.install_crds(&crds).unwrap();
+    api.install_crds(&manifests::crds().unwrap()).unwrap();
     let store: Arc<dyn Backend> = Arc::new(KubeStore::at(&api.url()).unwrap());
     (api, store)
 }

@@ -1,5 +1,5 @@
 //! crdgen: writes the CustomResourceDefinitions of tabby's kinds, generated from the
-//! Rust types, to `manifests/crds.yaml` (or the path given), or to stdout with `-`.
+//! Rust types, to `manifests/crds/crds.yaml` (or the path given), or to stdout with `-`.
 
 use std::process::ExitCode;
 

@@ -2,7 +2,7 @@
 //! group `tabby.dev`, version `v1`, cluster-scoped, with an OpenAPI v3 schema of every
 //! spec (structural, as Kubernetes requires) and a transition rule (`self == oldSelf`)
 //! on each immutable field, so the API server enforces immutability as the typed
-//! datastore does. `crdgen` writes them to `manifests/crds.yaml`; a test fails when
+//! datastore does. `crdgen` writes them to `manifests/crds/crds.yaml`; a test fails when
 //! that file is stale.
 
 mod kinds;
@@ -19,7 +19,7 @@ use crate::resources::{
 };
 
 /// Where `crdgen` writes, relative to the repository root.
-pub const MANIFEST_PATH: &str = "manifests/crds.yaml";
+pub const MANIFEST_PATH: &str = "manifests/crds/crds.yaml";
 
 /// One CRD per kind, in a stable order.
 pub fn definitions() -> Vec<Value> {

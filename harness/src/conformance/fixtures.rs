@@ -140,7 +140,7 @@ macro_rules! resource_inventory_fixture {
 resource_inventory_fixture!(MemoryFixture);
 resource_inventory_fixture!(EtcdFixture);
 
-/// The kubernetes backend against the API double, with `manifests/crds.yaml` installed.
+/// The kubernetes backend against the API double, with `manifests/crds/crds.yaml` installed.
 pub struct KubeFixture {
     store: KubeStore,
     /// A plain client, for what the kubelet and the scheduler write (core Pods, Nodes).
@@ -157,8 +157,7 @@ impl KubeFixture {
         let api = KubeApi::start(options)
             .await
             .expect("the API double starts");
-        let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/crds.yaml");
-        let manifest = std::fs::read_to_string(&crds).expect("manifests/crds.yaml");
+        let manifest = crate::manifests::crds().expect("manifests/crds/crds.yaml reads");
         api.install_crds(&manifest).expect("installing the CRDs");
         let store = KubeStore::at(&api.url()).expect("a store for the double");
         let config = kube::Config::new(api.url().parse().expect("a URL"));

@@ -8,8 +8,8 @@
 //!
 //! What it models, following the real API's semantics:
 //! - Custom resources, once their `CustomResourceDefinition` is created (`POST
-//!   /apis/apiextensions.k8s.io/v1/customresourcedefinitions`, as `kubectl apply -f
-//!   manifests/crds.yaml` does): cluster-scoped `/apis/<group>/<version>/<plural>`;
+//!   /apis/apiextensions.k8s.io/v1/customresourcedefinitions`, as `kubectl apply -k
+//!   manifests/crds` does): cluster-scoped `/apis/<group>/<version>/<plural>`;
 //!   an uninstalled kind is 404. Core `Node`s (`/api/v1/nodes`) and `Pod`s
 //!   (`/api/v1/namespaces/<ns>/pods`, `/api/v1/pods` across namespaces).
 //! - get, list, create (`POST`), replace (`PUT`), delete with preconditions, watch.

@@ -1,8 +1,9 @@
-//! What `kubectl apply -k manifests/` installs, read for the `manifests_*` tests:
-//! every YAML document with its file, strict parsing into the Kubernetes types
-//! ([`strict`]), the calls a Role grants ([`rbac`]), the per-plugin configs a
-//! runtime derives from a CNI network config list ([`cni`]), and the agent
-//! image's CNI installer run as its init container runs it ([`install`]).
+//! What `kubectl apply -k manifests/crds` and then `kubectl apply -k manifests/`
+//! install, read for the `manifests_*` tests: every YAML document with its file, both
+//! kustomizations and what `kubectl kustomize` renders of them, strict parsing into
+//! the Kubernetes types ([`strict`]), the calls a Role grants ([`rbac`]), the
+//! per-plugin configs a runtime derives from a CNI network config list ([`cni`]), and
+//! the agent image's CNI installer run as its init container runs it ([`install`]).
 
 pub mod cni;
 pub mod install;
@@ -10,13 +11,25 @@ pub mod rbac;
 pub mod strict;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The kustomization's own file, which lists the others.
+/// A kustomization's own file, which lists the others of its folder.
 pub const KUSTOMIZATION: &str = "kustomization.yaml";
+
+/// The CRDs' kustomization, relative to `manifests/`: applied, and its CRDs
+/// established, before the top-level one, whose custom resources the API server
+/// refuses until then.
+pub const CRDS: &str = "crds";
+
+/// The top-level kustomization, relative to `manifests/`.
+pub const TOP: &str = "";
+
+/// The kustomizations in the order they are applied.
+pub const KUSTOMIZATIONS: [&str; 2] = [CRDS, TOP];
 
 /// `manifests/` of this checkout.
 pub fn directory() -> PathBuf {
@@ -70,14 +83,25 @@ impl Document {
     }
 }
 
-/// Every `.yaml` file under `manifests/`, relative and sorted.
+/// The generated CRDs (`crdgen` writes them), as the API double installs them.
+pub fn crds() -> Result<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(api::crd::MANIFEST_PATH);
+    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Every `.yaml` file under `manifests/` but the kustomizations' own, relative and
+/// sorted.
 pub fn yaml_files() -> Result<Vec<String>> {
     fn walk(root: &Path, dir: &Path, files: &mut Vec<String>) -> Result<()> {
         for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
             let path = entry?.path();
             if path.is_dir() {
                 walk(root, &path, files)?;
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml")
+                && path.file_name().is_some_and(|n| n != KUSTOMIZATION)
+            {
                 let relative = path.strip_prefix(root).expect("under the root");
                 files.push(relative.to_string_lossy().into_owned());
             }
@@ -111,10 +135,19 @@ pub fn read(file: &str) -> Result<Vec<Document>> {
     Ok(documents)
 }
 
-/// Every document the kustomization installs.
+/// Every document the kustomizations install, in the order they are applied.
 pub fn documents() -> Result<Vec<Document>> {
     let mut all = Vec::new();
-    for file in kustomization()?.resources {
+    for folder in KUSTOMIZATIONS {
+        all.extend(documents_of(folder)?);
+    }
+    Ok(all)
+}
+
+/// Every document the kustomization in `folder` lists, as its files hold them.
+pub fn documents_of(folder: &str) -> Result<Vec<Document>> {
+    let mut all = Vec::new();
+    for file in kustomization(folder)?.files(folder) {
         all.extend(read(&file)?);
     }
     Ok(all)
@@ -139,17 +172,70 @@ pub struct Kustomization {
     pub api_version: String,
     pub kind: String,
     pub resources: Vec<String>,
+    #[serde(default)]
+    pub images: Vec<Image>,
 }
 
-pub fn kustomization() -> Result<Kustomization> {
-    let path = directory().join(KUSTOMIZATION);
+impl Kustomization {
+    /// Its resources, relative to `manifests/` (it lives in `folder`).
+    pub fn files(&self, folder: &str) -> Vec<String> {
+        self.resources
+            .iter()
+            .map(|file| match folder {
+                TOP => file.clone(),
+                _ => format!("{folder}/{file}"),
+            })
+            .collect()
+    }
+}
+
+/// An entry of `images:`: containers whose image is `name` run `new_name:new_tag`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Image {
+    pub name: String,
+    pub new_name: String,
+    pub new_tag: String,
+}
+
+impl Image {
+    /// The image the containers run.
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.new_name, self.new_tag)
+    }
+}
+
+/// The kustomization in `folder` (relative to `manifests/`).
+pub fn kustomization(folder: &str) -> Result<Kustomization> {
+    let file = Path::new(folder).join(KUSTOMIZATION);
+    let path = directory().join(&file);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let kustomization: Kustomization = yaml_serde::from_str(&text).context(KUSTOMIZATION)?;
+    let kustomization: Kustomization =
+        yaml_serde::from_str(&text).with_context(|| file.display().to_string())?;
     if kustomization.api_version != "kustomize.config.k8s.io/v1beta1"
         || kustomization.kind != "Kustomization"
     {
-        bail!("{KUSTOMIZATION} is not a kustomize.config.k8s.io/v1beta1 Kustomization");
+        bail!(
+            "{} is not a kustomize.config.k8s.io/v1beta1 Kustomization",
+            file.display()
+        );
     }
     Ok(kustomization)
+}
+
+/// What `kubectl kustomize` renders of the kustomization in `folder`: what `kubectl
+/// apply -k` sends to the API server.
+pub fn render(folder: &str) -> Result<Vec<Value>> {
+    let mut kubectl = Command::new("kubectl");
+    kubectl.arg("kustomize").arg(directory().join(folder));
+    let text = crate::process::exec(&mut kubectl)?;
+    let mut rendered = Vec::new();
+    for document in yaml_serde::Deserializer::from_str(&text) {
+        let value = Value::deserialize(document).context("kubectl kustomize's output")?;
+        if !value.is_null() {
+            rendered.push(value);
+        }
+    }
+    Ok(rendered)
 }

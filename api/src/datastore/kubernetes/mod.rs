@@ -1,5 +1,5 @@
 //! The kubernetes backend: tabby's kinds as custom resources (group `tabby.dev`,
-//! version `v1`, cluster-scoped; `manifests/crds.yaml` installs them), read and
+//! version `v1`, cluster-scoped; `manifests/crds/crds.yaml` installs them), read and
 //! written through the API server with kube's client.
 //!
 //! - A resource's revision is its `metadata.resourceVersion`. Kubernetes calls it
