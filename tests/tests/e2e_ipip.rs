@@ -232,9 +232,14 @@ fn counters(netns: &Netns) -> Result<BTreeMap<String, (u64, u64)>> {
 fn ping_and_check_the_wire(cluster: &Cluster, pods: &[Pod], mode: EncapsulationMode) {
     for node in NODES {
         let netns = cluster.lab.node(node);
-        netns
-            .exec("nft", &["reset", "counters", "table", "ip", COUNTERS])
-            .unwrap();
+        // The kernel interrupts a dump the agent's own nftables changes overlap
+        // (NLM_F_DUMP_INTR: nft says "Interrupted system call"); try again.
+        wait_until(Duration::from_secs(10), "nft to reset the counters", || {
+            netns
+                .exec("nft", &["reset", "counters", "table", "ip", COUNTERS])
+                .map(|_| true)
+        })
+        .unwrap();
     }
     for from in pods {
         for to in pods.iter().filter(|p| p.node != from.node) {
