@@ -188,7 +188,7 @@ impl<'a> HostLocal<'a> {
 
     /// The host end of `pod`'s veth (Calico's name, computed independently).
     pub fn host_veth(&self, pod: &str) -> String {
-        crate::e2e::veth_name(&self.namespace, pod).expect("sha1sum runs")
+        veth_name(&self.namespace, pod).expect("sha1sum runs")
     }
 
     /// Addresses host-local has handed out (its state directory's file names).
@@ -245,4 +245,28 @@ pub fn has_link(netns: &Netns, name: &str) -> bool {
     ip_json(netns, "link show")
         .as_array()
         .is_some_and(|links| links.iter().any(|link| link["ifname"] == name))
+}
+
+/// The host end of a pod's veth, as tabby-cni names it (Calico's scheme: `cali`
+/// and 11 hex digits of SHA-1 of `<namespace>.<pod>`), computed with the
+/// system's `sha1sum` so that tests check the plugin's and agent's names
+/// independently.
+pub fn veth_name(namespace: &str, pod: &str) -> Result<String> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("sha1sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running sha1sum")?;
+    child
+        .stdin
+        .take()
+        .context("sha1sum's stdin")?
+        .write_all(format!("{namespace}.{pod}").as_bytes())?;
+    let output = child.wait_with_output()?;
+    let digest = String::from_utf8_lossy(&output.stdout);
+    Ok(format!(
+        "cali{}",
+        digest.get(..11).context("sha1sum's output")?
+    ))
 }

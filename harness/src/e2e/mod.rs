@@ -319,7 +319,7 @@ impl Cluster {
             name: name.to_owned(),
             node: node.to_owned(),
             ip,
-            veth: veth_name(NAMESPACE, name)?,
+            veth: crate::cni::veth_name(NAMESPACE, name)?,
             netns,
         })
     }
@@ -329,30 +329,6 @@ impl Cluster {
         self.cni("DEL", &pod.node, &pod.name, Some(&pod.netns.path()))?;
         Ok(())
     }
-}
-
-/// The host end of a pod's veth, as tabby-cni names it (Calico's scheme: `cali`
-/// and 11 hex digits of SHA-1 of `<namespace>.<pod>`), computed with the
-/// system's `sha1sum` so that tests check the plugin's and agent's names
-/// independently.
-pub fn veth_name(namespace: &str, pod: &str) -> Result<String> {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("sha1sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .context("running sha1sum")?;
-    child
-        .stdin
-        .take()
-        .context("sha1sum's stdin")?
-        .write_all(format!("{namespace}.{pod}").as_bytes())?;
-    let output = child.wait_with_output()?;
-    let digest = String::from_utf8_lossy(&output.stdout);
-    Ok(format!(
-        "cali{}",
-        digest.get(..11).context("sha1sum's output")?
-    ))
 }
 
 /// The node's lab IPv4 address with its subnet's length.
