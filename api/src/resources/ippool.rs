@@ -144,6 +144,16 @@ impl Spec for IPPoolSpec {
                 "is only possible for IPv4 pools",
             ));
         }
+        // The agent's VXLAN device and VTEPs are IPv4 (Calico's vxlanModeV6 has no
+        // equivalent yet): an IPv6 pool's routes would never be programmed.
+        if self.vxlan_mode != EncapsulationMode::Never && !self.cidr.is_ipv4() {
+            return Err(ValidationError::new(
+                "spec.vxlanMode",
+                self.vxlan_mode,
+                "is only possible for IPv4 pools (tabby has no VXLAN over IPv6 yet): use \
+                 Never, IPv6 pod routes go over BGP",
+            ));
+        }
         if self.ipip_mode != EncapsulationMode::Never && self.vxlan_mode != EncapsulationMode::Never
         {
             return Err(ValidationError::new(
