@@ -89,6 +89,10 @@ impl Spec for IPPoolSpec {
     const KIND: &'static str = "IPPool";
     const PLURAL: &'static str = "ippools";
     const IMMUTABLE: &'static [&'static str] = &["cidr", "blockSize"];
+    const SCHEMA_RULES: &'static [(&'static str, &'static str)] = &[(
+        "!self.cidr.contains(':') || !has(self.vxlanMode) || self.vxlanMode == 'Never'",
+        "vxlanMode is only possible for IPv4 pools (tabby has no VXLAN over IPv6 yet)",
+    )];
     /// Two pools over the same addresses (with different block sizes) would carve
     /// blocks over each other's.
     const DISJOINT: bool = true;
