@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use api::resources::IPPool;
 use harness::Lab;
-use harness::e2e::{Cluster, Pod, binary, ping_all};
+use harness::e2e::{Cluster, Pod, ping_all};
 use ipnet::IpNet;
 
 const READY: Duration = Duration::from_secs(60);
@@ -20,14 +20,9 @@ const NODES: [&str; 3] = ["n1", "n2", "n3"];
 const POOL_A: &str = "10.244.0.0/16";
 const POOL_B: &str = "10.245.0.0/16";
 
-/// `calicoctl-rs ARGS` against the cluster, from the namespace etcd runs in.
+/// `calicoctl-rs ARGS` against the cluster.
 fn calicoctl(cluster: &Cluster, args: &[&str]) -> Output {
-    let core = cluster.lab.core().unwrap();
-    let mut command = core.command(binary("calicoctl-rs").unwrap());
-    command
-        .args(["--etcd-endpoints", &cluster.etcd.endpoint()])
-        .args(args);
-    command.output().unwrap()
+    cluster.calicoctl().unwrap().args(args).output().unwrap()
 }
 
 /// As [`calicoctl`], which must succeed; its standard output.

@@ -161,6 +161,16 @@ impl Cluster {
             .with_context(|| format!("creating {} {}", R::KIND, resource.name()))
     }
 
+    /// `calicoctl-rs` against the cluster's etcd, run from the namespace etcd runs
+    /// in, as an operator runs it: it reads etcd's default prefix (see
+    /// [`Cluster::set_prefix`]).
+    pub fn calicoctl(&self) -> Result<std::process::Command> {
+        let core = self.lab.core().context("no router")?;
+        let mut command = core.command(binary("calicoctl-rs")?);
+        command.args(["--etcd-endpoints", &self.etcd.endpoint()]);
+        Ok(command)
+    }
+
     /// Which families pods get an address of (IPv4 only unless set): tabby-ipam's
     /// `assign_ipv4` and `assign_ipv6`.
     pub fn set_pod_families(&mut self, ipv4: bool, ipv6: bool) {

@@ -56,6 +56,18 @@ fn label(cluster: &mut Cluster, node: &str, key: &str, value: &str) {
         .insert(key.into(), value.into());
 }
 
+/// A ToR at 192.0.2.1 in AS 65000, for every node.
+fn tor() -> BGPPeerSpec {
+    BGPPeerSpec {
+        peer_ip: Some(PeerAddress {
+            ip: ip("192.0.2.1"),
+            port: None,
+        }),
+        as_number: Some(AsNumber(65000)),
+        ..BGPPeerSpec::default()
+    }
+}
+
 fn selector(text: &str) -> Selector {
     text.parse().unwrap()
 }
@@ -159,18 +171,7 @@ fn dualstack_node_mesh_max_restart_time_is_offered_to_mesh_sessions_only() {
             ..BGPConfigurationSpec::default()
         },
     );
-    add_peer(
-        &mut cluster,
-        "tor",
-        BGPPeerSpec {
-            peer_ip: Some(PeerAddress {
-                ip: ip("192.0.2.1"),
-                port: None,
-            }),
-            as_number: Some(AsNumber(65000)),
-            ..BGPPeerSpec::default()
-        },
-    );
+    add_peer(&mut cluster, "tor", tor());
     let plan = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
     let offered = |peer: &str| match plan.peers[&ip(peer)].config.graceful_restart {
         bgp::speaker::PeerGracefulRestart::Speaker => {
@@ -516,13 +517,8 @@ fn calico_yaml_a_peers_max_restart_time_is_offered_to_that_peer_only() {
         &mut cluster,
         "tor",
         BGPPeerSpec {
-            peer_ip: Some(PeerAddress {
-                ip: ip("192.0.2.1"),
-                port: None,
-            }),
-            as_number: Some(AsNumber(65000)),
             max_restart_time: Some(GoDuration(Duration::from_secs(15))),
-            ..BGPPeerSpec::default()
+            ..tor()
         },
     );
     let plan = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
