@@ -35,6 +35,5 @@ pub const AGENT: &[ApiCall] = &[
 
 /// Reading the Secrets that `BGPPeer` and `BGPConfiguration` passwords name
 /// (`secretKeyRef`), in tabby's own namespace and only those Secrets: a Role, not
-/// the ClusterRole. Granted ahead of the code: today the agent answers that
-/// `secretKeyRef` needs the kubernetes datastore and reads passwords from files.
+/// the ClusterRole. `peering::passwords` reads each by name, again at every resync.
 pub const BGP_PASSWORD_SECRETS: &[ApiCall] = &[ApiCall::core("secrets", Verb::Get)];

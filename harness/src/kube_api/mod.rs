@@ -10,8 +10,10 @@
 //! - Custom resources, once their `CustomResourceDefinition` is created (`POST
 //!   /apis/apiextensions.k8s.io/v1/customresourcedefinitions`, as `kubectl apply -k
 //!   manifests/crds` does): cluster-scoped `/apis/<group>/<version>/<plural>`;
-//!   an uninstalled kind is 404. Core `Node`s (`/api/v1/nodes`) and `Pod`s
-//!   (`/api/v1/namespaces/<ns>/pods`, `/api/v1/pods` across namespaces).
+//!   an uninstalled kind is 404. Core `Node`s (`/api/v1/nodes`), `Pod`s
+//!   (`/api/v1/namespaces/<ns>/pods`, `/api/v1/pods` across namespaces) and
+//!   `Secret`s (`/api/v1/namespaces/<ns>/secrets`, `data` only: the real server
+//!   merges write-only `stringData` into `data`, this double does not).
 //! - get, list, create (`POST`), replace (`PUT`), delete with preconditions, watch.
 //! - `resourceVersion`: one counter for every object, as etcd's revision under a real
 //!   server. Replace needs the stored one (custom resources allow no unconditional
@@ -179,6 +181,7 @@ impl KubeApi {
         let resources = [
             Resource::core("nodes", "Node", false),
             Resource::core("pods", "Pod", true),
+            Resource::core("secrets", "Secret", true),
         ]
         .into_iter()
         .map(|r| ((r.group.clone(), r.plural.clone()), r))
@@ -232,6 +235,38 @@ impl KubeApi {
     /// The current revision.
     pub fn revision(&self) -> u64 {
         self.shared.store().revision()
+    }
+
+    /// A client of the double, as kube's client talks to a cluster (its namespace
+    /// is `default`).
+    pub fn client(&self) -> Result<kube::Client> {
+        let uri: http::Uri = self.url().parse()?;
+        Ok(kube::Client::try_from(kube::Config::new(uri))?)
+    }
+
+    /// Creates or replaces the Secret `namespace/name` holding `data`, through the
+    /// API (as `kubectl apply` would).
+    pub async fn put_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &[(&str, &str)],
+    ) -> Result<()> {
+        use k8s_openapi::ByteString;
+        use k8s_openapi::api::core::v1::Secret;
+        let secrets: kube::Api<Secret> = kube::Api::namespaced(self.client()?, namespace);
+        let mut secret = secrets.get_opt(name).await?.unwrap_or_default();
+        secret.metadata.name = Some(name.to_owned());
+        secret.data = Some(
+            data.iter()
+                .map(|(key, value)| ((*key).to_owned(), ByteString(value.as_bytes().to_vec())))
+                .collect(),
+        );
+        match secret.metadata.resource_version {
+            Some(_) => secrets.replace(name, &Default::default(), &secret).await?,
+            None => secrets.create(&Default::default(), &secret).await?,
+        };
+        Ok(())
     }
 
     /// `METHOD /path?query` of every request so far.
