@@ -5,12 +5,24 @@ use std::process::ExitCode;
 use agent::config::Flags;
 use agent::grpc;
 use api::datastore::connect;
-use clap::Parser;
 use telemetry::Renamed;
 use tokio::sync::watch;
 
+/// The environment's variables that are text (Calico's all are).
+fn calico_vars() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+}
+
 fn main() -> ExitCode {
-    let flags = Flags::parse();
+    let (flags, calico_notes) =
+        match Flags::with_calico_env(std::env::args_os().collect(), calico_vars()) {
+            Ok(parsed) => parsed,
+            Err(agent::config::FlagsError::Flags(error)) => error.exit(),
+            Err(error) => {
+                eprintln!("tabby-agent: {error}");
+                return ExitCode::from(2);
+            }
+        };
     let hostname = || {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
@@ -29,6 +41,12 @@ fn main() -> ExitCode {
     if let Err(error) = log.init("tabby-agent", "info", &renamed) {
         eprintln!("{error}");
         return ExitCode::from(2);
+    }
+    for note in calico_notes {
+        match note {
+            agent::config::calico::Note::Unsupported(_) => tracing::warn!("{note}"),
+            _ => tracing::info!("{note}"),
+        }
     }
     let env = |name: &str| std::env::var(name).ok();
     let datastore = match flags.datastore.resolve(&env) {
