@@ -31,6 +31,8 @@ pub const AGENT: &[ApiCall] = &[
     ApiCall::tabby::<Node>(Verb::Watch),
     ApiCall::tabby::<Node>(Verb::Create),
     ApiCall::tabby::<Node>(Verb::Update),
+    // The Kubernetes Node's InternalIP, for IP_AUTODETECTION_METHOD=kubernetes-internal-ip.
+    ApiCall::core("nodes", Verb::Get),
 ];
 
 /// Reading the Secrets that `BGPPeer` and `BGPConfiguration` passwords name

@@ -126,3 +126,46 @@ fn install_a_calico_method_that_finds_nothing_names_the_method_and_the_interface
     assert!(shown.contains("interface=bond.*"), "{shown}");
     assert!(shown.contains("ens5 (up 10.1.0.5/24"), "{shown}");
 }
+
+/// `kubernetes-internal-ip` asks the API (the double: no kube-apiserver exists
+/// here) for the Node's `InternalIP`, then finds it on the node's interfaces.
+#[test]
+#[ignore = "needs root"]
+fn install_kubernetes_internal_ip_takes_the_nodes_internal_ip_and_finds_its_interface() {
+    use api::datastore::{Backend, KubeStore};
+    use harness::kube_api::{KubeApi, KubeApiOptions};
+
+    harness::require_root();
+    let host = node();
+    let internal = harness::runtime().block_on(async {
+        let api = KubeApi::start(KubeApiOptions::default()).await.unwrap();
+        api.put_node(
+            "n1",
+            &["10.1.0.5".parse().unwrap(), "fd00:ff::a".parse().unwrap()],
+        )
+        .await
+        .unwrap();
+        let store = KubeStore::at(&api.url()).unwrap();
+        let core = store.inventory().unwrap();
+        assert!(core.internal_ips("absent").await.unwrap().is_empty());
+        core.internal_ips("n1").await.unwrap()
+    });
+    let vars = [("IP_AUTODETECTION_METHOD", "kubernetes-internal-ip")]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let (flags, _) = Flags::with_calico_env(vec!["tabby-agent".into()], vars).unwrap();
+    let options = flags.options(|| Some("n1".into())).unwrap();
+    let choice = autodetect::internal_ip(&options.ipv4, true, &internal).unwrap();
+    let detected = host.run(async || {
+        let mut socket = Socket::open().unwrap();
+        let interfaces = interfaces::read(&mut socket).await.unwrap();
+        autodetect::choose(&choice, true, &interfaces, autodetect::source_towards).unwrap()
+    });
+    assert_eq!(shown(detected), "10.1.0.5/24 on ens5");
+    // No IPv4 InternalIP: the error says what the Node has.
+    let v6_only = ["fd00:ff::a".parse().unwrap()];
+    let error = autodetect::internal_ip(&options.ipv4, true, &v6_only).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "kubernetes-internal-ip: the Kubernetes Node has no IPv4 InternalIP (it has: fd00:ff::a)"
+    );
+}

@@ -269,6 +269,27 @@ impl KubeApi {
         Ok(())
     }
 
+    /// Creates the core Node `name` as a kubelet registers it, reporting
+    /// `internal_ips` as its `InternalIP` addresses (the double has no status
+    /// subresource: the status is written with the object).
+    pub async fn put_node(&self, name: &str, internal_ips: &[std::net::IpAddr]) -> Result<()> {
+        use k8s_openapi::api::core::v1::Node;
+        let addresses: Vec<Value> = internal_ips
+            .iter()
+            .map(|ip| json!({"type": "InternalIP", "address": ip.to_string()}))
+            .chain([json!({"type": "Hostname", "address": name})])
+            .collect();
+        let node: Node = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name},
+            "status": {"addresses": addresses},
+        }))?;
+        let nodes: kube::Api<Node> = kube::Api::all(self.client()?);
+        nodes.create(&Default::default(), &node).await?;
+        Ok(())
+    }
+
     /// `METHOD /path?query` of every request so far.
     pub fn requests(&self) -> Vec<String> {
         self.shared
