@@ -16,6 +16,8 @@ use api::resources::{
 pub const AGENT: &[ApiCall] = &[
     ApiCall::tabby::<IPPool>(Verb::List),
     ApiCall::tabby::<IPPool>(Verb::Watch),
+    // The default pool from CALICO_IPV4POOL_* (node::default_pools).
+    ApiCall::tabby::<IPPool>(Verb::Create),
     ApiCall::tabby::<IPAMBlock>(Verb::List),
     ApiCall::tabby::<IPAMBlock>(Verb::Watch),
     ApiCall::tabby::<BlockAffinity>(Verb::List),

@@ -242,10 +242,8 @@ fn manifests_every_custom_resource_of_the_top_level_kustomization_has_its_crd_in
         );
         custom.insert(kind.to_owned());
     }
-    assert_eq!(
-        custom,
-        BTreeSet::from(["BGPConfiguration".to_owned(), "IPPool".to_owned()])
-    );
+    // The default pool comes from the agent's environment, not a resource.
+    assert_eq!(custom, BTreeSet::from(["BGPConfiguration".to_owned()]));
 }
 
 /// Every container's and init container's image in rendered workloads, by
@@ -504,6 +502,35 @@ fn install_the_agent_mounts_the_password_secret_where_it_reads_files_and_the_exa
             (None, None) => unreachable!("validated"),
         }
     }
+}
+
+#[test]
+fn install_the_agents_environment_makes_the_default_pool_calico_node_would() {
+    let spec = pod_spec(&all(), "DaemonSet", "tabby-agent");
+    let agent = spec
+        .containers
+        .iter()
+        .find(|c| c.name == "tabby-agent")
+        .unwrap();
+    let variables = env(agent);
+    let pools =
+        agent::node::default_pools::from_env(&|name| variables.get(name).cloned().flatten())
+            .unwrap();
+    let [pool] = &pools[..] else {
+        panic!("one IPv4 pool: {pools:?}")
+    };
+    assert_eq!(pool.metadata.name, "default-ipv4-ippool");
+    assert_eq!(pool.spec.cidr.0.to_string(), "10.244.0.0/16");
+    assert_eq!(pool.spec.block_size, Some(26));
+    assert_eq!(
+        pool.spec.ipip_mode,
+        api::resources::EncapsulationMode::Never
+    );
+    assert_eq!(
+        pool.spec.vxlan_mode,
+        api::resources::EncapsulationMode::CrossSubnet
+    );
+    assert!(pool.spec.nat_outgoing);
 }
 
 /// The API double with the CRDs installed, and a kubernetes store for it.

@@ -28,8 +28,18 @@ fn main() -> ExitCode {
             .ok()
             .map(|h| h.trim().to_owned())
     };
+    let env = |name: &str| std::env::var(name).ok();
     let options = match flags.options(hostname) {
-        Ok(options) => options,
+        Ok(mut options) => match agent::node::default_pools::from_env(&env) {
+            Ok(pools) => {
+                options.default_pools = pools;
+                options
+            }
+            Err(error) => {
+                eprintln!("tabby-agent: the default pool: {error}");
+                return ExitCode::from(2);
+            }
+        },
         Err(error) => {
             eprintln!("tabby-agent: {error}");
             return ExitCode::from(2);
@@ -48,7 +58,6 @@ fn main() -> ExitCode {
             _ => tracing::info!("{note}"),
         }
     }
-    let env = |name: &str| std::env::var(name).ok();
     let datastore = match flags.datastore.resolve(&env) {
         Ok((datastore, warnings)) => {
             for warning in warnings {

@@ -4,7 +4,8 @@
 //! win, then tabby's variables, then Calico's); every other calico-node variable
 //! is named in a startup warning, never silently ignored. The datastore's
 //! variables (`DATASTORE_TYPE`, `ETCD_*`, `K8S_API_ENDPOINT`, `KUBECONFIG`) are
-//! read by `api::datastore::args`, shared by every binary.
+//! read by `api::datastore::args`, shared by every binary; the default pool's
+//! (`CALICO_IPV4POOL_*`, `NO_DEFAULT_POOLS`) by `node::default_pools`.
 
 use std::str::FromStr;
 
@@ -211,7 +212,9 @@ pub fn read(
         .map(|(flag, value)| format!("--{flag}={value}"))
         .collect();
     for name in vars.keys() {
-        let handled = FALLBACKS.iter().any(|f| f.variable == name) || DATASTORE.contains(&&**name);
+        let handled = FALLBACKS.iter().any(|f| f.variable == name)
+            || DATASTORE.contains(&&**name)
+            || crate::node::default_pools::reads(name);
         if handled {
             continue;
         }
@@ -327,6 +330,7 @@ mod tests {
                 ("CLUSTER_TYPE", "k8s,bgp"),
                 ("FELIX_IPV6SUPPORT", "false"),
                 ("CALICO_ROUTER_ID", "hash"),
+                ("BGP_LOGSEVERITYSCREEN", "info"),
                 ("NO_DEFAULT_POOLS", "true"),
                 ("HOME", "/root"),
             ]),
@@ -336,7 +340,11 @@ mod tests {
         assert!(env.args.is_empty());
         let shown: Vec<String> = env.notes.iter().map(ToString::to_string).collect();
         assert_eq!(shown.len(), 4, "{shown:?}");
-        for variable in ["FELIX_IPV6SUPPORT", "CALICO_ROUTER_ID", "NO_DEFAULT_POOLS"] {
+        for variable in [
+            "FELIX_IPV6SUPPORT",
+            "CALICO_ROUTER_ID",
+            "BGP_LOGSEVERITYSCREEN",
+        ] {
             let lines: Vec<&String> = shown
                 .iter()
                 .filter(|l| l.starts_with(&format!("{variable} ")))

@@ -49,6 +49,9 @@ pub struct Options {
     pub mtu_file: Option<PathBuf>,
     /// Where this node's name is written for `tabby-cni`.
     pub nodename_file: Option<PathBuf>,
+    /// Pools to create while the cluster has none of their family
+    /// ([`node::default_pools`]).
+    pub default_pools: Vec<api::resources::IPPool>,
 }
 
 impl Options {
@@ -68,6 +71,7 @@ impl Options {
             bgp_sync_timeout: Duration::from_secs(30),
             mtu_file: None,
             nodename_file: None,
+            default_pools: Vec::new(),
         }
     }
 }
@@ -94,6 +98,8 @@ pub enum DaemonError {
     },
     #[error("reading the Kubernetes Node's addresses (kubernetes-internal-ip): {0}")]
     NodeAddresses(api::datastore::Error),
+    #[error("creating the default pool (CALICO_IPV4POOL_*, CALICO_IPV6POOL_*): {0}")]
+    DefaultPool(api::datastore::Error),
     #[error(transparent)]
     Register(#[from] Box<RegisterError>),
     #[error("reading the kernel's routes back: {0}")]
@@ -243,6 +249,12 @@ pub async fn run(
         labels: options.labels.clone(),
     };
     enable_forwarding(identity.ipv6.is_some())?;
+    let created = node::default_pools::ensure(&*store, &options.default_pools)
+        .await
+        .map_err(DaemonError::DefaultPool)?;
+    for pool in created {
+        tracing::info!(%pool, "default pool created from the environment");
+    }
     node::register(&*store, &identity).await.map_err(Box::new)?;
     tracing::info!(node = %options.node_name, "node registered");
     if let Some(path) = &options.nodename_file {
