@@ -290,6 +290,14 @@ impl KubeApi {
         Ok(())
     }
 
+    /// Deletes the core Node `name`, as `kubectl delete node` does.
+    pub async fn delete_node(&self, name: &str) -> Result<()> {
+        use k8s_openapi::api::core::v1::Node;
+        let nodes: kube::Api<Node> = kube::Api::all(self.client()?);
+        nodes.delete(name, &Default::default()).await?;
+        Ok(())
+    }
+
     /// `METHOD /path?query` of every request so far.
     pub fn requests(&self) -> Vec<String> {
         self.shared
