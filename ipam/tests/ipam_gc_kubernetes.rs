@@ -20,12 +20,18 @@ use support::{node, pool};
 
 const GRACE: Duration = Duration::from_secs(300);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn install_a_deleted_kubernetes_node_loses_its_tabby_node_blocks_and_tunnel_address() {
+/// The double with tabby's CRDs, and a kubernetes store for it.
+async fn double() -> (KubeApi, Arc<dyn Backend>) {
     let api = KubeApi::start(KubeApiOptions::default()).await.unwrap();
     api.install_crds(&harness::manifests::crds().unwrap())
         .unwrap();
     let store: Arc<dyn Backend> = Arc::new(KubeStore::at(&api.url()).unwrap());
+    (api, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_a_deleted_kubernetes_node_loses_its_tabby_node_blocks_and_tunnel_address() {
+    let (api, store) = double().await;
     pool(&*store, "p", "10.0.0.0/24", 26, |p| {
         p.ipip_mode = EncapsulationMode::Always
     })
@@ -73,10 +79,7 @@ async fn install_a_deleted_kubernetes_node_loses_its_tabby_node_blocks_and_tunne
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_a_tabby_node_whose_kubernetes_node_exists_is_never_collected() {
-    let api = KubeApi::start(KubeApiOptions::default()).await.unwrap();
-    api.install_crds(&harness::manifests::crds().unwrap())
-        .unwrap();
-    let store: Arc<dyn Backend> = Arc::new(KubeStore::at(&api.url()).unwrap());
+    let (api, store) = double().await;
     api.put_node("n1", &[]).await.unwrap();
     node(&*store, "n1", true).await;
     let mut gc = Collector::new(store.clone(), Duration::ZERO);
