@@ -16,6 +16,8 @@ use api::resources::{
 pub const AGENT: &[ApiCall] = &[
     ApiCall::tabby::<IPPool>(Verb::List),
     ApiCall::tabby::<IPPool>(Verb::Watch),
+    // The default pool from CALICO_IPV4POOL_* (node::default_pools).
+    ApiCall::tabby::<IPPool>(Verb::Create),
     ApiCall::tabby::<IPAMBlock>(Verb::List),
     ApiCall::tabby::<IPAMBlock>(Verb::Watch),
     ApiCall::tabby::<BlockAffinity>(Verb::List),
@@ -31,10 +33,11 @@ pub const AGENT: &[ApiCall] = &[
     ApiCall::tabby::<Node>(Verb::Watch),
     ApiCall::tabby::<Node>(Verb::Create),
     ApiCall::tabby::<Node>(Verb::Update),
+    // The Kubernetes Node's InternalIP, for IP_AUTODETECTION_METHOD=kubernetes-internal-ip.
+    ApiCall::core("nodes", Verb::Get),
 ];
 
 /// Reading the Secrets that `BGPPeer` and `BGPConfiguration` passwords name
 /// (`secretKeyRef`), in tabby's own namespace and only those Secrets: a Role, not
-/// the ClusterRole. Granted ahead of the code: today the agent answers that
-/// `secretKeyRef` needs the kubernetes datastore and reads passwords from files.
+/// the ClusterRole. `peering::passwords` reads each by name, again at every resync.
 pub const BGP_PASSWORD_SECRETS: &[ApiCall] = &[ApiCall::core("secrets", Verb::Get)];

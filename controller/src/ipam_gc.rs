@@ -20,7 +20,7 @@ use telemetry::metrics::{self, DescriptorEncoder, Scrape};
 use ipam::gc::{Collector, Report, Target, describe};
 
 /// Every kind of candidate, so each gauge is present from the first scrape.
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
     "pod_address",
     "tunnel_address",
     "node_address",
@@ -29,6 +29,7 @@ const KINDS: [&str; 8] = [
     "unconfirmed_affinity",
     "empty_block",
     "handle",
+    "node",
 ];
 
 /// The controller's figures, updated after every pass.

@@ -14,7 +14,10 @@
 //!   left unconfirmed);
 //! - empty blocks a node does not need (it has another in the pool, or the pool no
 //!   longer serves it), and empty blocks of no node;
-//! - handles that hold no address.
+//! - handles that hold no address;
+//! - on Kubernetes, tabby `Node`s whose Kubernetes Node is deleted (as Calico's
+//!   kube-controllers do): the mesh and every peer selecting it drop the node.
+//!   Without the cluster's own node list (etcd), tabby's `Node` is that list.
 //!
 //! Ages are the controller's own observations (monotonic time): a restarted
 //! controller waits the full grace period again.
@@ -67,6 +70,9 @@ pub enum Target {
     EmptyBlock { node: Option<String>, block: Cidr },
     #[serde(rename_all = "camelCase")]
     Handle { handle: String },
+    /// A tabby `Node` whose Kubernetes Node is gone.
+    #[serde(rename_all = "camelCase")]
+    Node { node: String },
 }
 
 impl Target {
@@ -87,6 +93,7 @@ impl Target {
             Self::UnconfirmedAffinity { .. } => "unconfirmed_affinity",
             Self::EmptyBlock { .. } => "empty_block",
             Self::Handle { .. } => "handle",
+            Self::Node { .. } => "node",
         }
     }
 }
@@ -191,6 +198,14 @@ fn find(
     let kept = owned_blocks(snapshot, nodes, &mut found);
     surplus_blocks(snapshot, kept, &mut found);
     handles(snapshot, &mut found);
+    if pods_recorded {
+        for node in snapshot.nodes.iter().map(|n| &n.metadata.name) {
+            if !nodes.contains(node) {
+                let reason = "its Kubernetes Node is deleted".to_owned();
+                found.insert(Target::Node { node: node.clone() }, reason);
+            }
+        }
+    }
     found
 }
 
@@ -494,6 +509,23 @@ async fn reclaim(store: &dyn Backend, target: &Target) -> Result<bool> {
                 Err(e) => Err(e),
             }
         }
+        Target::Node { node } => {
+            let Some(stored) = read::<api::resources::Node>(store, node).await? else {
+                return Ok(false);
+            };
+            if store.node_exists(node).await? {
+                return Ok(false);
+            }
+            // At the revision checked: an agent re-registering meanwhile wins.
+            match store
+                .delete::<api::resources::Node>(node, stored.revision())
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(DsError::Conflict { .. } | DsError::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        }
         Target::NodeBlock { node, block } => {
             if store.node_exists(node).await? {
                 return Ok(false);
@@ -577,5 +609,6 @@ pub fn describe(target: &Target) -> String {
                 .unwrap_or_default()
         ),
         Target::Handle { handle } => format!("handle {handle}"),
+        Target::Node { node } => format!("node {node}, deleted in Kubernetes"),
     }
 }

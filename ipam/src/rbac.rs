@@ -39,12 +39,14 @@ pub const PLUGIN: &[ApiCall] = &[
 /// asks the cluster which pods and nodes exist and which sandbox and interface each
 /// address was recorded for ([`crate::inventory`]; a tunnel
 /// address's `Node`), and reclaims: addresses ([`crate::release::release_ip`]),
-/// deleted nodes' and empty blocks, pending affinities, handles; it repairs an
+/// deleted nodes' and empty blocks, pending affinities, handles, and (on
+/// Kubernetes) the tabby `Node`s of deleted Kubernetes Nodes; it repairs an
 /// affinity a cut-short claim left unconfirmed (creating it when missing).
 pub const CONTROLLER: &[ApiCall] = &[
     ApiCall::tabby::<IPPool>(Verb::List),
     ApiCall::tabby::<Node>(Verb::Get),
     ApiCall::tabby::<Node>(Verb::List),
+    ApiCall::tabby::<Node>(Verb::Delete),
     ApiCall::tabby::<BlockAffinity>(Verb::Get),
     ApiCall::tabby::<BlockAffinity>(Verb::List),
     ApiCall::tabby::<BlockAffinity>(Verb::Create),

@@ -244,10 +244,8 @@ fn manifests_every_custom_resource_of_the_top_level_kustomization_has_its_crd_in
         );
         custom.insert(kind.to_owned());
     }
-    assert_eq!(
-        custom,
-        BTreeSet::from(["BGPConfiguration".to_owned(), "IPPool".to_owned()])
-    );
+    // The default pool comes from the agent's environment, not a resource.
+    assert_eq!(custom, BTreeSet::from(["BGPConfiguration".to_owned()]));
 }
 
 /// Every container's and init container's image in rendered workloads, by
@@ -437,6 +435,104 @@ fn manifests_the_agent_reads_one_secret_for_bgp_passwords_by_name_and_no_other()
             "{grant:?}"
         );
     }
+}
+
+#[test]
+fn install_the_agent_mounts_the_password_secret_where_it_reads_files_and_the_example_peer_uses_it()
+{
+    let spec = pod_spec(&all(), "DaemonSet", "tabby-agent");
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| {
+            v.secret
+                .as_ref()
+                .is_some_and(|s| s.secret_name.as_deref() == Some("tabby-bgp-passwords"))
+        })
+        .expect("a volume of the Secret tabby-bgp-passwords");
+    // A cluster without passwords has no such Secret: the pod must start anyway.
+    assert_eq!(volume.secret.as_ref().unwrap().optional, Some(true));
+    let agent = spec
+        .containers
+        .iter()
+        .find(|c| c.name == "tabby-agent")
+        .unwrap();
+    let dir = env(agent)
+        .get("TABBY_BGP_PASSWORD_DIR")
+        .cloned()
+        .flatten()
+        .unwrap_or_else(|| agent::peering::passwords::DEFAULT_DIR.to_owned());
+    let mount = agent
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == volume.name)
+        .expect("the password volume mounted in tabby-agent");
+    assert_eq!(mount.mount_path, dir);
+    assert_eq!(mount.read_only, Some(true));
+
+    // The documented example reads a password the installed agent can read.
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/bgppeer.yaml"),
+    )
+    .unwrap();
+    let peers: Vec<api::resources::BGPPeer> = api::yaml::documents(&example).unwrap();
+    let passwords: Vec<_> = peers
+        .iter()
+        .filter_map(|p| p.spec.password.clone())
+        .collect();
+    assert!(!passwords.is_empty(), "the example shows a password");
+    let mut by_namespace = granted(&all(), "tabby-agent");
+    let readable: BTreeSet<String> = by_namespace
+        .remove(NAMESPACE)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|grant| grant.names)
+        .collect();
+    for password in passwords {
+        match (&password.secret_key_ref, &password.file) {
+            (Some(secret), _) => assert!(
+                readable.contains(&secret.name),
+                "{} is not a Secret the agent may read: {readable:?}",
+                secret.name
+            ),
+            (None, Some(file)) => assert!(
+                Path::new(file).starts_with(&dir),
+                "{file} is outside {dir}, where the agent reads password files"
+            ),
+            (None, None) => unreachable!("validated"),
+        }
+    }
+}
+
+#[test]
+fn install_the_agents_environment_makes_the_default_pool_calico_node_would() {
+    let spec = pod_spec(&all(), "DaemonSet", "tabby-agent");
+    let agent = spec
+        .containers
+        .iter()
+        .find(|c| c.name == "tabby-agent")
+        .unwrap();
+    let variables = env(agent);
+    let pools =
+        agent::node::default_pools::from_env(&|name| variables.get(name).cloned().flatten())
+            .unwrap();
+    let [pool] = &pools[..] else {
+        panic!("one IPv4 pool: {pools:?}")
+    };
+    assert_eq!(pool.metadata.name, "default-ipv4-ippool");
+    assert_eq!(pool.spec.cidr.0.to_string(), "10.244.0.0/16");
+    assert_eq!(pool.spec.block_size, Some(26));
+    assert_eq!(
+        pool.spec.ipip_mode,
+        api::resources::EncapsulationMode::Never
+    );
+    assert_eq!(
+        pool.spec.vxlan_mode,
+        api::resources::EncapsulationMode::CrossSubnet
+    );
+    assert!(pool.spec.nat_outgoing);
 }
 
 /// The API double with the CRDs installed, and a kubernetes store for it.

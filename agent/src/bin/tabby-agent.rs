@@ -5,19 +5,41 @@ use std::process::ExitCode;
 use agent::config::Flags;
 use agent::grpc;
 use api::datastore::connect;
-use clap::Parser;
 use telemetry::Renamed;
 use tokio::sync::watch;
 
+/// The environment's variables that are text (Calico's all are).
+fn calico_vars() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+}
+
 fn main() -> ExitCode {
-    let flags = Flags::parse();
+    let (flags, calico_notes) =
+        match Flags::with_calico_env(std::env::args_os().collect(), calico_vars()) {
+            Ok(parsed) => parsed,
+            Err(agent::config::FlagsError::Flags(error)) => error.exit(),
+            Err(error) => {
+                eprintln!("tabby-agent: {error}");
+                return ExitCode::from(2);
+            }
+        };
     let hostname = || {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
             .map(|h| h.trim().to_owned())
     };
+    let env = |name: &str| std::env::var(name).ok();
     let options = match flags.options(hostname) {
-        Ok(options) => options,
+        Ok(mut options) => match agent::node::default_pools::from_env(&env) {
+            Ok(pools) => {
+                options.default_pools = pools;
+                options
+            }
+            Err(error) => {
+                eprintln!("tabby-agent: the default pool: {error}");
+                return ExitCode::from(2);
+            }
+        },
         Err(error) => {
             eprintln!("tabby-agent: {error}");
             return ExitCode::from(2);
@@ -30,7 +52,12 @@ fn main() -> ExitCode {
         eprintln!("{error}");
         return ExitCode::from(2);
     }
-    let env = |name: &str| std::env::var(name).ok();
+    for note in calico_notes {
+        match note {
+            agent::config::calico::Note::Unsupported(_) => tracing::warn!("{note}"),
+            _ => tracing::info!("{note}"),
+        }
+    }
     let datastore = match flags.datastore.resolve(&env) {
         Ok((datastore, warnings)) => {
             for warning in warnings {

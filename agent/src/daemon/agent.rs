@@ -84,10 +84,10 @@ pub(super) struct Agent {
     /// Refused paths by prefix, peer and next hop (each logged once), kept for
     /// the status until the rule accepts them.
     import_refusals: BTreeMap<(IpNet, Option<IpAddr>, IpAddr), Rejection>,
-    /// BGP password files, read off this loop.
+    /// BGP passwords (files, Secrets), read off this loop.
     passwords: Passwords,
     password_results: mpsc::Receiver<(BgpPassword, passwords::Key)>,
-    /// Read the password files again at the next convergence (the resync).
+    /// Read the passwords again at the next convergence (the resync).
     reread_passwords: bool,
     /// Each reconciliation pass, from the reconciler task: (outcome, preserving).
     passes: mpsc::UnboundedReceiver<(PassSummary, bool)>,
@@ -113,7 +113,8 @@ impl Agent {
             refusals,
             Arc::clone(&refusal_overflow),
         );
-        let (passwords, password_results) = Passwords::new(options.bgp_password_dir.clone());
+        let (passwords, password_results) =
+            Passwords::new(options.bgp_password_dir.clone(), store.clone());
         Self {
             judge,
             refused,

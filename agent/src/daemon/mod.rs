@@ -50,6 +50,9 @@ pub struct Options {
     pub mtu_file: Option<PathBuf>,
     /// Where this node's name is written for `tabby-cni`.
     pub nodename_file: Option<PathBuf>,
+    /// Pools to create while the cluster has none of their family
+    /// ([`node::default_pools`]).
+    pub default_pools: Vec<api::resources::IPPool>,
 }
 
 impl Options {
@@ -70,6 +73,7 @@ impl Options {
             bgp_sync_timeout: Duration::from_secs(30),
             mtu_file: None,
             nodename_file: None,
+            default_pools: Vec::new(),
         }
     }
 }
@@ -94,6 +98,10 @@ pub enum DaemonError {
         family: AddressFamily,
         source: DetectError,
     },
+    #[error("reading the Kubernetes Node's addresses (kubernetes-internal-ip): {0}")]
+    NodeAddresses(api::datastore::Error),
+    #[error("creating the default pool (CALICO_IPV4POOL_*, CALICO_IPV6POOL_*): {0}")]
+    DefaultPool(api::datastore::Error),
     #[error(transparent)]
     Register(#[from] Box<RegisterError>),
     #[error("reading the kernel's routes back: {0}")]
@@ -148,6 +156,29 @@ fn switch_on(path: &std::path::Path) -> std::io::Result<()> {
     std::fs::write(path, "1")
 }
 
+/// The Kubernetes Node's `InternalIP`s when `kubernetes-internal-ip` is asked for
+/// and the datastore has Kubernetes Nodes (`None` otherwise: choosing then says
+/// the method needs the kubernetes datastore).
+async fn internal_ips(
+    options: &Options,
+    store: &dyn Backend,
+) -> Result<Option<Vec<std::net::IpAddr>>, DaemonError> {
+    let wanted = [&options.ipv4, &options.ipv6].into_iter().any(|c| {
+        matches!(
+            c,
+            AddressChoice::Autodetect(autodetect::Method::KubernetesInternalIp)
+        )
+    });
+    match store.inventory() {
+        Some(core) if wanted => core
+            .internal_ips(&options.node_name)
+            .await
+            .map(Some)
+            .map_err(DaemonError::NodeAddresses),
+        _ => Ok(None),
+    }
+}
+
 pub use query::{Handle, Reporting, channels};
 pub use status::Status;
 
@@ -169,12 +200,25 @@ pub async fn run(
         .await
         .map_err(Box::new)?;
     let pinned = node::register::pinned(stored.as_ref());
+    let internal = internal_ips(&options, &*store).await?;
     let choose = |flag: &AddressChoice, family: AddressFamily| {
         let ipv4 = family == AddressFamily::IPv4;
+        let family_name = if ipv4 { "IPv4" } else { "IPv6" };
         let Some(address) = pinned.get(&family) else {
-            return autodetect::choose(flag, ipv4, &interfaces, autodetect::source_towards)
+            let flag = match &internal {
+                Some(internal) => {
+                    autodetect::internal_ip(flag, ipv4, internal).map_err(|source| {
+                        DaemonError::Address {
+                            family: family_name,
+                            source,
+                        }
+                    })?
+                }
+                None => flag.clone(),
+            };
+            return autodetect::choose(&flag, ipv4, &interfaces, autodetect::source_towards)
                 .map_err(|source| DaemonError::Address {
-                    family: if ipv4 { "IPv4" } else { "IPv6" },
+                    family: family_name,
                     source,
                 });
         };
@@ -207,6 +251,12 @@ pub async fn run(
         labels: options.labels.clone(),
     };
     enable_forwarding(identity.ipv6.is_some())?;
+    let created = node::default_pools::ensure(&*store, &options.default_pools)
+        .await
+        .map_err(DaemonError::DefaultPool)?;
+    for pool in created {
+        tracing::info!(%pool, "default pool created from the environment");
+    }
     node::register(&*store, &identity).await.map_err(Box::new)?;
     tracing::info!(node = %options.node_name, "node registered");
     if let Some(path) = &options.nodename_file {

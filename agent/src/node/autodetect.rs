@@ -7,6 +7,9 @@
 //! - `skip-interface=REGEX[,REGEX]`: first-found, also skipping those names;
 //! - `can-reach=DESTINATION`: the address the kernel would use towards it;
 //! - `cidr=CIDR[,CIDR]`: the first address inside one of the ranges;
+//! - `kubernetes-internal-ip`: the Kubernetes Node's `InternalIP` of the family,
+//!   which must be on an interface (read from the API by the daemon, then chosen
+//!   as an explicit address: [`internal_ip`]);
 //!
 //! or an explicit address, which must be on one of the node's interfaces. The
 //! choice is pure over the interface list; [`source_towards`] is the one lookup.
@@ -65,6 +68,7 @@ pub enum Method {
     SkipInterface(Vec<Regex>),
     CanReach(IpAddr),
     Cidr(Vec<IpNet>),
+    KubernetesInternalIp,
 }
 
 impl fmt::Display for Method {
@@ -81,6 +85,7 @@ impl fmt::Display for Method {
             Self::Interface(r) => write!(f, "interface={}", joined(r)),
             Self::SkipInterface(r) => write!(f, "skip-interface={}", joined(r)),
             Self::CanReach(ip) => write!(f, "can-reach={ip}"),
+            Self::KubernetesInternalIp => f.write_str("kubernetes-internal-ip"),
             Self::Cidr(c) => {
                 let c: Vec<String> = c.iter().map(IpNet::to_string).collect();
                 write!(f, "cidr={}", c.join(","))
@@ -102,6 +107,7 @@ impl FromStr for Method {
         };
         match text.split_once('=') {
             None if text == "first-found" => Ok(Self::FirstFound),
+            None if text == "kubernetes-internal-ip" => Ok(Self::KubernetesInternalIp),
             Some(("interface", list)) => regexes(list).map(Self::Interface),
             Some(("skip-interface", list)) => regexes(list).map(Self::SkipInterface),
             Some(("can-reach", destination)) => {
@@ -119,7 +125,7 @@ impl FromStr for Method {
                 .map(Self::Cidr),
             _ => Err(format!(
                 "{text:?} is not an autodetection method: use first-found, interface=REGEX, \
-                 skip-interface=REGEX, can-reach=ADDRESS or cidr=CIDR"
+                 skip-interface=REGEX, can-reach=ADDRESS, cidr=CIDR or kubernetes-internal-ip"
             )),
         }
     }
@@ -173,6 +179,41 @@ pub enum DetectError {
     },
     #[error("can-reach={destination}: no route from this node ({reason})")]
     Unreachable { destination: IpAddr, reason: String },
+    #[error(
+        "kubernetes-internal-ip: the Kubernetes Node has no {family} InternalIP (it has: {})",
+        if has.is_empty() { "none".to_owned() } else { has.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ") }
+    )]
+    NoInternalIp {
+        family: &'static str,
+        has: Vec<IpAddr>,
+    },
+    #[error(
+        "kubernetes-internal-ip needs the kubernetes datastore (the Kubernetes Node's addresses)"
+    )]
+    NoKubernetes,
+}
+
+/// `kubernetes-internal-ip` made explicit: the Node's `InternalIP` of the family
+/// among `internal` (the kubelet's report); any other choice as it is.
+pub fn internal_ip(
+    choice: &AddressChoice,
+    ipv4: bool,
+    internal: &[IpAddr],
+) -> Result<AddressChoice, DetectError> {
+    if !matches!(
+        choice,
+        AddressChoice::Autodetect(Method::KubernetesInternalIp)
+    ) {
+        return Ok(choice.clone());
+    }
+    internal
+        .iter()
+        .find(|ip| ip.is_ipv4() == ipv4)
+        .map(|ip| AddressChoice::Explicit(IpNet::from(*ip)))
+        .ok_or_else(|| DetectError::NoInternalIp {
+            family: if ipv4 { "IPv4" } else { "IPv6" },
+            has: internal.to_vec(),
+        })
 }
 
 /// Chooses the address of one family (`ipv4`) as `choice` says. `can_reach` is the
@@ -244,6 +285,8 @@ pub fn choose(
             candidates(&|i, _| default(i) && !names.iter().any(|r| r.is_match(&i.name)))
         }
         Method::Cidr(ranges) => candidates(&|_, a| ranges.iter().any(|r| r.contains(&a.addr()))),
+        // Made explicit by `internal_ip` before choosing; without the API, none.
+        Method::KubernetesInternalIp => return Err(DetectError::NoKubernetes),
         Method::CanReach(destination) => {
             if destination.is_ipv4() != ipv4 {
                 return Err(DetectError::WrongFamily {
@@ -417,6 +460,22 @@ mod tests {
                 .unwrap_err()
                 .contains("autodetect")
         );
+    }
+
+    #[test]
+    fn install_kubernetes_internal_ip_needs_the_nodes_address_from_the_api() {
+        let method: Method = "kubernetes-internal-ip".parse().unwrap();
+        assert_eq!(method.to_string(), "kubernetes-internal-ip");
+        let choice = AddressChoice::Autodetect(method);
+        // Without the API's answer (etcd), choosing says what it needs.
+        let error = choose(&choice, true, &node(), |_| unreachable!()).unwrap_err();
+        assert!(
+            error.to_string().contains("kubernetes datastore"),
+            "{error}"
+        );
+        // Other choices pass through untouched.
+        let explicit = internal_ip(&AddressChoice::None, true, &[]).unwrap();
+        assert!(matches!(explicit, AddressChoice::None));
     }
 
     #[test]

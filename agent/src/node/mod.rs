@@ -2,6 +2,7 @@
 //! [`interfaces`] the kernel reports) and its `Node` resource ([`register`]).
 
 pub mod autodetect;
+pub mod default_pools;
 pub mod interfaces;
 pub mod register;
 

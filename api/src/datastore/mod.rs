@@ -36,6 +36,7 @@ pub mod explain;
 mod kubernetes;
 mod memory;
 mod page;
+pub mod secrets;
 pub mod skipped;
 mod stored;
 pub mod workloads;
@@ -58,6 +59,7 @@ pub use connect::{ConnectError, connect};
 pub use etcd::{DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX, EtcdStore};
 pub use kubernetes::KubeStore;
 pub use memory::MemoryStore;
+pub use secrets::{SecretKey, Secrets};
 pub use skipped::{Skipped, skip, skipped_total};
 pub use stored::Unreadable;
 pub use workloads::{Attachment, Inventory, Workload};
@@ -121,6 +123,11 @@ impl Error {
             Self::Kubernetes(kube::Error::HyperError(_) | kube::Error::Service(_)) => true,
             _ => false,
         }
+    }
+
+    /// True when the API server refused the call for want of a grant (403).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, Self::Kubernetes(kube::Error::Api(status)) if status.code == 403)
     }
 }
 
@@ -271,6 +278,12 @@ pub trait Backend: Send + Sync + Debug {
     /// The cluster's own record of pods and nodes, where it has one (Kubernetes' core
     /// API). Without it, `WorkloadEndpoint`s and tabby `Node`s are that record.
     fn inventory(&self) -> Option<&dyn Inventory> {
+        None
+    }
+
+    /// Secrets in the component's own namespace, where the backend has them
+    /// (Kubernetes); see [`secrets`].
+    fn secrets(&self) -> Option<&dyn Secrets> {
         None
     }
 }

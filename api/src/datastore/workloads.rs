@@ -101,6 +101,9 @@ pub trait Inventory: Send + Sync + Debug {
     async fn pods(&self) -> Result<Vec<Workload>>;
     async fn node_exists(&self, node: &str) -> Result<bool>;
     async fn nodes(&self) -> Result<Vec<String>>;
+    /// The `InternalIP` addresses the kubelet reports for `node` (none for a node
+    /// that does not exist).
+    async fn internal_ips(&self, node: &str) -> Result<Vec<IpAddr>>;
 }
 
 pub(super) async fn endpoint<D: Datastore + Sync + ?Sized>(

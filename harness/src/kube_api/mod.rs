@@ -10,8 +10,10 @@
 //! - Custom resources, once their `CustomResourceDefinition` is created (`POST
 //!   /apis/apiextensions.k8s.io/v1/customresourcedefinitions`, as `kubectl apply -k
 //!   manifests/crds` does): cluster-scoped `/apis/<group>/<version>/<plural>`;
-//!   an uninstalled kind is 404. Core `Node`s (`/api/v1/nodes`) and `Pod`s
-//!   (`/api/v1/namespaces/<ns>/pods`, `/api/v1/pods` across namespaces).
+//!   an uninstalled kind is 404. Core `Node`s (`/api/v1/nodes`), `Pod`s
+//!   (`/api/v1/namespaces/<ns>/pods`, `/api/v1/pods` across namespaces) and
+//!   `Secret`s (`/api/v1/namespaces/<ns>/secrets`, `data` only: the real server
+//!   merges write-only `stringData` into `data`, this double does not).
 //! - get, list, create (`POST`), replace (`PUT`), delete with preconditions, watch.
 //! - `resourceVersion`: one counter for every object, as etcd's revision under a real
 //!   server. Replace needs the stored one (custom resources allow no unconditional
@@ -211,6 +213,7 @@ impl KubeApi {
         let resources = [
             Resource::core("nodes", "Node", false),
             Resource::core("pods", "Pod", true),
+            Resource::core("secrets", "Secret", true),
         ]
         .into_iter()
         .map(|r| ((r.group.clone(), r.plural.clone()), r))
@@ -265,6 +268,67 @@ impl KubeApi {
     /// The current revision.
     pub fn revision(&self) -> u64 {
         self.shared.store().revision()
+    }
+
+    /// A client of the double, as kube's client talks to a cluster (its namespace
+    /// is `default`).
+    pub fn client(&self) -> Result<kube::Client> {
+        let uri: http::Uri = self.url().parse()?;
+        Ok(kube::Client::try_from(kube::Config::new(uri))?)
+    }
+
+    /// Creates or replaces the Secret `namespace/name` holding `data`, through the
+    /// API (as `kubectl apply` would).
+    pub async fn put_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &[(&str, &str)],
+    ) -> Result<()> {
+        use k8s_openapi::ByteString;
+        use k8s_openapi::api::core::v1::Secret;
+        let secrets: kube::Api<Secret> = kube::Api::namespaced(self.client()?, namespace);
+        let mut secret = secrets.get_opt(name).await?.unwrap_or_default();
+        secret.metadata.name = Some(name.to_owned());
+        secret.data = Some(
+            data.iter()
+                .map(|(key, value)| ((*key).to_owned(), ByteString(value.as_bytes().to_vec())))
+                .collect(),
+        );
+        match secret.metadata.resource_version {
+            Some(_) => secrets.replace(name, &Default::default(), &secret).await?,
+            None => secrets.create(&Default::default(), &secret).await?,
+        };
+        Ok(())
+    }
+
+    /// Creates the core Node `name` as a kubelet registers it, reporting
+    /// `internal_ips` as its `InternalIP` addresses (the double has no status
+    /// subresource: the status is written with the object).
+    pub async fn put_node(&self, name: &str, internal_ips: &[std::net::IpAddr]) -> Result<()> {
+        use k8s_openapi::api::core::v1::Node;
+        let addresses: Vec<Value> = internal_ips
+            .iter()
+            .map(|ip| json!({"type": "InternalIP", "address": ip.to_string()}))
+            .chain([json!({"type": "Hostname", "address": name})])
+            .collect();
+        let node: Node = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name},
+            "status": {"addresses": addresses},
+        }))?;
+        let nodes: kube::Api<Node> = kube::Api::all(self.client()?);
+        nodes.create(&Default::default(), &node).await?;
+        Ok(())
+    }
+
+    /// Deletes the core Node `name`, as `kubectl delete node` does.
+    pub async fn delete_node(&self, name: &str) -> Result<()> {
+        use k8s_openapi::api::core::v1::Node;
+        let nodes: kube::Api<Node> = kube::Api::all(self.client()?);
+        nodes.delete(name, &Default::default()).await?;
+        Ok(())
     }
 
     /// Judges every later write by `policy`, as an API server with the policy and

@@ -1,5 +1,7 @@
 //! Core Pods and Nodes, read-only: which workloads and nodes exist on Kubernetes.
 
+use std::net::IpAddr;
+
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
@@ -57,6 +59,21 @@ impl Inventory for KubeStore {
     async fn node_exists(&self, node: &str) -> Result<bool> {
         let nodes: Api<Node> = Api::all(self.client.clone());
         Ok(nodes.get_opt(node).await?.is_some())
+    }
+
+    async fn internal_ips(&self, node: &str) -> Result<Vec<IpAddr>> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let addresses = nodes
+            .get_opt(node)
+            .await?
+            .and_then(|node| node.status)
+            .and_then(|status| status.addresses)
+            .unwrap_or_default();
+        Ok(addresses
+            .into_iter()
+            .filter(|a| a.type_ == "InternalIP")
+            .filter_map(|a| a.address.parse().ok())
+            .collect())
     }
 
     async fn nodes(&self) -> Result<Vec<String>> {

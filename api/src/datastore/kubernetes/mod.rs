@@ -19,8 +19,11 @@
 //!   Gone (the revision left the server's window) is answered by listing, delivering
 //!   [`WatchEvent::Resync`](super::WatchEvent::Resync), and following on from the list.
 //! - Pods and nodes are the core `Pod`s and `Node`s, read-only ([`Inventory`]).
+//! - BGP passwords' `secretKeyRef`s are core `Secret`s in the client's namespace
+//!   (in a pod, its own), read by name ([`Secrets`]).
 
 mod inventory;
+mod secrets;
 mod selector;
 mod watch;
 
@@ -32,7 +35,8 @@ use kube::core::params::{DeleteParams, ListParams, PostParams, Preconditions};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Backend, Error, Inventory, Kind, List, ListOptions, Record, Result, WatchStream, selected,
+    Backend, Error, Inventory, Kind, List, ListOptions, Record, Result, Secrets, WatchStream,
+    selected,
 };
 use crate::resources::{API_VERSION, Revision};
 
@@ -237,6 +241,10 @@ impl Backend for KubeStore {
     }
 
     fn inventory(&self) -> Option<&dyn Inventory> {
+        Some(self)
+    }
+
+    fn secrets(&self) -> Option<&dyn Secrets> {
         Some(self)
     }
 }

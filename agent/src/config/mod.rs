@@ -1,6 +1,9 @@
 //! `tabby-agent`'s command line: every flag has a `TABBY_*` environment variable
 //! (a DaemonSet sets those), checked into the daemon's [`Options`] with errors that
-//! name the flag, its variable and the value.
+//! name the flag, its variable and the value. calico-node's variables serve as
+//! fallbacks ([`calico`]).
+
+pub mod calico;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -87,7 +90,7 @@ pub struct Flags {
     #[arg(long, env = "TABBY_IP6", default_value = "none")]
     pub ip6: AddressChoice,
     /// How --ip autodetect finds the address: first-found, interface=REGEX,
-    /// skip-interface=REGEX, can-reach=ADDRESS, cidr=CIDR
+    /// skip-interface=REGEX, can-reach=ADDRESS, cidr=CIDR, kubernetes-internal-ip
     #[arg(
         long,
         env = "TABBY_IP_AUTODETECTION_METHOD",
@@ -153,6 +156,15 @@ pub struct Flags {
     pub nodename_file: PathBuf,
 }
 
+/// Flags that do not parse, or a Calico variable that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagsError {
+    #[error(transparent)]
+    Flags(#[from] clap::Error),
+    #[error(transparent)]
+    Calico(#[from] calico::CalicoEnvError),
+}
+
 /// A flag whose value cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("--{flag} ({variable}) {value}: {problem}")]
@@ -164,6 +176,29 @@ pub struct ConfigError {
 }
 
 impl Flags {
+    /// The flags from `args` and the environment `vars`, with calico-node's
+    /// variables as fallbacks; what those did is in the returned notes.
+    pub fn with_calico_env(
+        args: Vec<std::ffi::OsString>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Self, Vec<calico::Note>), FlagsError> {
+        use clap::CommandFactory;
+        use clap::parser::ValueSource;
+        let command = Self::command();
+        let matches = command.clone().try_get_matches_from(&args)?;
+        let given = |flag: &str| {
+            command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(flag))
+                .and_then(|a| matches.value_source(a.get_id().as_str()))
+                .is_some_and(|source| source != ValueSource::DefaultValue)
+        };
+        let calico = calico::read(vars, given)?;
+        let mut args = args;
+        args.extend(calico.args.into_iter().map(Into::into));
+        Ok((Self::try_parse_from(args)?, calico.notes))
+    }
+
     /// Where the metrics endpoint listens, if anywhere: as given, or with only a
     /// port on this node's explicit `--ip` (else loopback). Every interface
     /// (0.0.0.0) only when asked for by name: the endpoint tells the node's routes
@@ -396,6 +431,32 @@ mod tests {
     fn the_old_log_level_flag_still_sets_the_log_filter() {
         let flags = parse(&["--log-level=debug"]).unwrap();
         assert_eq!(flags.log.filter.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn install_calico_nodes_variables_fill_in_flags_not_given_and_a_flag_wins() {
+        let args = ["tabby-agent", "--ip=192.0.2.10/24"]
+            .map(Into::into)
+            .to_vec();
+        let vars = [
+            ("NODENAME", "worker-1"),
+            ("IP", "198.51.100.7"),
+            ("AS", "64513"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let (flags, notes) = Flags::with_calico_env(args, vars).unwrap();
+        let options = flags.options(|| None).unwrap();
+        assert_eq!(options.node_name, "worker-1");
+        assert_eq!(options.as_number, Some(AsNumber(64513)));
+        assert!(
+            matches!(options.ipv4, AddressChoice::Explicit(a) if a.to_string() == "192.0.2.10/24"),
+            "{:?}",
+            options.ipv4
+        );
+        assert!(notes.contains(&calico::Note::Overridden {
+            variable: "IP",
+            flag: "ip"
+        }));
     }
 
     #[test]
