@@ -1,0 +1,144 @@
+//! Faults a cluster must survive (issue #16): the datastore going away, daemons
+//! killed with SIGKILL, silent partitions. A cluster of real binaries (etcd in the
+//! router's namespace, tabby-agent on three nodes in the mesh,
+//! tabby-ipam-controller, pods attached by tabby-cni) has pods pinging each other
+//! across nodes while the fault lasts; ping's own statistics count what was lost,
+//! `ip monitor` on every node records what changed in the kernel. Needs root.
+
+use std::time::{Duration, Instant};
+
+use api::resources::{Cidr, IPPool, IPPoolSpec};
+use harness::e2e::{Cluster, Pings, Pod, ping_all};
+use harness::routes::RouteMonitor;
+use harness::{Lab, wait_until};
+
+const NODES: [&str; 3] = ["n1", "n2", "n3"];
+const READY: Duration = Duration::from_secs(60);
+const CONVERGED: Duration = Duration::from_secs(30);
+/// How long a component may take to find etcd again once it is back (the etcd
+/// client's reconnection backoff and the controller's next pass).
+const RECOVERED: Duration = Duration::from_secs(60);
+
+/// Three nodes on one subnet in the mesh, etcd on the router, an agent per node,
+/// the controller (a pass every 2 s, nothing old enough to reclaim) and a pod per
+/// node whose routes are in place everywhere.
+fn cluster(test: &str) -> (Cluster, Vec<Pod>) {
+    let mut builder = Lab::new(test).subnet("a", "10.0.1.0/24").router();
+    for node in NODES {
+        builder = builder.node(node, "a");
+    }
+    let mut cluster = Cluster::new(builder.build().unwrap()).unwrap();
+    let pool = IPPoolSpec::new(Cidr("10.244.0.0/16".parse().unwrap()));
+    cluster
+        .create(&IPPool::new("default-ipv4-ippool", pool))
+        .unwrap();
+    for node in NODES {
+        cluster.start_agent(node).unwrap();
+    }
+    for node in NODES {
+        cluster.wait_ready(node, READY).unwrap();
+    }
+    cluster.start_controller("2s", "15m").unwrap();
+    let pods: Vec<Pod> = NODES
+        .iter()
+        .map(|node| cluster.add_pod(node, &format!("pod-{node}")).unwrap())
+        .collect();
+    cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
+    ping_all(&pods).unwrap();
+    wait_until(CONVERGED, "a controller pass", || {
+        anyhow::Ok(cluster.controller_passes()?.ok > 0)
+    })
+    .unwrap();
+    (cluster, pods)
+}
+
+/// Each pod pings the next one's, on another node, for `duration`.
+fn ping_around(pods: &[Pod], duration: Duration) -> Vec<Pings> {
+    pods.iter()
+        .zip(pods.iter().cycle().skip(1))
+        .map(|(from, to)| Pings::start(from, to, duration).unwrap())
+        .collect()
+}
+
+fn assert_none_lost(pings: Vec<Pings>) {
+    for pings in pings {
+        let stats = pings.finish().unwrap();
+        assert!(stats.transmitted > 0, "{stats:?}");
+        assert_eq!(stats.lost(), 0, "{stats:?}");
+    }
+}
+
+fn monitors(cluster: &Cluster) -> Vec<(&'static str, RouteMonitor)> {
+    NODES
+        .iter()
+        .map(|node| (*node, RouteMonitor::start(cluster.lab.node(node)).unwrap()))
+        .collect()
+}
+
+fn assert_unchanged(monitors: &[(&str, RouteMonitor)]) {
+    for (node, monitor) in monitors {
+        assert_eq!(
+            monitor.changes(),
+            Vec::<String>::new(),
+            "{node}'s routes changed"
+        );
+    }
+}
+
+/// A pod added now gets its routes on every node and answers every pod: the
+/// agents follow the datastore again.
+fn a_new_pod_is_routed_everywhere(cluster: &Cluster, pods: &mut Vec<Pod>, node: &str) {
+    let pod = cluster.add_pod(node, "pod-after").unwrap();
+    pods.push(pod);
+    cluster.wait_for_routes(&NODES, pods, RECOVERED).unwrap();
+    ping_all(pods).unwrap();
+}
+
+/// etcd is gone for `outage` while pods ping across nodes: nothing is lost, no
+/// kernel route changes, no daemon exits, and each finds etcd again by itself.
+fn etcd_outage(test: &str, outage: Duration) {
+    let (mut cluster, mut pods) = cluster(test);
+    let before = cluster.tables(&NODES).unwrap();
+    let monitors = monitors(&cluster);
+    let pings = ping_around(&pods, outage + Duration::from_secs(10));
+    cluster.etcd.stop();
+    let back = Instant::now() + outage;
+    while Instant::now() < back {
+        for node in NODES {
+            cluster.agent(node).unwrap().check_running().unwrap();
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_unchanged(&monitors);
+    assert_eq!(cluster.tables(&NODES).unwrap(), before);
+    cluster.etcd.restart().unwrap();
+    let passes = cluster.controller_passes().unwrap();
+    wait_until(RECOVERED, "a controller pass with etcd back", || {
+        anyhow::Ok(cluster.controller_passes()?.ok > passes.ok)
+    })
+    .unwrap();
+    assert_none_lost(pings);
+    a_new_pod_is_routed_everywhere(&cluster, &mut pods, "n2");
+}
+
+/// 20 s is longer than every deadline of the etcd client (a request's 10 s, the
+/// keepalive's 10 s + 5 s), so each component sees etcd gone, not just slow;
+/// the minute the issue asks for is `slow::`, to keep CI's run short.
+#[test]
+#[ignore = "needs root"]
+fn fault_etcd_down_longer_than_its_deadlines_loses_no_ping_changes_no_route_and_everything_recovers()
+ {
+    harness::require_root();
+    etcd_outage("fault_etcd_down", Duration::from_secs(20));
+}
+
+mod slow {
+    use super::*;
+
+    #[test]
+    #[ignore = "slow: etcd is down for a minute"]
+    fn fault_etcd_down_for_a_minute_loses_no_ping_changes_no_route_and_everything_recovers() {
+        harness::require_root();
+        etcd_outage("fault_etcd_down_minute", Duration::from_secs(60));
+    }
+}
