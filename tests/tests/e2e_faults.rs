@@ -132,6 +132,29 @@ fn fault_etcd_down_longer_than_its_deadlines_loses_no_ping_changes_no_route_and_
     etcd_outage("fault_etcd_down", Duration::from_secs(20));
 }
 
+/// tabby-agent on n1 is SIGKILLed mid-run and started again: the kernel keeps
+/// its routes, peers keep n1's (graceful restart), pings go on, and the new agent
+/// reads the kernel back and converges without changing a route.
+#[test]
+#[ignore = "needs root"]
+fn fault_an_agent_killed_mid_run_leaves_its_routes_and_its_restart_changes_none() {
+    harness::require_root();
+    let (mut cluster, mut pods) = cluster("fault_agent_killed");
+    let before = cluster.tables(&NODES).unwrap();
+    let monitors = monitors(&cluster);
+    let pings = ping_around(&pods, Duration::from_secs(20));
+    cluster.kill_agent("n1");
+    // Pods on n1 keep reaching the others with no agent there.
+    ping_all(&pods).unwrap();
+    assert_eq!(cluster.tables(&NODES).unwrap(), before);
+    cluster.start_agent("n1").unwrap();
+    cluster.wait_ready("n1", READY).unwrap();
+    assert_none_lost(pings);
+    assert_unchanged(&monitors);
+    assert_eq!(cluster.tables(&NODES).unwrap(), before);
+    a_new_pod_is_routed_everywhere(&cluster, &mut pods, "n1");
+}
+
 mod slow {
     use super::*;
 
