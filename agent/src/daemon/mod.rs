@@ -4,6 +4,7 @@
 //! at the desired state ([`agent`] is the loop).
 
 mod agent;
+pub mod last_view;
 mod ongoing;
 pub mod query;
 mod speaker;
@@ -49,6 +50,9 @@ pub struct Options {
     pub mtu_file: Option<PathBuf>,
     /// Where this node's name is written for `tabby-cni`.
     pub nodename_file: Option<PathBuf>,
+    /// Where the last datastore view is kept, to start from when the datastore is
+    /// unreachable at start ([`last_view`]).
+    pub last_view_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -68,6 +72,7 @@ impl Options {
             bgp_sync_timeout: Duration::from_secs(30),
             mtu_file: None,
             nodename_file: None,
+            last_view_file: None,
         }
     }
 }
@@ -163,9 +168,25 @@ pub async fn run(
         .await
         .map_err(DaemonError::Interfaces)?;
     // An address the operator pinned in the Node wins over --ip/--ip6.
-    let stored = node::register::stored(&*store, &options.node_name)
-        .await
-        .map_err(Box::new)?;
+    let (stored, saved) = match node::register::stored(&*store, &options.node_name).await {
+        Ok(stored) => (stored, None),
+        Err(error) => {
+            let saved = options.last_view_file.as_deref().and_then(|path| {
+                last_view::load(path)
+                    .inspect_err(|e| tracing::warn!(error = %e, "no saved datastore view to use"))
+                    .ok()
+            });
+            let Some(saved) = saved else {
+                return Err(Box::new(error).into());
+            };
+            tracing::warn!(
+                %error,
+                "the datastore is unreachable: starting from the last view saved, \
+                 following the datastore as soon as it answers"
+            );
+            (saved.nodes.get(&options.node_name).cloned(), Some(saved))
+        }
+    };
     let pinned = node::register::pinned(stored.as_ref());
     let choose = |flag: &AddressChoice, family: AddressFamily| {
         let ipv4 = family == AddressFamily::IPv4;
@@ -205,8 +226,17 @@ pub async fn run(
         labels: options.labels.clone(),
     };
     enable_forwarding(identity.ipv6.is_some())?;
-    node::register(&*store, &identity).await.map_err(Box::new)?;
-    tracing::info!(node = %options.node_name, "node registered");
+    let registering = match saved {
+        None => {
+            node::register(&*store, &identity).await.map_err(Box::new)?;
+            tracing::info!(node = %options.node_name, "node registered");
+            None
+        }
+        Some(_) => Some(tokio::spawn(register_when_reachable(
+            store.clone(),
+            identity,
+        ))),
+    };
     if let Some(path) = &options.nodename_file {
         write_file(path, &options.node_name).map_err(|source| DaemonError::NodenameFile {
             path: path.clone(),
@@ -234,13 +264,31 @@ pub async fn run(
     let (updates, receiver) = watch::channel();
     let watchers = watch::follow_all(store.clone(), updates);
     agent::Agent::new(options, settings, reconciler, restarted, reporting, store)
+        .starting_from(saved)
         .run(receiver, shutdown)
         .await;
-    for watcher in watchers {
-        watcher.abort();
+    for task in watchers.into_iter().chain(registering) {
+        task.abort();
     }
     Ok(())
 }
+
+/// Registers the node once the datastore answers (started from a saved view).
+async fn register_when_reachable(store: Arc<dyn Backend>, identity: Identity) {
+    loop {
+        match node::register(&*store, &identity).await {
+            Ok(_) => {
+                tracing::info!(node = %identity.name, "node registered");
+                return;
+            }
+            Err(error) => tracing::debug!(%error, "registering the node; retrying"),
+        }
+        tokio::time::sleep(REGISTER_RETRY).await;
+    }
+}
+
+/// The wait between registrations while the datastore is unreachable.
+const REGISTER_RETRY: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

@@ -37,7 +37,7 @@ mod kubernetes;
 mod memory;
 mod page;
 pub mod skipped;
-mod stored;
+pub mod stored;
 pub mod workloads;
 
 use std::fmt::Debug;

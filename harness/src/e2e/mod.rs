@@ -205,6 +205,7 @@ impl Cluster {
             format!("--socket={}", path("agent.sock")),
             format!("--mtu-file={}", path("mtu")),
             format!("--nodename-file={}", path("nodename")),
+            format!("--last-view-file={}", path("last-view.json")),
             // Password files the tests write (see `Cluster::dir`).
             format!("--bgp-password-dir={}", self.dir.path().display()),
             "--resync-interval=5s".into(),
