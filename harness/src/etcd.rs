@@ -26,8 +26,7 @@
 //! # anyhow::Ok(())
 //! ```
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -346,13 +345,5 @@ pub fn free_port() -> Result<u16> {
 /// True when `GET /health` answers `"health":"true"` (asked from the calling
 /// thread's namespace).
 fn healthy(address: SocketAddr) -> bool {
-    let ask = || -> std::io::Result<String> {
-        let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500))?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        stream.write_all(format!("GET /health HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        Ok(response)
-    };
-    ask().is_ok_and(|r| r.contains(r#""health":"true""#))
+    crate::http::get(address, "/health").is_ok_and(|r| r.contains(r#""health":"true""#))
 }

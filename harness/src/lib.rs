@@ -34,6 +34,7 @@ pub mod cri;
 pub mod e2e;
 pub mod elf;
 pub mod etcd;
+pub mod http;
 pub mod kube_api;
 pub mod lab;
 pub mod logs;

@@ -2,9 +2,7 @@
 //! router: a Deployment's pod reaches etcd as nodes do), with its metrics there too:
 //! [`Cluster::controller_passes`] reads `tabby_ipam_gc_passes_total` from them.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, Result, bail};
 
@@ -61,7 +59,7 @@ impl Cluster {
         let controller = self.controller.as_mut().context("no controller started")?;
         controller.process.check_running()?;
         let address = controller.metrics;
-        let page = router.run(|| scrape(address))??;
+        let page = router.run(|| crate::http::get(address, "/metrics"))??;
         let counter = |result: &str| -> Result<u64> {
             let name = format!("tabby_ipam_gc_passes_total{{result=\"{result}\"}} ");
             let Some(line) = page.lines().find(|l| l.starts_with(&name)) else {
@@ -74,14 +72,4 @@ impl Cluster {
             failed: counter("failed")?,
         })
     }
-}
-
-/// `GET /metrics` from `address` (called inside the right namespace).
-fn scrape(address: SocketAddr) -> Result<String> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response)
 }
