@@ -15,14 +15,18 @@
 //! let (cert, key) = files.client();
 //! # let _ = (files.ca(), cert, key);
 //!
+//! // A crash and a return on the same data (clients' connections break):
+//! # let mut etcd = etcd;
+//! etcd.stop();
+//! etcd.restart()?;
+//!
 //! // Authentication on: user "tabby" may read and write under /tabby only.
 //! let mut guarded = harness::etcd::Etcd::start(&logs)?;
 //! guarded.enable_auth("tabby", "its-password", "/tabby")?;
 //! # anyhow::Ok(())
 //! ```
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -53,6 +57,10 @@ pub struct Etcd {
     tls: Option<TlsFiles>,
     /// `user:password` of etcd's root user, once authentication is on.
     root: Option<String>,
+    /// How it was started, to start it again on the same data ([`Etcd::restart`]).
+    argv: Vec<std::ffi::OsString>,
+    log_dir: std::path::PathBuf,
+    health: SocketAddr,
 }
 
 /// Where and how etcd listens.
@@ -182,20 +190,13 @@ impl Etcd {
                 metrics
             }
         };
+        let argv = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(ToOwned::to_owned)
+            .collect();
         let mut process = Process::spawn(command, log_dir, &format!("etcd-{client_port}"))?;
         registration.record_pid(process.pid())?;
-        wait_until(HEALTHY_TIMEOUT, "etcd to become healthy", || {
-            process.check_running()?;
-            Ok(match netns {
-                Some(name) => crate::netns::in_netns(name, || healthy(health))?,
-                None => healthy(health),
-            })
-        })
-        .map_err(|e| match process.check_running() {
-            // Report the crash (with its log) rather than the timeout.
-            Err(crash) => crash,
-            Ok(()) => e,
-        })?;
+        wait_healthy(&mut process, netns, health)?;
         Ok(Self {
             process,
             _data: data,
@@ -204,13 +205,42 @@ impl Etcd {
             registration,
             tls,
             root: None,
+            argv,
+            log_dir: log_dir.to_owned(),
+            health,
         })
+    }
+
+    /// SIGKILLs etcd, as a crash or a lost machine stops it: its clients' connections
+    /// break. Its data stays for [`Etcd::restart`].
+    pub fn stop(&mut self) {
+        self.process.kill();
+        self.registration.forget_pid(self.process.pid());
+    }
+
+    /// Starts etcd again on the same data, address and ports, and waits until it is
+    /// healthy.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let mut command = Command::new(&self.argv[0]);
+        command.args(&self.argv[1..]);
+        let label = format!("etcd-{}", self.client.port());
+        let mut process = Process::spawn(command, &self.log_dir, &label)?;
+        self.registration.record_pid(process.pid())?;
+        wait_healthy(&mut process, self.netns.as_deref(), self.health)?;
+        self.process = process;
+        Ok(())
     }
 
     /// The client URL, `http://<address>:<port>` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.client)
+    }
+
+    /// The address clients connect to.
+    pub fn client_address(&self) -> SocketAddr {
+        self.client
     }
 
     /// The CA and certificates of an etcd started with [`Etcd::start_tls`].
@@ -290,6 +320,22 @@ impl Drop for Etcd {
     }
 }
 
+/// Waits until etcd answers healthy at `health` (from `netns`).
+fn wait_healthy(process: &mut Process, netns: Option<&str>, health: SocketAddr) -> Result<()> {
+    wait_until(HEALTHY_TIMEOUT, "etcd to become healthy", || {
+        process.check_running()?;
+        Ok(match netns {
+            Some(name) => crate::netns::in_netns(name, || healthy(health))?,
+            None => healthy(health),
+        })
+    })
+    .map_err(|e| match process.check_running() {
+        // Report the crash (with its log) rather than the timeout.
+        Err(crash) => crash,
+        Ok(()) => e,
+    })
+}
+
 /// A loopback port the kernel considers free right now.
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("picking a free port")?;
@@ -299,13 +345,5 @@ pub fn free_port() -> Result<u16> {
 /// True when `GET /health` answers `"health":"true"` (asked from the calling
 /// thread's namespace).
 fn healthy(address: SocketAddr) -> bool {
-    let ask = || -> std::io::Result<String> {
-        let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500))?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        stream.write_all(format!("GET /health HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        Ok(response)
-    };
-    ask().is_ok_and(|r| r.contains(r#""health":"true""#))
+    crate::http::get(address, "/health").is_ok_and(|r| r.contains(r#""health":"true""#))
 }

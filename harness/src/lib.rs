@@ -22,7 +22,9 @@
 //! - [`kube_api::KubeApi`]: the Kubernetes API double the kubernetes backend runs against.
 //! - [`manifests`]: what `kubectl apply -k manifests/` installs, read for its tests.
 //! - [`elf`]: whether an executable is static.
-//! - [`routes::routes`]: a namespace's kernel routes as normalised lines.
+//! - [`routes::routes`]: a namespace's kernel routes as normalised lines;
+//!   [`routes::RouteMonitor`]: every change to them.
+//! - [`partition::Partition`]: a silent partition (nftables drops) in a namespace.
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
 //! - [`require_root`], [`sweep`]: the root guard and the leftover sweep.
 
@@ -32,12 +34,14 @@ pub mod cri;
 pub mod e2e;
 pub mod elf;
 pub mod etcd;
+pub mod http;
 pub mod kube_api;
 pub mod lab;
 pub mod logs;
 pub mod manifests;
 pub mod names;
 pub mod netns;
+pub mod partition;
 pub mod peers;
 pub mod process;
 pub mod registry;

@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::netns::Netns;
+use crate::process::Process;
 
 /// The main table's routes of `protocol` (`84` for tabby's), both families.
 pub fn routes(netns: &Netns, protocol: &str) -> Result<BTreeSet<String>> {
@@ -26,6 +27,35 @@ pub fn routes(netns: &Netns, protocol: &str) -> Result<BTreeSet<String>> {
         }
     }
     Ok(lines)
+}
+
+/// `ip monitor route` in a namespace: every route change from its start on, so a
+/// test can say that nothing changed while it broke something.
+#[derive(Debug)]
+pub struct RouteMonitor {
+    process: Process,
+}
+
+impl RouteMonitor {
+    pub fn start(netns: &Netns) -> Result<Self> {
+        let label = format!("route-monitor-{}", netns.name());
+        Ok(Self {
+            process: netns.spawn(&label, "ip", &["monitor", "route"])?,
+        })
+    }
+
+    /// The changes seen so far, but the kernel's own routes (link-local addresses
+    /// finishing DAD come and go) and the error line `ip monitor` prints when
+    /// another test deletes a network namespace (no route change).
+    pub fn changes(&self) -> Vec<String> {
+        self.process
+            .log()
+            .lines()
+            .filter(|l| !l.contains("proto kernel"))
+            .filter(|l| *l != "Error: Peer netns reference is invalid.")
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// The lines of `expected`, for comparing with [`routes`].

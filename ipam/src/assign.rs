@@ -25,8 +25,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use api::datastore::{Backend, Datastore, Error as DsError};
-use api::resources::{AllocationAttribute, IPAMBlock, IPAMHandle, IPAMHandleSpec};
+use api::resources::{
+    AffinityState, AllocationAttribute, BlockAffinity, IPAMBlock, IPAMHandle, IPAMHandleSpec,
+};
 use futures::future::join_all;
+use rand::Rng;
 use rand::seq::SliceRandom;
 
 use crate::cas::{self, Edit, Edited, add_to_handle, edit_handle, list_all};
@@ -44,6 +47,12 @@ use take::{Take, plan_owned, take_from, take_of};
 /// Rounds of planning and writing before giving up; each round either makes
 /// progress or refreshes a stale view.
 const ROUNDS: usize = 16;
+/// Waits for other nodes' claims under way when nothing is free or borrowable, and
+/// each wait's length in milliseconds (random, so waiters do not move in step):
+/// about two seconds in all, after which a claim still pending is a crash's
+/// leftover and the pools are reported full.
+const CLAIM_WAITS: usize = 40;
+const CLAIM_PAUSE: std::ops::Range<u64> = 20..80;
 
 /// What to do when the request's handle already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,37 +434,65 @@ impl Allocator {
             .values()
             .filter(|b| Family::of_net(&b.spec.cidr.0) == family)
             .count();
-        let no_block = if !config.auto_allocate_blocks {
-            format!(
-                "node {node}'s {family} blocks are full and IPAMConfig autoAllocateBlocks is false"
-            )
-        } else if config.max_blocks_per_host > 0 && owned >= config.max_blocks_per_host as usize {
-            format!(
-                "node {node} holds {owned} {family} blocks, the IPAMConfig maxBlocksPerHost, all full"
-            )
-        } else {
-            match claim_free_block(&*self.store, &node, &usable, &state.blocks).await? {
-                Some(block) => {
-                    let name = block.metadata.name.clone();
-                    state.record(&name, Some(block.clone()));
-                    return Ok(vec![take_of(name, block, count, &settings, false)]);
+        let mut waits = 0;
+        loop {
+            let no_block = if !config.auto_allocate_blocks {
+                format!(
+                    "node {node}'s {family} blocks are full and IPAMConfig autoAllocateBlocks is false"
+                )
+            } else if config.max_blocks_per_host > 0 && owned >= config.max_blocks_per_host as usize
+            {
+                format!(
+                    "node {node} holds {owned} {family} blocks, the IPAMConfig maxBlocksPerHost, all full"
+                )
+            } else {
+                match claim_free_block(&*self.store, &node, &usable, &state.blocks).await? {
+                    Some(block) => {
+                        let name = block.metadata.name.clone();
+                        state.record(&name, Some(block.clone()));
+                        return Ok(vec![take_of(name, block, count, &settings, false)]);
+                    }
+                    None => format!("{} no free block for node {node}", pools_phrase(&usable)),
                 }
-                None => format!("{} no free block for node {node}", pools_phrase(&usable)),
+            };
+            if config.strict_affinity {
+                return Err(IpamError::Exhausted(format!(
+                    "{no_block} and strictAffinity forbids borrowing"
+                )));
             }
-        };
-        if config.strict_affinity {
-            return Err(IpamError::Exhausted(format!(
-                "{no_block} and strictAffinity forbids borrowing"
-            )));
-        }
-        let borrowed = self.borrowable(&node, &usable, &settings, count).await?;
-        if borrowed.is_empty() {
+            let borrowed = self.borrowable(&node, &usable, &settings, count).await?;
+            if !borrowed.is_empty() {
+                return Ok(borrowed);
+            }
+            // Another node's claim under way holds a block whose IPAMBlock is not
+            // written yet: neither free nor borrowable, but not full either. Nodes
+            // starting together meet this; the claim ends in moments.
+            if waits < CLAIM_WAITS && self.claim_in_flight(&node, &usable).await? {
+                let pause = rand::rng().random_range(CLAIM_PAUSE);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                waits += 1;
+                continue;
+            }
             return Err(IpamError::Exhausted(format!(
                 "{no_block} and no other node's block in them has a free address: \
                  add a pool or free addresses"
             )));
         }
-        Ok(borrowed)
+    }
+
+    /// Whether another node has a pending affinity (a claim under way, or left by
+    /// a crash) for a block of `pools` that is not written yet.
+    async fn claim_in_flight(&self, node: &str, pools: &[&api::resources::IPPool]) -> Result<bool> {
+        let (affinities, blocks) = futures::try_join!(
+            list_all::<BlockAffinity>(&*self.store),
+            list_all::<IPAMBlock>(&*self.store)
+        )?;
+        Ok(affinities.iter().any(|a| {
+            a.spec.node != node
+                && a.spec.state == AffinityState::Pending
+                && pools.iter().any(|p| p.spec.cidr.0.contains(&a.spec.cidr.0))
+                && !blocks.iter().any(|b| b.spec.cidr == a.spec.cidr)
+        }))
     }
 
     /// Other nodes' blocks (and blocks of no node) in `usable` pools with free

@@ -23,6 +23,9 @@ const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 /// keeps them in /var/lib/calico).
 pub const NODENAME_FILE: &str = "/var/run/tabby/nodename";
 pub const MTU_FILE: &str = "/var/run/tabby/mtu";
+/// Where tabby-agent keeps its last datastore view: beside them, so it lasts as
+/// long as the kernel routes it explains (a reboot clears both).
+pub const LAST_VIEW_FILE: &str = "/var/run/tabby/last-view.json";
 
 /// Where the metrics endpoint listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +157,10 @@ pub struct Flags {
     /// Where this node's name is written for tabby-cni
     #[arg(long, env = "TABBY_NODENAME_FILE", default_value = NODENAME_FILE)]
     pub nodename_file: PathBuf,
+    /// Where the last datastore view is kept, to route from when the datastore is
+    /// unreachable at start
+    #[arg(long, env = "TABBY_LAST_VIEW_FILE", default_value = LAST_VIEW_FILE)]
+    pub last_view_file: PathBuf,
 }
 
 /// Flags that do not parse, or a Calico variable that cannot work.
@@ -277,6 +284,7 @@ impl Flags {
         options.bgp_sync_timeout = self.bgp_sync_timeout.0;
         options.mtu_file = Some(self.mtu_file.clone());
         options.nodename_file = Some(self.nodename_file.clone());
+        options.last_view_file = Some(self.last_view_file.clone());
         Ok(options)
     }
 }

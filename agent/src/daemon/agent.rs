@@ -53,6 +53,10 @@ pub(super) struct Agent {
     view: Cluster,
     /// Kinds not listed yet.
     unlisted: BTreeSet<&'static str>,
+    /// The view changed since it was last saved (see `last_view`), and the task
+    /// saving it, one at a time.
+    view_changed: bool,
+    saving: Option<tokio::task::JoinHandle<()>>,
     best: Paths,
     bgp: Bgp,
     sync: BgpSync,
@@ -141,6 +145,8 @@ impl Agent {
             restarted,
             view: Cluster::default(),
             unlisted: KINDS.into_iter().collect(),
+            view_changed: false,
+            saving: None,
             best: Paths::new(),
             bgp: Bgp::new(Hooks {
                 import: Some(Arc::new(hook)),
@@ -156,6 +162,16 @@ impl Agent {
             rejected: Ongoing::default(),
             problems: Ongoing::default(),
         }
+    }
+
+    /// Starts from `saved`, the last view saved (the datastore is unreachable): as
+    /// if every kind were listed, until the watches list them for real.
+    pub fn starting_from(mut self, saved: Option<Cluster>) -> Self {
+        if let Some(saved) = saved {
+            self.view = saved;
+            self.unlisted.clear();
+        }
+        self
     }
 
     /// Runs until `shutdown` completes or the watches end.
@@ -340,6 +356,7 @@ impl Agent {
 
     fn update(&mut self, update: Update) {
         self.dirty = true;
+        self.view_changed |= !matches!(update, Update::Lost { .. });
         if let Some(kind) = update.apply(&mut self.view)
             && self.unlisted.remove(kind)
             && self.unlisted.is_empty()
@@ -463,6 +480,22 @@ impl Agent {
             }
         }
         self.last = Some(desired);
+        self.save_view();
+    }
+
+    /// Saves the view when it changed and no save is under way (the next
+    /// convergence saves what changed meanwhile).
+    fn save_view(&mut self) {
+        let Some(path) = self.options.last_view_file.clone() else {
+            return;
+        };
+        let idle = self.saving.as_ref().is_none_or(|t| t.is_finished());
+        if idle && std::mem::take(&mut self.view_changed) {
+            let view = self.view.clone();
+            self.saving = Some(tokio::task::spawn_blocking(move || {
+                super::last_view::save(&path, &view)
+            }));
+        }
     }
 
     /// Hands `state` to the reconciler, starting it with the first one.

@@ -4,6 +4,7 @@
 //! at the desired state ([`agent`] is the loop).
 
 mod agent;
+pub mod last_view;
 mod ongoing;
 pub mod query;
 mod speaker;
@@ -53,6 +54,9 @@ pub struct Options {
     /// Pools to create while the cluster has none of their family
     /// ([`node::default_pools`]).
     pub default_pools: Vec<api::resources::IPPool>,
+    /// Where the last datastore view is kept, to start from when the datastore is
+    /// unreachable at start ([`last_view`]).
+    pub last_view_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -74,6 +78,7 @@ impl Options {
             mtu_file: None,
             nodename_file: None,
             default_pools: Vec::new(),
+            last_view_file: None,
         }
     }
 }
@@ -196,9 +201,25 @@ pub async fn run(
         .await
         .map_err(DaemonError::Interfaces)?;
     // An address the operator pinned in the Node wins over --ip/--ip6.
-    let stored = node::register::stored(&*store, &options.node_name)
-        .await
-        .map_err(Box::new)?;
+    let (stored, saved) = match node::register::stored(&*store, &options.node_name).await {
+        Ok(stored) => (stored, None),
+        Err(error) => {
+            let saved = options.last_view_file.as_deref().and_then(|path| {
+                last_view::load(path)
+                    .inspect_err(|e| tracing::warn!(error = %e, "no saved datastore view to use"))
+                    .ok()
+            });
+            let Some(saved) = saved else {
+                return Err(Box::new(error).into());
+            };
+            tracing::warn!(
+                %error,
+                "the datastore is unreachable: starting from the last view saved, \
+                 following the datastore as soon as it answers"
+            );
+            (saved.nodes.get(&options.node_name).cloned(), Some(saved))
+        }
+    };
     let pinned = node::register::pinned(stored.as_ref());
     let internal = internal_ips(&options, &*store).await?;
     let choose = |flag: &AddressChoice, family: AddressFamily| {
@@ -251,14 +272,17 @@ pub async fn run(
         labels: options.labels.clone(),
     };
     enable_forwarding(identity.ipv6.is_some())?;
-    let created = node::default_pools::ensure(&*store, &options.default_pools)
-        .await
-        .map_err(DaemonError::DefaultPool)?;
-    for pool in created {
-        tracing::info!(%pool, "default pool created from the environment");
-    }
-    node::register(&*store, &identity).await.map_err(Box::new)?;
-    tracing::info!(node = %options.node_name, "node registered");
+    let registering = match saved {
+        None => {
+            join(&*store, &identity, &options.default_pools).await?;
+            None
+        }
+        Some(_) => Some(tokio::spawn(join_when_reachable(
+            store.clone(),
+            identity,
+            options.default_pools.clone(),
+        ))),
+    };
     if let Some(path) = &options.nodename_file {
         write_file(path, &options.node_name).map_err(|source| DaemonError::NodenameFile {
             path: path.clone(),
@@ -287,13 +311,48 @@ pub async fn run(
     let (updates, receiver) = watch::channel();
     let watchers = watch::follow_all(store.clone(), updates);
     agent::Agent::new(options, settings, reconciler, restarted, reporting, store)
+        .starting_from(saved)
         .run(receiver, shutdown)
         .await;
-    for watcher in watchers {
-        watcher.abort();
+    for task in watchers.into_iter().chain(registering) {
+        task.abort();
     }
     Ok(())
 }
+
+/// Registers the node once the datastore answers (started from a saved view).
+/// Creates the default pools the cluster lacks, then registers this node.
+async fn join(
+    store: &dyn Backend,
+    identity: &Identity,
+    default_pools: &[api::resources::IPPool],
+) -> Result<(), DaemonError> {
+    let created = node::default_pools::ensure(store, default_pools)
+        .await
+        .map_err(DaemonError::DefaultPool)?;
+    for pool in created {
+        tracing::info!(%pool, "default pool created from the environment");
+    }
+    node::register(store, identity).await.map_err(Box::new)?;
+    tracing::info!(node = %identity.name, "node registered");
+    Ok(())
+}
+
+/// [`join`], retried until the datastore answers (the agent runs from its last
+/// view meanwhile).
+async fn join_when_reachable(
+    store: Arc<dyn Backend>,
+    identity: Identity,
+    default_pools: Vec<api::resources::IPPool>,
+) {
+    while let Err(error) = join(&*store, &identity, &default_pools).await {
+        tracing::debug!(%error, "registering the node; retrying");
+        tokio::time::sleep(REGISTER_RETRY).await;
+    }
+}
+
+/// The wait between registrations while the datastore is unreachable.
+const REGISTER_RETRY: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

@@ -38,7 +38,7 @@ mod memory;
 mod page;
 pub mod secrets;
 pub mod skipped;
-mod stored;
+pub mod stored;
 pub mod workloads;
 
 use std::fmt::Debug;

@@ -61,7 +61,7 @@ fn corrupt<R: Resource>(name: &str, problem: Unreadable) -> Error {
 
 /// Defaults, validation, then JSON without the revision (the backend owns it) and
 /// with the fields set aside at read.
-pub(super) fn encode<R: Resource>(resource: &R) -> Result<Value> {
+pub fn encode<R: Resource>(resource: &R) -> Result<Value> {
     let mut resource = resource.clone();
     resource.apply_defaults();
     resource.validate().map_err(|source| Error::Invalid {
@@ -80,7 +80,7 @@ pub(super) fn encode<R: Resource>(resource: &R) -> Result<Value> {
 
 /// The resource a record holds, at the record's revision: unknown fields set aside,
 /// defaults applied, validated.
-pub(super) fn decode<R: Resource>(record: Record) -> Result<R> {
+pub fn decode<R: Resource>(record: Record) -> Result<R> {
     let Record {
         name,
         revision,

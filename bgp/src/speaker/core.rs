@@ -285,7 +285,7 @@ impl Core {
                 local,
                 epoch,
             } => self.established(address, *negotiated, local, epoch),
-            Event::Down(reason) | Event::Failed(reason) => self.down(address, reason.to_string()),
+            Event::Down(reason) | Event::Failed(reason) => self.down(address, &reason),
             Event::Received(crate::codec::Message::Update(update)) => {
                 self.receive(address, update);
                 self.enforce_max_prefixes(address);

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::codec::{Afi, Message, Notification, RouteRefresh, RouteRefreshKind, UpdatePacker};
 use crate::rib::{LocalRouter, Source};
-use crate::session::{Command, Negotiated, SessionStats, UPDATE_QUEUE};
+use crate::session::{Command, DownReason, Negotiated, SessionStats, UPDATE_QUEUE};
 
 use super::config::{ListenRange, PeerConfig};
 use super::core::{Core, Output, Spawn, class_id};
@@ -274,8 +274,14 @@ impl Core {
     }
 
     /// The session ended: a peer that offered graceful restart keeps its routes,
-    /// stale, for its restart time (RFC 4724); any other loses them now.
-    pub(super) fn down(&mut self, address: IpAddr, reason: String) {
+    /// stale, for its restart time (RFC 4724), when the session ended without a
+    /// NOTIFICATION; any other loses them now. (A NOTIFICATION, sent or received,
+    /// is covered only when both sides set the N bit, RFC 8538 4; tabby never
+    /// sets it. So a hold timer that fires on a silent partition withdraws the
+    /// peer's routes at once.)
+    pub(super) fn down(&mut self, address: IpAddr, why: &DownReason) {
+        let reason = why.to_string();
+        let notified = matches!(why, DownReason::Sent(_) | DownReason::Received(_));
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
@@ -292,7 +298,7 @@ impl Core {
             .peer_graceful_restart
             .as_ref()
             .map(|gr| Duration::from_secs(gr.restart_time.into()))
-            .filter(|time| !time.is_zero());
+            .filter(|time| !time.is_zero() && !notified);
         match restart {
             // RFC 4724: keep forwarding on its routes while it restarts.
             Some(time) => {

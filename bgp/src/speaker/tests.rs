@@ -207,6 +207,28 @@ fn a_restarting_peers_routes_stay_stale_until_its_restart_time_passes() {
     assert_eq!(routes(&mut core, late), []);
 }
 
+/// Graceful restart covers a session that ended without a NOTIFICATION (RFC 4724
+/// 4.2). One ended by a NOTIFICATION, sent or received (a hold timer that fired
+/// on a silent partition), is an ordinary end (RFC 8538 4: tabby never sets the N
+/// bit): its routes go at once, or a partitioned node's block stays routed to it
+/// for the whole restart time.
+#[test]
+fn fault_a_session_ended_by_a_notification_loses_its_routes_at_once_despite_graceful_restart() {
+    let t0 = Instant::now();
+    for reason in [
+        DownReason::Sent(Notification::hold_timer_expired()),
+        DownReason::Received(Notification::hold_timer_expired()),
+    ] {
+        let mut core = Core::new(speaker(), Hooks::default(), t0);
+        let mut peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+        peer.up(&mut core, t0, vec![graceful_restart(120, true)]);
+        peer.announce(&mut core, t0, &["10.1.0.0/24"]);
+        let out = peer.event(&mut core, t0, Event::Down(reason.clone()));
+        assert_eq!(deadline(&out), None, "{reason}: no restart timer");
+        assert_eq!(routes(&mut core, t0), [], "{reason}");
+    }
+}
+
 #[test]
 fn a_restarted_peers_end_of_rib_sweeps_the_stale_routes_it_did_not_resend() {
     let t0 = Instant::now();

@@ -156,6 +156,14 @@ impl Cluster {
         lines
     }
 
+    /// tabby's kernel routes on each of `nodes`, as they are now.
+    pub fn tables(&self, nodes: &[&str]) -> Result<BTreeMap<String, BTreeSet<String>>> {
+        nodes
+            .iter()
+            .map(|node| Ok((node.to_string(), routes(self.lab.node(node), "84")?)))
+            .collect()
+    }
+
     /// Waits until each of `nodes` has exactly [`Cluster::expected_routes`] (read
     /// afresh at every poll: blocks may still be claimed).
     pub fn wait_for_routes(&self, nodes: &[&str], pods: &[Pod], timeout: Duration) -> Result<()> {

@@ -15,6 +15,9 @@
 //!   for any other call;
 //! - [`Cluster::start_containerd`] and [`Cluster::containerd`]: a real runtime on a
 //!   node, calling the plugins as `manifests/` installs them (see [`crate::cri`]);
+//! - [`Cluster::start_controller`] (tabby-ipam-controller) and
+//!   [`Cluster::controller_passes`];
+//! - [`Pings`] in the background, counted by ping, while a test breaks something;
 //! - [`Cluster::expected_routes`], [`Cluster::wait_for_routes`] and [`ping_all`]
 //!   check the result.
 //!
@@ -32,12 +35,16 @@
 //! ```
 
 mod binaries;
+mod controller;
 mod cri;
 mod expect;
+mod pings;
 pub mod reflector;
 
 pub use binaries::{binary, plain_environment};
+pub use controller::Passes;
 pub use expect::{Facts, ping_all};
+pub use pings::{PingStats, Pings};
 pub use reflector::{Clients, list_peers};
 
 use std::collections::BTreeMap;
@@ -83,6 +90,7 @@ pub struct Cluster {
     containerds: BTreeMap<String, crate::cri::Containerd>,
     agents: BTreeMap<String, Process>,
     reflectors: BTreeMap<String, Process>,
+    controller: Option<controller::Controller>,
     extra_args: BTreeMap<String, Vec<String>>,
     /// The families pods get an address of: IPv4, IPv6.
     pod_families: (bool, bool),
@@ -118,6 +126,7 @@ impl Cluster {
             containerds: BTreeMap::new(),
             agents: BTreeMap::new(),
             reflectors: BTreeMap::new(),
+            controller: None,
             extra_args: BTreeMap::new(),
             pod_families: (true, false),
             prefix: format!("/e2e-{}", lab.id()),
@@ -223,6 +232,7 @@ impl Cluster {
             format!("--socket={}", path("agent.sock")),
             format!("--mtu-file={}", path("mtu")),
             format!("--nodename-file={}", path("nodename")),
+            format!("--last-view-file={}", path("last-view.json")),
             // Password files the tests write (see `Cluster::dir`).
             format!("--bgp-password-dir={}", self.dir.path().display()),
             "--resync-interval=5s".into(),

@@ -35,6 +35,9 @@ pub enum Clients {
     Datastore,
     /// Any speaker of the AS connecting from this prefix.
     ListenRange(IpNet),
+    /// As `ListenRange`, proposing this hold time (seconds; keepalives every
+    /// third of it): a silent peer is dropped in moments, not minutes.
+    ListenRangeHolding(IpNet, u16),
 }
 
 /// Most sessions a listen range accepts.
@@ -80,6 +83,11 @@ impl Cluster {
             Clients::ListenRange(prefix) => config.push_str(&format!(
                 "listenRanges:\n- {{prefix: {prefix}, asNumber: {as_number}, \
                  maxSessions: {MAX_SESSIONS}}}\n"
+            )),
+            Clients::ListenRangeHolding(prefix, hold) => config.push_str(&format!(
+                "listenRanges:\n- {{prefix: {prefix}, asNumber: {as_number}, \
+                 maxSessions: {MAX_SESSIONS}, holdTime: {hold}, keepaliveTime: {}}}\n",
+                (hold / 3).max(1)
             )),
         }
         std::fs::write(dir.join("reflector.yaml"), config)?;
