@@ -336,7 +336,11 @@ fn bfd_timers_default_to_300_ms_times_3_and_out_of_range_ones_are_named() {
         .timers()
         .unwrap();
     assert_eq!(
-        (fast.required_min_rx(), fast.desired_min_tx(), fast.detect_mult()),
+        (
+            fast.required_min_rx(),
+            fast.desired_min_tx(),
+            fast.detect_mult()
+        ),
         (
             std::time::Duration::from_millis(50),
             std::time::Duration::from_millis(300),

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::resources::meta::is_dns_subdomain;
 use crate::resources::{
-    AsNumber, BfdSpec, BgpPassword, Cidr, CidrEntry, Community, GoDuration, Object, Spec, ValidationError,
+    AsNumber, BfdSpec, BgpPassword, Cidr, CidrEntry, Community, GoDuration, Object, Spec,
+    ValidationError,
 };
 
 pub type BGPConfiguration = Object<BGPConfigurationSpec>;
