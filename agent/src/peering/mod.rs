@@ -7,5 +7,5 @@ pub mod passwords;
 pub mod plan;
 pub mod wiring;
 
-pub use plan::{DesiredBgp, PeerKind, Peering};
+pub use plan::{BfdPeering, DesiredBgp, PeerKind, Peering};
 pub use wiring::{Step, Wiring};

@@ -127,8 +127,9 @@ enum Command {
     SetTimers(Timers),
 }
 
-/// The running driver; see the module documentation.
-#[derive(Debug)]
+/// The running driver; see the module documentation. Clones drive the same
+/// sessions (adding is async, so an owner may add from a task of its own).
+#[derive(Debug, Clone)]
 pub struct Driver {
     requests: mpsc::UnboundedSender<dispatch::Request>,
 }
