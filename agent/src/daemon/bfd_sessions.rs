@@ -79,14 +79,22 @@ impl BfdSessions {
                     continue;
                 }
             }
-            let driver = self
-                .driver
-                .get_or_insert_with(|| {
-                    tracing::info!("BFD driver started");
-                    Driver::spawn()
-                })
-                .0
-                .clone();
+            if self.driver.is_none() {
+                match Driver::spawn_on_own_thread() {
+                    Ok(driver) => {
+                        tracing::info!("BFD driver started");
+                        self.driver = Some(driver);
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot start the BFD driver; no BFD");
+                        return;
+                    }
+                }
+            }
+            let Some((driver, _)) = &self.driver else {
+                return;
+            };
+            let driver = driver.clone();
             let added = self.added.clone();
             let config = peering.session.clone();
             tokio::spawn(async move {
