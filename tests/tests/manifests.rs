@@ -125,6 +125,8 @@ fn manifests_namespaced_objects_live_in_tabby_system_and_cluster_scoped_ones_in_
         "ClusterRole",
         "ClusterRoleBinding",
         "CustomResourceDefinition",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
         "IPPool",
         "BGPConfiguration",
     ];

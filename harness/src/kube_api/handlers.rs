@@ -160,6 +160,39 @@ fn invalid(target: &Target, name: &str, field: &str, message: &str) -> Response<
     )
 }
 
+/// 422 Invalid with the policy's message when an installed policy denies the write.
+fn admit(
+    shared: &Shared,
+    target: &Target,
+    operation: &str,
+    name: &str,
+    object: Option<&Value>,
+    old_object: Option<&Value>,
+) -> Option<Response<Body>> {
+    let admission = shared.admission();
+    let request = super::admission::Request {
+        operation,
+        group: &target.resource.group,
+        version: &target.resource.version,
+        resource: &target.resource.plural,
+        name,
+        namespace: &target.namespace,
+        user: &admission.user,
+        object,
+        old_object,
+    };
+    let message = admission
+        .policies
+        .iter()
+        .find_map(|policy| policy.admit(&request).err())?;
+    Some(status(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid",
+        message,
+        target.details(name),
+    ))
+}
+
 fn create(shared: &Shared, target: &Target, body: &Bytes) -> Response<Body> {
     let mut object = match parse_object(body) {
         Ok(object) => object,
@@ -180,6 +213,9 @@ fn create(shared: &Shared, target: &Target, body: &Bytes) -> Response<Body> {
             "resourceVersion should not be set on objects to be created".into(),
             json!({}),
         );
+    }
+    if let Some(denied) = admit(shared, target, "CREATE", &name, Some(&object), None) {
+        return denied;
     }
     let mut store = shared.store();
     let key = target.key(&name);
@@ -239,6 +275,9 @@ fn replace(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Respon
         }
         _ => {}
     }
+    if let Some(denied) = admit(shared, target, "UPDATE", name, Some(&object), Some(&stored)) {
+        return denied;
+    }
     let generation = stored["metadata"]["generation"].as_u64().unwrap_or(1);
     let spec_changed = object.get("spec") != stored.get("spec");
     let metadata = object["metadata"].as_object_mut().expect("has a name");
@@ -278,6 +317,9 @@ fn delete(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Respons
                  ResourceVersion in object meta: {actual}"
             ),
         );
+    }
+    if let Some(denied) = admit(shared, target, "DELETE", name, None, Some(stored)) {
+        return denied;
     }
     let last = store.remove(&key).expect("present under the lock");
     json_response(StatusCode::OK, &last)

@@ -31,13 +31,19 @@
 //!   ([`KubeApi::compact`]); [`KubeApi::end_watches`] drops every open watch, as an API
 //!   server restart does.
 //!
-//! What it does not model: authentication and RBAC, admission, OpenAPI schema
+//! - ValidatingAdmissionPolicies ([`KubeApi::install_policy`], see [`admission`]) on
+//!   every create, replace and delete, for requests made as the user a test names
+//!   ([`KubeApi::act_as`]; a cluster admin until then).
+//!
+//! What it does not model: authentication (every request is made as the one user a
+//! test names) and RBAC, other admission, OpenAPI schema
 //! validation of custom resources (tabby validates before writing; `crdgen`'s schemas
 //! are checked separately), patch, subresources, field selectors, namespaced custom
 //! resources, finalizers and graceful deletion, `resourceVersionMatch`, and the
 //! DELETED events a label-selected watch sends for objects that stop matching (this
 //! double sends the change as it happened to any watch either state matched).
 
+pub mod admission;
 pub mod calls;
 mod handlers;
 pub mod labels;
@@ -108,6 +114,27 @@ impl Resource {
     }
 }
 
+/// The installed policies and the user requests are made as.
+#[derive(Debug)]
+struct Admission {
+    policies: Vec<admission::Policy>,
+    user: admission::UserInfo,
+}
+
+impl Default for Admission {
+    /// A cluster admin, as `kubectl` with the kubeconfig kubeadm writes.
+    fn default() -> Self {
+        Self {
+            policies: Vec::new(),
+            user: admission::UserInfo {
+                username: "kubernetes-admin".into(),
+                groups: vec!["system:masters".into(), "system:authenticated".into()],
+                extra: BTreeMap::new(),
+            },
+        }
+    }
+}
+
 /// What the server's connections share.
 #[derive(Debug)]
 struct Shared {
@@ -115,6 +142,7 @@ struct Shared {
     /// Served kinds by `(group, plural)`.
     resources: Mutex<BTreeMap<(String, String), Resource>>,
     requests: Mutex<Vec<String>>,
+    admission: Mutex<Admission>,
     uids: AtomicU64,
     bookmark_interval: Duration,
     max_watch: Duration,
@@ -124,6 +152,10 @@ struct Shared {
 impl Shared {
     fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn admission(&self) -> MutexGuard<'_, Admission> {
+        self.admission.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn clone_handle(&self) -> Arc<Shared> {
@@ -187,6 +219,7 @@ impl KubeApi {
             store: Mutex::new(Store::new(options.history_limit)),
             resources: Mutex::new(resources),
             requests: Mutex::new(Vec::new()),
+            admission: Mutex::new(Admission::default()),
             uids: AtomicU64::new(1),
             bookmark_interval: options.bookmark_interval,
             max_watch: options.max_watch,
@@ -232,6 +265,17 @@ impl KubeApi {
     /// The current revision.
     pub fn revision(&self) -> u64 {
         self.shared.store().revision()
+    }
+
+    /// Judges every later write by `policy`, as an API server with the policy and
+    /// its binding applied does.
+    pub fn install_policy(&self, policy: admission::Policy) {
+        self.shared.admission().policies.push(policy);
+    }
+
+    /// Makes every later request as `user` (what a token would authenticate as).
+    pub fn act_as(&self, user: admission::UserInfo) {
+        self.shared.admission().user = user;
     }
 
     /// `METHOD /path?query` of every request so far.

@@ -3,7 +3,8 @@
 //! kustomizations and what `kubectl kustomize` renders of them, strict parsing into
 //! the Kubernetes types ([`strict`]), the calls a Role grants ([`rbac`]), the
 //! per-plugin configs a runtime derives from a CNI network config list ([`cni`]), and
-//! the agent image's CNI installer run as its init container runs it ([`install`]).
+//! the agent image's CNI installer run as its init container runs it ([`install`]),
+//! and the admission policies as the API double evaluates them ([`policies`]).
 
 pub mod cni;
 pub mod install;
@@ -151,6 +152,23 @@ pub fn documents_of(folder: &str) -> Result<Vec<Document>> {
         all.extend(read(&file)?);
     }
     Ok(all)
+}
+
+/// Every ValidatingAdmissionPolicy of `documents` with its binding, ready for
+/// [`crate::kube_api::KubeApi::install_policy`].
+pub fn policies(documents: &[Document]) -> Result<Vec<crate::kube_api::admission::Policy>> {
+    documents
+        .iter()
+        .filter(|d| d.kind() == "ValidatingAdmissionPolicyBinding")
+        .map(|binding| {
+            let name = binding.value["spec"]["policyName"]
+                .as_str()
+                .unwrap_or_default();
+            let policy = find(documents, "ValidatingAdmissionPolicy", name)?;
+            crate::kube_api::admission::Policy::new(&policy.value, &binding.value)
+                .with_context(|| binding.place())
+        })
+        .collect()
 }
 
 /// The one document of `kind` named `name`.

@@ -6,6 +6,9 @@
 //! one that does not is named by its path. tabby's own kinds refuse unknown fields
 //! themselves and are validated as the datastore validates them.
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -91,6 +94,8 @@ pub fn check(document: &Document) -> Result<(), String> {
         kubernetes::<Deployment>(),
         kubernetes::<PodDisruptionBudget>(),
         kubernetes::<CustomResourceDefinition>(),
+        kubernetes::<ValidatingAdmissionPolicy>(),
+        kubernetes::<ValidatingAdmissionPolicyBinding>(),
         tabby::<api::resources::IPPool>(),
         tabby::<api::resources::BGPConfiguration>(),
     ];
