@@ -69,10 +69,11 @@ impl BfdSessions {
         for (address, peering) in wanted {
             if let Some(entry) = self.sessions.get_mut(&address) {
                 let same_key = entry.wanted.session.key() == peering.session.key();
-                if same_key && entry.wanted.session.timers != peering.session.timers {
-                    if let Some(handle) = &entry.handle {
-                        handle.set_timers(peering.session.timers);
-                    }
+                if same_key
+                    && entry.wanted.session.timers != peering.session.timers
+                    && let Some(handle) = &entry.handle
+                {
+                    handle.set_timers(peering.session.timers);
                 }
                 if same_key {
                     entry.wanted = peering;
@@ -170,7 +171,7 @@ impl BfdSessions {
         let failed = was == State::Up
             && event.state == State::Down
             && event.remote_state != State::AdminDown;
-        failed.then(|| ForwardingDown {
+        failed.then_some(ForwardingDown {
             address: *address,
             // RFC 5882 section 4.3: a peer whose BFD survives its control plane
             // (C set) failed to forward; its restart is not believed.

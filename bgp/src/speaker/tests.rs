@@ -254,6 +254,16 @@ fn a_peer_without_graceful_restart_loses_its_routes_when_its_session_ends() {
 
 // BFD (RFC 5882): a forwarding failure the owner learned from BFD.
 
+/// A core with one peer up with graceful restart (120 s, forwarding kept) that
+/// announced 10.1.0.0/24.
+fn restartable_peer(t0: Instant) -> (Core, Session) {
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let mut peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    peer.up(&mut core, t0, vec![graceful_restart(120, true)]);
+    peer.announce(&mut core, t0, &["10.1.0.0/24"]);
+    (core, peer)
+}
+
 fn forwarding_down(core: &mut Core, now: Instant, address: IpAddr, graceful: bool) -> Vec<Output> {
     let request = Request::ForwardingDown { address, graceful };
     core.handle(now, Input::Request(request))
@@ -263,10 +273,7 @@ fn forwarding_down(core: &mut Core, now: Instant, address: IpAddr, graceful: boo
 fn bfd_down_resets_the_session_with_cease_bfd_down_and_its_routes_go_at_once_despite_graceful_restart()
  {
     let t0 = Instant::now();
-    let mut core = Core::new(speaker(), Hooks::default(), t0);
-    let mut peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
-    peer.up(&mut core, t0, vec![graceful_restart(120, true)]);
-    peer.announce(&mut core, t0, &["10.1.0.0/24"]);
+    let (mut core, peer) = restartable_peer(t0);
     notices(&mut core);
     let out = forwarding_down(&mut core, t0, host(2), false);
     let reset = out.iter().find_map(|o| match o {
@@ -295,10 +302,7 @@ fn bfd_down_resets_the_session_with_cease_bfd_down_and_its_routes_go_at_once_des
 #[test]
 fn bfd_down_with_graceful_restart_kept_leaves_the_routes_stale_for_the_restart_time() {
     let t0 = Instant::now();
-    let mut core = Core::new(speaker(), Hooks::default(), t0);
-    let mut peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
-    peer.up(&mut core, t0, vec![graceful_restart(120, true)]);
-    peer.announce(&mut core, t0, &["10.1.0.0/24"]);
+    let (mut core, _peer) = restartable_peer(t0);
     let out = forwarding_down(&mut core, t0, host(2), true);
     assert!(
         out.iter()
@@ -313,10 +317,7 @@ fn bfd_down_with_graceful_restart_kept_leaves_the_routes_stale_for_the_restart_t
 fn bfd_down_after_the_connection_already_dropped_ends_the_restart_under_way() {
     // A killed agent: its TCP connection closes first, BFD times out after.
     let t0 = Instant::now();
-    let mut core = Core::new(speaker(), Hooks::default(), t0);
-    let mut peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
-    peer.up(&mut core, t0, vec![graceful_restart(120, true)]);
-    peer.announce(&mut core, t0, &["10.1.0.0/24"]);
+    let (mut core, peer) = restartable_peer(t0);
     peer.down(&mut core, t0);
     assert_eq!(routes(&mut core, t0), [(net("10.1.0.0/24"), true)]);
     let later = t0 + Duration::from_millis(900);
