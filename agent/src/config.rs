@@ -11,6 +11,7 @@ use clap::{ArgAction, Parser};
 
 use crate::daemon::Options;
 use crate::node::autodetect::{AddressChoice, Method};
+use crate::peering::RouterId;
 
 /// The MTUs Linux accepts on a veth or tunnel (RFC 791's minimum for IPv4).
 const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
@@ -104,6 +105,11 @@ pub struct Flags {
     /// e.g. with calicoctl-rs patch node, is kept) [default: the cluster's]
     #[arg(long = "as", env = "TABBY_AS")]
     pub as_number: Option<AsNumber>,
+    /// BGP router id: an IPv4 address, or `hash` to derive one from the node's
+    /// name (Calico's CALICO_ROUTER_ID); needed without an IPv4 address
+    /// [default: the node's IPv4 address]
+    #[arg(long, env = "TABBY_ROUTER_ID")]
+    pub router_id: Option<RouterId>,
     /// Labels for this node's Node resource, key=value, comma-separated; each is
     /// added when the Node lacks its key (an operator's value is kept)
     #[arg(long = "node-labels", env = "TABBY_NODE_LABELS", value_delimiter = ',')]
@@ -223,6 +229,7 @@ impl Flags {
         options.ipv4 = ipv4;
         options.ipv6 = ipv6;
         options.as_number = self.as_number;
+        options.router_id = self.router_id.unwrap_or_default();
         options.labels = self
             .labels
             .iter()
@@ -308,6 +315,7 @@ mod tests {
             "--ip-autodetection-method=interface=eth.*",
             "--ip6=fd00::7/64",
             "--as=65010",
+            "--router-id=hash",
             "--node-labels=rack=r1,zone=z",
             "--mtu=1400",
             "--import-ownership-check=false",
@@ -323,6 +331,7 @@ mod tests {
             matches!(options.ipv6, AddressChoice::Explicit(a) if a.to_string() == "fd00::7/64")
         );
         assert_eq!(options.as_number, Some(AsNumber(65010)));
+        assert_eq!(options.router_id, RouterId::Hash);
         assert_eq!(options.labels["zone"], "z");
         assert_eq!(options.mtu, Some(1400));
         assert!(!options.check_ownership);
@@ -350,6 +359,8 @@ mod tests {
             error.to_string().contains("first-found, interface=REGEX"),
             "{error}"
         );
+        let error = parse(&["--router-id=0.0.0.0"]).unwrap_err();
+        assert!(error.to_string().contains("neither \"hash\""), "{error}");
         let error = parse(&["--as=seventy"]).unwrap_err();
         assert!(error.to_string().contains("not an AS number"), "{error}");
     }

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use harness::e2e::{Cluster, Pod, binary, ping_all};
+use harness::e2e::{Cluster, Pod, ping_all};
 use harness::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
 use harness::routes::routes;
 use harness::{Lab, wait_until};
@@ -82,13 +82,10 @@ fn calico_yaml(cluster: &Cluster) -> String {
     yaml
 }
 
-/// `calicoctl-rs ARGS` from the namespace etcd runs in; its standard output.
+/// `calicoctl-rs ARGS`; its standard output.
 fn calicoctl(cluster: &Cluster, args: &[&str]) -> String {
-    let core = cluster.lab.core().unwrap();
-    let mut command = core.command(binary("calicoctl-rs").unwrap());
-    command
-        .args(["--etcd-endpoints", &cluster.etcd.endpoint()])
-        .args(args);
+    let mut command = cluster.calicoctl().unwrap();
+    command.args(args);
     harness::process::exec(&mut command).unwrap_or_else(|e| panic!("calicoctl-rs {args:?}: {e:#}"))
 }
 

@@ -395,7 +395,13 @@ impl Agent {
             password_references(&self.view),
             std::mem::take(&mut self.reread_passwords),
         );
-        let plan = peering::plan::plan(&self.view, &me, self.restarted, &|p| self.passwords.get(p));
+        let plan = peering::plan::plan(
+            &self.view,
+            &me,
+            self.settings.router_id,
+            self.restarted,
+            &|p| self.passwords.get(p),
+        );
         let roles = plan.as_ref().map(DesiredBgp::roles).unwrap_or_default();
         let desired = desired::compute(&self.view, &self.settings, &self.best, roles);
         let mut problems = desired.problems.clone();

@@ -33,6 +33,7 @@ pub struct Options {
     pub ipv4: AddressChoice,
     pub ipv6: AddressChoice,
     pub as_number: Option<AsNumber>,
+    pub router_id: crate::peering::RouterId,
     pub labels: BTreeMap<String, String>,
     /// MTU for tunnels and pods; derived from the underlay when unset.
     pub mtu: Option<u32>,
@@ -60,6 +61,7 @@ impl Options {
             ipv4: AddressChoice::Autodetect(autodetect::Method::FirstFound),
             ipv6: AddressChoice::None,
             as_number: None,
+            router_id: crate::peering::RouterId::NodeAddress,
             labels: BTreeMap::new(),
             mtu: None,
             check_ownership: true,
@@ -231,6 +233,7 @@ pub async fn run(
         underlay_mtu,
         mtu: options.mtu,
         check_ownership: options.check_ownership,
+        router_id: options.router_id,
     };
     let (updates, receiver) = watch::channel();
     let watchers = watch::follow_all(store.clone(), updates);

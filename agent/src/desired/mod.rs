@@ -48,6 +48,8 @@ pub struct NodeSettings {
     pub mtu: Option<u32>,
     /// Hold routes to pool addresses to IPAM ownership (`ipam::ownership`).
     pub check_ownership: bool,
+    /// How the BGP router id is picked.
+    pub router_id: crate::peering::RouterId,
 }
 
 /// Everything the agent wants, computed from one consistent view.

@@ -36,6 +36,7 @@ pub fn settings() -> NodeSettings {
         underlay_mtu: 1500,
         mtu: None,
         check_ownership: true,
+        router_id: crate::peering::RouterId::NodeAddress,
     }
 }
 

@@ -12,7 +12,8 @@
 //! | `addCommunity`, `prependASPath` | `set.add_communities`, `set.prepend` |
 //!
 //! `NotEqual`, `NotIn` and prepending different AS numbers have no speaker
-//! equivalent yet: a filter using them is refused, with the rule named, and the
+//! equivalent yet: the API refuses them (`api::resources::BGPFilter` validation);
+//! a filter built otherwise is refused here too, with the rule named, and the
 //! session is left out rather than run unfiltered.
 
 use api::resources::{

@@ -28,6 +28,7 @@ use bgp::speaker::{DEFAULT_MAX_PREFIXES, PeerConfig, PeerGracefulRestart, Policy
 use bgp::transport::TtlPolicy;
 
 use super::filters::{self, Direction};
+use super::router_id::RouterId;
 use crate::desired::{Cluster, PeerRole};
 
 /// What `node status` calls a peer.
@@ -104,7 +105,10 @@ pub enum NoBgp {
     NoNode(String),
     #[error("node {0:?} has no BGP address")]
     NoAddress(String),
-    #[error("node {0:?} has no IPv4 BGP address to use as its router id")]
+    #[error(
+        "node {0:?} has no IPv4 BGP address to use as its router id: set one with \
+         --router-id (TABBY_ROUTER_ID), an IPv4 address or `hash`"
+    )]
     NoRouterId(String),
 }
 
@@ -112,6 +116,7 @@ pub enum NoBgp {
 pub fn plan(
     cluster: &Cluster,
     me: &str,
+    router_id: RouterId,
     restarting: bool,
     passwords: &Passwords<'_>,
 ) -> Result<DesiredBgp, NoBgp> {
@@ -124,22 +129,24 @@ pub fn plan(
         .bgp
         .as_ref()
         .ok_or_else(|| NoBgp::NoAddress(me.into()))?;
-    let router_id = match bgp.ipv4_address.map(|c| c.0.addr()) {
-        Some(IpAddr::V4(v4)) => v4,
-        _ => return Err(NoBgp::NoRouterId(me.into())),
+    let ipv4 = match bgp.ipv4_address.map(|c| c.0.addr()) {
+        Some(IpAddr::V4(v4)) => Some(v4),
+        _ => None,
     };
+    let router_id = router_id
+        .of(me, ipv4)
+        .ok_or_else(|| NoBgp::NoRouterId(me.into()))?;
     let config = cluster.bgp_configuration(me);
     let cluster_as = config.as_number.map_or(64512, |a| a.0);
     let local_as = node_as(node, cluster_as);
-    let restart_time = config
-        .node_mesh_max_restart_time
-        .map_or(DEFAULT_RESTART_TIME, |d| d.0);
+    // Calico's nodeMeshMaxRestartTime is the mesh sessions' alone.
+    let mesh_restart_time = config.node_mesh_max_restart_time.map(|d| seconds(d.0));
     let port = config.listen_port.unwrap_or(179);
     let speaker = SpeakerConfig {
         cluster_id: bgp.route_reflector_cluster_id,
         listen: listen(config.bind_mode.unwrap_or_default(), bgp, port),
         graceful_restart: Some(GracefulRestartConfig {
-            restart_time: u16::try_from(restart_time.as_secs()).unwrap_or(u16::MAX),
+            restart_time: seconds(DEFAULT_RESTART_TIME),
             restarting,
             forwarding_preserved: true,
         }),
@@ -175,6 +182,9 @@ pub fn plan(
                     .listen_port
                     .unwrap_or(179);
                 peer.md5_key.clone_from(&password);
+                if let Some(time) = mesh_restart_time {
+                    peer.graceful_restart = PeerGracefulRestart::RestartTime(time);
+                }
                 plan.peers.insert(
                     remote,
                     Peering {
@@ -418,8 +428,7 @@ fn session(
     config.allowas_in = spec.num_allowed_local_as_numbers.map_or(0, usize::from);
     config.keepalive = spec.keepalive_time.map(|d| d.0);
     if let Some(time) = spec.max_restart_time {
-        config.graceful_restart =
-            PeerGracefulRestart::RestartTime(u16::try_from(time.0.as_secs()).unwrap_or(u16::MAX));
+        config.graceful_restart = PeerGracefulRestart::RestartTime(seconds(time.0));
     }
     if let Some(limit) = spec.max_prefixes {
         // 0: no limit.
@@ -535,6 +544,11 @@ fn own_address(node: &Node, ipv4: bool) -> Option<IpAddr> {
         bgp.ipv6_address
     };
     cidr.map(|c| c.0.addr())
+}
+
+/// A restart time as the capability carries it (seconds, at most 65535).
+fn seconds(time: Duration) -> u16 {
+    u16::try_from(time.as_secs()).unwrap_or(u16::MAX)
 }
 
 fn node_as(node: &Node, cluster_as: u32) -> u32 {

@@ -41,7 +41,8 @@ impl Schema for AsNumber {
 enum_schema!(EncapsulationMode, ["Always", "CrossSubnet", "Never"]);
 enum_schema!(AllowedUse, ["Workload", "Tunnel"]);
 enum_schema!(AffinityState, ["pending", "confirmed", "pendingDeletion"]);
-enum_schema!(MatchOperator, ["Equal", "NotEqual", "In", "NotIn"]);
+// NotEqual and NotIn are Calico's too, refused by validation (no speaker filter).
+enum_schema!(MatchOperator, ["Equal", "In"]);
 enum_schema!(PeerType, ["eBGP", "iBGP"]);
 enum_schema!(FilterAction, ["Accept", "Reject"]);
 enum_schema!(SourceAddress, ["UseNodeIP", "None"]);

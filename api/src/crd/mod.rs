@@ -54,6 +54,13 @@ pub fn manifest() -> String {
 fn definition<S: Spec + Schema>() -> Value {
     let version = API_VERSION.rsplit('/').next().unwrap_or("v1");
     let mut spec = S::schema();
+    let rules: Vec<Value> = S::SCHEMA_RULES
+        .iter()
+        .map(|(rule, message)| json!({"rule": rule, "message": message}))
+        .collect();
+    if !rules.is_empty() {
+        spec["x-kubernetes-validations"] = Value::Array(rules);
+    }
     for field in S::IMMUTABLE {
         spec["properties"][field]["x-kubernetes-validations"] = json!([{
             "rule": "self == oldSelf",

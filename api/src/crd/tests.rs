@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::resources::*;
@@ -46,6 +46,27 @@ fn immutable_fields_carry_a_transition_rule() {
         spec["properties"]["cidr"]["x-kubernetes-validations"][0]["rule"],
         "self == oldSelf"
     );
+}
+
+#[test]
+fn ipv6_pool_schema_refuses_vxlan_and_filters_refuse_not_in() {
+    let crd = |kind: &str| {
+        definitions()
+            .into_iter()
+            .find(|crd| crd["spec"]["names"]["kind"] == kind)
+            .unwrap()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            .clone()
+    };
+    let rule = &crd("IPPool")["x-kubernetes-validations"][0];
+    assert!(
+        rule["rule"]
+            .as_str()
+            .unwrap()
+            .contains("vxlanMode == 'Never'")
+    );
+    assert!(rule["message"].as_str().unwrap().contains("IPv4 pools"));
+    let rules = &crd("BGPFilter")["properties"]["exportV4"]["items"]["properties"];
+    assert_eq!(rules["matchOperator"]["enum"], json!(["Equal", "In"]));
 }
 
 /// Checks `value` against a structural schema as the API server would: types, enums,

@@ -89,6 +89,10 @@ impl Spec for IPPoolSpec {
     const KIND: &'static str = "IPPool";
     const PLURAL: &'static str = "ippools";
     const IMMUTABLE: &'static [&'static str] = &["cidr", "blockSize"];
+    const SCHEMA_RULES: &'static [(&'static str, &'static str)] = &[(
+        "!self.cidr.contains(':') || !has(self.vxlanMode) || self.vxlanMode == 'Never'",
+        "vxlanMode is only possible for IPv4 pools (tabby has no VXLAN over IPv6 yet)",
+    )];
     /// Two pools over the same addresses (with different block sizes) would carve
     /// blocks over each other's.
     const DISJOINT: bool = true;
@@ -142,6 +146,16 @@ impl Spec for IPPoolSpec {
                 "spec.ipipMode",
                 self.ipip_mode,
                 "is only possible for IPv4 pools",
+            ));
+        }
+        // The agent's VXLAN device and VTEPs are IPv4 (Calico's vxlanModeV6 has no
+        // equivalent yet): an IPv6 pool's routes would never be programmed.
+        if self.vxlan_mode != EncapsulationMode::Never && !self.cidr.is_ipv4() {
+            return Err(ValidationError::new(
+                "spec.vxlanMode",
+                self.vxlan_mode,
+                "is only possible for IPv4 pools (tabby has no VXLAN over IPv6 yet): use \
+                 Never, IPv6 pod routes go over BGP",
             ));
         }
         if self.ipip_mode != EncapsulationMode::Never && self.vxlan_mode != EncapsulationMode::Never

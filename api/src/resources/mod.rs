@@ -97,6 +97,11 @@ pub trait Spec:
     /// extra read, so the hot IPAM kinds have none.
     const IMMUTABLE: &'static [&'static str] = &[];
 
+    /// Rules across fields the CRD's schema carries (CEL, `x-kubernetes-validations`
+    /// on the spec), as (rule, message): the API server refuses what `validate`
+    /// refuses before the object reaches tabby. `validate` stays the authority.
+    const SCHEMA_RULES: &'static [(&'static str, &'static str)] = &[];
+
     /// Objects of this kind may not overlap one another ([`Spec::overlap`] says
     /// where): the datastore refuses to create one that overlaps another.
     const DISJOINT: bool = false;

@@ -92,6 +92,15 @@ fn a_pool_cannot_use_ipip_and_vxlan_together() {
         error_of::<IPPool>(&v6),
         "spec.ipipMode: Always is only possible for IPv4 pools"
     );
+    let v6_vxlan = format!(
+        "{}  vxlanMode: CrossSubnet\n",
+        POOL.replace("10.0.0.0/16", "fd00::/48")
+    );
+    assert_eq!(
+        error_of::<IPPool>(&v6_vxlan),
+        "spec.vxlanMode: CrossSubnet is only possible for IPv4 pools (tabby has no VXLAN over \
+         IPv6 yet): use Never, IPv6 pod routes go over BGP"
+    );
     let bad_block = format!("{POOL}  blockSize: 33\n");
     assert_eq!(
         error_of::<IPPool>(&bad_block),
@@ -257,6 +266,24 @@ fn every_kind_reports_the_path_and_value_of_what_is_wrong() {
                 "{importV4: [{action: Accept, prefixLength: {min: 40}}]}",
             )),
             "spec.importV4[0].prefixLength.min: 40 is longer than /32",
+        ),
+        (
+            error_of::<BGPFilter>(&doc(
+                "BGPFilter",
+                "f",
+                "{exportV6: [{action: Reject, cidr: fd00::/48, matchOperator: NotIn}]}",
+            )),
+            "spec.exportV6[0].matchOperator: NotIn is not supported by tabby yet: use Equal or In \
+             (a rule with the opposite action first, then a rule for every prefix)",
+        ),
+        (
+            error_of::<BGPFilter>(&doc(
+                "BGPFilter",
+                "f",
+                "{exportV4: [{action: Accept, operations: [{prependASPath: {prefix: [65000, 65001]}}]}]}",
+            )),
+            "spec.exportV4[0].operations[0].prependASPath.prefix: [65000, 65001] mixes AS numbers, \
+             which tabby cannot prepend yet: repeat one AS number",
         ),
         (
             error_of::<Node>(&doc("Node", "n", "{bgp: {ipv4Address: fd00::1/64}}")),

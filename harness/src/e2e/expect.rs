@@ -5,8 +5,10 @@
 //!
 //! ```text
 //! 10.244.7.1/32 dev cali0123456789a scope link      a local pod
+//! fd00:244::1c0/128 dev cali0123456789a             its IPv6 address (no scope)
 //! blackhole 10.244.7.0/26                           a block this node owns
 //! 10.244.9.0/26 via 10.0.1.11 dev eth0              another node's, no encapsulation
+//! fd00:244::40/122 via fd00:1::b dev eth0           an IPv6 block, via its IPv6 address
 //! 10.244.9.64/26 via 10.244.3.0 dev vxlan.tabby onlink        over VXLAN
 //! 10.244.9.128/26 via 10.0.2.10 dev tunl0 onlink               over IPIP
 //! ```
@@ -34,6 +36,8 @@ pub struct Facts {
     pub pools: Vec<(IpNet, EncapsulationMode, EncapsulationMode)>,
     /// Nodes' BGP (underlay) IPv4 addresses.
     pub address: BTreeMap<String, IpAddr>,
+    /// Nodes' BGP (underlay) IPv6 addresses, the next hops of IPv6 blocks.
+    pub address6: BTreeMap<String, IpAddr>,
     /// Nodes' VXLAN tunnel addresses (VTEPs).
     pub vxlan_tunnel: BTreeMap<String, Ipv4Addr>,
 }
@@ -81,6 +85,9 @@ impl Cluster {
                 if let Some(cidr) = node.spec.bgp.as_ref().and_then(|b| b.ipv4_address) {
                     facts.address.insert(name.clone(), cidr.0.addr());
                 }
+                if let Some(cidr) = node.spec.bgp.as_ref().and_then(|b| b.ipv6_address) {
+                    facts.address6.insert(name.clone(), cidr.0.addr());
+                }
                 if let Some(vtep) = node.spec.ipv4_vxlan_tunnel_addr {
                     facts.vxlan_tunnel.insert(name, vtep);
                 }
@@ -94,7 +101,13 @@ impl Cluster {
     pub fn expected_routes(&self, node: &str, pods: &[Pod], facts: &Facts) -> BTreeSet<String> {
         let mut lines = BTreeSet::new();
         for pod in pods.iter().filter(|p| p.node == node) {
-            lines.insert(format!("{}/32 dev {} scope link", pod.ip, pod.veth));
+            for ip in &pod.ips {
+                // The kernel keeps no scope on IPv6 routes.
+                lines.insert(match ip {
+                    IpAddr::V4(_) => format!("{ip}/32 dev {} scope link", pod.veth),
+                    IpAddr::V6(_) => format!("{ip}/128 dev {}", pod.veth),
+                });
+            }
         }
         let subnet = |name: &str| {
             self.lab
@@ -123,7 +136,12 @@ impl Cluster {
                     EncapsulationMode::Never => false,
                 };
                 let known = |address: Option<String>| address.unwrap_or_else(|| "(none)".into());
-                let address = known(facts.address.get(owner).map(ToString::to_string));
+                let underlay = if block.addr().is_ipv4() {
+                    &facts.address
+                } else {
+                    &facts.address6
+                };
+                let address = known(underlay.get(owner).map(ToString::to_string));
                 let line = if encapsulate(vxlan) {
                     let vtep = known(facts.vxlan_tunnel.get(owner).map(ToString::to_string));
                     format!("{block} via {vtep} dev vxlan.tabby onlink")
@@ -156,11 +174,13 @@ impl Cluster {
     }
 }
 
-/// Every pod pings every other pod (and itself).
+/// Every pod pings every other pod (and itself), at each of its addresses.
 pub fn ping_all(pods: &[Pod]) -> Result<()> {
     for from in pods {
         for to in pods {
-            from.netns.ping(to.ip)?;
+            for ip in &to.ips {
+                from.netns.ping(*ip)?;
+            }
         }
     }
     Ok(())

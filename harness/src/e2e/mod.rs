@@ -69,6 +69,8 @@ pub struct Pod {
     pub name: String,
     pub node: String,
     pub ip: IpAddr,
+    /// Every address it has, one per family the cluster assigns ([`Cluster::set_pod_families`]).
+    pub ips: Vec<IpAddr>,
     /// The host end of its veth.
     pub veth: String,
     pub netns: Netns,
@@ -82,6 +84,8 @@ pub struct Cluster {
     agents: BTreeMap<String, Process>,
     reflectors: BTreeMap<String, Process>,
     extra_args: BTreeMap<String, Vec<String>>,
+    /// The families pods get an address of: IPv4, IPv6.
+    pod_families: (bool, bool),
     pub etcd: Etcd,
     prefix: String,
     agent: PathBuf,
@@ -94,18 +98,19 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// etcd on the lab's router (its first IPv4 address; see [`Lab::core`]), the
-    /// binaries built.
+    /// etcd on the lab's router (its first IPv4 address, else its IPv6 one; see
+    /// [`Lab::core`]), the binaries built.
     pub fn new(lab: Lab) -> Result<Self> {
         let router = lab
             .core()
             .context("an e2e lab needs a router namespace for etcd")?;
-        let address = router
-            .addresses
+        let addresses: Vec<IpAddr> = router.addresses.iter().map(|(_, a)| a.addr()).collect();
+        let address = addresses
             .iter()
-            .map(|(_, a)| a.addr())
-            .find(IpAddr::is_ipv4)
-            .context("the router has no IPv4 address")?;
+            .find(|a| a.is_ipv4())
+            .or(addresses.first())
+            .copied()
+            .context("the router has no address")?;
         let etcd = Etcd::start_in(lab.logs(), router, address)?;
         let cni_path = tempfile::tempdir()?;
         std::os::unix::fs::symlink(binary("tabby-ipam")?, cni_path.path().join("tabby-ipam"))?;
@@ -114,6 +119,7 @@ impl Cluster {
             agents: BTreeMap::new(),
             reflectors: BTreeMap::new(),
             extra_args: BTreeMap::new(),
+            pod_families: (true, false),
             prefix: format!("/e2e-{}", lab.id()),
             agent: binary("tabby-agent")?,
             cni: binary("tabby-cni")?,
@@ -155,6 +161,22 @@ impl Cluster {
             .with_context(|| format!("creating {} {}", R::KIND, resource.name()))
     }
 
+    /// `calicoctl-rs` against the cluster's etcd, run from the namespace etcd runs
+    /// in, as an operator runs it: it reads etcd's default prefix (see
+    /// [`Cluster::set_prefix`]).
+    pub fn calicoctl(&self) -> Result<std::process::Command> {
+        let core = self.lab.core().context("no router")?;
+        let mut command = core.command(binary("calicoctl-rs")?);
+        command.args(["--etcd-endpoints", &self.etcd.endpoint()]);
+        Ok(command)
+    }
+
+    /// Which families pods get an address of (IPv4 only unless set): tabby-ipam's
+    /// `assign_ipv4` and `assign_ipv6`.
+    pub fn set_pod_families(&mut self, ipv4: bool, ipv6: bool) {
+        self.pod_families = (ipv4, ipv6);
+    }
+
     /// A directory for the test's own files (e.g. BGP passwords), removed with
     /// the cluster.
     pub fn dir(&self) -> &Path {
@@ -192,7 +214,12 @@ impl Cluster {
             "--datastore-type=etcdv3".into(),
             format!("--etcd-endpoints={}", self.etcd.endpoint()),
             format!("--etcd-prefix={}", self.prefix),
-            format!("--ip={}", address_with_subnet(lab_node)?),
+            // Each family the node has an address of; `none` for IPv4 on an
+            // IPv6-only node.
+            format!(
+                "--ip={}",
+                address_with_subnet(lab_node).unwrap_or_else(|_| "none".into())
+            ),
             format!("--socket={}", path("agent.sock")),
             format!("--mtu-file={}", path("mtu")),
             format!("--nodename-file={}", path("nodename")),
@@ -200,6 +227,9 @@ impl Cluster {
             format!("--bgp-password-dir={}", self.dir.path().display()),
             "--resync-interval=5s".into(),
         ];
+        if let Some(v6) = lab_node.addresses.iter().find(|a| a.addr().is_ipv6()) {
+            args.push(format!("--ip6={v6}"));
+        }
         let extra = self.extra_args.get(node).cloned().unwrap_or_default();
         if !extra
             .iter()
@@ -264,6 +294,8 @@ impl Cluster {
             "ipam": {
                 "type": "tabby-ipam",
                 "state_dir": self.node_dir(node).join("ipam"),
+                "assign_ipv4": self.pod_families.0.to_string(),
+                "assign_ipv6": self.pod_families.1.to_string(),
             },
         })
     }
@@ -306,19 +338,25 @@ impl Cluster {
     pub fn add_pod(&self, node: &str, name: &str) -> Result<Pod> {
         let netns = self.lab.pod(name)?;
         let result = self.cni("ADD", node, name, Some(&netns.path()))?;
-        let address = result["ips"][0]["address"]
-            .as_str()
+        let mut ips = Vec::new();
+        for entry in result["ips"].as_array().into_iter().flatten() {
+            let address = entry["address"].as_str().unwrap_or_default();
+            let ip: IpAddr = address
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .parse()
+                .with_context(|| format!("ADD of {name}: address {address:?}"))?;
+            ips.push(ip);
+        }
+        let ip = *ips
+            .first()
             .ok_or_else(|| anyhow!("ADD of {name} returned no address: {result}"))?;
-        let ip = address
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .parse()
-            .with_context(|| format!("ADD of {name}: address {address:?}"))?;
         Ok(Pod {
             name: name.to_owned(),
             node: node.to_owned(),
             ip,
+            ips,
             veth: crate::cni::veth_name(NAMESPACE, name)?,
             netns,
         })

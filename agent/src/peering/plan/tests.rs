@@ -56,12 +56,24 @@ fn label(cluster: &mut Cluster, node: &str, key: &str, value: &str) {
         .insert(key.into(), value.into());
 }
 
+/// A ToR at 192.0.2.1 in AS 65000, for every node.
+fn tor() -> BGPPeerSpec {
+    BGPPeerSpec {
+        peer_ip: Some(PeerAddress {
+            ip: ip("192.0.2.1"),
+            port: None,
+        }),
+        as_number: Some(AsNumber(65000)),
+        ..BGPPeerSpec::default()
+    }
+}
+
 fn selector(text: &str) -> Selector {
     text.parse().unwrap()
 }
 
 fn peers_of(cluster: &Cluster, me: &str) -> Vec<(IpAddr, PeerKind)> {
-    plan(cluster, me, false, &no_passwords)
+    plan(cluster, me, RouterId::NodeAddress, false, &no_passwords)
         .unwrap()
         .peers
         .iter()
@@ -71,7 +83,7 @@ fn peers_of(cluster: &Cluster, me: &str) -> Vec<(IpAddr, PeerKind)> {
 
 #[test]
 fn the_default_mesh_peers_with_every_other_node_in_each_shared_family() {
-    let plan = plan(&cluster(), "a", false, &no_passwords).unwrap();
+    let plan = plan(&cluster(), "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
     let peers: Vec<IpAddr> = plan.peers.keys().copied().collect();
     assert_eq!(peers, [ip("192.0.2.11"), ip("192.0.2.12"), ip("fd00::b")]);
     let b = &plan.peers[&ip("192.0.2.11")];
@@ -102,7 +114,7 @@ fn socket(text: &str) -> SocketAddr {
 fn calico_yaml_bind_mode_node_ip_listens_on_the_nodes_bgp_addresses_only() {
     let mut cluster = cluster();
     let listen = |cluster: &Cluster, node| {
-        plan(cluster, node, false, &no_passwords)
+        plan(cluster, node, RouterId::NodeAddress, false, &no_passwords)
             .unwrap()
             .speaker
             .listen
@@ -124,7 +136,7 @@ fn calico_yaml_bind_mode_node_ip_listens_on_the_nodes_bgp_addresses_only() {
 }
 
 #[test]
-fn the_mesh_uses_each_nodes_own_as_and_the_clusters_restart_time() {
+fn the_mesh_uses_each_nodes_own_as_and_the_clusters_mesh_restart_time() {
     let mut cluster = cluster();
     node_mut(&mut cluster, "b").bgp.as_mut().unwrap().as_number = Some(AsNumber(65010));
     set_default(
@@ -135,12 +147,42 @@ fn the_mesh_uses_each_nodes_own_as_and_the_clusters_restart_time() {
             ..BGPConfigurationSpec::default()
         },
     );
-    let plan = plan(&cluster, "a", true, &no_passwords).unwrap();
+    let plan = plan(&cluster, "a", RouterId::NodeAddress, true, &no_passwords).unwrap();
     assert_eq!(plan.speaker.local_as, 65000);
     assert_eq!(plan.peers[&ip("192.0.2.11")].config.remote_as, Some(65010));
     assert_eq!(plan.peers[&ip("192.0.2.12")].config.remote_as, Some(65000));
+    assert_eq!(
+        plan.peers[&ip("192.0.2.11")].config.graceful_restart,
+        bgp::speaker::PeerGracefulRestart::RestartTime(300)
+    );
     let gr = plan.speaker.graceful_restart.unwrap();
-    assert_eq!((gr.restart_time, gr.restarting), (300, true));
+    assert_eq!((gr.restart_time, gr.restarting), (120, true));
+}
+
+/// Before: nodeMeshMaxRestartTime was the speaker's restart time, offered to every
+/// peer (seen failing: the ToR was offered 300).
+#[test]
+fn dualstack_node_mesh_max_restart_time_is_offered_to_mesh_sessions_only() {
+    let mut cluster = cluster();
+    set_default(
+        &mut cluster,
+        BGPConfigurationSpec {
+            node_mesh_max_restart_time: Some(GoDuration(Duration::from_secs(300))),
+            ..BGPConfigurationSpec::default()
+        },
+    );
+    add_peer(&mut cluster, "tor", tor());
+    let plan = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
+    let offered = |peer: &str| match plan.peers[&ip(peer)].config.graceful_restart {
+        bgp::speaker::PeerGracefulRestart::Speaker => {
+            plan.speaker.graceful_restart.unwrap().restart_time
+        }
+        bgp::speaker::PeerGracefulRestart::RestartTime(time) => time,
+        bgp::speaker::PeerGracefulRestart::Off => 0,
+    };
+    assert_eq!(offered("192.0.2.11"), 300, "mesh");
+    assert_eq!(offered("fd00::b"), 300, "mesh over IPv6");
+    assert_eq!(offered("192.0.2.1"), 120, "the ToR gets the default");
 }
 
 #[test]
@@ -166,7 +208,7 @@ fn with_the_mesh_off_only_bgp_peers_remain() {
             ..BGPPeerSpec::default()
         },
     );
-    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    let plan = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
     let peer = &plan.peers[&ip("192.0.2.250")];
     assert_eq!((peer.kind, peer.config.port), (PeerKind::Global, 1179));
     assert_eq!(peer.source, "reflector");
@@ -195,7 +237,7 @@ fn a_tor_peer_carries_its_as_password_gtsm_and_next_hop_mode() {
             ..BGPPeerSpec::default()
         },
     );
-    let plan = plan(&cluster, "a", false, &file_password).unwrap();
+    let plan = plan(&cluster, "a", RouterId::NodeAddress, false, &file_password).unwrap();
     let tor = &plan.peers[&ip("192.0.2.1")];
     assert_eq!(tor.kind, PeerKind::NodeSpecific);
     assert_eq!(tor.config.remote_as, Some(65001));
@@ -230,7 +272,7 @@ fn an_unreadable_password_leaves_that_peer_out_with_the_reason() {
             ..BGPPeerSpec::default()
         },
     );
-    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    let plan = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
     assert!(!plan.peers.contains_key(&ip("192.0.2.1")));
     assert!(
         plan.problems[0].contains("BGPPeer \"tor\": spec.password"),
@@ -274,7 +316,7 @@ fn a_peer_selector_peers_clients_with_reflectors_and_reflectors_back_with_client
         peers_of(&cluster, "a"),
         [(ip("192.0.2.12"), PeerKind::NodeSpecific)]
     );
-    let reflector = plan(&cluster, "c", false, &no_passwords).unwrap();
+    let reflector = plan(&cluster, "c", RouterId::NodeAddress, false, &no_passwords).unwrap();
     assert_eq!(
         reflector.speaker.cluster_id,
         Some("1.1.1.1".parse().unwrap())
@@ -299,7 +341,7 @@ fn two_reflectors_of_one_cluster_are_not_each_others_clients() {
         .unwrap()
         .route_reflector_cluster_id = Some("1.1.1.1".parse().unwrap());
     label(&mut cluster, "b", "rr", "true");
-    let reflector = plan(&cluster, "c", false, &no_passwords).unwrap();
+    let reflector = plan(&cluster, "c", RouterId::NodeAddress, false, &no_passwords).unwrap();
     assert!(!reflector.peers[&ip("192.0.2.11")].config.rr_client);
     assert!(reflector.peers[&ip("192.0.2.10")].config.rr_client);
 }
@@ -312,9 +354,41 @@ fn a_node_without_an_ipv4_address_cannot_speak_and_says_why() {
         .as_mut()
         .unwrap()
         .ipv4_address = None;
-    let error = plan(&cluster, "a", false, &no_passwords).unwrap_err();
+    let error = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap_err();
     assert_eq!(error, NoBgp::NoRouterId("a".into()));
-    assert!(plan(&cluster, "zz", false, &no_passwords).is_err());
+    assert!(error.to_string().contains("--router-id"), "{error}");
+    assert!(plan(&cluster, "zz", RouterId::NodeAddress, false, &no_passwords).is_err());
+}
+
+/// Before: `NoBgp::NoRouterId` for every node without an IPv4 address.
+#[test]
+fn ipv6_only_nodes_speak_bgp_over_ipv6_with_a_hash_or_fixed_router_id() {
+    let mut cluster = cluster();
+    for node in ["a", "b"] {
+        node_mut(&mut cluster, node)
+            .bgp
+            .as_mut()
+            .unwrap()
+            .ipv4_address = None;
+    }
+    let hashed = plan(&cluster, "a", RouterId::Hash, false, &no_passwords).unwrap();
+    assert_eq!(
+        hashed.speaker.router_id,
+        super::super::router_id::hashed("a")
+    );
+    let peers: Vec<IpAddr> = hashed.peers.keys().copied().collect();
+    assert_eq!(peers, [ip("fd00::b")], "c has no IPv6 address");
+    assert_eq!(
+        hashed.peers[&ip("fd00::b")].config.local_address,
+        Some(ip("fd00::a"))
+    );
+    assert_eq!(
+        hashed.speaker.listen,
+        [SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 179)]
+    );
+    let fixed = "10.1.2.3".parse().unwrap();
+    let plan = plan(&cluster, "a", RouterId::Fixed(fixed), false, &no_passwords).unwrap();
+    assert_eq!(plan.speaker.router_id, fixed);
 }
 
 #[test]
@@ -349,13 +423,13 @@ fn a_peers_filters_are_compiled_for_its_session_and_a_missing_one_leaves_it_out(
         ..BGPPeerSpec::default()
     };
     add_peer(&mut cluster, "tor", tor(vec!["pods-only".into()]));
-    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    let plan = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
     let config = &plan.peers[&ip("192.0.2.1")].config;
     assert_eq!(config.export_filter.as_ref().unwrap().terms.len(), 1);
     assert!(config.import_filter.as_ref().unwrap().terms.is_empty());
 
     add_peer(&mut cluster, "tor", tor(vec!["missing".into()]));
-    let plan = super::plan(&cluster, "a", false, &no_passwords).unwrap();
+    let plan = super::plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
     assert!(!plan.peers.contains_key(&ip("192.0.2.1")));
     assert!(
         plan.problems[0].contains("no BGPFilter \"missing\""),
@@ -372,7 +446,7 @@ fn hardening_every_session_has_a_default_prefix_limit() {
     }))
     .unwrap();
     add_peer(&mut cluster, "tor", spec);
-    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    let plan = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
     assert_eq!(plan.peers.len(), 4, "{:?}", plan.peers.keys());
     for (address, peer) in &plan.peers {
         assert_eq!(
@@ -393,7 +467,7 @@ fn hardening_routers_get_only_this_nodes_routes_unless_the_peer_opts_in() {
         .unwrap();
         add_peer(&mut cluster, name, spec);
     }
-    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    let plan = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
     let learned = |address: &str| plan.peers[&ip(address)].config.export_learned;
     assert!(!learned("192.0.2.1"));
     assert!(learned("192.0.2.2"));
@@ -418,7 +492,7 @@ fn hardening_a_peer_is_a_node_a_reflector_or_a_router_by_what_it_is_not_by_its_a
         .unwrap();
         add_peer(&mut cluster, name, spec);
     }
-    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    let plan = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
     let roles = plan.roles();
     assert_eq!(roles[&ip("192.0.2.11")], PeerRole::Node);
     assert_eq!(roles[&ip("192.0.2.12")], PeerRole::Reflector);
@@ -443,16 +517,11 @@ fn calico_yaml_a_peers_max_restart_time_is_offered_to_that_peer_only() {
         &mut cluster,
         "tor",
         BGPPeerSpec {
-            peer_ip: Some(PeerAddress {
-                ip: ip("192.0.2.1"),
-                port: None,
-            }),
-            as_number: Some(AsNumber(65000)),
             max_restart_time: Some(GoDuration(Duration::from_secs(15))),
-            ..BGPPeerSpec::default()
+            ..tor()
         },
     );
-    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    let plan = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
     assert_eq!(
         plan.peers[&ip("192.0.2.1")].config.graceful_restart,
         bgp::speaker::PeerGracefulRestart::RestartTime(15)
@@ -469,7 +538,7 @@ fn bfd_runs_beside_the_mesh_and_a_peer_single_hop_on_the_nodes_subnet_multihop_b
     use api::resources::BfdSpec;
     let mut cluster = cluster();
     let bfd = |plan: &DesiredBgp, peer: &str| plan.peers[&ip(peer)].bfd.clone();
-    let off = plan(&cluster, "a", false, &no_passwords).unwrap();
+    let off = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
     assert_eq!(bfd(&off, "192.0.2.11"), None, "off unless configured");
     set_default(
         &mut cluster,
@@ -498,7 +567,7 @@ fn bfd_runs_beside_the_mesh_and_a_peer_single_hop_on_the_nodes_subnet_multihop_b
             ..BGPPeerSpec::default()
         },
     );
-    let plan = plan(&cluster, "a", false, &no_passwords).unwrap();
+    let plan = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
     let mesh = bfd(&plan, "192.0.2.11").expect("the mesh runs BFD");
     assert_eq!(
         mesh.session,

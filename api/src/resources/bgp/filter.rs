@@ -164,6 +164,15 @@ impl Spec for BGPFilterSpec {
 impl FilterRule {
     fn validate(&self, path: &str, ipv4: bool) -> Result<(), ValidationError> {
         match (&self.cidr, &self.match_operator) {
+            // The speaker's filters match prefixes, never their complement.
+            (Some(_), Some(operator @ (MatchOperator::NotEqual | MatchOperator::NotIn))) => {
+                return Err(ValidationError::new(
+                    format!("{path}.matchOperator"),
+                    operator,
+                    "is not supported by tabby yet: use Equal or In (a rule with the \
+                     opposite action first, then a rule for every prefix)",
+                ));
+            }
             (Some(cidr), Some(_)) => {
                 let cidr_path = format!("{path}.cidr");
                 cidr.require_masked(&cidr_path)?;
@@ -207,13 +216,20 @@ impl FilterRule {
             }
         }
         for (i, operation) in self.operations.iter().enumerate() {
-            if let FilterOperation::PrependAsPath { prefix } = operation
-                && prefix.is_empty()
-            {
-                return Err(ValidationError::new(
-                    format!("{path}.operations[{i}].prependASPath.prefix"),
-                    prefix,
-                    "is empty",
+            let FilterOperation::PrependAsPath { prefix } = operation else {
+                continue;
+            };
+            let field = format!("{path}.operations[{i}].prependASPath.prefix");
+            if prefix.is_empty() {
+                return Err(ValidationError::new(field, prefix, "is empty"));
+            }
+            // The speaker prepends one AS number a number of times.
+            if prefix.iter().any(|a| *a != prefix[0]) {
+                let numbers: Vec<String> = prefix.iter().map(ToString::to_string).collect();
+                return Err(ValidationError::rendered(
+                    field,
+                    format!("[{}]", numbers.join(", ")),
+                    "mixes AS numbers, which tabby cannot prepend yet: repeat one AS number",
                 ));
             }
         }
