@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
 use super::Options;
+use super::bfd_sessions::BfdSessions;
 use super::ongoing::Ongoing;
 use super::query::{Peer, Peers, Query, Reporting};
 use super::speaker::Bgp;
@@ -59,6 +60,8 @@ pub(super) struct Agent {
     saving: Option<tokio::task::JoinHandle<()>>,
     best: Paths,
     bgp: Bgp,
+    /// BFD beside the BGP sessions that have it.
+    bfd: BfdSessions,
     sync: BgpSync,
     /// Started once the first desired state exists.
     reconciler: Option<Reconciler>,
@@ -152,6 +155,7 @@ impl Agent {
                 import: Some(Arc::new(hook)),
                 export: None,
             }),
+            bfd: BfdSessions::default(),
             reconciler: Some(reconciler),
             desired: None,
             nat_applied: None,
@@ -195,6 +199,14 @@ impl Agent {
                     if let Some(notice) = notice {
                         self.notice(notice);
                     }
+                }
+                change = self.bfd.next_change() => {
+                    if let Some(down) = change {
+                        tracing::warn!(peer = %down.address, graceful = down.graceful, "BFD down: the BGP session goes down at once");
+                        self.bgp.forwarding_down(down);
+                    }
+                    // The status shows the new state.
+                    self.dirty = true;
                 }
                 Some((pass, preserving)) = self.passes.recv() => self.pass(pass, preserving),
                 Some(query) = self.reporting.queries.recv() => self.answer(query),
@@ -321,6 +333,7 @@ impl Agent {
                     let _ = reply.send(Peers::default());
                     return;
                 };
+                let bfd = self.bfd.states();
                 let mut answer = Peers {
                     local_as: plan.speaker.local_as,
                     router_id: Some(plan.speaker.router_id),
@@ -333,6 +346,7 @@ impl Agent {
                             source: p.source.clone(),
                             rr_client: p.config.rr_client,
                             status: None,
+                            bfd: bfd.get(&p.config.address).copied(),
                         })
                         .collect(),
                 };
@@ -421,6 +435,12 @@ impl Agent {
         match plan {
             Ok(plan) => {
                 problems.extend(plan.problems.iter().cloned());
+                self.bfd.apply(
+                    plan.peers
+                        .iter()
+                        .filter_map(|(address, p)| Some((*address, p.bfd.clone()?)))
+                        .collect(),
+                );
                 if self.bgp.apply(&plan, &desired.export).started {
                     // A new speaker learns everything again.
                     if !self.best.is_empty() {
@@ -445,7 +465,7 @@ impl Agent {
             );
         }
         let new_rejections = self.report(&desired, &problems);
-        let peers = self.bgp.peers();
+        let peers = self.bgp.peers(&self.bfd.states());
         self.reporting.status.send_modify(|status| {
             for reason in new_rejections {
                 *status.counters.rejections.entry(reason).or_default() += 1;

@@ -4,6 +4,7 @@
 //! at the desired state ([`agent`] is the loop).
 
 mod agent;
+pub mod bfd_sessions;
 pub mod last_view;
 mod ongoing;
 pub mod query;

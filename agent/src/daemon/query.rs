@@ -49,6 +49,8 @@ pub struct Peer {
     pub rr_client: bool,
     /// What the speaker says; `None` before it knows the peer.
     pub status: Option<PeerStatus>,
+    /// Its BFD session, when configured.
+    pub bfd: Option<super::bfd_sessions::BfdState>,
 }
 
 /// The loop's side: where it publishes its status and receives questions.

@@ -12,6 +12,7 @@ use bgp::speaker::{self, Hooks, Notice, PeerStatus, Request, SpeakerHandle};
 use ipnet::IpNet;
 use tokio::sync::oneshot;
 
+use super::bfd_sessions::{BfdState, ForwardingDown};
 use super::query::Routes;
 use super::status::PeerState;
 use crate::peering::{DesiredBgp, PeerKind, Step, Wiring};
@@ -192,6 +193,16 @@ impl Bgp {
         }
     }
 
+    /// Tells the speaker a peer's path failed: its session goes down at once.
+    pub fn forwarding_down(&self, down: ForwardingDown) {
+        if let Some(handle) = &self.handle {
+            let _ = handle.requests.send(Request::ForwardingDown {
+                address: down.address,
+                graceful: down.graceful,
+            });
+        }
+    }
+
     /// Whether every configured session is established.
     pub fn all_up(&self) -> bool {
         self.sessions.values().all(|s| s.up)
@@ -227,8 +238,8 @@ impl Bgp {
         Some(answer)
     }
 
-    /// The sessions for the status.
-    pub fn peers(&self) -> Vec<PeerState> {
+    /// The sessions for the status, with their BFD sessions'.
+    pub fn peers(&self, bfd: &BTreeMap<IpAddr, BfdState>) -> Vec<PeerState> {
         self.sessions
             .iter()
             .map(|(address, s)| PeerState {
@@ -238,6 +249,7 @@ impl Bgp {
                 established: s.up,
                 since: s.since,
                 last_error: s.last_error.clone(),
+                bfd: bfd.get(address).copied(),
             })
             .collect()
     }

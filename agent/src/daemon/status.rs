@@ -72,4 +72,6 @@ pub struct PeerState {
     pub established: bool,
     pub since: Instant,
     pub last_error: Option<String>,
+    /// Its BFD session, when BFD is configured.
+    pub bfd: Option<super::bfd_sessions::BfdState>,
 }

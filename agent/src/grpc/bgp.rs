@@ -101,6 +101,11 @@ fn peer(peer: &AgentPeer) -> Peer {
         state: SessionState::Down as i32,
         route_reflector_client: peer.rr_client,
         name: peer.source.clone(),
+        bfd_state: peer
+            .bfd
+            .map(|b| format!("{:?}", b.state))
+            .unwrap_or_default(),
+        bfd_flaps: peer.bfd.map_or(0, |b| b.flaps),
         ..Peer::default()
     };
     if let Some(status) = &peer.status {

@@ -60,6 +60,35 @@ fn write(status: &Status, page: &mut Scrape<'_>) -> fmt::Result {
         "BGP sessions by kind and state.",
         peers,
     )?;
+    let bfd = || {
+        status
+            .peers
+            .iter()
+            .filter_map(|p| Some((p.address, p.bfd?)))
+    };
+    let states = [
+        ("up", bfd::State::Up),
+        ("init", bfd::State::Init),
+        ("down", bfd::State::Down),
+        ("admin_down", bfd::State::AdminDown),
+    ]
+    .map(|(name, state)| {
+        let count = bfd().filter(|(_, b)| b.state == state).count();
+        ([("state", name)], count)
+    });
+    page.gauges(
+        "tabby_agent_bfd_sessions",
+        "BFD sessions beside BGP sessions, by state.",
+        states,
+    )?;
+    let flaps: Vec<(String, u64)> = bfd().map(|(a, b)| (a.to_string(), b.flaps)).collect();
+    page.counters(
+        "tabby_agent_bfd_flaps_total",
+        "Times a peer's BFD session went from Up to Down, since it was added.",
+        flaps
+            .iter()
+            .map(|(peer, n)| ([("peer", peer.as_str())], *n)),
+    )?;
     page.gauge(
         "tabby_agent_bgp_prefixes",
         "Prefixes the speaker holds best paths for.",
@@ -151,6 +180,10 @@ mod tests {
                 established: true,
                 since: Instant::now(),
                 last_error: None,
+                bfd: Some(crate::daemon::bfd_sessions::BfdState {
+                    state: bfd::State::Up,
+                    flaps: 2,
+                }),
             }],
             ..Status::default()
         };
@@ -166,6 +199,9 @@ mod tests {
             "tabby_agent_bgp_routes_rejected_total{reason=\"not_owner\"} 2",
             "tabby_agent_reconciliations_total 3",
             "tabby_agent_reconcile_last_seconds 0.005",
+            "tabby_agent_bfd_sessions{state=\"up\"} 1",
+            "tabby_agent_bfd_sessions{state=\"down\"} 0",
+            "tabby_agent_bfd_flaps_total{peer=\"192.0.2.11\"} 2",
         ] {
             assert!(
                 page.lines().any(|l| l == line),

@@ -9,6 +9,6 @@ pub mod plan;
 pub mod router_id;
 pub mod wiring;
 
-pub use plan::{DesiredBgp, PeerKind, Peering};
+pub use plan::{BfdPeering, DesiredBgp, PeerKind, Peering};
 pub use router_id::RouterId;
 pub use wiring::{Step, Wiring};

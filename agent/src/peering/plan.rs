@@ -19,8 +19,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use api::resources::{
-    AddressFamily, BGPFilter, BGPPeer, BGPPeerSpec, BgpPassword, BindMode, NextHopMode, Node,
-    NodeBgpSpec, SourceAddress,
+    AddressFamily, BGPFilter, BGPPeer, BGPPeerSpec, BfdSpec, BgpPassword, BindMode, NextHopMode,
+    Node, NodeBgpSpec, SourceAddress,
 };
 use bgp::rib::NextHopMode as Hop;
 use bgp::session::GracefulRestartConfig;
@@ -61,6 +61,16 @@ pub struct Peering {
     /// What the peer is, for the ownership rule.
     pub role: PeerRole,
     pub config: PeerConfig,
+    /// BFD beside the session, when configured.
+    pub bfd: Option<BfdPeering>,
+}
+
+/// A BFD session beside a BGP session (`docs/bfd.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdPeering {
+    pub session: bfd::driver::PeerConfig,
+    /// Graceful restart wins over a BFD Down (`gracefulRestartOnDown`).
+    pub graceful: bool,
 }
 
 /// The BGP this node should speak: the speaker's configuration and its sessions.
@@ -182,6 +192,7 @@ pub fn plan(
                         source: other.metadata.name.clone(),
                         role,
                         config: peer,
+                        bfd: bfd_peering(node, remote, config.bfd.as_ref(), None),
                     },
                 );
             }
@@ -304,6 +315,12 @@ fn bgp_peer(
                 kind,
                 source: name.clone(),
                 role,
+                bfd: bfd_peering(
+                    me.node,
+                    target.address,
+                    resource.spec.bfd.as_ref(),
+                    resource.spec.ttl_security,
+                ),
                 config,
             }),
             Err(problem) => {
@@ -458,6 +475,44 @@ fn add_node_targets<'a>(me: &Local<'_>, other: &'a Node, targets: &mut Vec<Targe
             node: Some(other),
         });
     }
+}
+
+/// The BFD session beside a session to `remote`, from this node's BGP address of
+/// that family: single-hop (RFC 5881) when `remote` is in that address's subnet,
+/// multihop (RFC 5883) otherwise, accepting as many router hops as GTSM allows
+/// (any number without it, as the BGP session does).
+fn bfd_peering(
+    me: &Node,
+    remote: IpAddr,
+    spec: Option<&BfdSpec>,
+    ttl_security: Option<u8>,
+) -> Option<BfdPeering> {
+    let spec = spec?;
+    let timers = spec.timers()?;
+    let bgp = me.spec.bgp.as_ref()?;
+    let family = if remote.is_ipv4() {
+        AddressFamily::IPv4
+    } else {
+        AddressFamily::IPv6
+    };
+    let subnet = bgp.address(family)?.0;
+    let hop = if subnet.contains(&remote) {
+        bfd::driver::Hop::Single
+    } else {
+        let hops = ttl_security.unwrap_or(u8::MAX);
+        bfd::driver::Hop::Multi {
+            min_ttl: u8::MAX.saturating_sub(hops).saturating_add(1).max(1),
+        }
+    };
+    Some(BfdPeering {
+        session: bfd::driver::PeerConfig {
+            remote,
+            local: subnet.addr(),
+            hop,
+            timers,
+        },
+        graceful: spec.graceful_restart_on_down,
+    })
 }
 
 /// `other`'s addresses in the families both nodes have, with this node's own.

@@ -127,6 +127,7 @@ mod tests {
                         source: (*address).into(),
                         role: crate::desired::PeerRole::Node,
                         config,
+                        bfd: None,
                     };
                     (ip(address), peering)
                 })

@@ -140,6 +140,15 @@ object_schema!(BGPConfigurationSpec {
     "nodeMeshPassword": Option<BgpPassword>,
     "nodeMeshMaxRestartTime": Option<GoDuration>,
     "bindMode": Option<BindMode>,
+    "bfd": Option<BfdSpec>,
+});
+
+object_schema!(BfdSpec {
+    "enabled": bool,
+    "minRx": Option<GoDuration>,
+    "minTx": Option<GoDuration>,
+    "multiplier": Option<u8>,
+    "gracefulRestartOnDown": bool,
 });
 
 object_schema!(NamedCommunity { "name" (required): String, "value" (required): Community });
@@ -164,6 +173,7 @@ object_schema!(BGPPeerSpec {
     "filters": Vec<String>,
     "maxPrefixes": Option<u32>,
     "advertiseLearnedRoutes": bool,
+    "bfd": Option<BfdSpec>,
 });
 
 object_schema!(BGPFilterSpec {

@@ -341,3 +341,66 @@ fn a_block_name_spells_its_cidr_both_ways() {
         assert_eq!(cidr_of_name(name), None, "{name}");
     }
 }
+
+#[test]
+fn bfd_timers_default_to_300_ms_times_3_and_out_of_range_ones_are_named() {
+    let peer = |bfd: &str| {
+        format!(
+            "apiVersion: tabby.dev/v1\nkind: BGPPeer\nmetadata: {{name: p}}\n\
+             spec: {{peerSelector: all(), bfd: {bfd}}}\n"
+        )
+    };
+    let on = yaml::from_str::<BGPPeer>(&peer("{enabled: true}")).unwrap();
+    let timers = on.spec.bfd.unwrap().timers().unwrap();
+    assert_eq!(timers, bfd::Timers::default());
+    let off = yaml::from_str::<BGPPeer>(&peer("{minTx: 50ms}")).unwrap();
+    assert_eq!(off.spec.bfd.unwrap().timers(), None);
+    let fast = yaml::from_str::<BGPPeer>(&peer("{enabled: true, minRx: 50ms, multiplier: 5}"))
+        .unwrap()
+        .spec
+        .bfd
+        .unwrap()
+        .timers()
+        .unwrap();
+    assert_eq!(
+        (
+            fast.required_min_rx(),
+            fast.desired_min_tx(),
+            fast.detect_mult()
+        ),
+        (
+            std::time::Duration::from_millis(50),
+            std::time::Duration::from_millis(300),
+            5
+        )
+    );
+    let cases = [
+        (
+            peer("{enabled: true, minTx: 5ms}"),
+            "spec.bfd.minTx: \"5ms\" is outside 10ms to 60s",
+        ),
+        (
+            peer("{enabled: true, minRx: 2m}"),
+            "spec.bfd.minRx: \"120s\" is outside 10ms to 60s",
+        ),
+        (
+            peer("{enabled: true, multiplier: 0}"),
+            "spec.bfd.multiplier: 0 must be at least 1",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(error_of::<BGPPeer>(&text), expected);
+    }
+    assert!(
+        error_of::<BGPPeer>(&peer("{enabled: true, multiplier: 300}")).contains("spec.bfd"),
+        "a multiplier beyond 255 names its field"
+    );
+    let mesh = "apiVersion: tabby.dev/v1\nkind: BGPConfiguration\nmetadata: {name: default}\n\
+                spec: {bfd: {enabled: true, minRx: 1ms}}\n";
+    assert_eq!(
+        error_of::<BGPConfiguration>(mesh),
+        "spec.bfd.minRx: \"1ms\" is outside 10ms to 60s"
+    );
+    let node = mesh.replace("name: default", "name: node.worker-1");
+    assert!(error_of::<BGPConfiguration>(&node).starts_with("spec.bfd: "));
+}

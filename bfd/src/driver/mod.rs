@@ -127,8 +127,9 @@ enum Command {
     SetTimers(Timers),
 }
 
-/// The running driver; see the module documentation.
-#[derive(Debug)]
+/// The running driver; see the module documentation. Clones drive the same
+/// sessions (adding is async, so an owner may add from a task of its own).
+#[derive(Debug, Clone)]
 pub struct Driver {
     requests: mpsc::UnboundedSender<dispatch::Request>,
 }
@@ -141,6 +142,30 @@ impl Driver {
         let (events, receiver) = mpsc::unbounded_channel();
         let requests = dispatch::spawn(events);
         (Self { requests }, receiver)
+    }
+
+    /// [`Driver::spawn`] on a thread of its own, with a runtime of its own, in the
+    /// caller's network namespace. An owner whose runtime is busy (a daemon
+    /// reconciling the kernel on a loaded node) then never delays a packet or a
+    /// Detection Time: without this, a busy agent fell silent for longer than
+    /// 900 ms and its peers declared it down (seen in `e2e_bfd_mesh`). The thread
+    /// lives as long as the process, for a daemon's one driver.
+    pub fn spawn_on_own_thread() -> std::io::Result<(Self, mpsc::UnboundedReceiver<Event>)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (started, driver) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("bfd".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let _ = started.send(Driver::spawn());
+                    std::future::pending::<()>().await;
+                });
+            })?;
+        driver
+            .recv()
+            .map_err(|_| std::io::Error::other("the BFD thread ended at its start"))
     }
 
     /// Creates a session and starts it (in Down state, sending at once).

@@ -126,6 +126,8 @@ pub mod error {
         ConnectionCollisionResolution = 7,
         OutOfResources = 8,
         HardReset = 9,
+        /// RFC 9384: BFD saw the forwarding path fail.
+        BfdDown = 10,
     }
 }
 

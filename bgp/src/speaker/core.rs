@@ -249,6 +249,9 @@ impl Core {
                 let _ = reply.send(routes);
             }
             Request::SetListenRanges(ranges) => self.set_listen_ranges(ranges),
+            Request::ForwardingDown { address, graceful } => {
+                self.forwarding_down(address, graceful)
+            }
             Request::Revalidate => {
                 if let Some(hook) = &self.hooks.import {
                     self.rib.revalidate(|prefix, path| {

@@ -80,6 +80,15 @@ pub enum Request {
     /// Replaces the listen ranges. Dynamic peers accepted through a range that is
     /// gone or changed are stopped; the others keep their sessions.
     SetListenRanges(Vec<ListenRange>),
+    /// BFD (RFC 5882) saw the forwarding path to this peer fail: its session is
+    /// reset at once with Cease/BFD Down (RFC 9384). With `graceful`, a peer that
+    /// offered graceful restart keeps its routes stale for its restart time, as
+    /// after a TCP reset; without, its routes go now, stale ones included (a
+    /// restart already under way is abandoned). `docs/bfd.md` has the choice.
+    ForwardingDown {
+        address: IpAddr,
+        graceful: bool,
+    },
     /// Asks the import hook again whether each learned path may be selected
     /// (what it judges by changed); best paths change where the answer did.
     Revalidate,

@@ -10,7 +10,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::sync::mpsc;
 
-use crate::codec::{Afi, Message, Notification, RouteRefresh, RouteRefreshKind, UpdatePacker};
+use crate::codec::{
+    Afi, CeaseSubcode, Message, Notification, RouteRefresh, RouteRefreshKind, UpdatePacker,
+};
 use crate::rib::{LocalRouter, Source};
 use crate::session::{Command, DownReason, Negotiated, SessionStats, UPDATE_QUEUE};
 
@@ -310,6 +312,31 @@ impl Core {
                 self.rib.remove_source_paths(source);
                 self.forget_if_dynamic(address);
             }
+        }
+    }
+
+    /// BFD says the path to the peer failed (see `Request::ForwardingDown`).
+    pub(super) fn forwarding_down(&mut self, address: IpAddr, graceful: bool) {
+        let Some(peer) = self.peers.get(&address) else {
+            return;
+        };
+        if peer.session.is_some() {
+            let cease = Notification::cease(CeaseSubcode::BfdDown, Vec::new());
+            self.out
+                .push(Output::Command(peer.token, Command::Reset(cease)));
+            // Its session's own Down event comes later and finds it down already.
+            self.down(address, "BFD down".into());
+        }
+        if graceful {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        if peer.stale_until.take().is_some() {
+            tracing::info!(peer = %address, "BFD down: stale routes removed at once");
+            self.rib.sweep_stale(peer.source);
+            self.forget_if_dynamic(address);
         }
     }
 

@@ -274,6 +274,93 @@ fn a_peer_without_graceful_restart_loses_its_routes_when_its_session_ends() {
     ));
 }
 
+// BFD (RFC 5882): a forwarding failure the owner learned from BFD.
+
+/// A core with one peer up with graceful restart (120 s, forwarding kept) that
+/// announced 10.1.0.0/24.
+fn restartable_peer(t0: Instant) -> (Core, Session) {
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let mut peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    peer.up(&mut core, t0, vec![graceful_restart(120, true)]);
+    peer.announce(&mut core, t0, &["10.1.0.0/24"]);
+    (core, peer)
+}
+
+fn forwarding_down(core: &mut Core, now: Instant, address: IpAddr, graceful: bool) -> Vec<Output> {
+    let request = Request::ForwardingDown { address, graceful };
+    core.handle(now, Input::Request(request))
+}
+
+#[test]
+fn bfd_down_resets_the_session_with_cease_bfd_down_and_its_routes_go_at_once_despite_graceful_restart()
+ {
+    let t0 = Instant::now();
+    let (mut core, peer) = restartable_peer(t0);
+    notices(&mut core);
+    let out = forwarding_down(&mut core, t0, host(2), false);
+    let reset = out.iter().find_map(|o| match o {
+        Output::Command(token, Command::Reset(n)) if *token == peer.token => Some(n.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        reset,
+        Some(Notification::cease(
+            crate::codec::CeaseSubcode::BfdDown,
+            Vec::new()
+        ))
+    );
+    assert_eq!(deadline(&out), None, "no stale-route timer");
+    assert_eq!(routes(&mut core, t0), []);
+    assert!(notices(&mut core).contains(&Notice::PeerDown {
+        address: host(2),
+        reason: "BFD down".into()
+    }));
+    // The session's own Down event follows and changes nothing.
+    peer.down(&mut core, t0);
+    assert_eq!(routes(&mut core, t0), []);
+    assert!(!status(&mut core, t0)[0].restarting);
+}
+
+#[test]
+fn bfd_down_with_graceful_restart_kept_leaves_the_routes_stale_for_the_restart_time() {
+    let t0 = Instant::now();
+    let (mut core, _peer) = restartable_peer(t0);
+    let out = forwarding_down(&mut core, t0, host(2), true);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Command(_, Command::Reset(_))))
+    );
+    assert_eq!(deadline(&out), Some(Some(t0 + Duration::from_secs(120))));
+    assert_eq!(routes(&mut core, t0), [(net("10.1.0.0/24"), true)]);
+    assert!(status(&mut core, t0)[0].restarting);
+}
+
+#[test]
+fn bfd_down_after_the_connection_already_dropped_ends_the_restart_under_way() {
+    // A killed agent: its TCP connection closes first, BFD times out after.
+    let t0 = Instant::now();
+    let (mut core, peer) = restartable_peer(t0);
+    peer.down(&mut core, t0);
+    assert_eq!(routes(&mut core, t0), [(net("10.1.0.0/24"), true)]);
+    let later = t0 + Duration::from_millis(900);
+    let kept = forwarding_down(&mut core, later, host(2), true);
+    assert!(kept.is_empty(), "graceful: the restart goes on: {kept:?}");
+    assert_eq!(routes(&mut core, later), [(net("10.1.0.0/24"), true)]);
+    let out = forwarding_down(&mut core, later, host(2), false);
+    assert_eq!(deadline(&out), Some(None), "the sweep timer is gone");
+    assert_eq!(routes(&mut core, later), []);
+    assert!(!status(&mut core, later)[0].restarting);
+}
+
+#[test]
+fn bfd_down_for_a_peer_without_a_session_or_unknown_changes_nothing() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    assert!(forwarding_down(&mut core, t0, host(2), false).is_empty());
+    assert!(forwarding_down(&mut core, t0, host(9), false).is_empty());
+}
+
 // Graceful restart, this speaker restarting (RFC 4724 4.1).
 
 fn restarting(deferral: Duration) -> SpeakerConfig {

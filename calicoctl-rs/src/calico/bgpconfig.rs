@@ -97,6 +97,8 @@ impl CalicoSpec for CalicoBGPConfigurationSpec {
             node_mesh_password,
             node_mesh_max_restart_time: self.node_mesh_max_restart_time,
             bind_mode,
+            // Calico OSS has no BFD.
+            bfd: None,
         })
     }
 }

@@ -133,6 +133,7 @@ impl CalicoSpec for CalicoBGPPeerSpec {
             // to routers) apply.
             max_prefixes: None,
             advertise_learned_routes: false,
+            bfd: None,
         })
     }
 }

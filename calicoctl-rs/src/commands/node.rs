@@ -100,9 +100,19 @@ async fn status(session: &mut Session<'_>, args: StatusArgs) -> Result<i32, CliE
             text.push_str(&format!("No {family} peers found.\n"));
             continue;
         }
-        let mut table = Table::new(vec!["PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"]);
+        // BFD's column only where a peer runs it, so calicoctl's table stays as it is.
+        let bfd = rows.iter().any(|p| !p.bfd_state.is_empty());
+        let mut columns = vec!["PEER ADDRESS", "PEER TYPE", "STATE", "SINCE", "INFO"];
+        if bfd {
+            columns.push("BFD");
+        }
+        let mut table = Table::new(columns);
         for peer in rows {
-            table.push(peer_row(peer, now));
+            let mut row = peer_row(peer, now);
+            if bfd {
+                row.push(bfd_cell(peer));
+            }
+            table.push(row);
         }
         text.push_str(&table.render_boxed());
     }
@@ -156,6 +166,16 @@ fn peer_row(peer: &Peer, now: i64) -> Vec<String> {
         since(peer.since_unix_seconds, now),
         info,
     ]
+}
+
+/// The BFD session's state and its flaps, like `Up (2 flaps)`; `-` without BFD.
+fn bfd_cell(peer: &Peer) -> String {
+    match (peer.bfd_state.as_str(), peer.bfd_flaps) {
+        ("", _) => "-".into(),
+        (state, 0) => state.into(),
+        (state, 1) => format!("{state} (1 flap)"),
+        (state, flaps) => format!("{state} ({flaps} flaps)"),
+    }
 }
 
 fn unix_now() -> i64 {

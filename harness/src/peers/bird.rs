@@ -265,6 +265,9 @@ fn render(config: &BgpConfig) -> (String, BTreeMap<IpAddr, String>) {
                 "  graceful restart on;\n  graceful restart time {time};"
             );
         }
+        if n.bfd {
+            text.push_str("  bfd on;\n");
+        }
         if n.asn == config.asn && n.multihop.is_none() {
             // iBGP on a shared subnet: next hops resolve without an IGP.
             text.push_str("  direct;\n");
@@ -281,7 +284,7 @@ fn render(config: &BgpConfig) -> (String, BTreeMap<IpAddr, String>) {
         );
         protocols.insert(n.address, name);
     }
-    if !config.bfd.sessions.is_empty() {
+    if !config.bfd.sessions.is_empty() || config.neighbors.iter().any(|n| n.bfd) {
         text.push_str(&render_bfd(&config.bfd));
     }
     (text, protocols)
@@ -406,6 +409,15 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn a_bgp_neighbor_with_bfd_asks_for_it_and_brings_protocol_bfd() {
+        let neighbor = Neighbor::new("10.0.1.10".parse().unwrap(), 64512).bfd();
+        let (text, _) =
+            render(&BgpConfig::new(65000, "10.0.1.1".parse().unwrap()).neighbor(neighbor));
+        assert!(text.contains("  bfd on;\n"), "{text}");
+        assert!(text.contains("protocol bfd {"), "{text}");
     }
 
     #[test]

@@ -82,6 +82,10 @@ pub struct Neighbor {
     /// Routes sent to the neighbour carry this speaker as next hop, also over iBGP
     /// (a top-of-rack router towards the nodes of its rack). BIRD and FRR.
     pub next_hop_self: bool,
+    /// The session goes down when BFD says the neighbour is (RFC 5882), with the
+    /// daemon's BFD timers ([`BgpConfig::bfd`]). BIRD only: FRR's bgpd reaches
+    /// bfdd through zebra, which the harness does not run.
+    pub bfd: bool,
 }
 
 impl Neighbor {
@@ -95,6 +99,7 @@ impl Neighbor {
             rr_client: false,
             graceful_restart: None,
             next_hop_self: false,
+            bfd: false,
         }
     }
 
@@ -125,6 +130,11 @@ impl Neighbor {
 
     pub fn next_hop_self(mut self) -> Self {
         self.next_hop_self = true;
+        self
+    }
+
+    pub fn bfd(mut self) -> Self {
+        self.bfd = true;
         self
     }
 }

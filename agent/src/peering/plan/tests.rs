@@ -532,3 +532,61 @@ fn calico_yaml_a_peers_max_restart_time_is_offered_to_that_peer_only() {
     );
     assert_eq!(plan.problems, Vec::<String>::new());
 }
+
+#[test]
+fn bfd_runs_beside_the_mesh_and_a_peer_single_hop_on_the_nodes_subnet_multihop_beyond() {
+    use api::resources::BfdSpec;
+    let mut cluster = cluster();
+    let bfd = |plan: &DesiredBgp, peer: &str| plan.peers[&ip(peer)].bfd.clone();
+    let off = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
+    assert_eq!(bfd(&off, "192.0.2.11"), None, "off unless configured");
+    set_default(
+        &mut cluster,
+        BGPConfigurationSpec {
+            bfd: Some(BfdSpec {
+                enabled: true,
+                multiplier: Some(5),
+                ..BfdSpec::default()
+            }),
+            ..BGPConfigurationSpec::default()
+        },
+    );
+    add_peer(
+        &mut cluster,
+        "tor",
+        BGPPeerSpec {
+            node: Some("a".into()),
+            peer_ip: Some("198.51.100.1".parse().unwrap()),
+            as_number: Some(AsNumber(65001)),
+            ttl_security: Some(2),
+            bfd: Some(BfdSpec {
+                enabled: true,
+                graceful_restart_on_down: true,
+                ..BfdSpec::default()
+            }),
+            ..BGPPeerSpec::default()
+        },
+    );
+    let plan = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
+    let mesh = bfd(&plan, "192.0.2.11").expect("the mesh runs BFD");
+    assert_eq!(
+        mesh.session,
+        bfd::driver::PeerConfig {
+            remote: ip("192.0.2.11"),
+            local: ip("192.0.2.10"),
+            hop: bfd::driver::Hop::Single,
+            timers: bfd::Timers::new(
+                std::time::Duration::from_millis(300),
+                std::time::Duration::from_millis(300),
+                5
+            )
+            .unwrap(),
+        }
+    );
+    assert!(!mesh.graceful, "BFD wins by default");
+    assert_eq!(bfd(&plan, "fd00::b").unwrap().session.local, ip("fd00::a"));
+    let tor = bfd(&plan, "198.51.100.1").expect("the BGPPeer runs BFD");
+    assert_eq!(tor.session.hop, bfd::driver::Hop::Multi { min_ttl: 254 });
+    assert_eq!(tor.session.timers, bfd::Timers::default());
+    assert!(tor.graceful);
+}

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::resources::meta::is_dns_subdomain;
 use crate::resources::{
-    AsNumber, BgpPassword, Cidr, CidrEntry, Community, GoDuration, Object, Spec, ValidationError,
+    AsNumber, BfdSpec, BgpPassword, Cidr, CidrEntry, Community, GoDuration, Object, Spec,
+    ValidationError,
 };
 
 pub type BGPConfiguration = Object<BGPConfigurationSpec>;
@@ -58,6 +59,9 @@ pub struct BGPConfigurationSpec {
     /// only the node's BGP addresses (`NodeIP`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bind_mode: Option<BindMode>,
+    /// BFD on the node-to-node mesh sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<BfdSpec>,
 }
 
 /// Which local addresses a node's BGP listener binds.
@@ -156,6 +160,9 @@ impl Spec for BGPConfigurationSpec {
         if let Some(password) = &self.node_mesh_password {
             password.validate("spec.nodeMeshPassword")?;
         }
+        if let Some(bfd) = &self.bfd {
+            bfd.validate("spec.bfd")?;
+        }
         Ok(())
     }
 }
@@ -181,6 +188,7 @@ impl BGPConfigurationSpec {
                 self.node_mesh_max_restart_time.is_some(),
             ),
             ("bindMode", self.bind_mode.is_some()),
+            ("bfd", self.bfd.is_some()),
         ];
         let Some((field, _)) = set.iter().find(|(_, present)| *present) else {
             return Ok(());

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::resources::meta::is_dns_subdomain;
 use crate::resources::{
-    AsNumber, BgpPassword, GoDuration, Object, PeerAddress, Spec, ValidationError,
+    AsNumber, BfdSpec, BgpPassword, GoDuration, Object, PeerAddress, Spec, ValidationError,
 };
 use crate::selector::Selector;
 
@@ -59,6 +59,9 @@ pub struct BGPPeerSpec {
     /// router reaches each block through its owner.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub advertise_learned_routes: bool,
+    /// BFD beside this peer's sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<BfdSpec>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +155,9 @@ impl Spec for BGPPeerSpec {
         }
         if let Some(password) = &self.password {
             password.validate("spec.password")?;
+        }
+        if let Some(bfd) = &self.bfd {
+            bfd.validate("spec.bfd")?;
         }
         Ok(())
     }
