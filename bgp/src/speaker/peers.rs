@@ -282,8 +282,13 @@ impl Core {
     /// sets it. So a hold timer that fires on a silent partition withdraws the
     /// peer's routes at once.)
     pub(super) fn down(&mut self, address: IpAddr, why: &DownReason) {
-        let reason = why.to_string();
         let notified = matches!(why, DownReason::Sent(_) | DownReason::Received(_));
+        self.end_session(address, why.to_string(), !notified);
+    }
+
+    /// Ends the session with `address`; `graceful`: its routes stay stale for the
+    /// restart time if it offered graceful restart.
+    fn end_session(&mut self, address: IpAddr, reason: String, graceful: bool) {
         let Some(peer) = self.peers.get_mut(&address) else {
             return;
         };
@@ -300,7 +305,7 @@ impl Core {
             .peer_graceful_restart
             .as_ref()
             .map(|gr| Duration::from_secs(gr.restart_time.into()))
-            .filter(|time| !time.is_zero() && !notified);
+            .filter(|time| !time.is_zero() && graceful);
         match restart {
             // RFC 4724: keep forwarding on its routes while it restarts.
             Some(time) => {
@@ -325,7 +330,9 @@ impl Core {
             self.out
                 .push(Output::Command(peer.token, Command::Reset(cease)));
             // Its session's own Down event comes later and finds it down already.
-            self.down(address, "BFD down".into());
+            // Graceful restart wins only when configured so (RFC 5882 4.3), although
+            // a Cease is sent: the peer learns why, this speaker keeps its routes.
+            self.end_session(address, "BFD down".into(), graceful);
         }
         if graceful {
             return;
