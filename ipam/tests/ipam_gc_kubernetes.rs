@@ -7,12 +7,11 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use api::datastore::{Backend, Datastore, KubeStore};
+use api::datastore::Datastore;
 use api::resources::{EncapsulationMode, Node};
-use harness::kube_api::{KubeApi, KubeApiOptions};
+use harness::kube_api::KubeApi;
 use ipam::check::check;
 use ipam::gc::Collector;
 use ipam::{Allocator, Family, Tunnel};
@@ -20,18 +19,9 @@ use support::{node, pool};
 
 const GRACE: Duration = Duration::from_secs(300);
 
-/// The double with tabby's CRDs, and a kubernetes store for it.
-async fn double() -> (KubeApi, Arc<dyn Backend>) {
-    let api = KubeApi::start(KubeApiOptions::default()).await.unwrap();
-    api.install_crds(&harness::manifests::crds().unwrap())
-        .unwrap();
-    let store: Arc<dyn Backend> = Arc::new(KubeStore::at(&api.url()).unwrap());
-    (api, store)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_a_deleted_kubernetes_node_loses_its_tabby_node_blocks_and_tunnel_address() {
-    let (api, store) = double().await;
+    let (api, store) = KubeApi::with_tabby_crds().await.unwrap();
     pool(&*store, "p", "10.0.0.0/24", 26, |p| {
         p.ipip_mode = EncapsulationMode::Always
     })
@@ -79,7 +69,7 @@ async fn install_a_deleted_kubernetes_node_loses_its_tabby_node_blocks_and_tunne
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_a_tabby_node_whose_kubernetes_node_exists_is_never_collected() {
-    let (api, store) = double().await;
+    let (api, store) = KubeApi::with_tabby_crds().await.unwrap();
     api.put_node("n1", &[]).await.unwrap();
     node(&*store, "n1", true).await;
     let mut gc = Collector::new(store.clone(), Duration::ZERO);

@@ -55,16 +55,8 @@ fn cluster(test: &str, bfd: BfdSpec) -> (Cluster, Vec<Pod>) {
     cluster
         .create(&BGPConfiguration::new("default", config))
         .unwrap();
-    for node in NODES {
-        cluster.start_agent(node).unwrap();
-    }
-    for node in NODES {
-        cluster.wait_ready(node, READY).unwrap();
-    }
-    let pods: Vec<Pod> = NODES
-        .iter()
-        .map(|node| cluster.add_pod(node, &format!("pod-{node}")).unwrap())
-        .collect();
+    cluster.start_agents(&NODES, READY).unwrap();
+    let pods = cluster.add_pod_per_node(&NODES).unwrap();
     cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
     ping_all(&pods).unwrap();
     wait_bfd_up(&cluster, &NODES);

@@ -38,17 +38,9 @@ fn cluster(test: &str) -> (Cluster, Vec<Pod>) {
     cluster
         .create(&IPPool::new("default-ipv4-ippool", pool))
         .unwrap();
-    for node in NODES {
-        cluster.start_agent(node).unwrap();
-    }
-    for node in NODES {
-        cluster.wait_ready(node, READY).unwrap();
-    }
+    cluster.start_agents(&NODES, READY).unwrap();
     cluster.start_controller("2s", "15m").unwrap();
-    let pods: Vec<Pod> = NODES
-        .iter()
-        .map(|node| cluster.add_pod(node, &format!("pod-{node}")).unwrap())
-        .collect();
+    let pods = cluster.add_pod_per_node(&NODES).unwrap();
     cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
     ping_all(&pods).unwrap();
     wait_until(CONVERGED, "a controller pass", || {
@@ -280,19 +272,11 @@ fn fault_a_silent_partition_between_a_node_and_its_reflector_fires_the_hold_time
         .start_reflector("rr1", AS, "10.0.1.250".parse().unwrap(), range)
         .unwrap();
     cluster.wait_reflector_ready("rr1", READY).unwrap();
-    for node in NODES {
-        cluster.start_agent(node).unwrap();
-    }
-    for node in NODES {
-        cluster.wait_ready(node, READY).unwrap();
-    }
+    cluster.start_agents(&NODES, READY).unwrap();
     cluster
         .wait_reflector_established("rr1", &NODES, CONVERGED)
         .unwrap();
-    let pods: Vec<Pod> = NODES
-        .iter()
-        .map(|node| cluster.add_pod(node, &format!("pod-{node}")).unwrap())
-        .collect();
+    let pods = cluster.add_pod_per_node(&NODES).unwrap();
     cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
     ping_all(&pods).unwrap();
 

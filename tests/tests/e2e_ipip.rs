@@ -294,12 +294,7 @@ fn e2e_ipip_always_then_crosssubnet_five_nodes_pods_ping_over_real_tunl0() {
         .datastore(async |store| store.create(&IPPool::new(POOL, spec)).await)
         .unwrap()
         .unwrap();
-    for node in NODES {
-        cluster.start_agent(node).unwrap();
-    }
-    for node in NODES {
-        cluster.wait_ready(node, READY).unwrap();
-    }
+    cluster.start_agents(&NODES, READY).unwrap();
     // All at once, as kubelets on five nodes would: a CNI ADD takes seconds under
     // emulation, and IPAM's compare-and-swap is exercised for real.
     let cluster_ref = &cluster;

@@ -40,16 +40,8 @@ fn cluster(test: &str, nodes: &[&str], vxlan: EncapsulationMode) -> (Cluster, Ve
     cluster
         .create(&IPPool::new("default-ipv4-ippool", spec))
         .unwrap();
-    for node in nodes {
-        cluster.start_agent(node).unwrap();
-    }
-    for node in nodes {
-        cluster.wait_ready(node, READY).unwrap();
-    }
-    let pods = nodes
-        .iter()
-        .map(|node| cluster.add_pod(node, &format!("pod-{node}")).unwrap())
-        .collect();
+    cluster.start_agents(nodes, READY).unwrap();
+    let pods = cluster.add_pod_per_node(nodes).unwrap();
     (cluster, pods)
 }
 

@@ -75,16 +75,8 @@ fn e2e_migration_pods_move_to_the_new_pool_and_the_old_one_is_deleted_once_empty
     // calicoctl-rs, as an operator runs it, reads etcd's default prefix.
     cluster.set_prefix(api::datastore::ETCD_DEFAULT_PREFIX);
     apply_pool(&cluster, "pool-a", POOL_A);
-    for node in NODES {
-        cluster.start_agent(node).unwrap();
-    }
-    for node in NODES {
-        cluster.wait_ready(node, READY).unwrap();
-    }
-    let pods: Vec<Pod> = NODES
-        .iter()
-        .map(|node| cluster.add_pod(node, &format!("pod-{node}")).unwrap())
-        .collect();
+    cluster.start_agents(&NODES, READY).unwrap();
+    let pods = cluster.add_pod_per_node(&NODES).unwrap();
     assert_in(&pods, POOL_A);
     cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
 

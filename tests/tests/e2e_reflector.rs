@@ -60,12 +60,7 @@ fn cluster_of(test: &str, machines: &[&str], reflectors: &[&str]) -> Cluster {
 }
 
 fn start_agents(cluster: &mut Cluster) {
-    for node in NODES {
-        cluster.start_agent(node).unwrap();
-    }
-    for node in NODES {
-        cluster.wait_ready(node, READY).unwrap();
-    }
+    cluster.start_agents(&NODES, READY).unwrap();
 }
 
 /// A pod on each of [`WITH_PODS`]: the kernel routes are the expected table and

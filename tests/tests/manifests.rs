@@ -8,14 +8,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use api::datastore::{Backend, Datastore, KubeStore};
+use api::datastore::Datastore;
 use api::resources::{IPPool, IPPoolSpec};
 use clap::CommandFactory;
+use harness::kube_api::KubeApi;
 use harness::kube_api::calls::{Call, calls_of};
-use harness::kube_api::{KubeApi, KubeApiOptions};
 use harness::manifests::install::{self, InstallCni};
 use harness::manifests::rbac::{Grant, grants};
 use harness::manifests::strict::{check, parse};
@@ -535,14 +534,6 @@ fn install_the_agents_environment_makes_the_default_pool_calico_node_would() {
     assert!(pool.spec.nat_outgoing);
 }
 
-/// The API double with the CRDs installed, and a kubernetes store for it.
-async fn double() -> (KubeApi, Arc<dyn Backend>) {
-    let api = KubeApi::start(KubeApiOptions::default()).await.unwrap();
-    api.install_crds(&manifests::crds().unwrap()).unwrap();
-    let store: Arc<dyn Backend> = Arc::new(KubeStore::at(&api.url()).unwrap());
-    (api, store)
-}
-
 fn assert_listed(api: &KubeApi, from: usize, lists: &[&[api::rbac::ApiCall]], who: &str) {
     let made = api.calls_since(from).unwrap();
     let listed = calls_of(lists);
@@ -563,7 +554,7 @@ fn pool() -> IPPool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manifests_the_agent_registering_and_following_the_cluster_makes_only_listed_calls() {
-    let (api, store) = double().await;
+    let (api, store) = KubeApi::with_tabby_crds().await.unwrap();
     store.create(&pool()).await.unwrap();
     let from = api.requests().len();
 
@@ -635,7 +626,7 @@ async fn manifests_the_agent_registering_and_following_the_cluster_makes_only_li
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manifests_tabby_cni_recording_and_forgetting_a_pod_makes_only_listed_calls() {
-    let (api, store) = double().await;
+    let (api, store) = KubeApi::with_tabby_crds().await.unwrap();
     let from = api.requests().len();
     let endpoint = api::resources::WorkloadEndpointSpec {
         node: "worker-1".into(),
@@ -664,7 +655,7 @@ async fn manifests_tabby_cni_recording_and_forgetting_a_pod_makes_only_listed_ca
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manifests_tabby_ipam_assigning_and_releasing_makes_only_listed_calls() {
-    let (api, store) = double().await;
+    let (api, store) = KubeApi::with_tabby_crds().await.unwrap();
     store.create(&pool()).await.unwrap();
     let from = api.requests().len();
 
@@ -683,7 +674,7 @@ async fn manifests_tabby_ipam_assigning_and_releasing_makes_only_listed_calls() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manifests_the_ipam_controller_reclaiming_a_gone_pods_address_makes_only_listed_calls() {
-    let (api, store) = double().await;
+    let (api, store) = KubeApi::with_tabby_crds().await.unwrap();
     store.create(&pool()).await.unwrap();
     let allocator = ipam::assign::Allocator::new(store.clone(), "worker-1");
     let mut request = ipam::assign::AssignRequest::new("k8s-pod-network.ctr-gone", 1, 0);

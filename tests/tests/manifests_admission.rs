@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use api::datastore::{Backend, Datastore, KubeStore};
+use api::datastore::{Backend, Datastore};
 use api::resources::{
     API_VERSION, BlockAffinity, IPAMBlock, IPPool, IPPoolSpec, Node, WorkloadEndpointSpec,
 };
+use harness::kube_api::KubeApi;
 use harness::kube_api::admission::UserInfo;
-use harness::kube_api::{KubeApi, KubeApiOptions};
 use harness::manifests;
 use ipam::table::AllocationTable;
 use serde_json::Value;
@@ -26,15 +26,13 @@ fn agent_on(node: &str) -> UserInfo {
 /// The double with the CRDs and the manifests' policies, a pool, and worker-1's
 /// agent registered with one pod's address and endpoint, all written as worker-1.
 async fn cluster() -> (KubeApi, Arc<dyn Backend>) {
-    let api = KubeApi::start(KubeApiOptions::default()).await.unwrap();
-    api.install_crds(&manifests::crds().unwrap()).unwrap();
+    let (api, store) = KubeApi::with_tabby_crds().await.unwrap();
     let documents = manifests::documents().unwrap();
     let policies = manifests::policies(&documents).unwrap();
     assert!(!policies.is_empty(), "manifests/ has no admission policy");
     for policy in policies {
         api.install_policy(policy);
     }
-    let store: Arc<dyn Backend> = Arc::new(KubeStore::at(&api.url()).unwrap());
     store
         .create(&IPPool::new(
             "default-ipv4-ippool",

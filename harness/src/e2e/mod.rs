@@ -257,6 +257,18 @@ impl Cluster {
     }
 
     /// SIGKILLs the agent on `node`: nothing of it runs any more.
+    /// Starts the agent of every node in `nodes`, then waits until each is ready
+    /// (started together, so they come up side by side).
+    pub fn start_agents(&mut self, nodes: &[&str], ready: Duration) -> Result<()> {
+        for node in nodes {
+            self.start_agent(node)?;
+        }
+        for node in nodes {
+            self.wait_ready(node, ready)?;
+        }
+        Ok(())
+    }
+
     pub fn kill_agent(&mut self, node: &str) {
         if let Some(mut process) = self.agents.remove(node) {
             process.kill();
@@ -373,6 +385,14 @@ impl Cluster {
     }
 
     /// Deletes `pod` as the runtime does.
+    /// One pod on each node of `nodes`, named `pod-<node>`.
+    pub fn add_pod_per_node(&self, nodes: &[&str]) -> Result<Vec<Pod>> {
+        nodes
+            .iter()
+            .map(|node| self.add_pod(node, &format!("pod-{node}")))
+            .collect()
+    }
+
     pub fn delete_pod(&self, pod: Pod) -> Result<()> {
         self.cni("DEL", &pod.node, &pod.name, Some(&pod.netns.path()))?;
         Ok(())

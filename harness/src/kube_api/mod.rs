@@ -241,6 +241,15 @@ impl KubeApi {
         format!("http://{}", self.address)
     }
 
+    /// The double with tabby's CRDs from `manifests/crds` installed, and a
+    /// kubernetes datastore talking to it.
+    pub async fn with_tabby_crds() -> Result<(Self, Arc<dyn api::datastore::Backend>)> {
+        let api = Self::start(KubeApiOptions::default()).await?;
+        api.install_crds(&crate::manifests::crds()?)?;
+        let store = Arc::new(api::datastore::KubeStore::at(&api.url())?);
+        Ok((api, store))
+    }
+
     /// Installs the CRDs of a manifest (YAML documents), as `kubectl apply` would.
     pub fn install_crds(&self, manifest: &str) -> Result<()> {
         for document in yaml_serde::Deserializer::from_str(manifest) {

@@ -1,8 +1,6 @@
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use api::datastore::KubeStore;
-use harness::kube_api::{KubeApi, KubeApiOptions};
+use harness::kube_api::KubeApi;
 
 use super::*;
 
@@ -101,18 +99,9 @@ fn install_a_pool_variable_that_makes_no_valid_pool_is_named_with_its_value() {
     }
 }
 
-/// The API double (no kube-apiserver exists here) with tabby's CRDs.
-async fn double() -> (KubeApi, Arc<dyn Backend>) {
-    let api = KubeApi::start(KubeApiOptions::default()).await.unwrap();
-    api.install_crds(&harness::manifests::crds().unwrap())
-        .unwrap();
-    let store: Arc<dyn Backend> = Arc::new(KubeStore::at(&api.url()).unwrap());
-    (api, store)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_many_agents_starting_at_once_create_the_default_pool_once() {
-    let (_api, store) = double().await;
+    let (_api, store) = KubeApi::with_tabby_crds().await.unwrap();
     let pools = from_env(&env(&[("CALICO_IPV4POOL_CIDR", "10.244.0.0/16")])).unwrap();
     let starts: Vec<_> = (0..12)
         .map(|_| {
@@ -132,7 +121,7 @@ async fn install_many_agents_starting_at_once_create_the_default_pool_once() {
 
 #[tokio::test]
 async fn install_a_cluster_with_a_pool_of_the_family_gets_no_default_one() {
-    let (_api, store) = double().await;
+    let (_api, store) = KubeApi::with_tabby_crds().await.unwrap();
     let own = IPPool::new(
         "mine",
         IPPoolSpec::new(Cidr("10.50.0.0/16".parse().unwrap())),
