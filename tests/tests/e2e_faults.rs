@@ -8,15 +8,12 @@
 use std::time::{Duration, Instant};
 
 use api::datastore::Datastore;
-use api::resources::{
-    BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Cidr, IPPool, IPPoolSpec,
-};
+use api::resources::{Cidr, IPPool, IPPoolSpec};
 use harness::e2e::{Clients, Cluster, Pings, Pod, list_peers, ping_all};
 use harness::partition::Partition;
 use harness::routes::RouteMonitor;
 use harness::{Lab, wait_until};
 use proto::bgp_status::SessionState;
-use serde_json::json;
 
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
 const READY: Duration = Duration::from_secs(60);
@@ -247,26 +244,11 @@ fn fault_a_silent_partition_between_a_node_and_etcd_is_noticed_changes_no_route_
 fn fault_a_silent_partition_between_a_node_and_its_reflector_fires_the_hold_timer_and_heals() {
     harness::require_root();
     const AS: u32 = 64512;
-    let mut builder = Lab::new("fault_partition_rr")
-        .subnet("a", "10.0.1.0/24")
-        .router();
-    for machine in NODES.iter().chain(&["rr1"]) {
-        builder = builder.node(machine, "a");
-    }
-    let mut cluster = Cluster::new(builder.build().unwrap()).unwrap();
-    let pool = IPPoolSpec::new(Cidr("10.244.0.0/16".parse().unwrap()));
-    cluster
-        .create(&IPPool::new("default-ipv4-ippool", pool))
-        .unwrap();
-    let bgp: BGPConfigurationSpec =
-        serde_json::from_value(json!({"nodeToNodeMeshEnabled": false, "asNumber": AS})).unwrap();
-    cluster
-        .create(&BGPConfiguration::new("default", bgp))
-        .unwrap();
+    let machines = ["n1", "n2", "n3", "rr1"];
+    let mut cluster =
+        Cluster::with_reflectors("fault_partition_rr", "10.0.1.0/24", &machines, &["rr1"], AS)
+            .unwrap();
     let rr = cluster.lab.node("rr1").address();
-    let peer: BGPPeerSpec =
-        serde_json::from_value(json!({"peerIP": rr.to_string(), "asNumber": AS})).unwrap();
-    cluster.create(&BGPPeer::new("rr1", peer)).unwrap();
     let range = Clients::ListenRangeHolding("10.0.1.0/24".parse().unwrap(), 3);
     cluster
         .start_reflector("rr1", AS, "10.0.1.250".parse().unwrap(), range)

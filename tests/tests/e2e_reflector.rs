@@ -7,9 +7,6 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use api::resources::{
-    BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Cidr, IPPool, IPPoolSpec,
-};
 use harness::e2e::{Clients, Cluster, Pod, ping_all};
 use harness::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
 use harness::{Lab, wait_until};
@@ -33,30 +30,8 @@ fn cluster(test: &str) -> Cluster {
     cluster_of(test, &machines, &REFLECTORS)
 }
 
-/// `machines` on one subnet, the mesh off, a global BGPPeer per machine in
-/// `reflectors`.
 fn cluster_of(test: &str, machines: &[&str], reflectors: &[&str]) -> Cluster {
-    let mut builder = Lab::new(test).subnet("a", SUBNET).router();
-    for machine in machines {
-        builder = builder.node(machine, "a");
-    }
-    let cluster = Cluster::new(builder.build().unwrap()).unwrap();
-    let pool = IPPoolSpec::new(Cidr("10.244.0.0/16".parse().unwrap()));
-    cluster
-        .create(&IPPool::new("default-ipv4-ippool", pool))
-        .unwrap();
-    let bgp: BGPConfigurationSpec =
-        serde_json::from_value(json!({"nodeToNodeMeshEnabled": false, "asNumber": AS})).unwrap();
-    cluster
-        .create(&BGPConfiguration::new("default", bgp))
-        .unwrap();
-    for rr in reflectors {
-        let address = cluster.lab.node(rr).address().to_string();
-        let peer: BGPPeerSpec =
-            serde_json::from_value(json!({"peerIP": address, "asNumber": AS})).unwrap();
-        cluster.create(&BGPPeer::new(*rr, peer)).unwrap();
-    }
-    cluster
+    Cluster::with_reflectors(test, SUBNET, machines, reflectors, AS).unwrap()
 }
 
 fn start_agents(cluster: &mut Cluster) {

@@ -24,7 +24,13 @@ use ipnet::IpNet;
 use proto::bgp_status::bgp_status_client::BgpStatusClient;
 use proto::bgp_status::{HealthRequest, ListPeersRequest, Peer, SessionState};
 
+use api::resources::{
+    BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Cidr, IPPool, IPPoolSpec,
+};
+use serde_json::json;
+
 use super::{Cluster, binary};
+use crate::Lab;
 use crate::process::Process;
 use crate::wait::wait_until;
 
@@ -179,4 +185,35 @@ pub fn list_peers(socket: &std::path::Path) -> Result<Vec<Peer>> {
             .await?;
         Ok(peers.into_inner().peers)
     })
+}
+
+impl Cluster {
+    /// `machines` on one `subnet` behind a router, the default pool
+    /// (10.244.0.0/16), the mesh off in AS `as_number`, and a global `BGPPeer` per
+    /// machine in `reflectors` (whose reflectors the test starts).
+    pub fn with_reflectors(
+        test: &str,
+        subnet: &str,
+        machines: &[&str],
+        reflectors: &[&str],
+        as_number: u32,
+    ) -> Result<Cluster> {
+        let mut builder = Lab::new(test).subnet("a", subnet).router();
+        for machine in machines {
+            builder = builder.node(machine, "a");
+        }
+        let cluster = Cluster::new(builder.build()?)?;
+        let pool = IPPoolSpec::new(Cidr("10.244.0.0/16".parse()?));
+        cluster.create(&IPPool::new("default-ipv4-ippool", pool))?;
+        let bgp: BGPConfigurationSpec =
+            serde_json::from_value(json!({"nodeToNodeMeshEnabled": false, "asNumber": as_number}))?;
+        cluster.create(&BGPConfiguration::new("default", bgp))?;
+        for rr in reflectors {
+            let address = cluster.lab.node(rr).address().to_string();
+            let peer: BGPPeerSpec =
+                serde_json::from_value(json!({"peerIP": address, "asNumber": as_number}))?;
+            cluster.create(&BGPPeer::new(*rr, peer))?;
+        }
+        Ok(cluster)
+    }
 }
