@@ -91,6 +91,21 @@ fn a_new_pod_is_routed_everywhere(cluster: &Cluster, pods: &mut Vec<Pod>, node: 
     ping_all(pods).unwrap();
 }
 
+/// Disables the default pool and creates another, so the next pod starts a new
+/// block: only a node (or reflector) that follows IPAM again accepts its route.
+fn switch_pools(cluster: &Cluster) {
+    cluster
+        .datastore(async |store| {
+            let mut old = store.get::<IPPool>("default-ipv4-ippool").await?;
+            old.spec.disabled = true;
+            store.update(&old).await?;
+            let new = IPPoolSpec::new(Cidr("10.245.0.0/16".parse().unwrap()));
+            store.create(&IPPool::new("second", new)).await
+        })
+        .unwrap()
+        .unwrap();
+}
+
 /// etcd is gone for `outage` while pods ping across nodes: nothing is lost, no
 /// kernel route changes, no daemon exits, and each finds etcd again by itself.
 fn etcd_outage(test: &str, outage: Duration) {
@@ -193,6 +208,58 @@ fn fault_an_agent_restarted_while_etcd_is_down_routes_and_peers_from_its_last_sa
     a_new_pod_is_routed_everywhere(&cluster, &mut pods, "n1");
 }
 
+/// The agents peer only with tabby-reflector, which follows the datastore (its
+/// clients are the Nodes, and it judges routes by IPAM). etcd is gone for 20 s
+/// while pods ping across nodes: every session stays up, no ping is lost, no
+/// route changes; when etcd is back, the reflector's watches follow it again by
+/// themselves: a pod in a new block is reflected to every node.
+#[test]
+#[ignore = "needs root"]
+fn fault_etcd_down_under_a_reflector_with_a_datastore_keeps_its_sessions_and_routes_and_it_recovers()
+ {
+    harness::require_root();
+    const AS: u32 = 64512;
+    let machines = ["n1", "n2", "n3", "rr1"];
+    let mut cluster =
+        Cluster::with_reflectors("fault_rr_etcd_down", "10.0.1.0/24", &machines, &["rr1"], AS)
+            .unwrap();
+    cluster
+        .start_reflector("rr1", AS, "10.0.1.250".parse().unwrap(), Clients::Datastore)
+        .unwrap();
+    cluster.wait_reflector_ready("rr1", READY).unwrap();
+    cluster.start_agents(&NODES, READY).unwrap();
+    cluster
+        .wait_reflector_established("rr1", &NODES, CONVERGED)
+        .unwrap();
+    let mut pods = cluster.add_pod_per_node(&NODES).unwrap();
+    cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
+    ping_all(&pods).unwrap();
+
+    let outage = Duration::from_secs(20);
+    let before = cluster.tables(&NODES).unwrap();
+    let monitors = monitors(&cluster);
+    let pings = ping_around(&pods, outage + Duration::from_secs(10));
+    cluster.etcd.stop();
+    let back = Instant::now() + outage;
+    while Instant::now() < back {
+        cluster
+            .wait_reflector_established("rr1", &NODES, Duration::from_secs(1))
+            .unwrap();
+        for node in NODES {
+            cluster.agent(node).unwrap().check_running().unwrap();
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_unchanged(&monitors);
+    assert_eq!(cluster.tables(&NODES).unwrap(), before);
+    cluster.etcd.restart().unwrap();
+    assert_none_lost(pings);
+    switch_pools(&cluster);
+    pods.push(cluster.add_pod("n2", "pod-late").unwrap());
+    cluster.wait_for_routes(&NODES, &pods, RECOVERED).unwrap();
+    ping_all(&pods).unwrap();
+}
+
 /// n1 loses etcd silently (nftables drops, no RST): its agent's watches notice by
 /// the etcd client's keepalive and try again; nothing routed changes. Meanwhile a
 /// pod on n2 comes from a new pool, in a new block that n1 can only accept a route
@@ -219,16 +286,7 @@ fn fault_a_silent_partition_between_a_node_and_etcd_is_noticed_changes_no_route_
     .unwrap();
     assert_unchanged(&monitors);
     assert_eq!(cluster.tables(&NODES).unwrap(), before);
-    cluster
-        .datastore(async |store| {
-            let mut old = store.get::<IPPool>("default-ipv4-ippool").await?;
-            old.spec.disabled = true;
-            store.update(&old).await?;
-            let new = IPPoolSpec::new(Cidr("10.245.0.0/16".parse().unwrap()));
-            store.create(&IPPool::new("second", new)).await
-        })
-        .unwrap()
-        .unwrap();
+    switch_pools(&cluster);
     let pod = cluster.add_pod("n2", "pod-late").unwrap();
     pods.push(pod);
     drop(partition);
