@@ -75,12 +75,14 @@ Examples:
   calicoctl-rs get ippools
   calicoctl-rs get ippool default-ipv4-ippool -o yaml
   calicoctl-rs get bgppeers -l 'rack == \"a\"' -o wide
-  calicoctl-rs get nodes -o json";
+  calicoctl-rs get nodes -o json
+  calicoctl-rs get workloadendpoints -n kube-system";
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// Kind: ippools, ipreservations, ipamconfigs, bgpconfigurations, bgppeers,
-    /// bgpfilters, nodes (calicoctl's aliases work: pool, bgpp, no, ...)
+    /// bgpfilters, nodes, workloadendpoints (calicoctl's aliases work: pool, bgpp,
+    /// no, wep, ...)
     #[arg(value_enum, ignore_case = true, hide_possible_values = true)]
     pub kind: ResourceKind,
     /// Names; all resources of the kind when none is given
@@ -90,6 +92,13 @@ pub struct GetArgs {
     /// Only resources whose labels match this selector
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub selector: Option<Selector>,
+    /// Only workload endpoints of pods in this namespace (unlike calicoctl, every
+    /// namespace is shown without it)
+    #[arg(short, long, conflicts_with = "all_namespaces")]
+    pub namespace: Option<String>,
+    /// Every namespace (the default; accepted as calicoctl takes it)
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
 }
 
 #[derive(Debug, Args)]

@@ -22,7 +22,7 @@ async fn get_kind<R: CliResource>(
     args: GetArgs,
 ) -> Result<i32, CliError> {
     let mut missing = Vec::new();
-    let resources: Vec<R> = if args.names.is_empty() {
+    let mut resources: Vec<R> = if args.names.is_empty() {
         list_all(store, args.selector).await?.items
     } else {
         let mut found = Vec::new();
@@ -35,6 +35,9 @@ async fn get_kind<R: CliResource>(
         }
         found
     };
+    if let Some(namespace) = &args.namespace {
+        resources.retain(|r| r.namespace().is_none_or(|n| n == namespace));
+    }
     let context = table_context(store, args.output, R::TYPE).await?;
     let single = args.names.len() == 1;
     if !(resources.is_empty() && single) {
