@@ -66,19 +66,6 @@ fn wait_registered(agent: &mut harness::process::Process, etcd: &Etcd) {
     .unwrap();
 }
 
-/// The TLS flags for `etcd`'s CA and client certificate.
-fn tls_flags(etcd: &Etcd) -> Vec<String> {
-    let files = etcd.tls().unwrap();
-    let (cert, key) = files.client();
-    vec![
-        "--datastore-type=etcdv3".to_owned(),
-        format!("--etcd-endpoints={}", etcd.endpoint()),
-        format!("--etcd-ca-cert-file={}", files.ca().display()),
-        format!("--etcd-cert-file={}", cert.display()),
-        format!("--etcd-key-file={}", key.display()),
-    ]
-}
-
 /// Whether the agent serving `socket` says it is ready.
 fn ready(socket: &Path) -> anyhow::Result<bool> {
     harness::runtime().block_on(async {
@@ -96,7 +83,7 @@ fn agent_registers_over_etcd_with_tls_client_certificates() {
     let lab = lab("agent_etcd_tls");
     let node = lab.node("n1");
     let etcd = Etcd::start_local_in(lab.logs(), node.netns(), true).unwrap();
-    registers(node, &etcd, &tls_flags(&etcd), &[]);
+    registers(node, &etcd, &etcd.daemon_flags(), &[]);
 }
 
 #[test]
@@ -130,7 +117,7 @@ fn fault_an_agent_restarted_while_its_tls_etcd_with_a_user_is_down_starts_from_i
     let node = lab.node("n1");
     let mut etcd = Etcd::start_local_in(lab.logs(), node.netns(), true).unwrap();
     etcd.enable_auth(USER, PASSWORD, "/tabby").unwrap();
-    let flags = tls_flags(&etcd);
+    let flags = etcd.daemon_flags();
     let env = [("ETCD_USERNAME", USER), ("ETCD_PASSWORD", PASSWORD)];
     let dir = tempfile::tempdir().unwrap();
     let mut agent = start(node, dir.path(), &flags, &env, "tabby-agent");

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use api::datastore::Datastore;
-use api::resources::{Cidr, IPAMBlock, IPPool, IPPoolSpec, WorkloadEndpoint};
+use api::resources::{Cidr, IPAMBlock, IPPool, IPPoolSpec, Resource, WorkloadEndpoint};
 use harness::e2e::{Clients, Cluster, NAMESPACE, Pings, Pod, Sandbox, list_peers, ping_all};
 use harness::partition::Partition;
 use harness::routes::RouteMonitor;
@@ -46,6 +46,27 @@ fn cluster(test: &str) -> (Cluster, Vec<Pod>) {
         anyhow::Ok(cluster.controller_passes()?.ok > 0)
     })
     .unwrap();
+    (cluster, pods)
+}
+
+/// The mesh off: n1..n3 peer only with tabby-reflector on rr1, whose clients
+/// come from `clients`; a pod per node, routed everywhere.
+fn reflector_cluster(test: &str, clients: Clients) -> (Cluster, Vec<Pod>) {
+    const AS: u32 = 64512;
+    let machines = ["n1", "n2", "n3", "rr1"];
+    let mut cluster =
+        Cluster::with_reflectors(test, "10.0.1.0/24", &machines, &["rr1"], AS).unwrap();
+    cluster
+        .start_reflector("rr1", AS, "10.0.1.250".parse().unwrap(), clients)
+        .unwrap();
+    cluster.wait_reflector_ready("rr1", READY).unwrap();
+    cluster.start_agents(&NODES, READY).unwrap();
+    cluster
+        .wait_reflector_established("rr1", &NODES, CONVERGED)
+        .unwrap();
+    let pods = cluster.add_pod_per_node(&NODES).unwrap();
+    cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
+    ping_all(&pods).unwrap();
     (cluster, pods)
 }
 
@@ -106,16 +127,22 @@ fn switch_pools(cluster: &Cluster) {
         .unwrap();
 }
 
-/// etcd is gone for `outage` while pods ping across nodes: nothing is lost, no
-/// kernel route changes, no daemon exits, and each finds etcd again by itself.
-fn etcd_outage(test: &str, outage: Duration) {
-    let (mut cluster, mut pods) = cluster(test);
+/// Stops etcd for `outage` while pods ping around the ring, checking every second
+/// that the agents run (and what `also` checks); then asserts that no kernel route
+/// changed and starts etcd again. The pings are the caller's to finish.
+fn etcd_down(
+    cluster: &mut Cluster,
+    pods: &[Pod],
+    outage: Duration,
+    mut also: impl FnMut(&Cluster),
+) -> Vec<Pings> {
     let before = cluster.tables(&NODES).unwrap();
-    let monitors = monitors(&cluster);
-    let pings = ping_around(&pods, outage + Duration::from_secs(10));
+    let monitors = monitors(cluster);
+    let pings = ping_around(pods, outage + Duration::from_secs(10));
     cluster.etcd.stop();
     let back = Instant::now() + outage;
     while Instant::now() < back {
+        also(cluster);
         for node in NODES {
             cluster.agent(node).unwrap().check_running().unwrap();
         }
@@ -124,6 +151,14 @@ fn etcd_outage(test: &str, outage: Duration) {
     assert_unchanged(&monitors);
     assert_eq!(cluster.tables(&NODES).unwrap(), before);
     cluster.etcd.restart().unwrap();
+    pings
+}
+
+/// etcd is gone for `outage` while pods ping across nodes: nothing is lost, no
+/// kernel route changes, no daemon exits, and each finds etcd again by itself.
+fn etcd_outage(test: &str, outage: Duration) {
+    let (mut cluster, mut pods) = cluster(test);
+    let pings = etcd_down(&mut cluster, &pods, outage, |_| {});
     let passes = cluster.controller_passes().unwrap();
     wait_until(RECOVERED, "a controller pass with etcd back", || {
         anyhow::Ok(cluster.controller_passes()?.ok > passes.ok)
@@ -218,41 +253,13 @@ fn fault_an_agent_restarted_while_etcd_is_down_routes_and_peers_from_its_last_sa
 fn fault_etcd_down_under_a_reflector_with_a_datastore_keeps_its_sessions_and_routes_and_it_recovers()
  {
     harness::require_root();
-    const AS: u32 = 64512;
-    let machines = ["n1", "n2", "n3", "rr1"];
-    let mut cluster =
-        Cluster::with_reflectors("fault_rr_etcd_down", "10.0.1.0/24", &machines, &["rr1"], AS)
-            .unwrap();
-    cluster
-        .start_reflector("rr1", AS, "10.0.1.250".parse().unwrap(), Clients::Datastore)
-        .unwrap();
-    cluster.wait_reflector_ready("rr1", READY).unwrap();
-    cluster.start_agents(&NODES, READY).unwrap();
-    cluster
-        .wait_reflector_established("rr1", &NODES, CONVERGED)
-        .unwrap();
-    let mut pods = cluster.add_pod_per_node(&NODES).unwrap();
-    cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
-    ping_all(&pods).unwrap();
+    let (mut cluster, mut pods) = reflector_cluster("fault_rr_etcd_down", Clients::Datastore);
 
-    let outage = Duration::from_secs(20);
-    let before = cluster.tables(&NODES).unwrap();
-    let monitors = monitors(&cluster);
-    let pings = ping_around(&pods, outage + Duration::from_secs(10));
-    cluster.etcd.stop();
-    let back = Instant::now() + outage;
-    while Instant::now() < back {
+    let pings = etcd_down(&mut cluster, &pods, Duration::from_secs(20), |cluster| {
         cluster
             .wait_reflector_established("rr1", &NODES, Duration::from_secs(1))
             .unwrap();
-        for node in NODES {
-            cluster.agent(node).unwrap().check_running().unwrap();
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    assert_unchanged(&monitors);
-    assert_eq!(cluster.tables(&NODES).unwrap(), before);
-    cluster.etcd.restart().unwrap();
+    });
     assert_none_lost(pings);
     switch_pools(&cluster);
     pods.push(cluster.add_pod("n2", "pod-late").unwrap());
@@ -303,24 +310,9 @@ fn fault_a_silent_partition_between_a_node_and_etcd_is_noticed_changes_no_route_
 #[ignore = "needs root"]
 fn fault_a_silent_partition_between_a_node_and_its_reflector_fires_the_hold_timer_and_heals() {
     harness::require_root();
-    const AS: u32 = 64512;
-    let machines = ["n1", "n2", "n3", "rr1"];
-    let mut cluster =
-        Cluster::with_reflectors("fault_partition_rr", "10.0.1.0/24", &machines, &["rr1"], AS)
-            .unwrap();
-    let rr = cluster.lab.node("rr1").address();
     let range = Clients::ListenRangeHolding("10.0.1.0/24".parse().unwrap(), 3);
-    cluster
-        .start_reflector("rr1", AS, "10.0.1.250".parse().unwrap(), range)
-        .unwrap();
-    cluster.wait_reflector_ready("rr1", READY).unwrap();
-    cluster.start_agents(&NODES, READY).unwrap();
-    cluster
-        .wait_reflector_established("rr1", &NODES, CONVERGED)
-        .unwrap();
-    let pods = cluster.add_pod_per_node(&NODES).unwrap();
-    cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
-    ping_all(&pods).unwrap();
+    let (cluster, pods) = reflector_cluster("fault_partition_rr", range);
+    let rr = cluster.lab.node("rr1").address();
 
     let n1 = cluster.lab.node("n1").address().to_string();
     let partition = Partition::between(cluster.lab.node("n1"), rr, None).unwrap();
@@ -415,14 +407,15 @@ fn held_by(cluster: &Cluster, node: &str, container: &str) -> Vec<IpAddr> {
         .collect()
 }
 
+/// Every `R` in the cluster's datastore.
+fn list<R: Resource>(cluster: &Cluster) -> Vec<R> {
+    let listed = cluster.datastore(async |store| store.list::<R>(&Default::default()).await);
+    listed.unwrap().unwrap().items
+}
+
 /// Whether the sandbox `container` has a WorkloadEndpoint.
 fn has_endpoint(cluster: &Cluster, container: &str) -> bool {
-    let endpoints = cluster
-        .datastore(async |store| store.list::<WorkloadEndpoint>(&Default::default()).await)
-        .unwrap()
-        .unwrap();
-    endpoints
-        .items
+    list::<WorkloadEndpoint>(cluster)
         .iter()
         .any(|e| e.spec.container_id == container)
 }
@@ -561,12 +554,7 @@ fn fault_a_cni_plugin_killed_between_its_ipam_and_endpoint_writes_leaks_nothing_
 
 /// Addresses held by handles whose name starts with `prefix`, over every block.
 fn held_by_prefix(cluster: &Cluster, prefix: &str) -> usize {
-    let blocks = cluster
-        .datastore(async |store| store.list::<IPAMBlock>(&Default::default()).await)
-        .unwrap()
-        .unwrap();
-    blocks
-        .items
+    list::<IPAMBlock>(cluster)
         .iter()
         .flat_map(|b| b.spec.allocations())
         .filter(|a| a.handle.is_some_and(|h| h.starts_with(prefix)))
