@@ -227,3 +227,38 @@ fn workload_endpoints_are_never_written_by_the_cli() {
         "{still}"
     );
 }
+
+#[test]
+fn calicoctls_ps_custom_columns_and_go_templates_print_what_they_ask() {
+    let shell = cluster();
+    let table = shell.run(&["get", "ippools"]).ok();
+    assert_eq!(shell.run(&["get", "ippools", "-o", "ps"]).ok(), table);
+    let columns = shell
+        .run(&["get", "ippools", "-o", "custom-columns=name,VXLANMODE"])
+        .ok();
+    golden("get-ippools-custom-columns.txt", &columns);
+    let names = shell
+        .run(&[
+            "get",
+            "nodes",
+            "-o",
+            "go-template={{range .items}}{{.metadata.name}}={{.spec.bgp.ipv4Address}};{{end}}",
+        ])
+        .ok();
+    golden("get-nodes-go-template.txt", &names);
+    let unknown = shell
+        .run(&["get", "ippools", "-o", "custom-columns=NAME,COLOUR"])
+        .failed(2);
+    assert_eq!(
+        unknown,
+        "error: -o custom-columns: IPPool has no column \"COLOUR\"; its columns: \
+         NAME,CIDR,NAT,IPIPMODE,VXLANMODE,DISABLED,DISABLEBGPEXPORT,SELECTOR"
+    );
+    let unclosed = shell
+        .run(&["get", "ippools", "-o", "go-template={{range .items"])
+        .failed(2);
+    assert!(
+        unclosed.starts_with("error: -o go-template: "),
+        "{unclosed}"
+    );
+}

@@ -6,7 +6,7 @@ use api::resources::{BGPConfiguration, DEFAULT_BGP_CONFIGURATION};
 use crate::cli::GetArgs;
 use crate::error::CliError;
 use crate::kinds::{CliResource, ResourceKind};
-use crate::output::{self, OutputFormat, exit};
+use crate::output::{self, GetOutput, exit};
 use crate::session::Session;
 use crate::table::TableContext;
 use crate::with_kind;
@@ -38,11 +38,26 @@ async fn get_kind<R: CliResource>(
     if let Some(namespace) = &args.namespace {
         resources.retain(|r| r.namespace().is_none_or(|n| n == namespace));
     }
-    let context = table_context(store, args.output, R::TYPE).await?;
+    let context = table_context(store, &args.output, R::TYPE).await?;
     let single = args.names.len() == 1;
-    if !(resources.is_empty() && single) {
-        session.print(&output::render(&resources, args.output, single, &context))?;
-    }
+    let text = match &args.output {
+        GetOutput::Format(_) if resources.is_empty() && single => String::new(),
+        GetOutput::Format(format) => output::render(&resources, *format, single, &context),
+        GetOutput::CustomColumns(headings) => {
+            output::custom_columns(&resources, headings, &context).map_err(CliError::Usage)?
+        }
+        GetOutput::GoTemplate(template) => {
+            output::go_template(&resources, template).map_err(CliError::Usage)?
+        }
+        GetOutput::GoTemplateFile(path) => {
+            let template = std::fs::read_to_string(path).map_err(CliError::io(format!(
+                "-o go-template-file={}",
+                path.display()
+            )))?;
+            output::go_template(&resources, &template).map_err(CliError::Usage)?
+        }
+    };
+    session.print(&text)?;
     for error in &missing {
         session.warn(&format!("error: {error}"))?;
     }
@@ -56,12 +71,11 @@ async fn get_kind<R: CliResource>(
 /// The node table shows the cluster's AS for nodes without their own.
 async fn table_context(
     store: &dyn Backend,
-    format: OutputFormat,
+    format: &GetOutput,
     kind: ResourceKind,
 ) -> Result<TableContext, CliError> {
     let mut context = TableContext::default();
-    let tabular = matches!(format, OutputFormat::Table | OutputFormat::Wide);
-    if !tabular || kind != ResourceKind::Node {
+    if !format.is_tabular() || kind != ResourceKind::Node {
         return Ok(context);
     }
     match store
