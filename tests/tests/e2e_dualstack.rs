@@ -257,7 +257,6 @@ const TOR_AS: u32 = 65000;
 /// as next hop — not an IPv4-mapped IPv6 address, which it could not route — and
 /// reach every pod at both addresses through the routes it learned.
 fn tor_learns_both_families(test: &str, per_family: bool) {
-    harness::require_root();
     let nodes = ["n1", "n2"];
     let mut cluster = cluster(test, &nodes, true);
     let router = cluster.lab.router().unwrap();
@@ -336,11 +335,13 @@ fn tor_learns_both_families(test: &str, per_family: bool) {
 #[test]
 #[ignore = "needs root"]
 fn e2e_dualstack_tor_learns_both_families_over_one_ipv4_session_per_node() {
+    harness::require_root();
     tor_learns_both_families("e2e_dualstack_tor_mp", false);
 }
 
 #[test]
 #[ignore = "needs root"]
 fn e2e_dualstack_tor_learns_both_families_over_a_session_per_family() {
+    harness::require_root();
     tor_learns_both_families("e2e_dualstack_tor_pf", true);
 }
