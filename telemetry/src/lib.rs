@@ -4,7 +4,8 @@
 //!   filter) and `--log-json` / `TABBY_LOG_JSON`, to stderr; older spellings are
 //!   accepted with a deprecation warning ([`Renamed`]).
 //! - [`metrics`]: Prometheus metrics on the `prometheus-client` crate, one registry
-//!   per process; figures read at scrape time are written through [`metrics::Scrape`].
+//!   per process; figures read at scrape time are written through [`metrics::Scrape`];
+//!   every registry starts with `tabby_build_info` and the [`process`] metrics.
 //! - [`http`]: `/metrics`, `/healthz` and `/readyz`, with a header timeout, a
 //!   request timeout and a connection limit.
 //! - [`speaker_status`]: the `bgp` speaker's state as the gRPC status API shows it,
@@ -13,6 +14,7 @@
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod process;
 pub mod speaker_status;
 
 pub use logging::{LogFlags, Renamed};
