@@ -13,10 +13,12 @@
 //!   delegated; the pod recorded in the datastore).
 //! - [`ipam_plugin`]: tabby-ipam, the IPAM plugin over the `ipam` crate.
 //! - [`rbac`]: the Kubernetes API calls tabby-cni makes of its own.
+//! - [`log_file`]: both plugins' logging, to stderr and a size-capped file.
 
 pub mod error;
 pub mod interface;
 pub mod ipam_plugin;
+pub mod log_file;
 pub mod rbac;
 pub mod spec;
 
@@ -52,14 +54,20 @@ impl Outcome {
     /// The answer to a call in `version`: what the plugin printed, or its error.
     pub fn of(version: &str, result: Result<String, CniError>) -> Self {
         match result {
-            Ok(stdout) => Self {
-                stdout,
-                success: true,
-            },
-            Err(error) => Self {
-                stdout: error.to_json(version),
-                success: false,
-            },
+            Ok(stdout) => {
+                tracing::info!("CNI call succeeded");
+                Self {
+                    stdout,
+                    success: true,
+                }
+            }
+            Err(error) => {
+                tracing::warn!(code = error.code(), %error, "CNI call failed");
+                Self {
+                    stdout: error.to_json(version),
+                    success: false,
+                }
+            }
         }
     }
 

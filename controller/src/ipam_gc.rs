@@ -1,13 +1,8 @@
 //! `tabby-ipam-controller`'s loop and metrics: a garbage-collection pass every
-//! interval, its report logged, its figures on `/metrics`.
-//!
-//! ```text
-//! tabby_ipam_gc_candidates{kind}        what looks reclaimable now (gauge)
-//! tabby_ipam_gc_reclaimed_total{kind}   what was reclaimed (counter)
-//! tabby_ipam_gc_spared_total{kind}      due, but alive when checked right before (counter)
-//! tabby_ipam_gc_passes_total{result}    passes, "ok" or "failed" (counter)
-//! tabby_ipam_gc_last_pass_timestamp_seconds
-//! ```
+//! interval, its report logged, its figures (the pools' use, what was found and
+//! reclaimed) on `/metrics`. [`registry`] is the one place the controller's
+//! metrics are registered; `docs/metrics.md` lists them (a test below holds the
+//! two equal).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +13,14 @@ use telemetry::http::Probe;
 use telemetry::metrics::{self, DescriptorEncoder, Scrape};
 
 use ipam::gc::{Collector, Report, Target, describe};
+use ipam::usage::PoolUsage;
+
+/// The controller's registry: what every binary shows and its [`Metrics`].
+pub fn registry(metrics: &Arc<Metrics>) -> metrics::Registry {
+    let mut registry = metrics::registry("tabby-ipam-controller");
+    registry.register_collector(Box::new(Arc::clone(metrics)));
+    registry
+}
 
 /// Every kind of candidate, so each gauge is present from the first scrape.
 const KINDS: [&str; 9] = [
@@ -47,6 +50,7 @@ struct Figures {
     passes_failed: u64,
     last_pass: Option<SystemTime>,
     last_failure: Option<String>,
+    usage: Vec<PoolUsage>,
 }
 
 impl Metrics {
@@ -65,6 +69,7 @@ impl Metrics {
         for target in &report.spared {
             *figures.spared.entry(target.kind()).or_default() += 1;
         }
+        figures.usage.clone_from(&report.usage);
         figures.passes_ok += 1;
         figures.last_pass = Some(SystemTime::now());
         figures.last_failure = None;
@@ -78,6 +83,7 @@ impl Metrics {
 
     fn write(&self, page: &mut Scrape<'_>) -> fmt::Result {
         let figures = self.lock();
+        write_usage(&figures.usage, page)?;
         let per_kind = |values: &BTreeMap<&str, u64>| {
             KINDS.map(|kind| ([("kind", kind)], values.get(kind).copied().unwrap_or(0)))
         };
@@ -120,6 +126,39 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Each pool's size and use, and per node its blocks and addresses.
+fn write_usage(pools: &[PoolUsage], page: &mut Scrape<'_>) -> fmt::Result {
+    page.gauges(
+        "tabby_ipam_pool_size",
+        "Addresses in the pool's CIDR.",
+        pools.iter().map(|p| ([("pool", p.pool.as_str())], p.size)),
+    )?;
+    page.gauges(
+        "tabby_ipam_pool_utilization_ratio",
+        "Addresses allocated in the pool over its size.",
+        pools
+            .iter()
+            .map(|p| ([("pool", p.pool.as_str())], p.utilization())),
+    )?;
+    let per_node = || {
+        pools.iter().flat_map(|p| {
+            p.nodes
+                .iter()
+                .map(|(node, usage)| ([("pool", p.pool.as_str()), ("node", node.as_str())], usage))
+        })
+    };
+    page.gauges(
+        "tabby_ipam_allocations_in_use",
+        "Addresses allocated, by pool and by the node whose block holds them.",
+        per_node().map(|(labels, usage)| (labels, usage.allocations)),
+    )?;
+    page.gauges(
+        "tabby_ipam_blocks",
+        "Blocks carved from the pool, by the node they are affine to.",
+        per_node().map(|(labels, usage)| (labels, usage.blocks)),
+    )
 }
 
 impl metrics::Collector for Metrics {
@@ -201,9 +240,7 @@ mod tests {
             reclaimed: vec![handle],
             ..Report::default()
         });
-        let mut registry = telemetry::metrics::Registry::default();
-        registry.register_collector(Box::new(metrics));
-        let page = telemetry::metrics::encode(&registry);
+        let page = telemetry::metrics::encode(&registry(&Arc::new(metrics)));
         assert!(
             page.contains("tabby_ipam_gc_candidates{kind=\"handle\"} 1\n"),
             "{page}"
@@ -219,6 +256,40 @@ mod tests {
         assert!(
             page.contains("tabby_ipam_gc_passes_total{result=\"ok\"} 1\n"),
             "{page}"
+        );
+    }
+
+    #[test]
+    fn observability_pool_use_is_shown_per_pool_and_node_and_docs_metrics_md_lists_the_registry() {
+        let metrics = Metrics::default();
+        metrics.record(&Report {
+            usage: vec![PoolUsage {
+                pool: "default-ipv4".into(),
+                size: 256,
+                nodes: [(
+                    "n1".to_owned(),
+                    ipam::usage::NodeUsage {
+                        blocks: 2,
+                        allocations: 64,
+                    },
+                )]
+                .into(),
+            }],
+            ..Report::default()
+        });
+        let page = telemetry::metrics::encode(&registry(&Arc::new(metrics)));
+        for line in [
+            "tabby_ipam_pool_size{pool=\"default-ipv4\"} 256",
+            "tabby_ipam_pool_utilization_ratio{pool=\"default-ipv4\"} 0.25",
+            "tabby_ipam_allocations_in_use{pool=\"default-ipv4\",node=\"n1\"} 64",
+            "tabby_ipam_blocks{pool=\"default-ipv4\",node=\"n1\"} 2",
+        ] {
+            assert!(page.lines().any(|l| l == line), "{line} in:\n{page}");
+        }
+        telemetry::metrics::catalogue::assert_documented(
+            include_str!("../../docs/metrics.md"),
+            "tabby-ipam-controller",
+            &page,
         );
     }
 }

@@ -23,7 +23,6 @@ use clap::Parser;
 use controller::ipam_gc::{Metrics, log, run};
 use ipam::gc::Collector;
 use telemetry::http::MetricsServer;
-use telemetry::metrics::Registry;
 use telemetry::{LogFlags, Renamed};
 
 #[derive(Debug, Parser)]
@@ -110,8 +109,7 @@ async fn serve(args: Args) -> Result<()> {
         return Ok(());
     }
     let metrics = Arc::new(Metrics::default());
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(Arc::clone(&metrics)));
+    let registry = controller::ipam_gc::registry(&metrics);
     let server = MetricsServer::bind(args.metrics_address).await?;
     tracing::info!(
         address = ?server.local_addr(),

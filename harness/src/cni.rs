@@ -94,6 +94,8 @@ fn spawn(mut command: Command, vars: &[(&str, &str)], conf: &Value) -> Result<Ch
     let mut child = command
         .env_clear()
         .envs(vars.iter().copied())
+        // No log file on the host (cni's own tests write one where they choose).
+        .env("TABBY_CNI_LOG_FILE", "")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

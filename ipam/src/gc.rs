@@ -119,6 +119,9 @@ pub struct Report {
     pub spared: Vec<Target>,
     pub warnings: Vec<String>,
     pub errors: Vec<String>,
+    /// Each pool's size and use, as the pass found them.
+    #[serde(default)]
+    pub usage: Vec<crate::usage::PoolUsage>,
 }
 
 /// The collector: its grace period and what it has seen since when.
@@ -143,7 +146,10 @@ impl Collector {
         let store = &*self.store;
         let snapshot = Snapshot::read(store).await?;
         let (nodes, workloads) = futures::try_join!(store.nodes(), store.workloads())?;
-        let mut report = Report::default();
+        let mut report = Report {
+            usage: crate::usage::of(&snapshot),
+            ..Report::default()
+        };
         let found = find(
             &snapshot,
             &nodes.into_iter().collect(),

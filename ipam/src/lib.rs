@@ -13,6 +13,7 @@
 //! - [`view`]: the blocks as a reader sees them (owners, holders);
 //!   [`ownership`]: the rule routes learned over BGP are judged by.
 //! - [`check`]: the consistency checker; [`gc`]: the controller's garbage collector;
+//!   [`usage`]: how much of each pool is used, per node;
 //!   [`inventory`]: who owns an allocation and whether it still exists.
 //! - [`rbac`]: the Kubernetes API calls the allocator (for tabby-ipam and the
 //!   agent's tunnel addresses) and the garbage collector (for the controller) make.
@@ -34,6 +35,7 @@ pub mod release;
 pub mod state;
 pub mod table;
 pub mod tunnel;
+pub mod usage;
 pub mod view;
 pub mod watch;
 

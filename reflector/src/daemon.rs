@@ -24,7 +24,6 @@ use ipam::ownership::{Judge, Owners};
 use proto::bgp_status::bgp_status_server::BgpStatusServer;
 use proto::serve::{Bound, Endpoints};
 use telemetry::http::MetricsServer;
-use telemetry::metrics::Registry;
 use tokio::sync::{mpsc, watch};
 use tonic::service::Routes;
 
@@ -166,8 +165,7 @@ where
         Some(m) => {
             let server = MetricsServer::bind(m.address).await?;
             let observer = Arc::new(Observer::new(view, Arc::clone(&reflector.counters)));
-            let mut registry = Registry::default();
-            registry.register_collector(Box::new(Arc::clone(&observer)));
+            let registry = crate::observe::registry(&observer);
             Some(tokio::spawn(server.serve(
                 Arc::new(registry),
                 observer,

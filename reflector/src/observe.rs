@@ -1,5 +1,7 @@
 //! `/metrics` and `/readyz` for the reflector: the sessions are asked of the
-//! speaker before each scrape, the counters are the daemon's.
+//! speaker before each scrape, the counters are the daemon's. [`registry`] is
+//! the one place the reflector's metrics are registered; `docs/metrics.md`
+//! lists them (a test below holds the two equal).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,10 +9,17 @@ use std::sync::{Arc, Mutex};
 
 use bgp::speaker::PeerStatus;
 use telemetry::http::Probe;
-use telemetry::metrics::{Collector, DescriptorEncoder, Scrape};
+use telemetry::metrics::{Collector, DescriptorEncoder, Registry, Scrape};
 use tokio::sync::watch;
 
 use crate::view::{Counters, SpeakerView};
+
+/// The reflector's registry: what every binary shows and the [`Observer`].
+pub fn registry(observer: &Arc<Observer>) -> Registry {
+    let mut registry = telemetry::metrics::registry("tabby-reflector");
+    registry.register_collector(Box::new(Arc::clone(observer)));
+    registry
+}
 
 #[derive(Debug)]
 pub struct Observer {
@@ -160,8 +169,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn prefixes_received_is_the_peers_routes_in_the_rib_not_its_announcements() {
+    /// The page of a reflector with that one peer.
+    async fn scrape() -> String {
         let (requests, mut asked) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(Request::Status(reply)) = asked.recv().await {
@@ -177,10 +186,14 @@ mod tests {
         };
         let (_keep, view) = watch::channel(view);
         let observer = Arc::new(Observer::new(view, Arc::default()));
-        let mut registry = telemetry::metrics::Registry::default();
-        registry.register_collector(Box::new(Arc::clone(&observer)));
+        let registry = registry(&observer);
         observer.refresh().await;
-        let page = telemetry::metrics::encode(&registry);
+        telemetry::metrics::encode(&registry)
+    }
+
+    #[tokio::test]
+    async fn prefixes_received_is_the_peers_routes_in_the_rib_not_its_announcements() {
+        let page = scrape().await;
         for line in [
             "tabby_reflector_prefixes_received{peer=\"10.0.0.2\"} 2",
             "tabby_reflector_prefixes_advertised{peer=\"10.0.0.2\"} 3",
@@ -188,5 +201,14 @@ mod tests {
         ] {
             assert!(page.lines().any(|l| l == line), "{line} in:\n{page}");
         }
+    }
+
+    #[tokio::test]
+    async fn observability_docs_metrics_md_lists_exactly_the_reflectors_registry() {
+        telemetry::metrics::catalogue::assert_documented(
+            include_str!("../../docs/metrics.md"),
+            "tabby-reflector",
+            &scrape().await,
+        );
     }
 }

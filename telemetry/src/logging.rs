@@ -1,12 +1,18 @@
 //! One logging setup for every binary: a `tracing` filter from `--log` /
 //! `TABBY_LOG` (`info`, `warn,bgp=debug`, ...), lines as JSON with `--log-json` /
 //! `TABBY_LOG_JSON`, always to stderr (stdout is a protocol for the CNI plugins
-//! and a report for `--once` runs). Spellings used before are accepted and named
-//! in a deprecation warning once logging is up ([`Renamed`]).
+//! and a report for `--once` runs), and also to a size-capped [`LogFile`] for the
+//! CNI plugins, whose stderr is lost when a call succeeds. Spellings used before
+//! are accepted and named in a deprecation warning once logging is up
+//! ([`Renamed`]).
 
 use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 pub const LOG_VAR: &str = "TABBY_LOG";
 pub const LOG_JSON_VAR: &str = "TABBY_LOG_JSON";
@@ -38,14 +44,29 @@ impl LogFlags {
     /// Starts logging for `binary` with `default` as the filter when none is
     /// given, then warns about the old spellings `renamed` found.
     pub fn init(&self, binary: &str, default: &str, renamed: &Renamed) -> Result<(), LogError> {
+        self.init_with_file(binary, default, renamed, None)
+    }
+
+    /// [`LogFlags::init`], every line also appended to `file` (without colours).
+    pub fn init_with_file(
+        &self,
+        binary: &str,
+        default: &str,
+        renamed: &Renamed,
+        file: Option<File>,
+    ) -> Result<(), LogError> {
         let filter = self.filter.as_deref().unwrap_or(default);
         let filter = EnvFilter::try_new(filter).map_err(|error| LogError {
             binary: binary.to_owned(),
             filter: filter.to_owned(),
             problem: error.to_string(),
         })?;
+        let to_file = file.is_some();
+        // With no file the second writer takes nothing.
+        let writer = std::io::stderr.and(Mutex::new(file.map_or(Sink::Nowhere, Sink::File)));
         let logs = tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
+            .with_ansi(!to_file)
             .with_env_filter(filter);
         // A second setup (tests that start a daemon twice) keeps the first.
         let _ = if self.json {
@@ -55,6 +76,81 @@ impl LogFlags {
         };
         renamed.warn();
         Ok(())
+    }
+}
+
+/// The second writer: the log file, or none.
+#[derive(Debug)]
+enum Sink {
+    Nowhere,
+    File(File),
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Nowhere => Ok(buf.len()),
+            Self::File(file) => file.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Nowhere => Ok(()),
+            Self::File(file) => file.flush(),
+        }
+    }
+}
+
+/// A log file appended to by short-lived processes (many at once): when it has
+/// grown past `max_bytes`, the process opening it rotates it first (`cni.log` to
+/// `cni.log.1`, `.1` to `.2`, ... keeping `keep` old files), so the files never
+/// hold much more than `(keep + 1) × max_bytes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFile {
+    pub path: PathBuf,
+    pub max_bytes: u64,
+    pub keep: u32,
+}
+
+impl LogFile {
+    /// Opens the file for appending, rotating it first when it is over the cap,
+    /// and creating its directory.
+    pub fn open(&self) -> std::io::Result<File> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let over = std::fs::metadata(&self.path).is_ok_and(|m| m.len() >= self.max_bytes);
+        if over {
+            self.rotate()?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+    }
+
+    fn rotate(&self) -> std::io::Result<()> {
+        let old = |n: u32| -> PathBuf {
+            let mut name = self.path.clone().into_os_string();
+            name.push(format!(".{n}"));
+            name.into()
+        };
+        if self.keep == 0 {
+            return std::fs::remove_file(&self.path);
+        }
+        for n in (1..self.keep).rev() {
+            // Another process may have moved it already.
+            let _ = std::fs::rename(old(n), old(n + 1));
+        }
+        match std::fs::rename(&self.path, old(1)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -177,6 +273,27 @@ mod tests {
             renamed.notes(),
             ["--log-level is deprecated and will be removed: use --log"]
         );
+    }
+
+    #[test]
+    fn observability_a_log_file_over_its_cap_is_rotated_keeping_the_newest_old_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/cni.log");
+        let file = LogFile {
+            path: path.clone(),
+            max_bytes: 10,
+            keep: 2,
+        };
+        let read = |name: &str| std::fs::read_to_string(dir.path().join("logs").join(name)).ok();
+        for line in ["first line\n", "second line\n", "third\n", "fourth line\n"] {
+            use std::io::Write;
+            file.open().unwrap().write_all(line.as_bytes()).unwrap();
+        }
+        // "fourth line" was appended to "third" (under the cap when opened).
+        assert_eq!(read("cni.log").as_deref(), Some("third\nfourth line\n"));
+        assert_eq!(read("cni.log.1").as_deref(), Some("second line\n"));
+        assert_eq!(read("cni.log.2").as_deref(), Some("first line\n"));
+        assert_eq!(read("cni.log.3"), None);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use super::speaker::Bgp;
 use super::status::PassSummary;
 use super::sync::BgpSync;
 use super::watch::{KINDS, Update};
-use crate::dataplane::{DesiredState, Pass, Reconciler};
+use crate::dataplane::{DesiredState, Pass, Reconciler, RouteTarget};
 use crate::desired::{self, Cluster, Desired, Judge, NodeSettings, Paths, Rejection};
 use crate::nat::{self, NatPool};
 use crate::peering::passwords::{self, Passwords};
@@ -247,7 +247,10 @@ impl Agent {
             status.reconciled |= pass.ok && !preserving;
             status.counters.refused_changes += pass.refused.len() as u64;
             status.counters.failed_passes += u64::from(!pass.ok);
-            status.counters.reconcile_seconds += pass.took.as_secs_f64();
+            status
+                .counters
+                .reconcile_seconds
+                .observe(pass.took.as_secs_f64());
             status.last_pass = Some(pass);
         });
     }
@@ -370,6 +373,11 @@ impl Agent {
 
     fn update(&mut self, update: Update) {
         self.dirty = true;
+        if matches!(update, Update::Lost { .. }) {
+            self.reporting
+                .status
+                .send_modify(|status| status.counters.resyncs += 1);
+        }
         self.view_changed |= !matches!(update, Update::Lost { .. });
         if let Some(kind) = update.apply(&mut self.view)
             && self.unlisted.remove(kind)
@@ -396,7 +404,10 @@ impl Agent {
                         tracing::info!(peer = %address, remote_as, "BGP session established")
                     }
                     Notice::PeerDown { address, reason } => {
-                        tracing::warn!(peer = %address, %reason, "BGP session down")
+                        tracing::warn!(peer = %address, %reason, "BGP session down");
+                        self.reporting.status.send_modify(|status| {
+                            *status.counters.flaps.entry(*address).or_default() += 1;
+                        });
                     }
                     Notice::Best(_) => {}
                 }
@@ -473,6 +484,11 @@ impl Agent {
             status.listed = true;
             status.bgp_synced = self.sync.synced();
             status.desired_routes = desired.dataplane.routes.len();
+            let routes = desired.dataplane.routes.values();
+            status.routes_by_kind = RouteTarget::KINDS
+                .into_iter()
+                .map(|kind| (kind, routes.clone().filter(|t| t.kind() == kind).count()))
+                .collect();
             status.bgp_prefixes = self.best.len();
             status.exported = desired.export.len();
             status.rejected = desired.rejected.iter().map(ToString::to_string).collect();

@@ -107,3 +107,20 @@ impl Handle {
         answer.await.ok()
     }
 }
+
+/// A handle whose loop is a task showing `status` and answering `peers` (for
+/// tests of what the servers make of them).
+#[cfg(test)]
+pub(crate) fn fixed(status: Status, peers: Peers) -> Handle {
+    let (mut reporting, handle) = channels();
+    reporting.status.send_replace(status);
+    tokio::spawn(async move {
+        let _keep = reporting.status;
+        while let Some(query) = reporting.queries.recv().await {
+            if let Query::Peers(reply) = query {
+                let _ = reply.send(peers.clone());
+            }
+        }
+    });
+    handle
+}

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use telemetry::metrics::Distribution;
+
 use crate::peering::PeerKind;
 
 /// A snapshot of the agent.
@@ -21,6 +23,8 @@ pub struct Status {
     pub last_pass: Option<PassSummary>,
     /// Destinations in the desired kernel state.
     pub desired_routes: usize,
+    /// The same by what each is ([`crate::dataplane::RouteTarget::kind`]).
+    pub routes_by_kind: BTreeMap<&'static str, usize>,
     /// Prefixes the speaker holds best paths for.
     pub bgp_prefixes: usize,
     pub exported: usize,
@@ -34,17 +38,38 @@ pub struct Status {
     pub counters: Counters,
 }
 
+/// Reconciliation durations' buckets, in seconds: a pass over a few routes
+/// takes milliseconds, a full resync of thousands a second or more.
+pub const RECONCILE_BUCKETS: &[f64] = &[0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0];
+
 /// Totals since the agent started, for metrics.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Counters {
     /// Changes the kernel refused.
     pub refused_changes: u64,
     /// Passes that failed as a whole (the netlink conversation broke).
     pub failed_passes: u64,
-    /// Time spent reconciling.
-    pub reconcile_seconds: f64,
+    /// How long each reconciliation took.
+    pub reconcile_seconds: Distribution,
     /// Learned routes refused, by reason, counted when a refusal starts.
     pub rejections: BTreeMap<&'static str, u64>,
+    /// Times a kind's datastore watch was lost and the kind listed again.
+    pub resyncs: u64,
+    /// Times each peer's Established session ended.
+    pub flaps: BTreeMap<IpAddr, u64>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            refused_changes: 0,
+            failed_passes: 0,
+            reconcile_seconds: Distribution::new(RECONCILE_BUCKETS),
+            rejections: BTreeMap::new(),
+            resyncs: 0,
+            flaps: BTreeMap::new(),
+        }
+    }
 }
 
 impl Status {

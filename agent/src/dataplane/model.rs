@@ -114,6 +114,19 @@ pub enum RouteTarget {
 }
 
 impl RouteTarget {
+    /// Every [`RouteTarget::kind`], for metrics that show each from the start.
+    pub const KINDS: [&'static str; 4] = ["workload", "blackhole", "gateway", "multipath"];
+
+    /// What the route is, in one word.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Workload { .. } => "workload",
+            Self::Blackhole => "blackhole",
+            Self::Gateway(_) => "gateway",
+            Self::Multipath(_) => "multipath",
+        }
+    }
+
     /// Whether the kernel's `actual` target is what `self` asks for.
     pub fn is_satisfied_by(&self, actual: &RouteTarget) -> bool {
         match (self, actual) {

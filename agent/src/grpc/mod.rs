@@ -14,7 +14,6 @@ use proto::agent::agent_status_server::AgentStatusServer;
 use proto::bgp_status::bgp_status_server::BgpStatusServer;
 use proto::serve::{Bound, Endpoints};
 use telemetry::http::MetricsServer;
-use telemetry::metrics::Registry;
 use tokio::sync::watch;
 use tonic::service::Routes;
 
@@ -81,10 +80,8 @@ pub async fn serve(
     metrics: Option<MetricsServer>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), proto::Error> {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(metrics::AgentMetrics {
-        status: handle.status.clone(),
-    }));
+    let observer = Arc::new(metrics::AgentMetrics::new(handle.clone()));
+    let registry = metrics::registry(&observer);
     let mut routes = Routes::new(BgpStatusServer::new(BgpService {
         handle: handle.clone(),
     }));
@@ -97,11 +94,10 @@ pub async fn serve(
     });
     let http = async {
         if let Some(server) = metrics {
-            let probe = Arc::new(metrics::AgentProbe { handle });
             let stop = async move {
                 let _ = shutdown.wait_for(|s| *s).await;
             };
-            if let Err(error) = server.serve(Arc::new(registry), probe, stop).await {
+            if let Err(error) = server.serve(Arc::new(registry), observer, stop).await {
                 tracing::warn!(%error, "metrics endpoint");
             }
         }

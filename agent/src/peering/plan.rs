@@ -50,6 +50,15 @@ impl PeerKind {
             Self::NodeSpecific => "node specific",
         }
     }
+
+    /// The same as a metric's label value, without spaces.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Mesh => "mesh",
+            Self::Global => "global",
+            Self::NodeSpecific => "node",
+        }
+    }
 }
 
 /// One session to have.

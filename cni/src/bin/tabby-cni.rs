@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // stdout is the protocol; logs go to stderr, which runtimes keep. A filter
-    // that does not parse leaves the plugin without logs, not without a network.
-    let _ = telemetry::LogFlags::from_env().init("tabby-cni", "warn", &Default::default());
-    cni::interface::invoke(&|name| std::env::var(name).ok(), std::io::stdin().lock()).finish()
+    // stdout is the protocol; logs go to stderr, which runtimes keep when a call
+    // fails, and to the config's log file. A filter that does not parse leaves
+    // the plugin without logs, not without a network.
+    let stdin = cni::log_file::start("tabby-cni", std::io::stdin().lock());
+    cni::interface::invoke(&|name| std::env::var(name).ok(), stdin).finish()
 }

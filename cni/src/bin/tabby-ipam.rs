@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // stdout is the protocol; logs go to stderr, which runtimes keep. A filter
-    // that does not parse leaves the plugin without logs, not without addresses.
-    let _ = telemetry::LogFlags::from_env().init("tabby-ipam", "warn", &Default::default());
+    // stdout is the protocol; logs go to stderr, which runtimes keep when a call
+    // fails, and to the config's log file. A filter that does not parse leaves
+    // the plugin without logs, not without addresses.
+    let stdin = cni::log_file::start("tabby-ipam", std::io::stdin().lock());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -20,7 +21,7 @@ fn main() -> ExitCode {
     runtime
         .block_on(cni::ipam_plugin::invoke(
             &var,
-            std::io::stdin().lock(),
+            stdin,
             &cni::ipam_plugin::connect,
         ))
         .finish()

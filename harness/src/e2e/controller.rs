@@ -1,6 +1,7 @@
 //! `tabby-ipam-controller` for an e2e cluster, run where etcd runs (the lab's
-//! router: a Deployment's pod reaches etcd as nodes do), with its metrics there too:
-//! [`Cluster::controller_passes`] reads `tabby_ipam_gc_passes_total` from them.
+//! router: a Deployment's pod reaches etcd as nodes do), with its metrics there too
+//! ([`Cluster::controller_metrics`]): [`Cluster::controller_passes`] reads
+//! `tabby_ipam_gc_passes_total` from them.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -46,6 +47,15 @@ impl Cluster {
         Ok(())
     }
 
+    /// The controller's `/metrics` page; fails if it is not running.
+    pub fn controller_metrics(&mut self) -> Result<String> {
+        let router = self.lab.core().context("no router")?;
+        let controller = self.controller.as_mut().context("no controller started")?;
+        controller.process.check_running()?;
+        let address = controller.metrics;
+        super::metrics::page(router.run(|| crate::http::get(address, "/metrics"))??)
+    }
+
     /// SIGKILLs the controller.
     pub fn kill_controller(&mut self) {
         if let Some(mut controller) = self.controller.take() {
@@ -55,11 +65,7 @@ impl Cluster {
 
     /// The controller's pass counters; fails if it is not running.
     pub fn controller_passes(&mut self) -> Result<Passes> {
-        let router = self.lab.core().context("no router")?;
-        let controller = self.controller.as_mut().context("no controller started")?;
-        controller.process.check_running()?;
-        let address = controller.metrics;
-        let page = router.run(|| crate::http::get(address, "/metrics"))??;
+        let page = self.controller_metrics()?;
         let counter = |result: &str| -> Result<u64> {
             let name = format!("tabby_ipam_gc_passes_total{{result=\"{result}\"}} ");
             let Some(line) = page.lines().find(|l| l.starts_with(&name)) else {

@@ -18,6 +18,9 @@
 //!   node, calling the plugins as `manifests/` installs them (see [`crate::cri`]);
 //! - [`Cluster::start_controller`] (tabby-ipam-controller) and
 //!   [`Cluster::controller_passes`];
+//! - [`Cluster::agent_metrics`], [`Cluster::reflector_metrics`],
+//!   [`Cluster::controller_metrics`]: each daemon's `/metrics` page, read with
+//!   [`sample`];
 //! - [`Pings`] in the background, counted by ping, while a test breaks something;
 //! - [`Cluster::expected_routes`], [`Cluster::wait_for_routes`] and [`ping_all`]
 //!   check the result.
@@ -39,12 +42,14 @@ mod binaries;
 mod controller;
 mod cri;
 mod expect;
+pub mod metrics;
 mod pings;
 pub mod reflector;
 
 pub use binaries::{binary, plain_environment};
 pub use controller::Passes;
 pub use expect::{Facts, ping_all};
+pub use metrics::sample;
 pub use pings::{PingStats, Pings};
 pub use reflector::{Clients, list_peers};
 

@@ -15,7 +15,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -72,8 +72,9 @@ impl Cluster {
         std::fs::create_dir_all(&dir)?;
         let mut config = format!(
             "asNumber: {as_number}\nrouterId: {router_id}\nclusterId: {cluster_id}\n\
-             api: {{socket: {}}}\n",
-            self.reflector_socket(node).display()
+             api: {{socket: {}}}\nmetrics: {{address: '{}'}}\n",
+            self.reflector_socket(node).display(),
+            SocketAddr::new(router_id.into(), super::metrics::REFLECTOR_PORT),
         );
         let mut command = lab_node.command(binary("tabby-reflector")?);
         command.arg(format!("--config={}", dir.join("reflector.yaml").display()));

@@ -4,10 +4,12 @@
 //! the Kubernetes types ([`strict`]), the calls a Role grants ([`rbac`]), the
 //! per-plugin configs a runtime derives from a CNI network config list ([`cni`]), and
 //! the agent image's CNI installer run as its init container runs it ([`install`]),
-//! and the admission policies as the API double evaluates them ([`policies`]).
+//! the admission policies as the API double evaluates them ([`policies`]), and the
+//! monitoring kinds and dashboard ([`monitoring`]).
 
 pub mod cni;
 pub mod install;
+pub mod monitoring;
 pub mod rbac;
 pub mod strict;
 
@@ -29,8 +31,12 @@ pub const CRDS: &str = "crds";
 /// The top-level kustomization, relative to `manifests/`.
 pub const TOP: &str = "";
 
+/// Services, ServiceMonitors, alerts and a Grafana dashboard, relative to
+/// `manifests/`: applied last, where the Prometheus operator's CRDs exist.
+pub const MONITORING: &str = "monitoring";
+
 /// The kustomizations in the order they are applied.
-pub const KUSTOMIZATIONS: [&str; 2] = [CRDS, TOP];
+pub const KUSTOMIZATIONS: [&str; 3] = [CRDS, TOP, MONITORING];
 
 /// `manifests/` of this checkout.
 pub fn directory() -> PathBuf {

@@ -4,7 +4,8 @@
 //! vanish silently and the object would be installed without it. Here a document is
 //! parsed, serialized again, and every field it holds must come back with its value;
 //! one that does not is named by its path. tabby's own kinds refuse unknown fields
-//! themselves and are validated as the datastore validates them.
+//! themselves and are validated as the datastore validates them; the Prometheus
+//! operator's kinds are [`monitoring`]'s.
 
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
@@ -18,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::Document;
+use super::{Document, monitoring};
 
 /// `value` as a `K`, or every field `K` does not read back (or the parse error,
 /// with its path).
@@ -96,6 +97,12 @@ pub fn check(document: &Document) -> Result<(), String> {
         kubernetes::<CustomResourceDefinition>(),
         kubernetes::<ValidatingAdmissionPolicy>(),
         kubernetes::<ValidatingAdmissionPolicyBinding>(),
+        (monitoring::API_VERSION, "ServiceMonitor", |value| {
+            parse::<monitoring::ServiceMonitor>(value).map(drop)
+        }),
+        (monitoring::API_VERSION, "PrometheusRule", |value| {
+            parse::<monitoring::PrometheusRule>(value).map(drop)
+        }),
         tabby::<api::resources::IPPool>(),
         tabby::<api::resources::BGPConfiguration>(),
     ];

@@ -95,12 +95,6 @@ fn blocks_in<'s>(snapshot: &'s Snapshot, pool: &IPPool) -> Vec<&'s IPAMBlock> {
     blocks
 }
 
-/// Addresses in a prefix: 2^(host bits), exactly, up to IPv6's /0.
-fn size_of(cidr: &ipnet::IpNet) -> u128 {
-    let host_bits = u32::from(cidr.max_prefix_len() - cidr.prefix_len());
-    1u128.checked_shl(host_bits).unwrap_or(u128::MAX)
-}
-
 /// `count (percent%)`, as calicoctl prints usage.
 fn share(count: u128, total: u128) -> String {
     let percent = if total == 0 {
@@ -118,7 +112,7 @@ fn usage_table(snapshot: &Snapshot, pools: &[&IPPool], show_blocks: bool) -> Tab
     }
     let mut table = Table::new(columns);
     let row = |grouping: &str, cidr: &ipnet::IpNet, used: u128, owner: Option<&str>| {
-        let total = size_of(cidr);
+        let total = ipam::usage::addresses_in(cidr);
         let mut row = vec![
             grouping.to_owned(),
             cidr.to_string(),

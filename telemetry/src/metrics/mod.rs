@@ -3,6 +3,10 @@
 //! things happen) and its collectors (figures read from a snapshot at each
 //! scrape, written through [`Scrape`]), and `/metrics` [`encode`]s it in the
 //! Prometheus text format. Nothing here writes the format by hand.
+//!
+//! [`registry`] starts every process's registry with what every binary shows
+//! (`tabby_build_info`, the `process_*` family of [`crate::process`]);
+//! [`catalogue`] reads a page and `docs/metrics.md` so a test keeps them equal.
 
 use std::fmt;
 
@@ -15,6 +19,17 @@ pub use prometheus_client::collector::Collector;
 pub use prometheus_client::encoding::DescriptorEncoder;
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 pub use prometheus_client::registry::Registry;
+
+pub mod catalogue;
+
+/// A process's registry, holding what every binary shows: `tabby_build_info`
+/// and the process metrics. Each binary registers its own collectors on it in
+/// one place.
+pub fn registry(binary: &'static str) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(crate::process::Process { binary }));
+    registry
+}
 
 /// The registry's page in the Prometheus text format (version 0.0.4).
 pub fn encode(registry: &Registry) -> String {
@@ -36,6 +51,13 @@ pub enum Value {
 impl From<u64> for Value {
     fn from(value: u64) -> Self {
         Self::Int(i64::try_from(value).unwrap_or(i64::MAX))
+    }
+}
+
+/// Exact while it fits an integer (an IPv6 pool's size may not).
+impl From<u128> for Value {
+    fn from(value: u128) -> Self {
+        i64::try_from(value).map_or(Self::Float(value as f64), Self::Int)
     }
 }
 
@@ -105,6 +127,21 @@ impl<'a> Scrape<'a> {
         self.family(name, help, MetricType::Counter, samples)
     }
 
+    /// A histogram of `observed`, its buckets as given (not cumulative).
+    pub fn histogram(&mut self, name: &str, help: &str, observed: &Distribution) -> fmt::Result {
+        let mut family = self
+            .encoder
+            .encode_descriptor(name, help, None, MetricType::Histogram)?;
+        let buckets: Vec<(f64, u64)> = observed
+            .bounds
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(observed.counts.iter().copied())
+            .collect();
+        family.encode_histogram::<NoLabels>(observed.sum, observed.count, &buckets, None)
+    }
+
     fn family<L: EncodeLabelSet, V: Into<Value>>(
         &mut self,
         name: &str,
@@ -117,6 +154,46 @@ impl<'a> Scrape<'a> {
             sample(family.encode_family(&labels)?, kind, value.into())?;
         }
         Ok(())
+    }
+}
+
+type NoLabels = [(&'static str, &'static str); 0];
+
+/// Observations counted into fixed buckets, kept as plain data so a daemon's
+/// status snapshot can carry it and a collector write it at scrape time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Distribution {
+    /// Upper bounds, ascending; the `+Inf` bucket is implied.
+    bounds: &'static [f64],
+    /// Per bucket (not cumulative), one more than `bounds`.
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Distribution {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: vec![0; bounds.len() + 1],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    pub fn observe(&mut self, value: f64) {
+        let bucket = self.bounds.partition_point(|bound| *bound < value);
+        self.counts[bucket] += 1;
+        self.sum += value;
+        self.count += 1;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn sum(&self) -> f64 {
+        self.sum
     }
 }
 
@@ -150,7 +227,12 @@ mod tests {
                 ],
             )?;
             scrape.gauge("tabby_up", "Always 1.", true)?;
-            scrape.counter("tabby_seconds_total", "Time spent.", 0.5)
+            scrape.counter("tabby_seconds_total", "Time spent.", 0.5)?;
+            let mut took = Distribution::new(&[0.1, 1.0]);
+            for seconds in [0.0625, 0.125, 0.5, 7.0] {
+                took.observe(seconds);
+            }
+            scrape.histogram("tabby_pass_seconds", "Pass durations.", &took)
         }
     }
 
@@ -165,7 +247,12 @@ mod tests {
              tabby_bgp_peers{state=\"a\\\"b\\\\c\"} 0\n\
              # HELP tabby_up Always 1.\n# TYPE tabby_up gauge\ntabby_up 1\n\
              # HELP tabby_seconds_total Time spent.\n# TYPE tabby_seconds_total counter\n\
-             tabby_seconds_total 0.5\n"
+             tabby_seconds_total 0.5\n\
+             # HELP tabby_pass_seconds Pass durations.\n# TYPE tabby_pass_seconds histogram\n\
+             tabby_pass_seconds_bucket{le=\"0.1\"} 1\n\
+             tabby_pass_seconds_bucket{le=\"1\"} 3\n\
+             tabby_pass_seconds_bucket{le=\"+Inf\"} 4\n\
+             tabby_pass_seconds_sum 7.6875\ntabby_pass_seconds_count 4\n"
         );
     }
 }
