@@ -17,6 +17,7 @@ use hyper::body::Frame;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::admission::UserInfo;
 use super::labels::LabelSelector;
 use super::store::{Key, TooOld, WatchFilter, event_line, labels};
 use super::{Resource, Shared};
@@ -100,6 +101,7 @@ impl Target {
 
 pub async fn handle(
     shared: &Shared,
+    user: &UserInfo,
     method: &Method,
     target: Target,
     query: &BTreeMap<String, String>,
@@ -116,9 +118,9 @@ pub async fn handle(
                 None => target.not_found(name),
             }
         }
-        (&Method::POST, None) => create(shared, &target, &body),
-        (&Method::PUT, Some(name)) => replace(shared, &target, name, &body),
-        (&Method::DELETE, Some(name)) => delete(shared, &target, name, &body),
+        (&Method::POST, None) => create(shared, user, &target, &body),
+        (&Method::PUT, Some(name)) => replace(shared, user, &target, name, &body),
+        (&Method::DELETE, Some(name)) => delete(shared, user, &target, name, &body),
         _ => status(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
@@ -163,6 +165,7 @@ fn invalid(target: &Target, name: &str, field: &str, message: &str) -> Response<
 /// 422 Invalid with the policy's message when an installed policy denies the write.
 fn admit(
     shared: &Shared,
+    user: &UserInfo,
     target: &Target,
     operation: &str,
     name: &str,
@@ -177,7 +180,7 @@ fn admit(
         resource: &target.resource.plural,
         name,
         namespace: &target.namespace,
-        user: &admission.user,
+        user,
         object,
         old_object,
     };
@@ -193,7 +196,7 @@ fn admit(
     ))
 }
 
-fn create(shared: &Shared, target: &Target, body: &Bytes) -> Response<Body> {
+fn create(shared: &Shared, user: &UserInfo, target: &Target, body: &Bytes) -> Response<Body> {
     let mut object = match parse_object(body) {
         Ok(object) => object,
         Err(bad) => return bad.response(),
@@ -214,7 +217,7 @@ fn create(shared: &Shared, target: &Target, body: &Bytes) -> Response<Body> {
             json!({}),
         );
     }
-    if let Some(denied) = admit(shared, target, "CREATE", &name, Some(&object), None) {
+    if let Some(denied) = admit(shared, user, target, "CREATE", &name, Some(&object), None) {
         return denied;
     }
     let mut store = shared.store();
@@ -237,7 +240,13 @@ fn create(shared: &Shared, target: &Target, body: &Bytes) -> Response<Body> {
     json_response(StatusCode::CREATED, &store.put(key, object))
 }
 
-fn replace(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Response<Body> {
+fn replace(
+    shared: &Shared,
+    user: &UserInfo,
+    target: &Target,
+    name: &str,
+    body: &Bytes,
+) -> Response<Body> {
     let mut object = match parse_object(body) {
         Ok(object) => object,
         Err(bad) => return bad.response(),
@@ -275,7 +284,15 @@ fn replace(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Respon
         }
         _ => {}
     }
-    if let Some(denied) = admit(shared, target, "UPDATE", name, Some(&object), Some(&stored)) {
+    if let Some(denied) = admit(
+        shared,
+        user,
+        target,
+        "UPDATE",
+        name,
+        Some(&object),
+        Some(&stored),
+    ) {
         return denied;
     }
     let generation = stored["metadata"]["generation"].as_u64().unwrap_or(1);
@@ -294,7 +311,13 @@ fn replace(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Respon
     json_response(StatusCode::OK, &store.put(key, object))
 }
 
-fn delete(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Response<Body> {
+fn delete(
+    shared: &Shared,
+    user: &UserInfo,
+    target: &Target,
+    name: &str,
+    body: &Bytes,
+) -> Response<Body> {
     let precondition = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|options| {
@@ -318,7 +341,7 @@ fn delete(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Respons
             ),
         );
     }
-    if let Some(denied) = admit(shared, target, "DELETE", name, None, Some(stored)) {
+    if let Some(denied) = admit(shared, user, target, "DELETE", name, None, Some(stored)) {
         return denied;
     }
     let last = store.remove(&key).expect("present under the lock");
