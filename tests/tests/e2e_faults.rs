@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use api::datastore::Datastore;
+use api::datastore::config::DatastoreType;
 use api::resources::{Cidr, IPPool, IPPoolSpec};
 use harness::e2e::{Clients, Cluster, Pings, Pod, list_peers, ping_all};
 use harness::partition::Partition;
@@ -96,7 +97,7 @@ fn etcd_outage(test: &str, outage: Duration) {
     let before = cluster.tables(&NODES).unwrap();
     let monitors = monitors(&cluster);
     let pings = ping_around(&pods, outage + Duration::from_secs(10));
-    cluster.etcd.stop();
+    cluster.etcd().unwrap().stop();
     let back = Instant::now() + outage;
     while Instant::now() < back {
         for node in NODES {
@@ -106,7 +107,7 @@ fn etcd_outage(test: &str, outage: Duration) {
     }
     assert_unchanged(&monitors);
     assert_eq!(cluster.tables(&NODES).unwrap(), before);
-    cluster.etcd.restart().unwrap();
+    cluster.etcd().unwrap().restart().unwrap();
     let passes = cluster.controller_passes().unwrap();
     wait_until(RECOVERED, "a controller pass with etcd back", || {
         anyhow::Ok(cluster.controller_passes()?.ok > passes.ok)
@@ -161,7 +162,7 @@ fn fault_an_agent_restarted_while_etcd_is_down_routes_and_peers_from_its_last_sa
     let before = cluster.tables(&NODES).unwrap();
     let monitors = monitors(&cluster);
     let pings = ping_around(&pods, Duration::from_secs(40));
-    cluster.etcd.stop();
+    cluster.etcd().unwrap().stop();
     cluster.kill_agent("n1");
     cluster.start_agent("n1").unwrap();
     cluster.wait_ready("n1", READY).unwrap();
@@ -186,7 +187,7 @@ fn fault_an_agent_restarted_while_etcd_is_down_routes_and_peers_from_its_last_sa
     .unwrap();
     assert_eq!(cluster.tables(&NODES).unwrap(), before);
     assert_unchanged(&monitors);
-    cluster.etcd.restart().unwrap();
+    cluster.etcd().unwrap().restart().unwrap();
     assert_none_lost(pings);
     a_new_pod_is_routed_everywhere(&cluster, &mut pods, "n1");
 }
@@ -208,7 +209,7 @@ fn fault_a_silent_partition_between_a_node_and_etcd_is_noticed_changes_no_route_
         log.matches("etcd watch broke").count()
     };
     let broken_before = broke(&mut cluster);
-    let etcd = cluster.etcd.client_address();
+    let etcd = cluster.etcd().unwrap().client_address();
     let partition =
         Partition::between(cluster.lab.node("n1"), etcd.ip(), Some(etcd.port())).unwrap();
     wait_until(RECOVERED, "n1's agent to notice etcd is gone", || {
@@ -245,9 +246,15 @@ fn fault_a_silent_partition_between_a_node_and_its_reflector_fires_the_hold_time
     harness::require_root();
     const AS: u32 = 64512;
     let machines = ["n1", "n2", "n3", "rr1"];
-    let mut cluster =
-        Cluster::with_reflectors("fault_partition_rr", "10.0.1.0/24", &machines, &["rr1"], AS)
-            .unwrap();
+    let mut cluster = Cluster::with_reflectors(
+        "fault_partition_rr",
+        "10.0.1.0/24",
+        &machines,
+        &["rr1"],
+        AS,
+        DatastoreType::Etcd,
+    )
+    .unwrap();
     let rr = cluster.lab.node("rr1").address();
     let range = Clients::ListenRangeHolding("10.0.1.0/24".parse().unwrap(), 3);
     cluster

@@ -276,16 +276,16 @@ impl Lab {
             .router()
             .map(|r| r.netns().name().to_owned());
         let router = router.unwrap_or_default();
-        let etcd = self.cluster.etcd.endpoint();
+        let flags = self.cluster.operator_flags().join(" ");
         let mut text = String::new();
         let _ = writeln!(text, "Reach it (as root):");
         let _ = writeln!(
             text,
-            "  ip netns exec {router} calicoctl-rs --etcd-endpoints {etcd} get ippools -o wide"
+            "  ip netns exec {router} calicoctl-rs {flags} get ippools -o wide"
         );
         let _ = writeln!(
             text,
-            "  ip netns exec {router} calicoctl-rs --etcd-endpoints {etcd} ipam show --show-blocks"
+            "  ip netns exec {router} calicoctl-rs {flags} ipam show --show-blocks"
         );
         if let [first, .., last] = self.pods.as_slice() {
             let _ = writeln!(

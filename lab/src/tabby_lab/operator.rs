@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use harness::e2e::{Cluster, binary};
+use harness::e2e::Cluster;
 
 /// The AS of every node and reflector, and the top-of-rack router's.
 pub const CLUSTER_AS: u32 = 64512;
@@ -101,13 +101,8 @@ pub fn resources(shape: &Shape<'_>) -> String {
 /// Applies `file` with calicoctl-rs; returns what it said it did, one line each
 /// (`ippool/default-ipv4-ippool created`).
 pub fn apply(cluster: &Cluster, file: &Path) -> Result<Vec<String>> {
-    let router = cluster.lab.router().context("no router")?;
-    let mut command = router.command(binary("calicoctl-rs")?);
-    command
-        .arg("--etcd-endpoints")
-        .arg(cluster.etcd.endpoint())
-        .args(["apply", "-f"])
-        .arg(file);
+    let mut command = cluster.calicoctl()?;
+    command.args(["apply", "-f"]).arg(file);
     let said = harness::process::exec(&mut command).context("calicoctl-rs apply")?;
     Ok(said.lines().map(str::to_owned).collect())
 }
