@@ -92,6 +92,14 @@ fn kdd_mesh_agents_register_route_and_pods_ping_across_subnets_then_cni_del_rele
     cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
     assert_eq!(held(&cluster, &name, &node), 0);
     ping_all(&pods).unwrap();
+    nothing_pruned(&cluster);
+}
+
+/// Every field the binaries wrote was in its CRD's schema (a real API server
+/// would have dropped the others).
+fn nothing_pruned(cluster: &Cluster) {
+    let pruned = cluster.kube_api().unwrap().pruned();
+    assert_eq!(pruned, Vec::<String>::new(), "fields pruned");
 }
 
 #[test]
@@ -120,6 +128,7 @@ fn kdd_reflector_from_the_api_with_the_mesh_off_gives_every_pod_a_route() {
     let pods = cluster.add_pod_per_node(&NODES).unwrap();
     cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
     ping_all(&pods).unwrap();
+    nothing_pruned(&cluster);
 }
 
 #[test]
@@ -145,4 +154,5 @@ fn kdd_ipam_controller_frees_the_address_of_a_pod_deleted_without_cni_del() {
     }
     let passes = cluster.controller_passes().unwrap();
     assert!(passes.ok > 0 && passes.failed == 0, "{passes:?}");
+    nothing_pruned(&cluster);
 }

@@ -14,7 +14,8 @@
 //! (`harness::kube_api::admission::UserInfo`), the API server's token
 //! authentication; a request without a token is a cluster admin's.
 //! `--admission-policies` judges writes by the ValidatingAdmissionPolicies of
-//! `manifests/`. The CRDs are installed by the client, through the API.
+//! `manifests/`. The CRDs are installed by the client, through the API. Each field
+//! pruned from a write (it is not in its CRD's schema) is a line on stderr.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use harness::kube_api::admission::UserInfo;
+use harness::kube_api::process::PRUNED;
 use harness::kube_api::{KubeApi, KubeApiOptions};
 
 struct Args {
@@ -85,8 +87,13 @@ async fn run(args: Args) -> Result<()> {
     std::fs::write(&partial, api.address().to_string())?;
     std::fs::rename(&partial, &args.address_file)?;
     eprintln!("tabby-kube-api: serving on {}", api.url());
-    std::future::pending::<()>().await;
-    Ok(())
+    // What the server prunes shows in its log, where the harness reads it.
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        for field in api.take_pruned() {
+            eprintln!("{PRUNED}{field}");
+        }
+    }
 }
 
 fn main() -> ExitCode {

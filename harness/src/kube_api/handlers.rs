@@ -196,6 +196,37 @@ fn admit(
     ))
 }
 
+/// Prunes a custom resource's write by its CRD's schema, as the API server does when
+/// it decodes the body; notes what went.
+fn prune(shared: &Shared, target: &Target, name: &str, object: &mut Value) -> Vec<String> {
+    let Some(schema) = &target.resource.schema else {
+        return Vec::new();
+    };
+    let dropped = super::pruning::prune(object, schema);
+    let plural = &target.resource.plural;
+    shared
+        .pruned
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(
+            dropped
+                .iter()
+                .map(|field| format!("{plural}/{name}: {field}")),
+        );
+    dropped
+}
+
+/// `response` with the API server's warning for each field `dropped`.
+fn warn(mut response: Response<Body>, dropped: &[String]) -> Response<Body> {
+    for field in dropped {
+        let warning = format!("299 - \"unknown field \\\"{field}\\\"\"");
+        if let Ok(value) = http::HeaderValue::from_str(&warning) {
+            response.headers_mut().append(http::header::WARNING, value);
+        }
+    }
+    response
+}
+
 fn create(shared: &Shared, user: &UserInfo, target: &Target, body: &Bytes) -> Response<Body> {
     let mut object = match parse_object(body) {
         Ok(object) => object,
@@ -209,6 +240,7 @@ fn create(shared: &Shared, user: &UserInfo, target: &Target, body: &Bytes) -> Re
             "Required value: name is required",
         );
     };
+    let dropped = prune(shared, target, &name, &mut object);
     if metadata_str(&object, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
         return status(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -237,7 +269,10 @@ fn create(shared: &Shared, user: &UserInfo, target: &Target, body: &Bytes) -> Re
     if target.resource.namespaced {
         metadata.insert("namespace".into(), target.namespace.clone().into());
     }
-    json_response(StatusCode::CREATED, &store.put(key, object))
+    warn(
+        json_response(StatusCode::CREATED, &store.put(key, object)),
+        &dropped,
+    )
 }
 
 fn replace(
@@ -259,6 +294,7 @@ fn replace(
             target.details(name),
         );
     }
+    let dropped = prune(shared, target, name, &mut object);
     let mut store = shared.store();
     let key = target.key(name);
     let Some(stored) = store.get(&key).cloned() else {
@@ -308,7 +344,10 @@ fn replace(
         "generation".into(),
         (generation + u64::from(spec_changed)).into(),
     );
-    json_response(StatusCode::OK, &store.put(key, object))
+    warn(
+        json_response(StatusCode::OK, &store.put(key, object)),
+        &dropped,
+    )
 }
 
 fn delete(

@@ -36,6 +36,8 @@
 //! - ValidatingAdmissionPolicies ([`KubeApi::install_policy`], see [`admission`]) on
 //!   every create, replace and delete, for requests made as the user a test names
 //!   ([`KubeApi::act_as`]; a cluster admin until then).
+//! - Structural-schema pruning of custom resources' writes by their CRD's schema
+//!   (see [`pruning`]), with the API server's `Warning` header per dropped field.
 //! - Bearer tokens ([`KubeApi::add_token`]): a request carrying one is made as its
 //!   user, an unknown one is 401.
 //! - Discovery (`/api`, `/apis`, each group version's resource list), `/version` and
@@ -45,8 +47,8 @@
 //!
 //! What it does not model: TLS, RBAC (requests without a token are the named
 //! user's, where a real server would make them `system:anonymous`), other admission, OpenAPI schema
-//! validation of custom resources (tabby validates before writing; `crdgen`'s schemas
-//! are checked separately), patch, subresources, field selectors, namespaced custom
+//! validation of custom resources' values (tabby validates before writing;
+//! `crdgen`'s schemas are checked separately), patch, subresources, field selectors, namespaced custom
 //! resources, finalizers and graceful deletion, `resourceVersionMatch`, and the
 //! DELETED events a label-selected watch sends for objects that stop matching (this
 //! double sends the change as it happened to any watch either state matched).
@@ -58,6 +60,7 @@ mod handlers;
 pub mod labels;
 pub mod objects;
 pub mod process;
+pub mod pruning;
 mod store;
 
 use std::collections::BTreeMap;
@@ -99,6 +102,8 @@ pub struct Resource {
     pub short_names: Vec<String>,
     pub kind: String,
     pub namespaced: bool,
+    /// A custom resource's `openAPIV3Schema`, which writes are pruned by.
+    pub schema: Option<Arc<Value>>,
 }
 
 impl Resource {
@@ -126,6 +131,7 @@ impl Resource {
             short_names: short_name.into_iter().map(str::to_owned).collect(),
             kind: kind.into(),
             namespaced,
+            schema: None,
         }
     }
 }
@@ -156,6 +162,8 @@ struct Shared {
     /// Served kinds by `(group, plural)`.
     resources: Mutex<BTreeMap<(String, String), Resource>>,
     requests: Mutex<Vec<String>>,
+    /// `<plural>/<name>: <field>` of every field pruned from a write.
+    pruned: Mutex<Vec<String>>,
     admission: Mutex<Admission>,
     uids: AtomicU64,
     bookmark_interval: Duration,
@@ -239,6 +247,7 @@ impl KubeApi {
             store: Mutex::new(Store::new(options.history_limit)),
             resources: Mutex::new(resources),
             requests: Mutex::new(Vec::new()),
+            pruned: Mutex::new(Vec::new()),
             admission: Mutex::new(Admission::default()),
             uids: AtomicU64::new(1),
             bookmark_interval: options.bookmark_interval,
@@ -348,6 +357,12 @@ impl KubeApi {
             .admission()
             .tokens
             .insert(token.to_owned(), user);
+    }
+
+    /// The fields pruned from writes so far (`<plural>/<name>: <field path>`),
+    /// taken: a second call returns only later ones.
+    pub fn take_pruned(&self) -> Vec<String> {
+        std::mem::take(&mut *self.shared.pruned.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// `METHOD /path?query` of every request so far.
@@ -526,6 +541,10 @@ fn register_crd(shared: &Shared, crd: &Value) -> Result<Value, String> {
                 short_names: short_names.clone(),
                 kind: kind.clone(),
                 namespaced,
+                schema: version
+                    .pointer("/schema/openAPIV3Schema")
+                    .cloned()
+                    .map(Arc::new),
             },
         );
     }

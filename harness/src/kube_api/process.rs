@@ -36,6 +36,8 @@ use super::admission::UserInfo;
 use crate::netns::Netns;
 use crate::process::Process;
 
+/// How `tabby-kube-api` logs a pruned field (`<plural>/<name>: <path>` follows).
+pub const PRUNED: &str = "tabby-kube-api: pruned ";
 const STARTED: Duration = Duration::from_secs(20);
 /// The namespace tabby's service accounts live in (`manifests/namespace.yaml`).
 const NAMESPACE: &str = "tabby-system";
@@ -156,6 +158,17 @@ impl KubeApiProcess {
         self.dir
             .path()
             .join(format!("{}.kubeconfig", identity.file_name()))
+    }
+
+    /// The fields pruned from writes so far (`<plural>/<name>: <path>`): fields
+    /// the code wrote that a real API server would have dropped.
+    pub fn pruned(&self) -> Vec<String> {
+        self.process
+            .log()
+            .lines()
+            .filter_map(|line| line.strip_prefix(PRUNED))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The process, e.g. to check it still runs.
