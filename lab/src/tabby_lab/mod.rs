@@ -1,6 +1,7 @@
 //! `tabby-lab`: a real tabby cluster on this machine, built with [`harness::e2e`]:
-//! nodes in network namespaces (on one subnet, or two behind a router), etcd in
-//! the router's namespace, the cluster's resources applied with `calicoctl-rs`,
+//! nodes in network namespaces (on one subnet, or two behind a router), the
+//! datastore in the router's namespace (the Kubernetes API double by default, or
+//! etcd), the cluster's resources applied with `calicoctl-rs`,
 //! `tabby-reflector`s in lab nodes of their own (the node-to-node mesh off) or the
 //! mesh, a top-of-rack router (BIRD or FRR) in the router's namespace peering
 //! eBGP with every node, a `tabby-agent` per node, and pods attached by
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use api::datastore::config::DatastoreType;
 
 use harness::e2e::{Clients, Cluster, Pod, address_with_subnet};
 
@@ -78,6 +80,7 @@ pub struct Options {
     /// `tabby-reflector`s (0: the node-to-node mesh instead).
     pub reflectors: usize,
     pub tor: Tor,
+    pub datastore: DatastoreType,
 }
 
 impl Options {
@@ -143,7 +146,7 @@ impl Lab {
         for (i, rr) in reflectors.iter().enumerate() {
             builder = builder.node(rr, racks[i % racks.len()]);
         }
-        let mut cluster = Cluster::new(builder.build()?)?;
+        let mut cluster = Cluster::on(builder.build()?, options.datastore)?;
         // calicoctl-rs, as a newcomer runs it, reads etcd's default prefix.
         cluster.set_prefix(api::datastore::ETCD_DEFAULT_PREFIX);
 

@@ -1,5 +1,5 @@
 //! What an operator applies to set the cluster up, written as YAML and applied
-//! with the real `calicoctl-rs` from the router's namespace (where etcd is): the
+//! with the real `calicoctl-rs` from the router's namespace (where the datastore is): the
 //! default pool, the BGP configuration, and, when the lab has them, the reflectors'
 //! `Node`s and the agents' `BGPPeer`s to the reflectors and to the top-of-rack
 //! router.
@@ -36,7 +36,7 @@ pub struct Shape<'a> {
 pub fn resources(shape: &Shape<'_>) -> String {
     let mut yaml = String::from(
         "# tabby-lab's cluster, as an operator sets it up:\n\
-         #   calicoctl-rs --etcd-endpoints URL apply -f FILE\n",
+         #   calicoctl-rs apply -f FILE (with the datastore's flags)\n",
     );
     let mut document = |kind: &str, name: &str, labels: &str, spec: &str| {
         let _ = write!(
