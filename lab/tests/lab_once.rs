@@ -1,10 +1,11 @@
 //! `tabby-lab --once` in small: three nodes on two subnets (direct routes within
-//! one, VXLAN across), etcd, the resources applied with calicoctl-rs, one
+//! one, VXLAN across), the Kubernetes API double (the default datastore), the resources applied with calicoctl-rs, one
 //! tabby-reflector (the mesh off), a BIRD top-of-rack router, three agents, a pod
 //! per node; every session up, the ToR with every node's block, every pod
 //! reaching every pod, then everything removed. Needs root.
 
 use api::datastore::Datastore;
+use api::datastore::config::DatastoreType;
 use api::resources::{BGPConfiguration, BGPPeer, IPPool};
 use lab::tabby_lab::{Lab, Mode, Options, Session, Tor};
 
@@ -19,8 +20,8 @@ fn up(peers: &[&str]) -> Vec<Session> {
 
 #[test]
 #[ignore = "needs root"]
-fn lab_once_three_nodes_a_reflector_and_a_bird_tor_every_pod_reaches_every_pod_and_nothing_is_left()
-{
+fn lab_once_kdd_three_nodes_a_reflector_and_a_bird_tor_every_pod_reaches_every_pod_and_nothing_is_left()
+ {
     harness::require_root();
     let options = Options {
         nodes: 3,
@@ -28,6 +29,7 @@ fn lab_once_three_nodes_a_reflector_and_a_bird_tor_every_pod_reaches_every_pod_a
         pods_per_node: 1,
         reflectors: 1,
         tor: Tor::Bird,
+        datastore: DatastoreType::Kubernetes,
     };
     let lab = Lab::up("lab_once", options).unwrap();
     let namespaces = lab.cluster.lab.namespaces();
@@ -104,6 +106,7 @@ fn lab_refuses_ipip_on_this_kernel_and_says_where_it_runs() {
         pods_per_node: 1,
         reflectors: 0,
         tor: Tor::None,
+        datastore: DatastoreType::Kubernetes,
     };
     let error = Lab::up("lab_ipip", options).unwrap_err().to_string();
     assert!(

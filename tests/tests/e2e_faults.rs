@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use api::datastore::Datastore;
+use api::datastore::config::DatastoreType;
 use api::resources::{Cidr, IPAMBlock, IPPool, IPPoolSpec, Resource, WorkloadEndpoint};
 use harness::e2e::{Clients, Cluster, NAMESPACE, Pings, Pod, Sandbox, list_peers, ping_all};
 use harness::partition::Partition;
@@ -54,8 +55,15 @@ fn cluster(test: &str) -> (Cluster, Vec<Pod>) {
 fn reflector_cluster(test: &str, clients: Clients) -> (Cluster, Vec<Pod>) {
     const AS: u32 = 64512;
     let machines = ["n1", "n2", "n3", "rr1"];
-    let mut cluster =
-        Cluster::with_reflectors(test, "10.0.1.0/24", &machines, &["rr1"], AS).unwrap();
+    let mut cluster = Cluster::with_reflectors(
+        test,
+        "10.0.1.0/24",
+        &machines,
+        &["rr1"],
+        AS,
+        DatastoreType::Etcd,
+    )
+    .unwrap();
     cluster
         .start_reflector("rr1", AS, "10.0.1.250".parse().unwrap(), clients)
         .unwrap();
@@ -139,7 +147,7 @@ fn etcd_down(
     let before = cluster.tables(&NODES).unwrap();
     let monitors = monitors(cluster);
     let pings = ping_around(pods, outage + Duration::from_secs(10));
-    cluster.etcd.stop();
+    cluster.etcd().unwrap().stop();
     let back = Instant::now() + outage;
     while Instant::now() < back {
         also(cluster);
@@ -150,7 +158,7 @@ fn etcd_down(
     }
     assert_unchanged(&monitors);
     assert_eq!(cluster.tables(&NODES).unwrap(), before);
-    cluster.etcd.restart().unwrap();
+    cluster.etcd().unwrap().restart().unwrap();
     pings
 }
 
@@ -213,7 +221,7 @@ fn fault_an_agent_restarted_while_etcd_is_down_routes_and_peers_from_its_last_sa
     let before = cluster.tables(&NODES).unwrap();
     let monitors = monitors(&cluster);
     let pings = ping_around(&pods, Duration::from_secs(40));
-    cluster.etcd.stop();
+    cluster.etcd().unwrap().stop();
     cluster.kill_agent("n1");
     cluster.start_agent("n1").unwrap();
     cluster.wait_ready("n1", READY).unwrap();
@@ -238,7 +246,7 @@ fn fault_an_agent_restarted_while_etcd_is_down_routes_and_peers_from_its_last_sa
     .unwrap();
     assert_eq!(cluster.tables(&NODES).unwrap(), before);
     assert_unchanged(&monitors);
-    cluster.etcd.restart().unwrap();
+    cluster.etcd().unwrap().restart().unwrap();
     assert_none_lost(pings);
     a_new_pod_is_routed_everywhere(&cluster, &mut pods, "n1");
 }
@@ -284,7 +292,7 @@ fn fault_a_silent_partition_between_a_node_and_etcd_is_noticed_changes_no_route_
         log.matches("etcd watch broke").count()
     };
     let broken_before = broke(&mut cluster);
-    let etcd = cluster.etcd.client_address();
+    let etcd = cluster.etcd().unwrap().client_address();
     let partition =
         Partition::between(cluster.lab.node("n1"), etcd.ip(), Some(etcd.port())).unwrap();
     wait_until(RECOVERED, "n1's agent to notice etcd is gone", || {
@@ -484,7 +492,7 @@ fn fault_a_cni_plugin_killed_between_its_ipam_and_endpoint_writes_leaks_nothing_
     let held = HeldIpam::new(&cluster);
     let (mut plugin, netns) = start(&cluster, &held, "n2", "web2", "b1");
     held.wait_written(&mut plugin);
-    let etcd = cluster.etcd.client_address();
+    let etcd = cluster.etcd().unwrap().client_address();
     let n2 = cluster.lab.node("n2");
     let partition = Partition::between(n2, etcd.ip(), Some(etcd.port())).unwrap();
     held.go();

@@ -73,8 +73,15 @@ fn observability_the_alerted_metrics_are_scraped_from_agents_reflector_and_contr
  {
     harness::require_root();
     let machines = ["n1", "n2", "rr1"];
-    let mut cluster =
-        Cluster::with_reflectors("observability", "10.0.1.0/24", &machines, &["rr1"], AS).unwrap();
+    let mut cluster = Cluster::with_reflectors(
+        "observability",
+        "10.0.1.0/24",
+        &machines,
+        &["rr1"],
+        AS,
+        api::datastore::config::DatastoreType::Etcd,
+    )
+    .unwrap();
     cluster
         .start_reflector("rr1", AS, Ipv4Addr::new(10, 0, 1, 250), Clients::Datastore)
         .unwrap();

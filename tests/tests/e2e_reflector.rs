@@ -7,6 +7,8 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use api::datastore::config::DatastoreType;
+
 use harness::e2e::{Clients, Cluster, Pod, ping_all};
 use harness::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
 use harness::{Lab, wait_until};
@@ -31,7 +33,7 @@ fn cluster(test: &str) -> Cluster {
 }
 
 fn cluster_of(test: &str, machines: &[&str], reflectors: &[&str]) -> Cluster {
-    Cluster::with_reflectors(test, SUBNET, machines, reflectors, AS).unwrap()
+    Cluster::with_reflectors(test, SUBNET, machines, reflectors, AS, DatastoreType::Etcd).unwrap()
 }
 
 fn start_agents(cluster: &mut Cluster) {

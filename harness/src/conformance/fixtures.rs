@@ -158,7 +158,8 @@ impl KubeFixture {
             .await
             .expect("the API double starts");
         let manifest = crate::manifests::crds().expect("manifests/crds/crds.yaml reads");
-        api.install_crds(&manifest).expect("installing the CRDs");
+        api.install_crds(&of_a_newer_version(&manifest))
+            .expect("installing the CRDs");
         let store = KubeStore::at(&api.url()).expect("a store for the double");
         let config = kube::Config::new(api.url().parse().expect("a URL"));
         let client = kube::Client::try_from(config).expect("a client for the double");
@@ -171,6 +172,39 @@ impl KubeFixture {
 
     pub fn api(&self) -> &KubeApi {
         &self.api
+    }
+}
+
+/// The CRDs as a newer tabby would install them: the contract says fields a newer
+/// version writes are read past and kept, and on Kubernetes that newer version's
+/// schema names them (else the API server prunes them, as the double does). The
+/// double stands for that schema by preserving unknown fields in every object of
+/// each `spec`; pruning by this version's schema is tested in `kdd_schema_pruning`.
+fn of_a_newer_version(manifest: &str) -> String {
+    let mut documents = Vec::new();
+    for document in yaml_serde::Deserializer::from_str(manifest) {
+        let mut crd: serde_json::Value =
+            serde::Deserialize::deserialize(document).expect("CRD YAML");
+        for version in crd["spec"]["versions"].as_array_mut().into_iter().flatten() {
+            preserve_unknown(&mut version["schema"]["openAPIV3Schema"]["properties"]["spec"]);
+        }
+        documents.push(format!("---\n{crd}\n"));
+    }
+    documents.concat()
+}
+
+/// Marks every object schema at or under `schema` to keep unknown fields.
+fn preserve_unknown(schema: &mut serde_json::Value) {
+    if schema.get("properties").is_some() {
+        schema["x-kubernetes-preserve-unknown-fields"] = true.into();
+    }
+    if let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        properties.values_mut().for_each(preserve_unknown);
+    }
+    for nested in ["items", "additionalProperties"] {
+        if let Some(child) = schema.get_mut(nested).filter(|c| c.is_object()) {
+            preserve_unknown(child);
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! `tabby-ipam-controller` for an e2e cluster, run where etcd runs (the lab's
-//! router: a Deployment's pod reaches etcd as nodes do), with its metrics there too
+//! `tabby-ipam-controller` for an e2e cluster, run where the datastore runs (the
+//! lab's router: a Deployment's pod reaches it as nodes do), with its metrics there too
 //! ([`Cluster::controller_metrics`]): [`Cluster::controller_passes`] reads
 //! `tabby_ipam_gc_passes_total` from them.
 
@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use super::{Cluster, binary};
 use crate::etcd::free_port;
+use crate::kube_api::process::Identity;
 use crate::process::Process;
 
 /// The controller's process and where it serves metrics.
@@ -30,13 +31,11 @@ impl Cluster {
     /// durations, e.g. `"2s"`).
     pub fn start_controller(&mut self, interval: &str, grace: &str) -> Result<()> {
         let router = self.lab.core().context("no router")?;
-        let address: IpAddr = self.etcd.client_address().ip();
+        let address: IpAddr = self.backing.address();
         let metrics = SocketAddr::new(address, free_port()?);
         let mut command = router.command(binary("tabby-ipam-controller")?);
+        command.args(self.backing.args(&Identity::Controller));
         command.args([
-            "--datastore-type=etcdv3".to_owned(),
-            format!("--etcd-endpoints={}", self.etcd.endpoint()),
-            format!("--etcd-prefix={}", self.prefix),
             format!("--interval={interval}"),
             format!("--grace={grace}"),
             format!("--metrics-address={metrics}"),

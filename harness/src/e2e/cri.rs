@@ -4,9 +4,9 @@
 //! `tabby-cni-config` ConfigMap, exactly as `manifests/` installs it. Two things
 //! then change in the installed conflist, because this is a lab and not a node:
 //!
-//! - the datastore: the plugins get the cluster's etcd (`datastore_type`,
-//!   `etcd_endpoints`, `etcd_prefix`) instead of the Kubernetes API's kubeconfig
-//!   (`kubernetes`), as no kube-apiserver runs here;
+//! - the datastore: the plugins get the cluster's (etcd's endpoints and prefix, or
+//!   the kubeconfig of the API double the harness runs) instead of the
+//!   installer's kubeconfig, whose server is the in-cluster service address;
 //! - the files the plugins share with the node's agent, which the lab keeps per
 //!   node rather than in the host's `/var/run/tabby` and `/var/lib/tabby`
 //!   (`mtu_file`, `ipam.state_dir`).
@@ -90,15 +90,18 @@ impl Cluster {
         let tabby = tabby
             .as_object_mut()
             .context("the tabby-cni entry is not an object")?;
-        tabby.remove("kubernetes");
         for key in [
+            "kubernetes",
             "datastore_type",
             "etcd_endpoints",
             "etcd_prefix",
-            "mtu_file",
         ] {
-            tabby.insert(key.into(), lab[key].clone());
+            tabby.remove(key);
         }
+        if let Value::Object(keys) = self.backing.cni_keys(node) {
+            tabby.extend(keys);
+        }
+        tabby.insert("mtu_file".into(), lab["mtu_file"].clone());
         tabby["ipam"]["state_dir"] = lab["ipam"]["state_dir"].clone();
         std::fs::write(conflist, serde_json::to_string_pretty(&list)?)
             .with_context(|| format!("writing {}", conflist.display()))

@@ -1,12 +1,15 @@
-//! End-to-end clusters: a lab, etcd in its router namespace (its first top-of-rack
-//! router in a lab of racks; every node reaches it,
-//! as nodes reach a real cluster's etcd), `tabby-agent` processes on the nodes, and
+//! End-to-end clusters: a lab, a datastore in its router namespace (its first
+//! top-of-rack router in a lab of racks; every node reaches it, as nodes reach a
+//! real cluster's API server or etcd), `tabby-agent` processes on the nodes, and
 //! pods attached by `tabby-cni` with `tabby-ipam`, called as a runtime calls them.
-//! Each cluster keeps its resources under an etcd prefix of its own.
+//! The datastore is etcd (each cluster under a prefix of its own) or the
+//! Kubernetes API double as a process, every binary with its own credentials
+//! (see [`datastore`]).
 //!
 //! The API, for tests and for the lab:
-//! - [`Cluster::new`] on a [`Lab`] with a router; [`Cluster::create`] and
-//!   [`Cluster::datastore`] write resources (pools, BGP configuration, peers);
+//! - [`Cluster::new`] (etcd) or [`Cluster::on`] (either datastore) on a [`Lab`]
+//!   with a router; [`Cluster::create`] and [`Cluster::datastore`] write resources
+//!   (pools, BGP configuration, peers);
 //! - [`Cluster::start_agent`] (`_with` extra flags), [`Cluster::wait_ready`],
 //!   [`Cluster::kill_agent`], [`Cluster::socket`] (the status API);
 //! - [`Cluster::start_reflector`] (tabby-reflector, see [`reflector`]),
@@ -41,6 +44,7 @@
 mod binaries;
 mod controller;
 mod cri;
+pub mod datastore;
 mod expect;
 pub mod metrics;
 mod pings;
@@ -53,21 +57,24 @@ pub use metrics::sample;
 pub use pings::{PingStats, Pings};
 pub use reflector::{Clients, list_peers};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use api::datastore::{Backend, Datastore, EtcdStore};
+use api::datastore::config::DatastoreType;
+use api::datastore::{Backend, Datastore};
 use api::resources::Resource;
 use serde_json::{Value, json};
 
-use crate::etcd::Etcd;
+use crate::kube_api::objects;
+use crate::kube_api::process::Identity;
 use crate::lab::{Lab, Node};
 use crate::netns::Netns;
 use crate::process::Process;
+use datastore::Backing;
 
 /// The interface name pods get.
 const POD_INTERFACE: &str = "eth0";
@@ -94,7 +101,7 @@ pub struct Pod {
 /// The cluster; everything stops and goes on drop.
 #[derive(Debug)]
 pub struct Cluster {
-    /// First to go: their sandboxes' CNI DEL needs the cluster's etcd.
+    /// First to go: their sandboxes' CNI DEL needs the cluster's datastore.
     containerds: BTreeMap<String, crate::cri::Containerd>,
     agents: BTreeMap<String, Process>,
     reflectors: BTreeMap<String, Process>,
@@ -102,8 +109,9 @@ pub struct Cluster {
     extra_args: BTreeMap<String, Vec<String>>,
     /// The families pods get an address of: IPv4, IPv6.
     pod_families: (bool, bool),
-    pub etcd: Etcd,
-    prefix: String,
+    backing: Backing,
+    /// Nodes whose core Node is registered (Kubernetes datastore).
+    registered: BTreeSet<String>,
     agent: PathBuf,
     cni: PathBuf,
     /// CNI_PATH: holds tabby-ipam.
@@ -117,17 +125,12 @@ impl Cluster {
     /// etcd on the lab's router (its first IPv4 address, else its IPv6 one; see
     /// [`Lab::core`]), the binaries built.
     pub fn new(lab: Lab) -> Result<Self> {
-        let router = lab
-            .core()
-            .context("an e2e lab needs a router namespace for etcd")?;
-        let addresses: Vec<IpAddr> = router.addresses.iter().map(|(_, a)| a.addr()).collect();
-        let address = addresses
-            .iter()
-            .find(|a| a.is_ipv4())
-            .or(addresses.first())
-            .copied()
-            .context("the router has no address")?;
-        let etcd = Etcd::start_in(lab.logs(), router, address)?;
+        Self::on(lab, DatastoreType::Etcd)
+    }
+
+    /// As [`Cluster::new`], on the datastore `kind`.
+    pub fn on(lab: Lab, kind: DatastoreType) -> Result<Self> {
+        let backing = Backing::start(kind, &lab)?;
         let cni_path = tempfile::tempdir()?;
         std::os::unix::fs::symlink(binary("tabby-ipam")?, cni_path.path().join("tabby-ipam"))?;
         Ok(Self {
@@ -137,36 +140,33 @@ impl Cluster {
             controller: None,
             extra_args: BTreeMap::new(),
             pod_families: (true, false),
-            prefix: format!("/e2e-{}", lab.id()),
+            backing,
+            registered: BTreeSet::new(),
             agent: binary("tabby-agent")?,
             cni: binary("tabby-cni")?,
             cni_path,
             dir: tempfile::tempdir()?,
-            etcd,
             lab,
         })
     }
 
-    /// Keeps the cluster's resources under `prefix` (before any agent starts): a
-    /// lab that tools such as calicoctl-rs read uses etcd's default prefix.
+    /// Keeps the cluster's resources under `prefix` (before any agent starts) on
+    /// etcd: a lab that tools such as calicoctl-rs read uses etcd's default prefix.
     pub fn set_prefix(&mut self, prefix: &str) {
-        self.prefix = prefix.to_owned();
+        if let Backing::Etcd { prefix: mine, .. } = &mut self.backing {
+            *mine = prefix.to_owned();
+        }
     }
 
-    /// Runs `work` against the cluster's datastore, from the router's namespace.
+    /// Runs `work` against the cluster's datastore as an admin, from the router's
+    /// namespace.
     pub fn datastore<T: Send>(
         &self,
         work: impl AsyncFnOnce(Arc<dyn Backend>) -> T + Send,
     ) -> Result<T> {
-        let endpoint = self.etcd.endpoint();
-        let prefix = self.prefix.clone();
         self.lab.core().context("no router")?.run(|| {
             crate::runtime().block_on(async {
-                let store = EtcdStore::connect(&[endpoint])
-                    .await
-                    .context("connecting to etcd")?
-                    .with_prefix(prefix);
-                let store: Arc<dyn Backend> = Arc::new(store);
+                let store = self.backing.connect().await?;
                 anyhow::Ok(work(store).await)
             })
         })?
@@ -178,13 +178,18 @@ impl Cluster {
             .with_context(|| format!("creating {} {}", R::KIND, resource.name()))
     }
 
-    /// `calicoctl-rs` against the cluster's etcd, run from the namespace etcd runs
-    /// in, as an operator runs it: it reads etcd's default prefix (see
-    /// [`Cluster::set_prefix`]).
+    /// The datastore flags an operator's tool (calicoctl-rs) takes to reach the
+    /// cluster's datastore as an admin from the router's namespace.
+    pub fn operator_flags(&self) -> Vec<String> {
+        self.backing.args(&Identity::Admin)
+    }
+
+    /// `calicoctl-rs` with [`Cluster::operator_flags`], run from the router's
+    /// namespace, as an operator runs it.
     pub fn calicoctl(&self) -> Result<std::process::Command> {
         let core = self.lab.core().context("no router")?;
         let mut command = core.command(binary("calicoctl-rs")?);
-        command.args(["--etcd-endpoints", &self.etcd.endpoint()]);
+        command.args(self.operator_flags());
         Ok(command)
     }
 
@@ -222,15 +227,14 @@ impl Cluster {
                 extra.iter().map(|s| s.to_string()).collect(),
             );
         }
+        self.register_node(node)?;
         let lab_node = self.lab.node(node);
         let dir = self.node_dir(node);
         std::fs::create_dir_all(&dir)?;
         let path = |file: &str| dir.join(file).display().to_string();
-        let mut args = vec![
-            format!("--node-name={node}"),
-            "--datastore-type=etcdv3".into(),
-            format!("--etcd-endpoints={}", self.etcd.endpoint()),
-            format!("--etcd-prefix={}", self.prefix),
+        let mut args = vec![format!("--node-name={node}")];
+        args.extend(self.backing.args(&Identity::Agent(node.to_owned())));
+        args.extend([
             // Each family the node has an address of; `none` for IPv4 on an
             // IPv6-only node.
             format!(
@@ -244,7 +248,7 @@ impl Cluster {
             // Password files the tests write (see `Cluster::dir`).
             format!("--bgp-password-dir={}", self.dir.path().display()),
             "--resync-interval=5s".into(),
-        ];
+        ]);
         if let Some(v6) = lab_node.addresses.iter().find(|a| a.addr().is_ipv6()) {
             args.push(format!("--ip6={v6}"));
         }
@@ -312,14 +316,11 @@ impl Cluster {
 
     /// The CNI network config every node uses.
     fn conf(&self, node: &str) -> Value {
-        json!({
+        let mut conf = json!({
             "cniVersion": "1.0.0",
             "name": NETWORK,
             "type": "tabby-cni",
             "mtu_file": self.node_dir(node).join("mtu"),
-            "datastore_type": "etcdv3",
-            "etcd_endpoints": self.etcd.endpoint(),
-            "etcd_prefix": self.prefix,
             "nodename": node,
             "ipam": {
                 "type": "tabby-ipam",
@@ -327,7 +328,13 @@ impl Cluster {
                 "assign_ipv4": self.pod_families.0.to_string(),
                 "assign_ipv6": self.pod_families.1.to_string(),
             },
-        })
+        });
+        if let (Some(conf), Value::Object(keys)) =
+            (conf.as_object_mut(), self.backing.cni_keys(node))
+        {
+            conf.extend(keys);
+        }
+        conf
     }
 
     /// Calls tabby-cni on `node` for pod `name` in its first sandbox, `ctr-<name>`
@@ -412,6 +419,7 @@ impl Cluster {
 
     /// Pod `name` on `node` attached in a sandbox of its own: container id
     /// `container`, namespace `netns` (a pod's sandbox made again gets new ones).
+    /// On the Kubernetes datastore the Pod object is made first, as kubelet's is.
     pub fn add_sandbox(
         &self,
         node: &str,
@@ -419,6 +427,8 @@ impl Cluster {
         container: &str,
         netns: Netns,
     ) -> Result<Pod> {
+        self.as_kubelet(async |client| objects::put_pod(&client, NAMESPACE, name, node).await)
+            .with_context(|| format!("creating the Pod {name}"))?;
         let path = netns.path();
         let sandbox = Sandbox {
             node,
@@ -460,7 +470,7 @@ impl Cluster {
             .collect()
     }
 
-    /// Deletes `pod` as the runtime does.
+    /// Deletes `pod` as kubelet does: CNI DEL, then the Pod object goes.
     pub fn delete_pod(&self, pod: Pod) -> Result<()> {
         let path = pod.netns.path();
         let sandbox = Sandbox {
@@ -470,7 +480,7 @@ impl Cluster {
             netns: Some(&path),
         };
         self.cni_sandbox("DEL", &sandbox)?;
-        Ok(())
+        self.as_kubelet(async |client| objects::delete_pod(&client, NAMESPACE, &pod.name).await)
     }
 }
 

@@ -1,6 +1,6 @@
 //! `tabby-reflector` processes on lab nodes, configured as an operator configures
 //! one: a YAML file with the AS and cluster id, and the clients either discovered
-//! from the cluster's datastore (`--datastore-type etcdv3`: every `Node`) or accepted
+//! from the cluster's datastore (every `Node`) or accepted
 //! from a listen range (the nodes' subnet). The agents reach them through
 //! `BGPPeer` resources, which the test creates.
 //!
@@ -31,13 +31,15 @@ use serde_json::json;
 
 use super::{Cluster, binary};
 use crate::Lab;
+use crate::kube_api::process::Identity;
 use crate::process::Process;
 use crate::wait::wait_until;
+use api::datastore::config::DatastoreType;
 
 /// Where a reflector's clients come from.
 #[derive(Debug, Clone, Copy)]
 pub enum Clients {
-    /// `--datastore-type etcdv3`: every `Node` of the cluster, followed with a watch.
+    /// The cluster's datastore: every `Node` of the cluster, followed with a watch.
     Datastore,
     /// Any speaker of the AS connecting from this prefix.
     ListenRange(IpNet),
@@ -80,12 +82,8 @@ impl Cluster {
         command.arg(format!("--config={}", dir.join("reflector.yaml").display()));
         match clients {
             Clients::Datastore => {
-                command.args([
-                    "--datastore-type=etcdv3".to_owned(),
-                    format!("--etcd-endpoints={}", self.etcd.endpoint()),
-                    format!("--etcd-prefix={}", self.prefix),
-                    format!("--node-name={node}"),
-                ]);
+                command.args(self.backing.args(&Identity::Reflector));
+                command.arg(format!("--node-name={node}"));
             }
             Clients::ListenRange(prefix) => config.push_str(&format!(
                 "listenRanges:\n- {{prefix: {prefix}, asNumber: {as_number}, \
@@ -191,19 +189,20 @@ pub fn list_peers(socket: &std::path::Path) -> Result<Vec<Peer>> {
 impl Cluster {
     /// `machines` on one `subnet` behind a router, the default pool
     /// (10.244.0.0/16), the mesh off in AS `as_number`, and a global `BGPPeer` per
-    /// machine in `reflectors` (whose reflectors the test starts).
+    /// machine in `reflectors` (whose reflectors the test starts), on `datastore`.
     pub fn with_reflectors(
         test: &str,
         subnet: &str,
         machines: &[&str],
         reflectors: &[&str],
         as_number: u32,
+        datastore: DatastoreType,
     ) -> Result<Cluster> {
         let mut builder = Lab::new(test).subnet("a", subnet).router();
         for machine in machines {
             builder = builder.node(machine, "a");
         }
-        let cluster = Cluster::new(builder.build()?)?;
+        let cluster = Cluster::on(builder.build()?, datastore)?;
         let pool = IPPoolSpec::new(Cidr("10.244.0.0/16".parse()?));
         cluster.create(&IPPool::new("default-ipv4-ippool", pool))?;
         let bgp: BGPConfigurationSpec =

@@ -19,11 +19,14 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use cel_interpreter::{Context, Program, Value as Cel};
 use serde_json::{Value, json};
 
-/// Who makes the requests, as the API server's authenticator would say.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who makes the requests, as the API server's authenticator would say (and as
+/// `tabby-kube-api --tokens` reads it: `{"<token>": {"username": ..., "groups":
+/// [...], "extra": {...}}}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserInfo {
     pub username: String,
     pub groups: Vec<String>,
+    #[serde(default)]
     pub extra: BTreeMap<String, Vec<String>>,
 }
 
@@ -31,6 +34,15 @@ pub struct UserInfo {
 pub const NODE_NAME_CLAIM: &str = "authentication.kubernetes.io/node-name";
 
 impl UserInfo {
+    /// A cluster admin, as `kubectl` with the kubeconfig kubeadm writes.
+    pub fn cluster_admin() -> Self {
+        Self {
+            username: "kubernetes-admin".into(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+            extra: BTreeMap::new(),
+        }
+    }
+
     /// A service account's token, without a node claim.
     pub fn service_account(namespace: &str, name: &str) -> Self {
         Self {

@@ -17,6 +17,7 @@ use hyper::body::Frame;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::admission::UserInfo;
 use super::labels::LabelSelector;
 use super::store::{Key, TooOld, WatchFilter, event_line, labels};
 use super::{Resource, Shared};
@@ -100,6 +101,7 @@ impl Target {
 
 pub async fn handle(
     shared: &Shared,
+    user: &UserInfo,
     method: &Method,
     target: Target,
     query: &BTreeMap<String, String>,
@@ -116,9 +118,9 @@ pub async fn handle(
                 None => target.not_found(name),
             }
         }
-        (&Method::POST, None) => create(shared, &target, &body),
-        (&Method::PUT, Some(name)) => replace(shared, &target, name, &body),
-        (&Method::DELETE, Some(name)) => delete(shared, &target, name, &body),
+        (&Method::POST, None) => create(shared, user, &target, &body),
+        (&Method::PUT, Some(name)) => replace(shared, user, &target, name, &body),
+        (&Method::DELETE, Some(name)) => delete(shared, user, &target, name, &body),
         _ => status(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
@@ -163,6 +165,7 @@ fn invalid(target: &Target, name: &str, field: &str, message: &str) -> Response<
 /// 422 Invalid with the policy's message when an installed policy denies the write.
 fn admit(
     shared: &Shared,
+    user: &UserInfo,
     target: &Target,
     operation: &str,
     name: &str,
@@ -177,7 +180,7 @@ fn admit(
         resource: &target.resource.plural,
         name,
         namespace: &target.namespace,
-        user: &admission.user,
+        user,
         object,
         old_object,
     };
@@ -193,7 +196,38 @@ fn admit(
     ))
 }
 
-fn create(shared: &Shared, target: &Target, body: &Bytes) -> Response<Body> {
+/// Prunes a custom resource's write by its CRD's schema, as the API server does when
+/// it decodes the body; notes what went.
+fn prune(shared: &Shared, target: &Target, name: &str, object: &mut Value) -> Vec<String> {
+    let Some(schema) = &target.resource.schema else {
+        return Vec::new();
+    };
+    let dropped = super::pruning::prune(object, schema);
+    let plural = &target.resource.plural;
+    shared
+        .pruned
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(
+            dropped
+                .iter()
+                .map(|field| format!("{plural}/{name}: {field}")),
+        );
+    dropped
+}
+
+/// `response` with the API server's warning for each field `dropped`.
+fn warn(mut response: Response<Body>, dropped: &[String]) -> Response<Body> {
+    for field in dropped {
+        let warning = format!("299 - \"unknown field \\\"{field}\\\"\"");
+        if let Ok(value) = http::HeaderValue::from_str(&warning) {
+            response.headers_mut().append(http::header::WARNING, value);
+        }
+    }
+    response
+}
+
+fn create(shared: &Shared, user: &UserInfo, target: &Target, body: &Bytes) -> Response<Body> {
     let mut object = match parse_object(body) {
         Ok(object) => object,
         Err(bad) => return bad.response(),
@@ -206,6 +240,7 @@ fn create(shared: &Shared, target: &Target, body: &Bytes) -> Response<Body> {
             "Required value: name is required",
         );
     };
+    let dropped = prune(shared, target, &name, &mut object);
     if metadata_str(&object, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
         return status(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -214,7 +249,7 @@ fn create(shared: &Shared, target: &Target, body: &Bytes) -> Response<Body> {
             json!({}),
         );
     }
-    if let Some(denied) = admit(shared, target, "CREATE", &name, Some(&object), None) {
+    if let Some(denied) = admit(shared, user, target, "CREATE", &name, Some(&object), None) {
         return denied;
     }
     let mut store = shared.store();
@@ -234,10 +269,19 @@ fn create(shared: &Shared, target: &Target, body: &Bytes) -> Response<Body> {
     if target.resource.namespaced {
         metadata.insert("namespace".into(), target.namespace.clone().into());
     }
-    json_response(StatusCode::CREATED, &store.put(key, object))
+    warn(
+        json_response(StatusCode::CREATED, &store.put(key, object)),
+        &dropped,
+    )
 }
 
-fn replace(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Response<Body> {
+fn replace(
+    shared: &Shared,
+    user: &UserInfo,
+    target: &Target,
+    name: &str,
+    body: &Bytes,
+) -> Response<Body> {
     let mut object = match parse_object(body) {
         Ok(object) => object,
         Err(bad) => return bad.response(),
@@ -250,6 +294,7 @@ fn replace(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Respon
             target.details(name),
         );
     }
+    let dropped = prune(shared, target, name, &mut object);
     let mut store = shared.store();
     let key = target.key(name);
     let Some(stored) = store.get(&key).cloned() else {
@@ -275,7 +320,15 @@ fn replace(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Respon
         }
         _ => {}
     }
-    if let Some(denied) = admit(shared, target, "UPDATE", name, Some(&object), Some(&stored)) {
+    if let Some(denied) = admit(
+        shared,
+        user,
+        target,
+        "UPDATE",
+        name,
+        Some(&object),
+        Some(&stored),
+    ) {
         return denied;
     }
     let generation = stored["metadata"]["generation"].as_u64().unwrap_or(1);
@@ -291,10 +344,19 @@ fn replace(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Respon
         "generation".into(),
         (generation + u64::from(spec_changed)).into(),
     );
-    json_response(StatusCode::OK, &store.put(key, object))
+    warn(
+        json_response(StatusCode::OK, &store.put(key, object)),
+        &dropped,
+    )
 }
 
-fn delete(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Response<Body> {
+fn delete(
+    shared: &Shared,
+    user: &UserInfo,
+    target: &Target,
+    name: &str,
+    body: &Bytes,
+) -> Response<Body> {
     let precondition = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|options| {
@@ -318,7 +380,7 @@ fn delete(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Respons
             ),
         );
     }
-    if let Some(denied) = admit(shared, target, "DELETE", name, None, Some(stored)) {
+    if let Some(denied) = admit(shared, user, target, "DELETE", name, None, Some(stored)) {
         return denied;
     }
     let last = store.remove(&key).expect("present under the lock");

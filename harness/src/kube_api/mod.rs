@@ -36,19 +36,31 @@
 //! - ValidatingAdmissionPolicies ([`KubeApi::install_policy`], see [`admission`]) on
 //!   every create, replace and delete, for requests made as the user a test names
 //!   ([`KubeApi::act_as`]; a cluster admin until then).
+//! - Structural-schema pruning of custom resources' writes by their CRD's schema
+//!   (see [`pruning`]), with the API server's `Warning` header per dropped field.
+//! - Bearer tokens ([`KubeApi::add_token`]): a request carrying one is made as its
+//!   user, an unknown one is 401.
+//! - Discovery (`/api`, `/apis`, each group version's resource list), `/version` and
+//!   the health endpoints, so kubectl resolves names against it (see [`discovery`]).
+//! - Run as a process (`tabby-kube-api`, started by [`process`]) for binaries that
+//!   reach it over the network.
 //!
-//! What it does not model: authentication (every request is made as the one user a
-//! test names) and RBAC, other admission, OpenAPI schema
-//! validation of custom resources (tabby validates before writing; `crdgen`'s schemas
-//! are checked separately), patch, subresources, field selectors, namespaced custom
+//! What it does not model: TLS, RBAC (requests without a token are the named
+//! user's, where a real server would make them `system:anonymous`), other admission, OpenAPI schema
+//! validation of custom resources' values (tabby validates before writing;
+//! `crdgen`'s schemas are checked separately), patch, subresources, field selectors, namespaced custom
 //! resources, finalizers and graceful deletion, `resourceVersionMatch`, and the
 //! DELETED events a label-selected watch sends for objects that stop matching (this
 //! double sends the change as it happened to any watch either state matched).
 
 pub mod admission;
 pub mod calls;
+mod discovery;
 mod handlers;
 pub mod labels;
+pub mod objects;
+pub mod process;
+pub mod pruning;
 mod store;
 
 use std::collections::BTreeMap;
@@ -85,8 +97,13 @@ pub struct Resource {
     pub group: String,
     pub version: String,
     pub plural: String,
+    /// The lower-case singular name and short names, as discovery lists them.
+    pub singular: String,
+    pub short_names: Vec<String>,
     pub kind: String,
     pub namespaced: bool,
+    /// A custom resource's `openAPIV3Schema`, which writes are pruned by.
+    pub schema: Option<Arc<Value>>,
 }
 
 impl Resource {
@@ -105,34 +122,35 @@ impl Resource {
         !self.group.is_empty()
     }
 
-    fn core(plural: &str, kind: &str, namespaced: bool) -> Self {
+    fn core(plural: &str, short_name: Option<&str>, kind: &str, namespaced: bool) -> Self {
         Self {
             group: String::new(),
             version: "v1".into(),
             plural: plural.into(),
+            singular: kind.to_lowercase(),
+            short_names: short_name.into_iter().map(str::to_owned).collect(),
             kind: kind.into(),
             namespaced,
+            schema: None,
         }
     }
 }
 
-/// The installed policies and the user requests are made as.
+/// The installed policies, the user requests without credentials are made as, and
+/// the bearer tokens the double knows.
 #[derive(Debug)]
 struct Admission {
     policies: Vec<admission::Policy>,
     user: admission::UserInfo,
+    tokens: BTreeMap<String, admission::UserInfo>,
 }
 
 impl Default for Admission {
-    /// A cluster admin, as `kubectl` with the kubeconfig kubeadm writes.
     fn default() -> Self {
         Self {
             policies: Vec::new(),
-            user: admission::UserInfo {
-                username: "kubernetes-admin".into(),
-                groups: vec!["system:masters".into(), "system:authenticated".into()],
-                extra: BTreeMap::new(),
-            },
+            user: admission::UserInfo::cluster_admin(),
+            tokens: BTreeMap::new(),
         }
     }
 }
@@ -144,6 +162,8 @@ struct Shared {
     /// Served kinds by `(group, plural)`.
     resources: Mutex<BTreeMap<(String, String), Resource>>,
     requests: Mutex<Vec<String>>,
+    /// `<plural>/<name>: <field>` of every field pruned from a write.
+    pruned: Mutex<Vec<String>>,
     admission: Mutex<Admission>,
     uids: AtomicU64,
     bookmark_interval: Duration,
@@ -206,14 +226,19 @@ impl Default for KubeApiOptions {
 impl KubeApi {
     /// Starts serving on a free loopback port (inside a tokio runtime).
     pub async fn start(options: KubeApiOptions) -> Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        Self::start_on((Ipv4Addr::LOCALHOST, 0).into(), options).await
+    }
+
+    /// Starts serving on `address` (port 0: a free one; see [`KubeApi::address`]).
+    pub async fn start_on(address: SocketAddr, options: KubeApiOptions) -> Result<Self> {
+        let listener = TcpListener::bind(address)
             .await
-            .context("binding the API double")?;
+            .with_context(|| format!("binding the API double to {address}"))?;
         let address = listener.local_addr()?;
         let resources = [
-            Resource::core("nodes", "Node", false),
-            Resource::core("pods", "Pod", true),
-            Resource::core("secrets", "Secret", true),
+            Resource::core("nodes", Some("no"), "Node", false),
+            Resource::core("pods", Some("po"), "Pod", true),
+            Resource::core("secrets", None, "Secret", true),
         ]
         .into_iter()
         .map(|r| ((r.group.clone(), r.plural.clone()), r))
@@ -222,6 +247,7 @@ impl KubeApi {
             store: Mutex::new(Store::new(options.history_limit)),
             resources: Mutex::new(resources),
             requests: Mutex::new(Vec::new()),
+            pruned: Mutex::new(Vec::new()),
             admission: Mutex::new(Admission::default()),
             uids: AtomicU64::new(1),
             bookmark_interval: options.bookmark_interval,
@@ -239,6 +265,11 @@ impl KubeApi {
     /// `http://127.0.0.1:<port>`, the cluster URL for kube's client.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
     }
 
     /// The double with tabby's CRDs from `manifests/crds` installed, and a
@@ -286,58 +317,25 @@ impl KubeApi {
         Ok(kube::Client::try_from(kube::Config::new(uri))?)
     }
 
-    /// Creates or replaces the Secret `namespace/name` holding `data`, through the
-    /// API (as `kubectl apply` would).
+    /// Creates or replaces the Secret `namespace/name` holding `data` (see
+    /// [`objects::put_secret`]).
     pub async fn put_secret(
         &self,
         namespace: &str,
         name: &str,
         data: &[(&str, &str)],
     ) -> Result<()> {
-        use k8s_openapi::ByteString;
-        use k8s_openapi::api::core::v1::Secret;
-        let secrets: kube::Api<Secret> = kube::Api::namespaced(self.client()?, namespace);
-        let mut secret = secrets.get_opt(name).await?.unwrap_or_default();
-        secret.metadata.name = Some(name.to_owned());
-        secret.data = Some(
-            data.iter()
-                .map(|(key, value)| ((*key).to_owned(), ByteString(value.as_bytes().to_vec())))
-                .collect(),
-        );
-        match secret.metadata.resource_version {
-            Some(_) => secrets.replace(name, &Default::default(), &secret).await?,
-            None => secrets.create(&Default::default(), &secret).await?,
-        };
-        Ok(())
+        objects::put_secret(&self.client()?, namespace, name, data).await
     }
 
-    /// Creates the core Node `name` as a kubelet registers it, reporting
-    /// `internal_ips` as its `InternalIP` addresses (the double has no status
-    /// subresource: the status is written with the object).
+    /// Registers the core Node `name` (see [`objects::put_node`]).
     pub async fn put_node(&self, name: &str, internal_ips: &[std::net::IpAddr]) -> Result<()> {
-        use k8s_openapi::api::core::v1::Node;
-        let addresses: Vec<Value> = internal_ips
-            .iter()
-            .map(|ip| json!({"type": "InternalIP", "address": ip.to_string()}))
-            .chain([json!({"type": "Hostname", "address": name})])
-            .collect();
-        let node: Node = serde_json::from_value(json!({
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": name},
-            "status": {"addresses": addresses},
-        }))?;
-        let nodes: kube::Api<Node> = kube::Api::all(self.client()?);
-        nodes.create(&Default::default(), &node).await?;
-        Ok(())
+        objects::put_node(&self.client()?, name, internal_ips).await
     }
 
     /// Deletes the core Node `name`, as `kubectl delete node` does.
     pub async fn delete_node(&self, name: &str) -> Result<()> {
-        use k8s_openapi::api::core::v1::Node;
-        let nodes: kube::Api<Node> = kube::Api::all(self.client()?);
-        nodes.delete(name, &Default::default()).await?;
-        Ok(())
+        objects::delete_node(&self.client()?, name).await
     }
 
     /// Judges every later write by `policy`, as an API server with the policy and
@@ -346,9 +344,25 @@ impl KubeApi {
         self.shared.admission().policies.push(policy);
     }
 
-    /// Makes every later request as `user` (what a token would authenticate as).
+    /// Makes every later request without credentials as `user` (what a token
+    /// would authenticate as).
     pub fn act_as(&self, user: admission::UserInfo) {
         self.shared.admission().user = user;
+    }
+
+    /// Authenticates `Authorization: Bearer <token>` as `user`, as the API server's
+    /// token authenticators do; an unknown token is 401 Unauthorized.
+    pub fn add_token(&self, token: &str, user: admission::UserInfo) {
+        self.shared
+            .admission()
+            .tokens
+            .insert(token.to_owned(), user);
+    }
+
+    /// The fields pruned from writes so far (`<plural>/<name>: <field path>`),
+    /// taken: a second call returns only later ones.
+    pub fn take_pruned(&self) -> Vec<String> {
+        std::mem::take(&mut *self.shared.pruned.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// `METHOD /path?query` of every request so far.
@@ -392,6 +406,14 @@ async fn route(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(format!("{} {}", parts.method, parts.uri));
+    let Some(user) = authenticate(shared, &parts.headers) else {
+        return status(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Unauthorized".into(),
+            json!({}),
+        );
+    };
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => Bytes::new(),
@@ -414,8 +436,13 @@ async fn route(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
             Err(e) => status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
         };
     }
+    if parts.method == Method::GET
+        && let Some(answer) = discovery::answer(shared, &segments)
+    {
+        return answer;
+    }
     match target(shared, &segments) {
-        Some(target) => handlers::handle(shared, &parts.method, target, &query, body).await,
+        Some(target) => handlers::handle(shared, &user, &parts.method, target, &query, body).await,
         None => status(
             StatusCode::NOT_FOUND,
             "NotFound",
@@ -423,6 +450,23 @@ async fn route(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
             json!({}),
         ),
     }
+}
+
+/// The user a request is made as: its bearer token's (401 for a token the double
+/// does not know), else the one [`KubeApi::act_as`] names. A real server would
+/// treat a request without credentials as `system:anonymous`; the in-process tests
+/// rely on it being the named user.
+fn authenticate(shared: &Shared, headers: &http::HeaderMap) -> Option<admission::UserInfo> {
+    let admission = shared.admission();
+    let Some(authorization) = headers.get(http::header::AUTHORIZATION) else {
+        return Some(admission.user.clone());
+    };
+    authorization
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|token| admission.tokens.get(token.trim()))
+        .cloned()
 }
 
 /// Resolves `/api/v1/...` and `/apis/<group>/<version>/...` to a served resource.
@@ -466,6 +510,14 @@ fn register_crd(shared: &Shared, crd: &Value) -> Result<Value, String> {
         text("/names/kind")?,
     );
     let namespaced = text("/scope")? == "Namespaced";
+    let singular = text("/names/singular").unwrap_or_else(|_| kind.to_lowercase());
+    let short_names: Vec<String> = spec
+        .pointer("/names/shortNames")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|name| Some(name.as_str()?.to_owned()))
+        .collect();
     let versions = spec
         .get("versions")
         .and_then(Value::as_array)
@@ -485,8 +537,14 @@ fn register_crd(shared: &Shared, crd: &Value) -> Result<Value, String> {
                 group: group.clone(),
                 version: name.to_owned(),
                 plural: plural.clone(),
+                singular: singular.clone(),
+                short_names: short_names.clone(),
                 kind: kind.clone(),
                 namespaced,
+                schema: version
+                    .pointer("/schema/openAPIV3Schema")
+                    .cloned()
+                    .map(Arc::new),
             },
         );
     }

@@ -2,18 +2,21 @@
 //!
 //! ```text
 //! tabby-lab --once [--nodes 4] [--mode crosssubnet] [--pods 2] [--reflectors 1] [--tor bird]
+//!                  [--datastore kubernetes|etcd]
 //!                                      build, check, report, tear down; non-zero when a check fails
 //! tabby-lab up [--nodes N] [--mode direct|vxlan|crosssubnet] [--reflectors 0|1|2] [--tor bird|frr|none]
 //!                                      build and stay up until `down`
 //! tabby-lab down                       remove it (also after a crash)
 //! ```
 //!
-//! Needs root (network namespaces) and etcd, ping and iproute2 (scripts/install-deps).
+//! Needs root (network namespaces), ping and iproute2, and etcd for `--datastore
+//! etcd` (scripts/install-deps).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use api::datastore::config::DatastoreType;
 use clap::{Parser, Subcommand};
 use lab::tabby_lab::{self, Lab, Mode, Options, Tor};
 
@@ -51,6 +54,10 @@ struct Shape {
     /// A top-of-rack router in the router namespace, peering eBGP with every node.
     #[arg(long, value_enum, default_value_t = Tor::Bird, global = true)]
     tor: Tor,
+    /// Where the cluster's resources live: the Kubernetes API (the API double,
+    /// tabby-kube-api, in the router's namespace), as users run tabby, or etcd.
+    #[arg(long, value_enum, default_value_t = DatastoreType::Kubernetes, global = true)]
+    datastore: DatastoreType,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +89,7 @@ fn run(args: Args) -> Result<ExitCode> {
         pods_per_node: args.shape.pods,
         reflectors: args.shape.reflectors,
         tor: args.shape.tor,
+        datastore: args.shape.datastore,
     };
     match (args.command, args.once) {
         (Some(Command::Down), _) => {
@@ -104,10 +112,14 @@ fn building(options: &Options) {
         n => format!("{n} tabby-reflectors"),
     };
     println!(
-        "tabby-lab: building {} nodes ({} mode), etcd, {peering}, ToR: {}, \
+        "tabby-lab: building {} nodes ({} mode), {}, {peering}, ToR: {}, \
          a tabby-agent per node, {} pods per node ...",
         options.nodes,
         format!("{:?}", options.mode).to_lowercase(),
+        match options.datastore {
+            DatastoreType::Kubernetes => "the Kubernetes API (the API double)",
+            DatastoreType::Etcd => "etcd",
+        },
         options.tor.label(),
         options.pods_per_node
     );

@@ -1,6 +1,7 @@
 //! `tabby-lab`: a real tabby cluster on this machine, built with [`harness::e2e`]:
-//! nodes in network namespaces (on one subnet, or two behind a router), etcd in
-//! the router's namespace, the cluster's resources applied with `calicoctl-rs`,
+//! nodes in network namespaces (on one subnet, or two behind a router), the
+//! datastore in the router's namespace (the Kubernetes API double by default, or
+//! etcd), the cluster's resources applied with `calicoctl-rs`,
 //! `tabby-reflector`s in lab nodes of their own (the node-to-node mesh off) or the
 //! mesh, a top-of-rack router (BIRD or FRR) in the router's namespace peering
 //! eBGP with every node, a `tabby-agent` per node, and pods attached by
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use api::datastore::config::DatastoreType;
 
 use harness::e2e::{Clients, Cluster, Pod, address_with_subnet};
 
@@ -78,6 +80,7 @@ pub struct Options {
     /// `tabby-reflector`s (0: the node-to-node mesh instead).
     pub reflectors: usize,
     pub tor: Tor,
+    pub datastore: DatastoreType,
 }
 
 impl Options {
@@ -143,7 +146,7 @@ impl Lab {
         for (i, rr) in reflectors.iter().enumerate() {
             builder = builder.node(rr, racks[i % racks.len()]);
         }
-        let mut cluster = Cluster::new(builder.build()?)?;
+        let mut cluster = Cluster::on(builder.build()?, options.datastore)?;
         // calicoctl-rs, as a newcomer runs it, reads etcd's default prefix.
         cluster.set_prefix(api::datastore::ETCD_DEFAULT_PREFIX);
 
@@ -276,16 +279,16 @@ impl Lab {
             .router()
             .map(|r| r.netns().name().to_owned());
         let router = router.unwrap_or_default();
-        let etcd = self.cluster.etcd.endpoint();
+        let flags = self.cluster.operator_flags().join(" ");
         let mut text = String::new();
         let _ = writeln!(text, "Reach it (as root):");
         let _ = writeln!(
             text,
-            "  ip netns exec {router} calicoctl-rs --etcd-endpoints {etcd} get ippools -o wide"
+            "  ip netns exec {router} calicoctl-rs {flags} get ippools -o wide"
         );
         let _ = writeln!(
             text,
-            "  ip netns exec {router} calicoctl-rs --etcd-endpoints {etcd} ipam show --show-blocks"
+            "  ip netns exec {router} calicoctl-rs {flags} ipam show --show-blocks"
         );
         if let [first, .., last] = self.pods.as_slice() {
             let _ = writeln!(

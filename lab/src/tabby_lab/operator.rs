@@ -1,5 +1,5 @@
 //! What an operator applies to set the cluster up, written as YAML and applied
-//! with the real `calicoctl-rs` from the router's namespace (where etcd is): the
+//! with the real `calicoctl-rs` from the router's namespace (where the datastore is): the
 //! default pool, the BGP configuration, and, when the lab has them, the reflectors'
 //! `Node`s and the agents' `BGPPeer`s to the reflectors and to the top-of-rack
 //! router.
@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use harness::e2e::{Cluster, binary};
+use harness::e2e::Cluster;
 
 /// The AS of every node and reflector, and the top-of-rack router's.
 pub const CLUSTER_AS: u32 = 64512;
@@ -36,7 +36,7 @@ pub struct Shape<'a> {
 pub fn resources(shape: &Shape<'_>) -> String {
     let mut yaml = String::from(
         "# tabby-lab's cluster, as an operator sets it up:\n\
-         #   calicoctl-rs --etcd-endpoints URL apply -f FILE\n",
+         #   calicoctl-rs apply -f FILE (with the datastore's flags)\n",
     );
     let mut document = |kind: &str, name: &str, labels: &str, spec: &str| {
         let _ = write!(
@@ -101,13 +101,8 @@ pub fn resources(shape: &Shape<'_>) -> String {
 /// Applies `file` with calicoctl-rs; returns what it said it did, one line each
 /// (`ippool/default-ipv4-ippool created`).
 pub fn apply(cluster: &Cluster, file: &Path) -> Result<Vec<String>> {
-    let router = cluster.lab.router().context("no router")?;
-    let mut command = router.command(binary("calicoctl-rs")?);
-    command
-        .arg("--etcd-endpoints")
-        .arg(cluster.etcd.endpoint())
-        .args(["apply", "-f"])
-        .arg(file);
+    let mut command = cluster.calicoctl()?;
+    command.args(["apply", "-f"]).arg(file);
     let said = harness::process::exec(&mut command).context("calicoctl-rs apply")?;
     Ok(said.lines().map(str::to_owned).collect())
 }
