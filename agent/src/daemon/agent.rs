@@ -30,7 +30,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
 use super::Options;
-use super::bfd_sessions::BfdSessions;
 use super::ongoing::Ongoing;
 use super::query::{Peer, Peers, Query, Reporting};
 use super::speaker::Bgp;
@@ -42,6 +41,7 @@ use crate::desired::{self, Cluster, Desired, Judge, NodeSettings, Paths, Rejecti
 use crate::nat::{self, NatPool};
 use crate::peering::passwords::{self, Passwords};
 use crate::peering::{self, DesiredBgp};
+use bfd::peers::Peers as BfdPeers;
 
 /// Import refusals queued for the loop; more are counted (see `JudgeHook`).
 const REFUSALS_QUEUED: usize = 256;
@@ -61,7 +61,7 @@ pub(super) struct Agent {
     best: Paths,
     bgp: Bgp,
     /// BFD beside the BGP sessions that have it.
-    bfd: BfdSessions,
+    bfd: BfdPeers,
     sync: BgpSync,
     /// Started once the first desired state exists.
     reconciler: Option<Reconciler>,
@@ -155,7 +155,7 @@ impl Agent {
                 import: Some(Arc::new(hook)),
                 export: None,
             }),
-            bfd: BfdSessions::default(),
+            bfd: BfdPeers::default(),
             reconciler: Some(reconciler),
             desired: None,
             nat_applied: None,
