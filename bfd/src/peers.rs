@@ -188,6 +188,24 @@ impl Peers {
         })
     }
 
+    /// Takes every session AdminDown and waits (at most `within`) until each has
+    /// told its peer, for a planned stop: a peer following RFC 5882 section 3.2
+    /// then does not take the stop for a forwarding failure (RFC 5880 6.8.16),
+    /// and graceful restart keeps this system's routes while it is away.
+    pub async fn admin_down(&mut self, within: std::time::Duration) {
+        let mut watches = Vec::new();
+        for handle in self.sessions.values().filter_map(|e| e.handle.as_ref()) {
+            handle.admin_down();
+            watches.push(handle.watch());
+        }
+        let told = async {
+            for mut watch in watches {
+                let _ = watch.wait_for(|s| s.state == State::AdminDown).await;
+            }
+        };
+        let _ = tokio::time::timeout(within, told).await;
+    }
+
     /// Every session's state, by peer.
     pub fn states(&self) -> BTreeMap<IpAddr, PeerState> {
         self.sessions

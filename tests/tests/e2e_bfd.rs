@@ -337,3 +337,33 @@ fn e2e_bfd_an_agent_sharing_its_core_with_a_busy_loop_does_not_flap_with_the_def
     }
     ping_all(&pods).unwrap();
 }
+
+#[test]
+#[ignore = "needs root"]
+fn e2e_bfd_a_stopped_agent_says_admin_down_so_graceful_restart_keeps_its_routes() {
+    harness::require_root();
+    // BFD wins over graceful restart on a failure (the default), yet a planned
+    // stop (SIGTERM) is no failure: the agent takes its BFD sessions AdminDown
+    // first (RFC 5880 6.8.16, RFC 5882 3.2) and its peers keep its routes stale.
+    let (mut cluster, pods) = cluster("e2e_bfd_sigterm", &NODES, bfd_on());
+    let via = cluster.lab.node("n3").address().to_string();
+    let before: Vec<BTreeSet<String>> = ["n1", "n2"]
+        .iter()
+        .map(|node| routes_via(&cluster, node, &via))
+        .collect();
+    cluster.agent("n3").unwrap().stop(Duration::from_secs(10));
+    // Long enough for a Detection Time to have passed many times over.
+    std::thread::sleep(KEPT);
+    let after: Vec<BTreeSet<String>> = ["n1", "n2"]
+        .iter()
+        .map(|node| routes_via(&cluster, node, &via))
+        .collect();
+    assert_eq!(after, before, "routes kept while n3's agent is stopped");
+    ping_all(&pods).unwrap();
+    cluster.start_agent("n3").unwrap();
+    cluster.wait_ready("n3", READY).unwrap();
+    cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
+    for node in NODES {
+        wait_bfd_up(&cluster.socket(node), node, NODES.len() - 1);
+    }
+}

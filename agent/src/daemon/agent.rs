@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use api::datastore::Backend;
 use api::resources::{AllowedUse, BgpPassword, Cidr, EncapsulationMode};
@@ -45,6 +45,8 @@ use bfd::peers::Peers as BfdPeers;
 
 /// Import refusals queued for the loop; more are counted (see `JudgeHook`).
 const REFUSALS_QUEUED: usize = 256;
+/// How long a stop waits for its BFD sessions to tell their peers AdminDown.
+const BFD_ADMIN_DOWN_WAIT: Duration = Duration::from_millis(500);
 
 pub(super) struct Agent {
     options: Options,
@@ -237,7 +239,9 @@ impl Agent {
             }
         }
         // Exit without a Cease: peers keep this node's routes (graceful restart),
-        // and the kernel keeps everything, for the next agent to find.
+        // and the kernel keeps everything, for the next agent to find. BFD says
+        // AdminDown first, so that peers do not take the stop for a failure.
+        self.bfd.admin_down(BFD_ADMIN_DOWN_WAIT).await;
         self.bgp.detach();
     }
 
