@@ -468,3 +468,48 @@ async fn hardening_reflection_attributes_from_a_peer_that_does_not_reflect_are_d
         }
     }
 }
+
+#[tokio::test]
+async fn ipv6_routes_over_an_ipv4_session_carry_the_speakers_ipv6_address_when_it_has_one() {
+    let handle = speaker(speaker_config());
+    let block = net("fd00:244::/122");
+    handle.requests.send(Request::Originate(block)).unwrap();
+    let both = || Offer {
+        capabilities: vec![
+            bgp::codec::Capability::Multiprotocol(bgp::codec::Family::IPV4_UNICAST),
+            bgp::codec::Capability::Multiprotocol(bgp::codec::Family::IPV6_UNICAST),
+        ],
+    };
+    let own_v6: IpAddr = "fd00:1::7".parse().unwrap();
+    let pending = Pending::new(2, 2, SPEAKER_AS).await;
+    let config = PeerConfig {
+        other_family_address: Some(own_v6),
+        ..pending.peer()
+    };
+    let mut dual = pending.join(&handle, config, both()).await;
+    let pending = Pending::new(2, 3, SPEAKER_AS).await;
+    let config = pending.peer();
+    let mut plain = pending.join(&handle, config, both()).await;
+    let (_, next_hop) = dual.route(block).await;
+    assert_eq!(
+        next_hop,
+        NextHop::V6 {
+            global: "fd00:1::7".parse().unwrap(),
+            link_local: None
+        }
+    );
+    // Without an IPv6 address of its own, the speaker can only name its IPv4 one.
+    let (_, next_hop) = plain.route(block).await;
+    assert_eq!(
+        next_hop,
+        NextHop::V6 {
+            global: Ipv4Addr::LOCALHOST.to_ipv6_mapped(),
+            link_local: None
+        }
+    );
+    // An IPv4 route over the same session keeps the session's own address.
+    let v4 = net("10.244.0.0/26");
+    handle.requests.send(Request::Originate(v4)).unwrap();
+    let (_, next_hop) = dual.route(v4).await;
+    assert_eq!(next_hop, NextHop::V4(Ipv4Addr::LOCALHOST));
+}

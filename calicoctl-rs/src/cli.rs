@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::DatastoreArgs;
 use crate::kinds::ResourceKind;
-use crate::output::OutputFormat;
+use crate::output::{GetOutput, OutputFormat};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -65,6 +65,8 @@ pub enum Command {
     /// This node's BGP sessions and routes, from its tabby-agent
     #[command(subcommand)]
     Node(NodeCommand),
+    /// This client's version and the datastore type, as `calicoctl version` prints them
+    Version,
     /// Print a shell completion script
     #[command(after_help = COMPLETION_EXAMPLES)]
     Completion(CompletionArgs),
@@ -75,21 +77,34 @@ Examples:
   calicoctl-rs get ippools
   calicoctl-rs get ippool default-ipv4-ippool -o yaml
   calicoctl-rs get bgppeers -l 'rack == \"a\"' -o wide
-  calicoctl-rs get nodes -o json";
+  calicoctl-rs get nodes -o json
+  calicoctl-rs get workloadendpoints -n kube-system
+  calicoctl-rs get ippools -o custom-columns=NAME,CIDR,VXLANMODE
+  calicoctl-rs get nodes -o go-template='{{range .items}}{{.metadata.name}} {{end}}'";
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// Kind: ippools, ipreservations, ipamconfigs, bgpconfigurations, bgppeers,
-    /// bgpfilters, nodes (calicoctl's aliases work: pool, bgpp, no, ...)
+    /// bgpfilters, nodes, workloadendpoints (calicoctl's aliases work: pool, bgpp,
+    /// no, wep, ...)
     #[arg(value_enum, ignore_case = true, hide_possible_values = true)]
     pub kind: ResourceKind,
     /// Names; all resources of the kind when none is given
     pub names: Vec<String>,
-    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
+    /// table (or ps), wide, yaml, json, custom-columns=HEADING,...,
+    /// go-template=TEMPLATE or go-template-file=FILE
+    #[arg(short, long, default_value = "table", value_name = "FORMAT")]
+    pub output: GetOutput,
     /// Only resources whose labels match this selector
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub selector: Option<Selector>,
+    /// Only workload endpoints of pods in this namespace (unlike calicoctl, every
+    /// namespace is shown without it)
+    #[arg(short, long, conflicts_with = "all_namespaces")]
+    pub namespace: Option<String>,
+    /// Every namespace (the default; accepted as calicoctl takes it)
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,7 @@
 //! tabby's extra fields in the wide form where calicoctl has none.
 
 use api::resources::{
-    BGPConfiguration, BGPFilter, BGPPeer, IPAMConfig, IPPool, IPReservation, Node,
+    BGPConfiguration, BGPFilter, BGPPeer, IPAMConfig, IPPool, IPReservation, Node, WorkloadEndpoint,
 };
 
 use crate::output::enum_name;
@@ -211,6 +211,37 @@ impl Columns for Node {
                 or_empty(bgp.and_then(|b| b.ipv4_ipip_tunnel_addr)),
                 or_empty(self.spec.ipv4_vxlan_tunnel_addr),
                 or_empty(bgp.and_then(|b| b.route_reflector_cluster_id)),
+            ]
+        })
+    }
+}
+
+/// calicoctl's columns with every namespace shown (`-A`); the wide form adds what
+/// tells two incarnations of a pod apart.
+impl Columns for WorkloadEndpoint {
+    fn columns(wide: bool) -> Vec<&'static str> {
+        pick(
+            wide,
+            &["NAMESPACE", "WORKLOAD", "NODE", "NETWORKS", "INTERFACE"],
+            &["NAME", "ENDPOINT", "CONTAINERID", "MAC"],
+        )
+    }
+
+    fn row(&self, wide: bool, _: &TableContext) -> Vec<String> {
+        let spec = &self.spec;
+        let short = vec![
+            spec.namespace.clone(),
+            spec.pod.clone(),
+            spec.node.clone(),
+            join_truncated(spec.ip_networks.iter().map(ToString::to_string)),
+            spec.interface_name.clone(),
+        ];
+        cells(wide, short, || {
+            vec![
+                self.metadata.name.clone(),
+                spec.endpoint.clone(),
+                spec.container_id.clone(),
+                or_empty(spec.mac.as_ref()),
             ]
         })
     }

@@ -3,13 +3,19 @@
 //!
 //! Commands are generic over [`CliResource`]; [`with_kind!`] and [`with_any!`] pick
 //! the type from a kind named on the command line or from a decoded document.
+//!
+//! WorkloadEndpoints are shown, never written: the CNI plugin writes one per pod
+//! interface, and on etcd it is the record that the pod exists, so a hand-made or
+//! deleted one would let IPAM's GC free a live pod's address.
 
 use api::resources::{
     BGPConfiguration, BGPFilter, BGPPeer, IPAMConfig, IPPool, IPReservation, Node, Resource,
+    WorkloadEndpoint,
 };
 use clap::ValueEnum;
 
 use crate::columns::Columns;
+use crate::error::CliError;
 
 /// A kind the CLI reads and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum)]
@@ -37,6 +43,11 @@ pub enum ResourceKind {
     BGPFilter,
     #[value(name = "nodes", aliases = ["node", "no", "nos"])]
     Node,
+    #[value(
+        name = "workloadendpoints",
+        aliases = ["workloadendpoint", "wep", "weps"]
+    )]
+    WorkloadEndpoint,
 }
 
 /// What every command needs of a kind: the datastore's [`Resource`], its table
@@ -57,6 +68,11 @@ pub trait CliResource: Resource + Columns {
     fn written_over(self, _stored: Option<&Self>) -> Self {
         self
     }
+
+    /// The Kubernetes namespace of a namespaced kind's resource.
+    fn namespace(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// One resource of any kind the CLI manages.
@@ -69,6 +85,7 @@ pub enum AnyResource {
     BGPPeer(BGPPeer),
     BGPFilter(BGPFilter),
     Node(Node),
+    WorkloadEndpoint(WorkloadEndpoint),
 }
 
 macro_rules! cli_resources {
@@ -98,6 +115,11 @@ cli_resources!(
         fn written_over(mut self, stored: Option<&Self>) -> Self {
             self.spec = self.spec.written_over(stored.map(|s| &s.spec));
             self
+        }
+    },
+    WorkloadEndpoint {
+        fn namespace(&self) -> Option<&str> {
+            Some(&self.spec.namespace)
         }
     },
 );
@@ -137,6 +159,10 @@ macro_rules! with_kind {
                 type $R = r::Node;
                 $body
             }
+            K::WorkloadEndpoint => {
+                type $R = r::WorkloadEndpoint;
+                $body
+            }
         }
     }};
 }
@@ -154,6 +180,7 @@ macro_rules! with_any {
             A::BGPPeer($r) => $body,
             A::BGPFilter($r) => $body,
             A::Node($r) => $body,
+            A::WorkloadEndpoint($r) => $body,
         }
     }};
 }
@@ -164,17 +191,37 @@ impl ResourceKind {
         with_kind!(self, R => R::KIND)
     }
 
-    /// Every kind as written in `kind:`.
-    pub fn kind_names() -> Vec<&'static str> {
-        Self::value_variants().iter().map(|k| k.name()).collect()
+    /// Whether the CLI writes resources of this kind (see the module comment).
+    pub fn writable(self) -> bool {
+        self != Self::WorkloadEndpoint
     }
 
-    /// The kind named by a document's `kind:` field.
+    /// Refuses a write command on a kind the CLI only shows.
+    pub fn check_writable(self) -> Result<Self, CliError> {
+        if self.writable() {
+            return Ok(self);
+        }
+        Err(CliError::Usage(format!(
+            "{}s are written by the CNI plugin, one per pod interface; calicoctl-rs only shows them",
+            self.name()
+        )))
+    }
+
+    /// Every kind the CLI writes, as written in `kind:`.
+    pub fn kind_names() -> Vec<&'static str> {
+        Self::value_variants()
+            .iter()
+            .filter(|k| k.writable())
+            .map(|k| k.name())
+            .collect()
+    }
+
+    /// The writable kind named by a document's `kind:` field.
     pub fn from_kind_field(kind: &str) -> Option<Self> {
         Self::value_variants()
             .iter()
             .copied()
-            .find(|k| k.name() == kind)
+            .find(|k| k.writable() && k.name() == kind)
     }
 }
 
@@ -217,10 +264,12 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_is_found_from_its_kind_field() {
+    fn every_writable_kind_is_found_from_its_kind_field() {
         for kind in ResourceKind::value_variants() {
-            assert_eq!(ResourceKind::from_kind_field(kind.name()), Some(*kind));
+            let expected = kind.writable().then_some(*kind);
+            assert_eq!(ResourceKind::from_kind_field(kind.name()), expected);
         }
         assert_eq!(ResourceKind::from_kind_field("IPAMBlock"), None);
+        assert!(!ResourceKind::WorkloadEndpoint.writable());
     }
 }

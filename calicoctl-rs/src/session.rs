@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use api::datastore::{Backend, connect};
+use api::datastore::{Backend, DatastoreConfig, connect};
 
 use crate::config::{self, DatastoreArgs};
 use crate::error::CliError;
@@ -74,6 +74,21 @@ impl<'a> Session<'a> {
         let store = connect(&target).await?;
         self.store = Store::Connected(store.clone());
         Ok(store)
+    }
+
+    /// The datastore type as calicoctl's `version` names it (`kdd`, `etcdv3`), from
+    /// the configuration alone: nothing is connected.
+    pub fn datastore_type(&mut self) -> Result<&'static str, CliError> {
+        let args = match &self.store {
+            Store::Connected(_) => return Ok("in-process"),
+            Store::Configured(args) => args,
+        };
+        let (target, _) = config::resolve(args, &|name| std::env::var(name).ok())?;
+        Ok(match target {
+            DatastoreConfig::Kubernetes(_) => "kdd",
+            DatastoreConfig::Etcd(_) => "etcdv3",
+            DatastoreConfig::Memory(_) => "in-process",
+        })
     }
 
     /// Writes to standard output.

@@ -164,3 +164,24 @@ fn etcd_tls_files_with_http_endpoints_or_mixed_schemes_are_usage_errors() {
         assert_eq!(text(&output.stderr), format!("{expected}\n"), "{flags:?}");
     }
 }
+
+#[test]
+fn version_prints_calicoctls_lines_without_connecting() {
+    // Nothing listens on port 1: `version` must not need the datastore.
+    let output = calicoctl(
+        &["version"],
+        &[
+            ("DATASTORE_TYPE", "etcdv3"),
+            ("ETCD_ENDPOINTS", "http://127.0.0.1:1"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        format!(
+            "Client Version:    v{}\nCluster Version:   n/a (tabby keeps no ClusterInformation)\n\
+             Cluster Type:      tabby,bgp,etcdv3\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}

@@ -59,12 +59,22 @@ pub struct Answer {
 /// Runs `command` (the plugin, maybe entering a namespace first) with `vars` in
 /// an environment otherwise holding only `PATH`, and `conf` on stdin.
 pub fn run_plugin(command: Command, vars: &[(&str, &str)], conf: &Value) -> Result<Answer> {
+    let output = start_plugin(command, vars, conf)?
+        .wait_with_output()
+        .context("waiting for the plugin")?;
+    answer(&output)
+}
+
+/// Starts what [`run_plugin`] runs, for a test that stops it midway.
+pub fn start_plugin(command: Command, vars: &[(&str, &str)], conf: &Value) -> Result<Child> {
     let path = std::env::var("PATH").unwrap_or_default();
     let mut all = vec![("PATH", path.as_str())];
     all.extend_from_slice(vars);
-    let output = spawn(command, &all, conf)?
-        .wait_with_output()
-        .context("waiting for the plugin")?;
+    spawn(command, &all, conf)
+}
+
+/// The answer in a finished plugin's output.
+pub fn answer(output: &Output) -> Result<Answer> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let json = if stdout.trim().is_empty() {
         Value::Null

@@ -243,6 +243,24 @@ impl Etcd {
         self.client
     }
 
+    /// tabby's flags for a daemon of this etcd: `--datastore-type=etcdv3`, the
+    /// endpoint, and with TLS the CA and the client certificate.
+    pub fn daemon_flags(&self) -> Vec<String> {
+        let mut flags = vec![
+            "--datastore-type=etcdv3".to_owned(),
+            format!("--etcd-endpoints={}", self.endpoint()),
+        ];
+        if let Some(files) = &self.tls {
+            let (cert, key) = files.client();
+            flags.extend([
+                format!("--etcd-ca-cert-file={}", files.ca().display()),
+                format!("--etcd-cert-file={}", cert.display()),
+                format!("--etcd-key-file={}", key.display()),
+            ]);
+        }
+        flags
+    }
+
     /// The CA and certificates of an etcd started with [`Etcd::start_tls`].
     pub fn tls(&self) -> Option<&TlsFiles> {
         self.tls.as_ref()

@@ -62,16 +62,7 @@ fn reflector_discovers_peers_over_etcd_with_tls_client_certificates() {
     let rr = lab.node("rr");
     let etcd = Etcd::start_local_in(lab.logs(), rr.netns(), true).unwrap();
     cluster(&etcd);
-    let files = etcd.tls().unwrap();
-    let (cert, key) = files.client();
-    let flags = [
-        "--datastore-type=etcdv3".to_owned(),
-        format!("--etcd-endpoints={}", etcd.endpoint()),
-        format!("--etcd-ca-cert-file={}", files.ca().display()),
-        format!("--etcd-cert-file={}", cert.display()),
-        format!("--etcd-key-file={}", key.display()),
-    ];
-    discovers(rr, &flags, &[]);
+    discovers(rr, &etcd.daemon_flags(), &[]);
 }
 
 #[test]

@@ -8,6 +8,10 @@
 //! - IPv6 only: nodes without an IPv4 address, router ids derived from their names
 //!   (`--router-id=hash`), IPv6 sessions, IPv6 pod routes.
 //!
+//! - a ToR (BIRD, routing into its kernel) learns both families' blocks from
+//!   dual-stack nodes over one IPv4 session per node (MP-BGP) and over a session
+//!   per family, each with the owner's address of the family as next hop.
+//!
 //! Every node's kernel table (both families) is compared with the table the
 //! datastore implies, and every pod pings every pod at each of its addresses.
 //! Without encapsulation only: tabby refuses VXLAN on IPv6 pools (no VXLAN over
@@ -21,6 +25,7 @@ use api::resources::{
     BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Cidr, IPPool, IPPoolSpec, Node,
 };
 use harness::e2e::{Cluster, Pod, list_peers, ping_all};
+use harness::peers::{BgpConfig, BgpPeer, Bird, Neighbor};
 use harness::{Lab, wait_until};
 use proto::bgp_status::bgp_status_client::BgpStatusClient;
 use proto::bgp_status::{ListPeersRequest, SessionState};
@@ -241,4 +246,101 @@ fn e2e_ipv6_only_cluster_hash_router_ids_ipv6_sessions_and_pod_routes() {
             "{peers:?}"
         );
     }
+}
+
+const NODE_AS: u32 = 64512;
+const TOR_AS: u32 = 65000;
+
+/// The router as a ToR (AS 65000) of two dual-stack nodes: over one IPv4 session
+/// per node carrying both families, or (`per_family`) a session per family. Either
+/// way it must learn every block with the owner's address of the block's family
+/// as next hop — not an IPv4-mapped IPv6 address, which it could not route — and
+/// reach every pod at both addresses through the routes it learned.
+fn tor_learns_both_families(test: &str, per_family: bool) {
+    harness::require_root();
+    let nodes = ["n1", "n2"];
+    let mut cluster = cluster(test, &nodes, true);
+    let router = cluster.lab.router().unwrap();
+    let like_v4 = cluster.lab.node("n1").address();
+    let like_v6 = cluster.lab.node("n1").address6().unwrap();
+    let tor_v4 = router.address_in("a", like_v4).unwrap();
+    let tor_v6 = router.address_in("a", like_v6).unwrap();
+    let bgp: BGPConfigurationSpec = serde_json::from_value(json!({"asNumber": NODE_AS})).unwrap();
+    cluster
+        .create(&BGPConfiguration::new("default", bgp))
+        .unwrap();
+    let mut tor_addresses = vec![tor_v4];
+    if per_family {
+        tor_addresses.push(tor_v6);
+    }
+    for address in &tor_addresses {
+        let peer: BGPPeerSpec =
+            serde_json::from_value(json!({"peerIP": address.to_string(), "asNumber": TOR_AS}))
+                .unwrap();
+        let name = if address.is_ipv4() {
+            "tor-v4"
+        } else {
+            "tor-v6"
+        };
+        cluster.create(&BGPPeer::new(name, peer)).unwrap();
+    }
+    let mut config = BgpConfig::new(TOR_AS, "10.0.1.1".parse().unwrap());
+    let mut sessions = Vec::new();
+    for node in nodes {
+        let lab_node = cluster.lab.node(node);
+        let v4 = lab_node.address();
+        if per_family {
+            let v6 = lab_node.address6().unwrap();
+            config = config
+                .neighbor(Neighbor::new(v4, NODE_AS).passive())
+                .neighbor(Neighbor::new(v6, NODE_AS).passive());
+            sessions.extend([v4, v6]);
+        } else {
+            config = config.neighbor(Neighbor::new(v4, NODE_AS).passive().both_families());
+            sessions.push(v4);
+        }
+    }
+    let bird = Bird::start_routing(router, &config).unwrap();
+    let pods = start(&mut cluster, &nodes, &[]);
+    for address in sessions {
+        bird.wait_established(address, READY).unwrap();
+    }
+    let facts = cluster.facts().unwrap();
+    for node in nodes {
+        let lab_node = cluster.lab.node(node);
+        for block in &facts.owners[node] {
+            let route = bird.wait_route(*block, CONVERGED).unwrap();
+            let owner = if block.addr().is_ipv4() {
+                lab_node.address()
+            } else {
+                lab_node.address6().unwrap()
+            };
+            assert_eq!(
+                route.next_hop,
+                Some(owner),
+                "{block} from {node}: {route:?}"
+            );
+        }
+    }
+    let router = cluster.lab.router().unwrap();
+    for pod in &pods {
+        for ip in &pod.ips {
+            wait_until(CONVERGED, &format!("the ToR reaches {ip}"), || {
+                anyhow::Ok(router.ping(*ip).is_ok())
+            })
+            .unwrap();
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn e2e_dualstack_tor_learns_both_families_over_one_ipv4_session_per_node() {
+    tor_learns_both_families("e2e_dualstack_tor_mp", false);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn e2e_dualstack_tor_learns_both_families_over_a_session_per_family() {
+    tor_learns_both_families("e2e_dualstack_tor_pf", true);
 }

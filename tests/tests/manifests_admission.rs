@@ -208,7 +208,8 @@ async fn manifests_admission_hardening_another_nodes_agent_cannot_rewrite_a_node
         "block affinities and workload endpoints",
     );
 
-    // What stays possible (docs/security.md): borrowing edits another node's block.
+    // What stays possible (docs/security.md): an edit of another node's block
+    // that changes none of its allocations.
     let mut borrowed = worker_1_block(&*store).await;
     borrowed.spec.sequence_number += 1;
     store.update(&borrowed).await.unwrap();
@@ -233,4 +234,121 @@ async fn manifests_admission_hardening_a_token_without_a_node_claim_writes_nothi
         .delete::<IPAMBlock>(&block.metadata.name, None)
         .await
         .unwrap();
+}
+
+/// A pool of a single block, 10.250.0.0/26, that worker-1 claims with one
+/// address (its node named, as tabby-cni names it), and worker-2 registered: its
+/// addresses there can only be borrowed.
+async fn one_block_pool(api: &KubeApi, store: &Arc<dyn Backend>) -> IPAMBlock {
+    let mut tiny = IPPoolSpec::new("10.250.0.0/26".parse().unwrap());
+    tiny.block_size = Some(26);
+    store.create(&IPPool::new("tiny", tiny)).await.unwrap();
+    assign(store, "worker-1", "k8s-pod-network.ctr-t1").await;
+    api.act_as(agent_on("worker-2"));
+    register(&**store, "worker-2", "192.0.2.21/24")
+        .await
+        .unwrap();
+    tiny_block(&**store).await
+}
+
+async fn assign(store: &Arc<dyn Backend>, node: &str, handle: &str) -> std::net::IpAddr {
+    let allocator = ipam::assign::Allocator::new(store.clone(), node);
+    let mut request = ipam::assign::AssignRequest::new(handle, 1, 0);
+    request.pools_v4 = vec!["tiny".into()];
+    request.attrs = BTreeMap::from([(ipam::table::attr::NODE.into(), node.into())]);
+    let assigned = allocator.auto_assign(&request).await.unwrap();
+    assigned.addresses[0].ip
+}
+
+async fn tiny_block(store: &dyn Backend) -> IPAMBlock {
+    store.get::<IPAMBlock>("10-250-0-0-26").await.unwrap()
+}
+
+/// The node each allocation of `block` names, by address.
+fn holders(block: &IPAMBlock) -> Vec<(std::net::IpAddr, Option<String>)> {
+    block
+        .spec
+        .allocations()
+        .iter()
+        .map(|a| (a.ip, a.secondary.get("node").cloned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_admission_a_node_borrows_from_another_nodes_block_and_gives_the_address_back() {
+    let (api, store) = cluster().await;
+    let block = one_block_pool(&api, &store).await;
+    assert_eq!(block.spec.affine_node(), Some("worker-1"));
+    let owners = holders(&block);
+
+    // The pool has no free block: worker-2's address is borrowed from worker-1's.
+    let borrowed = assign(&store, "worker-2", "k8s-pod-network.ctr-t2").await;
+    let block = tiny_block(&*store).await;
+    assert_eq!(block.spec.affine_node(), Some("worker-1"));
+    let mut expected = owners.clone();
+    expected.push((borrowed, Some("worker-2".into())));
+    expected.sort();
+    assert_eq!(holders(&block), expected);
+
+    let allocator = ipam::assign::Allocator::new(store.clone(), "worker-2");
+    let released = allocator
+        .release_handle("k8s-pod-network.ctr-t2")
+        .await
+        .unwrap();
+    assert_eq!(released.len(), 1);
+    assert_eq!(holders(&tiny_block(&*store).await), owners);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_admission_hardening_a_node_cannot_take_free_or_retire_another_nodes_allocations()
+{
+    let (api, store) = cluster().await;
+    let block = one_block_pool(&api, &store).await;
+    let says = "in another node's block an agent may only add and remove allocations";
+
+    // worker-1's pod's entry, rewritten to name worker-2 (which could then
+    // announce that /32 as borrowed and draw the pod's traffic).
+    let mut taken = block.clone();
+    for attribute in &mut taken.spec.attributes {
+        attribute.secondary.insert("node".into(), "worker-2".into());
+    }
+    assert_denied(store.update(&taken).await, says);
+
+    // The same entry marked free (worker-1 would hand the address out again).
+    let mut freed = block.clone();
+    let ordinal = freed.spec.allocations.iter().position(Option::is_some);
+    let ordinal = ordinal.expect("worker-1's address");
+    freed.spec.allocations[ordinal] = None;
+    freed.spec.unallocated.push(ordinal);
+    freed
+        .spec
+        .sequence_number_for_allocation
+        .remove(&ordinal.to_string());
+    assert_denied(store.update(&freed).await, says);
+
+    // Marked as being released, so worker-1 allocates nothing more in it.
+    let mut retired = block.clone();
+    retired.spec.deleted = true;
+    assert_denied(store.update(&retired).await, says);
+
+    // An entry the block's owner wrote without a node (the cluster's first pod,
+    // allocated by hand) is another's entry too.
+    let blocks = store.list::<IPAMBlock>(&Default::default()).await.unwrap();
+    let first = blocks.items.into_iter().find(|b| {
+        let handle = |a: &api::resources::AllocationAttribute| a.handle_id.clone();
+        b.spec
+            .attributes
+            .iter()
+            .filter_map(handle)
+            .any(|h| h == "k8s-pod-network.ctr-1")
+    });
+    let mut other = first.expect("the block of the cluster's first pod");
+    for attribute in &mut other.spec.attributes {
+        attribute.secondary.insert("node".into(), "worker-2".into());
+    }
+    assert_denied(store.update(&other).await, says);
+
+    // worker-1 itself edits its own block as it likes (here: releases the address).
+    api.act_as(agent_on("worker-1"));
+    store.update(&freed).await.unwrap();
 }

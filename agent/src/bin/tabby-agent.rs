@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use agent::config::Flags;
 use agent::grpc;
-use api::datastore::connect;
+use api::datastore::{ConnectError, connect, connect_lazily};
 use telemetry::Renamed;
 use tokio::sync::watch;
 
@@ -81,9 +81,20 @@ fn main() -> ExitCode {
         let (bound, metrics) = grpc::bind(flags.socket.clone(), flags.metrics_address())
             .await
             .map_err(|e| e.to_string())?;
-        let store = connect(&datastore)
-            .await
-            .map_err(|e| format!("datastore ({datastore}): {e}"))?;
+        let saved_view = options
+            .last_view_file
+            .as_deref()
+            .is_some_and(|p| p.exists());
+        let store = match connect(&datastore).await {
+            Ok(store) => Ok(store),
+            // The view saved last time can carry the agent until etcd answers.
+            Err(ConnectError::Unreachable(error)) if saved_view => {
+                tracing::warn!(%error, "the datastore does not answer: opening it without asking");
+                connect_lazily(&datastore).await
+            }
+            Err(error) => Err(error),
+        }
+        .map_err(|e| format!("datastore ({datastore}): {e}"))?;
         let (reporting, handle) = agent::daemon::channels();
         let (stop, stopped) = watch::channel(false);
         let api = tokio::spawn(grpc::serve(handle, bound, metrics, stopped));

@@ -93,7 +93,7 @@ pub struct Flags {
     #[arg(long, env = "TABBY_IP6", default_value = "none")]
     pub ip6: AddressChoice,
     /// How --ip autodetect finds the address: first-found, interface=REGEX,
-    /// skip-interface=REGEX, can-reach=ADDRESS, cidr=CIDR, kubernetes-internal-ip
+    /// skip-interface=REGEX, can-reach=ADDRESS|HOST, cidr=CIDR, kubernetes-internal-ip
     #[arg(
         long,
         env = "TABBY_IP_AUTODETECTION_METHOD",

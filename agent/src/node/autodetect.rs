@@ -5,17 +5,20 @@
 //!   container, tunnel and virtual devices (docker*, cali*, tunl*, vxlan*, veth*, ...);
 //! - `interface=REGEX[,REGEX]`: the first address on an interface whose name matches;
 //! - `skip-interface=REGEX[,REGEX]`: first-found, also skipping those names;
-//! - `can-reach=DESTINATION`: the address the kernel would use towards it;
+//! - `can-reach=DESTINATION`: the address the kernel would use towards it (an
+//!   address, or a host name resolved by the system's resolver to the family's
+//!   first address);
 //! - `cidr=CIDR[,CIDR]`: the first address inside one of the ranges;
 //! - `kubernetes-internal-ip`: the Kubernetes Node's `InternalIP` of the family,
 //!   which must be on an interface (read from the API by the daemon, then chosen
 //!   as an explicit address: [`internal_ip`]);
 //!
 //! or an explicit address, which must be on one of the node's interfaces. The
-//! choice is pure over the interface list; [`source_towards`] is the one lookup.
+//! choice is pure over the interface list; [`source_towards`] and a `can-reach`
+//! host name's resolution are the lookups.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::str::FromStr;
 
 use ipnet::IpNet;
@@ -66,7 +69,7 @@ pub enum Method {
     FirstFound,
     Interface(Vec<Regex>),
     SkipInterface(Vec<Regex>),
-    CanReach(IpAddr),
+    CanReach(Destination),
     Cidr(Vec<IpNet>),
     KubernetesInternalIp,
 }
@@ -84,7 +87,7 @@ impl fmt::Display for Method {
             Self::FirstFound => f.write_str("first-found"),
             Self::Interface(r) => write!(f, "interface={}", joined(r)),
             Self::SkipInterface(r) => write!(f, "skip-interface={}", joined(r)),
-            Self::CanReach(ip) => write!(f, "can-reach={ip}"),
+            Self::CanReach(destination) => write!(f, "can-reach={destination}"),
             Self::KubernetesInternalIp => f.write_str("kubernetes-internal-ip"),
             Self::Cidr(c) => {
                 let c: Vec<String> = c.iter().map(IpNet::to_string).collect();
@@ -110,11 +113,7 @@ impl FromStr for Method {
             None if text == "kubernetes-internal-ip" => Ok(Self::KubernetesInternalIp),
             Some(("interface", list)) => regexes(list).map(Self::Interface),
             Some(("skip-interface", list)) => regexes(list).map(Self::SkipInterface),
-            Some(("can-reach", destination)) => {
-                destination.parse().map(Self::CanReach).map_err(|_| {
-                    format!("can-reach={destination}: {destination:?} is not an IP address")
-                })
-            }
+            Some(("can-reach", destination)) => destination.parse().map(Self::CanReach),
             Some(("cidr", list)) => list
                 .split(',')
                 .map(|c| {
@@ -125,9 +124,78 @@ impl FromStr for Method {
                 .map(Self::Cidr),
             _ => Err(format!(
                 "{text:?} is not an autodetection method: use first-found, interface=REGEX, \
-                 skip-interface=REGEX, can-reach=ADDRESS, cidr=CIDR or kubernetes-internal-ip"
+                 skip-interface=REGEX, can-reach=ADDRESS|HOST, cidr=CIDR or kubernetes-internal-ip"
             )),
         }
+    }
+}
+
+/// Where `can-reach` looks towards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Address(IpAddr),
+    /// Resolved when the address is chosen, so a name with both families serves
+    /// both.
+    Host(String),
+}
+
+impl Destination {
+    /// The address of family `ipv4` to look towards: the address itself (its
+    /// family checked by the caller), or the host's first of that family.
+    fn address(&self, ipv4: bool) -> Result<IpAddr, DetectError> {
+        let host = match self {
+            Self::Address(address) => return Ok(*address),
+            Self::Host(host) => host,
+        };
+        let unresolved = |reason: String| DetectError::Unresolved {
+            host: host.clone(),
+            reason,
+        };
+        let mut resolved = (host.as_str(), 0)
+            .to_socket_addrs()
+            .map_err(|e| unresolved(format!("cannot resolve the name: {e}")))?;
+        resolved
+            .find(|a| a.is_ipv4() == ipv4)
+            .map(|a| a.ip())
+            .ok_or_else(|| {
+                let family = if ipv4 { "IPv4" } else { "IPv6" };
+                unresolved(format!("the name has no {family} address"))
+            })
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Address(address) => address.fmt(f),
+            Self::Host(host) => f.write_str(host),
+        }
+    }
+}
+
+impl FromStr for Destination {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Ok(address) = text.parse() {
+            return Ok(Self::Address(address));
+        }
+        // A host name (RFC 1123): dot-separated labels of letters, digits and
+        // inner hyphens, 253 characters at most.
+        let label = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        let host = text.strip_suffix('.').unwrap_or(text);
+        if host.len() <= 253 && host.split('.').all(label) {
+            return Ok(Self::Host(host.to_ascii_lowercase()));
+        }
+        Err(format!(
+            "can-reach={text}: {text:?} is neither an IP address nor a host name"
+        ))
     }
 }
 
@@ -178,7 +246,9 @@ pub enum DetectError {
         actual: &'static str,
     },
     #[error("can-reach={destination}: no route from this node ({reason})")]
-    Unreachable { destination: IpAddr, reason: String },
+    Unreachable { destination: String, reason: String },
+    #[error("can-reach={host}: {reason}")]
+    Unresolved { host: String, reason: String },
     #[error(
         "kubernetes-internal-ip: the Kubernetes Node has no {family} InternalIP (it has: {})",
         if has.is_empty() { "none".to_owned() } else { has.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ") }
@@ -288,15 +358,16 @@ pub fn choose(
         // Made explicit by `internal_ip` before choosing; without the API, none.
         Method::KubernetesInternalIp => return Err(DetectError::NoKubernetes),
         Method::CanReach(destination) => {
-            if destination.is_ipv4() != ipv4 {
+            let address = destination.address(ipv4)?;
+            if address.is_ipv4() != ipv4 {
                 return Err(DetectError::WrongFamily {
-                    address: *destination,
+                    address,
                     wanted: family,
                     actual: if ipv4 { "IPv6" } else { "IPv4" },
                 });
             }
-            let source = can_reach(*destination).map_err(|reason| DetectError::Unreachable {
-                destination: *destination,
+            let source = can_reach(address).map_err(|reason| DetectError::Unreachable {
+                destination: destination.to_string(),
                 reason,
             })?;
             candidates(&|_, a| a.addr() == source)
@@ -407,6 +478,23 @@ mod tests {
     }
 
     #[test]
+    fn can_reach_takes_a_host_name_resolved_to_the_familys_address() {
+        let method: Method = "can-reach=LocalHost.".parse().unwrap();
+        assert_eq!(method.to_string(), "can-reach=localhost");
+        let Method::CanReach(destination) = &method else {
+            panic!("{method:?}");
+        };
+        // /etc/hosts names localhost on every system this runs on; no query leaves
+        // the machine.
+        assert_eq!(
+            destination.address(true).unwrap(),
+            IpAddr::from([127, 0, 0, 1])
+        );
+        // No name that fails to resolve is tried: the system resolver would ask
+        // a name server beyond this machine.
+    }
+
+    #[test]
     fn an_explicit_address_must_be_on_an_interface_and_takes_its_prefix() {
         assert_eq!(address("203.0.113.10", true), "203.0.113.10/24");
         assert_eq!(address("203.0.113.10/26", true), "203.0.113.10/26");
@@ -453,7 +541,11 @@ mod tests {
                 .unwrap_err()
                 .contains("regular expression")
         );
-        assert!("can-reach=example.com".parse::<Method>().is_err());
+        assert_eq!(
+            "can-reach=bad_name!".parse::<Method>().unwrap_err(),
+            "can-reach=bad_name!: \"bad_name!\" is neither an IP address nor a host name"
+        );
+        assert!("can-reach=-a.example".parse::<Method>().is_err());
         assert!(
             "10.0.0.300"
                 .parse::<AddressChoice>()

@@ -239,6 +239,9 @@ impl Local<'_> {
         let reflector = role == PeerRole::Reflector;
         PeerConfig {
             local_address: local,
+            // One session carries both families (RFC 4760): the other family's
+            // routes go with this node's address of that family as next hop.
+            other_family_address: own_address(self.node, !remote.is_ipv4()),
             ttl: TtlPolicy::Hops(MULTIHOP_TTL),
             // Import checks happen in the agent's hook (the ownership rule);
             // export is what the agent originates. Explicit, so eBGP sessions work

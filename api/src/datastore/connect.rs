@@ -28,32 +28,56 @@ pub enum ConnectError {
 
 /// Opens the datastore. etcd is asked once when TLS or a user is configured, so
 /// that a certificate or password problem is reported here with the files and
-/// user that caused it; otherwise the first request shows an unreachable store.
+/// user that caused it; otherwise the first request shows an unreachable store
+/// (see [`connect_lazily`] for a daemon that must start while etcd is down).
 pub async fn connect(config: &DatastoreConfig) -> Result<Arc<dyn Backend>, ConnectError> {
+    open(config, false).await
+}
+
+/// Opens the datastore without asking etcd anything, for a daemon that can work
+/// while it is down (tabby-agent with its last view): the TLS handshake and the
+/// login happen on the first request that reaches etcd, and every request fails
+/// until then. Settings that cannot work are still refused here.
+pub async fn connect_lazily(config: &DatastoreConfig) -> Result<Arc<dyn Backend>, ConnectError> {
+    open(config, true).await
+}
+
+async fn open(config: &DatastoreConfig, lazily: bool) -> Result<Arc<dyn Backend>, ConnectError> {
     Ok(match config {
-        DatastoreConfig::Etcd(etcd) => Arc::new(connect_etcd(etcd).await?),
+        DatastoreConfig::Etcd(etcd) => Arc::new(connect_etcd(etcd, lazily).await?),
         DatastoreConfig::Kubernetes(kubernetes) => Arc::new(connect_kubernetes(kubernetes).await?),
         DatastoreConfig::Memory(store) => store.clone(),
     })
 }
 
-async fn connect_etcd(config: &EtcdConfig) -> Result<EtcdStore, ConnectError> {
+async fn connect_etcd(config: &EtcdConfig, lazily: bool) -> Result<EtcdStore, ConnectError> {
     let timeouts = config.timeouts;
+    // Tokens expire (etcd's default TTL is 5 minutes): daemons outlive them.
     let mut options = ConnectOptions::new()
         .with_connect_timeout(timeouts.connect)
         .with_timeout(timeouts.request)
         .with_keep_alive(timeouts.keepalive, timeouts.keepalive_timeout)
-        .with_keep_alive_while_idle(true);
+        .with_keep_alive_while_idle(true)
+        .with_auto_token_refresh(true);
     let tls = tls_options(config)?;
     let tls_on = tls.is_some();
     if let Some(tls) = tls {
         options = options.with_tls(tls);
     }
-    if let (Some(user), Some(password)) = (&config.username, &config.password) {
-        // Tokens expire (etcd's default TTL is 5 minutes): daemons outlive them.
-        options = options
-            .with_user(user, password)
-            .with_auto_token_refresh(true);
+    let user = config.username.as_deref().zip(config.password.as_deref());
+    if lazily {
+        // Without a user, making the client sends nothing.
+        let client = Client::connect(&config.endpoints, Some(options))
+            .await
+            .map_err(|e| ConnectError::Config(etcd_message(&e)))?;
+        let store = EtcdStore::new(client).with_prefix(&config.prefix);
+        return Ok(match user {
+            Some((user, password)) => store.login_later(user, password),
+            None => store,
+        });
+    }
+    if let Some((user, password)) = user {
+        options = options.with_user(user, password);
     }
     let endpoints = config.endpoints.join(",");
     // With a user, connecting authenticates: a request that may meet a dead server.

@@ -15,6 +15,7 @@
 //!   there; when the stream breaks (etcd restarted, connection lost) it reconnects from
 //!   the revision after the last event it delivered, so nothing is lost or repeated.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -47,6 +48,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 pub struct EtcdStore {
     client: Client,
     prefix: String,
+    /// Credentials to present before the first request (see [`EtcdStore::login_later`]).
+    login: Option<Arc<Login>>,
+}
+
+/// A user not yet authenticated: etcd did not answer when the store was opened.
+struct Login {
+    user: String,
+    password: String,
+    done: tokio::sync::OnceCell<()>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -68,7 +78,40 @@ impl EtcdStore {
         Self {
             client,
             prefix: DEFAULT_PREFIX.to_owned(),
+            login: None,
         }
+    }
+
+    /// Authenticates as `user` before the first request that reaches etcd rather
+    /// than now: `client` was made without a user, so that a store can be opened
+    /// while etcd is down (the agent starting from its last view). Once it
+    /// succeeds, the client refreshes the token itself as usual.
+    pub fn login_later(mut self, user: &str, password: &str) -> Self {
+        self.login = Some(Arc::new(Login {
+            user: user.to_owned(),
+            password: password.to_owned(),
+            done: tokio::sync::OnceCell::new(),
+        }));
+        self
+    }
+
+    /// The client, logged in.
+    async fn client(&self) -> Result<Client> {
+        if let Some(login) = &self.login {
+            login
+                .done
+                .get_or_try_init(|| async {
+                    // Clones share the credentials and the token.
+                    let credentials = (login.user.clone(), login.password.clone());
+                    self.client.clone().update_user(Some(credentials)).await
+                })
+                .await?;
+        }
+        Ok(self.client.clone())
+    }
+
+    async fn kv(&self) -> Result<etcd_client::KvClient> {
+        Ok(self.client().await?.kv_client())
     }
 
     /// Keeps every key under `prefix` (no trailing `/`): several clusters, or tests,
@@ -81,18 +124,15 @@ impl EtcdStore {
     /// Forgets history up to `revision`, as an operator's `etcdctl compact` does;
     /// watches from before it get a resync.
     pub async fn compact(&self, revision: Revision) -> Result<()> {
-        self.client
-            .kv_client()
-            .compact(to_etcd(revision), None)
-            .await?;
+        self.kv().await?.compact(to_etcd(revision), None).await?;
         Ok(())
     }
 
     /// The current store revision.
     pub async fn revision(&self) -> Result<Revision> {
         let response = self
-            .client
-            .kv_client()
+            .kv()
+            .await?
             .get(
                 self.prefix.as_bytes(),
                 Some(GetOptions::new().with_count_only()),
@@ -129,7 +169,7 @@ impl EtcdStore {
             .when([when])
             .and_then([then])
             .or_else([TxnOp::get(key, None)]);
-        let response = self.client.kv_client().txn(txn).await?;
+        let response = self.kv().await?.txn(txn).await?;
         let revision = header_revision(response.header());
         let mut responses = response.op_responses().into_iter();
         Ok(match (response.succeeded(), responses.next()) {
@@ -165,8 +205,8 @@ impl EtcdStore {
                 .with_limit(chunk as i64)
                 .with_revision(pinned);
             let response = self
-                .client
-                .kv_client()
+                .kv()
+                .await?
                 .get(from.as_bytes(), Some(get))
                 .await
                 .map_err(|e| expired(e, pinned))?;
@@ -239,11 +279,7 @@ enum Swapped {
 #[async_trait]
 impl Backend for EtcdStore {
     async fn get_record(&self, kind: Kind, name: &str) -> Result<Record> {
-        let response = self
-            .client
-            .kv_client()
-            .get(self.key(kind, name), None)
-            .await?;
+        let response = self.kv().await?.get(self.key(kind, name), None).await?;
         match response.kvs().first() {
             Some(kv) => self.record(kind, kv),
             None => Err(not_found(kind, name)),
@@ -368,7 +404,8 @@ impl Follow {
             .with_start_revision(self.next);
         Ok(self
             .store
-            .client
+            .client()
+            .await?
             .watch_client()
             .watch(self.store.kind_prefix(self.kind), Some(options))
             .await?)

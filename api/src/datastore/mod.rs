@@ -55,7 +55,7 @@ use crate::selector::Selector;
 use stored::{decode, encode};
 
 pub use config::DatastoreConfig;
-pub use connect::{ConnectError, connect};
+pub use connect::{ConnectError, connect, connect_lazily};
 pub use etcd::{DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX, EtcdStore};
 pub use kubernetes::KubeStore;
 pub use memory::MemoryStore;

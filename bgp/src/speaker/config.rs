@@ -155,6 +155,13 @@ pub struct PeerConfig {
     pub add_path_send: bool,
     /// Offer IPv4 routes with IPv6 next hops (RFC 8950).
     pub extended_next_hop: bool,
+    /// This speaker's address of the other family than the session's (IPv6 on an
+    /// IPv4 session, or the reverse): the next hop of that family's routes where
+    /// the next hop is this speaker, as one session carries both (RFC 4760: a next
+    /// hop of the routes' family). Without it IPv6 routes over IPv4 carry the
+    /// IPv4-mapped address, which a router must route itself, and IPv4 routes over
+    /// IPv6 need extended next hop.
+    pub other_family_address: Option<IpAddr>,
     /// The peer may send reflected routes (it is a route reflector, or a client
     /// that reflects for others): its ORIGINATOR_ID and CLUSTER_LIST are kept.
     /// Otherwise they are dropped on import: a speaker that reflects nothing has
@@ -195,6 +202,7 @@ impl PeerConfig {
             add_path_receive: false,
             add_path_send: false,
             extended_next_hop: false,
+            other_family_address: None,
             keep_reflection_attributes: true,
             export_learned: true,
             hold_time: crate::session::config::DEFAULT_HOLD_TIME,

@@ -32,6 +32,9 @@ use super::peer::{Peer, PeerStatus};
 use super::{Notice, Request};
 
 /// What the core is told.
+// One input is handled at a time and none is stored, so a request's size (a peer's
+// whole configuration) costs a move, not memory.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Input {
     /// The speaker starts (TCP-MD5 keys for the listen ranges go on the listener).

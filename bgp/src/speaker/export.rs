@@ -92,6 +92,7 @@ pub(crate) struct ExportClass {
     rr_client: bool,
     remote_as: u32,
     local: IpAddr,
+    other_family_address: Option<IpAddr>,
     next_hop: crate::rib::NextHopMode,
     extended_next_hop: bool,
     policy: Option<Policy>,
@@ -106,6 +107,7 @@ impl ExportClass {
             rr_client: session.source.rr_client,
             remote_as: session.source.remote_as,
             local: session.local,
+            other_family_address: config.other_family_address,
             next_hop: config.next_hop,
             extended_next_hop: session.negotiated.context.extended_next_hop,
             policy: config.export,
@@ -399,6 +401,11 @@ fn export_path(
         }
         _ => None,
     };
+    // This speaker's own address of the routes' family, where it has one.
+    let own = match config.other_family_address {
+        Some(other) if other.is_ipv4() == ipv4 && session.local.is_ipv4() != ipv4 => other,
+        _ => session.local,
+    };
     let (attributes, next_hop) = match &rewritten {
         Some(attributes) => export(
             &session.router,
@@ -407,14 +414,14 @@ fn export_path(
                 attributes,
             },
             &session.source,
-            session.local,
+            own,
             config.next_hop,
         ),
         None => export(
             &session.router,
             &best,
             &session.source,
-            session.local,
+            own,
             config.next_hop,
         ),
     }?;

@@ -47,6 +47,7 @@ impl Core {
                     || old.export_filter != peer.config.export_filter
                     || old.next_hop != peer.config.next_hop
                     || old.export_learned != peer.config.export_learned
+                    || old.other_family_address != peer.config.other_family_address
                 {
                     let class = ExportClass::of(&peer.config, session);
                     session.class = class_id(&mut self.classes, class);

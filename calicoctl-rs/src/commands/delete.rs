@@ -24,7 +24,10 @@ pub async fn delete(session: &mut Session<'_>, args: DeleteArgs) -> Result<i32, 
                 kind.name()
             )));
         }
-        Some(kind) => args.names.iter().map(|n| (kind, n.clone())).collect(),
+        Some(kind) => {
+            let kind = kind.check_writable()?;
+            args.names.iter().map(|n| (kind, n.clone())).collect()
+        }
         None => super::read_resources(session, &args.files)?
             .into_iter()
             .map(|d| (d.resource.kind(), d.resource.name().to_owned()))

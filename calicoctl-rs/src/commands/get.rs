@@ -6,7 +6,7 @@ use api::resources::{BGPConfiguration, DEFAULT_BGP_CONFIGURATION};
 use crate::cli::GetArgs;
 use crate::error::CliError;
 use crate::kinds::{CliResource, ResourceKind};
-use crate::output::{self, OutputFormat, exit};
+use crate::output::{self, GetOutput, exit};
 use crate::session::Session;
 use crate::table::TableContext;
 use crate::with_kind;
@@ -22,7 +22,7 @@ async fn get_kind<R: CliResource>(
     args: GetArgs,
 ) -> Result<i32, CliError> {
     let mut missing = Vec::new();
-    let resources: Vec<R> = if args.names.is_empty() {
+    let mut resources: Vec<R> = if args.names.is_empty() {
         list_all(store, args.selector).await?.items
     } else {
         let mut found = Vec::new();
@@ -35,11 +35,29 @@ async fn get_kind<R: CliResource>(
         }
         found
     };
-    let context = table_context(store, args.output, R::TYPE).await?;
-    let single = args.names.len() == 1;
-    if !(resources.is_empty() && single) {
-        session.print(&output::render(&resources, args.output, single, &context))?;
+    if let Some(namespace) = &args.namespace {
+        resources.retain(|r| r.namespace().is_none_or(|n| n == namespace));
     }
+    let context = table_context(store, &args.output, R::TYPE).await?;
+    let single = args.names.len() == 1;
+    let text = match &args.output {
+        GetOutput::Format(_) if resources.is_empty() && single => String::new(),
+        GetOutput::Format(format) => output::render(&resources, *format, single, &context),
+        GetOutput::CustomColumns(headings) => {
+            output::custom_columns(&resources, headings, &context).map_err(CliError::Usage)?
+        }
+        GetOutput::GoTemplate(template) => {
+            output::go_template(&resources, template).map_err(CliError::Usage)?
+        }
+        GetOutput::GoTemplateFile(path) => {
+            let template = std::fs::read_to_string(path).map_err(CliError::io(format!(
+                "-o go-template-file={}",
+                path.display()
+            )))?;
+            output::go_template(&resources, &template).map_err(CliError::Usage)?
+        }
+    };
+    session.print(&text)?;
     for error in &missing {
         session.warn(&format!("error: {error}"))?;
     }
@@ -53,12 +71,11 @@ async fn get_kind<R: CliResource>(
 /// The node table shows the cluster's AS for nodes without their own.
 async fn table_context(
     store: &dyn Backend,
-    format: OutputFormat,
+    format: &GetOutput,
     kind: ResourceKind,
 ) -> Result<TableContext, CliError> {
     let mut context = TableContext::default();
-    let tabular = matches!(format, OutputFormat::Table | OutputFormat::Wide);
-    if !tabular || kind != ResourceKind::Node {
+    if !format.is_tabular() || kind != ResourceKind::Node {
         return Ok(context);
     }
     match store

@@ -32,6 +32,17 @@ pub async fn run(command: Command, session: &mut Session<'_>) -> Result<i32, Cli
         Command::Convert(args) => convert::convert(session, args),
         Command::Ipam(command) => ipam::ipam(session, command).await,
         Command::Node(command) => node::node(session, command).await,
+        Command::Version => {
+            // calicoctl's layout, so scripts that read it keep working. tabby keeps no
+            // ClusterInformation: there is no cluster-wide version to show.
+            let cluster_type = session.datastore_type()?;
+            session.print(&format!(
+                "Client Version:    v{}\nCluster Version:   n/a (tabby keeps no ClusterInformation)\n\
+                 Cluster Type:      tabby,bgp,{cluster_type}\n",
+                env!("CARGO_PKG_VERSION")
+            ))?;
+            Ok(exit::OK)
+        }
         Command::Completion(args) => {
             let mut script = Vec::new();
             clap_complete::generate(args.shell, &mut Cli::command(), "calicoctl-rs", &mut script);

@@ -26,8 +26,9 @@ pub async fn patch(session: &mut Session<'_>, args: PatchArgs) -> Result<i32, Cl
             "--patch must be an object like {{\"spec\": {{...}}}}, not {patch}"
         )));
     }
+    let kind = args.kind.check_writable()?;
     let store = session.store().await?;
-    let line = with_kind!(args.kind, R => {
+    let line = with_kind!(kind, R => {
         let outcome = write_with_retry::<R>(&*store, &args.name, |current| {
             let current = current.ok_or_else(|| not_found::<R>(&args.name))?;
             patched(current, &patch)
@@ -77,8 +78,9 @@ fn patched<R: CliResource>(current: &R, patch: &serde_json::Value) -> Result<R, 
 
 pub async fn label(session: &mut Session<'_>, args: LabelArgs) -> Result<i32, CliError> {
     let changes = label_changes(&args)?;
+    let kind = args.kind.check_writable()?;
     let store = session.store().await?;
-    let line = with_kind!(args.kind, R => {
+    let line = with_kind!(kind, R => {
         let outcome = relabel::<R>(&*store, &args, &changes).await?;
         let verb = if outcome == "configured" { "labeled" } else { outcome };
         format!("{}/{} {verb}\n", R::KIND.to_lowercase(), args.name)

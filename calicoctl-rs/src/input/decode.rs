@@ -87,7 +87,11 @@ fn checked<R: CliResource>(mut resource: R) -> Result<R, Failure> {
 }
 
 /// Tabby kinds the CLI does not write, with what to use instead.
-const NOT_WRITTEN_HERE: [(&str, &str); 3] = [
+const NOT_WRITTEN_HERE: [(&str, &str); 4] = [
+    (
+        "WorkloadEndpoint",
+        "the CNI plugin writes one per pod interface; `get workloadendpoints` shows them",
+    ),
     (
         "IPAMBlock",
         "it is IPAM's own state: use the `ipam` commands",

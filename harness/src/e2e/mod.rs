@@ -12,7 +12,8 @@
 //! - [`Cluster::start_reflector`] (tabby-reflector, see [`reflector`]),
 //!   [`Cluster::wait_reflector_ready`], [`Cluster::kill_reflector`];
 //! - [`Cluster::add_pod`] / [`Cluster::delete_pod`] (CNI ADD / DEL), [`Cluster::cni`]
-//!   for any other call;
+//!   for any other call; [`Cluster::add_sandbox`], [`Cluster::cni_sandbox`] and
+//!   [`Cluster::start_cni`] for a pod's sandbox made again or a call stopped midway;
 //! - [`Cluster::start_containerd`] and [`Cluster::containerd`]: a real runtime on a
 //!   node, calling the plugins as `manifests/` installs them (see [`crate::cri`]);
 //! - [`Cluster::start_controller`] (tabby-ipam-controller) and
@@ -75,6 +76,8 @@ pub const NAMESPACE: &str = "e2e";
 pub struct Pod {
     pub name: String,
     pub node: String,
+    /// The sandbox's `CNI_CONTAINERID`.
+    pub container: String,
     pub ip: IpAddr,
     /// Every address it has, one per family the cluster assigns ([`Cluster::set_pod_families`]).
     pub ips: Vec<IpAddr>,
@@ -256,7 +259,6 @@ impl Cluster {
         Ok(())
     }
 
-    /// SIGKILLs the agent on `node`: nothing of it runs any more.
     /// Starts the agent of every node in `nodes`, then waits until each is ready
     /// (started together, so they come up side by side).
     pub fn start_agents(&mut self, nodes: &[&str], ready: Duration) -> Result<()> {
@@ -269,6 +271,7 @@ impl Cluster {
         Ok(())
     }
 
+    /// SIGKILLs the agent on `node`: nothing of it runs any more.
     pub fn kill_agent(&mut self, node: &str) {
         if let Some(mut process) = self.agents.remove(node) {
             process.kill();
@@ -322,7 +325,8 @@ impl Cluster {
         })
     }
 
-    /// Calls tabby-cni on `node` for pod `name` (netns `None`: it is gone).
+    /// Calls tabby-cni on `node` for pod `name` in its first sandbox, `ctr-<name>`
+    /// (netns `None`: it is gone).
     pub fn cni(
         &self,
         command: &str,
@@ -330,25 +334,27 @@ impl Cluster {
         name: &str,
         netns: Option<&Path>,
     ) -> Result<Value> {
-        let netns = netns.map(|p| p.display().to_string()).unwrap_or_default();
-        let answer = crate::cni::run_plugin(
-            self.lab.node(node).command(&self.cni),
-            &[
-                ("CNI_COMMAND", command),
-                ("CNI_CONTAINERID", &format!("ctr-{name}")),
-                ("CNI_NETNS", &netns),
-                ("CNI_IFNAME", POD_INTERFACE),
-                (
-                    "CNI_ARGS",
-                    &format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={NAMESPACE};K8S_POD_NAME={name}"),
-                ),
-                ("CNI_PATH", &self.cni_path.path().display().to_string()),
-            ],
-            &self.conf(node),
-        )?;
+        let container = format!("ctr-{name}");
+        let sandbox = Sandbox {
+            node,
+            pod: name,
+            container: &container,
+            netns,
+        };
+        self.cni_sandbox(command, &sandbox)
+    }
+
+    /// Calls tabby-cni for `sandbox`; an error answer is an error.
+    pub fn cni_sandbox(&self, command: &str, sandbox: &Sandbox<'_>) -> Result<Value> {
+        let child = self.start_cni(command, sandbox, self.cni_path.path())?;
+        let output = child.wait_with_output().context("waiting for tabby-cni")?;
+        let answer = crate::cni::answer(&output)?;
         if !answer.success {
             bail!(
-                "CNI {command} of {name} on {node}: {} {}",
+                "CNI {command} of {} ({}) on {}: {} {}",
+                sandbox.pod,
+                sandbox.container,
+                sandbox.node,
                 answer.json,
                 answer.stderr
             );
@@ -356,10 +362,66 @@ impl Cluster {
         Ok(answer.json)
     }
 
+    /// Starts tabby-cni for `sandbox`, its IPAM plugin looked up in `cni_path`
+    /// (`CNI_PATH`; a test may put a wrapper of [`Cluster::ipam_plugin`] there).
+    pub fn start_cni(
+        &self,
+        command: &str,
+        sandbox: &Sandbox<'_>,
+        cni_path: &Path,
+    ) -> Result<std::process::Child> {
+        let netns = sandbox
+            .netns
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        crate::cni::start_plugin(
+            self.lab.node(sandbox.node).command(&self.cni),
+            &[
+                ("CNI_COMMAND", command),
+                ("CNI_CONTAINERID", sandbox.container),
+                ("CNI_NETNS", &netns),
+                ("CNI_IFNAME", POD_INTERFACE),
+                (
+                    "CNI_ARGS",
+                    &format!(
+                        "IgnoreUnknown=1;K8S_POD_NAMESPACE={NAMESPACE};K8S_POD_NAME={}",
+                        sandbox.pod
+                    ),
+                ),
+                ("CNI_PATH", &cni_path.display().to_string()),
+            ],
+            &self.conf(sandbox.node),
+        )
+    }
+
+    /// The tabby-ipam binary tabby-cni delegates to.
+    pub fn ipam_plugin(&self) -> Result<PathBuf> {
+        binary("tabby-ipam")
+    }
+
     /// A new pod on `node`, attached as kubelet's runtime attaches one.
     pub fn add_pod(&self, node: &str, name: &str) -> Result<Pod> {
         let netns = self.lab.pod(name)?;
-        let result = self.cni("ADD", node, name, Some(&netns.path()))?;
+        self.add_sandbox(node, name, &format!("ctr-{name}"), netns)
+    }
+
+    /// Pod `name` on `node` attached in a sandbox of its own: container id
+    /// `container`, namespace `netns` (a pod's sandbox made again gets new ones).
+    pub fn add_sandbox(
+        &self,
+        node: &str,
+        name: &str,
+        container: &str,
+        netns: Netns,
+    ) -> Result<Pod> {
+        let path = netns.path();
+        let sandbox = Sandbox {
+            node,
+            pod: name,
+            container,
+            netns: Some(&path),
+        };
+        let result = self.cni_sandbox("ADD", &sandbox)?;
         let mut ips = Vec::new();
         for entry in result["ips"].as_array().into_iter().flatten() {
             let address = entry["address"].as_str().unwrap_or_default();
@@ -377,6 +439,7 @@ impl Cluster {
         Ok(Pod {
             name: name.to_owned(),
             node: node.to_owned(),
+            container: container.to_owned(),
             ip,
             ips,
             veth: crate::cni::veth_name(NAMESPACE, name)?,
@@ -384,7 +447,6 @@ impl Cluster {
         })
     }
 
-    /// Deletes `pod` as the runtime does.
     /// One pod on each node of `nodes`, named `pod-<node>`.
     pub fn add_pod_per_node(&self, nodes: &[&str]) -> Result<Vec<Pod>> {
         nodes
@@ -393,10 +455,29 @@ impl Cluster {
             .collect()
     }
 
+    /// Deletes `pod` as the runtime does.
     pub fn delete_pod(&self, pod: Pod) -> Result<()> {
-        self.cni("DEL", &pod.node, &pod.name, Some(&pod.netns.path()))?;
+        let path = pod.netns.path();
+        let sandbox = Sandbox {
+            node: &pod.node,
+            pod: &pod.name,
+            container: &pod.container,
+            netns: Some(&path),
+        };
+        self.cni_sandbox("DEL", &sandbox)?;
         Ok(())
     }
+}
+
+/// One sandbox of a pod, as the runtime names it to the CNI plugins.
+#[derive(Debug, Clone, Copy)]
+pub struct Sandbox<'a> {
+    pub node: &'a str,
+    pub pod: &'a str,
+    /// `CNI_CONTAINERID`: each sandbox the runtime makes for a pod has its own.
+    pub container: &'a str,
+    /// `CNI_NETNS`; `None` once the namespace is gone.
+    pub netns: Option<&'a Path>,
 }
 
 /// The node's lab IPv4 address with its subnet's length.

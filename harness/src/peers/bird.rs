@@ -272,16 +272,20 @@ fn render(config: &BgpConfig) -> (String, BTreeMap<IpAddr, String>) {
             // iBGP on a shared subnet: next hops resolve without an IGP.
             text.push_str("  direct;\n");
         }
-        let channel = if n.address.is_ipv4() { "ipv4" } else { "ipv6" };
+        let channels: &[&str] = match (n.both_families, n.address.is_ipv4()) {
+            (true, _) => &["ipv4", "ipv6"],
+            (false, true) => &["ipv4"],
+            (false, false) => &["ipv6"],
+        };
         let next_hop = if n.next_hop_self {
             " next hop self;"
         } else {
             ""
         };
-        let _ = writeln!(
-            text,
-            "  {channel} {{ import all; export all;{next_hop} }};\n}}"
-        );
+        for channel in channels {
+            let _ = writeln!(text, "  {channel} {{ import all; export all;{next_hop} }};");
+        }
+        text.push_str("}\n");
         protocols.insert(n.address, name);
     }
     if !config.bfd.sessions.is_empty() || config.neighbors.iter().any(|n| n.bfd) {

@@ -64,7 +64,7 @@ impl BgpConfig {
 }
 
 /// A BGP neighbour. The session carries the address family of `address` (IPv4
-/// unicast over IPv4, IPv6 unicast over IPv6).
+/// unicast over IPv4, IPv6 unicast over IPv6), or both with `both_families`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Neighbor {
     pub address: IpAddr,
@@ -86,6 +86,9 @@ pub struct Neighbor {
     /// daemon's BFD timers ([`BgpConfig::bfd`]). BIRD only: FRR's bgpd reaches
     /// bfdd through zebra, which the harness does not run.
     pub bfd: bool,
+    /// The session carries IPv4 and IPv6 unicast whatever the family of its
+    /// address (MP-BGP, RFC 4760). BIRD only.
+    pub both_families: bool,
 }
 
 impl Neighbor {
@@ -100,6 +103,7 @@ impl Neighbor {
             graceful_restart: None,
             next_hop_self: false,
             bfd: false,
+            both_families: false,
         }
     }
 
@@ -135,6 +139,11 @@ impl Neighbor {
 
     pub fn bfd(mut self) -> Self {
         self.bfd = true;
+        self
+    }
+
+    pub fn both_families(mut self) -> Self {
+        self.both_families = true;
         self
     }
 }

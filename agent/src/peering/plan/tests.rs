@@ -186,6 +186,23 @@ fn dualstack_node_mesh_max_restart_time_is_offered_to_mesh_sessions_only() {
 }
 
 #[test]
+fn dualstack_each_session_names_this_nodes_address_of_the_other_family_for_its_routes() {
+    let mut cluster = cluster();
+    add_peer(&mut cluster, "tor", tor());
+    let of_a = plan(&cluster, "a", RouterId::NodeAddress, false, &no_passwords).unwrap();
+    let other = |peer: &str| of_a.peers[&ip(peer)].config.other_family_address;
+    assert_eq!(other("192.0.2.11"), Some(ip("fd00::a")), "mesh over IPv4");
+    assert_eq!(other("fd00::b"), Some(ip("192.0.2.10")), "mesh over IPv6");
+    assert_eq!(other("192.0.2.1"), Some(ip("fd00::a")), "the ToR");
+    // c has no IPv6 address: its sessions carry IPv6 routes with what it has.
+    let of_c = plan(&cluster, "c", RouterId::NodeAddress, false, &no_passwords).unwrap();
+    assert_eq!(
+        of_c.peers[&ip("192.0.2.10")].config.other_family_address,
+        None
+    );
+}
+
+#[test]
 fn with_the_mesh_off_only_bgp_peers_remain() {
     let mut cluster = cluster();
     set_default(
