@@ -319,6 +319,16 @@ fn parse(line: &str) -> Option<(IpNet, IpAddr, bool)> {
     Some((prefix, via, added))
 }
 
+/// The machine's load averages (1, 5, 15 minutes), for a benchmark's report.
+pub fn load_average() -> Result<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").context("reading /proc/loadavg")?;
+    Ok(text
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
 /// The `p`-th percentile (nearest rank) of `samples`.
 pub fn percentile(samples: &[Duration], p: f64) -> Duration {
     let mut sorted = samples.to_vec();

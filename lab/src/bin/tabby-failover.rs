@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use lab::convergence::percentile;
+use lab::convergence::{load_average, percentile};
 use lab::failover::{self, Mode, Report, Setup};
 
 #[derive(Debug, Parser)]
@@ -69,7 +69,7 @@ fn run(args: Args) -> Result<()> {
     if args.cap > 0 {
         bfds.push(None);
     }
-    let before = load()?;
+    let before = load_average()?;
     let mut reports = Vec::new();
     for mode in modes {
         for bfd in &bfds {
@@ -92,7 +92,7 @@ fn run(args: Args) -> Result<()> {
             reports.push(report);
         }
     }
-    let after = load()?;
+    let after = load_average()?;
     println!("\nload average before: {before}; after: {after}\n");
     println!("| mode | nodes | BFD | samples | p50 | p99 | max | capped |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
@@ -130,13 +130,4 @@ fn row(report: &Report) {
         ms(percentile(&report.gone, 100.0)),
         report.capped,
     );
-}
-
-fn load() -> Result<String> {
-    let text = std::fs::read_to_string("/proc/loadavg").context("reading /proc/loadavg")?;
-    Ok(text
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" "))
 }
