@@ -7,14 +7,15 @@
 //! block, and the withdrawal's convergence (release to gone everywhere) is
 //! measured too. Kernel routes are watched with `ip -o monitor route` in every
 //! node, each line timestamped as it arrives, so no polling interval hides in the
-//! figures.
+//! figures ([`RouteWatch`], which `lab::failover` uses too).
 //!
 //! Modes: the node-to-node mesh, or the mesh off and one route reflector every node
 //! peers with (a global `BGPPeer`): `tabby-reflector` finding the nodes in etcd,
 //! or BIRD with every node a configured client.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -106,7 +107,7 @@ pub fn run(mode: Mode, nodes: usize, samples: usize) -> Result<Report> {
         let clients: Vec<&str> = names.iter().map(String::as_str).collect();
         cluster.wait_reflector_established("rr", &clients, DEADLINE)?;
     }
-    let watch = Watch::start(&cluster, &names)?;
+    let watch = RouteWatch::start(&cluster, &names)?;
     let mut report = Report {
         mode,
         nodes,
@@ -135,7 +136,7 @@ pub fn run(mode: Mode, nodes: usize, samples: usize) -> Result<Report> {
 /// to gone everywhere).
 fn sample(
     cluster: &Cluster,
-    watch: &Watch,
+    watch: &RouteWatch,
     node: &str,
     others: &[&String],
     index: usize,
@@ -191,17 +192,19 @@ fn bird_reflector(cluster: &Cluster, names: &[String]) -> Result<Bird> {
     Bird::start(machine, &config)
 }
 
-/// When a route was last added or deleted, per node and prefix.
-type Seen = BTreeMap<(String, IpNet), (bool, Instant)>;
+/// When a route was last added or deleted, per node and prefix, and its next hop.
+type Seen = BTreeMap<(String, IpNet), (bool, Instant, IpAddr)>;
 
-/// `ip -o monitor route` in every node, read by a thread each.
-struct Watch {
+/// `ip -o monitor route` in every node, read by a thread each: when each route
+/// through another node (tabby's, proto 84, or BIRD's) came and went.
+#[derive(Debug)]
+pub struct RouteWatch {
     seen: Arc<Mutex<Seen>>,
     monitors: Vec<Child>,
 }
 
-impl Watch {
-    fn start(cluster: &Cluster, names: &[String]) -> Result<Self> {
+impl RouteWatch {
+    pub fn start(cluster: &Cluster, names: &[String]) -> Result<Self> {
         let seen = Arc::new(Mutex::new(Seen::new()));
         let mut monitors = Vec::new();
         for name in names {
@@ -220,9 +223,9 @@ impl Watch {
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { return };
-                    if let Some((prefix, added)) = parse(&line) {
+                    if let Some((prefix, via, added)) = parse(&line) {
                         let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-                        seen.insert((node.clone(), prefix), (added, Instant::now()));
+                        seen.insert((node.clone(), prefix), (added, Instant::now(), via));
                     }
                 }
             });
@@ -244,7 +247,7 @@ impl Watch {
             let mut times = Vec::new();
             for node in nodes {
                 match seen.get(&(node.to_string(), prefix)) {
-                    Some((state, at)) if *state == added => times.push(*at),
+                    Some((state, at, _)) if *state == added => times.push(*at),
                     _ => return anyhow::Ok(Err(format!("not yet on {node}"))),
                 }
             }
@@ -257,7 +260,41 @@ impl Watch {
     }
 }
 
-impl Drop for Watch {
+impl RouteWatch {
+    /// Waits, at most `cap`, until every node of `nodes` has seen each of
+    /// `prefixes` deleted after `since`; returns when the last of them did, or
+    /// `None` when `cap` passed first.
+    pub fn wait_gone(
+        &self,
+        nodes: &[&String],
+        prefixes: &BTreeSet<IpNet>,
+        since: Instant,
+        cap: Duration,
+    ) -> Option<Instant> {
+        loop {
+            let last = {
+                let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                let mut last = Some(since);
+                for node in nodes {
+                    for prefix in prefixes {
+                        last = match seen.get(&(node.to_string(), *prefix)) {
+                            Some((false, at, _)) if *at >= since => last.map(|l| l.max(*at)),
+                            _ => None,
+                        };
+                    }
+                }
+                last
+            };
+            if last.is_some() || since.elapsed() >= cap {
+                return last;
+            }
+            // The times come from the monitors' lines, not from this loop.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for RouteWatch {
     fn drop(&mut self) {
         for child in &mut self.monitors {
             let _ = child.kill();
@@ -266,17 +303,30 @@ impl Drop for Watch {
     }
 }
 
-/// A route through another node (`<prefix> via ... proto 84`), added or deleted.
-fn parse(line: &str) -> Option<(IpNet, bool)> {
+/// A route through another node (`<prefix> via <next hop> ... proto 84`, or
+/// BIRD's `proto bird`), added or deleted.
+fn parse(line: &str) -> Option<(IpNet, IpAddr, bool)> {
     let (added, rest) = match line.strip_prefix("Deleted ") {
         Some(rest) => (false, rest),
         None => (true, line),
     };
-    if !rest.contains(" via ") || !rest.contains(" proto 84") {
+    if !rest.contains(" proto 84") && !rest.contains(" proto bird") {
         return None;
     }
-    let prefix = rest.split_whitespace().next()?.parse().ok()?;
-    Some((prefix, added))
+    let mut words = rest.split_whitespace();
+    let prefix = words.next()?.parse().ok()?;
+    let via = words.skip_while(|w| *w != "via").nth(1)?.parse().ok()?;
+    Some((prefix, via, added))
+}
+
+/// The machine's load averages (1, 5, 15 minutes), for a benchmark's report.
+pub fn load_average() -> Result<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").context("reading /proc/loadavg")?;
+    Ok(text
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 /// The `p`-th percentile (nearest rank) of `samples`.
@@ -297,16 +347,24 @@ mod tests {
     #[test]
     fn monitor_lines_of_routes_through_other_nodes_are_parsed() {
         let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let hop: IpAddr = "10.0.0.12".parse().unwrap();
         assert_eq!(
             parse("10.244.3.0/26 via 10.0.0.12 dev eth0 proto 84 "),
-            Some((net("10.244.3.0/26"), true))
+            Some((net("10.244.3.0/26"), hop, true))
         );
         assert_eq!(
             parse("Deleted 10.244.3.0/26 via 10.0.0.12 dev eth0 proto 84 "),
-            Some((net("10.244.3.0/26"), false))
+            Some((net("10.244.3.0/26"), hop, false))
         );
         assert_eq!(parse("blackhole 10.244.3.0/26 proto 84 "), None);
-        assert_eq!(parse("10.9.0.0/16 via 10.0.0.1 dev eth0 proto bird "), None);
+        assert_eq!(
+            parse("10.250.2.0/24 via 10.0.0.12 dev eth0 proto bird metric 32 "),
+            Some((net("10.250.2.0/24"), hop, true))
+        );
+        assert_eq!(
+            parse("10.9.0.0/16 via 10.0.0.1 dev eth0 proto kernel "),
+            None
+        );
     }
 
     #[test]

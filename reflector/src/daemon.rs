@@ -6,19 +6,27 @@
 //!  Control (signals) ─┐                          ┌─▶ speaker (bgp::speaker) ◀── sessions
 //!  file check (1 s) ──┼─▶ Reflector ─── changes ─┤      import hook ◀─ Judge (watch)
 //!  discovery (watch) ─┘        │                 └─▶ SpeakerView (watch) ─▶ gRPC, /metrics
+//!  BFD sessions ──────────────▶ │  a path failed: Request::ForwardingDown
 //!                   notices (up/down), refusals
 //! ```
+//!
+//! A BFD Down (the path to a client failed) resets that client's session and
+//! takes its routes out of the RIB in one step, so the withdrawals reach every
+//! other client at once, long before the hold timer would have.
 //!
 //! With a datastore, the import hook holds every path to the ownership rule
 //! (`ipam::ownership`), as the agent does: a client announcing another node's
 //! block is never reflected as best, and clients are sent every path.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use api::datastore::Datastore;
+use bfd::peers::{PeerState, Peering, Peers};
 use bgp::speaker::{self, Hooks, ImportHook, JudgeHook, Notice, Request, SpeakerHandle};
 use ipam::ownership::{Judge, Owners};
 use proto::bgp_status::bgp_status_server::BgpStatusServer;
@@ -88,6 +96,9 @@ struct Reflector {
     /// The ownership rule's view (with a datastore), read by the import hook.
     judge: watch::Sender<Arc<Judge>>,
     hooks: Hooks,
+    bfd: Peers,
+    /// The BFD sessions' states, for the API and the metrics.
+    bfd_states: watch::Sender<BTreeMap<IpAddr, PeerState>>,
 }
 
 /// Runs the reflector until `Control::Shutdown` (or the sender drops).
@@ -130,8 +141,15 @@ where
         export: None,
     };
     let speaker = start(&desired, &hooks)?;
-    let (view, _) = watch::channel(SpeakerView::new(&desired, speaker.requests.clone()));
+    let (bfd_states, bfd_view) = watch::channel(BTreeMap::new());
+    let (view, _) = watch::channel(SpeakerView::new(
+        &desired,
+        speaker.requests.clone(),
+        bfd_view,
+    ));
     let mut reflector = Reflector {
+        bfd: Peers::default(),
+        bfd_states,
         judge,
         hooks,
         view,
@@ -145,6 +163,7 @@ where
         counters: Arc::new(Counters::default()),
     };
     reflector.warn_about_config();
+    reflector.apply_bfd();
 
     let (stop_servers, servers_stopped) = watch::channel(false);
     let stopped = move || {
@@ -207,6 +226,16 @@ where
                     reflector.counters.routes_refused.fetch_add(dropped - overflow_reported, Ordering::Relaxed);
                     overflow_reported = dropped;
                 }
+            }
+            failed = reflector.bfd.next_change() => {
+                if let Some(failed) = failed {
+                    tracing::warn!(peer = %failed.address, graceful = failed.graceful, "BFD down: the session goes down and its routes are withdrawn at once");
+                    let _ = reflector.speaker.requests.send(Request::ForwardingDown {
+                        address: failed.address,
+                        graceful: failed.graceful,
+                    });
+                }
+                reflector.bfd_states.send_replace(reflector.bfd.states());
             }
             notice = reflector.speaker.notices.recv() => match notice {
                 Some(notice) => observe(notice, &reflector.counters),
@@ -295,6 +324,7 @@ impl Reflector {
         self.desired = next_desired;
         self.discovered = discovered;
         self.publish();
+        self.apply_bfd();
         self.warn_about_config();
         // Peers may be other things now.
         let owners = self.judge.borrow().owners.clone();
@@ -334,7 +364,30 @@ impl Reflector {
         self.view.send_replace(SpeakerView::new(
             &self.desired,
             self.speaker.requests.clone(),
+            self.bfd_states.subscribe(),
         ));
+    }
+
+    /// Runs a BFD session beside each peer that has BFD configured, from this
+    /// system's address towards it (`Peering::towards`).
+    fn apply_bfd(&mut self) {
+        let wanted = self
+            .desired
+            .peers
+            .iter()
+            .filter_map(|(address, peer)| {
+                let bfd = peer.bfd?;
+                match Peering::towards(*address, bfd.timers, bfd.graceful) {
+                    Ok(peering) => Some((*address, peering)),
+                    Err(error) => {
+                        tracing::error!(peer = %address, %error, "no route to the peer for BFD; no BFD with it");
+                        None
+                    }
+                }
+            })
+            .collect();
+        self.bfd.apply(wanted);
+        self.bfd_states.send_replace(self.bfd.states());
     }
 
     fn warn_about_config(&self) {

@@ -6,6 +6,8 @@
 //! one that refuses the best (by the ownership rule) falls back to the next; a
 //! discovered node that is no reflector may not send ORIGINATOR_ID or
 //! CLUSTER_LIST (it could pose as another node), so the reflector sets them.
+//! A peer runs BFD beside its session as its own `bfd` block or the file's says
+//! (dynamic peers run none).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +36,27 @@ pub struct DesiredPeer {
     pub config: PeerConfig,
     pub origin: Origin,
     pub name: String,
+    /// BFD beside the session, when configured.
+    pub bfd: Option<PeerBfd>,
+}
+
+/// A peer's BFD session as configured; its addresses and hop mode come from the
+/// reflector's interfaces when it starts (`bfd::peers::Peering::towards`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerBfd {
+    pub timers: bfd::Timers,
+    /// Graceful restart wins over a BFD Down (`gracefulRestartOnDown`).
+    pub graceful: bool,
+}
+
+impl PeerBfd {
+    fn from_spec(spec: Option<&api::resources::BfdSpec>) -> Option<Self> {
+        let spec = spec?;
+        Some(Self {
+            timers: spec.timers()?,
+            graceful: spec.graceful_restart_on_down,
+        })
+    }
 }
 
 /// Where a peer comes from.
@@ -71,6 +94,7 @@ impl Desired {
                         .name
                         .clone()
                         .unwrap_or_else(|| peer.address.to_string()),
+                    bfd: PeerBfd::from_spec(peer.bfd.as_ref().or(config.bfd.as_ref())),
                 },
             );
         }
@@ -92,6 +116,7 @@ impl Desired {
                     config: peer_config,
                     origin: Origin::Discovered,
                     name: node.name.clone(),
+                    bfd: PeerBfd::from_spec(config.bfd.as_ref()),
                 },
             );
         }
@@ -243,6 +268,44 @@ mod tests {
         - {address: 10.0.0.2, asNumber: 64512}\n\
         - {address: 10.0.0.3, asNumber: 64512, routeReflectorClient: false}\n\
         listenRanges:\n- {prefix: 10.1.0.0/16, maxSessions: 10}\n";
+
+    #[test]
+    fn bfd_runs_with_every_static_and_discovered_peer_as_its_own_block_or_the_files_says() {
+        let yaml = "asNumber: 64512\nrouterId: 10.0.0.1\n\
+            bfd: {enabled: true, minTx: 50ms, minRx: 50ms, multiplier: 3}\npeers:\n\
+            - {address: 10.0.0.2, asNumber: 64512}\n\
+            - {address: 10.0.0.3, asNumber: 64512, bfd: {enabled: false}}\n\
+            - {address: 10.0.0.4, asNumber: 64512, bfd: {enabled: true, gracefulRestartOnDown: true}}\n";
+        let node = crate::discovery::DiscoveredPeer {
+            name: "n5".into(),
+            as_number: None,
+            client: true,
+        };
+        let discovered = Discovered {
+            peers: [("10.0.0.5".parse().unwrap(), node)].into(),
+            ..Discovered::default()
+        };
+        let desired = Desired::new(&parse(yaml, true).unwrap(), &discovered).unwrap();
+        let bfd = |peer: &str| desired.peers[&peer.parse::<IpAddr>().unwrap()].bfd;
+        let fast =
+            bfd::Timers::new(Duration::from_millis(50), Duration::from_millis(50), 3).unwrap();
+        let file = Some(PeerBfd {
+            timers: fast,
+            graceful: false,
+        });
+        assert_eq!(bfd("10.0.0.2"), file, "the file's block");
+        assert_eq!(bfd("10.0.0.3"), None, "its own block turns it off");
+        let own = Some(PeerBfd {
+            timers: bfd::Timers::default(),
+            graceful: true,
+        });
+        assert_eq!(bfd("10.0.0.4"), own, "its own block, defaults filled in");
+        assert_eq!(bfd("10.0.0.5"), file, "a node from the datastore");
+        assert_eq!(
+            self::desired(CONFIG).peers.values().find_map(|p| p.bfd),
+            None
+        );
+    }
 
     #[test]
     fn hardening_clients_are_sent_every_path_so_they_can_fall_back() {

@@ -81,6 +81,21 @@ impl Observer {
             "Prefixes sent to the peer.",
             per_peer(|p| p.prefixes_advertised),
         )?;
+        let bfd = self.view.borrow().bfd.borrow().clone();
+        page.gauges(
+            "tabby_reflector_bfd_sessions",
+            "BFD sessions beside BGP sessions, by state.",
+            bfd::peers::count_by_state(bfd.values().map(|b| b.state))
+                .map(|(name, count)| ([("state", name)], count)),
+        )?;
+        let flaps: Vec<(String, u64)> = bfd.iter().map(|(a, b)| (a.to_string(), b.flaps)).collect();
+        page.counters(
+            "tabby_reflector_bfd_flaps_total",
+            "Times a peer's BFD session went from Up to Down, since it was added.",
+            flaps
+                .iter()
+                .map(|(peer, n)| ([("peer", peer.as_str())], *n)),
+        )?;
         let c = &self.counters;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         page.counters(
@@ -183,6 +198,14 @@ mod tests {
             router_id: Ipv4Addr::new(10, 0, 0, 1),
             peers: BTreeMap::new(),
             ranges: Vec::new(),
+            bfd: watch::channel(BTreeMap::from([(
+                "10.0.0.2".parse().unwrap(),
+                bfd::peers::PeerState {
+                    state: bfd::State::Up,
+                    flaps: 2,
+                },
+            )]))
+            .1,
         };
         let (_keep, view) = watch::channel(view);
         let observer = Arc::new(Observer::new(view, Arc::default()));
@@ -198,6 +221,9 @@ mod tests {
             "tabby_reflector_prefixes_received{peer=\"10.0.0.2\"} 2",
             "tabby_reflector_prefixes_advertised{peer=\"10.0.0.2\"} 3",
             "tabby_reflector_peer_up{peer=\"10.0.0.2\"} 1",
+            "tabby_reflector_bfd_sessions{state=\"up\"} 1",
+            "tabby_reflector_bfd_sessions{state=\"down\"} 0",
+            "tabby_reflector_bfd_flaps_total{peer=\"10.0.0.2\"} 2",
         ] {
             assert!(page.lines().any(|l| l == line), "{line} in:\n{page}");
         }

@@ -137,6 +137,10 @@ fn peer(view: &SpeakerView, status: &PeerStatus) -> Peer {
         name: entry.map_or_else(|| status.address.to_string(), |e| e.name.clone()),
         ..Peer::default()
     };
+    if let Some(bfd) = view.bfd.borrow().get(&status.address) {
+        peer.bfd_state = bfd.state.to_string();
+        peer.bfd_flaps = bfd.flaps;
+    }
     telemetry::speaker_status::session(status, &mut peer);
     peer
 }

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::AtomicU64;
 
+use bfd::peers::PeerState;
 use bgp::speaker::{PeerStatus, Request};
 use ipnet::IpNet;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::desired::{Desired, Origin};
 
@@ -21,6 +22,8 @@ pub struct SpeakerView {
     pub peers: BTreeMap<IpAddr, Entry>,
     /// Listen ranges and whether their peers are clients.
     pub ranges: Vec<(IpNet, bool)>,
+    /// The BFD sessions beside peers' sessions, by peer.
+    pub bfd: watch::Receiver<BTreeMap<IpAddr, PeerState>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +34,13 @@ pub struct Entry {
 }
 
 impl SpeakerView {
-    pub fn new(desired: &Desired, requests: mpsc::UnboundedSender<Request>) -> Self {
+    pub fn new(
+        desired: &Desired,
+        requests: mpsc::UnboundedSender<Request>,
+        bfd: watch::Receiver<BTreeMap<IpAddr, PeerState>>,
+    ) -> Self {
         Self {
+            bfd,
             requests,
             local_as: desired.speaker.local_as,
             router_id: desired.speaker.router_id,

@@ -85,6 +85,14 @@ fn the_documented_example_is_accepted_and_reads_as_documented() {
     assert_eq!(passive.graceful_restart, PeerGracefulRestart::Off);
     assert!(passive.export_filter.is_some() && passive.import_filter.is_none());
     assert_eq!(desired.peers.len(), 3);
+    let bfd = |address: &str| desired.peers[&address.parse::<IpAddr>().unwrap()].bfd;
+    let fast = bfd::Timers::new(Duration::from_millis(50), Duration::from_millis(50), 3);
+    assert_eq!(
+        bfd("10.0.0.4").map(|b| (b.timers, b.graceful)),
+        Some((fast.unwrap(), true))
+    );
+    let file = bfd("10.0.0.2").map(|b| (b.timers, b.graceful));
+    assert_eq!(file, Some((bfd::Timers::default(), false)));
 
     let [range] = speaker.listen_ranges.as_slice() else {
         panic!("one listen range: {:?}", speaker.listen_ranges);

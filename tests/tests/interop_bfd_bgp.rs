@@ -2,8 +2,10 @@
 //! with `bfd on` and `protocol bfd`, on the lab's router: when the node's link
 //! goes down, both ends drop the BGP session through BFD, long before the hold
 //! timers (tabby 90 s, BIRD 240 s) — the waits are 20 s — and both bring it back
-//! when the link returns. FRR is not here: its bgpd reaches bfdd through zebra,
-//! which these labs do not run (`docs/bfd.md`). Needs root.
+//! when the link returns. The same against FRR's bgpd with `neighbor X bfd` (bgpd
+//! reaches bfdd through zebra, which runs beside them), with a failure seen from
+//! each side: the link, the agent killed (FRR notices), bfdd killed (tabby
+//! notices). Needs root.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use api::resources::{
 use bfd::State;
 use harness::e2e::{Cluster, list_peers};
 use harness::lab::NODE_INTERFACE;
-use harness::peers::{BfdPeer, BgpConfig, BgpPeer, Bird, Neighbor};
+use harness::peers::{BfdPeer, BgpConfig, BgpPeer, Bird, Frr, Neighbor};
 use harness::{Lab, wait_until};
 use ipnet::IpNet;
 
@@ -44,18 +46,16 @@ fn agent_session(
     Ok((p.state, p.bfd_state.clone(), p.last_error.clone()))
 }
 
-#[test]
-#[ignore = "needs root"]
-fn interop_bfd_bgp_with_bird_a_cut_link_drops_the_session_at_both_ends_through_bfd() {
-    harness::require_root();
-    use proto::bgp_status::SessionState;
-    let lab = Lab::new("interop_bfd_bgp_bird")
+/// Node n1 behind the lab's router, the mesh off, a `BGPPeer` with BFD on to the
+/// router (AS [`ROUTER_AS`]): (the cluster, the router's address, n1's address).
+fn node_peering_with_the_router(test: &str) -> (Cluster, IpAddr, IpAddr) {
+    let lab = Lab::new(test)
         .subnet("a", "10.0.1.0/24")
         .node("n1", "a")
         .router()
         .build()
         .unwrap();
-    let mut cluster = Cluster::new(lab).unwrap();
+    let cluster = Cluster::new(lab).unwrap();
     let router_ip = cluster
         .lab
         .router()
@@ -89,6 +89,15 @@ fn interop_bfd_bgp_with_bird_a_cut_link_drops_the_session_at_both_ends_through_b
         ..BGPPeerSpec::default()
     };
     cluster.create(&BGPPeer::new("router", peer)).unwrap();
+    (cluster, router_ip, n1)
+}
+
+#[test]
+#[ignore = "needs root"]
+fn interop_bfd_bgp_with_bird_a_cut_link_drops_the_session_at_both_ends_through_bfd() {
+    harness::require_root();
+    use proto::bgp_status::SessionState;
+    let (mut cluster, router_ip, n1) = node_peering_with_the_router("interop_bfd_bgp_bird");
     let config = BgpConfig::new(ROUTER_AS, "10.0.1.1".parse().unwrap())
         .route(EXTERNAL.parse().unwrap())
         .neighbor(Neighbor::new(n1, NODE_AS).passive().bfd());
@@ -148,4 +157,89 @@ fn interop_bfd_bgp_with_bird_a_cut_link_drops_the_session_at_both_ends_through_b
     node.ip(&format!("link set dev {NODE_INTERFACE} up"))
         .unwrap();
     up(&cluster, RECOVERED);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn interop_bfd_bgp_with_frr_a_cut_link_a_killed_agent_or_a_killed_bfdd_drop_the_session_through_bfd()
+ {
+    harness::require_root();
+    use proto::bgp_status::SessionState;
+    let (mut cluster, router_ip, n1) = node_peering_with_the_router("interop_bfd_bgp_frr");
+    let config = BgpConfig::new(ROUTER_AS, "10.0.1.1".parse().unwrap())
+        .route(EXTERNAL.parse().unwrap())
+        .neighbor(Neighbor::new(n1, NODE_AS).passive().bfd());
+    let mut frr = Frr::start(cluster.lab.router().unwrap().netns(), &config).unwrap();
+    cluster.start_agent("n1").unwrap();
+    cluster.wait_ready("n1", READY).unwrap();
+    let up = |cluster: &Cluster, frr: &mut Frr| {
+        frr.wait_established(n1, CONVERGED).unwrap();
+        let bfdd = frr.bfdd().unwrap();
+        bfdd.wait_bfd_state(n1, State::Up, CONVERGED).unwrap();
+        wait_until(CONVERGED, "n1's session with BFD up", || {
+            let (state, bfd, _) = agent_session(cluster, "n1", router_ip)?;
+            anyhow::Ok(
+                if state == SessionState::Established as i32 && bfd == "Up" {
+                    Ok(())
+                } else {
+                    Err(format!("{state} {bfd}"))
+                },
+            )
+        })
+        .unwrap();
+    };
+    let _pod = cluster.add_pod("n1", "pod-n1").unwrap();
+    up(&cluster, &mut frr);
+    let node = cluster.lab.node("n1");
+
+    // The link: both ends see BFD go down and drop BGP.
+    node.ip(&format!("link set dev {NODE_INTERFACE} down"))
+        .unwrap();
+    frr.wait_down(n1, DETECTED).unwrap();
+    wait_until(DETECTED, "n1 to drop its session through BFD", || {
+        let (state, bfd, error) = agent_session(&cluster, "n1", router_ip)?;
+        anyhow::Ok(
+            if state != SessionState::Established as i32 && bfd == "Down" {
+                Ok(())
+            } else {
+                Err(format!("{state} {bfd} {error}"))
+            },
+        )
+    })
+    .unwrap();
+    node.ip(&format!("link set dev {NODE_INTERFACE} up"))
+        .unwrap();
+    up(&cluster, &mut frr);
+
+    // The agent dies (its kernel, its link and its TCP socket's end stay): only
+    // bfdd's Detection Time tells bgpd, long before the hold time.
+    cluster.kill_agent("n1");
+    frr.wait_down(n1, DETECTED).unwrap();
+    cluster.start_agent("n1").unwrap();
+    cluster.wait_ready("n1", READY).unwrap();
+    up(&cluster, &mut frr);
+
+    // bfdd dies while bgpd runs on: tabby's BFD goes down and it resets BGP with
+    // Cease/BFD Down (bgpd counts the dropped connection; tabby reconnects, as
+    // BGP does not wait for BFD).
+    let dropped = |frr: &Frr| {
+        let neighbors = frr.vtysh_json("show bgp neighbors json").unwrap();
+        neighbors[n1.to_string()]["connectionsDropped"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = dropped(&frr);
+    frr.bfdd().unwrap().kill();
+    wait_until(DETECTED, "n1 to reset its session for BFD down", || {
+        let (state, bfd, _) = agent_session(&cluster, "n1", router_ip)?;
+        let now = dropped(&frr);
+        anyhow::Ok(if bfd == "Down" && now > before {
+            Ok(())
+        } else {
+            Err(format!(
+                "{state} {bfd}, bgpd's dropped connections {before} → {now}"
+            ))
+        })
+    })
+    .unwrap();
 }

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use api::datastore::Backend;
 use api::resources::{AllowedUse, BgpPassword, Cidr, EncapsulationMode};
@@ -30,7 +30,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
 use super::Options;
-use super::bfd_sessions::BfdSessions;
 use super::ongoing::Ongoing;
 use super::query::{Peer, Peers, Query, Reporting};
 use super::speaker::Bgp;
@@ -42,9 +41,12 @@ use crate::desired::{self, Cluster, Desired, Judge, NodeSettings, Paths, Rejecti
 use crate::nat::{self, NatPool};
 use crate::peering::passwords::{self, Passwords};
 use crate::peering::{self, DesiredBgp};
+use bfd::peers::Peers as BfdPeers;
 
 /// Import refusals queued for the loop; more are counted (see `JudgeHook`).
 const REFUSALS_QUEUED: usize = 256;
+/// How long a stop waits for its BFD sessions to tell their peers AdminDown.
+const BFD_ADMIN_DOWN_WAIT: Duration = Duration::from_millis(500);
 
 pub(super) struct Agent {
     options: Options,
@@ -61,7 +63,7 @@ pub(super) struct Agent {
     best: Paths,
     bgp: Bgp,
     /// BFD beside the BGP sessions that have it.
-    bfd: BfdSessions,
+    bfd: BfdPeers,
     sync: BgpSync,
     /// Started once the first desired state exists.
     reconciler: Option<Reconciler>,
@@ -155,7 +157,7 @@ impl Agent {
                 import: Some(Arc::new(hook)),
                 export: None,
             }),
-            bfd: BfdSessions::default(),
+            bfd: BfdPeers::default(),
             reconciler: Some(reconciler),
             desired: None,
             nat_applied: None,
@@ -237,7 +239,9 @@ impl Agent {
             }
         }
         // Exit without a Cease: peers keep this node's routes (graceful restart),
-        // and the kernel keeps everything, for the next agent to find.
+        // and the kernel keeps everything, for the next agent to find. BFD says
+        // AdminDown first, so that peers do not take the stop for a failure.
+        self.bfd.admin_down(BFD_ADMIN_DOWN_WAIT).await;
         self.bgp.detach();
     }
 

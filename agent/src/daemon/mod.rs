@@ -4,7 +4,6 @@
 //! at the desired state ([`agent`] is the loop).
 
 mod agent;
-pub mod bfd_sessions;
 pub mod last_view;
 mod ongoing;
 pub mod query;

@@ -50,7 +50,7 @@ pub struct Peer {
     /// What the speaker says; `None` before it knows the peer.
     pub status: Option<PeerStatus>,
     /// Its BFD session, when configured.
-    pub bfd: Option<super::bfd_sessions::BfdState>,
+    pub bfd: Option<bfd::peers::PeerState>,
 }
 
 /// The loop's side: where it publishes its status and receives questions.

@@ -12,10 +12,10 @@ use bgp::speaker::{self, Hooks, Notice, PeerStatus, Request, SpeakerHandle};
 use ipnet::IpNet;
 use tokio::sync::oneshot;
 
-use super::bfd_sessions::{BfdState, ForwardingDown};
 use super::query::Routes;
 use super::status::PeerState;
 use crate::peering::{DesiredBgp, PeerKind, Step, Wiring};
+use bfd::peers::{Failed, PeerState as BfdState};
 
 /// The attributes an originated prefix carries for its communities (ORIGIN and AS
 /// path are the speaker's defaults).
@@ -194,7 +194,7 @@ impl Bgp {
     }
 
     /// Tells the speaker a peer's path failed: its session goes down at once.
-    pub fn forwarding_down(&self, down: ForwardingDown) {
+    pub fn forwarding_down(&self, down: Failed) {
         if let Some(handle) = &self.handle {
             let _ = handle.requests.send(Request::ForwardingDown {
                 address: down.address,

@@ -98,5 +98,5 @@ pub struct PeerState {
     pub since: Instant,
     pub last_error: Option<String>,
     /// Its BFD session, when BFD is configured.
-    pub bfd: Option<super::bfd_sessions::BfdState>,
+    pub bfd: Option<bfd::peers::PeerState>,
 }

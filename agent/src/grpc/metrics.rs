@@ -143,16 +143,8 @@ fn write(status: &Status, page: &mut Scrape<'_>) -> fmt::Result {
             .iter()
             .filter_map(|p| Some((p.address, p.bfd?)))
     };
-    let states = [
-        ("up", bfd::State::Up),
-        ("init", bfd::State::Init),
-        ("down", bfd::State::Down),
-        ("admin_down", bfd::State::AdminDown),
-    ]
-    .map(|(name, state)| {
-        let count = bfd().filter(|(_, b)| b.state == state).count();
-        ([("state", name)], count)
-    });
+    let states = bfd::peers::count_by_state(bfd().map(|(_, b)| b.state))
+        .map(|(name, count)| ([("state", name)], count));
     page.gauges(
         "tabby_agent_bfd_sessions",
         "BFD sessions beside BGP sessions, by state.",
@@ -278,7 +270,7 @@ mod tests {
                 established: true,
                 since: Instant::now(),
                 last_error: None,
-                bfd: Some(crate::daemon::bfd_sessions::BfdState {
+                bfd: Some(bfd::peers::PeerState {
                     state: bfd::State::Up,
                     flaps: 2,
                 }),

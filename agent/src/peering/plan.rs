@@ -75,12 +75,7 @@ pub struct Peering {
 }
 
 /// A BFD session beside a BGP session (`docs/bfd.md`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BfdPeering {
-    pub session: bfd::driver::PeerConfig,
-    /// Graceful restart wins over a BFD Down (`gracefulRestartOnDown`).
-    pub graceful: bool,
-}
+pub use bfd::peers::Peering as BfdPeering;
 
 /// The BGP this node should speak: the speaker's configuration and its sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use proto::bgp_status::bgp_status_client::BgpStatusClient;
 use proto::bgp_status::{HealthRequest, ListPeersRequest, Peer, SessionState};
 
 use api::resources::{
-    BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Cidr, IPPool, IPPoolSpec,
+    BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, BfdSpec, Cidr, IPPool, IPPoolSpec,
 };
 use serde_json::json;
 
@@ -66,6 +66,19 @@ impl Cluster {
         cluster_id: Ipv4Addr,
         clients: Clients,
     ) -> Result<()> {
+        self.start_reflector_with(node, as_number, cluster_id, clients, "")
+    }
+
+    /// As [`Cluster::start_reflector`], with `extra` lines of YAML (top-level
+    /// fields such as `bfd: {enabled: true}`) in its file.
+    pub fn start_reflector_with(
+        &mut self,
+        node: &str,
+        as_number: u32,
+        cluster_id: Ipv4Addr,
+        clients: Clients,
+        extra: &str,
+    ) -> Result<()> {
         let lab_node = self.lab.node(node);
         let router_id = lab_node
             .ipv4()
@@ -78,6 +91,7 @@ impl Cluster {
             self.reflector_socket(node).display(),
             SocketAddr::new(router_id.into(), super::metrics::REFLECTOR_PORT),
         );
+        config.push_str(extra);
         let mut command = lab_node.command(binary("tabby-reflector")?);
         command.arg(format!("--config={}", dir.join("reflector.yaml").display()));
         match clients {
@@ -198,6 +212,21 @@ impl Cluster {
         as_number: u32,
         datastore: DatastoreType,
     ) -> Result<Cluster> {
+        Self::with_reflectors_and_bfd(
+            test, subnet, machines, reflectors, as_number, datastore, None,
+        )
+    }
+
+    /// As [`Cluster::with_reflectors`], each `BGPPeer` with the `bfd` block given.
+    pub fn with_reflectors_and_bfd(
+        test: &str,
+        subnet: &str,
+        machines: &[&str],
+        reflectors: &[&str],
+        as_number: u32,
+        datastore: DatastoreType,
+        bfd: Option<BfdSpec>,
+    ) -> Result<Cluster> {
         let mut builder = Lab::new(test).subnet("a", subnet).router();
         for machine in machines {
             builder = builder.node(machine, "a");
@@ -210,8 +239,9 @@ impl Cluster {
         cluster.create(&BGPConfiguration::new("default", bgp))?;
         for rr in reflectors {
             let address = cluster.lab.node(rr).address().to_string();
-            let peer: BGPPeerSpec =
+            let mut peer: BGPPeerSpec =
                 serde_json::from_value(json!({"peerIP": address, "asNumber": as_number}))?;
+            peer.bfd = bfd;
             cluster.create(&BGPPeer::new(*rr, peer))?;
         }
         Ok(cluster)

@@ -1,5 +1,5 @@
-//! FRR's bfdd alone, without zebra: it runs the configured BFD peers and needs
-//! nothing else. Unlike bgpd it cannot keep root (its vty group check refuses
+//! FRR's bfdd, alone (without zebra: it runs the configured BFD peers and needs
+//! nothing else) or beside bgpd, which reaches it through zebra (`Zebra`). Unlike bgpd it cannot keep root (its vty group check refuses
 //! root), so it drops to Debian's `frr` user, which must own its socket directory.
 //! No vty TCP port (`-P 0`); queried with `vtysh --vty_socket`, JSON output.
 
@@ -19,8 +19,65 @@ use crate::wait::wait_until;
 
 /// Where Debian installs the daemon.
 const BFDD: &str = "/usr/lib/frr/bfdd";
-/// The user bfdd runs as after start-up.
+/// Where Debian installs zebra.
+const ZEBRA: &str = "/usr/lib/frr/zebra";
+/// The user bfdd and zebra run as after start-up.
 const FRR_USER: &str = "frr";
+
+/// A running FRR zebra inside a namespace, through which bgpd asks bfdd for
+/// sessions (FRR has no other way); killed on drop. It also installs bgpd's
+/// routes in the namespace's kernel.
+#[derive(Debug)]
+pub struct Zebra {
+    _process: Process,
+    sockets: TempDir,
+}
+
+impl Zebra {
+    pub fn start(netns: &Netns) -> Result<Self> {
+        let sockets = frr_socket_dir()?;
+        let file = write_config(
+            netns,
+            &format!("zebra-{}.conf", role(netns)),
+            &format!("hostname {}\n", netns.name()),
+        )?;
+        let mut command = netns.command(ZEBRA);
+        command
+            .args(["-P", "0", "--log", "stdout", "-f"])
+            .arg(&file)
+            .arg("-i")
+            .arg(sockets.path().join("zebra.pid"))
+            .arg("--vty_socket")
+            .arg(sockets.path())
+            .arg("-z")
+            .arg(sockets.path().join("zserv.api"));
+        let mut process = Process::spawn(command, netns.logs(), &format!("zebra-{}", role(netns)))?;
+        let zserv = sockets.path().join("zserv.api");
+        wait_until(Duration::from_secs(10), "zebra's zserv socket", || {
+            process.check_running()?;
+            anyhow::Ok(zserv.exists())
+        })?;
+        Ok(Self {
+            _process: process,
+            sockets,
+        })
+    }
+
+    /// The socket bgpd and bfdd reach zebra on (`-z`).
+    pub fn zserv(&self) -> std::path::PathBuf {
+        self.sockets.path().join("zserv.api")
+    }
+}
+
+/// A socket directory the `frr` user owns (bfdd and zebra drop to it).
+fn frr_socket_dir() -> Result<TempDir> {
+    let sockets = socket_dir()?;
+    let frr = nix::unistd::User::from_name(FRR_USER)?
+        .with_context(|| format!("no user {FRR_USER}: is frr installed?"))?;
+    nix::unistd::chown(sockets.path(), Some(frr.uid), Some(frr.gid))
+        .context("handing the socket directory to frr")?;
+    Ok(sockets)
+}
 
 /// A running FRR bfdd inside a namespace; killed on drop.
 #[derive(Debug)]
@@ -33,11 +90,16 @@ impl Bfdd {
     /// Starts bfdd in `netns` with `config`'s BFD sessions and waits until vtysh
     /// reaches it.
     pub fn start(netns: &Netns, config: &BgpConfig) -> Result<Self> {
-        let sockets = socket_dir()?;
-        let frr = nix::unistd::User::from_name(FRR_USER)?
-            .with_context(|| format!("no user {FRR_USER}: is frr installed?"))?;
-        nix::unistd::chown(sockets.path(), Some(frr.uid), Some(frr.gid))
-            .context("handing the socket directory to frr")?;
+        Self::spawn(netns, config, None)
+    }
+
+    /// Starts bfdd connected to `zebra`, for bgpd's `neighbor X bfd`.
+    pub fn start_beside(netns: &Netns, config: &BgpConfig, zebra: &Zebra) -> Result<Self> {
+        Self::spawn(netns, config, Some(&zebra.zserv()))
+    }
+
+    fn spawn(netns: &Netns, config: &BgpConfig, zserv: Option<&std::path::Path>) -> Result<Self> {
+        let sockets = frr_socket_dir()?;
         let file = write_config(
             netns,
             &format!("bfdd-{}.conf", role(netns)),
@@ -53,6 +115,9 @@ impl Bfdd {
             .arg(sockets.path())
             .arg("--bfdctl")
             .arg(sockets.path().join("bfdd.sock"));
+        if let Some(zserv) = zserv {
+            command.arg("-z").arg(zserv);
+        }
         let process = Process::spawn(command, netns.logs(), &format!("bfdd-{}", role(netns)))?;
         let mut bfdd = Self { process, sockets };
         wait_until(Duration::from_secs(10), "vtysh reaches bfdd", || {

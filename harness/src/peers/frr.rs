@@ -1,5 +1,6 @@
 //! FRR's bgpd alone, without zebra (`-Z`): it speaks BGP but installs nothing in the
-//! kernel. Runs as root without dropping privileges (`-S`), with its pid file and vty
+//! kernel. With a neighbour asking for BFD, zebra and bfdd run beside it (bgpd
+//! reaches bfdd only through zebra), and zebra installs its routes. Runs as root without dropping privileges (`-S`), with its pid file and vty
 //! socket in a private directory, no vty TCP port (`-P 0`). Queried with
 //! `vtysh --vty_socket`, JSON output.
 
@@ -14,6 +15,7 @@ use tempfile::TempDir;
 
 use ipnet::IpNet;
 
+use super::bfdd::{Bfdd, Zebra};
 use super::{BgpConfig, BgpPeer, Route, community, next_hop, role, socket_dir, write_config};
 use crate::netns::Netns;
 use crate::process::{self, Process};
@@ -28,6 +30,9 @@ pub struct Frr {
     process: Process,
     sockets: TempDir,
     asn: u32,
+    /// bfdd and the zebra bgpd reaches it through, when a neighbour has BFD
+    /// (dropped after bgpd).
+    bfd: Option<(Bfdd, Zebra)>,
 }
 
 impl Frr {
@@ -39,9 +44,19 @@ impl Frr {
             &format!("bgpd-{}.conf", role(netns)),
             &render(config, netns.name()),
         )?;
+        let bfd = if config.neighbors.iter().any(|n| n.bfd) {
+            let zebra = Zebra::start(netns)?;
+            Some((Bfdd::start_beside(netns, config, &zebra)?, zebra))
+        } else {
+            None
+        };
         let mut command = netns.command(BGPD);
+        match &bfd {
+            Some((_, zebra)) => command.arg("-z").arg(zebra.zserv()),
+            None => command.arg("-Z"),
+        };
         command
-            .args(["-Z", "-S", "-P", "0", "--log", "stdout", "-f"])
+            .args(["-S", "-P", "0", "--log", "stdout", "-f"])
             .arg(&file)
             .arg("-i")
             .arg(sockets.path().join("bgpd.pid"))
@@ -52,6 +67,7 @@ impl Frr {
             process,
             sockets,
             asn: config.asn,
+            bfd,
         };
         wait_until(Duration::from_secs(10), "vtysh reaches bgpd", || {
             frr.process.check_running()?;
@@ -74,6 +90,11 @@ impl Frr {
     /// The bgpd process (pid, log).
     pub fn process(&self) -> &Process {
         &self.process
+    }
+
+    /// The bfdd beside bgpd, when a neighbour has BFD.
+    pub fn bfdd(&mut self) -> Option<&mut Bfdd> {
+        self.bfd.as_mut().map(|(bfdd, _)| bfdd)
     }
 }
 
@@ -163,6 +184,9 @@ fn render(config: &BgpConfig, hostname: &str) -> String {
         }
         if let Some(ttl) = n.multihop {
             lines.push(format!(" neighbor {a} ebgp-multihop {ttl}"));
+        }
+        if n.bfd {
+            lines.push(format!(" neighbor {a} bfd"));
         }
     }
     for (family, v4) in [("ipv4", true), ("ipv6", false)] {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use lab::convergence::{self, Mode, Report, percentile};
+use lab::convergence::{self, Mode, Report, load_average, percentile};
 
 #[derive(Debug, Parser)]
 #[command(about = "time from a pod's CNI ADD until its route is in every other node's kernel")]
@@ -47,7 +47,7 @@ fn run(args: Args) -> Result<()> {
     } else {
         args.modes
     };
-    let before = load()?;
+    let before = load_average()?;
     let mut reports = Vec::new();
     for mode in modes {
         let report = convergence::run(mode, args.nodes, args.samples)
@@ -55,7 +55,7 @@ fn run(args: Args) -> Result<()> {
         println!("{mode:?}: {} samples", report.add.len());
         reports.push(report);
     }
-    let after = load()?;
+    let after = load_average()?;
     println!("\nload average before: {before}; after: {after}\n");
     println!("| mode | nodes | samples | measure | p50 | p99 | max |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
@@ -87,13 +87,4 @@ fn row(report: &Report, measure: &str, samples: &[Duration]) {
         ms(percentile(samples, 99.0)),
         ms(percentile(samples, 100.0)),
     );
-}
-
-fn load() -> Result<String> {
-    let text = std::fs::read_to_string("/proc/loadavg").context("reading /proc/loadavg")?;
-    Ok(text
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" "))
 }

@@ -28,6 +28,17 @@ pub enum ConfigError {
     },
 }
 
+/// The `bfd` blocks are checked by the type the CRDs share.
+impl From<api::resources::ValidationError> for ConfigError {
+    fn from(error: api::resources::ValidationError) -> Self {
+        Self::Invalid {
+            path: error.path,
+            value: error.value,
+            problem: error.problem,
+        }
+    }
+}
+
 impl ConfigError {
     pub fn invalid(path: impl Into<String>, value: impl Debug, problem: impl Into<String>) -> Self {
         Self::Invalid {

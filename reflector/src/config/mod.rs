@@ -8,8 +8,10 @@
 //! clusterId: 224.0.0.1          # or 3758096385; the router id when left out
 //! listen: { address: "::", port: 179 }
 //! gracefulRestart: { restartTime: 120 }
+//! bfd: { enabled: true, minRx: 300ms, minTx: 300ms, multiplier: 3 }
 //! peers:
 //!   - { address: 10.0.0.2, asNumber: 64512, passwordFile: /etc/tabby/md5 }
+//!   - { address: 10.0.0.4, asNumber: 64512, bfd: { enabled: false } }
 //!   - { address: 10.0.0.3, asNumber: 64512, routeReflectorClient: false }
 //! listenRanges:
 //!   - { prefix: 10.0.0.0/16, asNumber: 64512, maxSessions: 500 }

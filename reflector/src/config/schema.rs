@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use api::resources::BfdSpec;
 use bgp::rib::Filter;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
@@ -35,6 +36,11 @@ pub struct Config {
     /// for peers' and listen ranges' `importFilter` and `exportFilter`.
     #[serde(default)]
     pub filters: BTreeMap<String, Filter>,
+    /// BFD (RFC 5880) beside every peer's session unless the peer sets its own:
+    /// static peers and the datastore's nodes (not listen ranges' dynamic peers).
+    /// The same block as BGPConfiguration's and BGPPeer's (`docs/bfd.md`).
+    #[serde(default)]
+    pub bfd: Option<BfdSpec>,
     #[serde(default)]
     pub peers: Vec<Peer>,
     #[serde(default)]
@@ -187,6 +193,9 @@ with_session! {
         /// For logs and the API; the address when unset.
         #[serde(default)]
         pub name: Option<String>,
+        /// This peer's BFD in place of the file's `bfd`.
+        #[serde(default)]
+        pub bfd: Option<BfdSpec>,
     }
 }
 

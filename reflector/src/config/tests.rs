@@ -53,6 +53,11 @@ fn unknown_fields_are_named_with_their_path() {
         e.contains("listen") && e.contains("unknown field `adress`"),
         "{e}"
     );
+    let e = error("bfd: {enabled: true, minrx: 50ms}\n");
+    assert!(
+        e.contains("bfd") && e.contains("unknown field `minrx`"),
+        "{e}"
+    );
     let e = error("bogus: 1\n");
     assert!(e.contains("unknown field `bogus`"), "{e}");
 }
@@ -90,6 +95,14 @@ fn each_rule_reports_its_field_path_and_value() {
             "routerId: 0.0.0.0 is not a usable router id",
         ),
         ("listen: {port: 0}\n", "listen.port: 0 is not a port"),
+        (
+            "bfd: {enabled: true, minTx: 5ms}\n",
+            "bfd.minTx: \"5ms\" is outside 10ms to 60s",
+        ),
+        (
+            "peers:\n- {address: 10.0.0.2, asNumber: 64512, bfd: {multiplier: 0}}\n",
+            "peers[0].bfd.multiplier: 0 must be at least 1",
+        ),
         (
             "gracefulRestart: {restartTime: 5000}\n",
             "gracefulRestart.restartTime: 5000 is more than 4095 seconds",

@@ -37,6 +37,9 @@ impl Config {
                 "is neither a dotted quad (224.0.0.1) nor a 32-bit number",
             ));
         }
+        if let Some(bfd) = &self.bfd {
+            bfd.validate("bfd")?;
+        }
         if self.listen.port == 0 {
             return Err(ConfigError::invalid("listen.port", 0, "is not a port"));
         }
@@ -66,6 +69,9 @@ impl Config {
                 ));
             }
             as_number(&format!("{path}.asNumber"), peer.as_number)?;
+            if let Some(bfd) = &peer.bfd {
+                bfd.validate(&format!("{path}.bfd"))?;
+            }
             self.session(&path, &peer.session())?;
         }
         for (i, range) in self.listen_ranges.iter().enumerate() {

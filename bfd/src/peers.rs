@@ -1,21 +1,30 @@
-//! The node's BFD sessions beside its BGP sessions (RFC 5882): one per peer that
-//! has BFD configured, run by the `bfd` crate's driver, started with the first.
-//! A session that leaves Up for Down because the path failed (not because the peer
-//! took it down on purpose, RFC 5882 section 3.2) is reported, and the agent tells
-//! the speaker (`Request::ForwardingDown`). `docs/bfd.md` has the choices.
+//! A BGP speaker's BFD sessions beside its BGP sessions (RFC 5882), as tabby-agent
+//! and tabby-reflector run them: one per peer that has BFD configured, run by the
+//! [`driver`](crate::driver), which starts with the first on its own thread. A
+//! session that leaves Up for Down because the path failed (not because the peer
+//! took it down on purpose, RFC 5882 section 3.2) is reported as [`Failed`], and
+//! the daemon tells its speaker (`bgp`'s `Request::ForwardingDown`).
+//! `docs/bfd.md` has the choices.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use bfd::State;
-use bfd::driver::{Driver, DriverError, Event, PeerConfig, SessionHandle};
 use tokio::sync::mpsc;
 
-use crate::peering::BfdPeering;
+use crate::driver::{Driver, DriverError, Event, Hop, MULTIHOP_PORT, PeerConfig, SessionHandle};
+use crate::{State, Timers};
 
-/// What a BFD Down asks of the speaker.
+/// A BFD session beside a BGP session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peering {
+    pub session: PeerConfig,
+    /// Graceful restart wins over a BFD Down (`gracefulRestartOnDown`).
+    pub graceful: bool,
+}
+
+/// A peer's path failed: what a BFD Down asks of the speaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ForwardingDown {
+pub struct Failed {
     pub address: IpAddr,
     /// Keep the peer's routes stale if it offered graceful restart.
     pub graceful: bool,
@@ -23,7 +32,7 @@ pub struct ForwardingDown {
 
 /// A peer's BFD session as the status shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BfdState {
+pub struct PeerState {
     pub state: State,
     /// Times it went from Up to Down.
     pub flaps: u64,
@@ -33,21 +42,21 @@ type Added = (IpAddr, PeerConfig, Result<SessionHandle, DriverError>);
 
 #[derive(Debug)]
 struct Entry {
-    wanted: BfdPeering,
+    wanted: Peering,
     /// `None` while the driver adds it (or after it failed to).
     handle: Option<SessionHandle>,
     state: State,
 }
 
 #[derive(Debug)]
-pub struct BfdSessions {
+pub struct Peers {
     driver: Option<(Driver, mpsc::UnboundedReceiver<Event>)>,
     sessions: BTreeMap<IpAddr, Entry>,
     added: mpsc::UnboundedSender<Added>,
     added_rx: mpsc::UnboundedReceiver<Added>,
 }
 
-impl Default for BfdSessions {
+impl Default for Peers {
     fn default() -> Self {
         let (added, added_rx) = mpsc::unbounded_channel();
         Self {
@@ -59,11 +68,11 @@ impl Default for BfdSessions {
     }
 }
 
-impl BfdSessions {
+impl Peers {
     /// Brings the sessions to `wanted` (peer address → session). A session whose
     /// addresses or hop mode changed starts anew; one whose timers changed keeps
     /// running and polls its peer (RFC 5880 section 6.8.3).
-    pub fn apply(&mut self, wanted: BTreeMap<IpAddr, BfdPeering>) {
+    pub fn apply(&mut self, wanted: BTreeMap<IpAddr, Peering>) {
         self.sessions
             .retain(|address, _| wanted.contains_key(address));
         for (address, peering) in wanted {
@@ -115,7 +124,7 @@ impl BfdSessions {
 
     /// The next change of a session's state, with what it asks of the speaker
     /// when the path failed; pending while there are none.
-    pub async fn next_change(&mut self) -> Option<ForwardingDown> {
+    pub async fn next_change(&mut self) -> Option<Failed> {
         loop {
             let events = self.driver.as_mut().map(|(_, events)| events);
             tokio::select! {
@@ -160,7 +169,7 @@ impl BfdSessions {
     }
 
     /// Records a state change; a failure of an Up session is returned.
-    fn event(&mut self, event: &Event) -> Option<ForwardingDown> {
+    fn event(&mut self, event: &Event) -> Option<Failed> {
         let (address, entry) = self.sessions.iter_mut().find(|(_, e)| {
             e.handle
                 .as_ref()
@@ -171,7 +180,7 @@ impl BfdSessions {
         let failed = was == State::Up
             && event.state == State::Down
             && event.remote_state != State::AdminDown;
-        failed.then_some(ForwardingDown {
+        failed.then_some(Failed {
             address: *address,
             // RFC 5882 section 4.3: a peer whose BFD survives its control plane
             // (C set) failed to forward; its restart is not believed.
@@ -179,13 +188,31 @@ impl BfdSessions {
         })
     }
 
+    /// Takes every session AdminDown and waits (at most `within`) until each has
+    /// told its peer, for a planned stop: a peer following RFC 5882 section 3.2
+    /// then does not take the stop for a forwarding failure (RFC 5880 6.8.16),
+    /// and graceful restart keeps this system's routes while it is away.
+    pub async fn admin_down(&mut self, within: std::time::Duration) {
+        let mut watches = Vec::new();
+        for handle in self.sessions.values().filter_map(|e| e.handle.as_ref()) {
+            handle.admin_down();
+            watches.push(handle.watch());
+        }
+        let told = async {
+            for mut watch in watches {
+                let _ = watch.wait_for(|s| s.state == State::AdminDown).await;
+            }
+        };
+        let _ = tokio::time::timeout(within, told).await;
+    }
+
     /// Every session's state, by peer.
-    pub fn states(&self) -> BTreeMap<IpAddr, BfdState> {
+    pub fn states(&self) -> BTreeMap<IpAddr, PeerState> {
         self.sessions
             .iter()
             .map(|(address, entry)| {
                 let flaps = entry.handle.as_ref().map_or(0, |h| h.status().flaps);
-                let state = BfdState {
+                let state = PeerState {
                     state: entry.state,
                     flaps,
                 };
@@ -195,9 +222,112 @@ impl BfdSessions {
     }
 }
 
+/// How many of `states` are in each state, labelled as the daemons' `/metrics`
+/// label them.
+pub fn count_by_state(states: impl Iterator<Item = State> + Clone) -> [(&'static str, usize); 4] {
+    [
+        ("up", State::Up),
+        ("init", State::Init),
+        ("down", State::Down),
+        ("admin_down", State::AdminDown),
+    ]
+    .map(|(name, state)| (name, states.clone().filter(|s| *s == state).count()))
+}
+
 async fn next_event(events: Option<&mut mpsc::UnboundedReceiver<Event>>) -> Option<Event> {
     match events {
         Some(events) => events.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+impl Peering {
+    /// A session to `remote` as this system's interfaces place it, for a daemon
+    /// that is told no local address (tabby-reflector): single-hop (RFC 5881) from
+    /// the interface address whose subnet holds `remote`, else multihop (RFC 5883)
+    /// from the source address the kernel's routes pick, accepting any TTL (as an
+    /// iBGP session without GTSM does). Read in the caller's network namespace.
+    pub fn towards(remote: IpAddr, timers: Timers, graceful: bool) -> std::io::Result<Self> {
+        let interfaces: Vec<(IpAddr, IpAddr)> = nix::ifaddrs::getifaddrs()?
+            .filter_map(|i| Some((ip(i.address?)?, ip(i.netmask?)?)))
+            .collect();
+        let (local, hop) = match on_link(remote, &interfaces) {
+            Some(local) => (local, Hop::Single),
+            None => {
+                let any = match remote {
+                    IpAddr::V4(_) => IpAddr::from([0u8; 4]),
+                    IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+                };
+                // Connecting a UDP socket sends nothing: it only looks the route up.
+                let socket = std::net::UdpSocket::bind((any, 0))?;
+                socket.connect((remote, MULTIHOP_PORT))?;
+                (socket.local_addr()?.ip(), Hop::Multi { min_ttl: 1 })
+            }
+        };
+        let session = PeerConfig {
+            remote,
+            local,
+            hop,
+            timers,
+        };
+        Ok(Self { session, graceful })
+    }
+}
+
+/// The address among `interfaces` (address, netmask) whose subnet holds `remote`.
+fn on_link(remote: IpAddr, interfaces: &[(IpAddr, IpAddr)]) -> Option<IpAddr> {
+    let bits = |a: IpAddr| match a {
+        IpAddr::V4(a) => u128::from(a.to_bits()),
+        IpAddr::V6(a) => a.to_bits(),
+    };
+    interfaces
+        .iter()
+        .filter(|(address, mask)| {
+            address.is_ipv4() == remote.is_ipv4()
+                && mask.is_ipv4() == remote.is_ipv4()
+                && !address.is_loopback()
+                && *address != remote
+                && bits(*address) & bits(*mask) == bits(remote) & bits(*mask)
+        })
+        .map(|(address, _)| *address)
+        .next()
+}
+
+fn ip(address: nix::sys::socket::SockaddrStorage) -> Option<IpAddr> {
+    if let Some(v4) = address.as_sockaddr_in() {
+        return Some(v4.ip().into());
+    }
+    address.as_sockaddr_in6().map(|v6| v6.ip().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_peer_is_on_link_through_the_interface_address_whose_subnet_holds_it() {
+        let interfaces = [
+            (ip("127.0.0.1"), ip("255.0.0.0")),
+            (ip("10.0.1.250"), ip("255.255.255.0")),
+            (ip("fd00:1::fa"), ip("ffff:ffff:ffff:ffff::")),
+            (ip("10.0.2.1"), ip("255.255.255.0")),
+        ];
+        assert_eq!(on_link(ip("10.0.1.7"), &interfaces), Some(ip("10.0.1.250")));
+        assert_eq!(on_link(ip("10.0.2.9"), &interfaces), Some(ip("10.0.2.1")));
+        assert_eq!(
+            on_link(ip("fd00:1::7"), &interfaces),
+            Some(ip("fd00:1::fa"))
+        );
+        assert_eq!(
+            on_link(ip("10.0.3.7"), &interfaces),
+            None,
+            "behind a router"
+        );
+        assert_eq!(on_link(ip("127.0.0.2"), &interfaces), None, "not loopback");
+        assert_eq!(on_link(ip("fd00:2::7"), &interfaces), None);
     }
 }
