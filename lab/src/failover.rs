@@ -27,7 +27,7 @@ use std::collections::BTreeSet;
 
 use harness::e2e::{Clients, Cluster};
 use harness::lab::NODE_INTERFACE;
-use harness::peers::Bird;
+use harness::peers::{BfdPeer, Bird};
 use harness::{Lab, wait_until};
 use ipnet::IpNet;
 
@@ -87,7 +87,7 @@ pub fn run(setup: Setup, samples: usize) -> Result<Report> {
     let mut cluster = Cluster::new(builder.build()?)?;
     // Before any route: the monitors see every route come.
     let watch = RouteWatch::start(&cluster, &names)?;
-    let _birds = match setup.mode {
+    let birds = match setup.mode {
         Mode::BirdMesh => bird_mesh(&cluster, &names, setup.bfd)?,
         Mode::Mesh | Mode::TabbyReflector => {
             tabby(&mut cluster, &names, setup)?;
@@ -104,6 +104,9 @@ pub fn run(setup: Setup, samples: usize) -> Result<Report> {
         let others: Vec<&String> = names.iter().filter(|n| *n != victim).collect();
         let via = cluster.lab.node(victim).address();
         let prefixes = wait_learned(&cluster, &others, via, setup.mode)?;
+        if setup.bfd.is_some() {
+            wait_bfd_up(&cluster, &names, setup.mode, &birds)?;
+        }
         let node = cluster.lab.node(victim);
         let cut = Instant::now();
         node.ip(&format!("link set dev {NODE_INTERFACE} down"))?;
@@ -118,6 +121,29 @@ pub fn run(setup: Setup, samples: usize) -> Result<Report> {
             .with_context(|| format!("sample {index}: bringing {victim}'s link back"))?;
     }
     Ok(report)
+}
+
+/// Waits until every BFD session beside BGP is Up (after a cut, again): the
+/// sessions come up after BGP's, and a link cut before then has no Up for BFD to
+/// fall from — the routes would stay until the hold timer.
+fn wait_bfd_up(cluster: &Cluster, names: &[String], mode: Mode, birds: &[Bird]) -> Result<()> {
+    match mode {
+        Mode::Mesh => names.iter().try_for_each(|name| {
+            harness::e2e::wait_bfd_up(&cluster.socket(name), name, names.len() - 1, DEADLINE)
+        }),
+        Mode::TabbyReflector => {
+            harness::e2e::wait_bfd_up(&cluster.reflector_socket("rr"), "rr", names.len(), DEADLINE)
+        }
+        Mode::BirdMesh => {
+            for (bird, name) in birds.iter().zip(names) {
+                for other in names.iter().filter(|o| *o != name) {
+                    let address = cluster.lab.node(other).address();
+                    bird.wait_bfd_state(address, bfd::State::Up, DEADLINE)?;
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Waits until every node of `others` has the same routes through `via` in its

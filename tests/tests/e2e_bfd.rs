@@ -77,24 +77,9 @@ fn bfd_on() -> BfdSpec {
     }
 }
 
-/// Waits until the daemon serving `socket` (agent or reflector) has `peers`
-/// sessions, every one with BFD Up.
+/// [`harness::e2e::wait_bfd_up`] within the time to converge.
 fn wait_bfd_up(socket: &Path, name: &str, peers: usize) {
-    wait_until(CONVERGED, &format!("{name}'s BFD sessions up"), || {
-        let listed = list_peers(socket)?;
-        let states: Vec<(String, String)> = listed
-            .iter()
-            .map(|p| (p.address.clone(), p.bfd_state.clone()))
-            .collect();
-        anyhow::Ok(
-            if listed.len() == peers && states.iter().all(|(_, s)| s == "Up") {
-                Ok(())
-            } else {
-                Err(format!("{states:?}"))
-            },
-        )
-    })
-    .unwrap();
+    harness::e2e::wait_bfd_up(socket, name, peers, CONVERGED).unwrap();
 }
 
 /// The routes of `node` whose next hop is `via` (proto 84: tabby's).

@@ -55,7 +55,7 @@ pub use controller::Passes;
 pub use expect::{Facts, ping_all};
 pub use metrics::sample;
 pub use pings::{PingStats, Pings};
-pub use reflector::{Clients, list_peers};
+pub use reflector::{Clients, list_peers, wait_bfd_up};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

@@ -16,7 +16,7 @@
 //! ```
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -187,6 +187,26 @@ impl Cluster {
             },
         )
     }
+}
+
+/// Waits until the daemon (agent or reflector) serving `socket`, named `name` in
+/// the error, has `peers` sessions, every one with BFD Up: before that a cut link
+/// has no Up to fall from, and BFD detects nothing.
+pub fn wait_bfd_up(socket: &Path, name: &str, peers: usize, timeout: Duration) -> Result<()> {
+    crate::wait_until(timeout, &format!("{name}'s BFD sessions up"), || {
+        let listed = list_peers(socket)?;
+        let states: Vec<(String, String)> = listed
+            .iter()
+            .map(|p| (p.address.clone(), p.bfd_state.clone()))
+            .collect();
+        anyhow::Ok(
+            if listed.len() == peers && states.iter().all(|(_, s)| s == "Up") {
+                Ok(())
+            } else {
+                Err(format!("{states:?}"))
+            },
+        )
+    })
 }
 
 /// Every session of the daemon (agent or reflector) serving BgpStatus on `socket`.
