@@ -17,7 +17,8 @@
 //! # fn f(lab: &harness::Lab) -> anyhow::Result<()> {
 //! use harness::kube_api::process::{Identity, KubeApiProcess};
 //! let router = lab.core().unwrap();
-//! let address = router.addresses[0].1.addr();
+//! // The router's IPv4 address on subnet "a".
+//! let address = router.address_in("a", "0.0.0.0".parse()?).unwrap();
 //! let api = KubeApiProcess::start_in(lab.logs(), router, address, &["n1", "n2"])?;
 //! let kubeconfig = api.kubeconfig(&Identity::Agent("n1".into()));
 //! # let _ = kubeconfig; Ok(()) }
