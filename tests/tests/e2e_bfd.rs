@@ -201,14 +201,9 @@ fn e2e_bfd_reflector_a_cut_link_or_dropped_packets_take_a_clients_routes_out_of_
             "bfd: {enabled: true}\n",
         )
         .unwrap();
-    cluster.wait_reflector_ready("rr1", READY).unwrap();
-    cluster.start_agents(&NODES, READY).unwrap();
-    cluster
-        .wait_reflector_established("rr1", &NODES, CONVERGED)
+    let pods = cluster
+        .start_behind_reflector("rr1", &NODES, READY, CONVERGED)
         .unwrap();
-    let pods = cluster.add_pod_per_node(&NODES).unwrap();
-    cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
-    ping_all(&pods).unwrap();
     let reflector = cluster.reflector_socket("rr1");
     let mut sockets: Vec<(std::path::PathBuf, &str, usize)> =
         NODES.iter().map(|n| (cluster.socket(n), *n, 1)).collect();

@@ -67,14 +67,9 @@ fn reflector_cluster(test: &str, clients: Clients) -> (Cluster, Vec<Pod>) {
     cluster
         .start_reflector("rr1", AS, "10.0.1.250".parse().unwrap(), clients)
         .unwrap();
-    cluster.wait_reflector_ready("rr1", READY).unwrap();
-    cluster.start_agents(&NODES, READY).unwrap();
-    cluster
-        .wait_reflector_established("rr1", &NODES, CONVERGED)
+    let pods = cluster
+        .start_behind_reflector("rr1", &NODES, READY, CONVERGED)
         .unwrap();
-    let pods = cluster.add_pod_per_node(&NODES).unwrap();
-    cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
-    ping_all(&pods).unwrap();
     (cluster, pods)
 }
 

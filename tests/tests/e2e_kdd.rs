@@ -120,14 +120,9 @@ fn kdd_reflector_from_the_api_with_the_mesh_off_gives_every_pod_a_route() {
     cluster
         .start_reflector("rr1", AS, "10.0.1.250".parse().unwrap(), Clients::Datastore)
         .unwrap();
-    cluster.wait_reflector_ready("rr1", READY).unwrap();
-    cluster.start_agents(&NODES, READY).unwrap();
     cluster
-        .wait_reflector_established("rr1", &NODES, CONVERGED)
+        .start_behind_reflector("rr1", &NODES, READY, CONVERGED)
         .unwrap();
-    let pods = cluster.add_pod_per_node(&NODES).unwrap();
-    cluster.wait_for_routes(&NODES, &pods, CONVERGED).unwrap();
-    ping_all(&pods).unwrap();
     nothing_pruned(&cluster);
 }
 

@@ -154,6 +154,26 @@ impl Cluster {
         self.reflectors.get(node).map(Process::pid)
     }
 
+    /// With the reflector on `reflector` started: once it serves, agents on
+    /// `nodes`, each with an Established session with it, a pod on each node,
+    /// every node's routes as the datastore implies, and every pod reaching every
+    /// other. The pods, in `nodes`' order.
+    pub fn start_behind_reflector(
+        &mut self,
+        reflector: &str,
+        nodes: &[&str],
+        ready: Duration,
+        converged: Duration,
+    ) -> Result<Vec<super::Pod>> {
+        self.wait_reflector_ready(reflector, ready)?;
+        self.start_agents(nodes, ready)?;
+        self.wait_reflector_established(reflector, nodes, converged)?;
+        let pods = self.add_pod_per_node(nodes)?;
+        self.wait_for_routes(nodes, &pods, converged)?;
+        super::ping_all(&pods)?;
+        Ok(pods)
+    }
+
     /// Waits until the reflector on `node` has an Established session with each
     /// of `clients` (lab nodes).
     pub fn wait_reflector_established(
