@@ -15,7 +15,6 @@ use api::resources::{
 use clap::ValueEnum;
 
 use crate::columns::Columns;
-use crate::error::CliError;
 
 /// A kind the CLI reads and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum)]
@@ -191,20 +190,10 @@ impl ResourceKind {
         with_kind!(self, R => R::KIND)
     }
 
-    /// Whether the CLI writes resources of this kind (see the module comment).
+    /// Whether the CLI writes resources of this kind (see the module comment);
+    /// write commands refuse the others.
     pub fn writable(self) -> bool {
         self != Self::WorkloadEndpoint
-    }
-
-    /// Refuses a write command on a kind the CLI only shows.
-    pub fn check_writable(self) -> Result<Self, CliError> {
-        if self.writable() {
-            return Ok(self);
-        }
-        Err(CliError::Usage(format!(
-            "{}s are written by the CNI plugin, one per pod interface; calicoctl-rs only shows them",
-            self.name()
-        )))
     }
 
     /// Every kind the CLI writes, as written in `kind:`.

@@ -25,7 +25,7 @@ pub async fn delete(session: &mut Session<'_>, args: DeleteArgs) -> Result<i32, 
             )));
         }
         Some(kind) => {
-            let kind = kind.check_writable()?;
+            let kind = super::writable(kind)?;
             args.names.iter().map(|n| (kind, n.clone())).collect()
         }
         None => super::read_resources(session, &args.files)?

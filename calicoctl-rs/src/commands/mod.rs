@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
 use crate::input::{self, Document, Input};
+use crate::kinds::ResourceKind;
 use crate::output::exit;
 use crate::session::Session;
 
@@ -50,6 +51,18 @@ pub async fn run(command: Command, session: &mut Session<'_>) -> Result<i32, Cli
             Ok(exit::OK)
         }
     }
+}
+
+/// `kind`, when write commands may write it; a usage error naming who writes it
+/// otherwise (see [`ResourceKind::writable`]).
+fn writable(kind: ResourceKind) -> Result<ResourceKind, CliError> {
+    if kind.writable() {
+        return Ok(kind);
+    }
+    Err(CliError::Usage(format!(
+        "{}s are written by the CNI plugin, one per pod interface; calicoctl-rs only shows them",
+        kind.name()
+    )))
 }
 
 /// Tells the operator, on standard error, what converting Calico's YAML changed.

@@ -26,7 +26,7 @@ pub async fn patch(session: &mut Session<'_>, args: PatchArgs) -> Result<i32, Cl
             "--patch must be an object like {{\"spec\": {{...}}}}, not {patch}"
         )));
     }
-    let kind = args.kind.check_writable()?;
+    let kind = super::writable(args.kind)?;
     let store = session.store().await?;
     let line = with_kind!(kind, R => {
         let outcome = write_with_retry::<R>(&*store, &args.name, |current| {
@@ -78,7 +78,7 @@ fn patched<R: CliResource>(current: &R, patch: &serde_json::Value) -> Result<R, 
 
 pub async fn label(session: &mut Session<'_>, args: LabelArgs) -> Result<i32, CliError> {
     let changes = label_changes(&args)?;
-    let kind = args.kind.check_writable()?;
+    let kind = super::writable(args.kind)?;
     let store = session.store().await?;
     let line = with_kind!(kind, R => {
         let outcome = relabel::<R>(&*store, &args, &changes).await?;
