@@ -28,6 +28,7 @@
 //! - [`wait_until`]: poll a condition with a deadline; tests never sleep.
 //! - [`require_root`], [`sweep`]: the root guard and the leftover sweep.
 
+pub mod binaries;
 pub mod cni;
 pub mod conformance;
 pub mod cri;

@@ -41,7 +41,6 @@
 //! # Ok(()) }
 //! ```
 
-mod binaries;
 mod controller;
 mod cri;
 pub mod datastore;
@@ -50,7 +49,7 @@ pub mod metrics;
 mod pings;
 pub mod reflector;
 
-pub use binaries::{binary, plain_environment};
+pub use crate::binaries::{binary, plain_environment};
 pub use controller::Passes;
 pub use expect::{Facts, ping_all};
 pub use metrics::sample;

@@ -114,7 +114,7 @@ impl KubeApiProcess {
         let tokens_file = dir.path().join("tokens.json");
         std::fs::write(&tokens_file, serde_json::to_string_pretty(&tokens)?)?;
         let address_file = dir.path().join("address");
-        let mut command = netns.command(crate::e2e::binary("tabby-kube-api")?);
+        let mut command = netns.command(crate::binaries::binary("tabby-kube-api")?);
         command
             .arg("--listen")
             .arg(SocketAddr::new(address, 0).to_string())
