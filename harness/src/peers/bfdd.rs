@@ -11,8 +11,7 @@ use bfd::State;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use super::frr::vtysh;
-use super::{Bfd, BfdPeer, BgpConfig, role, socket_dir, write_config};
+use super::{Bfd, BfdPeer, BgpConfig, role, socket_dir, vtysh, write_config};
 use crate::netns::Netns;
 use crate::process::{self, Process};
 use crate::wait::wait_until;

@@ -5,8 +5,6 @@
 //! `vtysh --vty_socket`, JSON output.
 
 use std::net::IpAddr;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -16,7 +14,9 @@ use tempfile::TempDir;
 use ipnet::IpNet;
 
 use super::bfdd::{Bfdd, Zebra};
-use super::{BgpConfig, BgpPeer, Route, community, next_hop, role, socket_dir, write_config};
+use super::{
+    BgpConfig, BgpPeer, Route, community, next_hop, role, socket_dir, vtysh, write_config,
+};
 use crate::netns::Netns;
 use crate::process::{self, Process};
 use crate::wait::wait_until;
@@ -141,16 +141,6 @@ impl BgpPeer for Frr {
         ]))
         .map(drop)
     }
-}
-
-/// vtysh talking to `daemon` (bgpd, bfdd) through its socket in `sockets`.
-pub(super) fn vtysh(sockets: &Path, daemon: &str) -> Command {
-    let mut command = Command::new("vtysh");
-    command
-        .arg("--vty_socket")
-        .arg(sockets)
-        .args(["-d", daemon]);
-    command
 }
 
 /// bgpd's config for `config`. Without zebra, `network` statements must not wait for

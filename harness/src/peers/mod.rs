@@ -29,7 +29,8 @@ pub use frr::Frr;
 pub use gobgp::GoBgp;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -188,6 +189,17 @@ fn write_config(netns: &Netns, file: &str, contents: &str) -> Result<PathBuf> {
     let path = netns.logs().join(file);
     std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// FRR's vtysh talking to `daemon` (bgpd, bfdd, zebra) through its socket in
+/// `sockets`.
+fn vtysh(sockets: &Path, daemon: &str) -> Command {
+    let mut command = Command::new("vtysh");
+    command
+        .arg("--vty_socket")
+        .arg(sockets)
+        .args(["-d", daemon]);
+    command
 }
 
 /// A short private directory for control sockets: Unix socket paths are limited to
