@@ -153,9 +153,6 @@ impl Peers {
         };
         match result {
             Ok(handle) => {
-                if handle.status().state != State::Down {
-                    entry.state = handle.status().state;
-                }
                 if entry.wanted.session.timers != config.timers {
                     handle.set_timers(entry.wanted.session.timers);
                 }
@@ -168,13 +165,14 @@ impl Peers {
         }
     }
 
-    /// Records a state change; a failure of an Up session is returned.
+    /// Records a state change; a failure of an Up session is returned. Matched by
+    /// the wanted session, not its handle: the driver's thread runs a session
+    /// before its handle reaches this owner, and a change then is no less real.
     fn event(&mut self, event: &Event) -> Option<Failed> {
-        let (address, entry) = self.sessions.iter_mut().find(|(_, e)| {
-            e.handle
-                .as_ref()
-                .is_some_and(|handle| handle.key() == event.key)
-        })?;
+        let (address, entry) = self
+            .sessions
+            .iter_mut()
+            .find(|(_, e)| e.wanted.session.key() == event.key)?;
         let was = std::mem::replace(&mut entry.state, event.state);
         tracing::info!(peer = %address, from = ?was, to = ?event.state, diagnostic = ?event.diagnostic, remote = ?event.remote_state, "BFD session changed state");
         let failed = was == State::Up
@@ -303,9 +301,60 @@ fn ip(address: nix::sys::socket::SockaddrStorage) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::driver::SessionKey;
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
+    }
+
+    /// A session waiting for its handle, as `apply` leaves it.
+    fn pending(remote: &str) -> (Peers, SessionKey) {
+        let session = PeerConfig {
+            remote: ip(remote),
+            local: ip("10.0.1.1"),
+            hop: Hop::Single,
+            timers: Timers::default(),
+        };
+        let key = session.key();
+        let mut peers = Peers::default();
+        let wanted = Peering {
+            session,
+            graceful: false,
+        };
+        let entry = Entry {
+            wanted,
+            handle: None,
+            state: State::Down,
+        };
+        peers.sessions.insert(ip(remote), entry);
+        (peers, key)
+    }
+
+    fn changed(key: SessionKey, state: State, remote_state: State) -> Event {
+        Event {
+            key,
+            state,
+            diagnostic: crate::Diagnostic::NoDiagnostic,
+            remote_state,
+            remote_control_plane_independent: false,
+        }
+    }
+
+    #[test]
+    fn a_session_that_comes_up_before_its_handle_arrives_is_up_and_its_failure_reported() {
+        // The driver runs sessions on a thread of its own: a session can change
+        // state before the owner has taken its handle (seen in CI: a session Up on
+        // both sides shown Down for two minutes, and its failure never reported).
+        let (mut peers, key) = pending("10.0.1.2");
+        assert_eq!(peers.event(&changed(key, State::Up, State::Init)), None);
+        assert_eq!(peers.states()[&ip("10.0.1.2")].state, State::Up);
+        assert_eq!(
+            peers.event(&changed(key, State::Down, State::Up)),
+            Some(Failed {
+                address: ip("10.0.1.2"),
+                graceful: false
+            })
+        );
     }
 
     #[test]

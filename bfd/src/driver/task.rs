@@ -72,7 +72,9 @@ impl SessionTask {
                 Output::CancelTimer(Timer::Transmit) => transmit.cancel(),
                 Output::CancelTimer(Timer::Detection) => detection.cancel(),
                 Output::StateChanged { state, diagnostic } => {
+                    // The status first: whoever hears of the change finds it there.
                     let status = self.session.status();
+                    self.status.send_replace(status.clone());
                     info!(session = %self.key, %state, %diagnostic, remote_state = %status.remote_state, "BFD session state changed");
                     let _ = self.events.send(Event {
                         key: self.key,
