@@ -11,7 +11,7 @@ use api::resources::{
 
 /// `tabby-agent`: [`crate::daemon::watch`] lists and watches every kind the desired
 /// state reads; [`crate::node::register`] reads, creates and updates this node's
-/// `Node`. Its tunnel addresses come from IPAM's allocator: those calls are
+/// `Node`; [`crate::daemon::network`] patches the Kubernetes Node's status. Its tunnel addresses come from IPAM's allocator: those calls are
 /// `ipam::rbac::PLUGIN`'s (and IPAM records the address on the `Node`).
 pub const AGENT: &[ApiCall] = &[
     ApiCall::tabby::<IPPool>(Verb::List),
@@ -35,6 +35,8 @@ pub const AGENT: &[ApiCall] = &[
     ApiCall::tabby::<Node>(Verb::Update),
     // The Kubernetes Node's InternalIP, for IP_AUTODETECTION_METHOD=kubernetes-internal-ip.
     ApiCall::core("nodes", Verb::Get),
+    // Its NetworkUnavailable condition (daemon::network), by strategic merge patch.
+    ApiCall::core("nodes/status", Verb::Patch),
 ];
 
 /// Reading the Secrets that `BGPPeer` and `BGPConfiguration` passwords name

@@ -13,6 +13,7 @@
 //! | `watch` | `watch`, and `list`: a watch from revision 0, or one the server answers 410 Gone, lists |
 //! | `workload`, `workloads` | `workloadendpoints` (the attachment the CNI plugin recorded): `get`, `list`; core `pods`: `get`, `list` |
 //! | `node_exists`, `nodes` | core `nodes`: `get`, `list` |
+//! | `set_network` | core `nodes/status`: `patch` |
 //! | `register_workload` | `workloadendpoints`: `get`, `create`, `update` |
 //! | `unregister_workload` | `workloadendpoints`: `get`, `delete` |
 

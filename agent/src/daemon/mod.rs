@@ -5,6 +5,7 @@
 
 mod agent;
 pub mod last_view;
+pub mod network;
 mod ongoing;
 pub mod query;
 mod speaker;
@@ -310,13 +311,27 @@ pub async fn run(
     };
     let (updates, receiver) = watch::channel();
     let watchers = watch::follow_all(store.clone(), updates);
-    agent::Agent::new(options, settings, reconciler, restarted, reporting, store)
-        .starting_from(saved)
-        .run(receiver, shutdown)
-        .await;
-    for task in watchers.into_iter().chain(registering) {
+    let network = tokio::spawn(network::clear_when_ready(
+        store.clone(),
+        options.node_name.clone(),
+        reporting.status.subscribe(),
+    ));
+    let node_name = options.node_name.clone();
+    agent::Agent::new(
+        options,
+        settings,
+        reconciler,
+        restarted,
+        reporting,
+        store.clone(),
+    )
+    .starting_from(saved)
+    .run(receiver, shutdown)
+    .await;
+    for task in watchers.into_iter().chain(registering).chain([network]) {
         task.abort();
     }
+    network::set_on_stop(&*store, &node_name).await;
     Ok(())
 }
 

@@ -62,7 +62,7 @@ pub use memory::MemoryStore;
 pub use secrets::{SecretKey, Secrets};
 pub use skipped::{Skipped, skip, skipped_total};
 pub use stored::Unreadable;
-pub use workloads::{Attachment, Inventory, Workload};
+pub use workloads::{Attachment, Inventory, NetworkCondition, Workload};
 
 /// The datastore layer's errors.
 #[derive(Debug, thiserror::Error)]

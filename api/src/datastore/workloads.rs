@@ -95,6 +95,8 @@ pub(super) fn attach(pods: &mut [Workload], endpoints: Vec<Workload>) {
 
 /// Pods and nodes as the cluster itself records them: what a backend with such a
 /// record (Kubernetes' core API) offers through [`super::Backend::inventory`].
+/// Read-only but for one condition of a node's status, which the node's network
+/// plugin owns.
 #[async_trait]
 pub trait Inventory: Send + Sync + Debug {
     async fn pod(&self, namespace: &str, pod: &str) -> Result<Option<Workload>>;
@@ -104,6 +106,21 @@ pub trait Inventory: Send + Sync + Debug {
     /// The `InternalIP` addresses the kubelet reports for `node` (none for a node
     /// that does not exist).
     async fn internal_ips(&self, node: &str) -> Result<Vec<IpAddr>>;
+    /// Sets `node`'s `NetworkUnavailable` condition, leaving its other conditions
+    /// alone (Kubernetes: a strategic merge patch of `nodes/status`, as calico-node
+    /// sends it).
+    async fn set_network(&self, node: &str, network: &NetworkCondition) -> Result<()>;
+}
+
+/// A node's `NetworkUnavailable` condition: until the network plugin clears it,
+/// the node lifecycle controller keeps the `node.kubernetes.io/network-unavailable`
+/// taint on the node and no pod needing the pod network is scheduled there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkCondition {
+    pub unavailable: bool,
+    /// CamelCase, as condition reasons are.
+    pub reason: &'static str,
+    pub message: &'static str,
 }
 
 pub(super) async fn endpoint<D: Datastore + Sync + ?Sized>(

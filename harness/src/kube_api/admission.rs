@@ -71,6 +71,8 @@ pub struct Request<'a> {
     pub group: &'a str,
     pub version: &'a str,
     pub resource: &'a str,
+    /// `status` for a write to the status subresource, else empty.
+    pub subresource: &'a str,
     pub name: &'a str,
     pub namespace: &'a str,
     pub user: &'a UserInfo,
@@ -94,7 +96,11 @@ impl Rule {
         any(&self.groups, request.group)
             && any(&self.versions, request.version)
             && any(&self.operations, request.operation)
-            && any(&self.resources, request.resource)
+            // A rule names a subresource as `nodes/status`; `nodes` is the object only.
+            && match request.subresource {
+                "" => any(&self.resources, request.resource),
+                sub => any(&self.resources, &format!("{}/{sub}", request.resource)),
+            }
     }
 }
 
@@ -297,6 +303,7 @@ fn request_of(request: &Request<'_>) -> Value {
             "version": request.version,
             "resource": request.resource,
         },
+        "subResource": request.subresource,
         "userInfo": {
             "username": request.user.username,
             "groups": request.user.groups,
@@ -337,6 +344,7 @@ mod tests {
             group: "tabby.dev",
             version: "v1",
             resource: "nodes",
+            subresource: "",
             name: "n1",
             namespace: "",
             user,

@@ -1,7 +1,8 @@
 //! The double's requests as RBAC authorizes them: API group, resource and verb,
 //! resolved from method, path and query the way the API server's request info
 //! does (`GET` of a collection is `list`, or `watch` with `watch=true`; `PUT` is
-//! `update`; `DELETE` of a collection is `deletecollection`).
+//! `update`; `DELETE` of a collection is `deletecollection`; a request to an
+//! object's `status` is one on the resource `<plural>/status`).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -70,10 +71,11 @@ pub fn call_of(request: &str) -> Result<Call, String> {
         [resource, tail @ ..] => (*resource, tail),
         [] => return Err(unknown("no resource")),
     };
-    let named = match tail.len() {
-        0 => false,
-        1 => true,
-        _ => return Err(unknown("a subresource, which tabby never asks for")),
+    let (resource, named) = match tail {
+        [] => (resource.to_owned(), false),
+        [_name] => (resource.to_owned(), true),
+        [_name, "status"] => (format!("{resource}/status"), true),
+        _ => return Err(unknown("a subresource tabby never asks for")),
     };
     let watching = matches!(
         parse_query(query).get("watch").map(String::as_str),
@@ -90,7 +92,7 @@ pub fn call_of(request: &str) -> Result<Call, String> {
         ("DELETE", false) => Verb::DeleteCollection,
         _ => return Err(unknown("a method and path no resource verb has")),
     };
-    Ok(Call::new(group, resource, verb))
+    Ok(Call::new(group, &resource, verb))
 }
 
 impl KubeApi {
@@ -143,6 +145,10 @@ mod tests {
         );
         assert_eq!(call("GET /api/v1/pods?limit=500"), "list pods");
         assert_eq!(call("GET /api/v1/nodes/worker-1"), "get nodes");
+        assert_eq!(
+            call("PATCH /api/v1/nodes/worker-1/status?"),
+            "patch nodes/status"
+        );
     }
 
     #[test]

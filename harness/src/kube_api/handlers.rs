@@ -1,6 +1,7 @@
 //! The API's verbs on one resource: get, list (limit, continue, labelSelector), create,
-//! replace, delete (with preconditions) and watch (resourceVersion, bookmarks,
-//! timeoutSeconds), answering with the real API's status codes and `Status` bodies.
+//! replace, patch, delete (with preconditions) and watch (resourceVersion, bookmarks,
+//! timeoutSeconds), and get, replace and patch of the `status` subresource,
+//! answering with the real API's status codes and `Status` bodies.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -19,17 +20,29 @@ use tokio::sync::mpsc;
 
 use super::admission::UserInfo;
 use super::labels::LabelSelector;
-use super::store::{Key, TooOld, WatchFilter, event_line, labels};
+use super::patch::{PatchError, PatchType};
+use super::store::{Key, Store, TooOld, WatchFilter, event_line, labels};
 use super::{Resource, Shared};
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
-/// What a request addresses: a resource, maybe a namespace, maybe one object.
+/// What a request addresses: a resource, maybe a namespace, maybe one object,
+/// maybe its `status` subresource.
 #[derive(Debug)]
 pub struct Target {
     pub resource: Resource,
     pub namespace: String,
     pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+/// What a request asks of its target.
+#[derive(Debug)]
+pub struct Call<'a> {
+    pub method: &'a Method,
+    pub query: &'a BTreeMap<String, String>,
+    pub content_type: &'a str,
+    pub body: Bytes,
 }
 
 pub fn json_response(code: StatusCode, body: &Value) -> Response<Body> {
@@ -102,12 +115,17 @@ impl Target {
 pub async fn handle(
     shared: &Shared,
     user: &UserInfo,
-    method: &Method,
     target: Target,
-    query: &BTreeMap<String, String>,
-    body: Bytes,
+    call: Call<'_>,
 ) -> Response<Body> {
+    let Call {
+        method,
+        query,
+        content_type,
+        body,
+    } = call;
     let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    let whole = target.subresource.is_none();
     match (method, &target.name) {
         (&Method::GET, None) if watching => watch(shared, &target, query),
         (&Method::GET, None) => list(shared, &target, query),
@@ -120,7 +138,8 @@ pub async fn handle(
         }
         (&Method::POST, None) => create(shared, user, &target, &body),
         (&Method::PUT, Some(name)) => replace(shared, user, &target, name, &body),
-        (&Method::DELETE, Some(name)) => delete(shared, user, &target, name, &body),
+        (&Method::PATCH, Some(name)) => patch(shared, user, &target, name, content_type, &body),
+        (&Method::DELETE, Some(name)) if whole => delete(shared, user, &target, name, &body),
         _ => status(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
@@ -178,6 +197,7 @@ fn admit(
         group: &target.resource.group,
         version: &target.resource.version,
         resource: &target.resource.plural,
+        subresource: target.subresource.as_deref().unwrap_or(""),
         name,
         namespace: &target.namespace,
         user,
@@ -296,10 +316,80 @@ fn replace(
     }
     let dropped = prune(shared, target, name, &mut object);
     let mut store = shared.store();
-    let key = target.key(name);
-    let Some(stored) = store.get(&key).cloned() else {
+    let Some(stored) = store.get(&target.key(name)).cloned() else {
         return target.not_found(name);
     };
+    update(
+        shared, &mut store, user, target, name, object, &stored, &dropped,
+    )
+}
+
+/// Applies a patch to the stored object and writes the result as an update, under
+/// one hold of the store, so no other write comes between (the API server retries
+/// a patch that meets a concurrent write instead; the outcome is the same).
+fn patch(
+    shared: &Shared,
+    user: &UserInfo,
+    target: &Target,
+    name: &str,
+    content_type: &str,
+    body: &Bytes,
+) -> Response<Body> {
+    let custom = target.resource.is_custom();
+    let Some(patch_type) =
+        PatchType::of(content_type).filter(|t| !(custom && *t == PatchType::Strategic))
+    else {
+        return status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types \
+                 include: {}",
+                PatchType::accepted(custom)
+            ),
+            json!({}),
+        );
+    };
+    let Ok(patch) = serde_json::from_slice::<Value>(body) else {
+        return BadRequest("the patch is not JSON".into()).response();
+    };
+    let mut store = shared.store();
+    let Some(stored) = store.get(&target.key(name)).cloned() else {
+        return target.not_found(name);
+    };
+    let mut object = match super::patch::apply(patch_type, &target.resource.kind, &stored, &patch) {
+        Ok(object) => object,
+        Err(PatchError::Bad(message)) => return BadRequest(message).response(),
+        Err(PatchError::TestFailed(message)) => return invalid(target, name, "patch", &message),
+    };
+    if metadata_str(&object, "name") != Some(name) {
+        return invalid(target, name, "metadata.name", "field is immutable");
+    }
+    // A patch without a resourceVersion applies to whatever is stored.
+    if metadata_str(&object, "resourceVersion").is_none() {
+        object["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"].clone();
+    }
+    let dropped = prune(shared, target, name, &mut object);
+    update(
+        shared, &mut store, user, target, name, object, &stored, &dropped,
+    )
+}
+
+/// Writes `object` over `stored`: the resourceVersion precondition, admission, and
+/// the status subresource's split — a write to the object keeps the stored
+/// `status`, a write to `status` keeps everything else — as the real API has it
+/// for kinds with the subresource.
+#[allow(clippy::too_many_arguments)] // One write's parts, each used once.
+fn update(
+    shared: &Shared,
+    store: &mut Store,
+    user: &UserInfo,
+    target: &Target,
+    name: &str,
+    mut object: Value,
+    stored: &Value,
+    dropped: &[String],
+) -> Response<Body> {
     match metadata_str(&object, "resourceVersion") {
         // Custom resources allow no unconditional update; core objects do.
         None if target.resource.is_custom() => {
@@ -310,7 +400,7 @@ fn replace(
                 "Invalid value: 0x0: must be specified for an update",
             );
         }
-        Some(rv) if Some(rv) != metadata_str(&stored, "resourceVersion") => {
+        Some(rv) if Some(rv) != metadata_str(stored, "resourceVersion") => {
             return target.conflict(
                 name,
                 "the object has been modified; please apply your changes to the latest version \
@@ -320,6 +410,21 @@ fn replace(
         }
         _ => {}
     }
+    if target.resource.status_subresource {
+        let (mut kept, from) = match target.subresource {
+            Some(_) => (stored.clone(), &object),
+            None => (object.clone(), stored),
+        };
+        match from.get("status") {
+            Some(status) => kept["status"] = status.clone(),
+            None => {
+                if let Some(fields) = kept.as_object_mut() {
+                    fields.remove("status");
+                }
+            }
+        }
+        object = kept;
+    }
     if let Some(denied) = admit(
         shared,
         user,
@@ -327,7 +432,7 @@ fn replace(
         "UPDATE",
         name,
         Some(&object),
-        Some(&stored),
+        Some(stored),
     ) {
         return denied;
     }
@@ -345,8 +450,8 @@ fn replace(
         (generation + u64::from(spec_changed)).into(),
     );
     warn(
-        json_response(StatusCode::OK, &store.put(key, object)),
-        &dropped,
+        json_response(StatusCode::OK, &store.put(target.key(name), object)),
+        dropped,
     )
 }
 

@@ -14,7 +14,13 @@
 //!   (`/api/v1/namespaces/<ns>/pods`, `/api/v1/pods` across namespaces) and
 //!   `Secret`s (`/api/v1/namespaces/<ns>/secrets`, `data` only: the real server
 //!   merges write-only `stringData` into `data`, this double does not).
-//! - get, list, create (`POST`), replace (`PUT`), delete with preconditions, watch.
+//! - get, list, create (`POST`), replace (`PUT`), patch (`PATCH`: merge, JSON and
+//!   strategic merge patch, see [`patch`]), delete with preconditions, watch.
+//! - The `status` subresource (`<object>/status`: get, replace, patch) of core Nodes
+//!   and Pods and of custom resources whose CRD version declares it: a write to the
+//!   object keeps its stored `status`, a write to `status` changes nothing else.
+//!   (Created objects keep the status they were created with, as kubelet's Node
+//!   registration relies on.)
 //! - `resourceVersion`: one counter for every object, as etcd's revision under a real
 //!   server. Replace needs the stored one (custom resources allow no unconditional
 //!   update: 422), otherwise 409 Conflict; create of a taken name is 409
@@ -48,7 +54,8 @@
 //! What it does not model: TLS, RBAC (requests without a token are the named
 //! user's, where a real server would make them `system:anonymous`), other admission, OpenAPI schema
 //! validation of custom resources' values (tabby validates before writing;
-//! `crdgen`'s schemas are checked separately), patch, subresources, field selectors, namespaced custom
+//! `crdgen`'s schemas are checked separately), server-side apply, subresources but
+//! `status` (no `scale`, `log`, `exec`, …), field selectors, namespaced custom
 //! resources, finalizers and graceful deletion, `resourceVersionMatch`, and the
 //! DELETED events a label-selected watch sends for objects that stop matching (this
 //! double sends the change as it happened to any watch either state matched).
@@ -59,6 +66,7 @@ mod discovery;
 mod handlers;
 pub mod labels;
 pub mod objects;
+pub mod patch;
 pub mod process;
 pub mod pruning;
 mod store;
@@ -104,6 +112,8 @@ pub struct Resource {
     pub namespaced: bool,
     /// A custom resource's `openAPIV3Schema`, which writes are pruned by.
     pub schema: Option<Arc<Value>>,
+    /// Its `status` is written through the `status` subresource only.
+    pub status_subresource: bool,
 }
 
 impl Resource {
@@ -124,6 +134,8 @@ impl Resource {
 
     fn core(plural: &str, short_name: Option<&str>, kind: &str, namespaced: bool) -> Self {
         Self {
+            // Of the core kinds served, Secrets have no status.
+            status_subresource: kind != "Secret",
             group: String::new(),
             version: "v1".into(),
             plural: plural.into(),
@@ -442,7 +454,20 @@ async fn route(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
         return answer;
     }
     match target(shared, &segments) {
-        Some(target) => handlers::handle(shared, &user, &parts.method, target, &query, body).await,
+        Some(target) => {
+            let content_type = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("");
+            let request = handlers::Call {
+                method: &parts.method,
+                query: &query,
+                content_type,
+                body,
+            };
+            handlers::handle(shared, &user, target, request).await
+        }
         None => status(
             StatusCode::NOT_FOUND,
             "NotFound",
@@ -481,6 +506,13 @@ fn target(shared: &Shared, segments: &[&str]) -> Option<Target> {
         [plural, name @ ..] => ("", *plural, name),
         _ => return None,
     };
+    // `<name>/status`, for kinds that have the subresource.
+    let (name, subresource) = match name {
+        [name, "status"] if resource_has_status(shared, group, plural) => {
+            (std::slice::from_ref(name), Some("status".to_owned()))
+        }
+        name => (name, None),
+    };
     let resource = shared.resource(group, plural)?;
     let namespaced_path = !namespace.is_empty();
     let allowed = resource.version == version
@@ -492,7 +524,14 @@ fn target(shared: &Shared, segments: &[&str]) -> Option<Target> {
         resource,
         namespace: namespace.to_owned(),
         name: name.first().map(|n| n.to_string()),
+        subresource,
     })
+}
+
+fn resource_has_status(shared: &Shared, group: &str, plural: &str) -> bool {
+    shared
+        .resource(group, plural)
+        .is_some_and(|r| r.status_subresource)
 }
 
 /// Serves the kind a CRD defines (served version `v1` and others alike).
@@ -545,6 +584,7 @@ fn register_crd(shared: &Shared, crd: &Value) -> Result<Value, String> {
                     .pointer("/schema/openAPIV3Schema")
                     .cloned()
                     .map(Arc::new),
+                status_subresource: version.pointer("/subresources/status").is_some(),
             },
         );
     }

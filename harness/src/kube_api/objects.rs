@@ -35,8 +35,8 @@ pub async fn put_secret(
 }
 
 /// Creates the core Node `name` as a kubelet registers it, reporting
-/// `internal_ips` as its `InternalIP` addresses (the double has no status
-/// subresource: the status is written with the object).
+/// `internal_ips` as its `InternalIP` addresses (kubelet creates its Node with
+/// the status it then keeps up to date through `nodes/status`).
 pub async fn put_node(client: &kube::Client, name: &str, internal_ips: &[IpAddr]) -> Result<()> {
     let addresses: Vec<Value> = internal_ips
         .iter()

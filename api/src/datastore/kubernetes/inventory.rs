@@ -1,14 +1,18 @@
-//! Core Pods and Nodes, read-only: which workloads and nodes exist on Kubernetes.
+//! Core Pods and Nodes: which workloads and nodes exist on Kubernetes, and the one
+//! write, a Node's `NetworkUnavailable` condition.
 
 use std::net::IpAddr;
 
 use async_trait::async_trait;
+use k8s_openapi::api::core::v1::NodeCondition;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use kube::core::params::ListParams;
 
 use super::{CHUNK, KubeStore};
-use crate::datastore::{Inventory, Result, Workload};
+use crate::datastore::{Inventory, NetworkCondition, Result, Workload};
 
 fn workload(pod: Pod) -> Workload {
     let ips = pod
@@ -74,6 +78,26 @@ impl Inventory for KubeStore {
             .filter(|a| a.type_ == "InternalIP")
             .filter_map(|a| a.address.parse().ok())
             .collect())
+    }
+
+    async fn set_network(&self, node: &str, network: &NetworkCondition) -> Result<()> {
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let condition = NodeCondition {
+            type_: "NetworkUnavailable".into(),
+            status: if network.unavailable { "True" } else { "False" }.into(),
+            reason: Some(network.reason.into()),
+            message: Some(network.message.into()),
+            last_heartbeat_time: Some(now.clone()),
+            last_transition_time: Some(now),
+        };
+        // Strategic merge: conditions merge by `type`, so kubelet's stay as they are
+        // (a merge patch would replace the list).
+        let patch = serde_json::json!({"status": {"conditions": [condition]}});
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        nodes
+            .patch_status(node, &PatchParams::default(), &Patch::Strategic(patch))
+            .await?;
+        Ok(())
     }
 
     async fn nodes(&self) -> Result<Vec<String>> {
