@@ -1,5 +1,6 @@
-//! Dual-stack and IPv6-only clusters end to end: etcd, `tabby-agent` processes and
-//! pods attached by `tabby-cni` with `tabby-ipam`, on one subnet behind a router.
+//! Dual-stack and IPv6-only clusters end to end: etcd (the dual-stack mesh also on
+//! the Kubernetes datastore, `kdd_`), `tabby-agent` processes and pods attached by
+//! `tabby-cni` with `tabby-ipam`, on one subnet behind a router.
 //!
 //! - dual stack: every node has an IPv4 and an IPv6 address, pods get one of each
 //!   (an IPv4 pool of /26 blocks, an IPv6 pool of /122 blocks), BGP runs a session
@@ -21,6 +22,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use api::datastore::Datastore;
+use api::datastore::config::DatastoreType;
 use api::resources::{
     BGPConfiguration, BGPConfigurationSpec, BGPPeer, BGPPeerSpec, Cidr, IPPool, IPPoolSpec, Node,
 };
@@ -39,6 +41,11 @@ const FIVE: [&str; 5] = ["n1", "n2", "n3", "n4", "n5"];
 
 /// `nodes` on subnet a (10.0.1.0/24 when `ipv4`, and fd00:1::/64), a router, etcd.
 fn cluster(test: &str, nodes: &[&str], ipv4: bool) -> Cluster {
+    cluster_on(test, nodes, ipv4, DatastoreType::Etcd)
+}
+
+/// [`cluster`] on `datastore`.
+fn cluster_on(test: &str, nodes: &[&str], ipv4: bool, datastore: DatastoreType) -> Cluster {
     let mut builder = if ipv4 {
         Lab::new(test)
             .subnet("a", "10.0.1.0/24")
@@ -50,7 +57,7 @@ fn cluster(test: &str, nodes: &[&str], ipv4: bool) -> Cluster {
     for node in nodes {
         builder = builder.node(node, "a");
     }
-    let mut cluster = Cluster::new(builder.build().unwrap()).unwrap();
+    let mut cluster = Cluster::on(builder.build().unwrap(), datastore).unwrap();
     cluster.set_pod_families(ipv4, true);
     let mut pools = vec![("default-ipv6-ippool", V6_POOL)];
     if ipv4 {
@@ -132,14 +139,40 @@ fn addresses(cluster: &Cluster, nodes: &[&str], ipv4: bool) -> Vec<String> {
 #[ignore = "needs root"]
 fn e2e_dualstack_mesh_five_nodes_every_pod_reaches_every_pod_over_both_families() {
     harness::require_root();
-    let mut cluster = cluster("e2e_dualstack_mesh", &FIVE, true);
-    let pods = start(&mut cluster, &FIVE, &[]);
+    mesh_every_pod_reaches_every_pod_over_both_families(
+        "e2e_dualstack_mesh",
+        &FIVE,
+        DatastoreType::Etcd,
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn kdd_dualstack_mesh_three_nodes_every_pod_reaches_every_pod_over_both_families() {
+    harness::require_root();
+    mesh_every_pod_reaches_every_pod_over_both_families(
+        "kdd_dualstack_mesh",
+        &FIVE[..3],
+        DatastoreType::Kubernetes,
+    );
+}
+
+/// A dual-stack mesh of `nodes` on `datastore`: both families' blocks routed
+/// through the owner's address of the family, every pod pinging every pod at
+/// each address, a session per family between every two nodes.
+fn mesh_every_pod_reaches_every_pod_over_both_families(
+    test: &str,
+    nodes: &[&str],
+    datastore: DatastoreType,
+) {
+    let mut cluster = cluster_on(test, nodes, true, datastore);
+    let pods = start(&mut cluster, nodes, &[]);
     assert_addressed(&pods, true);
-    cluster.wait_for_routes(&FIVE, &pods, CONVERGED).unwrap();
+    cluster.wait_for_routes(nodes, &pods, CONVERGED).unwrap();
     // A /26 and a /122 per node, each routed via the owner's address of its family.
     let facts = cluster.facts().unwrap();
-    for node in FIVE {
-        let blocks = &facts.owners[node];
+    for node in nodes {
+        let blocks = &facts.owners[*node];
         let lengths: Vec<u8> = blocks.iter().map(|b| b.prefix_len()).collect();
         assert!(
             lengths.contains(&26) && lengths.contains(&122),
@@ -148,9 +181,9 @@ fn e2e_dualstack_mesh_five_nodes_every_pod_reaches_every_pod_over_both_families(
     }
     ping_all(&pods).unwrap();
     // One session per family with every other node.
-    let (_, peers) = sessions(&cluster, "n1");
-    let mut expected = addresses(&cluster, &FIVE[1..], true);
-    expected.extend(addresses(&cluster, &FIVE[1..], false));
+    let (_, peers) = sessions(&cluster, nodes[0]);
+    let mut expected = addresses(&cluster, &nodes[1..], true);
+    expected.extend(addresses(&cluster, &nodes[1..], false));
     let mut seen: Vec<String> = peers.iter().map(|(a, _)| a.clone()).collect();
     expected.sort();
     seen.sort();

@@ -60,9 +60,21 @@ fn held(cluster: &Cluster, pod: &str, node: &str) -> usize {
 
 #[test]
 #[ignore = "needs root"]
-fn kdd_mesh_agents_register_route_and_pods_ping_across_subnets_then_cni_del_releases() {
+fn kdd_mesh_agents_register_clear_network_unavailable_route_pods_then_cni_del_releases() {
     harness::require_root();
-    let (cluster, mut pods) = cluster("kdd_mesh");
+    let (mut cluster, mut pods) = cluster("kdd_mesh");
+
+    // Each ready agent cleared its Kubernetes Node's NetworkUnavailable condition
+    // (a strategic merge patch of nodes/status on its own token).
+    for node in NODES {
+        wait_until(CONVERGED, &format!("{node}'s NetworkUnavailable"), || {
+            anyhow::Ok(
+                cluster.network_condition(node)?
+                    == Some(("False".to_owned(), "TabbyIsUp".to_owned())),
+            )
+        })
+        .unwrap();
+    }
 
     // Each agent registered its own tabby Node through the API, on its own token
     // (the admission policy lets an agent write only its node's objects).
@@ -93,6 +105,17 @@ fn kdd_mesh_agents_register_route_and_pods_ping_across_subnets_then_cni_del_rele
     assert_eq!(held(&cluster, &name, &node), 0);
     ping_all(&pods).unwrap();
     nothing_pruned(&cluster);
+
+    // An agent that stops sets the condition again; the others' stay clear.
+    cluster.agent("n3").unwrap().stop(CONVERGED);
+    assert_eq!(
+        cluster.network_condition("n3").unwrap(),
+        Some(("True".to_owned(), "TabbyIsDown".to_owned()))
+    );
+    assert_eq!(
+        cluster.network_condition("n1").unwrap(),
+        Some(("False".to_owned(), "TabbyIsUp".to_owned()))
+    );
 }
 
 /// Every field the binaries wrote was in its CRD's schema (a real API server

@@ -1,11 +1,13 @@
 //! tabby end to end in the node-to-node mesh: five nodes (three on subnet a, two on
 //! subnet b behind a router), etcd, `tabby-agent` processes, pods attached by
-//! `tabby-cni` with `tabby-ipam` as a runtime attaches them. Every node's kernel
+//! `tabby-cni` with `tabby-ipam` as a runtime attaches them (VXLAN-Always also
+//! on the Kubernetes datastore, `kdd_`). Every node's kernel
 //! routes are compared with the table the datastore implies, and pods ping each
 //! other. Needs root.
 
 use std::time::Duration;
 
+use api::datastore::config::DatastoreType;
 use api::datastore::{Backend, Datastore};
 use api::resources::{Cidr, EncapsulationMode, IPPool, IPPoolSpec, Node};
 use harness::e2e::{Cluster, Pod, ping_all};
@@ -31,10 +33,20 @@ fn lab(test: &str, nodes: &[&str]) -> Lab {
     builder.build().unwrap()
 }
 
-/// A cluster of `nodes` with one pool (VXLAN as `vxlan` says, no IPIP: the host
-/// kernel has none), every agent ready and one pod per node.
+/// A cluster of `nodes` on etcd with one pool (VXLAN as `vxlan` says, no IPIP:
+/// the host kernel has none), every agent ready and one pod per node.
 fn cluster(test: &str, nodes: &[&str], vxlan: EncapsulationMode) -> (Cluster, Vec<Pod>) {
-    let mut cluster = Cluster::new(lab(test, nodes)).unwrap();
+    cluster_on(test, nodes, vxlan, DatastoreType::Etcd)
+}
+
+/// [`cluster`] on `datastore`.
+fn cluster_on(
+    test: &str,
+    nodes: &[&str],
+    vxlan: EncapsulationMode,
+    datastore: DatastoreType,
+) -> (Cluster, Vec<Pod>) {
+    let mut cluster = Cluster::on(lab(test, nodes), datastore).unwrap();
     let mut spec = IPPoolSpec::new(Cidr("10.244.0.0/16".parse().unwrap()));
     spec.vxlan_mode = vxlan;
     cluster
@@ -70,6 +82,22 @@ fn e2e_mesh_vxlan_always_five_nodes_every_pod_reaches_every_pod() {
     harness::require_root();
     let (cluster, pods) = cluster("e2e_mesh_vxlan_always", &FIVE, EncapsulationMode::Always);
     wait_for_tables(&cluster, &FIVE, &pods);
+    ping_all(&pods).unwrap();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn kdd_mesh_vxlan_always_three_nodes_two_subnets_every_pod_reaches_every_pod() {
+    harness::require_root();
+    // (VXLAN CrossSubnet on Kubernetes is e2e_kdd's mesh.)
+    let nodes = ["n1", "n2", "n4"];
+    let (cluster, pods) = cluster_on(
+        "kdd_mesh_vxlan_always",
+        &nodes,
+        EncapsulationMode::Always,
+        DatastoreType::Kubernetes,
+    );
+    wait_for_tables(&cluster, &nodes, &pods);
     ping_all(&pods).unwrap();
 }
 

@@ -2,14 +2,18 @@
 //! the lab's router runs BIRD (as a router: what it learns goes into its kernel)
 //! or FRR bgpd (without zebra here: it learns, but cannot forward). Nodes find
 //! their ToR through `BGPPeer`s that select them by rack label, with a TCP-MD5
-//! password read from a file. Two racks (subnets), nodes in AS 64512, the ToR in
-//! AS 65000; nodes accept their own AS once in a path (`numAllowedLocalASNumbers`),
-//! as nodes sharing an AS behind eBGP ToRs must. Needs root.
+//! password: on etcd read from a file, on the Kubernetes datastore (the `kdd_`
+//! runs) from the Secret `tabby-bgp-passwords` the `BGPPeer`'s `secretKeyRef`
+//! names, which the agent reads through the API on its own token. Two racks
+//! (subnets), nodes in AS 64512, the ToR in AS 65000; nodes accept their own AS
+//! once in a path (`numAllowedLocalASNumbers`), as nodes sharing an AS behind eBGP
+//! ToRs must. Needs root.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use api::datastore::Datastore;
+use api::datastore::config::DatastoreType;
 use api::resources::{
     BGPConfiguration, BGPConfigurationSpec, BGPFilter, BGPFilterSpec, BGPPeer, BGPPeerSpec, Cidr,
     IPPool, IPPoolSpec,
@@ -58,17 +62,35 @@ fn tor_config(cluster: &Cluster) -> BgpConfig {
     config
 }
 
-/// The cluster: one unencapsulated pool, the mesh off, a `BGPPeer` per rack to
-/// its ToR; nothing started yet.
+/// The cluster on etcd: one unencapsulated pool, the mesh off, a `BGPPeer` per
+/// rack to its ToR; nothing started yet.
 fn cluster(test: &str) -> Cluster {
-    cluster_with_mesh(test, false)
+    cluster_on(test, false, DatastoreType::Etcd)
 }
 
-/// [`cluster`], with the node-to-node mesh on or off.
-fn cluster_with_mesh(test: &str, mesh: bool) -> Cluster {
-    let cluster = Cluster::new(lab(test)).unwrap();
-    let password = cluster.dir().join("tor-password");
-    std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
+/// Where the `BGPPeer`s' password comes from on `datastore`: a file on etcd (which
+/// has no Secrets), the key `tor` of the Secret the agent's Role lets it read on
+/// Kubernetes.
+fn password(cluster: &Cluster, datastore: DatastoreType) -> serde_json::Value {
+    match datastore {
+        DatastoreType::Etcd => {
+            let file = cluster.dir().join("tor-password");
+            std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+            json!({"file": file})
+        }
+        DatastoreType::Kubernetes => {
+            cluster
+                .put_secret("tabby-bgp-passwords", &[("tor", PASSWORD)])
+                .unwrap();
+            json!({"secretKeyRef": {"name": "tabby-bgp-passwords", "key": "tor"}})
+        }
+    }
+}
+
+/// [`cluster`], with the node-to-node mesh on or off, on `datastore`.
+fn cluster_on(test: &str, mesh: bool, datastore: DatastoreType) -> Cluster {
+    let cluster = Cluster::on(lab(test), datastore).unwrap();
+    let password = password(&cluster, datastore);
     let pool = IPPoolSpec::new(Cidr("10.244.0.0/16".parse().unwrap()));
     cluster
         .create(&IPPool::new("default-ipv4-ippool", pool))
@@ -86,7 +108,7 @@ fn cluster_with_mesh(test: &str, mesh: bool) -> Cluster {
             "nodeSelector": format!("rack == '{rack}'"),
             "peerIP": tor_address(&cluster, rack).to_string(),
             "asNumber": TOR_AS,
-            "password": {"file": password},
+            "password": password,
             "numAllowedLocalASNumbers": 1,
         }))
         .unwrap();
@@ -161,7 +183,24 @@ fn wait_for_learned_routes(cluster: &Cluster, blocks: &[IpNet]) {
 #[ignore = "needs root"]
 fn e2e_tor_bird_learns_every_nodes_block_over_md5_and_routes_pods_between_racks() {
     harness::require_root();
-    let mut cluster = cluster("e2e_tor_bird");
+    bird_learns_every_block_and_routes_pods_between_racks("e2e_tor_bird", DatastoreType::Etcd);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn kdd_tor_bird_learns_every_nodes_block_over_md5_keyed_from_a_secret_and_routes_pods_between_racks()
+ {
+    harness::require_root();
+    bird_learns_every_block_and_routes_pods_between_racks(
+        "kdd_tor_bird",
+        DatastoreType::Kubernetes,
+    );
+}
+
+/// BIRD as the racks' ToR learns every node's block over MD5 sessions and routes
+/// between the racks, so every pod pings every pod.
+fn bird_learns_every_block_and_routes_pods_between_racks(test: &str, datastore: DatastoreType) {
+    let mut cluster = cluster_on(test, false, datastore);
     let router = cluster.lab.router().unwrap();
     let bird = Bird::start_routing(router, &tor_config(&cluster)).unwrap();
     let pods = start(&mut cluster);
@@ -281,7 +320,7 @@ fn hardening_the_tor_reaches_each_block_through_its_owner() {
     harness::require_root();
     // With the mesh on every node knows every block: each must still announce
     // only its own to the ToR, or the ToR sends other nodes' pods through it.
-    let mut cluster = cluster_with_mesh("hardening_tor_owner", true);
+    let mut cluster = cluster_on("hardening_tor_owner", true, DatastoreType::Etcd);
     let router = cluster.lab.router().unwrap();
     let bird = Bird::start_routing(router, &tor_config(&cluster)).unwrap();
     let _pods = start(&mut cluster);

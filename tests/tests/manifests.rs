@@ -556,6 +556,9 @@ fn pool() -> IPPool {
 async fn manifests_the_agent_registering_and_following_the_cluster_makes_only_listed_calls() {
     let (api, store) = KubeApi::with_tabby_crds().await.unwrap();
     store.create(&pool()).await.unwrap();
+    api.put_node("worker-1", &["192.0.2.10".parse().unwrap()])
+        .await
+        .unwrap();
     let from = api.requests().len();
 
     let identity = agent::node::register::Identity {
@@ -574,6 +577,13 @@ async fn manifests_the_agent_registering_and_following_the_cluster_makes_only_li
         ..identity
     };
     agent::node::register::register(&*store, &changed)
+        .await
+        .unwrap();
+    // Ready, it clears the Kubernetes Node's NetworkUnavailable condition.
+    store
+        .inventory()
+        .unwrap()
+        .set_network("worker-1", &agent::daemon::network::UP)
         .await
         .unwrap();
 

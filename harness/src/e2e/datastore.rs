@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use super::Cluster;
 use crate::etcd::Etcd;
 use crate::kube_api::objects;
-use crate::kube_api::process::{Identity, KubeApiProcess};
+use crate::kube_api::process::{Identity, KubeApiProcess, NAMESPACE};
+use k8s_openapi::api::core::v1::Node;
 
 /// The running datastore of a cluster.
 #[derive(Debug)]
@@ -165,6 +166,32 @@ impl Cluster {
             .collect();
         self.as_kubelet(async |client| objects::put_node(&client, node, &addresses).await)
             .with_context(|| format!("registering the Kubernetes Node {node}"))
+    }
+
+    /// Creates or replaces the Secret `name` in tabby's namespace, as an operator
+    /// applies the one BGP passwords' `secretKeyRef`s name. Fails on etcd.
+    pub fn put_secret(&self, name: &str, data: &[(&str, &str)]) -> Result<()> {
+        self.kube_api()?;
+        self.as_kubelet(async |client| objects::put_secret(&client, NAMESPACE, name, data).await)
+    }
+
+    /// The status and reason of the core Node `node`'s `NetworkUnavailable`
+    /// condition (none while nothing set it). Fails on etcd.
+    pub fn network_condition(&self, node: &str) -> Result<Option<(String, String)>> {
+        let api = self.kube_api()?;
+        let router = self.lab.core().context("no router")?;
+        router.run(|| {
+            crate::runtime().block_on(async {
+                let nodes: kube::Api<Node> = kube::Api::all(api.client()?);
+                let status = nodes.get(node).await?.status.unwrap_or_default();
+                Ok(status
+                    .conditions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|c| c.type_ == "NetworkUnavailable")
+                    .map(|c| (c.status, c.reason.unwrap_or_default())))
+            })
+        })?
     }
 
     /// Deletes the Pod `name` from the API without a CNI DEL, as when a node's

@@ -41,7 +41,7 @@ use crate::process::Process;
 pub const PRUNED: &str = "tabby-kube-api: pruned ";
 const STARTED: Duration = Duration::from_secs(20);
 /// The namespace tabby's service accounts live in (`manifests/namespace.yaml`).
-const NAMESPACE: &str = "tabby-system";
+pub const NAMESPACE: &str = "tabby-system";
 
 /// Whose credentials a kubeconfig carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,13 +207,14 @@ fn token_path(dir: &Path, identity: &Identity) -> PathBuf {
 }
 
 /// A kubeconfig for `server` with the bearer token in the file `token`, in the
-/// shape `tabby-install-cni` writes for the CNI plugins.
+/// shape `tabby-install-cni` writes for the CNI plugins, its context in tabby's
+/// namespace (where a pod of tabby's runs, and reads Secrets from).
 pub fn kubeconfig(server: &str, token: &Path) -> String {
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n  - name: local\n    cluster:\n      \
          server: {server}\nusers:\n  - name: tabby\n    user:\n      tokenFile: {}\n\
          contexts:\n  - name: tabby\n    context:\n      cluster: local\n      user: tabby\n\
-         current-context: tabby\n",
+         \x20     namespace: {NAMESPACE}\ncurrent-context: tabby\n",
         token.display()
     )
 }
