@@ -10,6 +10,8 @@ use std::process::Command;
 use api::datastore::{Datastore, KubeStore, NetworkCondition};
 use api::resources::{Cidr, IPPool, IPPoolSpec};
 use harness::kube_api::KubeApi;
+use harness::kube_api::admission::UserInfo;
+use harness::kube_api::process::kubeconfig;
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -374,4 +376,70 @@ async fn kdd_kubectl_patches_a_nodes_status_and_a_pool_and_is_refused_strategic_
     );
     let pool: IPPool = store.get("pool-a").await.unwrap();
     assert!(pool.spec.disabled);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kdd_under_the_manifests_rbac_the_agent_patches_node_status_and_reads_only_its_secret() {
+    let (api, _store) = KubeApi::with_tabby_crds().await.unwrap();
+    let nodes = kubelet_node(&api).await;
+    api.put_secret("tabby-system", "tabby-bgp-passwords", &[("tor", "x")])
+        .await
+        .unwrap();
+    api.put_secret("tabby-system", "other", &[("k", "v")])
+        .await
+        .unwrap();
+    let documents = harness::manifests::documents().unwrap();
+    let granted =
+        harness::manifests::rbac::granted(&documents, "tabby-system", "tabby-agent").unwrap();
+    let agent = UserInfo::service_account("tabby-system", "tabby-agent");
+    api.authorize(&agent.username, granted);
+    api.add_token("agent-token", agent);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "agent-token").unwrap();
+    let client = {
+        let path = dir.path().join("kubeconfig");
+        let token = dir.path().join("token");
+        std::fs::write(&path, kubeconfig(&api.url(), &token)).unwrap();
+        let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    };
+
+    // Allowed: its Node's status, the password Secret by name.
+    let store = KubeStore::new(client.clone());
+    let up = NetworkCondition {
+        unavailable: false,
+        reason: "TabbyIsUp",
+        message: "up",
+    };
+    let inventory = api::datastore::Backend::inventory(&store).unwrap();
+    inventory.set_network("worker-1", &up).await.unwrap();
+    let secrets = api::datastore::Backend::secrets(&store).unwrap();
+    assert_eq!(secrets.namespace(), "tabby-system");
+    assert_eq!(
+        secrets
+            .secret_key("tabby-bgp-passwords", "tor")
+            .await
+            .unwrap(),
+        api::datastore::SecretKey::Value(b"x".to_vec())
+    );
+    // Forbidden: another Secret, the Node itself, listing Secrets.
+    let forbidden = |error: kube::Error| matches!(error, kube::Error::Api(s) if s.code == 403);
+    let agent_secrets: Api<Secret> = Api::namespaced(client.clone(), "tabby-system");
+    assert!(forbidden(agent_secrets.get("other").await.unwrap_err()));
+    assert!(forbidden(
+        agent_secrets.list(&Default::default()).await.unwrap_err()
+    ));
+    let agent_nodes: Api<Node> = Api::all(client);
+    let label = json!({"metadata": {"labels": {"rack": "b"}}});
+    assert!(forbidden(
+        agent_nodes
+            .patch("worker-1", &PatchParams::default(), &Patch::Merge(&label))
+            .await
+            .unwrap_err()
+    ));
+    let node = nodes.get("worker-1").await.unwrap();
+    assert_eq!(node.metadata.labels.unwrap()["rack"], "a");
 }

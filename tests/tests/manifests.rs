@@ -16,13 +16,12 @@ use clap::CommandFactory;
 use harness::kube_api::KubeApi;
 use harness::kube_api::calls::{Call, calls_of};
 use harness::manifests::install::{self, InstallCni};
-use harness::manifests::rbac::{Grant, grants};
+use harness::manifests::rbac::Grant;
 use harness::manifests::strict::{check, parse};
 use harness::manifests::{self, Document, documents, find};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde_json::Value;
 
 const NAMESPACE: &str = "tabby-system";
@@ -325,45 +324,10 @@ fn manifests_scripts_images_builds_exactly_the_images_the_kustomization_names() 
     }
 }
 
-/// What the ServiceAccount `account` is granted by every binding to it, cluster-wide
+/// What the ServiceAccount `account` of tabby's namespace is granted, cluster-wide
 /// (`namespace` empty) and per namespace.
 fn granted(documents: &[Document], account: &str) -> BTreeMap<String, BTreeSet<Grant>> {
-    let bound = |subjects: &Option<Vec<k8s_openapi::api::rbac::v1::Subject>>| {
-        subjects.iter().flatten().any(|s| {
-            s.kind == "ServiceAccount"
-                && s.name == account
-                && s.namespace.as_deref() == Some(NAMESPACE)
-        })
-    };
-    let mut by_namespace: BTreeMap<String, BTreeSet<Grant>> = BTreeMap::new();
-    for document in documents {
-        let (namespace, role_kind, role_name) = match document.kind() {
-            "ClusterRoleBinding" => {
-                let binding: ClusterRoleBinding = parse(&document.value).unwrap();
-                if !bound(&binding.subjects) {
-                    continue;
-                }
-                (String::new(), binding.role_ref.kind, binding.role_ref.name)
-            }
-            "RoleBinding" => {
-                let binding: RoleBinding = parse(&document.value).unwrap();
-                if !bound(&binding.subjects) {
-                    continue;
-                }
-                let namespace = binding.metadata.namespace.unwrap_or_default();
-                (namespace, binding.role_ref.kind, binding.role_ref.name)
-            }
-            _ => continue,
-        };
-        let rules = match role_kind.as_str() {
-            "ClusterRole" => typed::<ClusterRole>(documents, "ClusterRole", &role_name).rules,
-            _ => typed::<Role>(documents, "Role", &role_name).rules,
-        };
-        let grants = grants(&rules.unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{role_kind} {role_name}: {e}"));
-        by_namespace.entry(namespace).or_default().extend(grants);
-    }
-    by_namespace
+    harness::manifests::rbac::granted(documents, NAMESPACE, account).unwrap()
 }
 
 /// Grants of every object of a resource, as calls.

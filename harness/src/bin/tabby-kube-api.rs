@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! tabby-kube-api --listen 10.0.0.1:0 --address-file FILE [--tokens FILE] \
-//!     [--admission-policies]
+//!     [--admission-policies] [--rbac]
 //! ```
 //!
 //! `--address-file` receives the address listened on once requests are served
@@ -14,7 +14,9 @@
 //! (`harness::kube_api::admission::UserInfo`), the API server's token
 //! authentication; a request without a token is a cluster admin's.
 //! `--admission-policies` judges writes by the ValidatingAdmissionPolicies of
-//! `manifests/`. The CRDs are installed by the client, through the API. Each field
+//! `manifests/`; `--rbac` authorizes every service account by the Roles and
+//! bindings of `manifests/` (the admin is in `system:masters`). The CRDs are
+//! installed by the client, through the API. Each field
 //! pruned from a write (it is not in its CRD's schema) is a line on stderr.
 
 use std::collections::BTreeMap;
@@ -32,10 +34,12 @@ struct Args {
     address_file: PathBuf,
     tokens: Option<PathBuf>,
     policies: bool,
+    rbac: bool,
 }
 
 fn parse() -> Result<Args> {
-    let (mut listen, mut address_file, mut tokens, mut policies) = (None, None, None, false);
+    let (mut listen, mut address_file, mut tokens) = (None, None, None);
+    let (mut policies, mut rbac) = (false, false);
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
         let mut value = || {
@@ -54,6 +58,7 @@ fn parse() -> Result<Args> {
             "--address-file" => address_file = Some(PathBuf::from(value()?)),
             "--tokens" => tokens = Some(PathBuf::from(value()?)),
             "--admission-policies" => policies = true,
+            "--rbac" => rbac = true,
             other => bail!("unknown argument {other:?}"),
         }
     }
@@ -62,6 +67,7 @@ fn parse() -> Result<Args> {
         address_file: address_file.context("--address-file is required")?,
         tokens,
         policies,
+        rbac,
     })
 }
 
@@ -76,10 +82,15 @@ async fn run(args: Args) -> Result<()> {
             api.add_token(&token, user);
         }
     }
-    if args.policies {
+    if args.policies || args.rbac {
         let documents = harness::manifests::documents()?;
-        for policy in harness::manifests::policies(&documents)? {
-            api.install_policy(policy);
+        if args.policies {
+            for policy in harness::manifests::policies(&documents)? {
+                api.install_policy(policy);
+            }
+        }
+        if args.rbac {
+            authorize(&api, &documents).map_err(anyhow::Error::msg)?;
         }
     }
     // Written beside and renamed, so a reader never sees half an address.
@@ -94,6 +105,16 @@ async fn run(args: Args) -> Result<()> {
             eprintln!("{PRUNED}{field}");
         }
     }
+}
+
+/// Installs what the bindings of `documents` grant each service account.
+fn authorize(api: &KubeApi, documents: &[harness::manifests::Document]) -> Result<(), String> {
+    use harness::manifests::rbac::{granted, service_accounts};
+    for (namespace, account) in service_accounts(documents)? {
+        let user = UserInfo::service_account(&namespace, &account);
+        api.authorize(&user.username, granted(documents, &namespace, &account)?);
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

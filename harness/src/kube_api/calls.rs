@@ -4,7 +4,7 @@
 //! `update`; `DELETE` of a collection is `deletecollection`; a request to an
 //! object's `status` is one on the resource `<plural>/status`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use api::rbac::{ApiCall, Verb};
@@ -43,6 +43,17 @@ impl fmt::Display for Call {
         }
     }
 }
+
+/// A call a Role's rule grants; `names` empty for every object of the resource.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Grant {
+    pub call: Call,
+    pub names: BTreeSet<String>,
+}
+
+/// What a subject is granted: cluster-wide under `""` (a ClusterRoleBinding), and
+/// per namespace (RoleBindings).
+pub type Granted = BTreeMap<String, BTreeSet<Grant>>;
 
 /// The calls of a list kept next to the code.
 pub fn calls_of(lists: &[&[ApiCall]]) -> BTreeSet<Call> {

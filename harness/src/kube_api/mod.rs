@@ -46,13 +46,16 @@
 //!   (see [`pruning`]), with the API server's `Warning` header per dropped field.
 //! - Bearer tokens ([`KubeApi::add_token`]): a request carrying one is made as its
 //!   user, an unknown one is 401.
+//! - RBAC ([`KubeApi::authorize`], see [`authorization`]): once grants are
+//!   installed, every request of a user outside `system:masters` needs one (403).
 //! - Discovery (`/api`, `/apis`, each group version's resource list), `/version` and
 //!   the health endpoints, so kubectl resolves names against it (see [`discovery`]).
 //! - Run as a process (`tabby-kube-api`, started by [`process`]) for binaries that
 //!   reach it over the network.
 //!
-//! What it does not model: TLS, RBAC (requests without a token are the named
-//! user's, where a real server would make them `system:anonymous`), other admission, OpenAPI schema
+//! What it does not model: TLS, anonymous requests (requests without a token are
+//! the named user's, where a real server would make them `system:anonymous`), RBAC's
+//! wildcards and aggregated ClusterRoles, other admission, OpenAPI schema
 //! validation of custom resources' values (tabby validates before writing;
 //! `crdgen`'s schemas are checked separately), server-side apply, subresources but
 //! `status` (no `scale`, `log`, `exec`, …), field selectors, namespaced custom
@@ -61,6 +64,7 @@
 //! double sends the change as it happened to any watch either state matched).
 
 pub mod admission;
+mod authorization;
 pub mod calls;
 mod discovery;
 mod handlers;
@@ -148,13 +152,14 @@ impl Resource {
     }
 }
 
-/// The installed policies, the user requests without credentials are made as, and
-/// the bearer tokens the double knows.
+/// The installed policies, the user requests without credentials are made as, the
+/// bearer tokens the double knows, and RBAC's grants by user once installed.
 #[derive(Debug)]
 struct Admission {
     policies: Vec<admission::Policy>,
     user: admission::UserInfo,
     tokens: BTreeMap<String, admission::UserInfo>,
+    rbac: Option<BTreeMap<String, calls::Granted>>,
 }
 
 impl Default for Admission {
@@ -163,6 +168,7 @@ impl Default for Admission {
             policies: Vec::new(),
             user: admission::UserInfo::cluster_admin(),
             tokens: BTreeMap::new(),
+            rbac: None,
         }
     }
 }
@@ -371,6 +377,17 @@ impl KubeApi {
             .insert(token.to_owned(), user);
     }
 
+    /// Authorizes `username`'s requests by `granted`, as RBAC with the user's Roles
+    /// and bindings applied does. From the first call on, every user outside
+    /// `system:masters` is authorized (one never named has no grant: 403).
+    pub fn authorize(&self, username: &str, granted: calls::Granted) {
+        self.shared
+            .admission()
+            .rbac
+            .get_or_insert_default()
+            .insert(username.to_owned(), granted);
+    }
+
     /// The fields pruned from writes so far (`<plural>/<name>: <field path>`),
     /// taken: a second call returns only later ones.
     pub fn take_pruned(&self) -> Vec<String> {
@@ -431,6 +448,9 @@ async fn route(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
         Err(_) => Bytes::new(),
     };
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let Some(denied) = authorize(shared, &user, &parts.method, &parts.uri, &segments) {
+        return denied;
+    }
     if segments[..]
         == [
             "apis",
@@ -475,6 +495,37 @@ async fn route(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
             json!({}),
         ),
     }
+}
+
+/// 403 Forbidden when RBAC is installed and no grant of `user` covers the request;
+/// requests no resource verb covers (discovery, `/version`, health) pass.
+fn authorize(
+    shared: &Shared,
+    user: &admission::UserInfo,
+    method: &Method,
+    uri: &http::Uri,
+    segments: &[&str],
+) -> Option<Response<Body>> {
+    let admission = shared.admission();
+    let rbac = admission.rbac.as_ref()?;
+    let call = calls::call_of(&format!("{method} {uri}")).ok()?;
+    let rest = match segments {
+        ["api", _, rest @ ..] | ["apis", _, _, rest @ ..] => rest,
+        _ => return None,
+    };
+    let (namespace, name) = match rest {
+        ["namespaces", namespace, _, name, ..] => (*namespace, Some(*name)),
+        ["namespaces", namespace, _] => (*namespace, None),
+        [_, name, ..] => ("", Some(*name)),
+        _ => ("", None),
+    };
+    let message = authorization::forbidden(rbac, user, &call, namespace, name)?;
+    Some(status(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        message,
+        json!({"name": name.unwrap_or_default(), "group": call.group, "kind": call.resource}),
+    ))
 }
 
 /// The user a request is made as: its bearer token's (401 for a token the double

@@ -2,8 +2,9 @@
 //! one of its addresses as etcd does in [`crate::etcd::Etcd::start_in`], so that
 //! every node reaches it as nodes reach a cluster's API server. Once it serves, the
 //! CRDs of `manifests/crds` are created through its API (as `kubectl apply -k
-//! manifests/crds` does), and the admission policies of `manifests/admission` judge
-//! every write.
+//! manifests/crds` does), the admission policies of `manifests/admission` judge
+//! every write, and the Roles and bindings of `manifests/rbac` authorize every
+//! request of a service account (RBAC).
 //!
 //! Each component gets credentials as the manifests hand them out: a bearer token
 //! of its service account (`manifests/rbac`), in a kubeconfig of the shape
@@ -122,7 +123,8 @@ impl KubeApiProcess {
             .arg(&address_file)
             .arg("--tokens")
             .arg(&tokens_file)
-            .arg("--admission-policies");
+            .arg("--admission-policies")
+            .arg("--rbac");
         let mut process = Process::spawn(command, logs.as_ref(), "kube-api")?;
         let listening = crate::wait::wait_until(STARTED, "tabby-kube-api to listen", || {
             process.check_running()?;
