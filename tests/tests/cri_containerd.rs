@@ -1,5 +1,6 @@
 //! tabby's CNI plugins called by a real container runtime: three lab nodes, each
-//! with a tabby-agent over etcd and containerd 1.6 with its CRI plugin, tabby
+//! with a tabby-agent over etcd (the first test also over the Kubernetes
+//! datastore: `kdd_cri_…`) and containerd 1.6 with its CRI plugin, tabby
 //! installed into the node's CNI directories by the agent image's
 //! `tabby-install-cni` from `manifests/` (see `harness::e2e`'s `cri` module for the
 //! two lab-only changes to the conflist). Pods are sandboxes asked for over the CRI
@@ -15,6 +16,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
+use api::datastore::config::DatastoreType;
 use api::datastore::{Datastore, ListOptions};
 use api::resources::{Cidr, IPPool, IPPoolSpec, WorkloadEndpoint};
 use harness::cri::{PodSpec, Sandbox};
@@ -31,6 +33,11 @@ const CONVERGED: Duration = Duration::from_secs(30);
 /// Three nodes on one subnet (direct routes), etcd on the router, an agent and a
 /// containerd per node.
 fn cluster(test: &str) -> Cluster {
+    cluster_on(test, DatastoreType::Etcd)
+}
+
+/// [`cluster`] on `datastore`.
+fn cluster_on(test: &str, datastore: DatastoreType) -> Cluster {
     let lab = Lab::new(test)
         .subnet("a", "10.0.1.0/24")
         .node("n1", "a")
@@ -39,7 +46,7 @@ fn cluster(test: &str) -> Cluster {
         .router()
         .build()
         .unwrap();
-    let mut cluster = Cluster::new(lab).unwrap();
+    let mut cluster = Cluster::on(lab, datastore).unwrap();
     cluster
         .create(&IPPool::new(
             "default-ipv4-ippool",
@@ -58,7 +65,7 @@ fn cluster(test: &str) -> Cluster {
 
 /// Runs `pod` on `node` and checks the sandbox is ready with a pool address.
 fn run(cluster: &mut Cluster, node: &str, pod: &PodSpec) -> Sandbox {
-    let sandbox = cluster.containerd(node).unwrap().run_pod(pod).unwrap();
+    let sandbox = cluster.run_pod(node, pod).unwrap();
     assert!(sandbox.ready, "{sandbox:?}");
     let ip = sandbox
         .ip
@@ -116,7 +123,31 @@ fn links(cluster: &Cluster, node: &str) -> String {
 fn cri_sandboxes_on_three_nodes_get_addresses_are_recorded_reach_each_other_and_release_everything()
 {
     harness::require_root();
-    let mut cluster = cluster("cri_sandboxes_on_three_nodes");
+    sandboxes_get_addresses_reach_each_other_and_release_everything(
+        "cri_sandboxes_on_three_nodes",
+        DatastoreType::Etcd,
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn kdd_cri_sandboxes_on_three_nodes_get_addresses_are_recorded_reach_each_other_and_release_everything()
+ {
+    harness::require_root();
+    sandboxes_get_addresses_reach_each_other_and_release_everything(
+        "kdd_cri_sandboxes",
+        DatastoreType::Kubernetes,
+    );
+}
+
+/// Sandboxes on three nodes (two on n1) get pool addresses held by their CNI
+/// handles, are recorded under kubelet's pod names, reach each other, and give
+/// everything back at StopPodSandbox / RemovePodSandbox.
+fn sandboxes_get_addresses_reach_each_other_and_release_everything(
+    test: &str,
+    datastore: DatastoreType,
+) {
+    let mut cluster = cluster_on(test, datastore);
     let pods: Vec<(&str, PodSpec)> = vec![
         ("n1", PodSpec::new("shop", "web-0")),
         ("n1", PodSpec::new("shop", "web-1")),

@@ -5,7 +5,8 @@
 //! then change in the installed conflist, because this is a lab and not a node:
 //!
 //! - the datastore: the plugins get the cluster's (etcd's endpoints and prefix, or
-//!   the kubeconfig of the API double the harness runs) instead of the
+//!   the node's kubeconfig for the API double the harness runs, where
+//!   [`Cluster::run_pod`] first writes the Pod as the API holds it) instead of the
 //!   installer's kubeconfig, whose server is the in-cluster service address;
 //! - the files the plugins share with the node's agent, which the lab keeps per
 //!   node rather than in the host's `/var/run/tabby` and `/var/lib/tabby`
@@ -21,7 +22,8 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use super::{Cluster, binary};
-use crate::cri::Containerd;
+use crate::cri::{Containerd, PodSpec, Sandbox};
+use crate::kube_api::objects;
 use crate::manifests::install::{CONFLIST, InstallCni};
 
 /// Debian's containernetworking-plugins, the node's standard plugins (kubeadm
@@ -61,6 +63,15 @@ impl Cluster {
         containerd.wait_ready(READY)?;
         self.containerds.insert(node.to_owned(), containerd);
         Ok(())
+    }
+
+    /// Runs `pod` on `node`'s containerd as kubelet does for a Pod bound to the
+    /// node: on the Kubernetes datastore its Pod object exists first.
+    pub fn run_pod(&mut self, node: &str, pod: &PodSpec) -> Result<Sandbox> {
+        self.as_kubelet(async |client| {
+            objects::put_pod(&client, &pod.namespace, &pod.name, node).await
+        })?;
+        self.containerd(node)?.run_pod(pod)
     }
 
     /// The containerd started on `node`.
