@@ -6,7 +6,6 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use api::datastore::config::{DatastoreConfig, Kubeconfigs, KubernetesConfig};
@@ -14,22 +13,8 @@ use api::datastore::{Backend, Datastore};
 use api::resources::{Cidr, IPPool, IPPoolSpec, Node, NodeSpec};
 use harness::kube_api::KubeApi;
 use harness::kube_api::admission::UserInfo;
-use harness::kube_api::process::kubeconfig;
+use harness::kube_api::process::{kubeconfig, kubectl};
 use harness::manifests;
-
-/// `kubectl <args>` with `dir` holding its kubeconfig and discovery cache; its
-/// stdout, or a failure with its stderr.
-fn kubectl(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let mut command = Command::new("kubectl");
-    command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .arg(format!("--kubeconfig={}", dir.join("kubeconfig").display()))
-        .arg(format!("--cache-dir={}", dir.join("cache").display()))
-        .args(args);
-    harness::process::exec(&mut command)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kdd_kubectl_lists_pools_and_nodes_and_applies_a_pool_against_the_double() {

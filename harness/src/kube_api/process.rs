@@ -220,3 +220,17 @@ pub fn kubeconfig(server: &str, token: &Path) -> String {
         token.display()
     )
 }
+
+/// `kubectl <args>` with `dir` holding its `kubeconfig` (see [`kubeconfig`]) and
+/// its discovery cache; its stdout, or a failure with its stderr.
+pub fn kubectl(dir: &Path, args: &[&str]) -> Result<String> {
+    let mut command = std::process::Command::new("kubectl");
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .arg(format!("--kubeconfig={}", dir.join("kubeconfig").display()))
+        .arg(format!("--cache-dir={}", dir.join("cache").display()))
+        .args(args);
+    crate::process::exec(&mut command)
+}
