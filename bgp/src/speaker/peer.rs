@@ -37,6 +37,9 @@ pub(crate) struct Peer {
     pub range: Option<usize>,
     /// Announced NLRI received over all its sessions.
     pub announcements: u64,
+    /// No session runs: BFD strict mode and BFD is not Up. `token`, `updates`
+    /// and `stats` then belong to no session.
+    pub held: bool,
 }
 
 impl Peer {
