@@ -479,6 +479,37 @@ fn with_range(max_sessions: usize) -> SpeakerConfig {
     }
 }
 
+#[test]
+fn a_peer_that_reads_nothing_shows_its_updates_queued_then_its_backlog_growing() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let mut peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    peer.up(&mut core, t0, Vec::new());
+    peer.received();
+    // Each origination is flushed at once, a chunk each, until the queue is full.
+    for i in 0..10 {
+        let prefix = net(&format!("10.9.{i}.0/24"));
+        core.handle(t0, Input::Request(Request::Originate(prefix)));
+    }
+    let shown = &status(&mut core, t0)[0];
+    let queue = crate::session::UPDATE_QUEUE;
+    assert_eq!(
+        (shown.export_queued, shown.export_backlog),
+        (queue, 10 - queue)
+    );
+    let (sent, _) = peer.received();
+    assert_eq!(sent.len(), queue);
+    core.handle(t0, Input::Sessions(Vec::new()));
+    let (sent, _) = peer.received();
+    assert_eq!(
+        sent.len(),
+        10 - queue,
+        "the backlog goes once there is room"
+    );
+    let shown = &status(&mut core, t0)[0];
+    assert_eq!((shown.export_queued, shown.export_backlog), (0, 0));
+}
+
 // BFD strict mode: a peer's session runs only while BFD is Up.
 
 fn strict(n: u8) -> PeerConfig {
