@@ -31,6 +31,7 @@ use api::resources::{
 use futures::future::join_all;
 use rand::Rng;
 use rand::seq::SliceRandom;
+use tracing::Instrument;
 
 use crate::cas::{self, Edit, Edited, add_to_handle, edit_handle, list_all};
 use crate::claim::claim_free_block;
@@ -284,7 +285,11 @@ impl Allocator {
                 progress.fresh = true;
                 continue;
             }
-            if let Some(existing) = self.write_round(state, request, progress, plan).await? {
+            let write = self.write_round(state, request, progress, plan);
+            if let Some(existing) = write
+                .instrument(tracing::debug_span!(target: "stage", "ipam.write"))
+                .await?
+            {
                 return Ok(Some(existing));
             }
         }
@@ -446,7 +451,11 @@ impl Allocator {
                     "node {node} holds {owned} {family} blocks, the IPAMConfig maxBlocksPerHost, all full"
                 )
             } else {
-                match claim_free_block(&*self.store, &node, &usable, &state.blocks).await? {
+                let claim = claim_free_block(&*self.store, &node, &usable, &state.blocks);
+                match claim
+                    .instrument(tracing::debug_span!(target: "stage", "ipam.claim"))
+                    .await?
+                {
                     Some(block) => {
                         let name = block.metadata.name.clone();
                         state.record(&name, Some(block.clone()));
@@ -529,10 +538,15 @@ impl Allocator {
     /// Re-reads settings and the node's blocks.
     pub(crate) async fn refresh(&self, state: &mut NodeState) -> Result<()> {
         let store = &*self.store;
-        let (settings, blocks) = futures::try_join!(
-            Settings::read(store, &state.node),
-            node_blocks(store, &state.node)
-        )?;
+        let reads = async {
+            futures::try_join!(
+                Settings::read(store, &state.node),
+                node_blocks(store, &state.node)
+            )
+        };
+        let (settings, blocks) = reads
+            .instrument(tracing::debug_span!(target: "stage", "ipam.refresh"))
+            .await?;
         state.settings = Some(settings);
         state.blocks = blocks;
         state.listed = true;

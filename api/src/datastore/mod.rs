@@ -47,6 +47,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::resources::{
     Node, Resource, Revision, ValidationError, WorkloadEndpoint, WorkloadEndpointSpec,
@@ -323,11 +324,20 @@ pub trait Datastore {
 #[async_trait]
 impl<B: Backend + ?Sized> Datastore for B {
     async fn get<R: Resource>(&self, name: &str) -> Result<R> {
-        decode(self.get_record(Kind::of::<R>(), name).await?)
+        let span = tracing::debug_span!(target: "stage", "datastore.get", kind = R::KIND);
+        decode(
+            self.get_record(Kind::of::<R>(), name)
+                .instrument(span)
+                .await?,
+        )
     }
 
     async fn list<R: Resource>(&self, options: &ListOptions) -> Result<List<R>> {
-        let list = self.list_records(Kind::of::<R>(), options).await?;
+        let span = tracing::debug_span!(target: "stage", "datastore.list", kind = R::KIND);
+        let list = self
+            .list_records(Kind::of::<R>(), options)
+            .instrument(span)
+            .await?;
         let mut items = Vec::with_capacity(list.items.len());
         let mut skipped = list.skipped;
         for record in list.items {
@@ -345,53 +355,19 @@ impl<B: Backend + ?Sized> Datastore for B {
     }
 
     async fn create<R: Resource>(&self, resource: &R) -> Result<R> {
-        let value = encode(resource)?;
-        if R::DISJOINT {
-            refuse_overlap(self, resource).await?;
-        }
-        let (kind, name) = (Kind::of::<R>(), resource.name());
-        let created: R = decode(self.create_record(kind, name, value).await?)?;
-        if R::DISJOINT
-            && let Err(overlap) = refuse_overlap(self, &created).await
-        {
-            // Another one was created meanwhile: withdraw ours (see refuse_overlap).
-            match self.delete_record(kind, name, None).await {
-                Ok(_) | Err(Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-            return Err(overlap);
-        }
-        Ok(created)
+        let span = tracing::debug_span!(target: "stage", "datastore.create", kind = R::KIND);
+        create(self, resource).instrument(span).await
     }
 
     async fn update<R: Resource>(&self, resource: &R) -> Result<R> {
-        let (kind, name) = (Kind::of::<R>(), resource.name());
-        let expected = resource.revision().ok_or_else(|| Error::MissingRevision {
-            kind: kind.name,
-            name: name.to_owned(),
-        })?;
-        let value = encode(resource)?;
-        if !R::IMMUTABLE.is_empty() {
-            let old: R = self.get(name).await?;
-            let actual = old.revision().expect("decode sets the revision");
-            if actual != expected {
-                return Err(Error::Conflict {
-                    kind: kind.name,
-                    name: name.to_owned(),
-                    expected,
-                    actual: Some(actual),
-                });
-            }
-            // Checked against the state at `expected`; the swap fails if it moved on.
-            resource
-                .validate_update(&old)
-                .map_err(|source| invalid::<R>(name, source))?;
-        }
-        decode(self.update_record(kind, name, value, expected).await?)
+        let span = tracing::debug_span!(target: "stage", "datastore.update", kind = R::KIND);
+        update(self, resource).instrument(span).await
     }
 
     async fn delete<R: Resource>(&self, name: &str, expected: Option<Revision>) -> Result<R> {
-        decode(self.delete_record(Kind::of::<R>(), name, expected).await?)
+        let span = tracing::debug_span!(target: "stage", "datastore.delete", kind = R::KIND);
+        let deleted = self.delete_record(Kind::of::<R>(), name, expected);
+        decode(deleted.instrument(span).await?)
     }
 
     async fn watch<R: Resource>(&self, from: Revision) -> Result<WatchStream<R>> {
@@ -457,6 +433,54 @@ impl<B: Backend + ?Sized> Datastore for B {
     ) -> Result<Option<WorkloadEndpoint>> {
         workloads::unregister(self, namespace, pod, container_id).await
     }
+}
+
+/// [`Datastore::create`]: the overlap check around the write for disjoint kinds.
+async fn create<R: Resource, B: Backend + ?Sized>(store: &B, resource: &R) -> Result<R> {
+    let value = encode(resource)?;
+    if R::DISJOINT {
+        refuse_overlap(store, resource).await?;
+    }
+    let (kind, name) = (Kind::of::<R>(), resource.name());
+    let created: R = decode(store.create_record(kind, name, value).await?)?;
+    if R::DISJOINT
+        && let Err(overlap) = refuse_overlap(store, &created).await
+    {
+        // Another one was created meanwhile: withdraw ours (see refuse_overlap).
+        match store.delete_record(kind, name, None).await {
+            Ok(_) | Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        return Err(overlap);
+    }
+    Ok(created)
+}
+
+/// [`Datastore::update`]: immutable fields checked against the stored object.
+async fn update<R: Resource, B: Backend + ?Sized>(store: &B, resource: &R) -> Result<R> {
+    let (kind, name) = (Kind::of::<R>(), resource.name());
+    let expected = resource.revision().ok_or_else(|| Error::MissingRevision {
+        kind: kind.name,
+        name: name.to_owned(),
+    })?;
+    let value = encode(resource)?;
+    if !R::IMMUTABLE.is_empty() {
+        let old: R = store.get(name).await?;
+        let actual = old.revision().expect("decode sets the revision");
+        if actual != expected {
+            return Err(Error::Conflict {
+                kind: kind.name,
+                name: name.to_owned(),
+                expected,
+                actual: Some(actual),
+            });
+        }
+        // Checked against the state at `expected`; the swap fails if it moved on.
+        resource
+            .validate_update(&old)
+            .map_err(|source| invalid::<R>(name, source))?;
+    }
+    decode(store.update_record(kind, name, value, expected).await?)
 }
 
 /// `Ok(true)` for a found object, `Ok(false)` for a missing one.
