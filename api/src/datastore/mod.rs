@@ -20,6 +20,9 @@
 //! - `watch(from)` delivers every change after `from`, in revision order. When those
 //!   changes are no longer known (history compacted), it first delivers
 //!   [`WatchEvent::Resync`] with the full current state, then changes after it.
+//! - `write_all` is all or nothing where the backend has multi-object
+//!   transactions (etcd, memory); on Kubernetes each write stands alone (the API
+//!   has no multi-object transaction), see [`Backend::write_all`].
 //! - `update` is one round trip (the compare-and-swap) for kinds without immutable
 //!   fields, which are all the IPAM kinds; kinds with some ([`Resource::IMMUTABLE`],
 //!   only `IPPool`) read the stored object first to check them.
@@ -111,6 +114,10 @@ pub enum Error {
     UnsupportedRevision(String),
     #[error("datastore configuration: {0}")]
     Config(String),
+    /// A write of a [`Backend::write_all`] left undone because another of its
+    /// transaction's writes failed its condition.
+    #[error("{kind} {name:?} not written: another write of its transaction failed")]
+    NotWritten { kind: &'static str, name: String },
 }
 
 impl Error {
@@ -119,7 +126,7 @@ impl Error {
     /// (401, 403, 422, an invalid object), which the same request would meet again.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Conflict { .. } | Self::Etcd(_) => true,
+            Self::Conflict { .. } | Self::NotWritten { .. } | Self::Etcd(_) => true,
             Self::Kubernetes(kube::Error::Api(status)) => status.code == 429 || status.code >= 500,
             Self::Kubernetes(kube::Error::HyperError(_) | kube::Error::Service(_)) => true,
             _ => false,
@@ -251,6 +258,126 @@ impl WatchEvent<Record> {
 
 pub type WatchStream<T> = BoxStream<'static, Result<WatchEvent<T>>>;
 
+/// One write of a [`Backend::write_all`], conditional as its single-object call is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Fails with `AlreadyExists` when the name is taken.
+    Create {
+        kind: Kind,
+        name: String,
+        value: Value,
+    },
+    /// Writes only if the stored revision is `expected`.
+    Update {
+        kind: Kind,
+        name: String,
+        value: Value,
+        expected: Revision,
+    },
+}
+
+impl Write {
+    /// `resource` created, encoded and validated as [`Datastore::create`] does. Only
+    /// for kinds whose create needs no reads ([`Resource::DISJOINT`] ones do).
+    pub fn create<R: Resource>(resource: &R) -> Result<Self> {
+        single_round::<R>(resource.name())?;
+        Ok(Self::Create {
+            kind: Kind::of::<R>(),
+            name: resource.name().to_owned(),
+            value: encode(resource)?,
+        })
+    }
+
+    /// `resource` replaced at the revision it was read at, as [`Datastore::update`]
+    /// does. Only for kinds without immutable fields, whose check needs a read.
+    pub fn update<R: Resource>(resource: &R) -> Result<Self> {
+        single_round::<R>(resource.name())?;
+        let expected = resource.revision().ok_or_else(|| Error::MissingRevision {
+            kind: R::KIND,
+            name: resource.name().to_owned(),
+        })?;
+        Ok(Self::Update {
+            kind: Kind::of::<R>(),
+            name: resource.name().to_owned(),
+            value: encode(resource)?,
+            expected,
+        })
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::Create { kind, .. } | Self::Update { kind, .. } => *kind,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Create { name, .. } | Self::Update { name, .. } => name,
+        }
+    }
+
+    /// The single-object call: how a backend without transactions writes it.
+    async fn write_alone<B: Backend + ?Sized>(self, store: &B) -> Result<Record> {
+        match self {
+            Self::Create { kind, name, value } => store.create_record(kind, &name, value).await,
+            Self::Update {
+                kind,
+                name,
+                value,
+                expected,
+            } => store.update_record(kind, &name, value, expected).await,
+        }
+    }
+
+    /// An error naming an object written twice: a transaction writes each once.
+    fn duplicate(writes: &[Write]) -> Option<Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        writes
+            .iter()
+            .find(|w| !seen.insert((w.kind(), w.name())))
+            .map(|w| {
+                Error::Config(format!(
+                    "{} {:?} is written twice in one transaction",
+                    w.kind().name,
+                    w.name()
+                ))
+            })
+    }
+
+    /// Marks the writes of a failed transaction: `failed` (index, error) carries its
+    /// own error, the others [`Error::NotWritten`].
+    fn undone(writes: &[Write], failed: Vec<(usize, Error)>) -> Vec<Result<Record>> {
+        let mut failed: std::collections::BTreeMap<usize, Error> = failed.into_iter().collect();
+        writes
+            .iter()
+            .enumerate()
+            .map(|(i, write)| {
+                Err(failed.remove(&i).unwrap_or_else(|| Error::NotWritten {
+                    kind: write.kind().name,
+                    name: write.name().to_owned(),
+                }))
+            })
+            .collect()
+    }
+}
+
+/// Refuses kinds a [`Write`] cannot carry: their writes need reads around them.
+fn single_round<R: Resource>(name: &str) -> Result<()> {
+    if R::DISJOINT || !R::IMMUTABLE.is_empty() {
+        return Err(Error::Config(format!(
+            "{} {name:?}: a transaction cannot carry this kind (its writes check other objects)",
+            R::KIND
+        )));
+    }
+    Ok(())
+}
+
+/// The writes one at a time, all sent at once: [`Backend::write_all`] where the
+/// backend has no multi-object transaction.
+pub async fn write_each<B: Backend + ?Sized>(store: &B, writes: Vec<Write>) -> Vec<Result<Record>> {
+    futures::future::join_all(writes.into_iter().map(|w| w.write_alone(store))).await
+}
+
 /// What a backend implements: storage of JSON records with revisions.
 #[async_trait]
 pub trait Backend: Send + Sync + Debug {
@@ -275,6 +402,21 @@ pub trait Backend: Send + Sync + Debug {
         expected: Option<Revision>,
     ) -> Result<Record>;
     async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>>;
+
+    /// Several writes in one round trip, the results in their order: an IPAM
+    /// assignment's block and handle. Where the backend has multi-object
+    /// transactions (etcd: one `Txn`; memory) they are all or nothing: when a
+    /// write's condition fails, it carries its error (`Conflict`, `AlreadyExists`,
+    /// `NotFound`), every other [`Error::NotWritten`], and nothing is stored.
+    /// Without them (Kubernetes) each is its own request, all sent at once
+    /// ([`write_each`]), and each result says what happened to that write alone.
+    /// Either way, an `Ok` is stored and an `Err` is not, except that a transaction
+    /// left unanswered (its error on the first write, `NotWritten` on the others)
+    /// may have been applied, as any unanswered write may. Each object at most once.
+    /// The default is [`write_each`] (wrappers in tests keep it).
+    async fn write_all(&self, writes: Vec<Write>) -> Vec<Result<Record>> {
+        write_each(self, writes).await
+    }
 
     /// The cluster's own record of pods and nodes, where it has one (Kubernetes' core
     /// API). Without it, `WorkloadEndpoint`s and tabby `Node`s are that record.
