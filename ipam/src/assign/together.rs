@@ -20,11 +20,13 @@ use crate::cas::{Edited, retryable};
 use crate::error::Result;
 use crate::handles::Assignment;
 
+/// A take's block name, whether it is borrowed, and the outcome of its edit.
+pub(super) type Taken = (String, bool, Result<Edited<Vec<Assignment>>>);
+
 /// What happened to a round's writes.
 pub(super) struct Written {
-    /// Per take, in the plan's order: the block's name, whether it is borrowed,
-    /// and the outcome of its edit.
-    pub(super) takes: Vec<(String, bool, Result<Edited<Vec<Assignment>>>)>,
+    /// Per take, in the plan's order.
+    pub(super) takes: Vec<Taken>,
     /// The handle's create, when one was asked for and made (`None`: left for the
     /// next round).
     pub(super) handle: Option<Result<(), DsError>>,
