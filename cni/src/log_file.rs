@@ -65,6 +65,7 @@ pub fn settings(config: &[u8], path_var: Option<String>) -> Settings {
 /// and gives stdin back for the plugin to read. A log file that cannot be
 /// opened is named on stderr and the call goes on without it.
 pub fn start(binary: &str, mut stdin: impl Read) -> Replay {
+    let began = std::time::SystemTime::now();
     let mut raw = Vec::new();
     let read = stdin.read_to_end(&mut raw);
     let settings = settings(&raw, std::env::var(PATH_VAR).ok());
@@ -97,6 +98,7 @@ pub fn start(binary: &str, mut stdin: impl Read) -> Replay {
         ifname = var("CNI_IFNAME"),
         "CNI call"
     );
+    telemetry::stages::record(telemetry::stages::LOGGING, began);
     Replay(read.map(|_| Cursor::new(raw)).map_err(Some))
 }
 

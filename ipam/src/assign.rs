@@ -6,31 +6,34 @@
 //! concurrent requests:
 //!
 //! ```text
-//!   CAS-write the cached block with the address taken  ─┐
-//!   create the handle with its per-block counts         ├─ at once
-//!   re-read pools, reservations, IPAMConfig, node labels ┘  (only on a warm cache)
+//!   one write_all: CAS the cached block with the address   ─┐
+//!                  taken + create the handle with its counts ├─ at once
+//!   re-read pools, reservations, IPAMConfig, node labels    ┘  (only on a warm cache)
 //! ```
 //!
-//! The block write is the only one that decides ownership of an address: the CAS
+//! On etcd (and memory) the block and the handle are one transaction
+//! ([`together`]); on Kubernetes, which has none, two requests sent at once. The
+//! block write is the only one that decides ownership of an address: the CAS
 //! fails if the cached copy is stale, and the block is then read and the edit
-//! redone. The handle write is Calico's bookkeeping and may land before or after
-//! it: a crash in between leaves a handle without the address (harmless) or an
-//! address without its handle (a leak the controller reclaims), never an address
-//! handed out twice. Settings re-read alongside are checked before the call
-//! returns; an address they rule out (pool disabled, reserved meanwhile) is freed
+//! redone. Where the two are separate requests, a crash in between leaves a
+//! handle without the address (harmless) or an address without its handle (a
+//! leak the controller reclaims), never an address handed out twice. Settings
+//! re-read alongside are checked before the call returns; an address they rule
+//! out (pool disabled, reserved meanwhile) is freed
 //! again and replaced. A cold allocator reads settings and the node's blocks
 //! first: two round trips.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use api::datastore::{Backend, Datastore, Error as DsError};
+use api::datastore::{Backend, Error as DsError};
 use api::resources::{
     AffinityState, AllocationAttribute, BlockAffinity, IPAMBlock, IPAMHandle, IPAMHandleSpec,
 };
 use futures::future::join_all;
 use rand::Rng;
 use rand::seq::SliceRandom;
+use tracing::Instrument;
 
 use crate::cas::{self, Edit, Edited, add_to_handle, edit_handle, list_all};
 use crate::claim::claim_free_block;
@@ -42,7 +45,8 @@ use crate::table::AllocationTable;
 use crate::watch::SettingsWatch;
 
 mod take;
-use take::{Take, plan_owned, take_from, take_of};
+mod together;
+use take::{Take, plan_owned, take_of};
 
 /// Rounds of planning and writing before giving up; each round either makes
 /// progress or refreshes a stale view.
@@ -284,7 +288,11 @@ impl Allocator {
                 progress.fresh = true;
                 continue;
             }
-            if let Some(existing) = self.write_round(state, request, progress, plan).await? {
+            let write = self.write_round(state, request, progress, plan);
+            if let Some(existing) = write
+                .instrument(tracing::debug_span!(target: "stage", "ipam.write"))
+                .await?
+            {
                 return Ok(Some(existing));
             }
         }
@@ -310,12 +318,6 @@ impl Allocator {
                 .map(|t| (t.block.spec.cidr.to_string(), t.count)),
         );
         let holder = request.holder();
-        let targets: Vec<(String, bool)> =
-            plan.iter().map(|t| (t.name.clone(), t.borrowed)).collect();
-        let takes = join_all(
-            plan.into_iter()
-                .map(|take| take_from(store, &node, take, &holder)),
-        );
         let cached = (!progress.fresh).then(|| state.settings.clone());
         let verify = async {
             match cached {
@@ -324,21 +326,21 @@ impl Allocator {
                 None => None,
             }
         };
-        let handle = async {
-            if progress.handle != HandleWrite::Unwritten || planned.is_empty() {
-                return None;
-            }
-            let spec = IPAMHandleSpec {
-                handle_id: request.handle.clone(),
-                block: planned.clone(),
-                deleted: false,
-            };
-            Some(store.create(&IPAMHandle::new(&request.handle, spec)).await)
-        };
-        let (takes, verified, handle) = futures::join!(takes, verify, handle);
+        let handle =
+            (progress.handle == HandleWrite::Unwritten && !planned.is_empty()).then(|| {
+                let spec = IPAMHandleSpec {
+                    handle_id: request.handle.clone(),
+                    block: planned.clone(),
+                    deleted: false,
+                };
+                IPAMHandle::new(&request.handle, spec)
+            });
+        let written = together::write(store, &node, plan, &holder, handle);
+        let (written, verified) = futures::join!(written, verify);
+        let written = written?;
 
         let mut failure = None;
-        for ((name, borrowed), edited) in targets.into_iter().zip(takes) {
+        for (name, borrowed, edited) in written.takes {
             match edited {
                 Ok(Edited { block, value }) => {
                     if !borrowed {
@@ -349,8 +351,8 @@ impl Allocator {
                 Err(e) => failure = failure.or(Some(e)),
             }
         }
-        match handle {
-            Some(Ok(_)) => progress.handle = HandleWrite::Created(planned),
+        match written.handle {
+            Some(Ok(())) => progress.handle = HandleWrite::Created(planned),
             Some(Err(DsError::AlreadyExists { .. })) => progress.handle = HandleWrite::Existed,
             Some(Err(e)) => failure = failure.or(Some(e.into())),
             None => {}
@@ -446,7 +448,11 @@ impl Allocator {
                     "node {node} holds {owned} {family} blocks, the IPAMConfig maxBlocksPerHost, all full"
                 )
             } else {
-                match claim_free_block(&*self.store, &node, &usable, &state.blocks).await? {
+                let claim = claim_free_block(&*self.store, &node, &usable, &state.blocks);
+                match claim
+                    .instrument(tracing::debug_span!(target: "stage", "ipam.claim"))
+                    .await?
+                {
                     Some(block) => {
                         let name = block.metadata.name.clone();
                         state.record(&name, Some(block.clone()));
@@ -529,10 +535,15 @@ impl Allocator {
     /// Re-reads settings and the node's blocks.
     pub(crate) async fn refresh(&self, state: &mut NodeState) -> Result<()> {
         let store = &*self.store;
-        let (settings, blocks) = futures::try_join!(
-            Settings::read(store, &state.node),
-            node_blocks(store, &state.node)
-        )?;
+        let reads = async {
+            futures::try_join!(
+                Settings::read(store, &state.node),
+                node_blocks(store, &state.node)
+            )
+        };
+        let (settings, blocks) = reads
+            .instrument(tracing::debug_span!(target: "stage", "ipam.refresh"))
+            .await?;
         state.settings = Some(settings);
         state.blocks = blocks;
         state.listed = true;

@@ -168,6 +168,6 @@ pub async fn list_all<R: Resource>(store: &dyn Backend) -> Result<Vec<R>> {
 }
 
 /// A write lost to another writer (or the object went away): read again.
-fn retryable(error: &DsError) -> bool {
+pub(crate) fn retryable(error: &DsError) -> bool {
     matches!(error, DsError::Conflict { .. } | DsError::NotFound { .. })
 }

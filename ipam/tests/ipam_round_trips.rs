@@ -39,6 +39,9 @@ const SETTINGS: [(&str, usize); 4] = [
     ("list ipreservations", 1),
 ];
 
+/// An assignment's block compare-and-swap and handle create: one transaction.
+const BLOCK_AND_HANDLE: &str = "write_all ipamblocks+ipamhandles";
+
 /// What a warm allocator re-reads alongside its block write (the IPAMConfig and
 /// node labels are trusted for a while).
 const POOLS: [(&str, usize); 2] = [("list ippools", 1), ("list ipreservations", 1)];
@@ -53,11 +56,11 @@ async fn ipam_a_warm_assignment_is_one_round_trip_with_one_block_write_and_no_bl
         .await
         .unwrap();
     let (count, made) = rounds.take();
-    let mut expected = calls(&[("update ipamblocks", 1), ("create ipamhandles", 1)]);
+    let mut expected = calls(&[(BLOCK_AND_HANDLE, 1)]);
     expected.extend(calls(&POOLS));
     assert_eq!(
         made, expected,
-        "no block read: the cached copy is written at its revision"
+        "no block read: the cached copy is written at its revision, with the handle"
     );
     assert_eq!(
         count, 1,
@@ -66,7 +69,8 @@ async fn ipam_a_warm_assignment_is_one_round_trip_with_one_block_write_and_no_bl
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ipam_a_warm_allocator_that_watches_its_settings_only_writes_block_and_handle() {
+async fn ipam_a_warm_allocator_that_watches_its_settings_writes_block_and_handle_in_one_transaction()
+ {
     let (rounds, store) = counted().await;
     let n1 = Allocator::watching(store.clone(), "n1");
     tokio::task::block_in_place(|| {
@@ -83,10 +87,7 @@ async fn ipam_a_warm_allocator_that_watches_its_settings_only_writes_block_and_h
         .await
         .unwrap();
     let (count, made) = rounds.take();
-    assert_eq!(
-        made,
-        calls(&[("update ipamblocks", 1), ("create ipamhandles", 1)])
-    );
+    assert_eq!(made, calls(&[(BLOCK_AND_HANDLE, 1)]));
     assert_eq!(count, 1);
 }
 
@@ -107,9 +108,14 @@ async fn ipam_a_stale_cached_block_costs_a_reread_and_a_second_write() {
         .await
         .unwrap();
     let (count, made) = rounds.take();
-    assert_eq!(made["update ipamblocks"], 2, "{made:?}");
+    assert_eq!(made[BLOCK_AND_HANDLE], 1, "{made:?}");
     assert_eq!(made["get ipamblocks"], 1, "{made:?}");
-    assert_eq!(count, 3, "write (conflict), read, write");
+    assert_eq!(made["update ipamblocks"], 1, "{made:?}");
+    assert_eq!(made["create ipamhandles"], 1, "{made:?}");
+    assert_eq!(
+        count, 3,
+        "transaction (conflict), read, write beside the handle's create"
+    );
 }
 
 #[tokio::test]
@@ -130,14 +136,13 @@ async fn ipam_a_cold_allocator_reads_settings_affinities_and_its_block_before_wr
     let mut expected = calls(&[
         ("list blockaffinities", 1),
         ("get ipamblocks", 1),
-        ("update ipamblocks", 1),
-        ("create ipamhandles", 1),
+        (BLOCK_AND_HANDLE, 1),
     ]);
     expected.extend(calls(&SETTINGS));
     assert_eq!(made, expected);
     assert_eq!(
         count, 3,
-        "settings and affinities; the block; the write and the handle"
+        "settings and affinities; the block; the block and the handle in one transaction"
     );
 }
 

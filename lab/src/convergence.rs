@@ -9,16 +9,24 @@
 //! node, each line timestamped as it arrives, so no polling interval hides in the
 //! figures ([`RouteWatch`], which `lab::failover` uses too).
 //!
+//! Where the CNI ADD's time goes is read from the stages the plugins record
+//! ([`stages`]). With a baseline (the plugins of another build, e.g. main's), the
+//! samples alternate between the two plugin builds round by round on the same
+//! cluster, so both meet the same load.
+//!
 //! Modes: the node-to-node mesh, or the mesh off and one route reflector every node
 //! peers with (a global `BGPPeer`): `tabby-reflector` finding the nodes in etcd,
 //! or BIRD with every node a configured client.
 
+pub mod stages;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use api::datastore::Backend;
@@ -53,6 +61,17 @@ const DEADLINE: Duration = Duration::from_secs(30);
 pub struct Report {
     pub mode: Mode,
     pub nodes: usize,
+    /// With the workspace's plugins.
+    pub workspace: Series,
+    /// With the baseline's plugins, when there is one.
+    pub baseline: Option<Series>,
+    /// Where each workspace CNI ADD's time went.
+    pub stages: Vec<stages::Stages>,
+}
+
+/// The measures of one plugin build.
+#[derive(Debug, Clone, Default)]
+pub struct Series {
     /// CNI ADD start → the block's route in the last other node's kernel.
     pub add: Vec<Duration>,
     /// CNI ADD start → the block's route in the first other node's kernel.
@@ -63,8 +82,10 @@ pub struct Report {
     pub cni_add: Vec<Duration>,
 }
 
-/// Runs `samples` pods on a cluster of `nodes` nodes in `mode`.
-pub fn run(mode: Mode, nodes: usize, samples: usize) -> Result<Report> {
+/// Runs `samples` pods on a cluster of `nodes` nodes in `mode`; with `baseline`
+/// (a directory holding another build's tabby-cni and tabby-ipam), every other
+/// round of `nodes` pods uses those plugins.
+pub fn run(mode: Mode, nodes: usize, samples: usize, baseline: Option<&Path>) -> Result<Report> {
     let names: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
     let mut builder = Lab::new(&format!("convergence_{mode:?}").to_lowercase())
         .subnet("a", "10.0.0.0/16")
@@ -108,47 +129,83 @@ pub fn run(mode: Mode, nodes: usize, samples: usize) -> Result<Report> {
         cluster.wait_reflector_established("rr", &clients, DEADLINE)?;
     }
     let watch = RouteWatch::start(&cluster, &names)?;
+    let stage_file = tempfile::NamedTempFile::new()?;
+    cluster.set_plugin_env(
+        telemetry::stages::FILE_VAR,
+        &stage_file.path().display().to_string(),
+    );
+    let own: PathBuf = harness::binaries::binary("tabby-cni")?
+        .parent()
+        .context("the plugins' directory")?
+        .to_owned();
     let mut report = Report {
         mode,
         nodes,
-        add: Vec::new(),
-        add_first: Vec::new(),
-        withdraw: Vec::new(),
-        cni_add: Vec::new(),
+        workspace: Series::default(),
+        baseline: baseline.map(|_| Series::default()),
+        stages: Vec::new(),
     };
     // The first pod (not counted) shows every watcher is live.
     for index in 0..=samples {
         let node = &names[index % names.len()];
         let others: Vec<&String> = names.iter().filter(|n| *n != node).collect();
-        let ((first, add), cni, withdraw) = sample(&cluster, &watch, node, &others, index)
+        let from_baseline = baseline.filter(|_| (index / names.len()) % 2 == 1);
+        cluster.use_plugins(from_baseline.unwrap_or(&own))?;
+        let measured = sample(&cluster, &watch, node, &others, index)
             .with_context(|| format!("sample {index} on {node}"))?;
-        if index > 0 {
-            report.add.push(add);
-            report.add_first.push(first);
-            report.cni_add.push(cni);
-            report.withdraw.push(withdraw);
+        let lines = telemetry::stages::read(stage_file.path())?;
+        stage_file.as_file().set_len(0)?;
+        if index == 0 {
+            continue;
         }
+        let series = match (from_baseline, &mut report.baseline) {
+            (Some(_), Some(series)) => series,
+            _ => {
+                let (call, answered) = measured.call;
+                report.stages.push(stages::of_call(&lines, call, answered));
+                &mut report.workspace
+            }
+        };
+        series.add.push(measured.add);
+        series.add_first.push(measured.first);
+        series.cni_add.push(measured.cni);
+        series.withdraw.push(measured.withdraw);
     }
     Ok(report)
 }
 
-/// One pod: ((ADD to the first other node, to everywhere), the ADD call, release
-/// to gone everywhere).
+/// What one pod measured.
+struct Sample {
+    /// CNI ADD → the route on the first other node, and on every other node.
+    first: Duration,
+    add: Duration,
+    /// The CNI ADD call, and its start and end in microseconds since the Unix
+    /// epoch (the stages' clock).
+    cni: Duration,
+    call: (u64, u64),
+    /// Block released → gone everywhere.
+    withdraw: Duration,
+}
+
+/// One pod: its CNI ADD (the pod's namespace made before it starts), the route
+/// everywhere, its CNI DEL and its block's release.
 fn sample(
     cluster: &Cluster,
     watch: &RouteWatch,
     node: &str,
     others: &[&String],
     index: usize,
-) -> Result<((Duration, Duration), Duration, Duration)> {
+) -> Result<Sample> {
     let name = format!("c{index}");
+    let netns = cluster.lab.pod(&name)?;
+    let call = telemetry::stages::unix_micros(SystemTime::now());
     let start = Instant::now();
-    let pod = cluster.add_pod(node, &name)?;
+    let pod = cluster.add_sandbox(node, &name, &format!("ctr-{name}"), netns)?;
     let cni = start.elapsed();
+    let answered = telemetry::stages::unix_micros(SystemTime::now());
     let block = IpNet::new(pod.ip, BLOCK)?.trunc();
     let (first, last) = watch.wait_all(others, block, true)?;
     let since_start = |at: Instant| at.saturating_duration_since(start);
-    let add = (since_start(first), since_start(last));
     cluster.delete_pod(pod)?;
     let owner = node.to_owned();
     let released = Instant::now();
@@ -161,7 +218,13 @@ fn sample(
         bail!("IPAM released no block after deleting the pod in {block}");
     }
     let (_, gone) = watch.wait_all(others, block, false)?;
-    Ok((add, cni, gone.saturating_duration_since(released)))
+    Ok(Sample {
+        first: since_start(first),
+        add: since_start(last),
+        cni,
+        call: (call, answered),
+        withdraw: gone.saturating_duration_since(released),
+    })
 }
 
 /// The mesh off, and every node peering with the reflector on `rr` (a global

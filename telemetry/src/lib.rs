@@ -9,6 +9,8 @@
 //!   every registry starts with `tabby_build_info` and the [`process`] metrics.
 //! - [`http`]: `/metrics`, `/healthz` and `/readyz`, with a header timeout, a
 //!   request timeout and a connection limit.
+//! - [`stages`]: where a short-lived process (the CNI plugins) spends its time,
+//!   as debug spans an operator sees in the logs and a benchmark reads from a file.
 //! - [`speaker_status`]: the `bgp` speaker's state as the gRPC status API shows it,
 //!   for both daemons that embed a speaker.
 
@@ -17,5 +19,6 @@ pub mod logging;
 pub mod metrics;
 pub mod process;
 pub mod speaker_status;
+pub mod stages;
 
 pub use logging::{LogFile, LogFlags, Renamed};

@@ -11,8 +11,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 pub const LOG_VAR: &str = "TABBY_LOG";
 pub const LOG_JSON_VAR: &str = "TABBY_LOG_JSON";
@@ -64,16 +67,24 @@ impl LogFlags {
         let to_file = file.is_some();
         // With no file the second writer takes nothing.
         let writer = std::io::stderr.and(Mutex::new(file.map_or(Sink::Nowhere, Sink::File)));
-        let logs = tracing_subscriber::fmt()
+        // A span's close is a line (with its busy and idle time) when the filter
+        // lets the span through: the stages of `crate::stages` at debug.
+        let logs = tracing_subscriber::fmt::layer()
             .with_writer(writer)
             .with_ansi(!to_file)
-            .with_env_filter(filter);
-        // A second setup (tests that start a daemon twice) keeps the first.
-        let _ = if self.json {
-            logs.json().try_init()
+            .with_span_events(FmtSpan::CLOSE);
+        let logs: Box<dyn Layer<Registry> + Send + Sync> = if self.json {
+            logs.json().boxed()
         } else {
-            logs.try_init()
+            logs.boxed()
         };
+        // The stage file, when asked for, takes every stage whatever the filter.
+        let stages = crate::stages::layer(binary).map(crate::stages::StageLayer::filtered);
+        // A second setup (tests that start a daemon twice) keeps the first.
+        let _ = tracing_subscriber::registry()
+            .with(logs.with_filter(filter))
+            .with(stages)
+            .try_init();
         renamed.warn();
         Ok(())
     }

@@ -7,6 +7,9 @@
 //! - Writes are transactions: create when `create_revision == 0`, update and delete
 //!   when `mod_revision` is the expected one. A failed compare reads the key in the
 //!   same transaction, so the error says whether it is missing or at which revision.
+//! - `write_all` is one transaction: every write's compare, then every put; when a
+//!   compare fails, the failure branch reads every key, and each write is judged
+//!   against what it finds.
 //! - A paginated list reads every page at the revision of its first page (the
 //!   continue token carries it): a consistent snapshot, until etcd compacts that
 //!   revision ([`Error::Expired`]).
@@ -31,7 +34,7 @@ use super::page::ContinueToken;
 use super::skipped::skip;
 use super::{
     Backend, Error, Kind, List, ListOptions, Record, Result, Unreadable, WatchEvent, WatchStream,
-    selected,
+    Write, selected,
 };
 use crate::resources::Revision;
 
@@ -360,6 +363,96 @@ impl Backend for EtcdStore {
             },
             Swapped::Written(_) => unreachable!("the success branch deletes"),
         }
+    }
+
+    async fn write_all(&self, writes: Vec<Write>) -> Vec<Result<Record>> {
+        if let Some(duplicate) = Write::duplicate(&writes) {
+            return Write::undone(&writes, vec![(0, duplicate)]);
+        }
+        let keys: Vec<String> = writes
+            .iter()
+            .map(|w| self.key(w.kind(), w.name()))
+            .collect();
+        let mut when = Vec::new();
+        let mut then = Vec::new();
+        for (write, key) in writes.iter().zip(&keys) {
+            let (compare, value) = match write {
+                Write::Create { value, .. } => (
+                    Compare::create_revision(key.as_str(), CompareOp::Equal, 0),
+                    value,
+                ),
+                Write::Update {
+                    value, expected, ..
+                } => (
+                    Compare::mod_revision(key.as_str(), CompareOp::Equal, to_etcd(*expected)),
+                    value,
+                ),
+            };
+            when.push(compare);
+            then.push(TxnOp::put(key.as_str(), value.to_string(), None));
+        }
+        let reads: Vec<TxnOp> = keys
+            .iter()
+            .map(|key| TxnOp::get(key.as_str(), None))
+            .collect();
+        let txn = Txn::new().when(when).and_then(then).or_else(reads);
+        let response = match self.kv().await {
+            Ok(mut kv) => kv.txn(txn).await.map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        let response = match response {
+            Ok(response) => response,
+            // Unanswered: like any unanswered write, it may have been applied.
+            Err(e) => return Write::undone(&writes, vec![(0, e)]),
+        };
+        if response.succeeded() {
+            let revision = header_revision(response.header());
+            return writes
+                .into_iter()
+                .map(|write| match write {
+                    Write::Create { name, value, .. } | Write::Update { name, value, .. } => {
+                        Ok(Record {
+                            name,
+                            revision,
+                            value,
+                        })
+                    }
+                })
+                .collect();
+        }
+        let found = response.op_responses().into_iter().map(|op| match op {
+            TxnOpResponse::Get(mut current) => current.take_kvs().into_iter().next(),
+            _ => None,
+        });
+        let failed = writes
+            .iter()
+            .zip(found)
+            .enumerate()
+            .filter_map(|(i, (write, current))| {
+                let error = match (write, current) {
+                    (Write::Create { kind, name, .. }, Some(_)) => Error::AlreadyExists {
+                        kind: kind.name,
+                        name: name.clone(),
+                    },
+                    (
+                        Write::Update {
+                            kind,
+                            name,
+                            expected,
+                            ..
+                        },
+                        current,
+                    ) if current.as_ref().map(|kv| kv.mod_revision())
+                        != Some(to_etcd(*expected)) =>
+                    {
+                        conflict(*kind, name, *expected, current)
+                    }
+                    _ => return None,
+                };
+                Some((i, error))
+            })
+            .collect();
+        Write::undone(&writes, failed)
     }
 
     async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>> {

@@ -16,7 +16,8 @@ use tokio::sync::watch;
 
 use super::page::ContinueToken;
 use super::{
-    Backend, Error, Kind, List, ListOptions, Record, Result, WatchEvent, WatchStream, selected,
+    Backend, Error, Kind, List, ListOptions, Record, Result, WatchEvent, WatchStream, Write,
+    selected,
 };
 use crate::resources::Revision;
 
@@ -182,6 +183,25 @@ impl State {
         Ok(())
     }
 
+    /// Fails as the write's single-object call would, without writing.
+    fn check(&self, write: &Write) -> Result<()> {
+        match write {
+            Write::Create { kind, name, .. } => match self.stored(*kind, name) {
+                Ok(_) => Err(Error::AlreadyExists {
+                    kind: kind.name,
+                    name: name.clone(),
+                }),
+                Err(_) => Ok(()),
+            },
+            Write::Update {
+                kind,
+                name,
+                expected,
+                ..
+            } => self.check_revision(*kind, name, *expected),
+        }
+    }
+
     fn all_of(&self, kind: Kind) -> impl Iterator<Item = &Record> {
         let start = (kind.plural, String::new());
         self.objects
@@ -271,6 +291,36 @@ impl Backend for MemoryStore {
             }
             Ok(state.commit(kind, name, None))
         })
+    }
+
+    /// All or nothing under the one lock; each write gets its own revision (the
+    /// history's watch reading wants one event per revision).
+    async fn write_all(&self, writes: Vec<Write>) -> Vec<Result<Record>> {
+        if let Some(duplicate) = Write::duplicate(&writes) {
+            return Write::undone(&writes, vec![(0, duplicate)]);
+        }
+        let mut state = self.lock();
+        let failed: Vec<(usize, Error)> = writes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, write)| state.check(write).err().map(|e| (i, e)))
+            .collect();
+        if !failed.is_empty() {
+            return Write::undone(&writes, failed);
+        }
+        let records = writes
+            .into_iter()
+            .map(|write| match write {
+                Write::Create { kind, name, value }
+                | Write::Update {
+                    kind, name, value, ..
+                } => Ok(state.commit(kind, &name, Some(value))),
+            })
+            .collect();
+        let revision = state.revision;
+        drop(state);
+        self.shared.written.send_replace(revision);
+        records
     }
 
     async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>> {

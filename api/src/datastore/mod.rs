@@ -20,6 +20,9 @@
 //! - `watch(from)` delivers every change after `from`, in revision order. When those
 //!   changes are no longer known (history compacted), it first delivers
 //!   [`WatchEvent::Resync`] with the full current state, then changes after it.
+//! - `write_all` is all or nothing where the backend has multi-object
+//!   transactions (etcd, memory); on Kubernetes each write stands alone (the API
+//!   has no multi-object transaction), see [`Backend::write_all`].
 //! - `update` is one round trip (the compare-and-swap) for kinds without immutable
 //!   fields, which are all the IPAM kinds; kinds with some ([`Resource::IMMUTABLE`],
 //!   only `IPPool`) read the stored object first to check them.
@@ -40,6 +43,7 @@ pub mod secrets;
 pub mod skipped;
 pub mod stored;
 pub mod workloads;
+mod write;
 
 use std::fmt::Debug;
 
@@ -47,6 +51,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::resources::{
     Node, Resource, Revision, ValidationError, WorkloadEndpoint, WorkloadEndpointSpec,
@@ -63,6 +68,7 @@ pub use secrets::{SecretKey, Secrets};
 pub use skipped::{Skipped, skip, skipped_total};
 pub use stored::Unreadable;
 pub use workloads::{Attachment, Inventory, NetworkCondition, Workload};
+pub use write::{Write, write_each};
 
 /// The datastore layer's errors.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +116,10 @@ pub enum Error {
     UnsupportedRevision(String),
     #[error("datastore configuration: {0}")]
     Config(String),
+    /// A write of a [`Backend::write_all`] left undone because another of its
+    /// transaction's writes failed its condition.
+    #[error("{kind} {name:?} not written: another write of its transaction failed")]
+    NotWritten { kind: &'static str, name: String },
 }
 
 impl Error {
@@ -118,7 +128,7 @@ impl Error {
     /// (401, 403, 422, an invalid object), which the same request would meet again.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Conflict { .. } | Self::Etcd(_) => true,
+            Self::Conflict { .. } | Self::NotWritten { .. } | Self::Etcd(_) => true,
             Self::Kubernetes(kube::Error::Api(status)) => status.code == 429 || status.code >= 500,
             Self::Kubernetes(kube::Error::HyperError(_) | kube::Error::Service(_)) => true,
             _ => false,
@@ -275,6 +285,21 @@ pub trait Backend: Send + Sync + Debug {
     ) -> Result<Record>;
     async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>>;
 
+    /// Several writes in one round trip, the results in their order: an IPAM
+    /// assignment's block and handle. Where the backend has multi-object
+    /// transactions (etcd: one `Txn`; memory) they are all or nothing: when a
+    /// write's condition fails, it carries its error (`Conflict`, `AlreadyExists`,
+    /// `NotFound`), every other [`Error::NotWritten`], and nothing is stored.
+    /// Without them (Kubernetes) each is its own request, all sent at once
+    /// ([`write_each`]), and each result says what happened to that write alone.
+    /// Either way, an `Ok` is stored and an `Err` is not, except that a transaction
+    /// left unanswered (its error on the first write, `NotWritten` on the others)
+    /// may have been applied, as any unanswered write may. Each object at most once.
+    /// The default is [`write_each`] (wrappers in tests keep it).
+    async fn write_all(&self, writes: Vec<Write>) -> Vec<Result<Record>> {
+        write_each(self, writes).await
+    }
+
     /// The cluster's own record of pods and nodes, where it has one (Kubernetes' core
     /// API). Without it, `WorkloadEndpoint`s and tabby `Node`s are that record.
     fn inventory(&self) -> Option<&dyn Inventory> {
@@ -323,11 +348,20 @@ pub trait Datastore {
 #[async_trait]
 impl<B: Backend + ?Sized> Datastore for B {
     async fn get<R: Resource>(&self, name: &str) -> Result<R> {
-        decode(self.get_record(Kind::of::<R>(), name).await?)
+        let span = tracing::debug_span!(target: "stage", "datastore.get", kind = R::KIND);
+        decode(
+            self.get_record(Kind::of::<R>(), name)
+                .instrument(span)
+                .await?,
+        )
     }
 
     async fn list<R: Resource>(&self, options: &ListOptions) -> Result<List<R>> {
-        let list = self.list_records(Kind::of::<R>(), options).await?;
+        let span = tracing::debug_span!(target: "stage", "datastore.list", kind = R::KIND);
+        let list = self
+            .list_records(Kind::of::<R>(), options)
+            .instrument(span)
+            .await?;
         let mut items = Vec::with_capacity(list.items.len());
         let mut skipped = list.skipped;
         for record in list.items {
@@ -345,53 +379,19 @@ impl<B: Backend + ?Sized> Datastore for B {
     }
 
     async fn create<R: Resource>(&self, resource: &R) -> Result<R> {
-        let value = encode(resource)?;
-        if R::DISJOINT {
-            refuse_overlap(self, resource).await?;
-        }
-        let (kind, name) = (Kind::of::<R>(), resource.name());
-        let created: R = decode(self.create_record(kind, name, value).await?)?;
-        if R::DISJOINT
-            && let Err(overlap) = refuse_overlap(self, &created).await
-        {
-            // Another one was created meanwhile: withdraw ours (see refuse_overlap).
-            match self.delete_record(kind, name, None).await {
-                Ok(_) | Err(Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-            return Err(overlap);
-        }
-        Ok(created)
+        let span = tracing::debug_span!(target: "stage", "datastore.create", kind = R::KIND);
+        create(self, resource).instrument(span).await
     }
 
     async fn update<R: Resource>(&self, resource: &R) -> Result<R> {
-        let (kind, name) = (Kind::of::<R>(), resource.name());
-        let expected = resource.revision().ok_or_else(|| Error::MissingRevision {
-            kind: kind.name,
-            name: name.to_owned(),
-        })?;
-        let value = encode(resource)?;
-        if !R::IMMUTABLE.is_empty() {
-            let old: R = self.get(name).await?;
-            let actual = old.revision().expect("decode sets the revision");
-            if actual != expected {
-                return Err(Error::Conflict {
-                    kind: kind.name,
-                    name: name.to_owned(),
-                    expected,
-                    actual: Some(actual),
-                });
-            }
-            // Checked against the state at `expected`; the swap fails if it moved on.
-            resource
-                .validate_update(&old)
-                .map_err(|source| invalid::<R>(name, source))?;
-        }
-        decode(self.update_record(kind, name, value, expected).await?)
+        let span = tracing::debug_span!(target: "stage", "datastore.update", kind = R::KIND);
+        update(self, resource).instrument(span).await
     }
 
     async fn delete<R: Resource>(&self, name: &str, expected: Option<Revision>) -> Result<R> {
-        decode(self.delete_record(Kind::of::<R>(), name, expected).await?)
+        let span = tracing::debug_span!(target: "stage", "datastore.delete", kind = R::KIND);
+        let deleted = self.delete_record(Kind::of::<R>(), name, expected);
+        decode(deleted.instrument(span).await?)
     }
 
     async fn watch<R: Resource>(&self, from: Revision) -> Result<WatchStream<R>> {
@@ -457,6 +457,54 @@ impl<B: Backend + ?Sized> Datastore for B {
     ) -> Result<Option<WorkloadEndpoint>> {
         workloads::unregister(self, namespace, pod, container_id).await
     }
+}
+
+/// [`Datastore::create`]: the overlap check around the write for disjoint kinds.
+async fn create<R: Resource, B: Backend + ?Sized>(store: &B, resource: &R) -> Result<R> {
+    let value = encode(resource)?;
+    if R::DISJOINT {
+        refuse_overlap(store, resource).await?;
+    }
+    let (kind, name) = (Kind::of::<R>(), resource.name());
+    let created: R = decode(store.create_record(kind, name, value).await?)?;
+    if R::DISJOINT
+        && let Err(overlap) = refuse_overlap(store, &created).await
+    {
+        // Another one was created meanwhile: withdraw ours (see refuse_overlap).
+        match store.delete_record(kind, name, None).await {
+            Ok(_) | Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        return Err(overlap);
+    }
+    Ok(created)
+}
+
+/// [`Datastore::update`]: immutable fields checked against the stored object.
+async fn update<R: Resource, B: Backend + ?Sized>(store: &B, resource: &R) -> Result<R> {
+    let (kind, name) = (Kind::of::<R>(), resource.name());
+    let expected = resource.revision().ok_or_else(|| Error::MissingRevision {
+        kind: kind.name,
+        name: name.to_owned(),
+    })?;
+    let value = encode(resource)?;
+    if !R::IMMUTABLE.is_empty() {
+        let old: R = store.get(name).await?;
+        let actual = old.revision().expect("decode sets the revision");
+        if actual != expected {
+            return Err(Error::Conflict {
+                kind: kind.name,
+                name: name.to_owned(),
+                expected,
+                actual: Some(actual),
+            });
+        }
+        // Checked against the state at `expected`; the swap fails if it moved on.
+        resource
+            .validate_update(&old)
+            .map_err(|source| invalid::<R>(name, source))?;
+    }
+    decode(store.update_record(kind, name, value, expected).await?)
 }
 
 /// `Ok(true)` for a found object, `Ok(false)` for a missing one.

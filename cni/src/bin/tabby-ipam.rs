@@ -7,10 +7,12 @@ fn main() -> ExitCode {
     // fails, and to the config's log file. A filter that does not parse leaves
     // the plugin without logs, not without addresses.
     let stdin = cni::log_file::start("tabby-ipam", std::io::stdin().lock());
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = tracing::debug_span!(target: "stage", "ipam.runtime").in_scope(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    });
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("tabby-ipam: starting the runtime: {e}");

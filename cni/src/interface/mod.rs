@@ -45,6 +45,7 @@ fn dispatch(
     raw: &[u8],
     version: &str,
 ) -> Result<String, CniError> {
+    let config = tracing::debug_span!(target: "stage", "cni.config").entered();
     let env = Env::read(var)?;
     if env.command == Command::Version {
         return Ok(version::reply(version));
@@ -54,6 +55,7 @@ fn dispatch(
         tracing::warn!("{warning}");
     }
     version::allows(env.command, &conf.cni_version)?;
+    drop(config);
     let ipam = &conf.ipam_plugin;
     let path = &env.path;
     match env.command {
@@ -85,9 +87,11 @@ fn add(
 ) -> Result<String, CniError> {
     let mtu = conf.mtu()?;
     // Opened before IPAM, so a pod without a namespace allocates nothing.
-    let (netns_path, netns) = open_netns(env)?;
+    let (netns_path, netns) =
+        tracing::debug_span!(target: "stage", "cni.netns").in_scope(|| open_netns(env))?;
     let ipam = &conf.ipam_plugin;
-    let allocated = delegate::add(ipam, &env.path, raw)?;
+    let allocated = tracing::debug_span!(target: "stage", "cni.ipam")
+        .in_scope(|| delegate::add(ipam, &env.path, raw))?;
     let addresses: Vec<IpAddr> = allocated.ips.iter().map(|ip| ip.address.addr()).collect();
     let host_veth = env.host_veth();
     let workload = Workload {
@@ -106,7 +110,8 @@ fn add(
             details: String::new(),
         })
     } else {
-        pod::attach(&workload)
+        tracing::debug_span!(target: "stage", "cni.veth")
+            .in_scope(|| pod::attach(&workload))
             .map_err(CniError::from)
             .and_then(|pod_mac| {
                 if conf.has_datastore() {
@@ -115,15 +120,20 @@ fn add(
                         mac: pod_mac,
                         addresses: &addresses,
                     };
-                    workload::register(conf, var, env, &pod)?;
+                    tracing::debug_span!(target: "stage", "cni.workload")
+                        .in_scope(|| workload::register(conf, var, env, &pod))?;
                 }
                 Ok(pod_mac)
             })
     };
     match attached {
-        Ok(pod_mac) => Ok(add_result(&workload, netns_path, pod_mac, allocated)
-            .for_version(&conf.cni_version)
-            .to_json()),
+        Ok(pod_mac) => Ok(
+            tracing::debug_span!(target: "stage", "cni.result").in_scope(|| {
+                add_result(&workload, netns_path, pod_mac, allocated)
+                    .for_version(&conf.cni_version)
+                    .to_json()
+            }),
+        ),
         Err(error) => {
             // Undo in reverse; the runtime needs the original error, and a
             // failed undo is left to its DEL (which the spec has it send).

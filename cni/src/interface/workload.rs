@@ -10,6 +10,7 @@ use agent::dataplane::Mac;
 use api::datastore::{Backend, Datastore};
 use api::resources::{Cidr, MacAddress, WorkloadEndpointSpec};
 use ipnet::IpNet;
+use tracing::Instrument;
 
 use crate::error::CniError;
 use crate::spec::config::NetConf;
@@ -71,12 +72,16 @@ fn with_store(
     work: impl AsyncFnOnce(&dyn Backend) -> api::datastore::Result<()>,
 ) -> Result<(), CniError> {
     let datastore = conf.datastore_config()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let runtime = tracing::debug_span!(target: "stage", "cni.runtime")
+        .in_scope(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        })
         .map_err(CniError::io("starting a runtime for the datastore"))?;
     runtime.block_on(async {
         let store = api::datastore::connect(&datastore)
+            .instrument(tracing::debug_span!(target: "stage", "datastore.connect"))
             .await
             .map_err(|source| CniError::Connect {
                 store: datastore.to_string(),

@@ -30,6 +30,7 @@ use ipam::assign::{Allocator, AssignRequest, ExistingHandle};
 use ipam::error::IpamError;
 use ipam::handles::{addresses_of, cni_handle_id, cni_handle_prefix};
 use ipam::table::attr;
+use tracing::Instrument;
 
 use self::config::IpamNetConf;
 use self::state_file::NodeLock;
@@ -73,17 +74,22 @@ async fn dispatch(
     version: &str,
     connect: &Connect,
 ) -> Result<String, CniError> {
-    let env = Env::read(var)?;
-    if env.command == Command::Version {
-        return Ok(version::reply(version));
-    }
-    let conf = IpamNetConf::parse(raw)?;
-    for warning in &conf.net.warnings {
-        tracing::warn!("{warning}");
-    }
-    version::allows(env.command, &conf.net.cni_version)?;
-    let node = conf.net.node(var)?;
+    let (env, conf, node) = {
+        let _config = tracing::debug_span!(target: "stage", "ipam.config").entered();
+        let env = Env::read(var)?;
+        if env.command == Command::Version {
+            return Ok(version::reply(version));
+        }
+        let conf = IpamNetConf::parse(raw)?;
+        for warning in &conf.net.warnings {
+            tracing::warn!("{warning}");
+        }
+        version::allows(env.command, &conf.net.cni_version)?;
+        let node = conf.net.node(var)?;
+        (env, conf, node)
+    };
     let store = connect(&conf.datastore)
+        .instrument(tracing::debug_span!(target: "stage", "datastore.connect"))
         .await
         .map_err(|source| CniError::Connect {
             store: conf.datastore.to_string(),
@@ -122,11 +128,20 @@ async fn locked<T>(
     store: Arc<dyn Backend>,
     work: impl AsyncFnOnce(&Allocator) -> Result<T, IpamError>,
 ) -> Result<T, CniError> {
-    let lock = NodeLock::acquire(&conf.ipam.state_dir, node, conf.ipam.lock_timeout)?;
-    let allocator = Allocator::with_state(store, lock.load(node));
-    let outcome = work(&allocator).await;
+    let (lock, state) = tracing::debug_span!(target: "stage", "ipam.lock").in_scope(|| {
+        let lock = NodeLock::acquire(&conf.ipam.state_dir, node, conf.ipam.lock_timeout)?;
+        let state = lock.load(node);
+        Ok::<_, CniError>((lock, state))
+    })?;
+    let allocator = Allocator::with_state(store, state);
+    let outcome = work(&allocator)
+        .instrument(tracing::debug_span!(target: "stage", "ipam.work"))
+        .await;
     // Saved also after a failure: the view is as current as the datastore left it.
-    if let Err(error) = lock.save(&allocator.state().await) {
+    let state = allocator.state().await;
+    if let Err(error) =
+        tracing::debug_span!(target: "stage", "ipam.save").in_scope(|| lock.save(&state))
+    {
         tracing::warn!(%error, "the next call on this node starts from the datastore");
     }
     Ok(outcome?)
@@ -177,6 +192,7 @@ async fn add(
         }
     })
     .await?;
+    let _result = tracing::debug_span!(target: "stage", "ipam.result").entered();
     Ok(CniResult::addresses(&conf.net.cni_version, addresses).to_json())
 }
 

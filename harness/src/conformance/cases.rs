@@ -18,7 +18,9 @@ use serde_json::json;
 use super::Fixture;
 
 mod hardening;
+mod transactions;
 pub use hardening::*;
+pub use transactions::*;
 
 /// How long a watch may take to deliver the next event.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(20);

@@ -133,6 +133,10 @@ macro_rules! resource_inventory_fixture {
             async fn add_node(&self, node: &str) {
                 add_tabby_node(&self.store, node).await;
             }
+
+            fn transactions(&self) -> bool {
+                true
+            }
         }
     };
 }
@@ -262,5 +266,9 @@ impl Fixture for KubeFixture {
             .create(&Default::default(), &object)
             .await
             .expect("creating a node");
+    }
+
+    fn transactions(&self) -> bool {
+        false
     }
 }

@@ -38,6 +38,10 @@ pub trait Fixture: Send + Sync {
 
     /// Makes the node exist the way the backend learns of nodes.
     async fn add_node(&self, node: &str);
+
+    /// Whether the backend has multi-object transactions (`Backend::write_all` all
+    /// or nothing): etcd and memory do, the Kubernetes API has none.
+    fn transactions(&self) -> bool;
 }
 
 /// Expands to `mod conformance_<backend>` with one `#[tokio::test]` per case of
@@ -64,6 +68,9 @@ macro_rules! conformance_suite {
                 hardening_a_stored_object_that_fails_validation_is_skipped_and_reported,
                 hardening_fields_of_a_newer_version_are_read_past_and_kept_on_update,
                 hardening_overlapping_pools_are_refused_also_when_created_at_once,
+                write_all_applies_every_write_at_the_revision_it_returns,
+                write_all_with_a_failed_condition_is_all_or_nothing_where_the_backend_has_transactions,
+                write_all_refuses_what_one_round_cannot_check,
             );
         }
     };

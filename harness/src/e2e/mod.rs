@@ -115,6 +115,8 @@ pub struct Cluster {
     cni: PathBuf,
     /// CNI_PATH: holds tabby-ipam.
     cni_path: tempfile::TempDir,
+    /// Variables every plugin call gets besides the CNI ones.
+    plugin_env: Vec<(String, String)>,
     /// Sockets, MTU and node-name files, IPAM state, per node.
     dir: tempfile::TempDir,
     pub lab: Lab,
@@ -144,9 +146,27 @@ impl Cluster {
             agent: binary("tabby-agent")?,
             cni: binary("tabby-cni")?,
             cni_path,
+            plugin_env: Vec::new(),
             dir: tempfile::tempdir()?,
             lab,
         })
+    }
+
+    /// Runs the CNI plugins (tabby-cni and tabby-ipam) from `dir` from now on: another
+    /// build's, for a benchmark's baseline, or the workspace's again
+    /// (`binaries::binary("tabby-cni")`'s directory).
+    pub fn use_plugins(&mut self, dir: &Path) -> Result<()> {
+        let ipam = self.cni_path.path().join("tabby-ipam");
+        std::fs::remove_file(&ipam)?;
+        std::os::unix::fs::symlink(dir.join("tabby-ipam"), &ipam)?;
+        self.cni = dir.join("tabby-cni");
+        Ok(())
+    }
+
+    /// Gives every later plugin call the variable `name` (a benchmark's
+    /// `TABBY_STAGES_FILE`).
+    pub fn set_plugin_env(&mut self, name: &str, value: &str) {
+        self.plugin_env.push((name.to_owned(), value.to_owned()));
     }
 
     /// Keeps the cluster's resources under `prefix` (before any agent starts) on
@@ -385,22 +405,27 @@ impl Cluster {
             .netns
             .map(|p| p.display().to_string())
             .unwrap_or_default();
+        let args = format!(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE={NAMESPACE};K8S_POD_NAME={}",
+            sandbox.pod
+        );
+        let cni_path = cni_path.display().to_string();
+        let mut vars = vec![
+            ("CNI_COMMAND", command),
+            ("CNI_CONTAINERID", sandbox.container),
+            ("CNI_NETNS", &netns),
+            ("CNI_IFNAME", POD_INTERFACE),
+            ("CNI_ARGS", &args),
+            ("CNI_PATH", &cni_path),
+        ];
+        vars.extend(
+            self.plugin_env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         crate::cni::start_plugin(
             self.lab.node(sandbox.node).command(&self.cni),
-            &[
-                ("CNI_COMMAND", command),
-                ("CNI_CONTAINERID", sandbox.container),
-                ("CNI_NETNS", &netns),
-                ("CNI_IFNAME", POD_INTERFACE),
-                (
-                    "CNI_ARGS",
-                    &format!(
-                        "IgnoreUnknown=1;K8S_POD_NAMESPACE={NAMESPACE};K8S_POD_NAME={}",
-                        sandbox.pod
-                    ),
-                ),
-                ("CNI_PATH", &cni_path.display().to_string()),
-            ],
+            &vars,
             &self.conf(sandbox.node),
         )
     }

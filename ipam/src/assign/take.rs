@@ -1,8 +1,9 @@
 //! Choosing addresses in blocks and taking them: the plan from the node's cached
-//! blocks, and the compare-and-swap that takes them from one block.
+//! blocks, the take done on a cached block (written with the handle in one
+//! transaction), and the compare-and-swap that takes them from one block.
 
 use api::datastore::Backend;
-use api::resources::{AllocationAttribute, IPAMBlock};
+use api::resources::{AllocationAttribute, IPAMBlock, IPAMBlockSpec};
 
 use super::AssignRequest;
 use crate::cas::{self, Edit, Edited};
@@ -100,44 +101,66 @@ pub(super) fn take_of(
     }
 }
 
-/// Takes the planned addresses from one block by compare-and-swap.
+/// Takes the planned addresses from one block by compare-and-swap, reading it
+/// first when `fresh` (the cached copy was refused).
 pub(super) async fn take_from(
     store: &dyn Backend,
     node: &str,
     take: Take,
     holder: &AllocationAttribute,
+    fresh: bool,
 ) -> Result<Edited<Vec<Assignment>>> {
-    let Take {
-        name,
-        block,
-        count,
-        reserved,
-        borrowed,
-    } = take;
-    let cidr = block.spec.cidr;
-    cas::edit_block(store, &name, Some(block), |spec| {
-        let owned = spec.affine_node() == Some(node);
-        if owned == borrowed {
-            // Ownership changed under us: plan again.
-            return Edit::Keep(Vec::new());
-        }
-        let taken = spec.take_free(count, holder, &|o| reserved.contains(o));
-        let assigned: Vec<Assignment> = taken
-            .into_iter()
-            .filter_map(|(ordinal, sequence)| {
-                Some(Assignment {
-                    ip: crate::blocks::address_at(cidr.0, ordinal)?,
-                    block: cidr,
-                    sequence: Some(sequence),
-                    borrowed,
-                })
-            })
-            .collect();
-        if assigned.is_empty() {
-            Edit::Keep(assigned)
-        } else {
-            Edit::Write(assigned)
-        }
+    let cached = (!fresh).then(|| take.block.clone());
+    cas::edit_block(store, &take.name, cached, |spec| {
+        take_edit(spec, node, &take, holder)
     })
     .await
+}
+
+/// A take done on its cached block, ready to be written with others in one
+/// transaction; `None` when the cached copy has nothing to give (then
+/// [`take_from`] asks the datastore).
+pub(super) fn prepare(
+    node: &str,
+    take: &Take,
+    holder: &AllocationAttribute,
+) -> Option<(IPAMBlock, Vec<Assignment>)> {
+    let mut block = take.block.clone();
+    match take_edit(&mut block.spec, node, take, holder) {
+        Edit::Write(assigned) => Some((block, assigned)),
+        Edit::Keep(_) | Edit::Delete(_) => None,
+    }
+}
+
+/// The edit of a take: the planned addresses taken from `spec`, unless the
+/// block's owner is no longer what the plan assumed.
+fn take_edit(
+    spec: &mut IPAMBlockSpec,
+    node: &str,
+    take: &Take,
+    holder: &AllocationAttribute,
+) -> Edit<Vec<Assignment>> {
+    let owned = spec.affine_node() == Some(node);
+    if owned == take.borrowed {
+        // Ownership changed under us: plan again.
+        return Edit::Keep(Vec::new());
+    }
+    let cidr = spec.cidr;
+    let taken = spec.take_free(take.count, holder, &|o| take.reserved.contains(o));
+    let assigned: Vec<Assignment> = taken
+        .into_iter()
+        .filter_map(|(ordinal, sequence)| {
+            Some(Assignment {
+                ip: crate::blocks::address_at(cidr.0, ordinal)?,
+                block: cidr,
+                sequence: Some(sequence),
+                borrowed: take.borrowed,
+            })
+        })
+        .collect();
+    if assigned.is_empty() {
+        Edit::Keep(assigned)
+    } else {
+        Edit::Write(assigned)
+    }
 }

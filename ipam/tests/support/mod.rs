@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use api::datastore::{
-    Backend, Datastore, Kind, List, ListOptions, MemoryStore, Record, Result, WatchStream,
+    Backend, Datastore, Kind, List, ListOptions, MemoryStore, Record, Result, WatchStream, Write,
 };
 use api::resources::{Cidr, IPAMConfig, IPAMConfigSpec, IPPool, IPPoolSpec, Resource, Revision};
 use async_trait::async_trait;
@@ -344,12 +344,11 @@ impl<B: Backend> Rounds<B> {
     }
 
     async fn call<T>(&self, op: &str, kind: Kind, call: impl std::future::Future<Output = T>) -> T {
-        *self
-            .calls
-            .lock()
-            .unwrap()
-            .entry(format!("{op} {}", kind.plural))
-            .or_default() += 1;
+        self.count(format!("{op} {}", kind.plural), call).await
+    }
+
+    async fn count<T>(&self, name: String, call: impl std::future::Future<Output = T>) -> T {
+        *self.calls.lock().unwrap().entry(name).or_default() += 1;
         let depth = {
             let mut state = self.depth.lock().unwrap();
             let depth = state.0 + 1;
@@ -405,6 +404,13 @@ impl<B: Backend> Backend for Rounds<B> {
         )
         .await
     }
+    async fn write_all(&self, writes: Vec<Write>) -> Vec<Result<Record>> {
+        // One request, named by the kinds it writes.
+        let kinds: Vec<&str> = writes.iter().map(|w| w.kind().plural).collect();
+        let name = format!("write_all {}", kinds.join("+"));
+        self.count(name, self.inner.write_all(writes)).await
+    }
+
     async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>> {
         self.inner.watch_records(kind, from).await
     }

@@ -18,6 +18,10 @@
 //!   bookmark) when the server ends the stream, as it does every few minutes. A 410
 //!   Gone (the revision left the server's window) is answered by listing, delivering
 //!   [`WatchEvent::Resync`](super::WatchEvent::Resync), and following on from the list.
+//! - `write_all` cannot be a transaction: the Kubernetes API has none across objects
+//!   (each object is its own resource; no batch or multi-object precondition exists).
+//!   The best it allows is one round trip of latency: every write is its own request,
+//!   all sent at once, each succeeding or failing alone ([`super::write_each`]).
 //! - Pods and nodes are the core `Pod`s and `Node`s, read-only ([`Inventory`]).
 //! - BGP passwords' `secretKeyRef`s are core `Secret`s in the client's namespace
 //!   (in a pod, its own), read by name ([`Secrets`]).
@@ -36,7 +40,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Backend, Error, Inventory, Kind, List, ListOptions, Record, Result, Secrets, WatchStream,
-    selected,
+    Write, selected, write_each,
 };
 use crate::resources::{API_VERSION, Revision};
 
@@ -234,6 +238,11 @@ impl Backend for KubeStore {
                 })
             }
         }
+    }
+
+    /// Not atomic: the API has no multi-object transaction (see the module's notes).
+    async fn write_all(&self, writes: Vec<Write>) -> Vec<Result<Record>> {
+        write_each(self, writes).await
     }
 
     async fn watch_records(&self, kind: Kind, from: Revision) -> Result<WatchStream<Record>> {
