@@ -10,7 +10,7 @@ use api::resources::{
 };
 
 /// `tabby-agent`: [`crate::daemon::watch`] lists and watches every kind the desired
-/// state reads; [`crate::node::register`] reads, creates and updates this node's
+/// state reads (Kubernetes Services and EndpointSlices among them); [`crate::node::register`] reads, creates and updates this node's
 /// `Node`. Its tunnel addresses come from IPAM's allocator: those calls are
 /// `ipam::rbac::PLUGIN`'s (and IPAM records the address on the `Node`).
 pub const AGENT: &[ApiCall] = &[
@@ -35,6 +35,20 @@ pub const AGENT: &[ApiCall] = &[
     ApiCall::tabby::<Node>(Verb::Update),
     // The Kubernetes Node's InternalIP, for IP_AUTODETECTION_METHOD=kubernetes-internal-ip.
     ApiCall::core("nodes", Verb::Get),
+    // Service advertisement (desired::services): Services and their endpoints,
+    // followed through api::services::follow.
+    ApiCall::core("services", Verb::List),
+    ApiCall::core("services", Verb::Watch),
+    ApiCall {
+        group: "discovery.k8s.io",
+        resource: "endpointslices",
+        verb: Verb::List,
+    },
+    ApiCall {
+        group: "discovery.k8s.io",
+        resource: "endpointslices",
+        verb: Verb::Watch,
+    },
 ];
 
 /// Reading the Secrets that `BGPPeer` and `BGPConfiguration` passwords name

@@ -301,7 +301,7 @@ fn replace(
         return target.not_found(name);
     };
     match metadata_str(&object, "resourceVersion") {
-        // Custom resources allow no unconditional update; core objects do.
+        // Custom resources allow no unconditional update; Kubernetes' own kinds do.
         None if target.resource.is_custom() => {
             return invalid(
                 target,
