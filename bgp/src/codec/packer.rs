@@ -162,4 +162,15 @@ impl UpdatePacker {
     pub fn end_of_rib(&self, afi: Afi, out: &mut BytesMut) -> Result<(), EncodeError> {
         Message::Update(Update::end_of_rib(afi)).encode(&self.ctx, out)
     }
+
+    /// Writes the Beginning or End of Route Refresh marker of `afi` (RFC 7313).
+    pub fn refresh_marker(
+        &self,
+        afi: Afi,
+        kind: super::RouteRefreshKind,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let family = afi.family();
+        Message::RouteRefresh(super::RouteRefresh { family, kind }).encode(&self.ctx, out)
+    }
 }

@@ -61,6 +61,10 @@ const HAS_PATH_ID: u8 = 1;
 const STALE: u8 = 2;
 /// Refused by the owner's hook: kept, never selected (see [`Path::eligible`]).
 const INELIGIBLE: u8 = 4;
+/// Held since its peer began a route refresh (RFC 7313 BoRR) and not announced
+/// again since: removed when the refresh ends. No bearing on selection, so the
+/// refresh moves no traffic.
+const REFRESHING: u8 = 8;
 
 /// A path as the table stores it: 20 bytes of numbers.
 #[derive(Debug, Clone)]
@@ -86,6 +90,11 @@ impl Stored {
         self.flags & INELIGIBLE == 0
     }
 
+    /// The flags that matter to selection and to the peers told of the path.
+    fn visible_flags(&self) -> u8 {
+        self.flags & !REFRESHING
+    }
+
     fn key(&self) -> (SourceId, Option<u32>) {
         (self.source, self.path_id())
     }
@@ -94,7 +103,7 @@ impl Stored {
     fn same(&self, other: &Stored) -> bool {
         self.key() == other.key()
             && self.next_hop == other.next_hop
-            && self.flags == other.flags
+            && self.visible_flags() == other.visible_flags()
             && self.attributes == other.attributes
     }
 }
@@ -115,6 +124,14 @@ impl Paths {
         match self {
             Paths::Empty => &[],
             Paths::One(one) => std::slice::from_ref(one),
+            Paths::Many(many) => many,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Stored] {
+        match self {
+            Paths::Empty => &mut [],
+            Paths::One(one) => std::slice::from_mut(one),
             Paths::Many(many) => many,
         }
     }
@@ -329,7 +346,7 @@ impl Rib {
     /// restart); the source stays registered.
     pub fn remove_source_paths(&mut self, id: SourceId) {
         if self.path_count(id) > 0 {
-            self.retain_paths(id, |_| false);
+            self.retain_paths(id, |_, _| false);
         }
     }
 
@@ -485,7 +502,32 @@ impl Rib {
     /// ran out).
     pub fn sweep_stale(&mut self, source: SourceId) {
         if self.path_count(source) > 0 {
-            self.retain_paths(source, |p| !p.stale());
+            self.retain_paths(source, |_, p| !p.stale());
+        }
+    }
+
+    /// `source` begins a route refresh of one family (RFC 7313 BoRR): each of
+    /// its paths there is marked, until announced again. Selection is untouched.
+    pub fn begin_refresh(&mut self, source: SourceId, ipv4: bool) {
+        for entry in &mut self.slots {
+            if entry.prefix.addr().is_ipv4() != ipv4 {
+                continue;
+            }
+            for path in entry.paths.as_mut_slice() {
+                if path.source == source {
+                    path.flags |= REFRESHING;
+                }
+            }
+        }
+    }
+
+    /// `source` ended its route refresh of one family (RFC 7313 EoRR): its paths
+    /// there not announced again since the beginning are removed.
+    pub fn end_refresh(&mut self, source: SourceId, ipv4: bool) {
+        if self.path_count(source) > 0 {
+            self.retain_paths(source, |prefix, p| {
+                prefix.addr().is_ipv4() != ipv4 || p.flags & REFRESHING == 0
+            });
         }
     }
 
@@ -596,17 +638,18 @@ impl Rib {
     }
 
     /// Keeps only the paths of `source` for which `keep` holds, in every slot.
-    fn retain_paths(&mut self, source: SourceId, keep: impl Fn(&Stored) -> bool) {
+    fn retain_paths(&mut self, source: SourceId, keep: impl Fn(IpNet, &Stored) -> bool) {
         for slot in 0..self.slots.len() {
             let slot = slot as SlotId;
             if !self.holds(slot, source) {
                 continue;
             }
+            let prefix = self.slots[slot as usize].prefix;
             self.edit_slot(slot, |_, paths| {
                 let mut removed = Vec::new();
                 let mut i = 0;
                 while i < paths.len() {
-                    if paths[i].source == source && !keep(&paths[i]) {
+                    if paths[i].source == source && !keep(prefix, &paths[i]) {
                         removed.push(paths.remove(i));
                     } else {
                         i += 1;
@@ -758,17 +801,30 @@ type Snapshot = Vec<(SourceId, Option<u32>, u32, u8, u32)>;
 fn snapshot(context: Context<'_>, paths: &[Stored]) -> Snapshot {
     paths[..context.ecmp_len(paths)]
         .iter()
-        .map(|p| (p.source, p.path_id(), p.next_hop, p.flags, p.attributes))
+        .map(|p| {
+            (
+                p.source,
+                p.path_id(),
+                p.next_hop,
+                p.visible_flags(),
+                p.attributes,
+            )
+        })
         .collect()
 }
 
 fn best_changed(context: Context<'_>, before: &Snapshot, paths: &[Stored]) -> bool {
     let after = &paths[..context.ecmp_len(paths)];
     before.len() != after.len()
-        || before
-            .iter()
-            .zip(after)
-            .any(|(b, p)| *b != (p.source, p.path_id(), p.next_hop, p.flags, p.attributes))
+        || before.iter().zip(after).any(|(b, p)| {
+            *b != (
+                p.source,
+                p.path_id(),
+                p.next_hop,
+                p.visible_flags(),
+                p.attributes,
+            )
+        })
 }
 
 #[cfg(test)]

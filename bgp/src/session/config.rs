@@ -75,11 +75,15 @@ impl SessionConfig {
             .iter()
             .map(|&family| Capability::Multiprotocol(family))
             .collect();
-        // Not enhanced route refresh (RFC 7313): its End-of-Route-Refresh sweep is
-        // not implemented, so it is not offered.
         capabilities.push(Capability::RouteRefresh);
         capabilities.push(Capability::FourOctetAs(self.local_as));
         if let Some(gr) = self.graceful_restart {
+            // Enhanced route refresh (RFC 7313) only beside graceful restart: FRR
+            // (8.4 to 10.0 at least, its issue 16126) answers a refresh request
+            // of an enhanced peer only after sending End-of-RIB, which it sends
+            // only to peers offering graceful restart; without it, the request
+            // would wait for ever.
+            capabilities.push(Capability::EnhancedRouteRefresh);
             capabilities.push(Capability::GracefulRestart(GracefulRestart {
                 restarting: gr.restarting,
                 notification: false,
@@ -109,5 +113,37 @@ impl SessionConfig {
             });
         }
         Open::new(self.local_as, self.hold_time, self.router_id, capabilities)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enhanced_route_refresh_is_offered_only_beside_graceful_restart() {
+        let plain = SessionConfig::new(64512, Ipv4Addr::new(10, 0, 0, 1), Some(64513));
+        let offers = |config: &SessionConfig| {
+            config
+                .open()
+                .capabilities
+                .contains(&Capability::EnhancedRouteRefresh)
+        };
+        assert!(!offers(&plain));
+        assert!(
+            plain
+                .open()
+                .capabilities
+                .contains(&Capability::RouteRefresh)
+        );
+        let graceful = SessionConfig {
+            graceful_restart: Some(GracefulRestartConfig {
+                restart_time: 120,
+                restarting: false,
+                forwarding_preserved: true,
+            }),
+            ..plain
+        };
+        assert!(offers(&graceful));
     }
 }

@@ -19,7 +19,7 @@ use std::time::Instant;
 use ipnet::IpNet;
 use tokio::sync::mpsc;
 
-use crate::codec::{AsPath, Attributes, Origin};
+use crate::codec::{AsPath, Attributes, Origin, RouteRefreshKind};
 use crate::rib::{Candidate, Interner, LOCAL, LocalRouter, Rib, Source};
 use crate::session::{Command, Event, Outgoing, SessionConfig, SessionStats};
 use crate::transport::{Endpoint, Md5Key, TtlPolicy};
@@ -297,7 +297,7 @@ impl Core {
                 self.enforce_max_prefixes(address);
             }
             Event::Received(crate::codec::Message::RouteRefresh(refresh)) => {
-                self.refresh_requested(address, &refresh)
+                self.route_refresh(address, &refresh)
             }
             // `Drained` only wakes the speaker: the flush below uses the room.
             Event::Received(_) | Event::Drained => {}
@@ -337,6 +337,13 @@ impl Core {
             let Some(session) = peer.session.as_mut() else {
                 continue;
             };
+            if !session.refresh_begin_due.is_empty() {
+                // What the refresh re-sends must follow its beginning.
+                if !export::room(session) {
+                    continue;
+                }
+                session.send_refresh_markers(RouteRefreshKind::Begin);
+            }
             let clean = export::flush(
                 &self.rib,
                 &peer.config,
@@ -347,6 +354,9 @@ impl Core {
             if clean && session.end_of_rib_due && export::room(session) {
                 session.end_of_rib_due = false;
                 session.send_end_of_rib();
+            }
+            if clean && !session.refresh_end_due.is_empty() && export::room(session) {
+                session.send_refresh_markers(RouteRefreshKind::End);
             }
         }
         self.scratch.end_round();

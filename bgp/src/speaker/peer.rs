@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::sync::mpsc;
 
-use crate::codec::{Afi, UpdatePacker};
+use crate::codec::{Afi, RouteRefreshKind, UpdatePacker};
 use crate::rib::{LocalRouter, Rib, Source, SourceId};
 use crate::session::{Negotiated, Outgoing, SessionStats, State};
 
@@ -99,6 +99,11 @@ pub(crate) struct Established {
     pub end_of_rib_due: bool,
     /// The families whose End-of-RIB the peer has sent this session.
     pub end_of_rib_seen: Vec<Afi>,
+    /// Families the peer asked to refresh with enhanced route refresh (RFC 7313):
+    /// their Beginning of Route Refresh goes out before anything else is sent...
+    pub refresh_begin_due: Vec<Afi>,
+    /// ...and their End once everything owed has been sent.
+    pub refresh_end_due: Vec<Afi>,
 }
 
 impl Established {
@@ -126,6 +131,24 @@ impl Established {
             epoch: self.epoch,
             bytes: bytes.freeze(),
             updates,
+        });
+    }
+
+    /// Queues the route refresh markers of kind `kind` that are due (RFC 7313), in
+    /// the stream of UPDATEs they bracket.
+    pub fn send_refresh_markers(&mut self, kind: RouteRefreshKind) {
+        let due = match kind {
+            RouteRefreshKind::Begin => &mut self.refresh_begin_due,
+            _ => &mut self.refresh_end_due,
+        };
+        let mut bytes = BytesMut::new();
+        for afi in std::mem::take(due) {
+            let _ = self.packer.refresh_marker(afi, kind, &mut bytes);
+        }
+        let _ = self.updates.try_send(Outgoing {
+            epoch: self.epoch,
+            bytes: bytes.freeze(),
+            updates: 0,
         });
     }
 }

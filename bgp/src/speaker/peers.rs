@@ -271,6 +271,8 @@ impl Core {
             outbox,
             end_of_rib_due: true,
             end_of_rib_seen: Vec::new(),
+            refresh_begin_due: Vec::new(),
+            refresh_end_due: Vec::new(),
         };
         session.class = class_id(&mut self.classes, ExportClass::of(&peer.config, &session));
         peer.session = Some(session);
@@ -348,25 +350,46 @@ impl Core {
         }
     }
 
-    /// A ROUTE-REFRESH (RFC 2918): everything of that family is sent again.
-    pub(super) fn refresh_requested(&mut self, address: IpAddr, refresh: &RouteRefresh) {
-        let Some(session) = self
-            .peers
-            .get_mut(&address)
-            .and_then(|p| p.session.as_mut())
+    /// A ROUTE-REFRESH (RFC 2918): a request has everything of its family sent
+    /// again, between a beginning and an end marker with enhanced route refresh
+    /// (RFC 7313 4.1); the peer's own markers bracket what it sends again, and
+    /// what it did not is removed at the end (4.2). Markers of a session without
+    /// enhanced route refresh, or of a family it does not carry, are ignored.
+    pub(super) fn route_refresh(&mut self, address: IpAddr, refresh: &RouteRefresh) {
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        let Some(session) = peer.session.as_mut() else {
+            return;
+        };
+        let Some(afi) = Afi::of(refresh.family)
+            .filter(|_| session.negotiated.families.contains(&refresh.family))
         else {
             return;
         };
-        if refresh.kind != RouteRefreshKind::Request {
-            return;
-        }
-        let Some(afi) = Afi::of(refresh.family) else {
-            return;
-        };
-        for (slot, prefix) in self.rib.prefixes() {
-            if prefix.addr().is_ipv4() == (afi == Afi::Ipv4) {
-                session.outbox.mark(slot);
+        let enhanced = session.negotiated.enhanced_route_refresh;
+        let ipv4 = afi == Afi::Ipv4;
+        match refresh.kind {
+            RouteRefreshKind::Request => {
+                for (slot, prefix) in self.rib.prefixes() {
+                    if prefix.addr().is_ipv4() == ipv4 {
+                        session.outbox.mark(slot);
+                    }
+                }
+                if enhanced {
+                    for due in [&mut session.refresh_begin_due, &mut session.refresh_end_due] {
+                        if !due.contains(&afi) {
+                            due.push(afi);
+                        }
+                    }
+                }
             }
+            RouteRefreshKind::Begin if enhanced => self.rib.begin_refresh(peer.source, ipv4),
+            RouteRefreshKind::End if enhanced => {
+                self.rib.end_refresh(peer.source, ipv4);
+                tracing::debug!(peer = %address, ?afi, "route refresh ended; what was not sent again is gone");
+            }
+            _ => {}
         }
     }
 

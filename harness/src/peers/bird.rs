@@ -157,6 +157,11 @@ impl Bird {
         ))
     }
 
+    /// The name of the BGP protocol of the session with `neighbor`.
+    pub fn protocol(&self, neighbor: IpAddr) -> Option<&str> {
+        self.protocols.get(&neighbor).map(String::as_str)
+    }
+
     /// `birdc show protocols`.
     pub fn show_protocols(&self) -> Result<String> {
         self.birdc("show protocols")

@@ -115,6 +115,34 @@ fn stale_paths_keep_forwarding_until_swept_and_refreshed_ones_survive() {
 }
 
 #[test]
+fn a_route_refresh_removes_at_its_end_what_the_peer_did_not_announce_again_and_moves_nothing_else()
+{
+    let mut rib = rib();
+    let (kept, dropped) = (net("10.244.1.0/26"), net("10.244.2.0/26"));
+    let other_family = net("fd00:10:244::/122");
+    // One attribute set, as the speaker interns them.
+    let p = path(&peer(1, false, false), &[1]);
+    let send = |rib: &mut Rib, prefix| {
+        rib.announce(prefix, 1, &p.attributes, p.next_hop, None, true);
+        rib.drain().collect::<Vec<_>>()
+    };
+    for prefix in [kept, dropped, other_family] {
+        send(&mut rib, prefix);
+    }
+    rib.begin_refresh(1, true);
+    // The same path again, as a refresh sends it: nobody is told anything.
+    assert_eq!(send(&mut rib, kept), [], "a refreshed path is no change");
+    assert!(!rib.best(&dropped).unwrap()[0].stale, "selection untouched");
+    rib.end_refresh(1, true);
+    assert_eq!(rib.drain().collect::<Vec<_>>(), [Touched::Gone(1, dropped)]);
+    assert_eq!(rib.path_count(1), 2);
+    assert!(rib.best(&other_family).is_some(), "the other family stays");
+    // An end without a beginning removes nothing.
+    rib.end_refresh(1, true);
+    assert_eq!(rib.path_count(1), 2);
+}
+
+#[test]
 fn hardening_an_ineligible_path_is_never_best_and_the_next_one_is() {
     let mut rib = rib();
     let prefix = net("10.244.1.0/26");
