@@ -31,19 +31,11 @@ const ADDRESSES: [&str; 3] = ["10.96.0.10/32", "192.0.2.10/32", "203.0.113.10/32
 const HIJACK: &str = "198.51.100.66";
 
 fn lab(test: &str) -> Lab {
-    let mut builder = Lab::new(test)
-        .subnet("a", "10.0.1.0/24")
-        .subnet("b", "10.0.2.0/24");
-    for (node, rack) in NODES {
-        builder = builder.node(node, rack);
-    }
-    builder.build().unwrap()
+    Lab::two_racks(test, &NODES).unwrap()
 }
 
 fn tor_address(cluster: &Cluster, rack: &str) -> IpAddr {
-    let router = cluster.lab.router().unwrap();
-    let like = cluster.lab.nodes()[0].address();
-    router.address_in(rack, like).unwrap()
+    cluster.lab.router_address_in(rack).unwrap()
 }
 
 /// The cluster on the API double: a pool, the service ranges, the mesh off, a
