@@ -74,6 +74,16 @@ fn every_kind() -> DesiredState {
             ],
         )
         .unwrap(),
+        // IPv4 through IPv6 next hops (RFC 8950), alone and ECMP.
+        Route::via(net("10.0.4.0/26"), [NextHop::via(ip("fd00:ff::5"))]).unwrap(),
+        Route::via(
+            net("10.0.5.0/26"),
+            [
+                NextHop::via(ip("fd00:ff::6")),
+                NextHop::via(ip("fd00:ff::7")),
+            ],
+        )
+        .unwrap(),
     ] {
         desired.insert_route(route);
     }
@@ -81,7 +91,7 @@ fn every_kind() -> DesiredState {
 }
 
 /// `every_kind` as `ip route` prints it.
-const EVERY_KIND: [&str; 9] = [
+const EVERY_KIND: [&str; 11] = [
     "10.0.0.1/32 dev cali1 scope link",
     "10.0.0.2/32 dev cali2 scope link",
     "fd00::1/128 dev cali1",
@@ -91,6 +101,8 @@ const EVERY_KIND: [&str; 9] = [
     "10.0.2.0/26 via 198.51.100.2 dev tunl0 onlink",
     "10.0.3.0/26 nexthop via 192.0.2.3 dev eth0 nexthop via 192.0.2.4 dev eth0",
     "fd00:1::/122 nexthop via fd00:ff::3 dev eth0 nexthop via fd00:ff::4 dev eth0",
+    "10.0.4.0/26 via inet6 fd00:ff::5 dev eth0",
+    "10.0.5.0/26 nexthop via inet6 fd00:ff::6 dev eth0 nexthop via inet6 fd00:ff::7 dev eth0",
 ];
 
 /// Routes of `protocol` in the node's main table, one line each.

@@ -3,7 +3,8 @@
 //! [`driver`](crate::driver), which starts with the first on its own thread. A
 //! session that leaves Up for Down because the path failed (not because the peer
 //! took it down on purpose, RFC 5882 section 3.2) is reported as [`Failed`], and
-//! the daemon tells its speaker (`bgp`'s `Request::ForwardingDown`).
+//! the daemon tells its speaker (`bgp`'s `Request::ForwardingDown`); one that
+//! comes Up is reported too, for BFD strict mode (`Request::ForwardingUp`).
 //! `docs/bfd.md` has the choices.
 
 use std::collections::BTreeMap;
@@ -20,6 +21,14 @@ pub struct Peering {
     pub session: PeerConfig,
     /// Graceful restart wins over a BFD Down (`gracefulRestartOnDown`).
     pub graceful: bool,
+}
+
+/// What a session's change asks of the speaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// BFD came Up: a BFD-strict peer's BGP session may start.
+    Up(IpAddr),
+    Failed(Failed),
 }
 
 /// A peer's path failed: what a BFD Down asks of the speaker.
@@ -123,8 +132,8 @@ impl Peers {
     }
 
     /// The next change of a session's state, with what it asks of the speaker
-    /// when the path failed; pending while there are none.
-    pub async fn next_change(&mut self) -> Option<Failed> {
+    /// when it came Up or the path failed; pending while there are none.
+    pub async fn next_change(&mut self) -> Option<Change> {
         loop {
             let events = self.driver.as_mut().map(|(_, events)| events);
             tokio::select! {
@@ -165,25 +174,37 @@ impl Peers {
         }
     }
 
-    /// Records a state change; a failure of an Up session is returned. Matched by
+    /// Records a state change; an Up, or a failure of an Up session, is returned. Matched by
     /// the wanted session, not its handle: the driver's thread runs a session
     /// before its handle reaches this owner, and a change then is no less real.
-    fn event(&mut self, event: &Event) -> Option<Failed> {
+    fn event(&mut self, event: &Event) -> Option<Change> {
         let (address, entry) = self
             .sessions
             .iter_mut()
             .find(|(_, e)| e.wanted.session.key() == event.key)?;
         let was = std::mem::replace(&mut entry.state, event.state);
         tracing::info!(peer = %address, from = ?was, to = ?event.state, diagnostic = ?event.diagnostic, remote = ?event.remote_state, "BFD session changed state");
+        if was != State::Up && event.state == State::Up {
+            return Some(Change::Up(*address));
+        }
         let failed = was == State::Up
             && event.state == State::Down
             && event.remote_state != State::AdminDown;
-        failed.then_some(Failed {
+        failed.then_some(Change::Failed(Failed {
             address: *address,
             // RFC 5882 section 4.3: a peer whose BFD survives its control plane
             // (C set) failed to forward; its restart is not believed.
             graceful: entry.wanted.graceful && !event.remote_control_plane_independent,
-        })
+        }))
+    }
+
+    /// The peers whose session is Up, for a speaker started anew (BFD strict
+    /// mode: its peers wait for `Request::ForwardingUp`).
+    pub fn up(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.sessions
+            .iter()
+            .filter(|(_, e)| e.state == State::Up)
+            .map(|(address, _)| *address)
     }
 
     /// Takes every session AdminDown and waits (at most `within`) until each has
@@ -346,15 +367,20 @@ mod tests {
         // state before the owner has taken its handle (seen in CI: a session Up on
         // both sides shown Down for two minutes, and its failure never reported).
         let (mut peers, key) = pending("10.0.1.2");
-        assert_eq!(peers.event(&changed(key, State::Up, State::Init)), None);
+        assert_eq!(
+            peers.event(&changed(key, State::Up, State::Init)),
+            Some(Change::Up(ip("10.0.1.2")))
+        );
         assert_eq!(peers.states()[&ip("10.0.1.2")].state, State::Up);
+        assert_eq!(peers.up().collect::<Vec<_>>(), [ip("10.0.1.2")]);
         assert_eq!(
             peers.event(&changed(key, State::Down, State::Up)),
-            Some(Failed {
+            Some(Change::Failed(Failed {
                 address: ip("10.0.1.2"),
                 graceful: false
-            })
+            }))
         );
+        assert_eq!(peers.up().count(), 0);
     }
 
     #[test]

@@ -331,6 +331,7 @@ pub struct ShowArgs {
 const IPAM_CHECK_EXAMPLES: &str = "\
 Examples:
   calicoctl-rs ipam check
+  calicoctl-rs ipam check --show-problem-ips                 every address with a problem
   calicoctl-rs ipam check -o report.json && echo consistent
   calicoctl-rs ipam release --from-report report.json     frees the leaks it found
 
@@ -342,6 +343,10 @@ pub struct CheckArgs {
     /// Also write the report as JSON to FILE (- for standard output)
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<String>,
+    /// List each address with a problem (leaked, allocated twice, without a
+    /// handle, a tunnel address not held), not only how many there are
+    #[arg(long)]
+    pub show_problem_ips: bool,
 }
 
 const IPAM_RELEASE_EXAMPLES: &str = "\

@@ -149,7 +149,8 @@ fn e2e_apply_allocate_check_leak_and_release_against_real_etcd() {
     // A pod that got its address but never came up: its address leaked.
     let ghost = cluster.add("worker-1", "ghost-0");
     let report = dir.path().join("report.json");
-    let check = cluster.calicoctl(&["ipam", "check", "-o", report.to_str().unwrap()]);
+    let report_path = report.to_str().unwrap();
+    let check = cluster.calicoctl(&["ipam", "check", "--show-problem-ips", "-o", report_path]);
     assert_eq!(check.status.code(), Some(1));
     let found = String::from_utf8_lossy(&check.stdout);
     assert!(found.contains("1 problem found"), "{found}");

@@ -166,6 +166,13 @@ fn ipam_check_finds_a_leak_and_release_from_its_report_fixes_it() {
     assert_eq!(
         output.stdout,
         "Checked 3 blocks, 7 allocations, 7 handles and 3 affinities: 1 problem found:\n\
+         - 1 address leaked (--show-problem-ips lists them)\n"
+    );
+    let output = shell.run(&["ipam", "check", "--show-problem-ips"]);
+    assert_eq!(output.code, 1, "{output:?}");
+    assert_eq!(
+        output.stdout,
+        "Checked 3 blocks, 7 allocations, 7 handles and 3 affinities: 1 problem found:\n\
          - 10.1.0.4 is leaked: allocated to pod default/ghost-0 on node worker-1, which no \
          longer exists (handle k8s-pod-network.ghost-0); `calicoctl-rs ipam release --ip \
          10.1.0.4` frees it\n"

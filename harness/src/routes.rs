@@ -82,6 +82,12 @@ fn describe(route: &Value, family: &str) -> String {
         if let Some(gateway) = text(hop, "gateway") {
             line.push_str(&format!(" via {gateway}"));
         }
+        // A next hop of the other family (RFC 8950), as `ip route` prints it.
+        if let Some(via) = hop.get("via")
+            && let (Some(family), Some(host)) = (text(via, "family"), text(via, "host"))
+        {
+            line.push_str(&format!(" via {family} {host}"));
+        }
         if let Some(dev) = text(hop, "dev").filter(|_| !blackhole) {
             line.push_str(&format!(" dev {dev}"));
         }

@@ -192,7 +192,7 @@ fn tabby(cluster: &mut Cluster, names: &[String], setup: Setup) -> Result<()> {
         min_rx: Some(GoDuration(interval)),
         min_tx: Some(GoDuration(interval)),
         multiplier: Some(multiplier),
-        graceful_restart_on_down: false,
+        ..BfdSpec::default()
     });
     let reflector = setup.mode == Mode::TabbyReflector;
     let config = BGPConfigurationSpec {

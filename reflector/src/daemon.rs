@@ -6,7 +6,7 @@
 //!  Control (signals) ─┐                          ┌─▶ speaker (bgp::speaker) ◀── sessions
 //!  file check (1 s) ──┼─▶ Reflector ─── changes ─┤      import hook ◀─ Judge (watch)
 //!  discovery (watch) ─┘        │                 └─▶ SpeakerView (watch) ─▶ gRPC, /metrics
-//!  BFD sessions ──────────────▶ │  a path failed: Request::ForwardingDown
+//!  BFD sessions ──────────────▶ │  a path failed: Request::ForwardingDown (Up: ForwardingUp)
 //!                   notices (up/down), refusals
 //! ```
 //!
@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use api::datastore::Datastore;
-use bfd::peers::{PeerState, Peering, Peers};
+use bfd::peers::{Change, PeerState, Peering, Peers};
 use bgp::speaker::{self, Hooks, ImportHook, JudgeHook, Notice, Request, SpeakerHandle};
 use ipam::ownership::{Judge, Owners};
 use proto::bgp_status::bgp_status_server::BgpStatusServer;
@@ -227,13 +227,19 @@ where
                     overflow_reported = dropped;
                 }
             }
-            failed = reflector.bfd.next_change() => {
-                if let Some(failed) = failed {
-                    tracing::warn!(peer = %failed.address, graceful = failed.graceful, "BFD down: the session goes down and its routes are withdrawn at once");
-                    let _ = reflector.speaker.requests.send(Request::ForwardingDown {
-                        address: failed.address,
-                        graceful: failed.graceful,
-                    });
+            change = reflector.bfd.next_change() => {
+                match change {
+                    Some(Change::Failed(failed)) => {
+                        tracing::warn!(peer = %failed.address, graceful = failed.graceful, "BFD down: the session goes down and its routes are withdrawn at once");
+                        let _ = reflector.speaker.requests.send(Request::ForwardingDown {
+                            address: failed.address,
+                            graceful: failed.graceful,
+                        });
+                    }
+                    Some(Change::Up(address)) => {
+                        let _ = reflector.speaker.requests.send(Request::ForwardingUp(address));
+                    }
+                    None => {}
                 }
                 reflector.bfd_states.send_replace(reflector.bfd.states());
             }
@@ -337,6 +343,10 @@ impl Reflector {
             tracing::warn!(changed = %what, "speaker-wide setting changed: restarting every session");
             stop_speaker(speaker, format!("configuration changed ({what})")).await;
             *speaker = start(desired, &self.hooks)?;
+            // BFD strict mode: the new speaker learns which paths are Up.
+            for address in self.bfd.up() {
+                let _ = speaker.requests.send(Request::ForwardingUp(address));
+            }
             return Ok(());
         }
         tracing::info!(

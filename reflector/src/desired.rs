@@ -47,6 +47,8 @@ pub struct PeerBfd {
     pub timers: bfd::Timers,
     /// Graceful restart wins over a BFD Down (`gracefulRestartOnDown`).
     pub graceful: bool,
+    /// The session waits for BFD Up (`strict`, the speaker's `bfd_strict`).
+    pub strict: bool,
 }
 
 impl PeerBfd {
@@ -55,6 +57,7 @@ impl PeerBfd {
         Some(Self {
             timers: spec.timers()?,
             graceful: spec.graceful_restart_on_down,
+            strict: spec.strict,
         })
     }
 }
@@ -85,6 +88,8 @@ impl Desired {
             let path = format!("peers[{i}]");
             let mut peer_config = PeerConfig::new(peer.address, Some(peer.as_number));
             apply_session(&mut peer_config, (&path, &peer.session()), config, local_as)?;
+            let bfd = PeerBfd::from_spec(peer.bfd.as_ref().or(config.bfd.as_ref()));
+            peer_config.bfd_strict = bfd.is_some_and(|b| b.strict);
             peers.insert(
                 peer.address,
                 DesiredPeer {
@@ -94,7 +99,7 @@ impl Desired {
                         .name
                         .clone()
                         .unwrap_or_else(|| peer.address.to_string()),
-                    bfd: PeerBfd::from_spec(peer.bfd.as_ref().or(config.bfd.as_ref())),
+                    bfd,
                 },
             );
         }
@@ -110,13 +115,15 @@ impl Desired {
             };
             apply_session(&mut peer_config, ("datastore", &session), config, local_as)?;
             peer_config.keep_reflection_attributes = !node.client;
+            let bfd = PeerBfd::from_spec(config.bfd.as_ref());
+            peer_config.bfd_strict = bfd.is_some_and(|b| b.strict);
             peers.insert(
                 *address,
                 DesiredPeer {
                     config: peer_config,
                     origin: Origin::Discovered,
                     name: node.name.clone(),
-                    bfd: PeerBfd::from_spec(config.bfd.as_ref()),
+                    bfd,
                 },
             );
         }
@@ -274,8 +281,8 @@ mod tests {
         let yaml = "asNumber: 64512\nrouterId: 10.0.0.1\n\
             bfd: {enabled: true, minTx: 50ms, minRx: 50ms, multiplier: 3}\npeers:\n\
             - {address: 10.0.0.2, asNumber: 64512}\n\
-            - {address: 10.0.0.3, asNumber: 64512, bfd: {enabled: false}}\n\
-            - {address: 10.0.0.4, asNumber: 64512, bfd: {enabled: true, gracefulRestartOnDown: true}}\n";
+            - {address: 10.0.0.3, asNumber: 64512, bfd: {enabled: false, strict: true}}\n\
+            - {address: 10.0.0.4, asNumber: 64512, bfd: {enabled: true, gracefulRestartOnDown: true, strict: true}}\n";
         let node = crate::discovery::DiscoveredPeer {
             name: "n5".into(),
             as_number: None,
@@ -292,14 +299,24 @@ mod tests {
         let file = Some(PeerBfd {
             timers: fast,
             graceful: false,
+            strict: false,
         });
         assert_eq!(bfd("10.0.0.2"), file, "the file's block");
         assert_eq!(bfd("10.0.0.3"), None, "its own block turns it off");
         let own = Some(PeerBfd {
             timers: bfd::Timers::default(),
             graceful: true,
+            strict: true,
         });
         assert_eq!(bfd("10.0.0.4"), own, "its own block, defaults filled in");
+        let strict = |peer: &str| {
+            desired.peers[&peer.parse::<IpAddr>().unwrap()]
+                .config
+                .bfd_strict
+        };
+        assert!(strict("10.0.0.4"), "the speaker holds it until BFD is Up");
+        assert!(!strict("10.0.0.3"), "no BFD, nothing to wait for");
+        assert!(!strict("10.0.0.2"));
         assert_eq!(bfd("10.0.0.5"), file, "a node from the datastore");
         assert_eq!(
             self::desired(CONFIG).peers.values().find_map(|p| p.bfd),

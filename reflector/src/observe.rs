@@ -81,6 +81,16 @@ impl Observer {
             "Prefixes sent to the peer.",
             per_peer(|p| p.prefixes_advertised),
         )?;
+        page.gauges(
+            "tabby_reflector_export_backlog",
+            "Prefixes changed and not yet encoded for the peer (its Adj-RIB-Out's backlog).",
+            per_peer(|p| p.export_backlog),
+        )?;
+        page.gauges(
+            "tabby_reflector_export_queued",
+            "Chunks of encoded UPDATEs queued for the peer's session, not yet written.",
+            per_peer(|p| p.export_queued),
+        )?;
         let bfd = self.view.borrow().bfd.borrow().clone();
         page.gauges(
             "tabby_reflector_bfd_sessions",
@@ -180,6 +190,8 @@ mod tests {
             prefixes_received: 5,
             prefixes_accepted: 2,
             prefixes_advertised: 3,
+            export_backlog: 4,
+            export_queued: 1,
             restarting: false,
         }
     }
@@ -220,6 +232,8 @@ mod tests {
         for line in [
             "tabby_reflector_prefixes_received{peer=\"10.0.0.2\"} 2",
             "tabby_reflector_prefixes_advertised{peer=\"10.0.0.2\"} 3",
+            "tabby_reflector_export_backlog{peer=\"10.0.0.2\"} 4",
+            "tabby_reflector_export_queued{peer=\"10.0.0.2\"} 1",
             "tabby_reflector_peer_up{peer=\"10.0.0.2\"} 1",
             "tabby_reflector_bfd_sessions{state=\"up\"} 1",
             "tabby_reflector_bfd_sessions{state=\"down\"} 0",

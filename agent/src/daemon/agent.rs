@@ -224,9 +224,8 @@ impl Agent {
                     }
                 }
                 change = self.bfd.next_change() => {
-                    if let Some(down) = change {
-                        tracing::warn!(peer = %down.address, graceful = down.graceful, "BFD down: the BGP session goes down at once");
-                        self.bgp.forwarding_down(down);
+                    if let Some(change) = change {
+                        self.bgp.forwarding(change);
                     }
                     // The status shows the new state.
                     self.dirty = true;
@@ -487,6 +486,10 @@ impl Agent {
                         .collect(),
                 );
                 if self.bgp.apply(&plan, &desired.export).started {
+                    // BFD strict mode: the new speaker learns which paths are Up.
+                    for address in self.bfd.up() {
+                        self.bgp.forwarding(bfd::peers::Change::Up(address));
+                    }
                     // A new speaker learns everything again.
                     if !self.best.is_empty() {
                         self.best.clear();

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::query::Routes;
 use super::status::PeerState;
 use crate::peering::{DesiredBgp, PeerKind, Step, Wiring};
-use bfd::peers::{Failed, PeerState as BfdState};
+use bfd::peers::{Change, PeerState as BfdState};
 
 /// The attributes an originated prefix carries for its communities (ORIGIN and AS
 /// path are the speaker's defaults).
@@ -193,13 +193,21 @@ impl Bgp {
         }
     }
 
-    /// Tells the speaker a peer's path failed: its session goes down at once.
-    pub fn forwarding_down(&self, down: Failed) {
+    /// Tells the speaker what BFD says of a peer's path: failed (its session
+    /// goes down at once) or Up (a BFD-strict session may start).
+    pub fn forwarding(&self, change: Change) {
+        let request = match change {
+            Change::Failed(down) => {
+                tracing::warn!(peer = %down.address, graceful = down.graceful, "BFD down: the BGP session goes down at once");
+                Request::ForwardingDown {
+                    address: down.address,
+                    graceful: down.graceful,
+                }
+            }
+            Change::Up(address) => Request::ForwardingUp(address),
+        };
         if let Some(handle) = &self.handle {
-            let _ = handle.requests.send(Request::ForwardingDown {
-                address: down.address,
-                graceful: down.graceful,
-            });
+            let _ = handle.requests.send(request);
         }
     }
 

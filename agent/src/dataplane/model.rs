@@ -40,7 +40,10 @@ pub enum ModelError {
     NotAWorkloadDevice { dst: IpNet, device: String },
     #[error("route {dst}: a workload route must be a /32 or /128")]
     WorkloadNotAHost { dst: IpNet },
-    #[error("route {dst}: next hop {gateway} is not in the destination's address family")]
+    #[error(
+        "route {dst}: next hop {gateway} is IPv4 for an IPv6 destination (only IPv4 over an \
+         IPv6 next hop is routed, RFC 8950)"
+    )]
     FamilyMismatch { dst: IpNet, gateway: IpAddr },
     #[error("route {dst}: device name {device:?} is empty or longer than 15 bytes")]
     BadDeviceName { dst: IpNet, device: String },
@@ -230,7 +233,9 @@ impl Route {
         let dst = dst.trunc();
         let mut hops: Vec<NextHop> = hops.into_iter().collect();
         for hop in &hops {
-            if hop.gateway.is_ipv4() != dst.addr().is_ipv4() {
+            // IPv4 through an IPv6 next hop is what RFC 8950 sessions carry and the
+            // kernel routes (RTA_VIA); the other way round has no such standard.
+            if hop.gateway.is_ipv4() && dst.addr().is_ipv6() {
                 return Err(ModelError::FamilyMismatch {
                     dst,
                     gateway: hop.gateway,
@@ -385,13 +390,16 @@ mod tests {
     }
 
     #[test]
-    fn a_next_hop_of_the_other_family_is_rejected() {
-        let err = Route::via(net("10.0.0.0/26"), [NextHop::via(ip("fd00::1"))]).unwrap_err();
+    fn an_ipv4_destination_takes_an_ipv6_next_hop_but_not_the_other_way_round() {
+        // RFC 8950: IPv4 routes over IPv6 next hops.
+        let v4 = Route::via(net("10.0.0.0/26"), [NextHop::via(ip("fd00::1"))]).unwrap();
+        assert_eq!(v4.target, RouteTarget::Gateway(NextHop::via(ip("fd00::1"))));
+        let err = Route::via(net("fd00:1::/122"), [NextHop::via(ip("10.0.0.1"))]).unwrap_err();
         assert_eq!(
             err,
             ModelError::FamilyMismatch {
-                dst: net("10.0.0.0/26"),
-                gateway: ip("fd00::1")
+                dst: net("fd00:1::/122"),
+                gateway: ip("10.0.0.1")
             }
         );
     }

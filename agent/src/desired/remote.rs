@@ -58,7 +58,8 @@ pub(super) fn learned(
         }
         match Route::via(prefix, hops) {
             Ok(route) => desired.dataplane.insert_route(route),
-            // An IPv4 route with an IPv6 next hop (RFC 8950) is not programmed yet.
+            // An IPv6 route through an IPv4 next hop has no kernel form (IPv4
+            // through IPv6, RFC 8950, has).
             Err(error) => desired.problems.push(error.to_string()),
         }
     }

@@ -298,6 +298,8 @@ mod tests {
             prefixes_received: 5,
             prefixes_accepted: 2,
             prefixes_advertised: 3,
+            export_backlog: 4,
+            export_queued: 1,
             restarting: false,
         };
         let peer = |address: &str, kind, status| Peer {

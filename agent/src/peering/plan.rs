@@ -189,6 +189,8 @@ pub fn plan(
                 if let Some(time) = mesh_restart_time {
                     peer.graceful_restart = PeerGracefulRestart::RestartTime(time);
                 }
+                let bfd = bfd_peering(node, remote, config.bfd.as_ref(), None);
+                peer.bfd_strict = strict(bfd.as_ref(), config.bfd.as_ref());
                 plan.peers.insert(
                     remote,
                     Peering {
@@ -196,7 +198,7 @@ pub fn plan(
                         source: other.metadata.name.clone(),
                         role,
                         config: peer,
-                        bfd: bfd_peering(node, remote, config.bfd.as_ref(), None),
+                        bfd,
                     },
                 );
             }
@@ -318,18 +320,18 @@ fn bgp_peer(
     let mut peerings = Vec::new();
     for target in targets {
         match session(me, &resource.spec, &shared, &target) {
-            Ok((role, config)) => peerings.push(Peering {
-                kind,
-                source: name.clone(),
-                role,
-                bfd: bfd_peering(
-                    me.node,
-                    target.address,
-                    resource.spec.bfd.as_ref(),
-                    resource.spec.ttl_security,
-                ),
-                config,
-            }),
+            Ok((role, mut config)) => {
+                let spec = resource.spec.bfd.as_ref();
+                let bfd = bfd_peering(me.node, target.address, spec, resource.spec.ttl_security);
+                config.bfd_strict = strict(bfd.as_ref(), spec);
+                peerings.push(Peering {
+                    kind,
+                    source: name.clone(),
+                    role,
+                    bfd,
+                    config,
+                });
+            }
             Err(problem) => {
                 problems.push(format!("BGPPeer {name:?}: {problem}: not peering"));
                 return Vec::new();
@@ -520,6 +522,11 @@ fn bfd_peering(
         },
         graceful: spec.graceful_restart_on_down,
     })
+}
+
+/// BFD strict mode holds a BGP session only where a BFD session runs beside it.
+fn strict(bfd: Option<&BfdPeering>, spec: Option<&BfdSpec>) -> bool {
+    bfd.is_some() && spec.is_some_and(|s| s.strict)
 }
 
 /// `other`'s addresses in the families both nodes have, with this node's own.

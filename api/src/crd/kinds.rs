@@ -149,6 +149,7 @@ object_schema!(BfdSpec {
     "minTx": Option<GoDuration>,
     "multiplier": Option<u8>,
     "gracefulRestartOnDown": bool,
+    "strict": bool,
 });
 
 object_schema!(NamedCommunity { "name" (required): String, "value" (required): Community });

@@ -181,6 +181,9 @@ pub struct PeerConfig {
     pub import_filter: Option<Filter>,
     pub export_filter: Option<Filter>,
     pub graceful_restart: PeerGracefulRestart,
+    /// BFD strict mode: the session runs only while the owner says BFD is Up
+    /// (`Request::ForwardingUp`); until then nothing connects or is accepted.
+    pub bfd_strict: bool,
 }
 
 impl PeerConfig {
@@ -212,6 +215,7 @@ impl PeerConfig {
             import_filter: None,
             export_filter: None,
             graceful_restart: PeerGracefulRestart::Speaker,
+            bfd_strict: false,
         }
     }
 
@@ -245,6 +249,7 @@ impl PeerConfig {
                 c.md5_key.clone(),
                 c.ttl,
                 c.passive,
+                c.bfd_strict,
             )
         };
         let open = |c: &PeerConfig| {

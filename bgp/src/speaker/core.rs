@@ -11,7 +11,7 @@
 //! pulled with [`Core::next_notice`] as the owner's channel has room, so that an
 //! owner that reads slowly gets the latest state of each prefix.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -90,6 +90,8 @@ pub(crate) struct Core {
     pub rib: Rib,
     pub interner: Interner,
     pub peers: HashMap<IpAddr, Peer>,
+    /// Peers whose BFD session the owner last said is Up (BFD strict mode).
+    pub forwarding: HashSet<IpAddr>,
     pub tokens: HashMap<u64, IpAddr>,
     pub next_token: u64,
     pub notices: Pending,
@@ -126,6 +128,7 @@ impl Core {
             config,
             interner: Interner::default(),
             peers: HashMap::new(),
+            forwarding: HashSet::new(),
             tokens: HashMap::new(),
             next_token: 1,
             notices: Pending::default(),
@@ -231,7 +234,10 @@ impl Core {
                 self.configure(config);
             }
             Request::UpdatePeer(config) => self.configure(config),
-            Request::RemovePeer(address) => self.remove_peer(address, "peer removed"),
+            Request::RemovePeer(address) => {
+                self.forwarding.remove(&address);
+                self.remove_peer(address, "peer removed");
+            }
             Request::Originate(prefix) => self.originate(prefix, Attributes::default()),
             Request::OriginateWith { prefix, attributes } => self.originate(prefix, attributes),
             Request::Withdraw(prefix) => self.rib.withdraw(prefix.trunc(), LOCAL, None),
@@ -255,6 +261,7 @@ impl Core {
             Request::ForwardingDown { address, graceful } => {
                 self.forwarding_down(address, graceful)
             }
+            Request::ForwardingUp(address) => self.forwarding_up(address),
             Request::Revalidate => {
                 if let Some(hook) = &self.hooks.import {
                     self.rib.revalidate(|prefix, path| {

@@ -89,6 +89,10 @@ pub enum Request {
         address: IpAddr,
         graceful: bool,
     },
+    /// BFD is Up with this peer: a peer in BFD strict mode (`bfd_strict`) may now
+    /// have its session, until the next `ForwardingDown`. Remembered by address,
+    /// so it may come before the peer is added.
+    ForwardingUp(IpAddr),
     /// Asks the import hook again whether each learned path may be selected
     /// (what it judges by changed); best paths change where the answer did.
     Revalidate,

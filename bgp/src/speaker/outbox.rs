@@ -54,6 +54,11 @@ impl Outbox {
         }
     }
 
+    /// Prefixes changed and not yet sent, withdrawals included.
+    pub fn backlog(&self) -> usize {
+        self.pending + self.withdrawals.len()
+    }
+
     /// True when nothing is left to send.
     pub fn is_clean(&self) -> bool {
         self.pending == 0 && self.withdrawals.is_empty()

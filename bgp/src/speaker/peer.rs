@@ -37,6 +37,9 @@ pub(crate) struct Peer {
     pub range: Option<usize>,
     /// Announced NLRI received over all its sessions.
     pub announcements: u64,
+    /// No session runs: BFD strict mode and BFD is not Up. `token`, `updates`
+    /// and `stats` then belong to no session.
+    pub held: bool,
 }
 
 impl Peer {
@@ -72,6 +75,8 @@ impl Peer {
             prefixes_received: self.announcements,
             prefixes_accepted: rib.path_count(self.source),
             prefixes_advertised: session.map_or(0, |s| s.outbox.advertised()),
+            export_backlog: session.map_or(0, |s| s.outbox.backlog()),
+            export_queued: self.updates.max_capacity() - self.updates.capacity(),
             restarting: self.stale_until.is_some(),
         }
     }
@@ -179,6 +184,12 @@ pub struct PeerStatus {
     pub prefixes_accepted: usize,
     /// Prefixes advertised to it now.
     pub prefixes_advertised: usize,
+    /// Prefixes whose change (announcement or withdrawal) is not yet encoded for
+    /// it: its Adj-RIB-Out's backlog, which grows while its session is slow.
+    pub export_backlog: usize,
+    /// Chunks of encoded UPDATEs queued for its session, not yet written to the
+    /// socket (at most `session::UPDATE_QUEUE`).
+    pub export_queued: usize,
     /// Its routes are kept stale while it restarts (RFC 4724).
     pub restarting: bool,
 }

@@ -14,13 +14,16 @@ use crate::codec::{
     Afi, CeaseSubcode, Message, Notification, RouteRefresh, RouteRefreshKind, UpdatePacker,
 };
 use crate::rib::{LocalRouter, Source};
-use crate::session::{Command, DownReason, Negotiated, SessionStats, UPDATE_QUEUE};
+use crate::session::{Command, DownReason, Negotiated, Outgoing, SessionStats, UPDATE_QUEUE};
 
 use super::config::{ListenRange, PeerConfig};
 use super::core::{Core, Output, Spawn, class_id};
 use super::export::ExportClass;
 use super::outbox::Outbox;
 use super::peer::{Established, Peer};
+
+/// Why a BFD-strict peer has no session.
+const WAITING_FOR_BFD: &str = "waiting for BFD Up (strict mode)";
 
 impl Core {
     /// Adds a peer, or changes one: in place when only policy or limits changed,
@@ -73,20 +76,12 @@ impl Core {
         }
     }
 
-    /// Adds a peer and asks for its session; returns the session's token.
+    /// Adds a peer and asks for its session, unless BFD strict mode holds it;
+    /// returns the session's token.
     pub(super) fn add_peer(&mut self, config: PeerConfig, range: Option<usize>) -> u64 {
         let address = config.address;
-        let token = self.next_token;
-        self.next_token += 1;
-        let (updates, updates_rx) = mpsc::channel(UPDATE_QUEUE);
-        let stats = Arc::new(SessionStats::default());
-        self.out.push(Output::Spawn(Spawn {
-            token,
-            session: config.session(&self.config),
-            endpoint: config.endpoint(),
-            updates: updates_rx,
-            stats: Arc::clone(&stats),
-        }));
+        let held = config.bfd_strict && !self.forwarding.contains(&address);
+        let (token, updates, stats) = self.new_session(&config, !held);
         let source = self.rib.add_source(Arc::new(Source {
             peer: Some(address),
             router_id: std::net::Ipv4Addr::UNSPECIFIED,
@@ -94,7 +89,6 @@ impl Core {
             internal: config.remote_as == Some(config.local_as(&self.config)),
             rr_client: config.rr_client,
         }));
-        self.tokens.insert(token, address);
         self.peers.insert(
             address,
             Peer {
@@ -105,13 +99,38 @@ impl Core {
                 source,
                 session: None,
                 since: self.now,
-                last_error: None,
+                last_error: held.then(|| WAITING_FOR_BFD.into()),
                 stale_until: None,
                 range,
                 announcements: 0,
+                held,
             },
         );
         token
+    }
+
+    /// A token, update queue and counters for a session with `config`'s peer;
+    /// the session is started when `start`.
+    fn new_session(
+        &mut self,
+        config: &PeerConfig,
+        start: bool,
+    ) -> (u64, mpsc::Sender<Outgoing>, Arc<SessionStats>) {
+        let token = self.next_token;
+        self.next_token += 1;
+        let (updates, updates_rx) = mpsc::channel(UPDATE_QUEUE);
+        let stats = Arc::new(SessionStats::default());
+        if start {
+            self.out.push(Output::Spawn(Spawn {
+                token,
+                session: config.session(&self.config),
+                endpoint: config.endpoint(),
+                updates: updates_rx,
+                stats: Arc::clone(&stats),
+            }));
+            self.tokens.insert(token, config.address);
+        }
+        (token, updates, stats)
     }
 
     pub(super) fn remove_peer(&mut self, address: IpAddr, why: &str) {
@@ -176,6 +195,11 @@ impl Core {
     pub(super) fn connection(&mut self, from: IpAddr) {
         let address = from.to_canonical();
         if let Some(peer) = self.peers.get(&address) {
+            if peer.held {
+                tracing::info!(%address, "connection refused: BFD strict mode, BFD not Up");
+                self.out.push(Output::Refuse);
+                return;
+            }
             self.out.push(Output::Accept {
                 token: peer.token,
                 ttl: peer.config.ttl,
@@ -325,6 +349,7 @@ impl Core {
 
     /// BFD says the path to the peer failed (see `Request::ForwardingDown`).
     pub(super) fn forwarding_down(&mut self, address: IpAddr, graceful: bool) {
+        self.forwarding.remove(&address);
         let Some(peer) = self.peers.get(&address) else {
             return;
         };
@@ -337,6 +362,7 @@ impl Core {
             // a Cease is sent: the peer learns why, this speaker keeps its routes.
             self.end_session(address, "BFD down".into(), graceful);
         }
+        self.hold(address);
         if graceful {
             return;
         }
@@ -347,6 +373,47 @@ impl Core {
             tracing::info!(peer = %address, "BFD down: stale routes removed at once");
             self.rib.sweep_stale(peer.source);
             self.forget_if_dynamic(address);
+        }
+    }
+
+    /// Stops a BFD-strict peer's session until BFD is Up again: neither
+    /// connecting nor accepting (its routes are as the session's end left them).
+    fn hold(&mut self, address: IpAddr) {
+        let Some(peer) = self.peers.get_mut(&address) else {
+            return;
+        };
+        if !peer.config.bfd_strict || peer.held {
+            return;
+        }
+        tracing::info!(peer = %address, "BFD strict mode: session held until BFD is Up");
+        peer.held = true;
+        // What the status shows while held (the Down's cause is in the log).
+        peer.last_error = Some(WAITING_FOR_BFD.into());
+        self.tokens.remove(&peer.token);
+        self.out.push(Output::Command(
+            peer.token,
+            Command::Stop(WAITING_FOR_BFD.into()),
+        ));
+    }
+
+    /// BFD is Up with the peer: a held session starts.
+    pub(super) fn forwarding_up(&mut self, address: IpAddr) {
+        self.forwarding.insert(address);
+        let Some(config) = self
+            .peers
+            .get(&address)
+            .filter(|p| p.held)
+            .map(|p| p.config.clone())
+        else {
+            return;
+        };
+        tracing::info!(peer = %address, "BFD Up: BFD strict session starts");
+        let (token, updates, stats) = self.new_session(&config, true);
+        if let Some(peer) = self.peers.get_mut(&address) {
+            peer.held = false;
+            peer.token = token;
+            peer.updates = updates;
+            peer.stats = stats;
         }
     }
 

@@ -479,6 +479,130 @@ fn with_range(max_sessions: usize) -> SpeakerConfig {
     }
 }
 
+#[test]
+fn a_peer_that_reads_nothing_shows_its_updates_queued_then_its_backlog_growing() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let mut peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    peer.up(&mut core, t0, Vec::new());
+    peer.received();
+    // Each origination is flushed at once, a chunk each, until the queue is full.
+    for i in 0..10 {
+        let prefix = net(&format!("10.9.{i}.0/24"));
+        core.handle(t0, Input::Request(Request::Originate(prefix)));
+    }
+    let shown = &status(&mut core, t0)[0];
+    let queue = crate::session::UPDATE_QUEUE;
+    assert_eq!(
+        (shown.export_queued, shown.export_backlog),
+        (queue, 10 - queue)
+    );
+    let (sent, _) = peer.received();
+    assert_eq!(sent.len(), queue);
+    core.handle(t0, Input::Sessions(Vec::new()));
+    let (sent, _) = peer.received();
+    assert_eq!(
+        sent.len(),
+        10 - queue,
+        "the backlog goes once there is room"
+    );
+    let shown = &status(&mut core, t0)[0];
+    assert_eq!((shown.export_queued, shown.export_backlog), (0, 0));
+}
+
+// BFD strict mode: a peer's session runs only while BFD is Up.
+
+fn strict(n: u8) -> PeerConfig {
+    PeerConfig {
+        bfd_strict: true,
+        ..PeerConfig::new(host(n), Some(AS))
+    }
+}
+
+fn forwarding_up(core: &mut Core, now: Instant, address: IpAddr) -> Vec<Output> {
+    core.handle(now, Input::Request(Request::ForwardingUp(address)))
+}
+
+fn spawned(outputs: &[Output]) -> bool {
+    outputs.iter().any(|o| matches!(o, Output::Spawn(_)))
+}
+
+#[test]
+fn a_bfd_strict_peer_gets_no_session_and_no_connection_until_bfd_is_up() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let out = core.handle(t0, Input::Request(Request::AddPeer(strict(2))));
+    assert!(!spawned(&out), "held: {out:?}");
+    let out = connection(&mut core, t0, "192.0.2.2");
+    assert!(matches!(out[..], [Output::Refuse]), "refused: {out:?}");
+    let shown = &status(&mut core, t0)[0];
+    assert!(!shown.established);
+    assert_eq!(
+        shown.info.as_deref(),
+        Some("waiting for BFD Up (strict mode)")
+    );
+    let mut peer = session_of(forwarding_up(&mut core, t0, host(2)), host(2));
+    assert!(accepted(&connection(&mut core, t0, "192.0.2.2")).is_some());
+    peer.up(&mut core, t0, Vec::new());
+    peer.announce(&mut core, t0, &["10.1.0.0/24"]);
+    assert_eq!(routes(&mut core, t0), [(net("10.1.0.0/24"), false)]);
+    assert!(
+        !spawned(&forwarding_up(&mut core, t0, host(2))),
+        "a second Up changes nothing"
+    );
+}
+
+#[test]
+fn a_bfd_strict_peer_whose_bfd_was_up_first_starts_at_once_and_is_held_again_after_bfd_down() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    // BFD may come Up before the owner adds the peer.
+    forwarding_up(&mut core, t0, host(2));
+    let mut peer = add(&mut core, t0, strict(2));
+    peer.up(&mut core, t0, vec![graceful_restart(120, true)]);
+    peer.announce(&mut core, t0, &["10.1.0.0/24"]);
+    let out = forwarding_down(&mut core, t0, host(2), false);
+    let commands: Vec<&Command> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Command(token, command) if *token == peer.token => Some(command),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(commands[..], [Command::Reset(_), Command::Stop(_)]),
+        "Cease/BFD Down, then no reconnecting: {commands:?}"
+    );
+    assert_eq!(routes(&mut core, t0), []);
+    // The stopped session's own Down event finds nothing to do.
+    assert!(!spawned(&peer.down(&mut core, t0)));
+    let out = connection(&mut core, t0, "192.0.2.2");
+    assert!(matches!(out[..], [Output::Refuse]), "held again: {out:?}");
+    assert_eq!(
+        status(&mut core, t0)[0].info.as_deref(),
+        Some("waiting for BFD Up (strict mode)")
+    );
+    let again = session_of(forwarding_up(&mut core, t0, host(2)), host(2));
+    assert_ne!(again.token, peer.token, "a new session");
+    assert_eq!(
+        accepted(&connection(&mut core, t0, "192.0.2.2")).map(|(t, _)| t),
+        Some(again.token)
+    );
+}
+
+#[test]
+fn a_peer_without_strict_mode_runs_its_session_whatever_bfd_says() {
+    let t0 = Instant::now();
+    let mut core = Core::new(speaker(), Hooks::default(), t0);
+    let peer = add(&mut core, t0, PeerConfig::new(host(2), Some(AS)));
+    let out = forwarding_down(&mut core, t0, host(2), false);
+    assert!(out.is_empty(), "not held: {out:?}");
+    assert_eq!(
+        accepted(&connection(&mut core, t0, "192.0.2.2")).map(|(t, _)| t),
+        Some(peer.token)
+    );
+}
+
 fn connection(core: &mut Core, now: Instant, from: &str) -> Vec<Output> {
     core.handle(now, Input::Connection(from.parse().unwrap()))
 }

@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop,
-    RouteNextHopFlags, RouteProtocol, RouteScope, RouteType,
+    RouteNextHopFlags, RouteProtocol, RouteScope, RouteType, RouteVia,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -42,9 +42,7 @@ pub fn replace(route: &Route, links: &Links) -> Result<Request, MissingDevice> {
         }
         RouteTarget::Blackhole => message.header.kind = RouteType::BlackHole,
         RouteTarget::Gateway(hop) => {
-            message
-                .attributes
-                .push(RouteAttribute::Gateway(hop.gateway.into()));
+            message.attributes.push(gateway(route.dst, hop.gateway));
             if let Some(device) = &hop.device {
                 message
                     .attributes
@@ -57,7 +55,7 @@ pub fn replace(route: &Route, links: &Links) -> Result<Request, MissingDevice> {
         RouteTarget::Multipath(hops) => {
             let hops = hops
                 .iter()
-                .map(|hop| next_hop(hop, links))
+                .map(|hop| next_hop(route.dst, hop, links))
                 .collect::<Result<_, _>>()?;
             message.attributes.push(RouteAttribute::MultiPath(hops));
         }
@@ -131,6 +129,7 @@ fn target(message: &RouteMessage, links: &Links) -> Option<RouteTarget> {
         match attribute {
             RouteAttribute::Oif(index) => oif = Some(*index),
             RouteAttribute::Gateway(gw) => gateway = address(gw),
+            RouteAttribute::Via(via) => gateway = via_address(via),
             RouteAttribute::MultiPath(hops) => multipath = Some(hops),
             _ => {}
         }
@@ -180,7 +179,16 @@ fn base(dst: IpNet) -> RouteMessage {
     message
 }
 
-fn next_hop(hop: &NextHop, links: &Links) -> Result<RouteNextHop, MissingDevice> {
+/// The next hop's attribute: RTA_GATEWAY in the destination's family, RTA_VIA for
+/// an IPv4 destination through an IPv6 next hop (RFC 8950).
+fn gateway(dst: IpNet, gateway: IpAddr) -> RouteAttribute {
+    match gateway {
+        IpAddr::V6(v6) if dst.addr().is_ipv4() => RouteAttribute::Via(RouteVia::Inet6(v6)),
+        _ => RouteAttribute::Gateway(gateway.into()),
+    }
+}
+
+fn next_hop(dst: IpNet, hop: &NextHop, links: &Links) -> Result<RouteNextHop, MissingDevice> {
     let mut next = RouteNextHop::default();
     if let Some(device) = &hop.device {
         next.interface_index = links.index(device)?;
@@ -188,14 +196,14 @@ fn next_hop(hop: &NextHop, links: &Links) -> Result<RouteNextHop, MissingDevice>
     if hop.onlink {
         next.flags |= RouteNextHopFlags::Onlink;
     }
-    next.attributes
-        .push(RouteAttribute::Gateway(hop.gateway.into()));
+    next.attributes.push(gateway(dst, hop.gateway));
     Ok(next)
 }
 
 fn read_next_hop(hop: &RouteNextHop, links: &Links) -> Option<NextHop> {
     let gateway = hop.attributes.iter().find_map(|a| match a {
         RouteAttribute::Gateway(gw) => address(gw),
+        RouteAttribute::Via(via) => via_address(via),
         _ => None,
     })?;
     let device = match hop.interface_index {
@@ -213,6 +221,14 @@ fn address(address: &RouteAddress) -> Option<IpAddr> {
     match address {
         RouteAddress::Inet(v4) => Some((*v4).into()),
         RouteAddress::Inet6(v6) => Some((*v6).into()),
+        _ => None,
+    }
+}
+
+fn via_address(via: &RouteVia) -> Option<IpAddr> {
+    match via {
+        RouteVia::Inet(v4) => Some((*v4).into()),
+        RouteVia::Inet6(v6) => Some((*v6).into()),
         _ => None,
     }
 }
@@ -268,6 +284,16 @@ mod tests {
                 [
                     NextHop::via(ip("fd00:ff::2")),
                     NextHop::via(ip("fd00:ff::3")),
+                ],
+            )
+            .unwrap(),
+            // IPv4 through IPv6 next hops (RFC 8950).
+            Route::via(net("10.0.3.0/26"), [NextHop::via(ip("fd00:ff::2"))]).unwrap(),
+            Route::via(
+                net("10.0.4.0/26"),
+                [
+                    NextHop::via(ip("fd00:ff::2")),
+                    NextHop::onlink(ip("fd00:ff::3"), "eth0"),
                 ],
             )
             .unwrap(),

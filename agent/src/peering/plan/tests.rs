@@ -579,6 +579,7 @@ fn bfd_runs_beside_the_mesh_and_a_peer_single_hop_on_the_nodes_subnet_multihop_b
             bfd: Some(BfdSpec {
                 enabled: true,
                 graceful_restart_on_down: true,
+                strict: true,
                 ..BfdSpec::default()
             }),
             ..BGPPeerSpec::default()
@@ -606,4 +607,7 @@ fn bfd_runs_beside_the_mesh_and_a_peer_single_hop_on_the_nodes_subnet_multihop_b
     assert_eq!(tor.session.hop, bfd::driver::Hop::Multi { min_ttl: 254 });
     assert_eq!(tor.session.timers, bfd::Timers::default());
     assert!(tor.graceful);
+    let strict = |peer: &str| plan.peers[&ip(peer)].config.bfd_strict;
+    assert!(strict("198.51.100.1"), "its session waits for BFD Up");
+    assert!(!strict("192.0.2.11"), "the mesh's does not");
 }

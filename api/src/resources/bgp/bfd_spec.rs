@@ -31,6 +31,11 @@ pub struct BfdSpec {
     /// at once. Off by default: BFD wins (RFC 5882 section 4.3, `docs/bfd.md`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub graceful_restart_on_down: bool,
+    /// Strict mode (FRR's `neighbor X bfd strict`): the BGP session is neither
+    /// opened nor accepted until BFD is Up, and after a BFD Down it waits for BFD
+    /// Up again. Off by default: BGP runs whatever BFD says (`docs/bfd.md`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 impl BfdSpec {
