@@ -10,8 +10,9 @@ use api::resources::{
 };
 
 /// `tabby-agent`: [`crate::daemon::watch`] lists and watches every kind the desired
-/// state reads; [`crate::node::register`] reads, creates and updates this node's
-/// `Node`; [`crate::daemon::network`] patches the Kubernetes Node's status. Its tunnel addresses come from IPAM's allocator: those calls are
+/// state reads (Kubernetes Services and EndpointSlices among them);
+/// [`crate::node::register`] reads, creates and updates this node's `Node`;
+/// [`crate::daemon::network`] patches the Kubernetes Node's status. Its tunnel addresses come from IPAM's allocator: those calls are
 /// `ipam::rbac::PLUGIN`'s (and IPAM records the address on the `Node`).
 pub const AGENT: &[ApiCall] = &[
     ApiCall::tabby::<IPPool>(Verb::List),
@@ -37,6 +38,20 @@ pub const AGENT: &[ApiCall] = &[
     ApiCall::core("nodes", Verb::Get),
     // Its NetworkUnavailable condition (daemon::network), by strategic merge patch.
     ApiCall::core("nodes/status", Verb::Patch),
+    // Service advertisement (desired::services): Services and their endpoints,
+    // followed through api::services::follow.
+    ApiCall::core("services", Verb::List),
+    ApiCall::core("services", Verb::Watch),
+    ApiCall {
+        group: "discovery.k8s.io",
+        resource: "endpointslices",
+        verb: Verb::List,
+    },
+    ApiCall {
+        group: "discovery.k8s.io",
+        resource: "endpointslices",
+        verb: Verb::Watch,
+    },
 ];
 
 /// Reading the Secrets that `BGPPeer` and `BGPConfiguration` passwords name

@@ -5,6 +5,7 @@
 //! - [`selector`]: Calico's label selector grammar.
 //! - [`datastore`]: the `Datastore` trait and its kubernetes, etcd and memory backends.
 //! - [`crd`]: the CustomResourceDefinitions, generated from the types (`crdgen`).
+//! - [`services`]: Kubernetes Services and EndpointSlices as routing reads them.
 //! - [`rbac`]: the Kubernetes API calls a component makes, as RBAC names them.
 //! - [`yaml`]: reading and writing resources as operators write them.
 
@@ -13,4 +14,5 @@ pub mod datastore;
 pub mod rbac;
 pub mod resources;
 pub mod selector;
+pub mod services;
 pub mod yaml;

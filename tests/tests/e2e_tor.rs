@@ -35,20 +35,12 @@ const CONVERGED: Duration = Duration::from_secs(30);
 const NODES: [(&str, &str); 3] = [("n1", "a"), ("n2", "a"), ("n3", "b")];
 
 fn lab(test: &str) -> Lab {
-    let mut builder = Lab::new(test)
-        .subnet("a", "10.0.1.0/24")
-        .subnet("b", "10.0.2.0/24");
-    for (node, rack) in NODES {
-        builder = builder.node(node, rack);
-    }
-    builder.build().unwrap()
+    Lab::two_racks(test, &NODES).unwrap()
 }
 
 /// The ToR's address on `rack`.
 fn tor_address(cluster: &Cluster, rack: &str) -> IpAddr {
-    let router = cluster.lab.router().unwrap();
-    let like = cluster.lab.nodes()[0].address();
-    router.address_in(rack, like).unwrap()
+    cluster.lab.router_address_in(rack).unwrap()
 }
 
 /// The ToR's configuration: every node a passive neighbour with the password.

@@ -70,6 +70,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut options = options;
+    options.services_api = flags.services_api(&datastore, &env);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

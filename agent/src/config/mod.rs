@@ -161,6 +161,10 @@ pub struct Flags {
     /// unreachable at start
     #[arg(long, env = "TABBY_LAST_VIEW_FILE", default_value = LAST_VIEW_FILE)]
     pub last_view_file: PathBuf,
+    /// On the etcd datastore, the kubeconfig of the Kubernetes API to read Services
+    /// and EndpointSlices from [default: Calico's KUBECONFIG, when set]
+    #[arg(long, env = "TABBY_SERVICES_KUBECONFIG", value_name = "FILE")]
+    pub services_kubeconfig: Option<PathBuf>,
 }
 
 /// Flags that do not parse, or a Calico variable that cannot work.
@@ -286,6 +290,33 @@ impl Flags {
         options.nodename_file = Some(self.nodename_file.clone());
         options.last_view_file = Some(self.last_view_file.clone());
         Ok(options)
+    }
+}
+
+impl Flags {
+    /// Where Services are read when the datastore is not the Kubernetes API
+    /// (etcd): `--services-kubeconfig`, else the first file of `KUBECONFIG`, as
+    /// calico-node reads Services with it; `None` on the Kubernetes datastore (its
+    /// own API) and when neither is given.
+    pub fn services_api(
+        &self,
+        datastore: &api::datastore::DatastoreConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<api::datastore::config::KubernetesConfig> {
+        use api::datastore::DatastoreConfig;
+        if matches!(datastore, DatastoreConfig::Kubernetes(_)) {
+            return None;
+        }
+        let from_env = || {
+            let list = env("KUBECONFIG").filter(|l| !l.is_empty())?;
+            std::env::split_paths(&list).next()
+        };
+        let path = self.services_kubeconfig.clone().or_else(from_env)?;
+        Some(api::datastore::config::KubernetesConfig {
+            kubeconfig: api::datastore::config::Kubeconfigs::Named(path),
+            context: None,
+            api_endpoint: None,
+        })
     }
 }
 

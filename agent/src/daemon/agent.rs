@@ -43,6 +43,17 @@ use crate::peering::passwords::{self, Passwords};
 use crate::peering::{self, DesiredBgp};
 use bfd::peers::Peers as BfdPeers;
 
+/// What the status says of Service advertisement: each prefix advertised with
+/// why, then each Service address held back with why.
+fn service_lines(services: &desired::ServiceAdvertisement) -> Vec<String> {
+    services
+        .routes
+        .iter()
+        .map(|route| format!("{} advertised: {}", route.prefix, route.why))
+        .chain(services.held_back.iter().cloned())
+        .collect()
+}
+
 /// Import refusals queued for the loop; more are counted (see `JudgeHook`).
 const REFUSALS_QUEUED: usize = 256;
 /// How long a stop waits for its BFD sessions to tell their peers AdminDown.
@@ -59,6 +70,8 @@ pub(super) struct Agent {
     /// The view changed since it was last saved (see `last_view`), and the task
     /// saving it, one at a time.
     view_changed: bool,
+    /// Why Services are not followed, when they are not.
+    services_unread: Option<String>,
     saving: Option<tokio::task::JoinHandle<()>>,
     best: Paths,
     bgp: Bgp,
@@ -167,7 +180,15 @@ impl Agent {
             mtu_written: None,
             rejected: Ongoing::default(),
             problems: Ongoing::default(),
+            services_unread: None,
         }
+    }
+
+    /// Why Services cannot be read (`None` when they are followed): a problem in
+    /// the status while the cluster configures service ranges.
+    pub fn services_unread(mut self, why: Option<String>) -> Self {
+        self.services_unread = why;
+        self
     }
 
     /// Starts from `saved`, the last view saved (the datastore is unreachable): as
@@ -381,7 +402,11 @@ impl Agent {
                 .status
                 .send_modify(|status| status.counters.resyncs += 1);
         }
-        self.view_changed |= !matches!(update, Update::Lost { .. });
+        // Services are listed from the Kubernetes API again after a restart.
+        self.view_changed |= !matches!(
+            update,
+            Update::Lost { .. } | Update::Services(_) | Update::EndpointSlices(_)
+        );
         if let Some(kind) = update.apply(&mut self.view)
             && self.unlisted.remove(kind)
             && self.unlisted.is_empty()
@@ -437,6 +462,11 @@ impl Agent {
         let roles = plan.as_ref().map(DesiredBgp::roles).unwrap_or_default();
         let desired = desired::compute(&self.view, &self.settings, &self.best, roles);
         let mut problems = desired.problems.clone();
+        if let Some(why) = &self.services_unread
+            && !desired.services.routes.is_empty()
+        {
+            problems.push(why.clone());
+        }
         self.review_import_refusals(&desired.judge);
         let judge = &desired.judge;
         let judged_anew = self.judge.send_if_modified(|current| {
@@ -498,6 +528,7 @@ impl Agent {
                 .collect();
             status.bgp_prefixes = self.best.len();
             status.exported = desired.export.len();
+            status.services = service_lines(&desired.services);
             status.rejected = desired.rejected.iter().map(ToString::to_string).collect();
             status.problems = problems;
             status.peers = peers;

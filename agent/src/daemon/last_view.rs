@@ -165,6 +165,8 @@ fn decode(text: &[u8]) -> Result<Cluster, Decoded> {
         bgp_configurations: kind(&mut file),
         bgp_peers: kind(&mut file),
         bgp_filters: kind(&mut file),
+        // Services are the Kubernetes API's and are listed from it again.
+        ..Cluster::default()
     };
     for unknown in file.objects.keys() {
         tracing::warn!(kind = %unknown, "the saved view holds a kind this agent does not follow");

@@ -58,6 +58,9 @@ pub struct Options {
     /// Where the last datastore view is kept, to start from when the datastore is
     /// unreachable at start ([`last_view`]).
     pub last_view_file: Option<PathBuf>,
+    /// The Kubernetes API to read Services from when the datastore is elsewhere
+    /// (etcd); on the Kubernetes datastore its own client is used.
+    pub services_api: Option<api::datastore::config::KubernetesConfig>,
 }
 
 impl Options {
@@ -80,6 +83,7 @@ impl Options {
             nodename_file: None,
             default_pools: Vec::new(),
             last_view_file: None,
+            services_api: None,
         }
     }
 }
@@ -310,7 +314,17 @@ pub async fn run(
         router_id: options.router_id,
     };
     let (updates, receiver) = watch::channel();
-    let watchers = watch::follow_all(store.clone(), updates);
+    let mut watchers = watch::follow_all(store.clone(), updates.clone());
+    let services_unread = match services_client(&options, &*store).await {
+        Ok(client) => {
+            watchers.extend(watch::follow_services(client, updates));
+            None
+        }
+        Err(problem) => {
+            tracing::info!("{problem}");
+            Some(problem)
+        }
+    };
     let network = tokio::spawn(network::clear_when_ready(
         store.clone(),
         options.node_name.clone(),
@@ -326,6 +340,7 @@ pub async fn run(
         store.clone(),
     )
     .starting_from(saved)
+    .services_unread(services_unread)
     .run(receiver, shutdown)
     .await;
     for task in watchers.into_iter().chain(registering).chain([network]) {
@@ -333,6 +348,21 @@ pub async fn run(
     }
     network::set_on_stop(&*store, &node_name).await;
     Ok(())
+}
+
+/// The client Services and EndpointSlices are read with: the Kubernetes
+/// datastore's own, else one for [`Options::services_api`]; why not, otherwise.
+async fn services_client(options: &Options, store: &dyn Backend) -> Result<kube::Client, String> {
+    if let Some(client) = store.kube_client() {
+        return Ok(client);
+    }
+    let Some(config) = &options.services_api else {
+        return Err("Services are not read: the etcd datastore holds none, and no kubeconfig                     names a Kubernetes API (--services-kubeconfig or KUBECONFIG); only the                     configured service ranges are advertised"
+            .into());
+    };
+    api::datastore::kube_client(config).await.map_err(|e| {
+        format!("Services are not read ({e}); only the configured service ranges are advertised")
+    })
 }
 
 /// Registers the node once the datastore answers (started from a saved view).

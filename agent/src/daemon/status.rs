@@ -28,6 +28,8 @@ pub struct Status {
     /// Prefixes the speaker holds best paths for.
     pub bgp_prefixes: usize,
     pub exported: usize,
+    /// Service prefixes advertised and Service addresses held back, with why.
+    pub services: Vec<String>,
     /// Learned routes not programmed, as sentences.
     pub rejected: Vec<String>,
     /// Routes the speaker's import hook refused (a node announcing what another

@@ -4,6 +4,11 @@
 //! one bounded channel: a busy loop makes the watch tasks wait (and the datastore
 //! watches behind them, which keep their own place), so nothing piles up and
 //! nothing is dropped.
+//!
+//! Kubernetes Services and EndpointSlices come from the Kubernetes API
+//! ([`api::services::follow`]) on the same channel; they are not among the
+//! [`KINDS`] the agent waits for before converging (a Kubernetes API that cannot be
+//! reached must not keep pods from their routes).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +17,8 @@ use api::datastore::{Backend, Datastore, List, WatchEvent, list_all};
 use api::resources::{
     BGPConfiguration, BGPFilter, BGPPeer, BlockAffinity, IPAMBlock, IPPool, Node, Resource,
 };
+use api::services::follow::{self as kube_follow, Event};
+use api::services::{ServiceFacts, SliceFacts};
 use futures::StreamExt;
 use tokio::sync::mpsc::{self, Receiver, Sender};
 use tokio::task::JoinHandle;
@@ -38,6 +45,9 @@ pub enum Update {
     BgpConfigurations(WatchEvent<BGPConfiguration>),
     BgpPeers(WatchEvent<BGPPeer>),
     BgpFilters(WatchEvent<BGPFilter>),
+    /// Kubernetes Services, from the Kubernetes API.
+    Services(Event<ServiceFacts>),
+    EndpointSlices(Event<SliceFacts>),
     /// A kind's list or watch failed; it is listed again shortly.
     Lost {
         kind: &'static str,
@@ -76,12 +86,48 @@ impl Update {
             Self::BgpConfigurations(e) => one(&mut view.bgp_configurations, e),
             Self::BgpPeers(e) => one(&mut view.bgp_peers, e),
             Self::BgpFilters(e) => one(&mut view.bgp_filters, e),
+            Self::Services(e) => kube(&mut view.services, e),
+            Self::EndpointSlices(e) => kube(&mut view.endpoint_slices, e),
             Self::Lost { kind, error } => {
                 tracing::warn!(kind, %error, "datastore watch lost; listing again");
                 None
             }
         }
     }
+}
+
+/// Applies an event of a kind followed in the Kubernetes API.
+fn kube<T>(objects: &mut cluster::Objects<T>, event: Event<T>) -> Option<&'static str> {
+    match event {
+        Event::Listed(all) => *objects = all,
+        Event::Applied(key, facts) => {
+            objects.insert(key, facts);
+        }
+        Event::Deleted(key) => {
+            objects.remove(&key);
+        }
+        Event::Lost(error) => {
+            tracing::warn!(%error, "Kubernetes API watch lost; listing again");
+        }
+    }
+    None
+}
+
+/// Starts following Services and EndpointSlices through `client`; the tasks end
+/// when `updates` is dropped.
+pub fn follow_services(client: kube::Client, updates: Sender<Update>) -> Vec<JoinHandle<()>> {
+    vec![
+        tokio::spawn(kube_follow::services(
+            client.clone(),
+            updates.clone(),
+            Update::Services,
+        )),
+        tokio::spawn(kube_follow::endpoint_slices(
+            client,
+            updates,
+            Update::EndpointSlices,
+        )),
+    ]
 }
 
 /// Starts following every kind; the tasks end when `updates` is dropped.

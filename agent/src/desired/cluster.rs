@@ -8,6 +8,7 @@ use api::resources::{
     BGPConfiguration, BGPConfigurationSpec, BGPFilter, BGPPeer, BlockAffinity,
     DEFAULT_BGP_CONFIGURATION, IPAMBlock, IPPool, Node, Resource,
 };
+use api::services::{ServiceFacts, SliceFacts};
 pub use ipam::view::{Allocation, View};
 use ipnet::IpNet;
 
@@ -24,6 +25,10 @@ pub struct Cluster {
     pub bgp_configurations: Objects<BGPConfiguration>,
     pub bgp_peers: Objects<BGPPeer>,
     pub bgp_filters: Objects<BGPFilter>,
+    /// Kubernetes Services and EndpointSlices by `namespace/name` (from the
+    /// Kubernetes API, not tabby's datastore; empty where it cannot be read).
+    pub services: Objects<ServiceFacts>,
+    pub endpoint_slices: Objects<SliceFacts>,
 }
 
 impl Cluster {

@@ -1,6 +1,6 @@
 //! What this node originates over BGP: the blocks it owns (confirmed), the
-//! addresses its pods borrowed from other nodes' blocks, and the service ranges the
-//! cluster advertises; pools with `disableBGPExport` are kept to themselves. Each
+//! addresses its pods borrowed from other nodes' blocks, and the Service ranges and
+//! addresses it advertises ([`super::services`]); pools with `disableBGPExport` are kept to themselves. Each
 //! prefix carries the communities of every `prefixAdvertisements` entry covering it.
 
 use std::collections::BTreeMap;
@@ -9,11 +9,13 @@ use api::resources::{BGPConfigurationSpec, Community};
 use ipnet::IpNet;
 
 use super::cluster::{Cluster, View};
+use super::services::ServiceAdvertisement;
 
 pub(super) fn prefixes(
     cluster: &Cluster,
     ipam: &View<'_>,
     me: &str,
+    services: &ServiceAdvertisement,
 ) -> BTreeMap<IpNet, Vec<Community>> {
     let exported = |prefix: &IpNet| {
         cluster
@@ -32,17 +34,8 @@ pub(super) fn prefixes(
             .map(|a| IpNet::from(a.address))
             .filter(exported),
     );
+    prefixes.extend(services.routes.iter().map(|route| route.prefix));
     let config = cluster.bgp_configuration(me);
-    prefixes.extend(
-        [
-            &config.service_cluster_ips,
-            &config.service_external_ips,
-            &config.service_load_balancer_ips,
-        ]
-        .into_iter()
-        .flatten()
-        .map(|entry| entry.cidr.0.trunc()),
-    );
     prefixes
         .into_iter()
         .map(|prefix| (prefix, communities(&config, prefix)))
@@ -81,6 +74,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::desired::services::advertisement;
     use crate::desired::testing::*;
 
     fn cluster() -> Cluster {
@@ -115,8 +109,13 @@ mod tests {
         cluster
     }
 
+    fn exported_prefixes(cluster: &Cluster) -> BTreeMap<IpNet, Vec<Community>> {
+        let services = advertisement(cluster, &cluster.bgp_configuration("a"), "a");
+        prefixes(cluster, &cluster.ipam(), "a", &services)
+    }
+
     fn exported(cluster: &Cluster) -> Vec<String> {
-        prefixes(cluster, &cluster.ipam(), "a")
+        exported_prefixes(cluster)
             .keys()
             .map(IpNet::to_string)
             .collect()
@@ -163,7 +162,7 @@ mod tests {
         cluster
             .bgp_configurations
             .insert("default".into(), BGPConfiguration::new("default", spec));
-        let all = prefixes(&cluster, &cluster.ipam(), "a");
+        let all = exported_prefixes(&cluster);
         let community = |s: &str| s.parse::<Community>().unwrap();
         assert_eq!(
             all[&net("203.0.113.0/24")],

@@ -3,13 +3,14 @@
 //! and which learned routes were refused. Pure: no I/O, no clock.
 //!
 //! ```text
-//!  Cluster (pools, blocks, affinities, nodes, BGP config) ──▶ View (owners, allocations)
+//!  Cluster (pools, blocks, affinities, nodes, BGP config, Services) ──▶ View (owners, allocations)
 //!     │                                                         │
 //!     ├─ local:   /32 per local workload on cali*, blackhole per owned block
 //!     ├─ remote:  best paths ─ ownership ─▶ via node | tunl0 onlink | ECMP
 //!     │           VXLAN pools from the datastore ─▶ via VTEP dev vxlan.tabby + neigh/FDB
 //!     ├─ devices: tunl0, vxlan.tabby, tunnel addresses, MTUs
-//!     ├─ export:  owned blocks, borrowed /32s, service CIDRs (with communities)
+//!     ├─ services: service ranges, /32s of Local Services with a ready endpoint here
+//!     ├─ export:  owned blocks, borrowed /32s, service prefixes (with communities)
 //!     └─ nat:     the pools, for NAT outgoing
 //! ```
 
@@ -18,6 +19,7 @@ mod devices;
 mod export;
 mod local;
 mod remote;
+pub mod services;
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -30,6 +32,7 @@ pub use ipam::ownership::{Judge, Owners, PeerRole, Refusal, Rejection};
 use ipnet::IpNet;
 
 pub use cluster::{Cluster, View};
+pub use services::ServiceAdvertisement;
 
 use crate::dataplane::DesiredState;
 use crate::nat::NatPool;
@@ -58,6 +61,8 @@ pub struct Desired {
     pub dataplane: DesiredState,
     /// Prefixes to originate over BGP, with the communities to attach.
     pub export: BTreeMap<IpNet, Vec<Community>>,
+    /// The Service prefixes among them, and the Service addresses held back, with why.
+    pub services: ServiceAdvertisement,
     pub nat: Vec<NatPool>,
     /// The MTU pods' veths should have.
     pub pod_mtu: u32,
@@ -93,7 +98,12 @@ pub fn compute(
     remote::vxlan(cluster, &ipam, settings, &tunnels, &mut desired);
     // Last: a local route wins over anything learned for the same destination.
     local::routes(&ipam, &settings.name, &mut desired.dataplane);
-    desired.export = export::prefixes(cluster, &ipam, &settings.name);
+    let config = cluster.bgp_configuration(&settings.name);
+    desired.services = services::advertisement(cluster, &config, &settings.name);
+    desired
+        .problems
+        .extend(desired.services.problems.iter().cloned());
+    desired.export = export::prefixes(cluster, &ipam, &settings.name, &desired.services);
     desired.nat = cluster
         .pools
         .values()

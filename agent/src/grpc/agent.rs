@@ -48,6 +48,7 @@ impl AgentStatus for AgentService {
                 .into_iter()
                 .chain(status.rejected_at_import)
                 .collect(),
+            services: status.services,
         }))
     }
 

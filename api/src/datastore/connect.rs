@@ -166,6 +166,13 @@ fn read_pem(path: &Path, what: &str, label: &str) -> Result<Vec<u8>, ConnectErro
     Ok(pem)
 }
 
+/// A client of the Kubernetes API `config` names, for the core objects a component
+/// on the etcd datastore reads there too (Services, as Calico's node does with a
+/// kubeconfig). Making it sends nothing.
+pub async fn kube_client(config: &KubernetesConfig) -> Result<kube::Client, ConnectError> {
+    Ok(connect_kubernetes(config).await?.client())
+}
+
 /// The kubeconfig found (with the context asked for), else the pod's service
 /// account; the API endpoint, when given, replaces the server's URL. Making the
 /// client sends nothing: an unreachable server shows in the first request.

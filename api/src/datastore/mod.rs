@@ -60,7 +60,7 @@ use crate::selector::Selector;
 use stored::{decode, encode};
 
 pub use config::DatastoreConfig;
-pub use connect::{ConnectError, connect, connect_lazily};
+pub use connect::{ConnectError, connect, connect_lazily, kube_client};
 pub use etcd::{DEFAULT_PREFIX as ETCD_DEFAULT_PREFIX, EtcdStore};
 pub use kubernetes::KubeStore;
 pub use memory::MemoryStore;
@@ -309,6 +309,13 @@ pub trait Backend: Send + Sync + Debug {
     /// Secrets in the component's own namespace, where the backend has them
     /// (Kubernetes); see [`secrets`].
     fn secrets(&self) -> Option<&dyn Secrets> {
+        None
+    }
+
+    /// A client of the Kubernetes API the backend lives in, for the core objects
+    /// tabby follows beside its own (Services and EndpointSlices, see
+    /// [`crate::services`]).
+    fn kube_client(&self) -> Option<kube::Client> {
         None
     }
 }

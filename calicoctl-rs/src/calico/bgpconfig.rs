@@ -67,20 +67,6 @@ impl CalicoSpec for CalicoBGPConfigurationSpec {
         )?;
         let service_cluster_ips = self.service_cluster_ips.unwrap_or_default();
         let service_external_ips = self.service_external_ips.unwrap_or_default();
-        if [
-            &service_cluster_ips,
-            &service_external_ips,
-            &service_load_balancer_ips,
-        ]
-        .iter()
-        .any(|ranges| !ranges.is_empty())
-        {
-            conversion.note(
-                "spec.serviceClusterIPs, serviceExternalIPs, serviceLoadBalancerIPs: tabby \
-                 advertises each range whole from every node; it does not add the /32 of a \
-                 Service with externalTrafficPolicy: Local",
-            );
-        }
         let node_mesh_password = self
             .node_mesh_password
             .map(|p| p.convert("spec.nodeMeshPassword", conversion))

@@ -194,6 +194,17 @@ impl Cluster {
         })?
     }
 
+    /// Runs `work` with an admin's client of the API double, for the objects users
+    /// and Kubernetes' controllers write (Services, EndpointSlices: see
+    /// [`objects`]). Fails on etcd (which holds no Kubernetes objects).
+    pub fn with_kube_api(
+        &self,
+        work: impl AsyncFnOnce(kube::Client) -> Result<()> + Send,
+    ) -> Result<()> {
+        self.kube_api()?;
+        self.as_kubelet(work)
+    }
+
     /// Deletes the Pod `name` from the API without a CNI DEL, as when a node's
     /// kubelet lost the pod: the addresses it holds are leaked until the IPAM
     /// garbage collection frees them. Fails on etcd (which holds no Pods).

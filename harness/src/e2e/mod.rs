@@ -311,6 +311,19 @@ impl Cluster {
         self.agents.get_mut(node)
     }
 
+    /// What the agent on `node` says of itself (`tabby.agent.v1.GetNode`).
+    pub fn node_status(&self, node: &str) -> Result<proto::agent::GetNodeResponse> {
+        let socket = self.socket(node);
+        crate::runtime().block_on(async {
+            let channel = proto::client::connect_unix(&socket).await?;
+            let mut client = proto::agent::agent_status_client::AgentStatusClient::new(channel);
+            Ok(client
+                .get_node(proto::agent::GetNodeRequest {})
+                .await?
+                .into_inner())
+        })
+    }
+
     /// Waits until the agent on `node` is ready (its `/readyz` condition, read
     /// over its status socket); fails at once if the agent exits.
     pub fn wait_ready(&mut self, node: &str, timeout: Duration) -> Result<()> {

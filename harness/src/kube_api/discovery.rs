@@ -59,7 +59,7 @@ fn ok() -> Response<Body> {
 fn groups(resources: &[Resource]) -> Value {
     let versions: BTreeMap<&str, &str> = resources
         .iter()
-        .filter(|r| r.is_custom())
+        .filter(|r| !r.group.is_empty())
         .map(|r| (r.group.as_str(), r.version.as_str()))
         .collect();
     let groups: Vec<Value> = versions

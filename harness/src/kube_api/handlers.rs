@@ -391,7 +391,7 @@ fn update(
     dropped: &[String],
 ) -> Response<Body> {
     match metadata_str(&object, "resourceVersion") {
-        // Custom resources allow no unconditional update; core objects do.
+        // Custom resources allow no unconditional update; Kubernetes' own kinds do.
         None if target.resource.is_custom() => {
             return invalid(
                 target,

@@ -13,7 +13,11 @@
 //!   an uninstalled kind is 404. Core `Node`s (`/api/v1/nodes`), `Pod`s
 //!   (`/api/v1/namespaces/<ns>/pods`, `/api/v1/pods` across namespaces) and
 //!   `Secret`s (`/api/v1/namespaces/<ns>/secrets`, `data` only: the real server
-//!   merges write-only `stringData` into `data`, this double does not).
+//!   merges write-only `stringData` into `data`, this double does not), core
+//!   `Service`s (`/api/v1/namespaces/<ns>/services`; the double allocates no
+//!   cluster IP: a test writes the one it wants) and `discovery.k8s.io/v1`
+//!   `EndpointSlice`s (`/apis/discovery.k8s.io/v1/namespaces/<ns>/endpointslices`,
+//!   as the EndpointSlice controller writes them), both across namespaces too.
 //! - get, list, create (`POST`), replace (`PUT`), patch (`PATCH`: merge, JSON and
 //!   strategic merge patch, see [`patch`]), delete with preconditions, watch.
 //! - The `status` subresource (`<object>/status`: get, replace, patch) of core Nodes
@@ -132,8 +136,9 @@ impl Resource {
         }
     }
 
+    /// Defined by a CRD (not one of Kubernetes' own groups).
     fn is_custom(&self) -> bool {
-        !self.group.is_empty()
+        !self.group.is_empty() && !BUILT_IN_GROUPS.contains(&self.group.as_str())
     }
 
     fn core(plural: &str, short_name: Option<&str>, kind: &str, namespaced: bool) -> Self {
@@ -150,7 +155,19 @@ impl Resource {
             schema: None,
         }
     }
+
+    /// A namespaced kind of one of Kubernetes' own named groups.
+    fn built_in(group: &str, plural: &str, short_name: &str, kind: &str) -> Self {
+        Self {
+            group: group.into(),
+            short_names: vec![short_name.into()],
+            ..Self::core(plural, None, kind, true)
+        }
+    }
 }
+
+/// Named API groups the double serves without a CRD.
+const BUILT_IN_GROUPS: [&str; 1] = ["discovery.k8s.io"];
 
 /// The installed policies, the user requests without credentials are made as, the
 /// bearer tokens the double knows, and RBAC's grants by user once installed.
@@ -257,6 +274,8 @@ impl KubeApi {
             Resource::core("nodes", Some("no"), "Node", false),
             Resource::core("pods", Some("po"), "Pod", true),
             Resource::core("secrets", None, "Secret", true),
+            Resource::core("services", Some("svc"), "Service", true),
+            Resource::built_in("discovery.k8s.io", "endpointslices", "eps", "EndpointSlice"),
         ]
         .into_iter()
         .map(|r| ((r.group.clone(), r.plural.clone()), r))

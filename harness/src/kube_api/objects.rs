@@ -1,13 +1,16 @@
 //! What the rest of a cluster writes through the API and tabby reads: core Nodes
 //! as kubelet registers them, Pods as the scheduler binds them, Secrets as an
-//! operator applies them. The functions take a client, so they serve the
+//! operator applies them, Services as a user writes them (and a LoadBalancer
+//! controller their status) and EndpointSlices as the EndpointSlice controller
+//! writes them. The functions take a client, so they serve the
 //! in-process double and the `tabby-kube-api` process alike.
 
 use std::net::IpAddr;
 
 use anyhow::Result;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use serde_json::{Value, json};
 
@@ -84,4 +87,84 @@ pub async fn delete_pod(client: &kube::Client, namespace: &str, name: &str) -> R
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Creates or replaces (the stored version carried over) a namespaced object.
+async fn apply<K>(api: &Api<K>, name: &str, mut object: K) -> Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    match api.get_opt(name).await? {
+        Some(stored) => {
+            object.meta_mut().resource_version = stored.meta().resource_version.clone();
+            api.replace(name, &Default::default(), &object).await?;
+        }
+        None => {
+            api.create(&Default::default(), &object).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates or replaces the Service `service` (JSON as `kubectl apply` takes it,
+/// `metadata.namespace` and `metadata.name` set; its status too, as the double has
+/// no status subresource).
+pub async fn put_service(client: &kube::Client, service: Value) -> Result<()> {
+    let service: Service = serde_json::from_value(service)?;
+    let namespace = service.metadata.namespace.clone().unwrap_or_default();
+    let name = service.metadata.name.clone().unwrap_or_default();
+    apply(&Api::namespaced(client.clone(), &namespace), &name, service).await
+}
+
+/// Deletes the Service `namespace/name`.
+pub async fn delete_service(client: &kube::Client, namespace: &str, name: &str) -> Result<()> {
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    services.delete(name, &Default::default()).await?;
+    Ok(())
+}
+
+/// One endpoint of an EndpointSlice: its address, its node, whether it is ready.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint<'a> {
+    pub address: IpAddr,
+    pub node: &'a str,
+    pub ready: bool,
+}
+
+/// Creates or replaces the EndpointSlice `namespace/name` of Service `service`
+/// holding `endpoints` of one address family (the slice's `addressType`).
+pub async fn put_endpoint_slice(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    service: &str,
+    endpoints: &[Endpoint<'_>],
+) -> Result<()> {
+    let ipv6 = endpoints.first().is_some_and(|e| e.address.is_ipv6());
+    let endpoints: Vec<Value> = endpoints
+        .iter()
+        .map(|e| {
+            json!({
+                "addresses": [e.address.to_string()],
+                "nodeName": e.node,
+                "conditions": {"ready": e.ready, "serving": e.ready, "terminating": false},
+            })
+        })
+        .collect();
+    let slice: EndpointSlice = serde_json::from_value(json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                api::services::SERVICE_NAME_LABEL: service,
+                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+            },
+        },
+        "addressType": if ipv6 { "IPv6" } else { "IPv4" },
+        "endpoints": endpoints,
+        "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+    }))?;
+    apply(&Api::namespaced(client.clone(), namespace), name, slice).await
 }

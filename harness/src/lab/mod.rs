@@ -117,6 +117,13 @@ impl LabBuilder {
         self.node_at(name, subnet, &[])
     }
 
+    /// Adds every `(name, subnet)` node.
+    pub fn nodes(self, nodes: &[(&str, &str)]) -> Self {
+        nodes
+            .iter()
+            .fold(self, |lab, (name, subnet)| lab.node(name, subnet))
+    }
+
     /// Adds node `name` on `subnet` with explicit addresses (others automatic).
     pub fn node_at(mut self, name: &str, subnet: &str, addresses: &[&str]) -> Self {
         let explicit: Result<Vec<IpAddr>> = addresses
@@ -244,6 +251,16 @@ impl Lab {
         }
     }
 
+    /// Two racks behind the router, subnets `a` (10.0.1.0/24) and `b`
+    /// (10.0.2.0/24), with every `(name, rack)` node.
+    pub fn two_racks(test: &str, nodes: &[(&str, &str)]) -> Result<Self> {
+        Self::new(test)
+            .subnet("a", "10.0.1.0/24")
+            .subnet("b", "10.0.2.0/24")
+            .nodes(nodes)
+            .build()
+    }
+
     /// The run's unique id, part of every namespace name.
     pub fn id(&self) -> &str {
         self.registration.id()
@@ -275,6 +292,16 @@ impl Lab {
 
     pub fn router(&self) -> Option<&Router> {
         self.router.as_ref()
+    }
+
+    /// The router's address on `subnet`, of the family of the first node's
+    /// address (where a top-of-rack router peers with that rack's nodes).
+    pub fn router_address_in(&self, subnet: &str) -> Result<IpAddr> {
+        let router = self.router().context("the lab has no router")?;
+        let like = self.nodes.first().context("the lab has no node")?.address();
+        router
+            .address_in(subnet, like)
+            .with_context(|| format!("the router has no address on subnet {subnet}"))
     }
 
     /// The router shared services (etcd) run on: the lab's router, else its first

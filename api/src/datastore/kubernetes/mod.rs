@@ -64,6 +64,11 @@ impl KubeStore {
         Self { client }
     }
 
+    /// The client it talks through.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     /// The cluster a pod's service account, or else `$KUBECONFIG`, points at.
     pub async fn infer() -> Result<Self> {
         Ok(Self::new(kube::Client::try_default().await?))
@@ -255,6 +260,10 @@ impl Backend for KubeStore {
 
     fn secrets(&self) -> Option<&dyn Secrets> {
         Some(self)
+    }
+
+    fn kube_client(&self) -> Option<kube::Client> {
+        Some(self.client())
     }
 }
 
