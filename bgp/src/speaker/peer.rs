@@ -144,7 +144,8 @@ impl Established {
     pub fn send_refresh_markers(&mut self, kind: RouteRefreshKind) {
         let due = match kind {
             RouteRefreshKind::Begin => &mut self.refresh_begin_due,
-            _ => &mut self.refresh_end_due,
+            RouteRefreshKind::End => &mut self.refresh_end_due,
+            RouteRefreshKind::Request | RouteRefreshKind::Other(_) => return,
         };
         let mut bytes = BytesMut::new();
         for afi in std::mem::take(due) {
